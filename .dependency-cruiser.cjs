@@ -1,0 +1,39 @@
+// Import boundaries of ../shared/design/ARCHITECTURE.md: dependencies point down.
+// http -> services (registry, auth, ...) -> storage/metadata -> oci/errors.
+const lower = (name, allowed) => ({
+  name: `${name}-imports-only-lower-layers`,
+  severity: 'error',
+  from: { path: `^src/${name}/` },
+  to: { path: '^src/', pathNot: [`^src/${name}/`, ...allowed.map((a) => `^src/${a}/`)] },
+})
+module.exports = {
+  forbidden: [
+    lower('oci', []),
+    lower('errors', []),
+    lower('storage', ['oci', 'errors', 'observability']),
+    lower('metadata', ['oci', 'errors', 'observability']),
+    lower('config', ['errors']),
+    lower('observability', ['errors']),
+    lower('registry', ['oci', 'errors', 'storage', 'metadata', 'observability', 'config']),
+    lower('jobs', ['oci', 'errors', 'registry', 'observability', 'metadata']),
+    {
+      name: 'http-never-touches-storage-or-metadata',
+      severity: 'error',
+      from: { path: '^src/http/' },
+      to: { path: '^src/(storage|metadata)/' },
+    },
+    {
+      name: 'services-never-import-http',
+      severity: 'error',
+      from: { path: '^src/(registry|storage|metadata|oci|errors|jobs|config)/' },
+      to: { path: '^src/(http|cli)/' },
+    },
+    { name: 'no-circular', severity: 'error', from: {}, to: { circular: true } },
+  ],
+  options: {
+    doNotFollow: { path: 'node_modules' },
+    tsConfig: { fileName: 'tsconfig.json' },
+    tsPreCompilationDeps: true,
+    exclude: { path: '\\.test\\.ts$' },
+  },
+}

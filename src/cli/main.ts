@@ -1,0 +1,27 @@
+import { Command } from 'commander'
+import { serveCommand } from './serve.js'
+import { configCheckCommand } from './config-check.js'
+
+const program = new Command()
+program.name('berth').description('Berth: a self-hosted OCI container registry in one small Node.js process').version('0.1.0')
+
+program
+  .command('serve')
+  .description('run the registry server')
+  .option('-c, --config <file>', 'YAML config file')
+  .option('--addr <host:port>', 'listen address (config key http.addr, default 0.0.0.0:5000)')
+  .option('--data-dir <dir>', 'data directory for the SQLite database and blobs (config key dataDir, default ./data)')
+  .action(serveCommand)
+
+const config = program.command('config').description('configuration tools')
+config
+  .command('check')
+  .description('validate a config file and print the effective configuration with secrets masked')
+  .argument('<file>', 'YAML config file')
+  .option('--json', 'print JSON instead of YAML')
+  .action(configCheckCommand)
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  console.error(`berth: ${(err as Error).message}`)
+  process.exit(1)
+})

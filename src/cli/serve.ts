@@ -1,0 +1,60 @@
+import { buildApp } from '../app.js'
+import { parseDuration } from '../config/duration.js'
+import { loadConfig, maskSecrets } from '../config/load.js'
+
+interface ServeFlags {
+  config?: string
+  addr?: string
+  dataDir?: string
+}
+
+export async function serveCommand(flags: ServeFlags): Promise<void> {
+  const { config, unknownEnv } = await loadConfig({
+    file: flags.config,
+    env: process.env,
+    flags: { 'http.addr': flags.addr, dataDir: flags.dataDir },
+  })
+  const app = await buildApp(config)
+  const { log } = app
+  for (const name of unknownEnv) log.warn({ variable: name }, 'environment variable names no config key; ignored')
+  log.info({ config: maskSecrets(config) }, 'configuration loaded')
+  log.info({ driver: app.storage.name }, 'storage ready')
+  log.info({ dialect: app.metadata.caps.dialect }, 'metadata ready')
+  log.info({ enabled: config.metrics.enabled }, config.metrics.enabled ? 'metrics enabled at /metrics' : 'metrics disabled by config')
+  log.info({ enabled: Boolean(config.http.tls.certificate) }, config.http.tls.certificate ? 'TLS enabled' : 'TLS disabled: serving plain HTTP')
+
+  const { host, port } = splitAddr(config.http.addr)
+  await app.http.listen({ host, port })
+  void app.scheduler.runNow('purge-uploads').catch(() => undefined)
+
+  const timeout = parseDuration(config.http.shutdownTimeout) ?? 30_000
+  let stopping = false
+  const stop = (signal: string) => {
+    if (stopping) return
+    stopping = true
+    log.info({ signal, timeoutMs: timeout }, 'shutting down: no new connections, finishing in-flight requests')
+    const force = setTimeout(() => {
+      log.warn('shutdown timeout reached: closing remaining connections')
+      app.http.server.closeAllConnections()
+    }, timeout)
+    force.unref()
+    app
+      .close()
+      .then(() => {
+        log.info('stopped')
+        process.exit(0)
+      })
+      .catch((err: unknown) => {
+        log.error({ err }, 'error during shutdown')
+        process.exit(1)
+      })
+  }
+  process.on('SIGTERM', () => stop('SIGTERM'))
+  process.on('SIGINT', () => stop('SIGINT'))
+}
+
+export function splitAddr(addr: string): { host: string; port: number } {
+  const idx = addr.lastIndexOf(':')
+  const host = addr.slice(0, idx).replace(/^\[(.*)\]$/, '$1')
+  return { host, port: Number(addr.slice(idx + 1)) }
+}

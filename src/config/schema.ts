@@ -1,0 +1,68 @@
+import { z } from 'zod'
+import { parseDuration } from './duration.js'
+
+// The single source of truth for configuration: the type is derived from this schema, defaults
+// live here, and environment overrides (BERTH_<KEY_PATH>) are resolved against its shape.
+
+const duration = z.string().refine((v) => parseDuration(v) !== undefined, { message: 'expected a duration such as 30s, 15m, 24h' })
+const size = z.number().int().nonnegative()
+const addr = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/, 'expected HOST:PORT')
+
+export const ConfigSchema = z
+  .object({
+    version: z.literal('0.1').default('0.1'),
+    dataDir: z.string().min(1).default('./data'),
+    http: z
+      .object({
+        addr: addr.default('0.0.0.0:5000'),
+        /** External URL clients reach Berth at (used in Location headers); derived from the request when empty. */
+        baseUrl: z.string().url().optional(),
+        tls: z.object({ certificate: z.string().optional(), key: z.string().optional() }).strict().prefault({}),
+        shutdownTimeout: duration.default('30s'),
+        /** A bound on how long a request may take to send its headers. */
+        requestTimeout: duration.default('0s'),
+      })
+      .strict()
+      .prefault({}),
+    storage: z
+      .object({
+        driver: z.enum(['filesystem']).default('filesystem'),
+        filesystem: z.object({ rootDirectory: z.string().optional() }).strict().prefault({}),
+      })
+      .strict()
+      .prefault({}),
+    database: z
+      .object({
+        /** sqlite:PATH (default: sqlite:<dataDir>/berth.db) */
+        url: z.string().optional(),
+      })
+      .strict()
+      .prefault({}),
+    uploads: z
+      .object({
+        /** Sessions idle longer than this are removed with their data. */
+        expiry: duration.default('24h'),
+        purgeInterval: duration.default('1h'),
+        /** Advertised in OCI-Chunk-Min-Length; chunks smaller than this (other than the last) are refused. */
+        minChunkSize: size.default(0),
+      })
+      .strict()
+      .prefault({}),
+    manifests: z.object({ maxSize: size.default(4 * 1024 * 1024) }).strict().prefault({}),
+    log: z
+      .object({
+        level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+        /** One line per request at info level. */
+        accessLog: z.boolean().default(true),
+      })
+      .strict()
+      .prefault({}),
+    metrics: z.object({ enabled: z.boolean().default(true) }).strict().prefault({}),
+  })
+  .strict()
+
+export type Config = z.infer<typeof ConfigSchema>
+export type ConfigInput = z.input<typeof ConfigSchema>
+
+/** Keys whose values are masked by `berth config check` and never logged. */
+export const SECRET_KEYS = [/password/i, /secret/i, /token/i, /^database\.url$/]

@@ -1,0 +1,81 @@
+// The one error type of Berth. Codes are the OCI distribution-spec codes; the table below is
+// the only place that maps a code to an HTTP status (call sites never pick a status).
+export const ErrorCodes = {
+  BLOB_UNKNOWN: 404,
+  BLOB_UPLOAD_INVALID: 400,
+  BLOB_UPLOAD_UNKNOWN: 404,
+  DIGEST_INVALID: 400,
+  MANIFEST_BLOB_UNKNOWN: 400,
+  MANIFEST_INVALID: 400,
+  MANIFEST_UNKNOWN: 404,
+  NAME_INVALID: 400,
+  NAME_UNKNOWN: 404,
+  SIZE_INVALID: 400,
+  TAG_INVALID: 400,
+  PAGINATION_NUMBER_INVALID: 400,
+  UNAUTHORIZED: 401,
+  DENIED: 403,
+  UNSUPPORTED: 405,
+  TOOMANYREQUESTS: 429,
+  RANGE_INVALID: 416,
+  UNKNOWN: 500,
+  UNAVAILABLE: 503,
+} as const satisfies Record<string, number>
+
+export type ErrorCode = keyof typeof ErrorCodes
+
+export interface RegistryErrorOptions {
+  detail?: unknown
+  cause?: unknown
+  headers?: Record<string, string>
+  status?: number
+}
+
+export class RegistryError extends Error {
+  readonly statusCode: number
+  readonly detail: unknown
+  readonly headers: Record<string, string>
+
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    opts: RegistryErrorOptions = {},
+  ) {
+    super(message, opts.cause === undefined ? undefined : { cause: opts.cause })
+    this.name = 'RegistryError'
+    this.statusCode = opts.status ?? ErrorCodes[code]
+    this.detail = opts.detail ?? null
+    this.headers = opts.headers ?? {}
+  }
+
+  static blobUnknown(digest: string): RegistryError {
+    return new RegistryError('BLOB_UNKNOWN', 'blob unknown to registry', { detail: { digest } })
+  }
+  static manifestUnknown(reference: string): RegistryError {
+    return new RegistryError('MANIFEST_UNKNOWN', 'manifest unknown', { detail: { reference } })
+  }
+  static nameUnknown(name: string): RegistryError {
+    return new RegistryError('NAME_UNKNOWN', 'repository name not known to registry', { detail: { name } })
+  }
+  static uploadUnknown(id: string): RegistryError {
+    return new RegistryError('BLOB_UPLOAD_UNKNOWN', 'blob upload unknown to registry', { detail: { id } })
+  }
+  static digestInvalid(message: string, detail?: unknown): RegistryError {
+    return new RegistryError('DIGEST_INVALID', message, { detail })
+  }
+  static manifestInvalid(message: string, detail?: unknown): RegistryError {
+    return new RegistryError('MANIFEST_INVALID', message, { detail })
+  }
+  static unsupported(message: string): RegistryError {
+    return new RegistryError('UNSUPPORTED', message)
+  }
+  /** 416 with the Range header telling the client what the server holds (distribution PatchBlobData). */
+  static rangeInvalid(message: string, currentSize: number): RegistryError {
+    const headers: Record<string, string> = { range: `0-${Math.max(currentSize - 1, 0)}` }
+    return new RegistryError('RANGE_INVALID', message, { detail: { size: currentSize }, headers })
+  }
+}
+
+export function isRegistryError(err: unknown): err is RegistryError {
+  return err instanceof RegistryError
+}

@@ -1,0 +1,64 @@
+import { randomUUID } from 'node:crypto'
+import { readFileSync } from 'node:fs'
+import Fastify, { LogController, type FastifyInstance } from 'fastify'
+import type { Logger } from 'pino'
+import type { Registry } from '../registry/registry.js'
+import { operabilityRoutes } from './operability.js'
+import { v2Routes } from './v2/index.js'
+
+export interface HttpOptions {
+  logger: Logger
+  registry: Registry
+  baseUrl?: string
+  tls?: { certificate?: string; key?: string }
+  maxManifestSize: number
+  minChunkSize: number
+  accessLog: boolean
+  requestTimeout: number
+  ready: () => Promise<void>
+  metrics?: {
+    render: () => Promise<{ contentType: string; body: string }>
+    observe: (method: string, route: string, status: number, seconds: number) => void
+    bytesOut: (n: number) => void
+  }
+}
+
+/** The Fastify instance with every route of Berth; it does not listen (tests and main do). */
+export function buildHttpServer(opts: HttpOptions): FastifyInstance {
+  const https = opts.tls?.certificate && opts.tls.key ? { cert: readFileSync(opts.tls.certificate), key: readFileSync(opts.tls.key) } : null
+  const app = Fastify({
+    loggerInstance: opts.logger,
+    // One access line per request is written by the onResponse hook below.
+    logController: new LogController({ disableRequestLogging: true }),
+    requestIdHeader: 'x-request-id',
+    genReqId: () => randomUUID(),
+    return503OnClosing: true,
+    requestTimeout: opts.requestTimeout,
+    // Only the JSON API buffers bodies; /v2 streams its own.
+    bodyLimit: 1024 * 1024,
+    ...(https ? { https } : {}),
+  }) as unknown as FastifyInstance
+
+  app.addHook('onRequest', async (req, reply) => {
+    reply.header('x-request-id', req.id)
+  })
+  const metrics = opts.metrics
+  app.addHook('onResponse', async (req, reply) => {
+    const seconds = reply.elapsedTime / 1000
+    const route = req.berthOp ?? req.routeOptions.url ?? 'unmatched'
+    metrics?.observe(req.method, route, reply.statusCode, seconds)
+    if (opts.accessLog) {
+      req.log.info({ method: req.method, url: req.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10, route }, 'request')
+    }
+  })
+
+  app.register(operabilityRoutes, { ready: opts.ready, metrics: metrics?.render })
+  app.register(v2Routes, {
+    registry: opts.registry,
+    baseUrl: opts.baseUrl,
+    maxManifestSize: opts.maxManifestSize,
+    minChunkSize: opts.minChunkSize,
+    countOut: metrics?.bytesOut ?? (() => undefined),
+  })
+  return app
+}

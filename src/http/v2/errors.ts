@@ -1,0 +1,30 @@
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import { RegistryError } from '../../errors/registry-error.js'
+import { toOciEnvelope } from '../../errors/envelope.js'
+
+const CLIENT_GONE = new Set(['ECONNRESET', 'ERR_STREAM_PREMATURE_CLOSE', 'ECONNABORTED', 'EPIPE', 'ERR_STREAM_DESTROYED'])
+
+/** Renders any error of the /v2 scope as the spec's envelope; internals never reach the client. */
+export function renderV2Error(err: unknown, req: FastifyRequest, reply: FastifyReply): FastifyReply {
+  const e = toRegistryError(err)
+  if (req.raw.destroyed || req.raw.socket?.destroyed) {
+    req.log.info({ status: 499, reason: (err as Error).message }, 'client disconnected')
+    reply.code(499)
+    return reply.send()
+  }
+  if (e.statusCode >= 500) req.log.error({ err }, 'request failed')
+  else req.log.info({ code: e.code, status: e.statusCode, reason: e.message }, 'request refused')
+  for (const [k, v] of Object.entries(e.headers)) reply.header(k, v)
+  reply.code(e.statusCode).header('content-type', 'application/json; charset=utf-8')
+  if (req.method === 'HEAD') return reply.send()
+  return reply.send(JSON.stringify(toOciEnvelope(e)))
+}
+
+function toRegistryError(err: unknown): RegistryError {
+  if (err instanceof RegistryError) return err
+  const e = err as { code?: string; statusCode?: number; message?: string }
+  if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return new RegistryError('SIZE_INVALID', 'request body too large', { status: 413 })
+  if (e.code && CLIENT_GONE.has(e.code)) return new RegistryError('BLOB_UPLOAD_INVALID', 'request body ended early')
+  if (e.statusCode === 400) return new RegistryError('UNSUPPORTED', e.message ?? 'bad request', { status: 400 })
+  return new RegistryError('UNKNOWN', 'internal error', { cause: err })
+}

@@ -1,0 +1,87 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { Registry } from '../../registry/registry.js'
+import { requireName } from '../../registry/registry.js'
+import { RegistryError } from '../../errors/registry-error.js'
+import { blobHandlers } from './blobs.js'
+import { listHandlers } from './lists.js'
+import { manifestHandlers, notAllowed, referrersHandler } from './manifests.js'
+import { matchV2Path, type Operation, type V2Request } from './route.js'
+import { uploadHandlers } from './uploads.js'
+import { UrlBuilder } from './urls.js'
+import { renderV2Error } from './errors.js'
+
+export interface V2Options {
+  registry: Registry
+  baseUrl?: string
+  maxManifestSize: number
+  minChunkSize: number
+  countOut: (n: number) => void
+}
+
+type Handler = (r: V2Request) => Promise<unknown>
+
+/**
+ * The OCI distribution API under /v2. One wildcard route; the tail is parsed with the spec's
+ * grammar (repository names contain slashes) and dispatched by operation and method.
+ */
+export async function v2Routes(app: FastifyInstance, opts: V2Options): Promise<void> {
+  const urls = new UrlBuilder(opts.baseUrl)
+  const manifests = manifestHandlers(opts.registry, urls, opts.maxManifestSize, opts.countOut)
+  const blobs = blobHandlers(opts.registry, opts.countOut)
+  const uploads = uploadHandlers(opts.registry, urls, opts.minChunkSize)
+  const lists = listHandlers(opts.registry, urls)
+  const referrers = referrersHandler(opts.registry)
+  const base: Handler = async ({ reply }) => reply.code(200).send({})
+
+  const table: Record<Operation, Partial<Record<string, Handler>>> = {
+    base: { GET: base, HEAD: base },
+    catalog: { GET: lists.catalog },
+    tags: { GET: lists.tags },
+    manifest: { GET: manifests.GET, HEAD: manifests.GET, PUT: manifests.PUT, DELETE: manifests.DELETE },
+    blob: { GET: blobs.GET, HEAD: blobs.GET, DELETE: blobs.DELETE },
+    upload: { POST: uploads.POST, PATCH: uploads.PATCH, PUT: uploads.PUT, GET: uploads.GET, DELETE: uploads.DELETE },
+    referrers: { GET: referrers },
+  }
+
+  // Blob bodies are streamed by the handlers: no parser may consume them.
+  app.removeAllContentTypeParsers()
+  app.addContentTypeParser('*', (_req, _payload, done) => done(null, undefined))
+  app.setErrorHandler((err, req, reply) => renderV2Error(err, req, reply))
+  app.setNotFoundHandler((req, reply) => renderV2Error(new RegistryError('UNSUPPORTED', 'no such endpoint', { status: 404 }), req, reply))
+  app.addHook('onRequest', async (_req, reply) => {
+    reply.header('docker-distribution-api-version', 'registry/2.0')
+  })
+
+  const dispatch = async (req: FastifyRequest, reply: FastifyReply) => {
+    const url = req.raw.url ?? ''
+    const q = url.indexOf('?')
+    const path = q === -1 ? url : url.slice(0, q)
+    const tail = path.length <= '/v2/'.length ? '' : decodePath(path.slice('/v2/'.length))
+    const route = matchV2Path(tail)
+    if (!route) throw new RegistryError('UNSUPPORTED', 'no such endpoint', { status: 404 })
+    req.berthOp = route.op
+    const handler = table[route.op][req.method]
+    if (!handler) notAllowed(req.method)
+    if (route.op !== 'base' && route.op !== 'catalog') requireName(route.name)
+    return handler({ req, reply, name: route.name, ref: route.ref, query: new URLSearchParams(q === -1 ? '' : url.slice(q + 1)) })
+  }
+
+  const methods = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE']
+  app.route({ method: methods, url: '/v2', handler: dispatch, exposeHeadRoute: false })
+  app.route({ method: methods, url: '/v2/*', handler: dispatch, exposeHeadRoute: false })
+}
+
+function decodePath(text: string): string {
+  try {
+    return decodeURIComponent(text)
+  } catch {
+    throw new RegistryError('NAME_INVALID', 'malformed percent-encoding in the path')
+  }
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The /v2 operation of this request, for metrics and logs. */
+    berthOp?: string
+  }
+}

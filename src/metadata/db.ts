@@ -1,0 +1,82 @@
+import { mkdirSync } from 'node:fs'
+import { dirname } from 'node:path'
+import SQLite from 'better-sqlite3'
+import { Kysely, Migrator, SqliteDialect, type Migration, type MigrationProvider } from 'kysely'
+import type { Database } from './schema.js'
+import { CAPABILITIES, type Capabilities } from './capabilities.js'
+import { MIGRATIONS } from './migrations/index.js'
+
+export interface MetadataDb {
+  db: Kysely<Database>
+  caps: Capabilities
+  /** Cheap liveness query for /readyz. */
+  ping(): Promise<void>
+  close(): Promise<void>
+}
+
+export class MetadataConfigError extends Error {}
+
+/** Opens the database named by a URL (`sqlite:PATH`) and brings its schema up to date. */
+export async function openMetadata(url: string): Promise<MetadataDb> {
+  if (url.startsWith('sqlite:')) return openSqlite(url.slice('sqlite:'.length))
+  throw new MetadataConfigError(`database.url: unsupported database URL scheme in ${url.split(':')[0]}: (expected sqlite:PATH)`)
+}
+
+async function openSqlite(path: string): Promise<MetadataDb> {
+  if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true })
+  const sqlite = new SQLite(path)
+  // WAL lets readers run beside the single writer; NORMAL sync is durable against process
+  // crashes (the WAL is fsynced at checkpoints), which is what SIGKILL tests exercise.
+  sqlite.pragma('journal_mode = WAL')
+  sqlite.pragma('synchronous = NORMAL')
+  sqlite.pragma('busy_timeout = 5000')
+  sqlite.pragma('foreign_keys = ON')
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) })
+  const caps = CAPABILITIES.sqlite
+  await migrate(db, caps)
+  return {
+    db,
+    caps,
+    ping: async () => {
+      sqlite.prepare('select 1').get()
+    },
+    close: () => db.destroy(),
+  }
+}
+
+/**
+ * Kysely prepares every statement it runs; better-sqlite3 statements are reusable, so keep the
+ * prepared ones by SQL text. The registry issues a small fixed set of statements, and the cache
+ * is bounded all the same.
+ */
+function withStatementCache(sqlite: SQLite.Database): SQLite.Database {
+  const cache = new Map<string, SQLite.Statement>()
+  const prepare = (source: string): SQLite.Statement => {
+    let stmt = cache.get(source)
+    if (!stmt) {
+      stmt = sqlite.prepare(source)
+      if (cache.size >= 500) cache.delete(cache.keys().next().value as string)
+      cache.set(source, stmt)
+    }
+    return stmt
+  }
+  return new Proxy(sqlite, {
+    get(target, prop, receiver) {
+      if (prop === 'prepare') return prepare
+      const value = Reflect.get(target, prop, receiver) as unknown
+      return typeof value === 'function' ? value.bind(target) : value
+    },
+  })
+}
+
+async function migrate(db: Kysely<Database>, caps: Capabilities): Promise<void> {
+  const provider: MigrationProvider = {
+    getMigrations: async () =>
+      Object.fromEntries(
+        Object.entries(MIGRATIONS).map(([name, step]): [string, Migration] => [name, { up: (k) => step.up(k, caps) }]),
+      ),
+  }
+  const migrator = new Migrator({ db, provider, migrationTableName: 'schema_migrations', migrationLockTableName: 'schema_migrations_lock' })
+  const { error } = await migrator.migrateToLatest()
+  if (error) throw new Error(`metadata migration failed: ${(error as Error).message}`, { cause: error })
+}

@@ -1,0 +1,12 @@
+import type { Kysely } from 'kysely'
+import type { Capabilities } from '../capabilities.js'
+import * as m0001 from './0001-init.js'
+
+export interface MigrationStep {
+  up(db: Kysely<unknown>, caps: Capabilities): Promise<void>
+}
+
+/** Ordered and append-only: never edit a released step, add a new one. */
+export const MIGRATIONS: Record<string, MigrationStep> = {
+  '0001-init': m0001,
+}

@@ -1,0 +1,65 @@
+import type { Db } from './repositories.js'
+
+export function createBlobRepository(db: Db) {
+  return {
+    /** Size of a blob linked into the named repository, or undefined. */
+    async findLinked(repository: string, digest: string): Promise<number | undefined> {
+      const row = await db
+        .selectFrom('repository_blobs as rb')
+        .innerJoin('repositories as r', 'r.id', 'rb.repository_id')
+        .innerJoin('blobs as b', 'b.digest', 'rb.digest')
+        .select('b.size')
+        .where('r.name', '=', repository)
+        .where('rb.digest', '=', digest)
+        .executeTakeFirst()
+      return row === undefined ? undefined : Number(row.size)
+    },
+
+    async find(digest: string): Promise<number | undefined> {
+      const row = await db.selectFrom('blobs').select('size').where('digest', '=', digest).executeTakeFirst()
+      return row === undefined ? undefined : Number(row.size)
+    },
+
+    /** Records a verified blob and links it into a repository (both idempotent). */
+    async addAndLink(repositoryId: number, digest: string, size: number, now: number, trx: Db = db): Promise<void> {
+      await trx.insertInto('blobs').values({ digest, size, created_at: now }).onConflict((oc) => oc.column('digest').doNothing()).execute()
+      await trx
+        .insertInto('repository_blobs')
+        .values({ repository_id: repositoryId, digest, created_at: now })
+        .onConflict((oc) => oc.columns(['repository_id', 'digest']).doNothing())
+        .execute()
+    },
+
+    async unlink(repositoryId: number, digest: string): Promise<boolean> {
+      const res = await db.deleteFrom('repository_blobs').where('repository_id', '=', repositoryId).where('digest', '=', digest).executeTakeFirst()
+      return Number(res.numDeletedRows) > 0
+    },
+
+    /** Which of the digests are not linked into the repository. */
+    async missing(repositoryId: number, digests: string[], trx: Db = db): Promise<string[]> {
+      if (digests.length === 0) return []
+      const unique = [...new Set(digests)]
+      const present = new Set<string>()
+      for (let i = 0; i < unique.length; i += 500) {
+        const rows = await trx
+          .selectFrom('repository_blobs')
+          .select('digest')
+          .where('repository_id', '=', repositoryId)
+          .where('digest', 'in', unique.slice(i, i + 500))
+          .execute()
+        for (const r of rows) present.add(r.digest)
+      }
+      return unique.filter((d) => !present.has(d))
+    },
+
+    async stats(): Promise<{ count: number; bytes: number }> {
+      const row = await db
+        .selectFrom('blobs')
+        .select((eb) => [eb.fn.countAll<number>().as('count'), eb.fn.coalesce(eb.fn.sum<number>('size'), eb.lit(0)).as('bytes')])
+        .executeTakeFirstOrThrow()
+      return { count: Number(row.count), bytes: Number(row.bytes) }
+    },
+  }
+}
+
+export type BlobRepository = ReturnType<typeof createBlobRepository>

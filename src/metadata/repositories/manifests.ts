@@ -1,0 +1,126 @@
+import type { Db } from './repositories.js'
+
+export interface ManifestRow {
+  digest: string
+  mediaType: string
+  size: number
+  subjectDigest: string | null
+  content?: Buffer
+}
+
+export interface NewManifest {
+  digest: string
+  mediaType: string
+  artifactType: string | null
+  size: number
+  content: Buffer
+  subjectDigest: string | null
+  annotations: string | null
+  references: { digest: string; kind: 'blob' | 'manifest' }[]
+}
+
+export interface ReferrerRow {
+  digest: string
+  mediaType: string
+  artifactType: string | null
+  size: number
+  annotations: string | null
+}
+
+export function createManifestRepository(db: Db) {
+  const base = (repository: string) =>
+    db
+      .selectFrom('manifests as m')
+      .innerJoin('repositories as r', 'r.id', 'm.repository_id')
+      .where('r.name', '=', repository)
+      .select(['m.digest', 'm.media_type', 'm.size', 'm.subject_digest'])
+
+  const toRow = (r: { digest: string; media_type: string; size: number; subject_digest: string | null; content?: Buffer }): ManifestRow => ({
+    digest: r.digest,
+    mediaType: r.media_type,
+    size: Number(r.size),
+    subjectDigest: r.subject_digest,
+    content: r.content,
+  })
+
+  return {
+    async findByDigest(repository: string, digest: string, withContent: boolean): Promise<ManifestRow | undefined> {
+      let q = base(repository).where('m.digest', '=', digest)
+      if (withContent) q = q.select('m.content') as typeof q
+      const row = await q.executeTakeFirst()
+      return row && toRow(row)
+    },
+
+    async findByTag(repository: string, tag: string, withContent: boolean): Promise<ManifestRow | undefined> {
+      let q = base(repository)
+        .innerJoin('tags as t', (j) => j.onRef('t.repository_id', '=', 'm.repository_id').onRef('t.manifest_digest', '=', 'm.digest'))
+        .where('t.name', '=', tag)
+      if (withContent) q = q.select('m.content') as typeof q
+      const row = await q.executeTakeFirst()
+      return row && toRow(row)
+    },
+
+    /** Stores a manifest once per repository (a re-push of the same bytes is a no-op). */
+    async insert(repositoryId: number, m: NewManifest, now: number, trx: Db = db): Promise<void> {
+      const res = await trx
+        .insertInto('manifests')
+        .values({
+          repository_id: repositoryId,
+          digest: m.digest,
+          media_type: m.mediaType,
+          artifact_type: m.artifactType,
+          size: m.size,
+          content: m.content,
+          subject_digest: m.subjectDigest,
+          annotations: m.annotations,
+          created_at: now,
+        })
+        .onConflict((oc) => oc.columns(['repository_id', 'digest']).doNothing())
+        .returning('id')
+        .executeTakeFirst()
+      if (res === undefined || m.references.length === 0) return
+      const unique = new Map(m.references.map((r) => [`${r.kind}:${r.digest}`, r]))
+      const rows = [...unique.values()].map((r) => ({ manifest_id: Number(res.id), digest: r.digest, kind: r.kind }))
+      for (let i = 0; i < rows.length; i += 300) {
+        await trx.insertInto('manifest_references').values(rows.slice(i, i + 300)).onConflict((oc) => oc.doNothing()).execute()
+      }
+    },
+
+    async delete(repositoryId: number, digest: string, trx: Db = db): Promise<boolean> {
+      const res = await trx.deleteFrom('manifests').where('repository_id', '=', repositoryId).where('digest', '=', digest).executeTakeFirst()
+      return Number(res.numDeletedRows) > 0
+    },
+
+    /** Which of the digests are not manifests of the repository. */
+    async missing(repositoryId: number, digests: string[], trx: Db = db): Promise<string[]> {
+      if (digests.length === 0) return []
+      const unique = [...new Set(digests)]
+      const present = new Set<string>()
+      for (let i = 0; i < unique.length; i += 500) {
+        const rows = await trx
+          .selectFrom('manifests')
+          .select('digest')
+          .where('repository_id', '=', repositoryId)
+          .where('digest', 'in', unique.slice(i, i + 500))
+          .execute()
+        for (const r of rows) present.add(r.digest)
+      }
+      return unique.filter((d) => !present.has(d))
+    },
+
+    async referrers(repository: string, subject: string, artifactType: string | undefined): Promise<ReferrerRow[]> {
+      let q = db
+        .selectFrom('manifests as m')
+        .innerJoin('repositories as r', 'r.id', 'm.repository_id')
+        .select(['m.digest', 'm.media_type', 'm.artifact_type', 'm.size', 'm.annotations'])
+        .where('r.name', '=', repository)
+        .where('m.subject_digest', '=', subject)
+        .orderBy('m.id')
+      if (artifactType !== undefined) q = q.where('m.artifact_type', '=', artifactType)
+      const rows = await q.execute()
+      return rows.map((r) => ({ digest: r.digest, mediaType: r.media_type, artifactType: r.artifact_type, size: Number(r.size), annotations: r.annotations }))
+    },
+  }
+}
+
+export type ManifestRepository = ReturnType<typeof createManifestRepository>

@@ -1,0 +1,60 @@
+import type { Db } from './repositories.js'
+
+export interface UploadRow {
+  id: string
+  repository: string
+  repositoryId: number
+  algorithm: string
+  size: number
+  updatedAt: number
+}
+
+export function createUploadRepository(db: Db) {
+  return {
+    async create(id: string, repositoryId: number, algorithm: string, now: number): Promise<void> {
+      await db.insertInto('uploads').values({ id, repository_id: repositoryId, algorithm, size: 0, created_at: now, updated_at: now }).execute()
+    },
+
+    async find(id: string): Promise<UploadRow | undefined> {
+      const row = await db
+        .selectFrom('uploads as u')
+        .innerJoin('repositories as r', 'r.id', 'u.repository_id')
+        .select(['u.id', 'r.name', 'u.repository_id', 'u.algorithm', 'u.size', 'u.updated_at'])
+        .where('u.id', '=', id)
+        .executeTakeFirst()
+      if (!row) return undefined
+      return {
+        id: row.id,
+        repository: row.name,
+        repositoryId: Number(row.repository_id),
+        algorithm: row.algorithm,
+        size: Number(row.size),
+        updatedAt: Number(row.updated_at),
+      }
+    },
+
+    async setSize(id: string, size: number, now: number): Promise<void> {
+      await db.updateTable('uploads').set({ size, updated_at: now }).where('id', '=', id).execute()
+    },
+
+    async delete(id: string, trx: Db = db): Promise<void> {
+      await trx.deleteFrom('uploads').where('id', '=', id).execute()
+    },
+
+    async idleSince(cutoff: number, limit: number): Promise<string[]> {
+      const rows = await db.selectFrom('uploads').select('id').where('updated_at', '<', cutoff).limit(limit).execute()
+      return rows.map((r) => r.id)
+    },
+
+    async exists(id: string): Promise<boolean> {
+      return (await db.selectFrom('uploads').select('id').where('id', '=', id).executeTakeFirst()) !== undefined
+    },
+
+    async count(): Promise<number> {
+      const row = await db.selectFrom('uploads').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()
+      return Number(row.n)
+    },
+  }
+}
+
+export type UploadRepository = ReturnType<typeof createUploadRepository>

@@ -1,0 +1,58 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+
+export interface StoreStats {
+  blobs(): Promise<{ count: number; bytes: number }>
+  uploads(): Promise<number>
+}
+
+/** Prometheus metrics of one Berth process (an instance registry, never the global one). */
+export class Metrics {
+  readonly registry = new Registry()
+  readonly requests: Counter<'method' | 'route' | 'status'>
+  readonly latency: Histogram<'method' | 'route'>
+  readonly bytesIn: Counter
+  readonly bytesOut: Counter
+
+  constructor(stats: StoreStats) {
+    const registers = [this.registry]
+    collectDefaultMetrics({ register: this.registry, prefix: 'berth_' })
+    this.requests = new Counter({ name: 'berth_http_requests_total', help: 'HTTP requests by method, route and status', labelNames: ['method', 'route', 'status'], registers })
+    this.latency = new Histogram({
+      name: 'berth_http_request_duration_seconds',
+      help: 'HTTP request latency by method and route',
+      labelNames: ['method', 'route'],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers,
+    })
+    this.bytesIn = new Counter({ name: 'berth_http_received_bytes_total', help: 'Blob bytes received from clients', registers })
+    this.bytesOut = new Counter({ name: 'berth_http_sent_bytes_total', help: 'Blob and manifest bytes sent to clients', registers })
+    new Gauge({
+      name: 'berth_uploads_in_progress',
+      help: 'Open blob upload sessions',
+      registers,
+      async collect() {
+        this.set(await stats.uploads())
+      },
+    })
+    new Gauge({
+      name: 'berth_blobs_stored',
+      help: 'Blobs in the store',
+      registers,
+      async collect() {
+        this.set((await stats.blobs()).count)
+      },
+    })
+    new Gauge({
+      name: 'berth_blob_bytes_stored',
+      help: 'Bytes of all blobs in the store (each blob counted once)',
+      registers,
+      async collect() {
+        this.set((await stats.blobs()).bytes)
+      },
+    })
+  }
+
+  async render(): Promise<{ contentType: string; body: string }> {
+    return { contentType: this.registry.contentType, body: await this.registry.metrics() }
+  }
+}

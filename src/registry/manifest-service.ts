@@ -1,0 +1,123 @@
+import { RegistryError } from '../errors/registry-error.js'
+import { digestOf, looksLikeDigest, type Algorithm } from '../oci/digest.js'
+import { ManifestProblem, parseManifest, type ParsedManifest } from '../oci/manifest.js'
+import { MediaTypes } from '../oci/media-types.js'
+import type { ManifestRow } from '../metadata/repositories/manifests.js'
+import type { RegistryContext } from './context.js'
+import { requireDigest, requireTag } from './validate.js'
+
+export interface PutResult {
+  digest: string
+  subject: string | undefined
+  tags: string[]
+}
+
+/** Manifests, tags pointing at them, and the referrers index. */
+export class ManifestService {
+  constructor(private readonly ctx: RegistryContext) {}
+
+  /** A manifest by tag or digest; MANIFEST_UNKNOWN (or NAME_UNKNOWN) when absent. */
+  async get(repository: string, reference: string, withContent: boolean): Promise<ManifestRow> {
+    const { manifests } = this.ctx.meta
+    const row = looksLikeDigest(reference)
+      ? await manifests.findByDigest(repository, requireDigest(reference).value, withContent)
+      : await manifests.findByTag(repository, requireTag(reference), withContent)
+    if (row) return row
+    if ((await this.ctx.meta.repositories.findId(repository)) === undefined) throw RegistryError.nameUnknown(repository)
+    throw RegistryError.manifestUnknown(reference)
+  }
+
+  /**
+   * Stores the exact bytes under their digest, after checking that everything they reference is
+   * in the repository, and points the tags (the reference when it is a tag, plus `?tag=`) at it.
+   */
+  async put(repository: string, reference: string, body: Buffer, contentType: string | undefined, extraTags: string[]): Promise<PutResult> {
+    let algorithm: Algorithm = 'sha256'
+    const tags: string[] = []
+    let expected: string | undefined
+    if (looksLikeDigest(reference)) {
+      const d = requireDigest(reference)
+      algorithm = d.algorithm
+      expected = d.value
+    } else {
+      tags.push(requireTag(reference))
+    }
+    for (const t of extraTags) tags.push(requireTag(t))
+    const digest = digestOf(body, algorithm)
+    if (expected !== undefined && expected !== digest) {
+      throw RegistryError.digestInvalid('manifest digest does not match the reference', { expected, actual: digest })
+    }
+    const parsed = this.parse(body, contentType)
+    const now = this.ctx.now()
+    const { db, repositories, blobs, manifests, tags: tagRepo } = this.ctx.meta
+    await db.transaction().execute(async (trx) => {
+      const repositoryId = await repositories.ensure(repository, now, trx)
+      const missingBlobs = await blobs.missing(repositoryId, parsed.blobs.map((b) => b.digest), trx)
+      const missingManifests = await manifests.missing(repositoryId, parsed.manifests.map((m) => m.digest), trx)
+      const missing = [...missingBlobs, ...missingManifests]
+      if (missing.length > 0) {
+        throw new RegistryError('MANIFEST_BLOB_UNKNOWN', `manifest references ${missing.length} unknown blob(s) or manifest(s) in ${repository}`, {
+          detail: { digests: missing.slice(0, 50) },
+        })
+      }
+      await manifests.insert(repositoryId, {
+        digest,
+        mediaType: parsed.mediaType,
+        artifactType: parsed.artifactType ?? null,
+        size: body.length,
+        content: body,
+        subjectDigest: parsed.subject?.digest ?? null,
+        annotations: parsed.annotations ? JSON.stringify(parsed.annotations) : null,
+        references: [
+          ...parsed.blobs.map((b) => ({ digest: b.digest, kind: 'blob' as const })),
+          ...parsed.manifests.map((m) => ({ digest: m.digest, kind: 'manifest' as const })),
+        ],
+      }, now, trx)
+      for (const tag of new Set(tags)) await tagRepo.upsert(repositoryId, tag, digest, now, trx)
+    })
+    return { digest, subject: parsed.subject?.digest, tags: [...new Set(tags)] }
+  }
+
+  /** DELETE by digest removes the manifest and its tags; by tag removes only the tag. */
+  async delete(repository: string, reference: string): Promise<void> {
+    const { db, repositories, manifests, tags } = this.ctx.meta
+    const repositoryId = await repositories.findId(repository)
+    if (repositoryId === undefined) throw RegistryError.nameUnknown(repository)
+    if (!looksLikeDigest(reference)) {
+      if (!(await tags.delete(repositoryId, requireTag(reference)))) throw RegistryError.manifestUnknown(reference)
+      return
+    }
+    const digest = requireDigest(reference).value
+    const deleted = await db.transaction().execute(async (trx) => {
+      await tags.deleteForManifest(repositoryId, digest, trx)
+      return manifests.delete(repositoryId, digest, trx)
+    })
+    if (!deleted) throw RegistryError.manifestUnknown(reference)
+  }
+
+  /** The referrers index of a subject digest (always 200: an unknown subject has none). */
+  async referrers(repository: string, subject: string, artifactType: string | undefined): Promise<Record<string, unknown>> {
+    const digest = requireDigest(subject).value
+    const rows = await this.ctx.meta.manifests.referrers(repository, digest, artifactType)
+    return {
+      schemaVersion: 2,
+      mediaType: MediaTypes.ociIndex,
+      manifests: rows.map((r) => ({
+        mediaType: r.mediaType,
+        digest: r.digest,
+        size: r.size,
+        ...(r.artifactType ? { artifactType: r.artifactType } : {}),
+        ...(r.annotations ? { annotations: JSON.parse(r.annotations) as Record<string, string> } : {}),
+      })),
+    }
+  }
+
+  private parse(body: Buffer, contentType: string | undefined): ParsedManifest {
+    try {
+      return parseManifest(body, contentType)
+    } catch (err) {
+      if (err instanceof ManifestProblem) throw RegistryError.manifestInvalid(err.message, err.field ? { field: err.field } : undefined)
+      throw err
+    }
+  }
+}

@@ -1,0 +1,219 @@
+import { createHash, randomUUID, type Hash } from 'node:crypto'
+import type { Readable } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
+import { RegistryError } from '../errors/registry-error.js'
+import { HashingStream, isAlgorithm, type Algorithm, type Digest } from '../oci/digest.js'
+import type { ByteRange } from '../oci/range.js'
+import { PathNotFound } from '../storage/driver.js'
+import { blobPath, uploadDataPath, uploadDir, UPLOADS_ROOT } from '../storage/paths.js'
+import type { UploadRow } from '../metadata/repositories/uploads.js'
+import type { RegistryContext } from './context.js'
+import { KeyedLock } from './keyed-lock.js'
+
+export interface UploadSession {
+  id: string
+  repository: string
+  size: number
+}
+
+export interface Body {
+  stream: Readable
+  /** Content-Length of the request, when the client sent one */
+  length?: number
+}
+
+/**
+ * Upload sessions (POST/PATCH/PUT of the distribution spec). The bytes of a session live in
+ * storage under uploads/<id>/data and its row in metadata, so a session survives a restart.
+ * The running hash is kept in memory as an optimisation only: when it is missing (restart,
+ * another node, a failed chunk) it is recomputed from the stored bytes.
+ */
+export class UploadService {
+  private readonly hashes = new Map<string, { hash: Hash; algorithm: Algorithm; size: number }>()
+  private readonly lock = new KeyedLock()
+
+  constructor(
+    private readonly ctx: RegistryContext,
+    private readonly onBytesIn: (n: number) => void = () => undefined,
+  ) {}
+
+  async start(repository: string, algorithm: Algorithm): Promise<UploadSession> {
+    const id = randomUUID()
+    const now = this.ctx.now()
+    const repositoryId = await this.ctx.meta.repositories.ensure(repository, now)
+    await this.ctx.meta.uploads.create(id, repositoryId, algorithm, now)
+    return { id, repository, size: 0 }
+  }
+
+  async status(repository: string, id: string): Promise<UploadSession> {
+    const row = await this.find(repository, id)
+    return { id, repository, size: row.size }
+  }
+
+  /** Appends a chunk. With a Content-Range, its start must be the session's current size. */
+  async append(repository: string, id: string, body: Body, range?: ByteRange): Promise<UploadSession> {
+    return this.lock.run(id, async () => {
+      const row = await this.find(repository, id)
+      if (range) {
+        if (range.start !== row.size) throw RegistryError.rangeInvalid(`chunk starts at ${range.start} but the upload holds ${row.size} bytes`, row.size)
+        if (body.length !== undefined && body.length !== range.end - range.start + 1) {
+          throw RegistryError.rangeInvalid('Content-Range does not match Content-Length', row.size)
+        }
+      }
+      const size = await this.write(row, body, range ? range.end - range.start + 1 : body.length)
+      return { id, repository, size }
+    })
+  }
+
+  /** Closes the session: appends the last chunk, verifies the digest and commits the blob. */
+  async finish(repository: string, id: string, digest: Digest, body: Body | undefined): Promise<number> {
+    return this.lock.run(id, async () => {
+      const row = await this.find(repository, id)
+      if (body) row.size = await this.write(row, body, body.length)
+      const actual = await this.digestOf(row, digest.algorithm)
+      if (actual !== digest.hex) {
+        await this.discard(id)
+        throw RegistryError.digestInvalid('provided digest did not match uploaded content', { expected: digest.value, actual: `${digest.algorithm}:${actual}` })
+      }
+      await this.commitBlob(row.repositoryId, uploadDataPath(id), digest, row.size, id)
+      return row.size
+    })
+  }
+
+  async cancel(repository: string, id: string): Promise<void> {
+    await this.lock.run(id, async () => {
+      await this.find(repository, id)
+      await this.discard(id)
+    })
+  }
+
+  /** A whole blob in one request (POST ?digest=). */
+  async monolithic(repository: string, digest: Digest, body: Body): Promise<number> {
+    const id = randomUUID()
+    const path = uploadDataPath(id)
+    const hash = createHash(digest.algorithm)
+    const size = await this.stream(path, false, hash, body, body.length)
+    const actual = hash.digest('hex')
+    if (actual !== digest.hex) {
+      await this.ctx.storage.delete(uploadDir(id))
+      throw RegistryError.digestInvalid('provided digest did not match uploaded content', { expected: digest.value, actual: `${digest.algorithm}:${actual}` })
+    }
+    const repositoryId = await this.ctx.meta.repositories.ensure(repository, this.ctx.now())
+    await this.commitBlob(repositoryId, path, digest, size, undefined, id)
+    return size
+  }
+
+  /** Removes sessions idle since before `cutoff`, and stray upload folders (crash leftovers). */
+  async purge(cutoff: number): Promise<number> {
+    let removed = 0
+    for (;;) {
+      const ids = await this.ctx.meta.uploads.idleSince(cutoff, 100)
+      for (const id of ids) {
+        await this.lock.run(id, () => this.discard(id))
+        removed++
+      }
+      if (ids.length < 100) break
+    }
+    for await (const name of this.ctx.storage.list(UPLOADS_ROOT)) {
+      if (this.lock.held(name) || (await this.ctx.meta.uploads.exists(name))) continue
+      const info = await this.ctx.storage.stat(uploadDir(name)).catch(() => undefined)
+      if (info && info.modifiedAt.getTime() < cutoff) {
+        await this.ctx.storage.delete(uploadDir(name))
+        removed++
+      }
+    }
+    return removed
+  }
+
+  private async find(repository: string, id: string): Promise<UploadRow> {
+    const row = /^[0-9a-f-]{36}$/.test(id) ? await this.ctx.meta.uploads.find(id) : undefined
+    if (!row || row.repository !== repository) throw RegistryError.uploadUnknown(id)
+    return row
+  }
+
+  /** Streams a chunk onto the session's bytes; returns the new size. */
+  private async write(row: UploadRow, body: Body, expected: number | undefined): Promise<number> {
+    const algorithm = isAlgorithm(row.algorithm) ? row.algorithm : 'sha256'
+    const state = await this.hashState(row, algorithm)
+    // The cached hash is consumed by this write: if it fails half-way, recompute next time.
+    this.hashes.delete(row.id)
+    const written = await this.stream(uploadDataPath(row.id), true, state, body, expected)
+    const size = row.size + written
+    await this.ctx.meta.uploads.setSize(row.id, size, this.ctx.now())
+    this.hashes.set(row.id, { hash: state, algorithm, size })
+    return size
+  }
+
+  /** body → hash → storage; on any failure the written part is taken back. */
+  private async stream(path: string, append: boolean, hash: Hash, body: Body, expected: number | undefined): Promise<number> {
+    const hasher = new HashingStream(hash)
+    const writer = await this.ctx.storage.writer(path, { append })
+    try {
+      await pipeline(body.stream, hasher, writer)
+      await writer.commit()
+    } catch (err) {
+      await writer.cancel()
+      throw err
+    } finally {
+      this.onBytesIn(hasher.bytes)
+    }
+    if (expected !== undefined && hasher.bytes !== expected) {
+      await writer.cancel()
+      throw new RegistryError('BLOB_UPLOAD_INVALID', `received ${hasher.bytes} bytes where ${expected} were announced`)
+    }
+    return hasher.bytes
+  }
+
+  private async hashState(row: UploadRow, algorithm: Algorithm): Promise<Hash> {
+    const cached = this.hashes.get(row.id)
+    if (cached && cached.size === row.size && cached.algorithm === algorithm) return cached.hash
+    const hash = createHash(algorithm)
+    if (row.size > 0) await this.rehash(row.id, hash, row.size)
+    return hash
+  }
+
+  private async digestOf(row: UploadRow, algorithm: Algorithm): Promise<string> {
+    const cached = this.hashes.get(row.id)
+    if (cached && cached.size === row.size && cached.algorithm === algorithm) return cached.hash.copy().digest('hex')
+    const hash = createHash(algorithm)
+    if (row.size > 0) await this.rehash(row.id, hash, row.size)
+    return hash.digest('hex')
+  }
+
+  private async rehash(id: string, hash: Hash, size: number): Promise<void> {
+    const source = await this.ctx.storage.reader(uploadDataPath(id), { offset: 0, length: size }).catch((err: unknown) => {
+      if (err instanceof PathNotFound) throw new RegistryError('BLOB_UPLOAD_INVALID', 'upload data is missing; restart the upload')
+      throw err
+    })
+    const hasher = new HashingStream(hash)
+    await pipeline(source, hasher, async function* (chunks) {
+      for await (const _ of chunks) void _
+    })
+  }
+
+  /**
+   * Moves verified bytes to their content address (unless that copy already exists), then
+   * records and links the blob. The blob is visible only once the transaction commits.
+   */
+  private async commitBlob(repositoryId: number, from: string, digest: Digest, size: number, sessionId?: string, tempId?: string): Promise<void> {
+    const target = blobPath(digest.algorithm, digest.hex)
+    const dir = uploadDir(sessionId ?? tempId ?? '')
+    const existing = await this.ctx.storage.stat(target).catch(() => undefined)
+    if (existing?.size === size) await this.ctx.storage.delete(dir)
+    else if (size === 0) await this.ctx.storage.putContent(target, Buffer.alloc(0))
+    else await this.ctx.storage.move(from, target)
+    const now = this.ctx.now()
+    await this.ctx.meta.db.transaction().execute(async (trx) => {
+      await this.ctx.meta.blobs.addAndLink(repositoryId, digest.value, size, now, trx)
+      if (sessionId) await this.ctx.meta.uploads.delete(sessionId, trx)
+    })
+    if (sessionId) this.hashes.delete(sessionId)
+    await this.ctx.storage.delete(dir)
+  }
+
+  private async discard(id: string): Promise<void> {
+    this.hashes.delete(id)
+    await this.ctx.meta.uploads.delete(id)
+    await this.ctx.storage.delete(uploadDir(id))
+  }
+}

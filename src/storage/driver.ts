@@ -1,0 +1,49 @@
+import type { Readable, Writable } from 'node:stream'
+
+// The storage driver knows only paths and bytes. Which repository holds which blob, tags and
+// manifests are facts of the metadata database.
+
+export interface FileInfo {
+  size: number
+  modifiedAt: Date
+}
+
+export interface ReadOptions {
+  offset?: number
+  /** bytes to read from offset; to the end when omitted */
+  length?: number
+}
+
+export interface BlobWriter extends Writable {
+  /** bytes this writer has accepted so far (excluding what the file held before an append) */
+  readonly written: number
+  /** Flushes and makes the written bytes durable. */
+  commit(): Promise<void>
+  /** Stops writing and discards what this writer wrote (an append is truncated back). */
+  cancel(): Promise<void>
+}
+
+export interface StorageDriver {
+  readonly name: string
+  stat(path: string): Promise<FileInfo>
+  reader(path: string, opts?: ReadOptions): Promise<Readable>
+  writer(path: string, opts?: { append?: boolean }): Promise<BlobWriter>
+  getContent(path: string): Promise<Buffer>
+  putContent(path: string, data: Buffer): Promise<void>
+  /** Atomically moves a file into place (replacing any file there). */
+  move(from: string, to: string): Promise<void>
+  /** Deletes a file or a whole directory; absent paths are not an error. */
+  delete(path: string): Promise<void>
+  /** Names directly below a directory prefix; empty when it does not exist. */
+  list(prefix: string): AsyncIterable<string>
+  /** Checks that the store is reachable and writable (readiness probe). */
+  check(): Promise<void>
+}
+
+/** A path does not exist in the store. */
+export class PathNotFound extends Error {
+  constructor(readonly path: string) {
+    super(`path not found: ${path}`)
+    this.name = 'PathNotFound'
+  }
+}
