@@ -55,3 +55,22 @@ export async function buildImage(base: string, name: string, seed: string, extra
 export async function putManifest(base: string, name: string, ref: string, body: Buffer, type = 'application/vnd.oci.image.manifest.v1+json'): Promise<Response> {
   return fetch(`${base}/v2/${name}/manifests/${ref}`, { method: 'PUT', body: asBody(body), headers: { 'content-type': type } })
 }
+
+/** A request with the path sent exactly as given (fetch would normalise `..` and `//`). */
+export async function rawRequest(base: string, method: string, path: string): Promise<Response> {
+  const { request } = await import('node:http')
+  const url = new URL(base)
+  return new Promise((resolve, reject) => {
+    const req = request({ host: url.hostname, port: url.port, method, path }, (res) => {
+      const chunks: Buffer[] = []
+      res.on('data', (c: Buffer) => chunks.push(c))
+      res.on('end', () => {
+        const headers = new Headers()
+        for (const [k, v] of Object.entries(res.headers)) if (typeof v === 'string') headers.set(k, v)
+        resolve(new Response(res.statusCode === 204 ? null : Buffer.concat(chunks).toString(), { status: res.statusCode ?? 0, headers }))
+      })
+    })
+    req.on('error', reject)
+    req.end()
+  })
+}

@@ -7,7 +7,7 @@ const CLIENT_GONE = new Set(['ECONNRESET', 'ERR_STREAM_PREMATURE_CLOSE', 'ECONNA
 /** Renders any error of the /v2 scope as the spec's envelope; internals never reach the client. */
 export function renderV2Error(err: unknown, req: FastifyRequest, reply: FastifyReply): FastifyReply {
   const e = toRegistryError(err)
-  if (req.raw.destroyed || req.raw.socket?.destroyed) {
+  if (req.raw.socket?.destroyed || reply.raw.destroyed) {
     req.log.info({ status: 499, reason: (err as Error).message }, 'client disconnected')
     reply.code(499)
     return reply.send()

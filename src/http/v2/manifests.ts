@@ -37,7 +37,7 @@ export function referrersHandler(registry: Registry) {
     const artifactType = query.get('artifactType') ?? undefined
     const index = await registry.manifests.referrers(name, ref, artifactType)
     if (artifactType !== undefined) reply.header('oci-filters-applied', 'artifactType')
-    return reply.code(200).header('content-type', 'application/vnd.oci.image.index.v1+json').send(JSON.stringify(index))
+    return reply.code(200).header('content-type', 'application/vnd.oci.image.index.v1+json').send(Buffer.from(JSON.stringify(index)))
   }
 }
 

@@ -1,0 +1,46 @@
+import assert from 'node:assert/strict'
+import { after, before, describe, it } from 'node:test'
+import { startServer, type TestServer } from '../helpers/server.js'
+import { buildImage, expectOciError, putManifest, rawRequest } from '../helpers/oci.js'
+
+describe('name, tag and digest validation', () => {
+  let s: TestServer
+  before(async () => {
+    s = await startServer()
+  })
+  after(() => s.close())
+
+  const badNames = ['Upper/case', 'a/../b', '-lead', 'trail-', 'a//b', 'a/', `${'a'.repeat(256)}`, 'a..b', 'a%2fb/..']
+  for (const name of badNames) {
+    it(`refuses repository name ${JSON.stringify(name.slice(0, 20))}`, async () => {
+      const res = await rawRequest(s.url, 'POST', `/v2/${name}/blobs/uploads/`)
+      await expectOciError(res, 'NAME_INVALID', 400)
+    })
+  }
+
+  it('accepts names at the length limit and with separators', async () => {
+    const long = `${'a'.repeat(120)}/${'b'.repeat(134)}`
+    assert.equal(long.length, 255)
+    for (const name of [long, 'a/b_c/d__e/f-g.h', 'x---y/z']) {
+      const res = await fetch(`${s.url}/v2/${name}/blobs/uploads/`, { method: 'POST' })
+      assert.equal(res.status, 202, name)
+    }
+  })
+
+  it('refuses invalid tags', async () => {
+    const img = await buildImage(s.url, 'tags/t', 't')
+    for (const tag of ['.dot', '-dash', 'a'.repeat(129), 'sp ace', 'ü']) {
+      await expectOciError(await putManifest(s.url, 'tags/t', encodeURIComponent(tag), img.manifest), 'TAG_INVALID', 400)
+    }
+    assert.equal((await putManifest(s.url, 'tags/t', 'a'.repeat(128), img.manifest)).status, 201)
+    assert.equal((await putManifest(s.url, 'tags/t', '_under.score-1', img.manifest)).status, 201)
+  })
+
+  it('refuses malformed digests and unknown algorithms', async () => {
+    await expectOciError(await fetch(`${s.url}/v2/tags/t/blobs/sha256:abc`), 'DIGEST_INVALID', 400)
+    await expectOciError(await fetch(`${s.url}/v2/tags/t/blobs/md5:${'a'.repeat(32)}`), 'DIGEST_INVALID', 400)
+    await expectOciError(await fetch(`${s.url}/v2/tags/t/blobs/sha256:${'A'.repeat(64)}`), 'DIGEST_INVALID', 400)
+    await expectOciError(await fetch(`${s.url}/v2/tags/t/blobs/uploads/?digest-algorithm=md5`, { method: 'POST' }), 'DIGEST_INVALID', 400)
+    await expectOciError(await fetch(`${s.url}/v2/tags/t/blobs/uploads/?digest=sha1:${'a'.repeat(40)}`, { method: 'POST', body: 'x' }), 'DIGEST_INVALID', 400)
+  })
+})
