@@ -6,8 +6,9 @@
 
 import assert from 'node:assert/strict'
 import { execFile, spawn, type ChildProcess } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
 import { accessSync, constants, closeSync, openSync, readFileSync } from 'node:fs'
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises'
+import { mkdir, readFile, rm, stat } from 'node:fs/promises'
 import { connect, createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { delimiter, join } from 'node:path'
@@ -283,9 +284,20 @@ export function freePort(): Promise<number> {
 // ---------------------------------------------------------------------------------------------
 // Temp directories
 
-/** A fresh temp directory with a short path (unix socket paths are limited to 107 bytes). */
-export function makeTempDir(prefix: string): Promise<string> {
-  return mkdtemp(join(tmpdir(), prefix))
+/**
+ * A fresh temp directory with a short, lowercase path: unix socket paths are limited to 107 bytes,
+ * and podman names images pulled from `oci:DIR` after DIR, which must then be lowercase.
+ */
+export async function makeTempDir(prefix: string): Promise<string> {
+  for (;;) {
+    const dir = join(tmpdir(), `${prefix}${randomBytes(5).toString('hex')}`)
+    try {
+      await mkdir(dir, { mode: 0o700 })
+      return dir
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
+    }
+  }
 }
 
 /** Mount points at or under `dir`, deepest first. */

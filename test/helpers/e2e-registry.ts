@@ -58,6 +58,7 @@ export async function containersEnv(dir: string): Promise<NodeJS.ProcessEnv> {
   const registries = join(dir, 'registries.conf')
   const storage = join(dir, 'storage.conf')
   const containers = join(dir, 'containers.conf')
+  await writeFile(join(dir, 'auth.json'), JSON.stringify({ auths: {} })) // podman wants it to exist
   await writeFile(policy, JSON.stringify({ default: [{ type: 'insecureAcceptAnything' }] }))
   await writeFile(registries, 'unqualified-search-registries = []\nshort-name-mode = "disabled"\n')
   await writeFile(storage, `[storage]\ndriver = "overlay"\nrunroot = "${join(dir, 'run')}"\ngraphroot = "${join(dir, 'graph')}"\n`)
