@@ -3,7 +3,7 @@
 
 import { writeFile, mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
-import { MT, sha256Digest } from './e2e-layout.js'
+import { layoutBlob, MT, sha256Digest, type Descriptor } from './e2e-layout.js'
 
 const ACCEPT = [MT.index, MT.manifest, MT.dockerList, MT.dockerManifest].join(', ')
 
@@ -87,4 +87,28 @@ export async function containersEnv(dir: string): Promise<NodeJS.ProcessEnv> {
     CONTAINERS_STORAGE_CONF: storage,
     CONTAINERS_CONF: containers,
   }
+}
+
+/**
+ * Pushes a manifest or index from an OCI layout, with everything it references, straight over
+ * the distribution API (monolithic blob uploads, manifest PUTs). For test setup where the client
+ * under test only pulls.
+ */
+export async function pushFromLayout(base: string, name: string, layoutDir: string, descriptor: Descriptor, tag?: string): Promise<void> {
+  const body = await layoutBlob(layoutDir, descriptor.digest)
+  const parsed = JSON.parse(body.toString()) as { manifests?: Descriptor[]; config?: Descriptor; layers?: Descriptor[] }
+  for (const child of parsed.manifests ?? []) await pushFromLayout(base, name, layoutDir, child)
+  for (const blob of [...(parsed.config ? [parsed.config] : []), ...(parsed.layers ?? [])]) {
+    const head = await fetch(`${base}/v2/${name}/blobs/${blob.digest}`, { method: 'HEAD' })
+    if (head.status === 200) continue
+    const data = await layoutBlob(layoutDir, blob.digest)
+    const res = await fetch(`${base}/v2/${name}/blobs/uploads/?digest=${blob.digest}`, { method: 'POST', body: data as unknown as BodyInit })
+    if (res.status !== 201) throw new Error(`pushing blob ${blob.digest} to ${name}: HTTP ${res.status} ${await res.text()}`)
+  }
+  const res = await fetch(`${base}/v2/${name}/manifests/${tag ?? descriptor.digest}`, {
+    method: 'PUT',
+    body: body as unknown as BodyInit,
+    headers: { 'content-type': descriptor.mediaType },
+  })
+  if (res.status !== 201) throw new Error(`pushing manifest ${descriptor.digest} to ${name}: HTTP ${res.status} ${await res.text()}`)
 }
