@@ -152,7 +152,8 @@ export async function startDockerd(dir: string, containerdAddress: string, binar
     containerdAddress,
   ]
   const daemon = startDaemon('dockerd', binaries.dockerd ?? 'dockerd', args, { logFile: join(dir, 'dockerd.log') })
-  const env: NodeJS.ProcessEnv = { ...process.env, DOCKER_HOST: `unix://${socket}`, DOCKER_CONFIG: join(dir, 'cfg') }
+  // DOCKER_BUILDKIT=0: the classic builder, which needs no buildkit image or network.
+  const env: NodeJS.ProcessEnv = { ...process.env, DOCKER_HOST: `unix://${socket}`, DOCKER_CONFIG: join(dir, 'cfg'), DOCKER_BUILDKIT: '0' }
   const dockerBin = binaries.docker ?? 'docker'
   const docker = (...a: string[]): Promise<{ stdout: string; stderr: string }> => run(dockerBin, a, { env, timeoutMs: 120_000 })
   try {
