@@ -46,7 +46,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
   const storage = createStorage(config)
   await storage.check()
   const metadata = await openMetadata(databaseUrl(config))
-  const meta = createMetadataRepositories(metadata.db)
+  const meta = createMetadataRepositories(metadata.db, metadata.generation)
   const metrics = config.metrics.enabled ? new Metrics({ blobs: () => meta.blobs.stats(), uploads: () => meta.uploads.count() }) : undefined
   const registry = createRegistry({ storage, meta, log, now }, { onBytesIn: (n) => metrics?.bytesIn.inc(n) })
 

@@ -1,4 +1,4 @@
-import { RegistryError } from './registry-error.js'
+import type { RegistryError } from './registry-error.js'
 
 export interface OciErrorBody {
   errors: { code: string; message: string; detail: unknown }[]

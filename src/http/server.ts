@@ -1,8 +1,9 @@
-import { randomUUID } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import Fastify, { LogController, type FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
 import type { Registry } from '../registry/registry.js'
+import { lazyChildLogger } from '../observability/lazy-logger.js'
 import { operabilityRoutes } from './operability.js'
 import { v2Routes } from './v2/index.js'
 
@@ -31,7 +32,8 @@ export function buildHttpServer(opts: HttpOptions): FastifyInstance {
     // One access line per request is written by the onResponse hook below.
     logController: new LogController({ disableRequestLogging: true }),
     requestIdHeader: 'x-request-id',
-    genReqId: () => randomUUID(),
+    genReqId: requestIds(),
+    childLoggerFactory: (logger, bindings, options) => lazyChildLogger(logger as Logger, bindings, options),
     return503OnClosing: true,
     requestTimeout: opts.requestTimeout,
     // Only the JSON API buffers bodies; /v2 streams its own.
@@ -39,17 +41,20 @@ export function buildHttpServer(opts: HttpOptions): FastifyInstance {
     ...(https ? { https } : {}),
   }) as unknown as FastifyInstance
 
-  app.addHook('onRequest', async (req, reply) => {
+  // Callback-style hooks: they run on every request, and skip a promise each.
+  app.addHook('onRequest', (req, reply, done) => {
     reply.header('x-request-id', req.id)
+    done()
   })
   const metrics = opts.metrics
-  app.addHook('onResponse', async (req, reply) => {
+  app.addHook('onResponse', (req, reply, done) => {
     const seconds = reply.elapsedTime / 1000
     const route = req.berthOp ?? req.routeOptions.url ?? 'unmatched'
     metrics?.observe(req.method, route, reply.statusCode, seconds)
     if (opts.accessLog) {
       req.log.info({ method: req.method, url: req.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10, route }, 'request')
     }
+    done()
   })
 
   app.register(operabilityRoutes, { ready: opts.ready, metrics: metrics?.render })
@@ -61,4 +66,11 @@ export function buildHttpServer(opts: HttpOptions): FastifyInstance {
     countOut: metrics?.bytesOut ?? (() => undefined),
   })
   return app
+}
+
+/** Request ids unique across restarts and processes without a UUID per request: prefix + counter. */
+function requestIds(): () => string {
+  const prefix = randomBytes(6).toString('hex')
+  let n = 0
+  return () => `${prefix}-${(++n).toString(36)}`
 }

@@ -9,10 +9,18 @@ import { MIGRATIONS } from './migrations/index.js'
 export interface MetadataDb {
   db: Kysely<Database>
   caps: Capabilities
+  /**
+   * A value that changes whenever any connection (this process or another, such as `berth gc`)
+   * commits a write; undefined when the dialect cannot tell cheaply (then nothing is cached).
+   */
+  generation(): string | undefined
   /** Cheap liveness query for /readyz. */
   ping(): Promise<void>
   close(): Promise<void>
 }
+
+/** How long a read of SQLite's data_version is trusted (ms). */
+const DATA_VERSION_TTL = 20
 
 export class MetadataConfigError extends Error {}
 
@@ -31,12 +39,29 @@ async function openSqlite(path: string): Promise<MetadataDb> {
   sqlite.pragma('synchronous = NORMAL')
   sqlite.pragma('busy_timeout = 5000')
   sqlite.pragma('foreign_keys = ON')
-  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) })
+  const writes = { count: 0 }
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite, writes) }) })
   const caps = CAPABILITIES.sqlite
   await migrate(db, caps)
+  // data_version changes when another connection commits; our own writes are counted by the
+  // statement wrapper below.
+  // Other processes (the `berth gc` CLI) are noticed within DATA_VERSION_TTL; this process's
+  // own writes immediately.
+  const dataVersion = sqlite.prepare('pragma data_version').pluck()
+  let version = 0
+  let checkedAt = 0
+  const generation = () => {
+    const now = Date.now()
+    if (now - checkedAt >= DATA_VERSION_TTL) {
+      version = dataVersion.get() as number
+      checkedAt = now
+    }
+    return `${version}:${writes.count}`
+  }
   return {
     db,
     caps,
+    generation,
     ping: async () => {
       sqlite.prepare('select 1').get()
     },
@@ -49,12 +74,13 @@ async function openSqlite(path: string): Promise<MetadataDb> {
  * prepared ones by SQL text. The registry issues a small fixed set of statements, and the cache
  * is bounded all the same.
  */
-function withStatementCache(sqlite: SQLite.Database): SQLite.Database {
+function withStatementCache(sqlite: SQLite.Database, writes: { count: number }): SQLite.Database {
   const cache = new Map<string, SQLite.Statement>()
   const prepare = (source: string): SQLite.Statement => {
     let stmt = cache.get(source)
     if (!stmt) {
       stmt = sqlite.prepare(source)
+      if (!/^\s*select\b/i.test(source)) stmt = countingWrites(stmt, writes)
       if (cache.size >= 500) cache.delete(cache.keys().next().value as string)
       cache.set(source, stmt)
     }
@@ -67,6 +93,23 @@ function withStatementCache(sqlite: SQLite.Database): SQLite.Database {
       return typeof value === 'function' ? value.bind(target) : value
     },
   })
+}
+
+/** Counts executions of a writing statement, so read caches know to drop what they hold. */
+function countingWrites(stmt: SQLite.Statement, writes: { count: number }): SQLite.Statement {
+  const counted =
+    <A extends unknown[], R>(fn: (...args: A) => R) =>
+    (...args: A): R => {
+      writes.count++
+      return fn(...args)
+    }
+  return {
+    reader: stmt.reader,
+    run: counted(stmt.run.bind(stmt)),
+    all: counted(stmt.all.bind(stmt)),
+    get: counted(stmt.get.bind(stmt)),
+    iterate: counted(stmt.iterate.bind(stmt)),
+  } as unknown as SQLite.Statement
 }
 
 async function migrate(db: Kysely<Database>, caps: Capabilities): Promise<void> {

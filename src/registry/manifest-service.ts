@@ -17,11 +17,11 @@ export class ManifestService {
   constructor(private readonly ctx: RegistryContext) {}
 
   /** A manifest by tag or digest; MANIFEST_UNKNOWN (or NAME_UNKNOWN) when absent. */
-  async get(repository: string, reference: string, withContent: boolean): Promise<ManifestRow> {
+  async get(repository: string, reference: string): Promise<ManifestRow> {
     const { manifests } = this.ctx.meta
     const row = looksLikeDigest(reference)
-      ? await manifests.findByDigest(repository, requireDigest(reference).value, withContent)
-      : await manifests.findByTag(repository, requireTag(reference), withContent)
+      ? await manifests.findByDigest(repository, requireDigest(reference).value)
+      : await manifests.findByTag(repository, requireTag(reference))
     if (row) return row
     if ((await this.ctx.meta.repositories.findId(repository)) === undefined) throw RegistryError.nameUnknown(repository)
     throw RegistryError.manifestUnknown(reference)

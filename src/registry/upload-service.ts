@@ -185,10 +185,7 @@ export class UploadService {
       if (err instanceof PathNotFound) throw new RegistryError('BLOB_UPLOAD_INVALID', 'upload data is missing; restart the upload')
       throw err
     })
-    const hasher = new HashingStream(hash)
-    await pipeline(source, hasher, async function* (chunks) {
-      for await (const _ of chunks) void _
-    })
+    for await (const chunk of source as AsyncIterable<Buffer>) hash.update(chunk)
   }
 
   /**

@@ -1,18 +1,23 @@
 import type { Db } from './repositories.js'
+import { ReadCache } from '../read-cache.js'
 
-export function createBlobRepository(db: Db) {
+export function createBlobRepository(db: Db, generation: () => string | undefined = () => undefined) {
+  const links = new ReadCache<number>(generation, 50_000)
+  async function findLinkedUncached(repository: string, digest: string): Promise<number | undefined> {
+    const row = await db
+      .selectFrom('repository_blobs as rb')
+      .innerJoin('repositories as r', 'r.id', 'rb.repository_id')
+      .innerJoin('blobs as b', 'b.digest', 'rb.digest')
+      .select('b.size')
+      .where('r.name', '=', repository)
+      .where('rb.digest', '=', digest)
+      .executeTakeFirst()
+    return row === undefined ? undefined : Number(row.size)
+  }
   return {
-    /** Size of a blob linked into the named repository, or undefined. */
+    /** Size of a blob linked into the named repository, or undefined (cached). */
     async findLinked(repository: string, digest: string): Promise<number | undefined> {
-      const row = await db
-        .selectFrom('repository_blobs as rb')
-        .innerJoin('repositories as r', 'r.id', 'rb.repository_id')
-        .innerJoin('blobs as b', 'b.digest', 'rb.digest')
-        .select('b.size')
-        .where('r.name', '=', repository)
-        .where('rb.digest', '=', digest)
-        .executeTakeFirst()
-      return row === undefined ? undefined : Number(row.size)
+      return links.get(`${repository}\0${digest}`, () => findLinkedUncached(repository, digest))
     },
 
     async find(digest: string): Promise<number | undefined> {

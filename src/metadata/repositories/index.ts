@@ -6,12 +6,13 @@ import { createRepositoryRepository } from './repositories.js'
 import { createTagRepository } from './tags.js'
 import { createUploadRepository } from './uploads.js'
 
-export function createMetadataRepositories(db: Kysely<Database>) {
+/** `generation` (see MetadataDb) lets pull-path reads be cached safely; omit it to cache nothing. */
+export function createMetadataRepositories(db: Kysely<Database>, generation: () => string | undefined = () => undefined) {
   return {
     db,
     repositories: createRepositoryRepository(db),
-    blobs: createBlobRepository(db),
-    manifests: createManifestRepository(db),
+    blobs: createBlobRepository(db, generation),
+    manifests: createManifestRepository(db, generation),
     tags: createTagRepository(db),
     uploads: createUploadRepository(db),
   }

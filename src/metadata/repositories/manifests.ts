@@ -1,4 +1,5 @@
 import type { Db } from './repositories.js'
+import { ReadCache } from '../read-cache.js'
 
 export interface ManifestRow {
   digest: string
@@ -27,7 +28,10 @@ export interface ReferrerRow {
   annotations: string | null
 }
 
-export function createManifestRepository(db: Db) {
+export function createManifestRepository(db: Db, generation: () => string | undefined = () => undefined) {
+  // Manifest bytes by tag or digest: the hot path of every pull. Up to 32 MiB of manifests.
+  const cache = new ReadCache<ManifestRow>(generation, 32 * 1024 * 1024, (m) => 256 + (m.content?.length ?? 0))
+
   const base = (repository: string) =>
     db
       .selectFrom('manifests as m')
@@ -44,20 +48,24 @@ export function createManifestRepository(db: Db) {
   })
 
   return {
-    async findByDigest(repository: string, digest: string, withContent: boolean): Promise<ManifestRow | undefined> {
-      let q = base(repository).where('m.digest', '=', digest)
-      if (withContent) q = q.select('m.content') as typeof q
-      const row = await q.executeTakeFirst()
-      return row && toRow(row)
+    /** With its content (cached). */
+    async findByDigest(repository: string, digest: string): Promise<ManifestRow | undefined> {
+      return cache.get(`d\0${repository}\0${digest}`, async () => {
+        const row = await base(repository).where('m.digest', '=', digest).select('m.content').executeTakeFirst()
+        return row && toRow(row)
+      })
     },
 
-    async findByTag(repository: string, tag: string, withContent: boolean): Promise<ManifestRow | undefined> {
-      let q = base(repository)
-        .innerJoin('tags as t', (j) => j.onRef('t.repository_id', '=', 'm.repository_id').onRef('t.manifest_digest', '=', 'm.digest'))
-        .where('t.name', '=', tag)
-      if (withContent) q = q.select('m.content') as typeof q
-      const row = await q.executeTakeFirst()
-      return row && toRow(row)
+    /** With its content (cached). */
+    async findByTag(repository: string, tag: string): Promise<ManifestRow | undefined> {
+      return cache.get(`t\0${repository}\0${tag}`, async () => {
+        const row = await base(repository)
+          .innerJoin('tags as t', (j) => j.onRef('t.repository_id', '=', 'm.repository_id').onRef('t.manifest_digest', '=', 'm.digest'))
+          .where('t.name', '=', tag)
+          .select('m.content')
+          .executeTakeFirst()
+        return row && toRow(row)
+      })
     },
 
     /** Stores a manifest once per repository (a re-push of the same bytes is a no-op). */

@@ -1,7 +1,7 @@
 import { createReadStream, createWriteStream, type WriteStream } from 'node:fs'
 import { mkdir, open, readdir, readFile, rename, rm, stat, truncate, writeFile } from 'node:fs/promises'
 import { dirname, join, resolve } from 'node:path'
-import { Writable } from 'node:stream'
+import { Writable, type Readable } from 'node:stream'
 import { randomUUID } from 'node:crypto'
 import { PathNotFound, type BlobWriter, type FileInfo, type ReadOptions, type StorageDriver } from '../driver.js'
 
@@ -30,7 +30,7 @@ export class FsDriver implements StorageDriver {
     }
   }
 
-  async reader(path: string, opts: ReadOptions = {}): Promise<import('node:stream').Readable> {
+  async reader(path: string, opts: ReadOptions = {}): Promise<Readable> {
     const file = this.full(path)
     const handle = await open(file, 'r').catch((err: unknown) => {
       throw notFound(err, path)

@@ -1,0 +1,74 @@
+import assert from 'node:assert/strict'
+import { spawn, execFile } from 'node:child_process'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
+import { describe, it } from 'node:test'
+
+const run = promisify(execFile)
+const BIN = join(import.meta.dirname, '..', '..', 'bin', 'berth.js')
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const srv = createServer().listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as { port: number }).port
+      srv.close(() => resolve(port))
+    })
+  })
+}
+
+describe('berth CLI', () => {
+  it('prints help', async () => {
+    const { stdout } = await run(process.execPath, [BIN, '--help'])
+    assert.match(stdout, /serve/)
+    assert.match(stdout, /config/)
+    const serve = await run(process.execPath, [BIN, 'serve', '--help'])
+    assert.match(serve.stdout, /--addr <host:port>/)
+    assert.match(serve.stdout, /--data-dir <dir>/)
+  })
+
+  it('checks a config file and fails with a one-line reason naming an unknown key', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'berth-cli-'))
+    try {
+      await writeFile(join(dir, 'ok.yml'), 'http:\n  addr: 127.0.0.1:5001\n')
+      const ok = await run(process.execPath, [BIN, 'config', 'check', join(dir, 'ok.yml')])
+      assert.match(ok.stdout, /addr: 127\.0\.0\.1:5001/)
+      await writeFile(join(dir, 'bad.yml'), 'storage:\n  drivr: s3\n')
+      const bad = await run(process.execPath, [BIN, 'config', 'check', join(dir, 'bad.yml')]).catch((err: { code: number; stderr: string }) => err)
+      assert.equal((bad as { code: number }).code, 1)
+      assert.equal((bad as { stderr: string }).stderr.trim(), 'berth: unknown config key storage.drivr')
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('serves on BERTH_HTTP_ADDR and stops cleanly on SIGTERM', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'berth-cli-'))
+    const port = await freePort()
+    const child = spawn(process.execPath, [BIN, 'serve', '--data-dir', dir], {
+      env: { ...process.env, BERTH_HTTP_ADDR: `127.0.0.1:${port}` },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    let output = ''
+    child.stdout.on('data', (d: Buffer) => (output += d.toString()))
+    try {
+      const deadline = Date.now() + 10_000
+      let status = 0
+      while (Date.now() < deadline && status !== 200) {
+        status = await fetch(`http://127.0.0.1:${port}/v2/`).then((r) => r.status, () => 0)
+        if (status !== 200) await new Promise((r) => setTimeout(r, 50))
+      }
+      assert.equal(status, 200)
+      const exit = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
+      child.kill('SIGTERM')
+      assert.equal(await exit, 0)
+      assert.match(output, /"msg":"stopped"/)
+      for (const line of output.trim().split('\n')) assert.doesNotThrow(() => JSON.parse(line), `log line is JSON: ${line}`)
+    } finally {
+      child.kill('SIGKILL')
+      await rm(dir, { recursive: true, force: true })
+    }
+  })
+})
