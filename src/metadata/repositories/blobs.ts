@@ -1,4 +1,5 @@
 import type { Db } from './repositories.js'
+import { missingDigests } from './missing.js'
 import { ReadCache } from '../read-cache.js'
 
 export function createBlobRepository(db: Db, generation: () => string | undefined = () => undefined) {
@@ -42,19 +43,10 @@ export function createBlobRepository(db: Db, generation: () => string | undefine
 
     /** Which of the digests are not linked into the repository. */
     async missing(repositoryId: number, digests: string[], trx: Db = db): Promise<string[]> {
-      if (digests.length === 0) return []
-      const unique = [...new Set(digests)]
-      const present = new Set<string>()
-      for (let i = 0; i < unique.length; i += 500) {
-        const rows = await trx
-          .selectFrom('repository_blobs')
-          .select('digest')
-          .where('repository_id', '=', repositoryId)
-          .where('digest', 'in', unique.slice(i, i + 500))
-          .execute()
-        for (const r of rows) present.add(r.digest)
-      }
-      return unique.filter((d) => !present.has(d))
+      return missingDigests(digests, async (batch) => {
+        const rows = await trx.selectFrom('repository_blobs').select('digest').where('repository_id', '=', repositoryId).where('digest', 'in', batch).execute()
+        return rows.map((r) => r.digest)
+      })
     },
 
     async stats(): Promise<{ count: number; bytes: number }> {
