@@ -42,11 +42,8 @@ describe('containerd (ctr) against Berth', { skip }, () => {
     const src = await multiArchLayout(join(work, 'src'))
     multi = src
     single = await src.layout.addImage({ layers: [sampleFiles('ctr-1'), sampleFiles('ctr-2'), sampleFiles('ctr-3', 1)], runConfig: { Cmd: ['/bin/true'] } })
-    const started = await Promise.all([
-      startServer(),
-      startContainerd(join(work, 'containerd'), { containerd: findBinary('containerd'), ctr: findBinary('ctr') }),
-    ])
-    ;[server, containerd] = started
+    server = await startServer()
+    containerd = await startContainerd(join(work, 'containerd'), { containerd: findBinary('containerd'), ctr: findBinary('ctr') })
     await pushFromLayout(server.url, 'ctr/app', join(work, 'src'), single.descriptor, '1')
     await pushFromLayout(server.url, 'ctr/app', join(work, 'src'), multi.index.descriptor, 'multi')
   })

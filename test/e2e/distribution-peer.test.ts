@@ -6,7 +6,7 @@ import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { startServer, type TestServer } from '../helpers/server.js'
 import { startDistribution, type Distribution } from '../helpers/e2e-daemons.js'
-import { multiArchLayout, sampleFiles, type Image, type Index } from '../helpers/e2e-layout.js'
+import { layoutRef, multiArchLayout, sampleFiles, type Image, type Index } from '../helpers/e2e-layout.js'
 import { findBinary, makeTempDir, needBinary, removeTempDir, requireClients, run } from '../helpers/e2e-process.js'
 import { containersEnv, getBlob, getManifest, listTags } from '../helpers/e2e-registry.js'
 
@@ -15,6 +15,7 @@ const skip = requireClients('Distribution peer e2e', [needBinary('skopeo'), need
 describe('skopeo copies between Berth and Docker Distribution', { skip }, () => {
   let server: TestServer
   let peer: Distribution
+  let cache: Distribution | undefined
   let work: string
   let env: NodeJS.ProcessEnv
   let index: Index
@@ -48,10 +49,12 @@ describe('skopeo copies between Berth and Docker Distribution', { skip }, () => 
     single = await src.layout.addImage({ layers: [sampleFiles('peer-1'), sampleFiles('peer-2')] })
     await src.layout.tag('single', single.descriptor)
     fromPeer = (await multiArchLayout(join(work, 'peer-src'), 'peer')).index
-    ;[server, peer] = await Promise.all([startServer(), startDistribution(join(work, 'distribution'))])
+    server = await startServer()
+    peer = await startDistribution(join(work, 'distribution'), { binary: findBinary('docker-registry') })
   })
 
   after(async () => {
+    await cache?.stop()
     await peer?.stop()
     await server?.close()
     await removeTempDir(work)
@@ -90,5 +93,15 @@ describe('skopeo copies between Berth and Docker Distribution', { skip }, () => 
     assert.deepEqual((await listTags(peer.url, 'synced/app')).sort(), ['multi', 'single'])
     await assertSameImage(server.url, 'team/app', peer.url, 'synced/app', 'multi', index.descriptor.digest)
     await assertSameImage(server.url, 'team/app', peer.url, 'synced/app', 'single', single.descriptor.digest)
+  })
+
+  it('Distribution as a pull-through cache of Berth serves the same digests', async () => {
+    cache = await startDistribution(join(work, 'cache'), { binary: findBinary('docker-registry'), proxyRemoteUrl: server.url })
+    const out = join(work, 'via-cache')
+    await skopeo('copy', '--all', '--preserve-digests', '--src-tls-verify=false', `docker://${cache.host}/team/app:multi`, `oci:${out}:multi`)
+    const ref = await layoutRef(out, 'multi')
+    assert.equal(ref.digest, index.descriptor.digest)
+    // The cache now holds the content it fetched from Berth.
+    await assertSameImage(server.url, 'team/app', cache.url, 'team/app', 'multi', index.descriptor.digest)
   })
 })

@@ -44,9 +44,8 @@ describe('docker against Berth', { skip }, () => {
     work = await makeTempDir('berth-e2e-docker-')
     const layout = await new OciLayout(join(work, 'src')).init()
     busybox = await addBusyboxImage(layout, await readFile(BUSYBOX))
-    const [s, c] = await Promise.all([startServer(), startContainerd(join(work, 'containerd'), { containerd: findBinary('containerd'), ctr: findBinary('ctr') })])
-    server = s
-    containerd = c
+    server = await startServer()
+    containerd = await startContainerd(join(work, 'containerd'), { containerd: findBinary('containerd'), ctr: findBinary('ctr') })
     dockerd = await startDockerd(join(work, 'docker'), containerd.address, { dockerd: findBinary('dockerd'), docker: findBinary('docker', DOCKER_CANDIDATES) })
     await pushFromLayout(server.url, 'docker/busybox', join(work, 'src'), busybox.descriptor, '1')
   })

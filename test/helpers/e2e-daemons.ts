@@ -16,8 +16,11 @@ export interface Distribution {
   stop(): Promise<void>
 }
 
-/** Starts `docker-registry serve` with filesystem storage under `dir` and deletes enabled. */
-export async function startDistribution(dir: string, binary = 'docker-registry'): Promise<Distribution> {
+/**
+ * Starts `docker-registry serve` with filesystem storage under `dir` and deletes enabled; with
+ * `proxyRemoteUrl`, as a pull-through cache of that registry.
+ */
+export async function startDistribution(dir: string, opts: { binary?: string; proxyRemoteUrl?: string } = {}): Promise<Distribution> {
   await mkdir(join(dir, 'storage'), { recursive: true })
   let lastError: unknown
   // The free port can be taken between probing and binding: try a few.
@@ -43,10 +46,11 @@ export async function startDistribution(dir: string, binary = 'docker-registry')
         'http:',
         `  addr: 127.0.0.1:${port}`,
         '  secret: berth-e2e-not-a-secret',
+        ...(opts.proxyRemoteUrl ? ['proxy:', `  remoteurl: ${opts.proxyRemoteUrl}`] : []),
         '',
       ].join('\n'),
     )
-    const daemon = startDaemon('docker-registry', binary, ['serve', config], { logFile: join(dir, `registry-${port}.log`) })
+    const daemon = startDaemon('docker-registry', opts.binary ?? 'docker-registry', ['serve', config], { logFile: join(dir, `registry-${port}.log`) })
     try {
       await waitForPort('127.0.0.1', port, { daemon, timeoutMs: 20_000 })
       // The port answers; make sure it is this registry answering.

@@ -50,7 +50,7 @@ export function requireClients(suite: string, problems: (string | undefined | fa
       assert.fail(`CI is set and ${reason}`)
     })
   } else {
-    console.log(`# skipping ${reason}`)
+    console.log(`skipping ${reason}`)
   }
   return reason
 }
