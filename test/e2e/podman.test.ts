@@ -105,4 +105,12 @@ describe('podman against Berth', { skip }, () => {
       assert.equal(m.digest, child.digest)
     }
   })
+
+  it('podman search --list-tags lists the tags of a repository', async () => {
+    const { stdout } = await podman('search', '--list-tags', '--tls-verify=false', '--format', 'json', `${server.host}/podman/busybox`)
+    const results = JSON.parse(stdout) as { Name: string; Tags: string[] }[]
+    assert.equal(results.length, 1, stdout)
+    assert.equal(results[0]?.Name, `${server.host}/podman/busybox`)
+    assert.deepEqual(results[0]?.Tags, ['1'])
+  })
 })

@@ -1,5 +1,6 @@
-// HTTP look-ups against a registry (Berth or a peer) and isolated configuration for the
-// containers/image clients (skopeo, podman), used by the end-to-end tests.
+// For the end-to-end tests: HTTP look-ups against a registry (Berth or a peer), pushing an OCI
+// layout over plain HTTP for setup, and isolated configuration for the containers/image clients
+// (skopeo, podman).
 
 import { writeFile, mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
