@@ -45,7 +45,13 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
   const now = deps.now ?? Date.now
   const storage = createStorage(config)
   await storage.check()
-  const metadata = await openMetadata(databaseUrl(config))
+  const metadata = await openMetadata(databaseUrl(config), {
+    poolMax: config.database.pool.max,
+    idleTimeoutMs: parseDuration(config.database.pool.idleTimeout),
+    connectTimeoutMs: parseDuration(config.database.connectTimeout),
+    statementTimeoutMs: parseDuration(config.database.statementTimeout),
+    log,
+  })
   const meta = createMetadataRepositories(metadata.db, metadata.generation)
   const metrics = config.metrics.enabled ? new Metrics({ blobs: () => meta.blobs.stats(), uploads: () => meta.uploads.count() }) : undefined
   const registry = createRegistry({ storage, meta, log, now }, { onBytesIn: (n) => metrics?.bytesIn.inc(n) })

@@ -33,8 +33,21 @@ export const ConfigSchema = z
       .prefault({}),
     database: z
       .object({
-        /** sqlite:PATH (default: sqlite:<dataDir>/berth.db) */
+        /** sqlite:PATH (default: sqlite:<dataDir>/berth.db) or postgres://user:password@host:port/db */
         url: z.string().optional(),
+        /** PostgreSQL only: connections per node (plus one that LISTENs for cache invalidation). */
+        pool: z
+          .object({
+            max: z.number().int().positive().default(10),
+            /** An idle pooled connection is closed after this long. */
+            idleTimeout: duration.default('30s'),
+          })
+          .strict()
+          .prefault({}),
+        /** PostgreSQL only: bound on opening a connection or waiting for a free one. */
+        connectTimeout: duration.default('10s'),
+        /** PostgreSQL only: statement_timeout and idle_in_transaction_session_timeout ('0s' disables). */
+        statementTimeout: duration.default('30s'),
       })
       .strict()
       .prefault({}),

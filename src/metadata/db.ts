@@ -1,10 +1,14 @@
 import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import SQLite from 'better-sqlite3'
-import { Kysely, Migrator, SqliteDialect, type Migration, type MigrationProvider } from 'kysely'
+import pg from 'pg'
+import { Kysely, Migrator, PostgresDialect, SqliteDialect, type Migration, type MigrationProvider } from 'kysely'
 import type { Database } from './schema.js'
 import { CAPABILITIES, type Capabilities } from './capabilities.js'
 import { MIGRATIONS } from './migrations/index.js'
+import { checkConnection, createPostgres, isPostgresUrl, poolConfig, type PostgresOptions } from './postgres.js'
+
+export type { PostgresOptions } from './postgres.js'
 
 export interface MetadataDb {
   db: Kysely<Database>
@@ -24,10 +28,62 @@ const DATA_VERSION_TTL = 20
 
 export class MetadataConfigError extends Error {}
 
-/** Opens the database named by a URL (`sqlite:PATH`) and brings its schema up to date. */
-export async function openMetadata(url: string): Promise<MetadataDb> {
+/**
+ * Opens the database named by a URL (`sqlite:PATH` or `postgres://…`) and brings its schema up
+ * to date. `options` apply to PostgreSQL only.
+ */
+export async function openMetadata(url: string, options: PostgresOptions = {}): Promise<MetadataDb> {
   if (url.startsWith('sqlite:')) return openSqlite(url.slice('sqlite:'.length))
-  throw new MetadataConfigError(`database.url: unsupported database URL scheme in ${url.split(':')[0]}: (expected sqlite:PATH)`)
+  if (isPostgresUrl(url)) return openPostgres(url, options)
+  throw new MetadataConfigError(`database.url: unsupported database URL scheme ${url.split(':')[0]}: (expected sqlite:PATH or postgres://…)`)
+}
+
+async function openPostgres(url: string, options: PostgresOptions): Promise<MetadataDb> {
+  const caps = CAPABILITIES.postgres
+  const { db, pool, listener, writes } = createPostgres(url, options)
+  try {
+    await checkConnection(pool, url)
+    await migratePostgres(url, options, caps)
+    await listener.start()
+  } catch (err) {
+    await listener.close()
+    await db.destroy()
+    if (err instanceof Error && err.message.startsWith('database.url:')) throw new MetadataConfigError(err.message, { cause: err })
+    throw err
+  }
+  return {
+    db,
+    caps,
+    // Remote commits arrive as notifications, this node's own commits are counted by the
+    // driver at once; no caching while the listener is down.
+    generation: () => {
+      const remote = listener.generation()
+      return remote === undefined ? undefined : `${remote}:${writes.count}`
+    },
+    ping: async () => {
+      await pool.query('select 1')
+    },
+    close: async () => {
+      await listener.close()
+      await db.destroy()
+    },
+  }
+}
+
+/**
+ * Migrations run on a connection of their own without statement_timeout: a node that starts
+ * while another migrates waits on Kysely's advisory lock (pg_advisory_lock) for as long as the
+ * other takes, then finds nothing left to do.
+ */
+async function migratePostgres(url: string, options: PostgresOptions, caps: Capabilities): Promise<void> {
+  const pool = new pg.Pool({ ...poolConfig(url, { ...options, statementTimeoutMs: 0 }), max: 1 })
+  pool.on('error', () => undefined)
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) })
+  try {
+    await migrate(db, caps)
+  } finally {
+    await db.destroy()
+  }
 }
 
 async function openSqlite(path: string): Promise<MetadataDb> {

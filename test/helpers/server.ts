@@ -1,6 +1,8 @@
-import { mkdtemp, rm } from 'node:fs/promises'
+import { randomBytes } from 'node:crypto'
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import pg from 'pg'
 import pino from 'pino'
 import { buildApp, type App } from '../../src/app.js'
 import { ConfigSchema, type Config, type ConfigInput } from '../../src/config/schema.js'
@@ -14,16 +16,79 @@ export interface TestServer {
   close(): Promise<void>
 }
 
+/**
+ * postgres://… of a server where tests may create databases; when set, every server started
+ * here gets a fresh PostgreSQL database instead of a SQLite file.
+ */
+export const TEST_DATABASE_URL = process.env.BERTH_TEST_DATABASE_URL
+
+/** Tests that need PostgreSQL: the reason to skip them, or false (never skipped in CI). */
+export function postgresSkip(): string | false {
+  if (TEST_DATABASE_URL) return false
+  if (process.env.CI === 'true') throw new Error('CI=true but BERTH_TEST_DATABASE_URL is not set: the PostgreSQL tests must run in CI')
+  return 'skipped: set BERTH_TEST_DATABASE_URL'
+}
+
+/** Creates an empty database on the test server; returns its URL. */
+export async function createTestDatabase(): Promise<string> {
+  if (!TEST_DATABASE_URL) throw new Error('BERTH_TEST_DATABASE_URL is not set')
+  const name = `berth_test_${randomBytes(6).toString('hex')}`
+  await admin(`create database ${name}`)
+  const url = new URL(TEST_DATABASE_URL)
+  url.pathname = `/${name}`
+  return url.toString()
+}
+
+/** Drops a database made by createTestDatabase (closing its leftover connections). */
+export async function dropTestDatabase(url: string): Promise<void> {
+  const name = new URL(url).pathname.slice(1)
+  if (!/^berth_test_[0-9a-f]+$/.test(name)) throw new Error(`refusing to drop ${name}: not a test database`)
+  await admin(`drop database if exists ${name} with (force)`)
+}
+
+async function admin(statement: string): Promise<void> {
+  const client = new pg.Client({ connectionString: TEST_DATABASE_URL })
+  await client.connect()
+  try {
+    await client.query(statement)
+  } finally {
+    await client.end()
+  }
+}
+
+/** Records which test database belongs to a data directory, so a restarted server finds it. */
+const DATABASE_MARKER = '.berth-test-database'
+
 /** Builds a config for tests: a fresh data directory, quiet logs, overrides merged in. */
 export async function testConfig(overrides: ConfigInput = {}): Promise<Config> {
   const dataDir = overrides.dataDir ?? (await mkdtemp(join(tmpdir(), 'berth-test-')))
   return ConfigSchema.parse({ ...overrides, dataDir, log: { level: 'silent', ...(overrides.log ?? {}) } })
 }
 
-/** A real Berth server on 127.0.0.1 and an ephemeral port. */
+/**
+ * A real Berth server on 127.0.0.1 and an ephemeral port. With BERTH_TEST_DATABASE_URL set (and
+ * no database.url in the overrides) its metadata lives in a database of its own, dropped on
+ * close unless `keepData` (then a server started on the same dataDir reuses it).
+ */
 export async function startServer(overrides: ConfigInput = {}, opts: { keepData?: boolean; now?: () => number } = {}): Promise<TestServer> {
-  const config = await testConfig(overrides)
-  const app = await buildApp(config, { logger: pino({ level: config.log.level }), now: opts.now })
+  let config = await testConfig(overrides)
+  let ownDatabase: string | undefined
+  if (TEST_DATABASE_URL && overrides.database?.url === undefined) {
+    const marker = join(config.dataDir, DATABASE_MARKER)
+    ownDatabase = await readFile(marker, 'utf8').catch(() => undefined)
+    if (ownDatabase === undefined) {
+      ownDatabase = await createTestDatabase()
+      await writeFile(marker, ownDatabase)
+    }
+    config = ConfigSchema.parse({ ...config, database: { ...config.database, url: ownDatabase } })
+  }
+  let app: App
+  try {
+    app = await buildApp(config, { logger: pino({ level: config.log.level }), now: opts.now })
+  } catch (err) {
+    if (ownDatabase && !opts.keepData) await dropTestDatabase(ownDatabase)
+    throw err
+  }
   await app.http.listen({ host: '127.0.0.1', port: 0 })
   const address = app.http.server.address()
   if (address === null || typeof address === 'string') throw new Error('server has no TCP address')
@@ -35,7 +100,9 @@ export async function startServer(overrides: ConfigInput = {}, opts: { keepData?
     app,
     async close() {
       await app.close()
-      if (!opts.keepData) await rm(config.dataDir, { recursive: true, force: true })
+      if (opts.keepData) return
+      if (ownDatabase) await dropTestDatabase(ownDatabase)
+      await rm(config.dataDir, { recursive: true, force: true })
     },
   }
 }

@@ -1,6 +1,7 @@
 import type { Kysely } from 'kysely'
 import type { Capabilities } from '../capabilities.js'
 import * as m0001 from './0001-init.js'
+import * as m0004 from './0004-change-notify.js'
 
 export interface MigrationStep {
   up(db: Kysely<unknown>, caps: Capabilities): Promise<void>
@@ -9,4 +10,5 @@ export interface MigrationStep {
 /** Ordered and append-only: never edit a released step, add a new one. */
 export const MIGRATIONS: Record<string, MigrationStep> = {
   '0001-init': m0001,
+  '0004-change-notify': m0004,
 }

@@ -1,9 +1,11 @@
 import type { Db } from './repositories.js'
 import { missingDigests } from './missing.js'
 import { ReadCache } from '../read-cache.js'
+import { capabilitiesOf } from '../capabilities.js'
 
 export function createBlobRepository(db: Db, generation: () => string | undefined = () => undefined) {
   const links = new ReadCache<number>(generation, 50_000)
+  const { rowLocks } = capabilitiesOf(db)
   async function findLinkedUncached(repository: string, digest: string): Promise<number | undefined> {
     const row = await db
       .selectFrom('repository_blobs as rb')
@@ -41,10 +43,15 @@ export function createBlobRepository(db: Db, generation: () => string | undefine
       return Number(res.numDeletedRows) > 0
     },
 
-    /** Which of the digests are not linked into the repository. */
+    /**
+     * Which of the digests are not linked into the repository. Inside a transaction on
+     * PostgreSQL the links found stay locked (FOR KEY SHARE) until commit, so a concurrent
+     * unlink cannot slip between this check and the manifest that relies on it.
+     */
     async missing(repositoryId: number, digests: string[], trx: Db = db): Promise<string[]> {
       return missingDigests(digests, async (batch) => {
-        const rows = await trx.selectFrom('repository_blobs').select('digest').where('repository_id', '=', repositoryId).where('digest', 'in', batch).execute()
+        const q = trx.selectFrom('repository_blobs').select('digest').where('repository_id', '=', repositoryId).where('digest', 'in', batch)
+        const rows = await (rowLocks && trx.isTransaction ? q.forKeyShare() : q).execute()
         return rows.map((r) => r.digest)
       })
     },

@@ -1,6 +1,7 @@
 import type { Db } from './repositories.js'
 import { missingDigests } from './missing.js'
 import { ReadCache } from '../read-cache.js'
+import { capabilitiesOf } from '../capabilities.js'
 
 export interface ManifestRow {
   digest: string
@@ -32,6 +33,7 @@ export interface ReferrerRow {
 export function createManifestRepository(db: Db, generation: () => string | undefined = () => undefined) {
   // Manifest bytes by tag or digest: the hot path of every pull. Up to 32 MiB of manifests.
   const cache = new ReadCache<ManifestRow>(generation, 32 * 1024 * 1024, (m) => 256 + (m.content?.length ?? 0))
+  const { rowLocks } = capabilitiesOf(db)
 
   const base = (repository: string) =>
     db
@@ -69,41 +71,40 @@ export function createManifestRepository(db: Db, generation: () => string | unde
       })
     },
 
-    /** Stores a manifest once per repository (a re-push of the same bytes is a no-op). */
+    /**
+     * Stores a manifest once per repository (a re-push of the same bytes is a no-op). On
+     * PostgreSQL an existing row is locked (FOR KEY SHARE) until commit, so a concurrent DELETE
+     * of that manifest waits and then also removes the tags this transaction points at it; when
+     * the DELETE won the race, the row is inserted afresh.
+     */
     async insert(repositoryId: number, m: NewManifest, now: number, trx: Db = db): Promise<void> {
-      const res = await trx
-        .insertInto('manifests')
-        .values({
-          repository_id: repositoryId,
-          digest: m.digest,
-          media_type: m.mediaType,
-          artifact_type: m.artifactType,
-          size: m.size,
-          content: m.content,
-          subject_digest: m.subjectDigest,
-          annotations: m.annotations,
-          created_at: now,
-        })
-        .onConflict((oc) => oc.columns(['repository_id', 'digest']).doNothing())
-        .returning('id')
-        .executeTakeFirst()
-      if (res === undefined || m.references.length === 0) return
-      const unique = new Map(m.references.map((r) => [`${r.kind}:${r.digest}`, r]))
-      const rows = [...unique.values()].map((r) => ({ manifest_id: Number(res.id), digest: r.digest, kind: r.kind }))
-      for (let i = 0; i < rows.length; i += 300) {
-        await trx.insertInto('manifest_references').values(rows.slice(i, i + 300)).onConflict((oc) => oc.doNothing()).execute()
+      for (let attempt = 0; ; attempt++) {
+        if (await insertOnce(repositoryId, m, now, trx)) return
+        if (!rowLocks || !trx.isTransaction) return
+        const kept = await trx
+          .selectFrom('manifests')
+          .select('id')
+          .where('repository_id', '=', repositoryId)
+          .where('digest', '=', m.digest)
+          .forKeyShare()
+          .executeTakeFirst()
+        if (kept) return
+        if (attempt >= 3) throw new Error(`manifest ${m.digest} keeps being deleted while it is pushed`)
       }
     },
 
+    /** DELETE removes the tags that point at the manifest too (after the row, see insert). */
     async delete(repositoryId: number, digest: string, trx: Db = db): Promise<boolean> {
       const res = await trx.deleteFrom('manifests').where('repository_id', '=', repositoryId).where('digest', '=', digest).executeTakeFirst()
+      await trx.deleteFrom('tags').where('repository_id', '=', repositoryId).where('manifest_digest', '=', digest).execute()
       return Number(res.numDeletedRows) > 0
     },
 
-    /** Which of the digests are not manifests of the repository. */
+    /** Which of the digests are not manifests of the repository (locked like blobs.missing). */
     async missing(repositoryId: number, digests: string[], trx: Db = db): Promise<string[]> {
       return missingDigests(digests, async (batch) => {
-        const rows = await trx.selectFrom('manifests').select('digest').where('repository_id', '=', repositoryId).where('digest', 'in', batch).execute()
+        const q = trx.selectFrom('manifests').select('digest').where('repository_id', '=', repositoryId).where('digest', 'in', batch)
+        const rows = await (rowLocks && trx.isTransaction ? q.forKeyShare() : q).execute()
         return rows.map((r) => r.digest)
       })
     },
@@ -124,3 +125,30 @@ export function createManifestRepository(db: Db, generation: () => string | unde
 }
 
 export type ManifestRepository = ReturnType<typeof createManifestRepository>
+
+/** Inserts the manifest and its references; false when the repository already holds it. */
+async function insertOnce(repositoryId: number, m: NewManifest, now: number, trx: Db): Promise<boolean> {
+  const res = await trx
+    .insertInto('manifests')
+    .values({
+      repository_id: repositoryId,
+      digest: m.digest,
+      media_type: m.mediaType,
+      artifact_type: m.artifactType,
+      size: m.size,
+      content: m.content,
+      subject_digest: m.subjectDigest,
+      annotations: m.annotations,
+      created_at: now,
+    })
+    .onConflict((oc) => oc.columns(['repository_id', 'digest']).doNothing())
+    .returning('id')
+    .executeTakeFirst()
+  if (res === undefined) return false
+  const unique = new Map(m.references.map((r) => [`${r.kind}:${r.digest}`, r]))
+  const rows = [...unique.values()].map((r) => ({ manifest_id: Number(res.id), digest: r.digest, kind: r.kind }))
+  for (let i = 0; i < rows.length; i += 300) {
+    await trx.insertInto('manifest_references').values(rows.slice(i, i + 300)).onConflict((oc) => oc.doNothing()).execute()
+  }
+  return true
+}

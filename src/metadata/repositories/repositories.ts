@@ -10,10 +10,25 @@ export function createRepositoryRepository(db: Db) {
       return row?.id
     },
 
-    /** The repository's id, creating its row on first use. */
+    /**
+     * The repository's id, creating its row on first use. Safe when several nodes push to a new
+     * repository at once: the loser's INSERT waits for the winner's commit and does nothing, and
+     * its next SELECT (a new snapshot under READ COMMITTED) sees the winner's row. Reading first
+     * keeps re-pushes from burning a sequence value each time on PostgreSQL.
+     */
     async ensure(name: string, now: number, trx: Db = db): Promise<number> {
-      await trx.insertInto('repositories').values({ name, created_at: now }).onConflict((oc) => oc.column('name').doNothing()).execute()
-      const row = await trx.selectFrom('repositories').select('id').where('name', '=', name).executeTakeFirstOrThrow()
+      const find = () => trx.selectFrom('repositories').select('id').where('name', '=', name).executeTakeFirst()
+      const existing = await find()
+      if (existing) return Number(existing.id)
+      const inserted = await trx
+        .insertInto('repositories')
+        .values({ name, created_at: now })
+        .onConflict((oc) => oc.column('name').doNothing())
+        .returning('id')
+        .executeTakeFirst()
+      if (inserted) return Number(inserted.id)
+      const row = await find()
+      if (!row) throw new Error(`repository ${name} vanished while being created`)
       return Number(row.id)
     },
 
