@@ -93,7 +93,7 @@ export function createPostgres(url: string, o: PostgresOptions): PostgresHandle 
   const writes = { count: 0 }
   const db = new Kysely<Database>({ dialect: new CountingPostgresDialect({ pool }, writes) })
   const { max: _max, idleTimeoutMillis: _idle, connectionTimeoutMillis, ...client } = poolConfig(url, o)
-  const listener = new ChangeListener({ ...client, connectionTimeoutMillis }, o.log)
+  const listener = new ChangeListener({ ...client, connectionTimeoutMillis, application_name: 'berth-listener' }, o.log)
   return { db, pool, listener, writes }
 }
 

@@ -17,10 +17,12 @@ export interface TestServer {
 }
 
 /**
- * postgres://… of a server where tests may create databases; when set, every server started
- * here gets a fresh PostgreSQL database instead of a SQLite file.
+ * postgres://… of a server where tests may create databases. When set, every server started
+ * here gets a fresh PostgreSQL database instead of a SQLite file, unless BERTH_TEST_DIALECT is
+ * `sqlite` (CI's main pass: SQLite servers, while the PostgreSQL-only tests still run).
  */
-export const TEST_DATABASE_URL = process.env.BERTH_TEST_DATABASE_URL
+export const TEST_DATABASE_URL = process.env.BERTH_TEST_DATABASE_URL || undefined
+const SERVERS_ON_POSTGRES = TEST_DATABASE_URL !== undefined && process.env.BERTH_TEST_DIALECT !== 'sqlite'
 
 /** Tests that need PostgreSQL: the reason to skip them, or false (never skipped in CI). */
 export function postgresSkip(): string | false {
@@ -73,7 +75,7 @@ export async function testConfig(overrides: ConfigInput = {}): Promise<Config> {
 export async function startServer(overrides: ConfigInput = {}, opts: { keepData?: boolean; now?: () => number } = {}): Promise<TestServer> {
   let config = await testConfig(overrides)
   let ownDatabase: string | undefined
-  if (TEST_DATABASE_URL && overrides.database?.url === undefined) {
+  if (SERVERS_ON_POSTGRES && overrides.database?.url === undefined) {
     const marker = join(config.dataDir, DATABASE_MARKER)
     ownDatabase = await readFile(marker, 'utf8').catch(() => undefined)
     if (ownDatabase === undefined) {

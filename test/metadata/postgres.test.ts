@@ -1,0 +1,210 @@
+import assert from 'node:assert/strict'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, before, describe, it } from 'node:test'
+import pg from 'pg'
+import { sql } from 'kysely'
+import { buildApp, type App } from '../../src/app.js'
+import { openMetadata } from '../../src/metadata/db.js'
+import { buildImage, putManifest, pushBlob, sha256 } from '../helpers/oci.js'
+import { createTestDatabase, dropTestDatabase, postgresSkip, startServer, testConfig, TEST_DATABASE_URL, type TestServer } from '../helpers/server.js'
+
+const skip = postgresSkip()
+
+/** Polls `check` until it holds (bounded; no fixed sleeps). */
+async function eventually(check: () => Promise<boolean>, what: string, ms = 5_000): Promise<void> {
+  const deadline = Date.now() + ms
+  while (!(await check())) {
+    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, 5))
+  }
+}
+
+describe('PostgreSQL metadata', { skip }, () => {
+  it('runs the migrations once when three nodes start together on a fresh database', async () => {
+    const url = await createTestDatabase()
+    const apps: App[] = []
+    try {
+      const configs = await Promise.all([0, 1, 2].map(() => testConfig({ database: { url } })))
+      const started = await Promise.allSettled(configs.map((c) => buildApp(c)))
+      for (const s of started) if (s.status === 'fulfilled') apps.push(s.value)
+      for (const s of started) if (s.status === 'rejected') throw s.reason
+      const rows = await sql<{ name: string }>`select name from schema_migrations order by name`.execute(apps[0]!.metadata.db)
+      const names = rows.rows.map((r) => r.name)
+      assert.equal(new Set(names).size, names.length, 'each migration recorded once')
+      assert.ok(names.includes('0001-init') && names.includes('0004-change-notify'), names.join(','))
+      assert.equal(apps[0]!.metadata.caps.dialect, 'postgres')
+      await Promise.all(configs.map((c) => rm(c.dataDir, { recursive: true, force: true })))
+    } finally {
+      await Promise.all(apps.map((a) => a.close()))
+      await dropTestDatabase(url)
+    }
+  })
+
+  it('reads int8 columns as numbers and bytea as Buffer', async () => {
+    const url = await createTestDatabase()
+    const meta = await openMetadata(url)
+    try {
+      const big = 2 ** 45 + 7
+      await meta.db.insertInto('blobs').values({ digest: sha256('big'), size: big, created_at: Date.now() }).execute()
+      const row = await meta.db.selectFrom('blobs').selectAll().executeTakeFirstOrThrow()
+      assert.equal(typeof row.size, 'number')
+      assert.equal(row.size, big)
+      assert.equal(typeof row.created_at, 'number')
+      const count = await meta.db.selectFrom('blobs').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()
+      assert.equal(count.n, 1)
+      const repo = await meta.db.insertInto('repositories').values({ name: 'r', created_at: 1 }).returning('id').executeTakeFirstOrThrow()
+      assert.equal(typeof repo.id, 'number')
+      const content = Buffer.from([0, 1, 2, 255])
+      await meta.db
+        .insertInto('manifests')
+        .values({ repository_id: repo.id, digest: sha256(content), media_type: 'x', artifact_type: null, size: 4, content, subject_digest: null, annotations: null, created_at: 1 })
+        .execute()
+      const m = await meta.db.selectFrom('manifests').select('content').executeTakeFirstOrThrow()
+      assert.ok(Buffer.isBuffer(m.content))
+      assert.deepEqual(m.content, content)
+    } finally {
+      await meta.close()
+      await dropTestDatabase(url)
+    }
+  })
+
+  it('fails at start-up with one line naming database.url (wrong password, no server, no database)', async () => {
+    const base = new URL(TEST_DATABASE_URL ?? 'postgres://localhost/postgres')
+    const wrongPassword = new URL(base)
+    wrongPassword.password = 'not-the-password'
+    const noServer = new URL(base)
+    noServer.hostname = '127.0.0.1'
+    noServer.port = '1'
+    const noDatabase = new URL(base)
+    noDatabase.pathname = '/berth_test_does_not_exist'
+    for (const [url, reason] of [
+      [wrongPassword, /password authentication failed/],
+      [noServer, /ECONNREFUSED/],
+      [noDatabase, /does not exist/],
+    ] as const) {
+      const config = await testConfig({ database: { url: url.toString(), connectTimeout: '3s' } })
+      try {
+        await assert.rejects(buildApp(config), (err: Error) => {
+          assert.match(err.message, /^database\.url: cannot connect to postgres:\/\//)
+          assert.match(err.message, reason)
+          assert.doesNotMatch(err.message, /\n/)
+          assert.doesNotMatch(err.message, /not-the-password/)
+          return true
+        })
+      } finally {
+        await rm(config.dataDir, { recursive: true, force: true })
+      }
+    }
+  })
+
+  describe('two nodes sharing one database and one blob directory', () => {
+    let url: string
+    let blobs: string
+    let a: TestServer
+    let b: TestServer
+    before(async () => {
+      url = await createTestDatabase()
+      blobs = await mkdtemp(join(tmpdir(), 'berth-shared-blobs-'))
+      const shared = { database: { url }, storage: { filesystem: { rootDirectory: blobs } } }
+      a = await startServer(shared)
+      b = await startServer(shared)
+    })
+    after(async () => {
+      await a?.close()
+      await b?.close()
+      await dropTestDatabase(url)
+      await rm(blobs, { recursive: true, force: true })
+    })
+
+    const getTag = async (s: TestServer, name: string, tag: string) => {
+      const res = await fetch(`${s.url}/v2/${name}/manifests/${tag}`, { headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } })
+      await res.arrayBuffer()
+      return res.status === 200 ? res.headers.get('docker-content-digest') : `HTTP ${res.status}`
+    }
+
+    it('sees a tag moved or a manifest deleted on the other node (read cache invalidated across nodes)', async () => {
+      const one = await buildImage(a.url, 'shared/app', 'one')
+      const two = await buildImage(a.url, 'shared/app', 'two')
+      assert.equal((await putManifest(a.url, 'shared/app', 'latest', one.manifest)).status, 201)
+      // b caches latest → one
+      assert.equal(await getTag(b, 'shared/app', 'latest'), one.digest)
+      assert.equal(await getTag(b, 'shared/app', 'latest'), one.digest)
+      assert.equal((await putManifest(a.url, 'shared/app', 'latest', two.manifest)).status, 201)
+      await eventually(async () => (await getTag(b, 'shared/app', 'latest')) === two.digest, 'b to see the moved tag')
+      // a deletion on b reaches a's cache too
+      assert.equal(await getTag(a, 'shared/app', two.digest), two.digest)
+      assert.equal((await fetch(`${b.url}/v2/shared/app/manifests/${two.digest}`, { method: 'DELETE' })).status, 202)
+      await eventually(async () => (await getTag(a, 'shared/app', two.digest)) === 'HTTP 404', 'a to forget the deleted manifest')
+      await eventually(async () => (await getTag(a, 'shared/app', 'latest')) === 'HTTP 404', 'a to forget the deleted tag')
+    })
+
+    it('keeps one answer when both nodes push the same tag at once', async () => {
+      const images = await Promise.all(['x', 'y', 'z', 'w'].map((seed) => buildImage(a.url, 'race/app', seed)))
+      for (let round = 0; round < 10; round++) {
+        const results = await Promise.all(images.map((img, i) => putManifest(i % 2 ? a.url : b.url, 'race/app', 'latest', img.manifest)))
+        for (const r of results) assert.equal(r.status, 201)
+        const db = a.app.metadata.db
+        const row = await db
+          .selectFrom('tags as t')
+          .innerJoin('repositories as r', 'r.id', 't.repository_id')
+          .select('t.manifest_digest')
+          .where('r.name', '=', 'race/app')
+          .where('t.name', '=', 'latest')
+          .executeTakeFirstOrThrow()
+        await eventually(async () => (await getTag(a, 'race/app', 'latest')) === row.manifest_digest, 'a to agree with the database')
+        await eventually(async () => (await getTag(b, 'race/app', 'latest')) === row.manifest_digest, 'b to agree with the database')
+      }
+    })
+
+    it('creates a new repository once when both nodes push into it at once', async () => {
+      const data = 'same blob, new repository'
+      const pushes = Array.from({ length: 12 }, (_, i) => pushBlob(i % 2 ? a.url : b.url, 'fresh/repo', data))
+      const digests = await Promise.all(pushes)
+      assert.ok(digests.every((d) => d === sha256(data)))
+      const repos = await a.app.metadata.db.selectFrom('repositories').select('id').where('name', '=', 'fresh/repo').execute()
+      assert.equal(repos.length, 1)
+      for (const s of [a, b]) assert.equal((await fetch(`${s.url}/v2/fresh/repo/blobs/${sha256(data)}`, { method: 'HEAD' })).status, 200)
+    })
+
+    it('never leaves a tag pointing at a deleted manifest when a tag push races a delete', async () => {
+      const img = await buildImage(a.url, 'del/app', 'del')
+      for (let round = 0; round < 15; round++) {
+        assert.equal((await putManifest(a.url, 'del/app', 'base', img.manifest)).status, 201)
+        const [put, del] = await Promise.all([
+          putManifest(b.url, 'del/app', `t${round}`, img.manifest),
+          fetch(`${a.url}/v2/del/app/manifests/${img.digest}`, { method: 'DELETE' }),
+        ])
+        assert.equal(put.status, 201)
+        assert.ok(del.status === 202 || del.status === 404, `delete answered ${del.status}`)
+      }
+      const dangling = await sql<{ n: number }>`
+        select count(*) as n from tags t
+        where not exists (select 1 from manifests m where m.repository_id = t.repository_id and m.digest = t.manifest_digest)`.execute(a.app.metadata.db)
+      assert.equal(Number(dangling.rows[0]?.n), 0)
+    })
+  })
+
+  it('stops caching while the change listener is disconnected, and recovers', async () => {
+    const s = await startServer()
+    const admin = new pg.Client({ connectionString: TEST_DATABASE_URL })
+    await admin.connect()
+    try {
+      const img = await buildImage(s.url, 'listen/app', 'l')
+      assert.equal((await putManifest(s.url, 'listen/app', 'v1', img.manifest)).status, 201)
+      assert.notEqual(s.app.metadata.generation(), undefined)
+      const { rows } = await sql<{ db: string }>`select current_database() as db`.execute(s.app.metadata.db)
+      // Kill the listening backend the way a PostgreSQL restart would.
+      const killed = await admin.query(`select pg_terminate_backend(pid) from pg_stat_activity where application_name = 'berth-listener' and datname = $1`, [rows[0]?.db])
+      assert.equal(killed.rowCount, 1)
+      await eventually(async () => s.app.metadata.generation() === undefined, 'the listener to notice')
+      await eventually(async () => s.app.metadata.generation() !== undefined, 'the listener to reconnect')
+      const res = await fetch(`${s.url}/v2/listen/app/manifests/v1`)
+      assert.equal(res.status, 200)
+    } finally {
+      await admin.end()
+      await s.close()
+    }
+  })
+})
