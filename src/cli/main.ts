@@ -1,6 +1,7 @@
 import { Command } from 'commander'
 import { serveCommand } from './serve.js'
 import { configCheckCommand } from './config-check.js'
+import { migrateMetadataCommand } from './migrate-metadata.js'
 
 const program = new Command()
 program.name('berth').description('Berth: a self-hosted OCI container registry in one small Node.js process').version('0.1.0')
@@ -20,6 +21,16 @@ config
   .argument('<file>', 'YAML config file')
   .option('--json', 'print JSON instead of YAML')
   .action(configCheckCommand)
+
+program
+  .command('migrate-metadata')
+  .description('copy the metadata of a SQLite deployment into an empty PostgreSQL database (blobs stay where they are)')
+  .option('--from <sqlite:PATH>', 'the SQLite database to copy')
+  .option('--data-dir <dir>', 'or: the data directory holding berth.db')
+  .requiredOption('--to <postgres://…>', 'the PostgreSQL database to fill (migrated first; must be empty)')
+  .option('--batch-size <rows>', 'rows per INSERT', '500')
+  .option('--json', 'print the result as JSON')
+  .action(migrateMetadataCommand)
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   console.error(`berth: ${(err as Error).message}`)
