@@ -15,6 +15,7 @@ module.exports = {
     lower('config', ['errors']),
     lower('observability', ['errors']),
     lower('registry', ['oci', 'errors', 'storage', 'metadata', 'observability', 'config']),
+    lower('auth', ['oci', 'errors', 'metadata', 'observability', 'config']),
     lower('jobs', ['oci', 'errors', 'registry', 'observability', 'metadata']),
     {
       name: 'http-never-touches-storage-or-metadata',

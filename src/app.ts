@@ -10,12 +10,16 @@ import { createMetadataRepositories } from './metadata/repositories/index.js'
 import { loggerOptions } from './observability/logger.js'
 import { Metrics } from './observability/metrics.js'
 import { createRegistry, type Registry } from './registry/registry.js'
+import { AuthService } from './auth/service.js'
 import type { StorageDriver } from './storage/driver.js'
 import { FsDriver } from './storage/fs/driver.js'
 
 export interface App {
   http: FastifyInstance
   registry: Registry
+  auth: AuthService
+  /** set on the first start when no BERTH_ADMIN_PASSWORD was given: print it once */
+  generatedAdminPassword?: string
   scheduler: Scheduler
   storage: StorageDriver
   metadata: MetadataDb
@@ -26,6 +30,8 @@ export interface App {
 export interface AppDeps {
   logger?: Logger
   now?: () => number
+  /** BERTH_ADMIN_PASSWORD */
+  adminPassword?: string
 }
 
 export function databaseUrl(config: Config): string {
@@ -54,7 +60,12 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
   })
   const meta = createMetadataRepositories(metadata.db, metadata.generation)
   const metrics = config.metrics.enabled ? new Metrics({ blobs: () => meta.blobs.stats(), uploads: () => meta.uploads.count() }) : undefined
-  const registry = createRegistry({ storage, meta, log, now }, { onBytesIn: (n) => metrics?.bytesIn.inc(n) })
+  const auth = await AuthService.create(meta, metadata.generation, authOptions(config, deps.adminPassword), log, now)
+  const { generatedAdminPassword } = await auth.bootstrap(meta, now())
+  const registry = createRegistry(
+    { storage, meta, log, now, beforeLink: (repository, digest, size) => auth.checkQuota(repository, digest, size) },
+    { onBytesIn: (n) => metrics?.bytesIn.inc(n) },
+  )
 
   const scheduler = new Scheduler(log)
   const expiry = parseDuration(config.uploads.expiry) ?? 86_400_000
@@ -67,9 +78,24 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
     },
   })
 
+  const auditRetention = parseDuration(config.audit.retention) ?? 90 * 86_400_000
+  scheduler.add({
+    name: 'prune-audit',
+    every: 3_600_000,
+    run: async ({ log: taskLog }) => {
+      const removed = await auth.audit.prune(now() - auditRetention)
+      if (removed > 0) taskLog.info({ removed }, 'audit rows past retention removed')
+    },
+  })
+
   const http = buildHttpServer({
     logger: log,
     registry,
+    auth,
+    authEnabled: config.auth.enabled,
+    realm: config.auth.token.realm ?? config.auth.realm,
+    ownTokenEndpoint: !config.auth.token.realm,
+    secureCookies: Boolean(config.http.tls.certificate) || (config.http.baseUrl?.startsWith('https:') ?? false),
     baseUrl: config.http.baseUrl?.replace(/\/$/, ''),
     tls: config.http.tls,
     maxManifestSize: config.manifests.maxSize,
@@ -93,6 +119,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
   return {
     http,
     registry,
+    auth,
+    generatedAdminPassword,
     scheduler,
     storage,
     metadata,
@@ -100,7 +128,26 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
     async close() {
       await http.close()
       await scheduler.stop()
+      await auth.close()
       await metadata.close()
     },
+  }
+}
+
+function authOptions(config: Config, adminPassword: string | undefined) {
+  const a = config.auth
+  const ext = a.token
+  return {
+    enabled: a.enabled,
+    service: a.service,
+    issuer: a.issuer,
+    tokenExpiry: parseDuration(a.tokenExpiry) ?? 300_000,
+    refreshTokenExpiry: parseDuration(a.refreshTokenExpiry) ?? 30 * 86_400_000,
+    sessionExpiry: parseDuration(a.sessionExpiry) ?? 12 * 3_600_000,
+    autoCreateProjects: a.autoCreateProjects,
+    projectCreation: a.projectCreation,
+    throttle: { maxFailures: a.throttle.maxFailures, window: parseDuration(a.throttle.window) ?? 900_000 },
+    external: ext.issuer && (ext.jwks || ext.rootCertBundle) ? { issuer: ext.issuer, service: ext.service ?? a.service, jwks: ext.jwks, rootCertBundle: ext.rootCertBundle } : undefined,
+    adminPassword,
   }
 }

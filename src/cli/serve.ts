@@ -9,13 +9,18 @@ interface ServeFlags {
 }
 
 export async function serveCommand(flags: ServeFlags): Promise<void> {
-  const { config, unknownEnv } = await loadConfig({
+  const { config, unknownEnv, adminPassword } = await loadConfig({
     file: flags.config,
     env: process.env,
     flags: { 'http.addr': flags.addr, dataDir: flags.dataDir },
   })
-  const app = await buildApp(config)
+  const app = await buildApp(config, { adminPassword })
   const { log } = app
+  if (app.generatedAdminPassword) {
+    // Printed once, straight to the terminal, never through the logger.
+    process.stderr.write(`\nBerth created the user "admin" with the password:\n\n    ${app.generatedAdminPassword}\n\nIt is not shown again. Change it with: berth user passwd admin\n\n`)
+  }
+  log.info({ enabled: config.auth.enabled }, config.auth.enabled ? 'authentication enabled: token auth at /token, management API at /api/v1' : 'authentication disabled by config: open registry')
   for (const name of unknownEnv) log.warn({ variable: name }, 'environment variable names no config key; ignored')
   log.info({ config: maskSecrets(config) }, 'configuration loaded')
   log.info({ driver: app.storage.name }, 'storage ready')

@@ -16,6 +16,8 @@ export interface LoadedConfig {
   config: Config
   /** BERTH_* variables that name no config key (reported, not fatal: other tools share the prefix). */
   unknownEnv: string[]
+  /** BERTH_ADMIN_PASSWORD: the first admin's password (only used when that user is created) */
+  adminPassword?: string
 }
 
 /** Variables with the BERTH_ prefix that are not config keys. */
@@ -43,7 +45,7 @@ export async function loadConfig(opts: LoadOptions = {}): Promise<LoadedConfig> 
   }
   const parsed = ConfigSchema.safeParse(raw)
   if (!parsed.success) throw new ConfigError(describeIssues(parsed.error))
-  return { config: deepFreeze(parsed.data), unknownEnv }
+  return { config: deepFreeze(parsed.data), unknownEnv, adminPassword: opts.env?.BERTH_ADMIN_PASSWORD || undefined }
 }
 
 async function readYaml(file: string): Promise<Record<string, unknown>> {

@@ -71,6 +71,38 @@ export const ConfigSchema = z
       .strict()
       .prefault({}),
     metrics: z.object({ enabled: z.boolean().default(true) }).strict().prefault({}),
+    auth: z
+      .object({
+        /** false: a Distribution-style open registry for trusted networks */
+        enabled: z.boolean().default(true),
+        /** the `service` of tokens and challenges */
+        service: z.string().min(1).default('berth'),
+        issuer: z.string().min(1).default('berth'),
+        /** token endpoint announced in challenges; <request origin>/token when unset */
+        realm: z.string().url().optional(),
+        tokenExpiry: duration.default('5m'),
+        refreshTokenExpiry: duration.default('30d'),
+        sessionExpiry: duration.default('12h'),
+        /** who may create projects through the API: admins only, or every signed-in user */
+        projectCreation: z.enum(['admin', 'everyone']).default('everyone'),
+        /** pushing to a missing project creates it (the pusher becomes its project admin) */
+        autoCreateProjects: z.boolean().default(false),
+        throttle: z.object({ maxFailures: size.default(10), window: duration.default('15m') }).strict().prefault({}),
+        /** An external token issuer (like Distribution's auth.token): Berth verifies its tokens. */
+        token: z
+          .object({
+            realm: z.string().url().optional(),
+            service: z.string().optional(),
+            issuer: z.string().optional(),
+            jwks: z.string().optional(),
+            rootCertBundle: z.string().optional(),
+          })
+          .strict()
+          .prefault({}),
+      })
+      .strict()
+      .prefault({}),
+    audit: z.object({ retention: duration.default('90d') }).strict().prefault({}),
   })
   .strict()
 
@@ -78,4 +110,4 @@ export type Config = z.infer<typeof ConfigSchema>
 export type ConfigInput = z.input<typeof ConfigSchema>
 
 /** Keys whose values are masked by `berth config check` and never logged. */
-export const SECRET_KEYS = [/password/i, /secret/i, /token/i, /^database\.url$/]
+export const SECRET_KEYS = [/password/i, /secret/i, /privateKey/i, /^database\.url$/]

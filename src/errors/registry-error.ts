@@ -20,6 +20,10 @@ export const ErrorCodes = {
   RANGE_INVALID: 416,
   UNKNOWN: 500,
   UNAVAILABLE: 503,
+  // Codes of the management API (/api/v1), never used under /v2.
+  NOT_FOUND: 404,
+  CONFLICT: 409,
+  INVALID_FIELD: 400,
 } as const satisfies Record<string, number>
 
 export type ErrorCode = keyof typeof ErrorCodes
@@ -65,6 +69,19 @@ export class RegistryError extends Error {
   }
   static manifestInvalid(message: string, detail?: unknown): RegistryError {
     return new RegistryError('MANIFEST_INVALID', message, { detail })
+  }
+  static denied(message: string, detail?: unknown): RegistryError {
+    return new RegistryError('DENIED', message, { detail })
+  }
+  static notFound(what: string): RegistryError {
+    return new RegistryError('NOT_FOUND', `${what} not found`)
+  }
+  static conflict(message: string): RegistryError {
+    return new RegistryError('CONFLICT', message)
+  }
+  /** A request body field is missing or invalid; `field` names it. */
+  static invalidField(field: string, message: string): RegistryError {
+    return new RegistryError('INVALID_FIELD', `${field}: ${message}`, { detail: { field } })
   }
   static unsupported(message: string): RegistryError {
     return new RegistryError('UNSUPPORTED', message)

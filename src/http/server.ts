@@ -1,15 +1,29 @@
 import { randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
-import Fastify, { LogController, type FastifyInstance } from 'fastify'
+import Fastify, { LogController, type FastifyInstance, type FastifyRequest } from 'fastify'
 import type { Logger } from 'pino'
 import type { Registry } from '../registry/registry.js'
 import { lazyChildLogger } from '../observability/lazy-logger.js'
 import { operabilityRoutes } from './operability.js'
 import { v2Routes } from './v2/index.js'
+import type { AuthService } from '../auth/service.js'
+import { apiRoutes } from './api/index.js'
+import { tokenRoutes } from './auth/token.js'
+import { canPull, v2Authorizer } from './v2/authorize.js'
+import type { Caller } from './auth/credentials.js'
+import type { MatchedRoute } from './v2/route.js'
 
 export interface HttpOptions {
   logger: Logger
   registry: Registry
+  auth: AuthService
+  /** false: an open registry (no challenge, everything allowed) */
+  authEnabled: boolean
+  /** token endpoint announced in challenges (derived from the request when unset) */
+  realm?: string
+  /** serve /token (false when an external issuer is configured) */
+  ownTokenEndpoint: boolean
+  secureCookies: boolean
   baseUrl?: string
   tls?: { certificate?: string; key?: string }
   maxManifestSize: number
@@ -58,8 +72,14 @@ export function buildHttpServer(opts: HttpOptions): FastifyInstance {
   })
 
   app.register(operabilityRoutes, { ready: opts.ready, metrics: metrics?.render })
+  const { auth } = opts
+  if (opts.ownTokenEndpoint) app.register(tokenRoutes, { auth })
+  app.register(apiRoutes, { prefix: '/api/v1', auth, registry: opts.registry, secureCookies: opts.secureCookies })
   app.register(v2Routes, {
     registry: opts.registry,
+    authorize: opts.authEnabled ? v2Authorizer(auth, opts.realm) : undefined,
+    canPull: opts.authEnabled ? (caller: Caller, repository: string) => canPull(auth, caller, repository) : undefined,
+    audit: (req, caller, route) => auditV2(auth, req, caller, route),
     baseUrl: opts.baseUrl,
     maxManifestSize: opts.maxManifestSize,
     minChunkSize: opts.minChunkSize,
@@ -73,4 +93,23 @@ function requestIds(): () => string {
   const prefix = randomBytes(6).toString('hex')
   let n = 0
   return () => `${prefix}-${(++n).toString(36)}`
+}
+
+/** Pushes, pulls and deletes that succeeded, in the audit log (batched, off the request path). */
+function auditV2(auth: AuthService, req: FastifyRequest, caller: Caller | undefined, route: MatchedRoute): void {
+  let action: string | undefined
+  if (route.op === 'manifest') action = req.method === 'GET' ? 'pull' : req.method === 'PUT' ? 'push' : req.method === 'DELETE' ? 'delete' : undefined
+  else if (route.op === 'blob' && req.method === 'DELETE') action = 'delete'
+  if (!action) return
+  const p = caller?.principal
+  auth.audit.record({
+    actor: p && p.kind !== 'anonymous' ? p.name : 'anonymous',
+    actorType: p?.kind ?? 'anonymous',
+    address: req.ip,
+    action,
+    project: route.name.includes('/') ? route.name.slice(0, route.name.indexOf('/')) : 'library',
+    repository: route.name,
+    resource: route.ref,
+    result: 'success',
+  })
 }

@@ -46,6 +46,7 @@ export class BlobService {
   async mount(repository: string, digest: Digest, from: string): Promise<number | undefined> {
     const size = await this.ctx.meta.blobs.findLinked(from, digest.value)
     if (size === undefined) return undefined
+    await this.ctx.beforeLink?.(repository, digest.value, size)
     const { db, repositories, blobs } = this.ctx.meta
     const now = this.ctx.now()
     await db.transaction().execute(async (trx) => {

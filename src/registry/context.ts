@@ -8,4 +8,6 @@ export interface RegistryContext {
   meta: MetadataRepositories
   log: Logger
   now: () => number
+  /** Asked before a blob is linked into a repository; throws (DENIED) to refuse, e.g. over quota. */
+  beforeLink?: (repository: string, digest: string, size: number) => Promise<void>
 }

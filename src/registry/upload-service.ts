@@ -193,6 +193,16 @@ export class UploadService {
    * records and links the blob. The blob is visible only once the transaction commits.
    */
   private async commitBlob(repositoryId: number, from: string, digest: Digest, size: number, sessionId?: string, tempId?: string): Promise<void> {
+    if (this.ctx.beforeLink) {
+      const repository = await this.ctx.meta.repositories.nameOf(repositoryId)
+      try {
+        await this.ctx.beforeLink(repository, digest.value, size)
+      } catch (err) {
+        await this.ctx.storage.delete(uploadDir(sessionId ?? tempId ?? ''))
+        if (sessionId) await this.discard(sessionId)
+        throw err
+      }
+    }
     const target = blobPath(digest.algorithm, digest.hex)
     const dir = uploadDir(sessionId ?? tempId ?? '')
     const existing = await this.ctx.storage.stat(target).catch(() => undefined)

@@ -52,19 +52,30 @@ describe('berth CLI', () => {
       stdio: ['ignore', 'pipe', 'pipe'],
     })
     let output = ''
+    let errors = ''
     child.stdout.on('data', (d: Buffer) => (output += d.toString()))
+    child.stderr.on('data', (d: Buffer) => (errors += d.toString()))
     try {
       const deadline = Date.now() + 10_000
       let status = 0
       while (Date.now() < deadline && status !== 200) {
-        status = await fetch(`http://127.0.0.1:${port}/v2/`).then((r) => r.status, () => 0)
+        status = await fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.status, () => 0)
         if (status !== 200) await new Promise((r) => setTimeout(r, 50))
       }
       assert.equal(status, 200)
+      // Auth is on by default: /v2/ challenges, and the first start printed the admin password once.
+      const v2 = await fetch(`http://127.0.0.1:${port}/v2/`)
+      assert.equal(v2.status, 401)
+      assert.match(v2.headers.get('www-authenticate') ?? '', /^Bearer realm="http:\/\/127\.0\.0\.1:\d+\/token",service="berth"$/)
+      const password = /password:\s+(\S+)/.exec(errors)?.[1]
+      assert.ok(password, 'the generated admin password is printed')
+      const basic = `Basic ${Buffer.from(`admin:${password}`).toString('base64')}`
+      assert.equal((await fetch(`http://127.0.0.1:${port}/v2/`, { headers: { authorization: basic } })).status, 200)
       const exit = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
       child.kill('SIGTERM')
       assert.equal(await exit, 0)
       assert.match(output, /"msg":"stopped"/)
+      assert.ok(!output.includes(password), 'the password never reaches the log')
       for (const line of output.trim().split('\n')) assert.doesNotThrow(() => JSON.parse(line), `log line is JSON: ${line}`)
     } finally {
       child.kill('SIGKILL')

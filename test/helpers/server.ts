@@ -61,10 +61,11 @@ async function admin(statement: string): Promise<void> {
 /** Records which test database belongs to a data directory, so a restarted server finds it. */
 const DATABASE_MARKER = '.berth-test-database'
 
-/** Builds a config for tests: a fresh data directory, quiet logs, overrides merged in. */
+/** Builds a config for tests: a fresh data directory, quiet logs, auth off, overrides merged in. */
 export async function testConfig(overrides: ConfigInput = {}): Promise<Config> {
   const dataDir = overrides.dataDir ?? (await mkdtemp(join(tmpdir(), 'berth-test-')))
-  return ConfigSchema.parse({ ...overrides, dataDir, log: { level: 'silent', ...(overrides.log ?? {}) } })
+  // Tests run an open registry unless they switch auth on (the auth tests do).
+  return ConfigSchema.parse({ ...overrides, dataDir, log: { level: 'silent', ...(overrides.log ?? {}) }, auth: { enabled: false, ...(overrides.auth ?? {}) } })
 }
 
 /**

@@ -5,13 +5,20 @@ import { RegistryError } from '../../errors/registry-error.js'
 import { blobHandlers } from './blobs.js'
 import { listHandlers } from './lists.js'
 import { manifestHandlers, notAllowed, referrersHandler } from './manifests.js'
-import { matchV2Path, type Operation, type V2Request } from './route.js'
+import { matchV2Path, type MatchedRoute, type Operation, type V2Request } from './route.js'
+import type { Caller } from '../auth/credentials.js'
 import { uploadHandlers } from './uploads.js'
 import { UrlBuilder } from './urls.js'
 import { renderV2Error } from './errors.js'
 
 export interface V2Options {
   registry: Registry
+  /** identifies and authorizes the caller; absent when auth is disabled */
+  authorize?: (req: FastifyRequest, route: MatchedRoute) => Promise<Caller>
+  /** may the caller pull from this repository (mount sources, catalog entries)? */
+  canPull?: (caller: Caller, repository: string) => Promise<boolean>
+  /** records pushes, pulls and deletes once they succeeded */
+  audit?: (req: FastifyRequest, caller: Caller | undefined, route: MatchedRoute) => void
   baseUrl?: string
   maxManifestSize: number
   minChunkSize: number
@@ -29,7 +36,7 @@ export async function v2Routes(app: FastifyInstance, opts: V2Options): Promise<v
   const manifests = manifestHandlers(opts.registry, urls, opts.maxManifestSize, opts.countOut)
   const blobs = blobHandlers(opts.registry, opts.countOut)
   const uploads = uploadHandlers(opts.registry, urls, opts.minChunkSize)
-  const lists = listHandlers(opts.registry, urls)
+  const lists = listHandlers(opts.registry, urls, opts.canPull)
   const referrers = referrersHandler(opts.registry)
   const base: Handler = async ({ reply }) => reply.code(200).send({})
 
@@ -63,7 +70,17 @@ export async function v2Routes(app: FastifyInstance, opts: V2Options): Promise<v
     const handler = table[route.op][req.method]
     if (!handler) notAllowed(req.method)
     if (route.op !== 'base' && route.op !== 'catalog') requireName(route.name)
-    return handler({ req, reply, name: route.name, ref: route.ref, query: new URLSearchParams(q === -1 ? '' : url.slice(q + 1)) })
+    const caller = opts.authorize ? await opts.authorize(req, route) : undefined
+    const query = new URLSearchParams(q === -1 ? '' : url.slice(q + 1))
+    const from = query.get('from')
+    if (caller && from !== null && opts.canPull && !(await opts.canPull(caller, from))) {
+      // No read access to the mount source: the mount quietly becomes a normal upload.
+      query.delete('mount')
+      query.delete('from')
+    }
+    const result = await handler({ req, reply, name: route.name, ref: route.ref, query, caller })
+    opts.audit?.(req, caller, route)
+    return result
   }
 
   const methods = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE']

@@ -2,6 +2,7 @@ import type { Registry } from '../../registry/registry.js'
 import { RegistryError } from '../../errors/registry-error.js'
 import type { V2Request } from './route.js'
 import type { UrlBuilder } from './urls.js'
+import type { Caller } from '../auth/credentials.js'
 
 /** Largest page served; a bigger or absent `n` gets this many and a Link to the rest. */
 export const MAX_PAGE = 10_000
@@ -13,13 +14,15 @@ function pageSize(query: URLSearchParams): number {
   return Math.min(Number(n), MAX_PAGE)
 }
 
-export function listHandlers(registry: Registry, urls: UrlBuilder) {
+export function listHandlers(registry: Registry, urls: UrlBuilder, canPull?: (caller: Caller, repository: string) => Promise<boolean>) {
   return {
-    async catalog({ reply, query }: V2Request) {
+    async catalog({ reply, query, caller }: V2Request) {
       const n = pageSize(query)
-      const repositories = n === 0 ? [] : await registry.repositories.catalog(n, query.get('last') ?? undefined)
-      const last = repositories.at(-1)
-      if (last !== undefined && repositories.length === n) reply.header('link', urls.next('/v2/_catalog', n, last))
+      const page = n === 0 ? [] : await registry.repositories.catalog(n, query.get('last') ?? undefined)
+      const last = page.at(-1)
+      if (last !== undefined && page.length === n) reply.header('link', urls.next('/v2/_catalog', n, last))
+      // Only what the caller may pull is listed (a page may come out shorter than n).
+      const repositories = caller && canPull ? await filterAsync(page, (name) => canPull(caller, name)) : page
       return reply.code(200).send({ repositories })
     },
 
@@ -31,4 +34,10 @@ export function listHandlers(registry: Registry, urls: UrlBuilder) {
       return reply.code(200).send({ name, tags })
     },
   }
+}
+
+async function filterAsync<T>(items: T[], keep: (item: T) => Promise<boolean>): Promise<T[]> {
+  const out: T[] = []
+  for (const item of items) if (await keep(item)) out.push(item)
+  return out
 }

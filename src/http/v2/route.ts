@@ -1,4 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { Caller } from '../auth/credentials.js'
 
 /** What the /v2 dispatcher hands to an operation handler. */
 export interface V2Request {
@@ -8,6 +9,8 @@ export interface V2Request {
   /** manifest reference, blob digest, upload id or subject digest (empty when none) */
   ref: string
   query: URLSearchParams
+  /** who is calling (undefined when auth is disabled) */
+  caller?: Caller
 }
 
 export type Operation = 'base' | 'catalog' | 'tags' | 'manifest' | 'blob' | 'upload' | 'referrers'

@@ -5,6 +5,11 @@ import { createManifestRepository } from './manifests.js'
 import { createRepositoryRepository } from './repositories.js'
 import { createTagRepository } from './tags.js'
 import { createUploadRepository } from './uploads.js'
+import { createUserRepository } from './users.js'
+import { createProjectRepository } from './projects.js'
+import { createRobotRepository } from './robots.js'
+import { createAuditRepository } from './audit.js'
+import { createSettingsRepository } from './settings.js'
 
 /** `generation` (see MetadataDb) lets pull-path reads be cached safely; omit it to cache nothing. */
 export function createMetadataRepositories(db: Kysely<Database>, generation: () => string | undefined = () => undefined) {
@@ -15,6 +20,11 @@ export function createMetadataRepositories(db: Kysely<Database>, generation: () 
     manifests: createManifestRepository(db, generation),
     tags: createTagRepository(db),
     uploads: createUploadRepository(db),
+    users: createUserRepository(db),
+    projects: createProjectRepository(db),
+    robots: createRobotRepository(db),
+    audit: createAuditRepository(db),
+    settings: createSettingsRepository(db),
   }
 }
 

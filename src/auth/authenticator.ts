@@ -1,0 +1,164 @@
+import { createHash } from 'node:crypto'
+import { ReadCache } from '../metadata/read-cache.js'
+import type { MetadataRepositories } from '../metadata/repositories/index.js'
+import type { RobotRow } from '../metadata/repositories/robots.js'
+import type { UserRow } from '../metadata/repositories/users.js'
+import type { AuditLog } from './audit.js'
+import { hashSecret, isLegacyHash, verifySecret } from './passwords.js'
+import { isRepositoryAction } from './permissions.js'
+import type { Principal, RobotGrant } from './principal.js'
+import type { LoginThrottle } from './throttle.js'
+import type { TokenClaims, TokenService } from './tokens.js'
+
+export type AuthFailure = { failure: 'invalid' | 'throttled' }
+
+/** Checks a password against an external directory (LDAP); groups come back on success. */
+export type DirectoryLogin = (username: string, password: string) => Promise<{ groups: string[]; email?: string } | undefined>
+
+export const ROBOT_PREFIX = 'robot$'
+
+/**
+ * Turns credentials into a Principal: Basic (users, robots, OIDC users' CLI secrets, LDAP
+ * users) and Bearer (Berth's tokens or an external issuer's). Successful password checks are
+ * remembered for a minute, keyed by a hash of the credentials and tied to the stored hash, so
+ * argon2 does not run on every request of a push; disabling a user or changing a secret takes
+ * effect at once.
+ */
+export class Authenticator {
+  private readonly users: ReadCache<UserRow | null>
+  private readonly robots: ReadCache<RobotRow | null>
+  private readonly verified = new Map<string, { storedHash: string; until: number }>()
+  /** Signature checks cost more than the rest of a manifest GET: remember valid tokens. */
+  private readonly validTokens = new Map<string, { claims: TokenClaims; external: boolean; exp: number }>()
+
+  constructor(
+    private readonly meta: MetadataRepositories,
+    generation: () => string | undefined,
+    private readonly tokens: TokenService,
+    private readonly throttle: LoginThrottle,
+    private readonly audit: AuditLog,
+    private readonly now: () => number,
+    private readonly directory?: DirectoryLogin,
+  ) {
+    this.users = new ReadCache(generation, 10_000)
+    this.robots = new ReadCache(generation, 10_000)
+  }
+
+  async user(name: string): Promise<UserRow | undefined> {
+    return (await this.users.get(name, async () => (await this.meta.users.find(name)) ?? null)) ?? undefined
+  }
+
+  async robot(name: string): Promise<RobotRow | undefined> {
+    return (await this.robots.get(name, async () => (await this.meta.robots.find(name)) ?? null)) ?? undefined
+  }
+
+  /** Username + password (or robot secret, or CLI secret). Failures are throttled and audited. */
+  async login(username: string, password: string, address: string): Promise<Principal | AuthFailure> {
+    if (this.throttle.blocked(username, address)) {
+      this.audit.record({ actor: username, actorType: 'unknown', address, action: 'login', result: 'failure', detail: { reason: 'throttled' } })
+      return { failure: 'throttled' }
+    }
+    const principal = username.startsWith(ROBOT_PREFIX) ? await this.robotLogin(username, password) : await this.userLogin(username, password)
+    if (!principal) {
+      this.throttle.fail(username, address)
+      this.audit.record({ actor: username, actorType: username.startsWith(ROBOT_PREFIX) ? 'robot' : 'user', address, action: 'login', result: 'failure' })
+      return { failure: 'invalid' }
+    }
+    this.throttle.succeed(username)
+    return principal
+  }
+
+  private async userLogin(username: string, password: string): Promise<Principal | undefined> {
+    const row = await this.user(username)
+    if (row?.disabled) return undefined
+    if (row?.source === 'ldap' || (!row && this.directory)) return this.directoryLogin(username, password)
+    if (!row) return undefined
+    // Local users check their password; OIDC users their CLI secret (as Harbor does).
+    const stored = row.source === 'oidc' ? row.cli_secret_hash : row.password_hash
+    if (!stored || !(await this.check(username, password, stored))) return undefined
+    if (row.source === 'local' && isLegacyHash(stored)) {
+      await this.meta.users.update(username, { passwordHash: await hashSecret(password) }, this.now())
+    }
+    return { kind: 'user', name: username, admin: Boolean(row.admin), groups: parseGroups(row.groups), via: row.source === 'oidc' ? 'cli-secret' : 'password' }
+  }
+
+  private async directoryLogin(username: string, password: string): Promise<Principal | undefined> {
+    if (!this.directory) return undefined
+    const found = await this.directory(username, password)
+    if (!found) return undefined
+    const now = this.now()
+    const existing = await this.meta.users.find(username)
+    if (!existing) await this.meta.users.insert({ username, passwordHash: null, email: found.email ?? null, admin: false, source: 'ldap', groups: found.groups }, now)
+    else if (existing.disabled) return undefined
+    await this.meta.users.update(username, { groups: found.groups, lastLoginAt: now }, now)
+    return { kind: 'user', name: username, admin: Boolean(existing?.admin), groups: found.groups, via: 'ldap' }
+  }
+
+  private async robotLogin(name: string, secret: string): Promise<Principal | undefined> {
+    const row = await this.robot(name)
+    if (!row || row.disabled || (row.expires_at !== null && row.expires_at <= this.now())) return undefined
+    if (!(await this.check(name, secret, row.secret_hash))) return undefined
+    void this.meta.robots.touch(name, this.now()).catch(() => undefined)
+    return { kind: 'robot', name, grants: parseGrants(row.permissions), via: 'password' }
+  }
+
+  private async check(name: string, secret: string, storedHash: string): Promise<boolean> {
+    const key = createHash('sha256').update(`${name}\0${secret}`).digest('base64')
+    const hit = this.verified.get(key)
+    if (hit && hit.storedHash === storedHash && hit.until > Date.now()) return true
+    if (!(await verifySecret(storedHash, secret))) return false
+    if (this.verified.size > 10_000) this.verified.clear()
+    this.verified.set(key, { storedHash, until: Date.now() + 60_000 })
+    return true
+  }
+
+  /** A bearer token; its subject must still be an active user or robot. */
+  async bearer(token: string): Promise<{ principal: Principal; claims: TokenClaims } | undefined> {
+    const verified = await this.verifyCached(token)
+    if (!verified) return undefined
+    const { claims } = verified
+    if (verified.external) return { principal: { kind: 'external', name: claims.sub, access: claims.access }, claims }
+    if (claims.kind === 'robot') {
+      const row = await this.robot(claims.sub)
+      if (!row || row.disabled || (row.expires_at !== null && row.expires_at <= this.now())) return undefined
+      return { principal: { kind: 'robot', name: claims.sub, grants: parseGrants(row.permissions), via: 'token' }, claims }
+    }
+    const row = await this.user(claims.sub)
+    if (!row || row.disabled) return undefined
+    const via = claims.use === 'session' ? 'session' : 'token'
+    return { principal: { kind: 'user', name: row.username, admin: Boolean(row.admin), groups: parseGroups(row.groups), via }, claims }
+  }
+
+  private async verifyCached(token: string): Promise<{ claims: TokenClaims; external: boolean } | undefined> {
+    const hit = this.validTokens.get(token)
+    const nowSeconds = Date.now() / 1000
+    if (hit && hit.exp > nowSeconds) return hit
+    if (hit) this.validTokens.delete(token)
+    const verified = await this.tokens.verify(token)
+    if (!verified) return undefined
+    if (this.validTokens.size >= 10_000) this.validTokens.delete(this.validTokens.keys().next().value as string)
+    this.validTokens.set(token, { ...verified, exp: verified.claims.exp ?? nowSeconds + 60 })
+    return verified
+  }
+}
+
+export function parseGroups(json: string | null): string[] {
+  if (!json) return []
+  try {
+    const v = JSON.parse(json) as unknown
+    return Array.isArray(v) ? v.filter((g): g is string => typeof g === 'string') : []
+  } catch {
+    return []
+  }
+}
+
+export function parseGrants(json: string): RobotGrant[] {
+  try {
+    const v = JSON.parse(json) as { project?: unknown; actions?: unknown }[]
+    return v
+      .filter((g) => typeof g.project === 'string' && Array.isArray(g.actions))
+      .map((g) => ({ project: g.project as string, actions: (g.actions as unknown[]).filter(isRepositoryAction) }))
+  } catch {
+    return []
+  }
+}

@@ -1,0 +1,27 @@
+import type { RepositoryAction } from './permissions.js'
+
+export interface RobotGrant {
+  /** a project name, or '*' for every project (system robots) */
+  project: string
+  actions: RepositoryAction[]
+}
+
+/** Who is making a request, as established by an authenticator. */
+export type Principal =
+  | { kind: 'anonymous' }
+  | { kind: 'user'; name: string; admin: boolean; groups: string[]; via: 'password' | 'token' | 'session' | 'cli-secret' | 'ldap' }
+  | { kind: 'robot'; name: string; grants: RobotGrant[]; via: 'password' | 'token' }
+  /** a token from an external issuer: its access claims are all it may do */
+  | { kind: 'external'; name: string; access: TokenAccess[] }
+
+export interface TokenAccess {
+  type: string
+  name: string
+  actions: string[]
+}
+
+export const ANONYMOUS: Principal = { kind: 'anonymous' }
+
+export function principalName(p: Principal): string {
+  return p.kind === 'anonymous' ? 'anonymous' : p.name
+}

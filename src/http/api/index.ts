@@ -1,0 +1,80 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { safeEqual } from '../../auth/passwords.js'
+import { RegistryError } from '../../errors/registry-error.js'
+import type { Registry } from '../../registry/registry.js'
+import { identify } from '../auth/credentials.js'
+import { auditRoutes } from './audit.js'
+import { callerOf, type ApiContext } from './context.js'
+import { OPENAPI, renderDocs } from './openapi.js'
+import { projectRoutes } from './projects.js'
+import { robotRoutes } from './robots.js'
+import { sessionRoutes } from './session.js'
+import { userRoutes } from './users.js'
+
+export interface ApiOptions extends ApiContext {
+  registry: Registry
+}
+
+const SAFE = new Set(['GET', 'HEAD', 'OPTIONS'])
+
+/** The management API under /api/v1: JSON in, JSON out, problem+json errors. */
+export async function apiRoutes(app: FastifyInstance, opts: ApiOptions): Promise<void> {
+  app.setErrorHandler((err, req, reply) => renderProblem(err, req, reply))
+  app.setNotFoundHandler((req, reply) => renderProblem(RegistryError.notFound('endpoint'), req, reply))
+
+  app.addHook('onRequest', async (req) => {
+    if (req.url.startsWith('/api/v1/openapi.json') || req.url.startsWith('/api/v1/docs') || req.url === '/api/v1/login') return
+    const caller = await identify(req, opts.auth, { cookies: true })
+    // A session cookie rides along on any request the browser makes: writes must prove they
+    // come from Berth's own page by echoing the session's CSRF token.
+    if (caller.scheme === 'cookie' && !SAFE.has(req.method)) {
+      const sent = req.headers['x-csrf-token']
+      if (typeof sent !== 'string' || !caller.claims?.csrf || !safeEqual(sent, caller.claims.csrf)) throw RegistryError.denied('missing or wrong X-CSRF-Token')
+    }
+    req.caller = caller
+  })
+
+  app.get('/openapi.json', async () => OPENAPI)
+  app.get('/docs', async (_req, reply) => reply.header('content-type', 'text/html; charset=utf-8').send(renderDocs()))
+
+  await app.register(sessionRoutes, opts)
+  await app.register(userRoutes, opts)
+  await app.register(projectRoutes, opts)
+  await app.register(robotRoutes, opts)
+  await app.register(auditRoutes, opts)
+
+  app.get<{ Querystring: { q?: string; limit?: string } }>('/search', async (req) => {
+    const q = (req.query.q ?? '').toLowerCase()
+    if (q.length > 255) throw RegistryError.invalidField('q', 'at most 255 characters')
+    const p = callerOf(req)
+    const out: { name: string }[] = []
+    let last: string | undefined
+    // Walk the catalog in pages; keep what matches and what the caller may pull.
+    for (;;) {
+      const page = await opts.registry.repositories.catalog(1000, last)
+      for (const name of page) {
+        if (name.includes(q) && (await opts.auth.policy.repositoryActions(p, name)).has('pull')) out.push({ name })
+        if (out.length >= 100) return { repositories: out }
+      }
+      if (page.length < 1000) return { repositories: out }
+      last = page.at(-1)
+    }
+  })
+}
+
+function renderProblem(err: unknown, req: FastifyRequest, reply: FastifyReply) {
+  let e: RegistryError
+  if (err instanceof RegistryError) e = err
+  else if ((err as { validation?: unknown }).validation || (err as { code?: string }).code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE' || (err as { statusCode?: number }).statusCode === 400) {
+    e = new RegistryError('INVALID_FIELD', (err as Error).message, { detail: { field: 'body' } })
+  } else if ((err as { code?: string }).code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+    e = new RegistryError('INVALID_FIELD', 'request body too large', { status: 413, detail: { field: 'body' } })
+  } else e = new RegistryError('UNKNOWN', 'internal error', { cause: err })
+  if (e.statusCode >= 500) req.log.error({ err }, 'api request failed')
+  const detail = e.detail as { field?: string } | null
+  for (const [k, v] of Object.entries(e.headers)) reply.header(k, v)
+  return reply
+    .code(e.statusCode)
+    .header('content-type', 'application/problem+json')
+    .send(JSON.stringify({ type: 'about:blank', title: e.code, status: e.statusCode, detail: e.message, code: e.code, ...(detail?.field ? { field: detail.field } : {}) }))
+}

@@ -1,0 +1,69 @@
+// The OpenAPI 3.1 description of /api/v1, served at /api/v1/openapi.json and rendered as a
+// browsable page at /api/v1/docs (no external assets: Berth runs air-gapped).
+
+const json = (schema: object) => ({ content: { 'application/json': { schema } } })
+const problem = { $ref: '#/components/schemas/Problem' }
+const errors = {
+  '400': { description: 'validation error naming the field', ...json(problem) },
+  '401': { description: 'not signed in', ...json(problem) },
+  '403': { description: 'not allowed', ...json(problem) },
+  '404': { description: 'not found', ...json(problem) },
+}
+const op = (summary: string, extra: object = {}) => ({ summary, responses: { '200': { description: 'OK' }, ...errors }, ...extra })
+const body = (ref: string) => ({ requestBody: { required: true, ...json({ $ref: `#/components/schemas/${ref}` }) } })
+const createdOp = (summary: string, ref: string) => ({ summary, ...body(ref), responses: { '201': { description: 'created' }, '409': { description: 'conflict', ...json(problem) }, ...errors } })
+
+export const OPENAPI = {
+  openapi: '3.1.0',
+  info: { title: 'Berth management API', version: '1', description: 'Users, projects, members, robots and the audit log. Accepts Basic credentials, Bearer tokens from /token, and the UI session cookie (with X-CSRF-Token on writes).' },
+  servers: [{ url: '/api/v1' }],
+  components: {
+    securitySchemes: { basic: { type: 'http', scheme: 'basic' }, bearer: { type: 'http', scheme: 'bearer' }, session: { type: 'apiKey', in: 'cookie', name: 'berth_session' } },
+    schemas: {
+      Problem: { type: 'object', properties: { type: { type: 'string' }, title: { type: 'string' }, status: { type: 'integer' }, detail: { type: 'string' }, code: { type: 'string' }, field: { type: 'string' } } },
+      User: { type: 'object', required: ['username', 'password'], properties: { username: { type: 'string' }, password: { type: 'string', minLength: 8, writeOnly: true }, email: { type: 'string' }, admin: { type: 'boolean' }, disabled: { type: 'boolean' } } },
+      Project: { type: 'object', required: ['name'], properties: { name: { type: 'string' }, public: { type: 'boolean' }, quotaBytes: { type: ['integer', 'null'] }, usedBytes: { type: 'integer', readOnly: true } } },
+      Member: { type: 'object', required: ['role'], properties: { username: { type: 'string' }, group: { type: 'string' }, role: { enum: ['projectAdmin', 'maintainer', 'developer', 'guest', 'limitedGuest'] } } },
+      Robot: {
+        type: 'object',
+        required: ['name', 'permissions'],
+        properties: { name: { type: 'string' }, project: { type: 'string' }, permissions: { type: 'array', items: { enum: ['pull', 'push', 'delete'] } }, expiresInDays: { type: 'integer' }, description: { type: 'string' } },
+      },
+      Login: { type: 'object', required: ['username', 'password'], properties: { username: { type: 'string' }, password: { type: 'string' } } },
+    },
+  },
+  security: [{ basic: [] }, { bearer: [] }, { session: [] }],
+  paths: {
+    '/login': { post: { summary: 'Sign in (sets the session cookie, returns the CSRF token)', ...body('Login'), responses: { '200': { description: 'signed in' }, ...errors } } },
+    '/logout': { post: op('Sign out') },
+    '/me': { get: op('Who am I') },
+    '/users': { post: createdOp('Create a user (admin)', 'User'), get: op('List users (admin)', { parameters: [{ name: 'limit', in: 'query' }, { name: 'offset', in: 'query' }] }) },
+    '/users/{username}': { get: op('A user (admin or self)'), patch: op('Change a user (admin, or self for password/email)', body('User')), delete: op('Delete a user (admin)') },
+    '/users/{username}/cli-secret': { post: op('New CLI secret for docker login (OIDC users)') },
+    '/projects': { post: createdOp('Create a project', 'Project'), get: op('Projects the caller can see') },
+    '/projects/{project}': { get: op('A project with its usage'), patch: op('Change visibility or quota', body('Project')), delete: op('Delete an empty project') },
+    '/projects/{project}/members': { get: op('Members'), post: createdOp('Add a member', 'Member') },
+    '/projects/{project}/members/{member}': { patch: op('Change a role (member: a username or group:NAME)', body('Member')), delete: op('Remove a member') },
+    '/robots': { post: createdOp('Create a robot account; the secret is answered once', 'Robot'), get: op('List robots', { parameters: [{ name: 'project', in: 'query' }] }) },
+    '/robots/{name}': { get: op('A robot'), patch: op('Disable or enable'), delete: op('Delete a robot') },
+    '/audit': {
+      get: op('Audit log', { parameters: ['user', 'project', 'repository', 'action', 'from', 'to', 'limit', 'offset'].map((name) => ({ name, in: 'query' })) }),
+    },
+    '/search': { get: op('Repositories whose name contains q, among those the caller may pull', { parameters: [{ name: 'q', in: 'query' }] }) },
+  },
+}
+
+/** A self-contained HTML page listing every operation of the document. */
+export function renderDocs(): string {
+  const esc = (s: string) => s.replace(/[&<>"]/g, (c) => `&#${c.charCodeAt(0)};`)
+  const rows: string[] = []
+  for (const [path, ops] of Object.entries(OPENAPI.paths)) {
+    for (const [method, o] of Object.entries(ops as Record<string, { summary: string }>)) {
+      rows.push(`<tr><td><code>${method.toUpperCase()}</code></td><td><code>/api/v1${esc(path)}</code></td><td>${esc(o.summary)}</td></tr>`)
+    }
+  }
+  const schemas = Object.entries(OPENAPI.components.schemas)
+    .map(([name, s]) => `<h3>${esc(name)}</h3><pre>${esc(JSON.stringify(s, null, 2))}</pre>`)
+    .join('')
+  return `<!doctype html><html><head><meta charset="utf-8"><title>Berth API</title><style>body{font-family:sans-serif;margin:2em;max-width:70em}td{padding:.3em .8em;border-bottom:1px solid #ddd}pre{background:#f6f6f6;padding:1em}</style></head><body><h1>${esc(OPENAPI.info.title)}</h1><p>${esc(OPENAPI.info.description)}</p><p><a href="openapi.json">openapi.json</a></p><table>${rows.join('')}</table><h2>Schemas</h2>${schemas}</body></html>`
+}

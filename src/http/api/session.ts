@@ -1,0 +1,38 @@
+import type { FastifyInstance } from 'fastify'
+import { RegistryError } from '../../errors/registry-error.js'
+import { SESSION_COOKIE } from '../auth/credentials.js'
+import { audit, callerOf, type ApiContext } from './context.js'
+
+export async function sessionRoutes(app: FastifyInstance, ctx: ApiContext): Promise<void> {
+  const cookie = (value: string, maxAge: number) =>
+    `${SESSION_COOKIE}=${encodeURIComponent(value)}; Path=/; HttpOnly; SameSite=Strict; Max-Age=${maxAge}${ctx.secureCookies ? '; Secure' : ''}`
+
+  /** UI sign-in: a session cookie (httpOnly) and the CSRF token the UI sends back as X-CSRF-Token. */
+  app.post<{ Body: Record<string, unknown> }>('/login', async (req, reply) => {
+    const { username, password } = req.body ?? {}
+    if (typeof username !== 'string' || typeof password !== 'string') throw RegistryError.invalidField('username', 'username and password are required')
+    if (username.startsWith('robot$')) throw RegistryError.denied('robot accounts cannot sign in to the UI')
+    const result = await ctx.auth.authenticator.login(username, password, req.ip)
+    if ('failure' in result) {
+      throw result.failure === 'throttled' ? new RegistryError('TOOMANYREQUESTS', 'too many failed logins; try again later') : new RegistryError('UNAUTHORIZED', 'invalid username or password')
+    }
+    if (result.kind !== 'user') throw RegistryError.denied('only people sign in to the UI')
+    const session = await ctx.auth.issueSession(result)
+    audit(ctx, req, 'login', { resource: username, detail: { via: 'ui' } })
+    reply.header('set-cookie', cookie(session.token, session.expiresIn))
+    return { username: result.name, admin: result.admin, csrfToken: session.csrf, expiresIn: session.expiresIn }
+  })
+
+  app.post('/logout', async (_req, reply) => {
+    reply.header('set-cookie', cookie('', 0))
+    return reply.code(204).send()
+  })
+
+  app.get('/me', async (req) => {
+    const p = callerOf(req)
+    if (p.kind === 'anonymous') throw new RegistryError('UNAUTHORIZED', 'sign in first')
+    if (p.kind === 'user') return { kind: 'user', username: p.name, admin: p.admin, groups: p.groups }
+    if (p.kind === 'robot') return { kind: 'robot', name: p.name, permissions: p.grants }
+    return { kind: 'external', name: p.name }
+  })
+}

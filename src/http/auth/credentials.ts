@@ -1,0 +1,72 @@
+import type { FastifyRequest } from 'fastify'
+import type { AuthService } from '../../auth/service.js'
+import { ANONYMOUS, type Principal } from '../../auth/principal.js'
+import type { TokenClaims } from '../../auth/tokens.js'
+import { RegistryError } from '../../errors/registry-error.js'
+
+export interface Caller {
+  principal: Principal
+  /** claims of the bearer token the request carried, if any */
+  claims?: TokenClaims
+  /** how the caller authenticated */
+  scheme: 'none' | 'basic' | 'bearer' | 'cookie'
+}
+
+export const SESSION_COOKIE = 'berth_session'
+
+export function parseBasic(header: string): { username: string; password: string } | undefined {
+  if (!/^basic /i.test(header)) return undefined
+  let decoded: string
+  try {
+    decoded = Buffer.from(header.slice(6).trim(), 'base64').toString('utf8')
+  } catch {
+    return undefined
+  }
+  const colon = decoded.indexOf(':')
+  if (colon <= 0 || decoded.length > 4096) return undefined
+  return { username: decoded.slice(0, colon), password: decoded.slice(colon + 1) }
+}
+
+/**
+ * Establishes who is calling from the Authorization header (Basic or Bearer) or, when
+ * `cookies` is on, the UI's session cookie. Bad credentials are an error, never anonymous.
+ */
+export async function identify(req: FastifyRequest, auth: AuthService, opts: { cookies?: boolean } = {}): Promise<Caller> {
+  const header = req.headers.authorization
+  if (header) {
+    const basic = parseBasic(header)
+    if (basic) {
+      const result = await auth.authenticator.login(basic.username, basic.password, req.ip)
+      if ('failure' in result) {
+        throw result.failure === 'throttled'
+          ? new RegistryError('TOOMANYREQUESTS', 'too many failed logins; try again later')
+          : new RegistryError('UNAUTHORIZED', 'invalid username or password')
+      }
+      return { principal: result, scheme: 'basic' }
+    }
+    if (/^bearer /i.test(header)) {
+      const verified = await auth.authenticator.bearer(header.slice(7).trim())
+      if (!verified || verified.claims.use === 'refresh') throw new RegistryError('UNAUTHORIZED', 'invalid or expired token')
+      return { principal: verified.principal, claims: verified.claims, scheme: 'bearer' }
+    }
+    throw new RegistryError('UNAUTHORIZED', 'unsupported authorization scheme')
+  }
+  if (opts.cookies) {
+    const token = readCookie(req.headers.cookie, SESSION_COOKIE)
+    if (token) {
+      const verified = await auth.authenticator.bearer(token)
+      if (!verified || verified.claims.use !== 'session') throw new RegistryError('UNAUTHORIZED', 'session expired; sign in again')
+      return { principal: verified.principal, claims: verified.claims, scheme: 'cookie' }
+    }
+  }
+  return { principal: ANONYMOUS, scheme: 'none' }
+}
+
+export function readCookie(header: string | undefined, name: string): string | undefined {
+  if (!header) return undefined
+  for (const part of header.split(';')) {
+    const eq = part.indexOf('=')
+    if (eq > 0 && part.slice(0, eq).trim() === name) return decodeURIComponent(part.slice(eq + 1).trim())
+  }
+  return undefined
+}

@@ -1,0 +1,77 @@
+import type { FastifyRequest } from 'fastify'
+import type { AuthService } from '../../auth/service.js'
+import { projectOf, type RepositoryAction } from '../../auth/permissions.js'
+import { RegistryError } from '../../errors/registry-error.js'
+import { identify, type Caller } from '../auth/credentials.js'
+import type { MatchedRoute } from './route.js'
+
+/** What an operation needs on its repository (Distribution's appendAccessRecords). */
+function required(route: MatchedRoute, method: string): RepositoryAction[] {
+  switch (route.op) {
+    case 'base':
+    case 'catalog':
+      return []
+    case 'manifest':
+      return method === 'PUT' ? ['push'] : method === 'DELETE' ? ['delete'] : ['pull']
+    case 'blob':
+      return method === 'DELETE' ? ['delete'] : ['pull']
+    case 'upload':
+      return ['push']
+    case 'tags':
+    case 'referrers':
+      return ['pull']
+  }
+}
+
+/**
+ * Authorizes /v2 requests: identifies the caller, then checks the operation against the
+ * caller's live rights and, for bearer tokens, against the token's own access claims.
+ * Anonymous and bearer callers that lack access get a Bearer challenge naming the scope to ask
+ * for; authenticated Basic callers get DENIED.
+ */
+export function v2Authorizer(auth: AuthService, realm: string | undefined) {
+  const challenge = (req: FastifyRequest, scope?: string) => {
+    const base = realm ?? `${req.protocol}://${req.host}/token`
+    return `Bearer realm="${base}",service="${auth.options.service}"${scope ? `,scope="${scope}"` : ''}`
+  }
+  const unauthorized = (req: FastifyRequest, message: string, scope?: string) =>
+    new RegistryError('UNAUTHORIZED', message, { headers: { 'www-authenticate': challenge(req, scope) } })
+
+  return async (req: FastifyRequest, route: MatchedRoute): Promise<Caller> => {
+    let caller: Caller
+    try {
+      caller = await identify(req, auth)
+    } catch (err) {
+      if (err instanceof RegistryError && err.code === 'UNAUTHORIZED') throw unauthorized(req, err.message)
+      throw err
+    }
+    const { principal } = caller
+    if (route.op === 'base') {
+      if (principal.kind === 'anonymous') throw unauthorized(req, 'authentication required')
+      return caller
+    }
+    const needs = required(route, req.method)
+    if (needs.length === 0) return caller
+    const allowed = await auth.policy.repositoryActions(principal, route.name)
+    const inToken = caller.scheme === 'bearer' && caller.claims && principal.kind !== 'external' ? tokenActions(caller, route.name) : undefined
+    const missing = needs.filter((a) => !allowed.has(a) || (inToken !== undefined && !inToken.has(a)))
+    if (missing.length === 0) return caller
+    const scope = `repository:${route.name}:${route.op === 'upload' || (route.op === 'manifest' && req.method === 'PUT') ? 'pull,push' : needs.join(',')}`
+    if (principal.kind === 'anonymous' || caller.scheme === 'bearer') throw unauthorized(req, 'authentication required', scope)
+    const project = projectOf(route.name)
+    if (!(await auth.policy.project(project))) throw RegistryError.denied(`project ${project} does not exist`, { project })
+    throw RegistryError.denied('requested access to the resource is denied', { repository: route.name, missing })
+  }
+}
+
+function tokenActions(caller: Caller, repository: string): Set<string> {
+  const out = new Set<string>()
+  for (const a of caller.claims?.access ?? []) if (a.type === 'repository' && a.name === repository) for (const x of a.actions) out.add(x)
+  return out
+}
+
+/** Whether the caller may read the mount source (else the mount becomes a plain upload). */
+export async function canPull(auth: AuthService, caller: Caller, repository: string): Promise<boolean> {
+  if (!(await auth.policy.repositoryActions(caller.principal, repository)).has('pull')) return false
+  return caller.scheme !== 'bearer' || caller.principal.kind === 'external' || tokenActions(caller, repository).has('pull')
+}

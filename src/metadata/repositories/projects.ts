@@ -1,0 +1,138 @@
+import { sql, type Expression, type Selectable, type SqlBool } from 'kysely'
+import type { ProjectsTable, ProjectMembersTable } from '../schema.js'
+import type { Db } from './repositories.js'
+
+export type ProjectRow = Selectable<ProjectsTable>
+export type MemberRow = Selectable<ProjectMembersTable>
+
+/** Repository names inside a project: the project itself or anything below `project/`. */
+function inProject(column: string, project: string): Expression<SqlBool> {
+  const prefix = `${project}/`
+  return sql<SqlBool>`(${sql.ref(column)} = ${project} or substr(${sql.ref(column)}, 1, ${prefix.length}) = ${prefix})`
+}
+
+export function createProjectRepository(db: Db) {
+  return {
+    async find(name: string): Promise<ProjectRow | undefined> {
+      return db.selectFrom('projects').selectAll().where('name', '=', name).executeTakeFirst()
+    },
+
+    async list(): Promise<ProjectRow[]> {
+      return db.selectFrom('projects').selectAll().orderBy('name').execute()
+    },
+
+    async insert(name: string, isPublic: boolean, quotaBytes: number | null, now: number): Promise<boolean> {
+      const res = await db
+        .insertInto('projects')
+        .values({ name, public: isPublic ? 1 : 0, quota_bytes: quotaBytes, created_at: now })
+        .onConflict((oc) => oc.column('name').doNothing())
+        .executeTakeFirst()
+      return Number(res.numInsertedOrUpdatedRows ?? 0) > 0
+    },
+
+    async update(name: string, patch: { public?: boolean; quotaBytes?: number | null }): Promise<boolean> {
+      if (patch.public === undefined && patch.quotaBytes === undefined) return (await this.find(name)) !== undefined
+      const res = await db
+        .updateTable('projects')
+        .set({
+          ...(patch.public !== undefined ? { public: patch.public ? 1 : 0 } : {}),
+          ...(patch.quotaBytes !== undefined ? { quota_bytes: patch.quotaBytes } : {}),
+        })
+        .where('name', '=', name)
+        .executeTakeFirst()
+      return Number(res.numUpdatedRows) > 0
+    },
+
+    async delete(name: string): Promise<boolean> {
+      const res = await db.deleteFrom('projects').where('name', '=', name).executeTakeFirst()
+      return Number(res.numDeletedRows) > 0
+    },
+
+    async members(projectId: number): Promise<MemberRow[]> {
+      return db.selectFrom('project_members').selectAll().where('project_id', '=', projectId).orderBy('member_type').orderBy('member_name').execute()
+    },
+
+    /** Every membership of a user (directly or through one of the groups). */
+    async membershipsOf(username: string, groups: string[]): Promise<{ project: string; role: string }[]> {
+      let q = db
+        .selectFrom('project_members as m')
+        .innerJoin('projects as p', 'p.id', 'm.project_id')
+        .select(['p.name as project', 'm.role'])
+        .where((eb) => {
+          const byUser = eb.and([eb('m.member_type', '=', 'user'), eb('m.member_name', '=', username)])
+          return groups.length === 0 ? byUser : eb.or([byUser, eb.and([eb('m.member_type', '=', 'group'), eb('m.member_name', 'in', groups)])])
+        })
+      q = q.orderBy('p.name')
+      return q.execute()
+    },
+
+    async upsertMember(projectId: number, type: 'user' | 'group', name: string, role: string, now: number): Promise<void> {
+      await db
+        .insertInto('project_members')
+        .values({ project_id: projectId, member_type: type, member_name: name, role, created_at: now })
+        .onConflict((oc) => oc.columns(['project_id', 'member_type', 'member_name']).doUpdateSet({ role }))
+        .execute()
+    },
+
+    async findMember(projectId: number, type: 'user' | 'group', name: string): Promise<MemberRow | undefined> {
+      return db
+        .selectFrom('project_members')
+        .selectAll()
+        .where('project_id', '=', projectId)
+        .where('member_type', '=', type)
+        .where('member_name', '=', name)
+        .executeTakeFirst()
+    },
+
+    async deleteMember(projectId: number, type: 'user' | 'group', name: string): Promise<boolean> {
+      const res = await db
+        .deleteFrom('project_members')
+        .where('project_id', '=', projectId)
+        .where('member_type', '=', type)
+        .where('member_name', '=', name)
+        .executeTakeFirst()
+      return Number(res.numDeletedRows) > 0
+    },
+
+    /** Bytes of the distinct blobs linked into the project's repositories (each blob once). */
+    async usage(project: string): Promise<number> {
+      const row = await db
+        .selectFrom((eb) =>
+          eb
+            .selectFrom('repository_blobs as rb')
+            .innerJoin('repositories as r', 'r.id', 'rb.repository_id')
+            .innerJoin('blobs as b', 'b.digest', 'rb.digest')
+            .select(['b.digest', 'b.size'])
+            .where(inProject('r.name', project))
+            .distinct()
+            .as('d'),
+        )
+        .select((eb) => eb.fn.coalesce(eb.fn.sum<number>('d.size'), eb.lit(0)).as('bytes'))
+        .executeTakeFirstOrThrow()
+      return Number(row.bytes)
+    },
+
+    /** Whether the project holds a linked blob already (a re-link costs no quota). */
+    async holdsBlob(project: string, digest: string): Promise<boolean> {
+      const row = await db
+        .selectFrom('repository_blobs as rb')
+        .innerJoin('repositories as r', 'r.id', 'rb.repository_id')
+        .select('rb.digest')
+        .where('rb.digest', '=', digest)
+        .where(inProject('r.name', project))
+        .executeTakeFirst()
+      return row !== undefined
+    },
+
+    async repositoryCount(project: string): Promise<number> {
+      const row = await db
+        .selectFrom('repositories')
+        .select((eb) => eb.fn.countAll<number>().as('n'))
+        .where(inProject('name', project))
+        .executeTakeFirstOrThrow()
+      return Number(row.n)
+    },
+  }
+}
+
+export type ProjectRepository = ReturnType<typeof createProjectRepository>

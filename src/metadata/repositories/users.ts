@@ -1,0 +1,80 @@
+import type { Selectable } from 'kysely'
+import type { UsersTable } from '../schema.js'
+import type { Db } from './repositories.js'
+
+export type UserRow = Selectable<UsersTable>
+
+export interface NewUser {
+  username: string
+  passwordHash: string | null
+  email: string | null
+  admin: boolean
+  source: 'local' | 'oidc' | 'ldap'
+  groups?: string[]
+}
+
+export function createUserRepository(db: Db) {
+  return {
+    async find(username: string): Promise<UserRow | undefined> {
+      return db.selectFrom('users').selectAll().where('username', '=', username).executeTakeFirst()
+    },
+
+    async list(limit: number, offset: number): Promise<UserRow[]> {
+      return db.selectFrom('users').selectAll().orderBy('username').limit(limit).offset(offset).execute()
+    },
+
+    async count(): Promise<number> {
+      const row = await db.selectFrom('users').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()
+      return Number(row.n)
+    },
+
+    /** Inserts the user; false when the name is taken. */
+    async insert(u: NewUser, now: number): Promise<boolean> {
+      const res = await db
+        .insertInto('users')
+        .values({
+          username: u.username,
+          password_hash: u.passwordHash,
+          email: u.email,
+          admin: u.admin ? 1 : 0,
+          disabled: 0,
+          source: u.source,
+          groups: u.groups ? JSON.stringify(u.groups) : null,
+          created_at: now,
+          updated_at: now,
+        })
+        .onConflict((oc) => oc.column('username').doNothing())
+        .executeTakeFirst()
+      return Number(res.numInsertedOrUpdatedRows ?? 0) > 0
+    },
+
+    async update(
+      username: string,
+      patch: { passwordHash?: string; email?: string | null; admin?: boolean; disabled?: boolean; cliSecretHash?: string; groups?: string[]; lastLoginAt?: number },
+      now: number,
+    ): Promise<boolean> {
+      const res = await db
+        .updateTable('users')
+        .set({
+          updated_at: now,
+          ...(patch.passwordHash !== undefined ? { password_hash: patch.passwordHash } : {}),
+          ...(patch.email !== undefined ? { email: patch.email } : {}),
+          ...(patch.admin !== undefined ? { admin: patch.admin ? 1 : 0 } : {}),
+          ...(patch.disabled !== undefined ? { disabled: patch.disabled ? 1 : 0 } : {}),
+          ...(patch.cliSecretHash !== undefined ? { cli_secret_hash: patch.cliSecretHash } : {}),
+          ...(patch.groups !== undefined ? { groups: JSON.stringify(patch.groups) } : {}),
+          ...(patch.lastLoginAt !== undefined ? { last_login_at: patch.lastLoginAt } : {}),
+        })
+        .where('username', '=', username)
+        .executeTakeFirst()
+      return Number(res.numUpdatedRows) > 0
+    },
+
+    async delete(username: string): Promise<boolean> {
+      const res = await db.deleteFrom('users').where('username', '=', username).executeTakeFirst()
+      return Number(res.numDeletedRows) > 0
+    },
+  }
+}
+
+export type UserRepository = ReturnType<typeof createUserRepository>
