@@ -118,6 +118,7 @@ export class Authenticator {
     if (!verified) return undefined
     const { claims } = verified
     if (verified.external) return { principal: { kind: 'external', name: claims.sub, access: claims.access }, claims }
+    if (claims.kind === 'anonymous') return { principal: { kind: 'anonymous' }, claims }
     if (claims.kind === 'robot') {
       const row = await this.robot(claims.sub)
       if (!row || row.disabled || (row.expires_at !== null && row.expires_at <= this.now())) return undefined

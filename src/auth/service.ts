@@ -93,7 +93,7 @@ export class AuthService {
       }
     }
     const sub = principal.kind === 'anonymous' ? '' : principal.name
-    const kind = principal.kind === 'robot' ? 'robot' : 'user'
+    const kind = principal.kind === 'anonymous' ? 'anonymous' : principal.kind === 'robot' ? 'robot' : 'user'
     const expiresIn = Math.round(this.options.tokenExpiry / 1000)
     const token = await this.tokens.sign({ sub, access: granted, kind, use: 'access' }, expiresIn)
     return { token, expiresIn, issuedAt: new Date().toISOString(), access: granted }

@@ -1,6 +1,7 @@
 import { Command } from 'commander'
 import { serveCommand } from './serve.js'
 import { configCheckCommand } from './config-check.js'
+import { registerUserCommands } from './user.js'
 import { migrateMetadataCommand } from './migrate-metadata.js'
 
 const program = new Command()
@@ -31,6 +32,8 @@ program
   .option('--batch-size <rows>', 'rows per INSERT', '500')
   .option('--json', 'print the result as JSON')
   .action(migrateMetadataCommand)
+
+registerUserCommands(program)
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   console.error(`berth: ${(err as Error).message}`)

@@ -6,6 +6,7 @@ import pg from 'pg'
 import pino from 'pino'
 import { buildApp, type App } from '../../src/app.js'
 import { ConfigSchema, type Config, type ConfigInput } from '../../src/config/schema.js'
+import { loggerOptions } from '../../src/observability/logger.js'
 
 export interface TestServer {
   url: string
@@ -73,7 +74,16 @@ export async function testConfig(overrides: ConfigInput = {}): Promise<Config> {
  * no database.url in the overrides) its metadata lives in a database of its own, dropped on
  * close unless `keepData` (then a server started on the same dataDir reuses it).
  */
-export async function startServer(overrides: ConfigInput = {}, opts: { keepData?: boolean; now?: () => number } = {}): Promise<TestServer> {
+export interface StartOptions {
+  keepData?: boolean
+  now?: () => number
+  /** BERTH_ADMIN_PASSWORD of the first start */
+  adminPassword?: string
+  /** where log lines go (default: nowhere, as the log level is silent) */
+  logStream?: NodeJS.WritableStream
+}
+
+export async function startServer(overrides: ConfigInput = {}, opts: StartOptions = {}): Promise<TestServer> {
   let config = await testConfig(overrides)
   let ownDatabase: string | undefined
   if (SERVERS_ON_POSTGRES && overrides.database?.url === undefined) {
@@ -87,7 +97,8 @@ export async function startServer(overrides: ConfigInput = {}, opts: { keepData?
   }
   let app: App
   try {
-    app = await buildApp(config, { logger: pino({ level: config.log.level }), now: opts.now })
+    const logger = opts.logStream ? pino({ ...loggerOptions(config.log.level) }, opts.logStream) : pino({ level: config.log.level })
+    app = await buildApp(config, { logger, now: opts.now, adminPassword: opts.adminPassword })
   } catch (err) {
     if (ownDatabase && !opts.keepData) await dropTestDatabase(ownDatabase)
     throw err

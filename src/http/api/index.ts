@@ -37,11 +37,13 @@ export async function apiRoutes(app: FastifyInstance, opts: ApiOptions): Promise
   app.get('/openapi.json', async () => OPENAPI)
   app.get('/docs', async (_req, reply) => reply.header('content-type', 'text/html; charset=utf-8').send(renderDocs()))
 
-  await app.register(sessionRoutes, opts)
-  await app.register(userRoutes, opts)
-  await app.register(projectRoutes, opts)
-  await app.register(robotRoutes, opts)
-  await app.register(auditRoutes, opts)
+  // Children get the context only (not this plugin's prefix, which would apply twice).
+  const ctx: ApiContext = { auth: opts.auth, secureCookies: opts.secureCookies }
+  await app.register(sessionRoutes, ctx)
+  await app.register(userRoutes, ctx)
+  await app.register(projectRoutes, ctx)
+  await app.register(robotRoutes, ctx)
+  await app.register(auditRoutes, ctx)
 
   app.get<{ Querystring: { q?: string; limit?: string } }>('/search', async (req) => {
     const q = (req.query.q ?? '').toLowerCase()

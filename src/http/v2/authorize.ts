@@ -47,7 +47,8 @@ export function v2Authorizer(auth: AuthService, realm: string | undefined) {
     }
     const { principal } = caller
     if (route.op === 'base') {
-      if (principal.kind === 'anonymous') throw unauthorized(req, 'authentication required')
+      // Any valid credential passes the API check, even an anonymous token (as Distribution).
+      if (caller.scheme === 'none') throw unauthorized(req, 'authentication required')
       return caller
     }
     const needs = required(route, req.method)
