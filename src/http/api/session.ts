@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify'
 import { RegistryError } from '../../errors/registry-error.js'
 import { SESSION_COOKIE } from '../auth/credentials.js'
-import { audit, callerOf, type ApiContext } from './context.js'
+import { callerOf, type ApiContext } from './context.js'
 
 export async function sessionRoutes(app: FastifyInstance, ctx: ApiContext): Promise<void> {
   const cookie = (value: string, maxAge: number) =>
@@ -18,7 +18,7 @@ export async function sessionRoutes(app: FastifyInstance, ctx: ApiContext): Prom
     }
     if (result.kind !== 'user') throw RegistryError.denied('only people sign in to the UI')
     const session = await ctx.auth.issueSession(result)
-    audit(ctx, req, 'login', { resource: username, detail: { via: 'ui' } })
+    ctx.auth.audit.record({ actor: result.name, actorType: 'user', address: req.ip, action: 'login', result: 'success', detail: { via: 'ui' } })
     reply.header('set-cookie', cookie(session.token, session.expiresIn))
     return { username: result.name, admin: result.admin, csrfToken: session.csrf, expiresIn: session.expiresIn }
   })
