@@ -95,6 +95,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
     authEnabled: config.auth.enabled,
     realm: config.auth.token.realm ?? config.auth.realm,
     ownTokenEndpoint: !config.auth.token.realm,
+    service: config.auth.token.realm ? (config.auth.token.service ?? config.auth.service) : config.auth.service,
     secureCookies: Boolean(config.http.tls.certificate) || (config.http.baseUrl?.startsWith('https:') ?? false),
     baseUrl: config.http.baseUrl?.replace(/\/$/, ''),
     tls: config.http.tls,

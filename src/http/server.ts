@@ -23,6 +23,8 @@ export interface HttpOptions {
   realm?: string
   /** serve /token (false when an external issuer is configured) */
   ownTokenEndpoint: boolean
+  /** the service named in challenges (the external issuer's when one is configured) */
+  service: string
   secureCookies: boolean
   baseUrl?: string
   tls?: { certificate?: string; key?: string }
@@ -77,7 +79,7 @@ export function buildHttpServer(opts: HttpOptions): FastifyInstance {
   app.register(apiRoutes, { prefix: '/api/v1', auth, registry: opts.registry, secureCookies: opts.secureCookies })
   app.register(v2Routes, {
     registry: opts.registry,
-    authorize: opts.authEnabled ? v2Authorizer(auth, opts.realm) : undefined,
+    authorize: opts.authEnabled ? v2Authorizer(auth, opts.realm, opts.service) : undefined,
     canPull: opts.authEnabled ? (caller: Caller, repository: string) => canPull(auth, caller, repository) : undefined,
     audit: (req, caller, route) => auditV2(auth, req, caller, route),
     baseUrl: opts.baseUrl,

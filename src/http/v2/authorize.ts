@@ -29,10 +29,10 @@ function required(route: MatchedRoute, method: string): RepositoryAction[] {
  * Anonymous and bearer callers that lack access get a Bearer challenge naming the scope to ask
  * for; authenticated Basic callers get DENIED.
  */
-export function v2Authorizer(auth: AuthService, realm: string | undefined) {
+export function v2Authorizer(auth: AuthService, realm: string | undefined, service: string = auth.options.service) {
   const challenge = (req: FastifyRequest, scope?: string) => {
     const base = realm ?? `${req.protocol}://${req.host}/token`
-    return `Bearer realm="${base}",service="${auth.options.service}"${scope ? `,scope="${scope}"` : ''}`
+    return `Bearer realm="${base}",service="${service}"${scope ? `,scope="${scope}"` : ''}`
   }
   const unauthorized = (req: FastifyRequest, message: string, scope?: string) =>
     new RegistryError('UNAUTHORIZED', message, { headers: { 'www-authenticate': challenge(req, scope) } })
