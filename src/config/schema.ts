@@ -99,6 +99,33 @@ export const ConfigSchema = z
           })
           .strict()
           .prefault({}),
+        /** OIDC login for people (authorization code + PKCE); they use a CLI secret for docker login. */
+        oidc: z
+          .object({
+            enabled: z.boolean().default(false),
+            /** the provider's issuer URL; its /.well-known/openid-configuration is read at start-up */
+            issuer: z.string().url().optional(),
+            clientId: z.string().min(1).optional(),
+            /** omitted for a public client (PKCE only) */
+            clientSecret: z.string().min(1).optional(),
+            /** Berth's callback as registered at the provider: https://<host>/auth/oidc/callback */
+            redirectUrl: z.string().url().optional(),
+            /** space-separated; must include openid */
+            scopes: z.string().default('openid profile email groups'),
+            usernameClaim: z.string().min(1).default('preferred_username'),
+            groupsClaim: z.string().min(1).default('groups'),
+            /** members of this group are system administrators (checked at every login) */
+            adminGroup: z.string().min(1).optional(),
+          })
+          .strict()
+          .superRefine((o, ctx) => {
+            if (!o.enabled) return
+            for (const key of ['issuer', 'clientId', 'redirectUrl'] as const) {
+              if (!o[key]) ctx.addIssue({ code: 'custom', path: [key], message: 'required when auth.oidc.enabled is true' })
+            }
+            if (!o.scopes.split(/\s+/).includes('openid')) ctx.addIssue({ code: 'custom', path: ['scopes'], message: 'must include openid' })
+          })
+          .prefault({}),
       })
       .strict()
       .prefault({}),
