@@ -24,7 +24,7 @@ fi
 
 PACKAGES=(
   skopeo podman buildah umoci containerd runc docker.io docker-registry
-  apache2-utils jq golang-go wrk busybox-static unzip tar ca-certificates
+  apache2-utils jq golang-go wrk busybox-static unzip tar ca-certificates openssl
   postgresql-15
 )
 
