@@ -3,9 +3,13 @@ import { RegistryError } from '../../errors/registry-error.js'
 import { SESSION_COOKIE } from '../auth/credentials.js'
 import { callerOf, type ApiContext } from './context.js'
 
+/** The Set-Cookie value of the UI session (also written by the OIDC callback); maxAge 0 clears it. */
+export function sessionCookie(value: string, maxAge: number, secure: boolean): string {
+  return `${SESSION_COOKIE}=${encodeURIComponent(value)}; Path=/; HttpOnly; SameSite=Strict; Max-Age=${maxAge}${secure ? '; Secure' : ''}`
+}
+
 export async function sessionRoutes(app: FastifyInstance, ctx: ApiContext): Promise<void> {
-  const cookie = (value: string, maxAge: number) =>
-    `${SESSION_COOKIE}=${encodeURIComponent(value)}; Path=/; HttpOnly; SameSite=Strict; Max-Age=${maxAge}${ctx.secureCookies ? '; Secure' : ''}`
+  const cookie = (value: string, maxAge: number) => sessionCookie(value, maxAge, ctx.secureCookies)
 
   /** UI sign-in: a session cookie (httpOnly) and the CSRF token the UI sends back as X-CSRF-Token. */
   app.post<{ Body: Record<string, unknown> }>('/login', async (req, reply) => {
