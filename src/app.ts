@@ -11,6 +11,7 @@ import { loggerOptions } from './observability/logger.js'
 import { Metrics } from './observability/metrics.js'
 import { createRegistry, type Registry } from './registry/registry.js'
 import { AuthService } from './auth/service.js'
+import { OidcLogin } from './auth/oidc.js'
 import type { StorageDriver } from './storage/driver.js'
 import { FsDriver } from './storage/fs/driver.js'
 
@@ -62,6 +63,18 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
   const metrics = config.metrics.enabled ? new Metrics({ blobs: () => meta.blobs.stats(), uploads: () => meta.uploads.count() }) : undefined
   const auth = await AuthService.create(meta, metadata.generation, authOptions(config, deps.adminPassword), log, now)
   const { generatedAdminPassword } = await auth.bootstrap(meta, now())
+  const oidcConfig = config.auth.oidc
+  let oidc: OidcLogin | undefined
+  if (oidcConfig.enabled && oidcConfig.issuer && oidcConfig.clientId && oidcConfig.redirectUrl) {
+    const oidcOptions = { ...oidcConfig, issuer: oidcConfig.issuer, clientId: oidcConfig.clientId, redirectUrl: oidcConfig.redirectUrl }
+    // The provider is asked once, at start-up; /readyz does not depend on it afterwards.
+    oidc = await OidcLogin.create(oidcOptions, { meta, audit: auth.audit, now }).catch(async (err: unknown) => {
+      await auth.close()
+      await metadata.close()
+      throw err
+    })
+    log.info({ issuer: oidc.issuer }, 'OIDC login enabled at /auth/oidc/login')
+  }
   const registry = createRegistry(
     { storage, meta, log, now, beforeLink: (repository, digest, size) => auth.checkQuota(repository, digest, size) },
     { onBytesIn: (n) => metrics?.bytesIn.inc(n) },
@@ -95,6 +108,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
     authEnabled: config.auth.enabled,
     realm: config.auth.token.realm ?? config.auth.realm,
     ownTokenEndpoint: !config.auth.token.realm,
+    oidc,
     service: config.auth.token.realm ? (config.auth.token.service ?? config.auth.service) : config.auth.service,
     secureCookies: Boolean(config.http.tls.certificate) || (config.http.baseUrl?.startsWith('https:') ?? false),
     baseUrl: config.http.baseUrl?.replace(/\/$/, ''),

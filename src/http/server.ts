@@ -9,6 +9,8 @@ import { v2Routes } from './v2/index.js'
 import type { AuthService } from '../auth/service.js'
 import { apiRoutes } from './api/index.js'
 import { tokenRoutes } from './auth/token.js'
+import { oidcRoutes } from './auth/oidc.js'
+import type { OidcLogin } from '../auth/oidc.js'
 import { canPull, v2Authorizer } from './v2/authorize.js'
 import type { Caller } from './auth/credentials.js'
 import type { MatchedRoute } from './v2/route.js'
@@ -23,6 +25,8 @@ export interface HttpOptions {
   realm?: string
   /** serve /token (false when an external issuer is configured) */
   ownTokenEndpoint: boolean
+  /** OIDC login for people at /auth/oidc/login and /auth/oidc/callback (when configured) */
+  oidc?: OidcLogin
   /** the service named in challenges (the external issuer's when one is configured) */
   service: string
   secureCookies: boolean
@@ -76,6 +80,7 @@ export function buildHttpServer(opts: HttpOptions): FastifyInstance {
   app.register(operabilityRoutes, { ready: opts.ready, metrics: metrics?.render })
   const { auth } = opts
   if (opts.ownTokenEndpoint) app.register(tokenRoutes, { auth })
+  if (opts.oidc) app.register(oidcRoutes, { auth, oidc: opts.oidc, secureCookies: opts.secureCookies })
   app.register(apiRoutes, { prefix: '/api/v1', auth, registry: opts.registry, secureCookies: opts.secureCookies })
   app.register(v2Routes, {
     registry: opts.registry,
