@@ -14,6 +14,8 @@ import { AuthService } from './auth/service.js'
 import { OidcLogin } from './auth/oidc.js'
 import type { StorageDriver } from './storage/driver.js'
 import { FsDriver } from './storage/fs/driver.js'
+import { CachingDriver } from './storage/read-cache.js'
+import { S3Driver } from './storage/s3/driver.js'
 
 export interface App {
   http: FastifyInstance
@@ -43,6 +45,16 @@ export function createStorage(config: Config): StorageDriver {
   switch (config.storage.driver) {
     case 'filesystem':
       return new FsDriver(config.storage.filesystem.rootDirectory ?? config.dataDir)
+    case 's3': {
+      const s3 = config.storage.s3
+      const driver = new S3Driver({
+        ...s3,
+        bucket: s3.bucket ?? '',
+        requestTimeoutMs: parseDuration(s3.requestTimeout) || undefined,
+        redirectExpiresIn: s3.redirect ? Math.round((parseDuration(s3.redirectExpiry) ?? 1_200_000) / 1000) : undefined,
+      })
+      return s3.cache.directory ? new CachingDriver(driver, s3.cache.directory, s3.cache.maxBytes) : driver
+    }
   }
 }
 
@@ -145,6 +157,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
       await scheduler.stop()
       await auth.close()
       await metadata.close()
+      await storage.close?.()
     },
   }
 }

@@ -26,10 +26,42 @@ export const ConfigSchema = z
       .prefault({}),
     storage: z
       .object({
-        driver: z.enum(['filesystem']).default('filesystem'),
+        driver: z.enum(['filesystem', 's3']).default('filesystem'),
         filesystem: z.object({ rootDirectory: z.string().optional() }).strict().prefault({}),
+        /** S3-compatible object store (AWS S3, MinIO, Ceph RGW, Cloudflare R2, GCS interoperability). */
+        s3: z
+          .object({
+            bucket: z.string().min(1).optional(),
+            region: z.string().min(1).default('us-east-1'),
+            /** for stores other than AWS, e.g. http://minio:9000 */
+            endpoint: z.string().url().optional(),
+            /** bucket in the path instead of the host name (MinIO, Ceph) */
+            forcePathStyle: z.boolean().default(false),
+            /** key prefix of everything Berth stores in the bucket */
+            prefix: z.string().default(''),
+            /** both unset: the AWS default credential chain (environment, profile, instance role) */
+            accessKeyId: z.string().optional(),
+            secretAccessKey: z.string().optional(),
+            /** attempts per request, first included (SDK standard retry: exponential backoff with jitter) */
+            maxAttempts: z.number().int().min(1).default(5),
+            requestTimeout: duration.default('60s'),
+            /** answer blob GETs with 307 to a presigned URL, so pull bandwidth bypasses Berth */
+            redirect: z.boolean().default(false),
+            redirectExpiry: duration.default('20m'),
+            /** local disk read cache of whole blobs (LRU, bounded by maxBytes); off when no directory */
+            cache: z
+              .object({
+                directory: z.string().optional(),
+                maxBytes: size.default(10 * 1024 * 1024 * 1024),
+              })
+              .strict()
+              .prefault({}),
+          })
+          .strict()
+          .prefault({}),
       })
       .strict()
+      .refine((s) => s.driver !== 's3' || s.s3.bucket !== undefined, { message: 'required when storage.driver is s3', path: ['s3', 'bucket'] })
       .prefault({}),
     database: z
       .object({

@@ -4,6 +4,7 @@ import type { Digest } from '../oci/digest.js'
 import { PathNotFound } from '../storage/driver.js'
 import { blobPath } from '../storage/paths.js'
 import type { RegistryContext } from './context.js'
+import { storageFailure } from './storage-errors.js'
 
 /** Reads, deletes and mounts blobs that are linked into a repository. */
 export class BlobService {
@@ -18,6 +19,15 @@ export class BlobService {
 
   /** Opens the blob's bytes (a range when `length` is given). */
   async open(digest: Digest, size: number, offset = 0, length?: number): Promise<Readable> {
+    return storageFailure(() => this.openBlob(digest, size, offset, length))()
+  }
+
+  /** A presigned URL of the blob's bytes when the store offers redirects (storage.s3.redirect). */
+  async redirectUrl(digest: Digest, method: 'GET' | 'HEAD'): Promise<string | undefined> {
+    return storageFailure(async () => this.ctx.storage.redirectUrl?.(blobPath(digest.algorithm, digest.hex), { method }))()
+  }
+
+  private async openBlob(digest: Digest, size: number, offset: number, length: number | undefined): Promise<Readable> {
     const path = blobPath(digest.algorithm, digest.hex)
     try {
       // Cheap read-time integrity check: the stored size must be the recorded size.

@@ -5,6 +5,7 @@ import { RegistryError } from '../errors/registry-error.js'
 import { HashingStream, isAlgorithm, type Algorithm, type Digest } from '../oci/digest.js'
 import type { ByteRange } from '../oci/range.js'
 import { PathNotFound } from '../storage/driver.js'
+import { storageFailure } from './storage-errors.js'
 import { blobPath, uploadDataPath, uploadDir, UPLOADS_ROOT } from '../storage/paths.js'
 import type { UploadRow } from '../metadata/repositories/uploads.js'
 import type { RegistryContext } from './context.js'
@@ -52,7 +53,7 @@ export class UploadService {
 
   /** Appends a chunk. With a Content-Range, its start must be the session's current size. */
   async append(repository: string, id: string, body: Body, range?: ByteRange): Promise<UploadSession> {
-    return this.lock.run(id, async () => {
+    return this.lock.run(id, storageFailure(async () => {
       const row = await this.find(repository, id)
       if (range) {
         if (range.start !== row.size) throw RegistryError.rangeInvalid(`chunk starts at ${range.start} but the upload holds ${row.size} bytes`, row.size)
@@ -62,12 +63,12 @@ export class UploadService {
       }
       const size = await this.write(row, body, range ? range.end - range.start + 1 : body.length)
       return { id, repository, size }
-    })
+    }))
   }
 
   /** Closes the session: appends the last chunk, verifies the digest and commits the blob. */
   async finish(repository: string, id: string, digest: Digest, body: Body | undefined): Promise<number> {
-    return this.lock.run(id, async () => {
+    return this.lock.run(id, storageFailure(async () => {
       const row = await this.find(repository, id)
       if (body) row.size = await this.write(row, body, body.length)
       const actual = await this.digestOf(row, digest.algorithm)
@@ -77,18 +78,22 @@ export class UploadService {
       }
       await this.commitBlob(row.repositoryId, uploadDataPath(id), digest, row.size, id)
       return row.size
-    })
+    }))
   }
 
   async cancel(repository: string, id: string): Promise<void> {
-    await this.lock.run(id, async () => {
+    await this.lock.run(id, storageFailure(async () => {
       await this.find(repository, id)
       await this.discard(id)
-    })
+    }))
   }
 
   /** A whole blob in one request (POST ?digest=). */
   async monolithic(repository: string, digest: Digest, body: Body): Promise<number> {
+    return storageFailure(() => this.monolithicUpload(repository, digest, body))()
+  }
+
+  private async monolithicUpload(repository: string, digest: Digest, body: Body): Promise<number> {
     const id = randomUUID()
     const path = uploadDataPath(id)
     const hash = createHash(digest.algorithm)
@@ -114,6 +119,8 @@ export class UploadService {
       }
       if (ids.length < 100) break
     }
+    // Half-done writes of crashed nodes (S3: incomplete multipart uploads).
+    removed += (await this.ctx.storage.abortIncomplete?.(UPLOADS_ROOT, new Date(cutoff))) ?? 0
     for await (const name of this.ctx.storage.list(UPLOADS_ROOT)) {
       if (this.lock.held(name) || (await this.ctx.meta.uploads.exists(name))) continue
       const info = await this.ctx.storage.stat(uploadDir(name)).catch(() => undefined)
@@ -150,16 +157,16 @@ export class UploadService {
     const writer = await this.ctx.storage.writer(path, { append })
     try {
       await pipeline(body.stream, hasher, writer)
+      // Checked before commit, so that a short body is never made durable.
+      if (expected !== undefined && hasher.bytes !== expected) {
+        throw new RegistryError('BLOB_UPLOAD_INVALID', `received ${hasher.bytes} bytes where ${expected} were announced`)
+      }
       await writer.commit()
     } catch (err) {
       await writer.cancel()
       throw err
     } finally {
       this.onBytesIn(hasher.bytes)
-    }
-    if (expected !== undefined && hasher.bytes !== expected) {
-      await writer.cancel()
-      throw new RegistryError('BLOB_UPLOAD_INVALID', `received ${hasher.bytes} bytes where ${expected} were announced`)
     }
     return hasher.bytes
   }

@@ -38,6 +38,15 @@ export interface StorageDriver {
   list(prefix: string): AsyncIterable<string>
   /** Checks that the store is reachable and writable (readiness probe). */
   check(): Promise<void>
+  /** A URL the client may fetch the file from directly (presigned); undefined when not offered. */
+  redirectUrl?(path: string, opts: { method: 'GET' | 'HEAD' }): Promise<string | undefined>
+  /**
+   * Releases writes the store holds half-done below `prefix` that started before `olderThan`
+   * (S3: incomplete multipart uploads left by a crashed node). Returns how many were released.
+   */
+  abortIncomplete?(prefix: string, olderThan: Date): Promise<number>
+  /** Closes connections and handles. */
+  close?(): Promise<void>
 }
 
 /** A path does not exist in the store. */
@@ -45,5 +54,24 @@ export class PathNotFound extends Error {
   constructor(readonly path: string) {
     super(`path not found: ${path}`)
     this.name = 'PathNotFound'
+  }
+}
+
+/**
+ * The store cannot be reached or keeps failing (5xx, throttling, timeouts after the retries):
+ * the operation may succeed when retried later.
+ */
+export class StorageUnavailable extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.name = 'StorageUnavailable'
+  }
+}
+
+/** The store refuses the configuration (missing bucket, wrong credentials): names the setting. */
+export class StorageConfigError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.name = 'StorageConfigError'
   }
 }

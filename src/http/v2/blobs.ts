@@ -16,6 +16,9 @@ export function blobHandlers(registry: Registry, countOut: (n: number) => void) 
         .header('content-type', 'application/octet-stream')
         .header('cache-control', 'max-age=31536000')
       if (req.method === 'HEAD') return reply.code(200).header('content-length', size).send()
+      // storage.s3.redirect: the client fetches the bytes (and any Range) from the store itself.
+      const location = await registry.blobs.redirectUrl(digest, 'GET')
+      if (location) return reply.code(307).removeHeader('cache-control').header('location', location).header('content-length', 0).send()
       const range = parseRangeHeader(req.headers.range, size)
       if (range === 'unsatisfiable') {
         throw new RegistryError('RANGE_INVALID', 'requested range is not satisfiable', { headers: { 'content-range': `bytes */${size}` }, detail: { size } })

@@ -1,7 +1,7 @@
 import { createReadStream, createWriteStream, type WriteStream } from 'node:fs'
 import { mkdir, open, readdir, readFile, rename, rm, stat, truncate, writeFile } from 'node:fs/promises'
 import { dirname, join, resolve } from 'node:path'
-import { Writable, type Readable } from 'node:stream'
+import { Readable, Writable } from 'node:stream'
 import { randomUUID } from 'node:crypto'
 import { PathNotFound, type BlobWriter, type FileInfo, type ReadOptions, type StorageDriver } from '../driver.js'
 
@@ -36,6 +36,10 @@ export class FsDriver implements StorageDriver {
       throw notFound(err, path)
     })
     const start = opts.offset ?? 0
+    if (opts.length === 0) {
+      await handle.close()
+      return Readable.from([])
+    }
     const end = opts.length === undefined ? undefined : start + opts.length - 1
     return createReadStream('', { fd: handle, start, end, highWaterMark: CHUNK })
   }
@@ -137,12 +141,15 @@ class FsWriter extends Writable implements BlobWriter {
   }
 
   async cancel(): Promise<void> {
+    // Stop taking bytes, let writes already handed to the file finish (destroying the file
+    // stream under a pending write throws ERR_STREAM_DESTROYED), then take the bytes back.
+    if (!this.destroyed) this.destroy()
     await new Promise<void>((ok) => {
       if (this.stream.closed) return ok()
       this.stream.once('close', () => ok())
-      this.stream.destroy()
+      if (this.stream.errored || this.stream.destroyed) return
+      if (!this.stream.writableEnded) this.stream.end()
     })
-    if (!this.destroyed) this.destroy()
     if (this.append) await truncate(this.file, this.before).catch(() => undefined)
     else await rm(this.file, { force: true })
   }
