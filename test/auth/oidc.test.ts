@@ -257,6 +257,18 @@ describe('OIDC login', () => {
     assert.equal((await api(s, 'GET', '/me', undefined)).status, 401)
     await apiOk(s, 'PATCH', '/users/alice', ADMIN, { disabled: false })
   })
+
+  // Last: stops the provider.
+  it('answers 503 when the provider cannot be reached, and /readyz does not depend on it', async () => {
+    const b = new Browser()
+    const start = await b.request(`${s.url}/auth/oidc/login`)
+    const state = new URL(start.headers.get('location') ?? '').searchParams.get('state') ?? ''
+    await idp.close()
+    const res = await b.request(`${s.url}${callbackPath}?code=some-code&state=${state}&iss=${encodeURIComponent(idp.issuer)}`)
+    assert.equal(res.status, 503)
+    assert.match(((await res.json()) as { detail: string }).detail, /could not be reached/)
+    assert.equal((await fetch(`${s.url}/readyz`)).status, 200)
+  })
 })
 
 describe('OIDC start-up', () => {

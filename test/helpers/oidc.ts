@@ -109,6 +109,7 @@ export async function startOidcProvider(opts: { redirectUri: string; accounts: R
     clientSecret,
     accounts,
     async close() {
+      if (!server.listening) return
       server.closeAllConnections()
       server.close()
       await once(server, 'close')

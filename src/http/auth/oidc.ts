@@ -25,7 +25,9 @@ export const CSRF_COOKIE = 'berth_csrf'
  * are problem+json, or a small HTML page for a browser.
  */
 export async function oidcRoutes(app: FastifyInstance, opts: OidcRouteOptions): Promise<void> {
-  const { auth, oidc, secureCookies } = opts
+  const { auth, oidc } = opts
+  // A callback URL on https means the browser always reaches Berth over TLS (maybe through a proxy).
+  const secureCookies = opts.secureCookies || oidc.options.redirectUrl.startsWith('https:')
   const secure = secureCookies ? '; Secure' : ''
   // SameSite=Lax: the callback is a top-level navigation coming from the provider's site.
   const stateCookie = (value: string, maxAge: number) => `${OIDC_STATE_COOKIE}=${value}; Path=/auth/oidc; HttpOnly; SameSite=Lax; Max-Age=${maxAge}${secure}`
