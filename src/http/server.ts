@@ -72,7 +72,9 @@ export function buildHttpServer(opts: HttpOptions): FastifyInstance {
     const route = req.berthOp ?? req.routeOptions.url ?? 'unmatched'
     metrics?.observe(req.method, route, reply.statusCode, seconds)
     if (opts.accessLog) {
-      req.log.info({ method: req.method, url: req.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10, route }, 'request')
+      // The OIDC callback's query carries the authorization code: keep it out of the log.
+      const url = req.url.startsWith('/auth/oidc/callback?') ? '/auth/oidc/callback?(redacted)' : req.url
+      req.log.info({ method: req.method, url, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10, route }, 'request')
     }
     done()
   })

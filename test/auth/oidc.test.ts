@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
+import { Writable } from 'node:stream'
 import { after, before, describe, it } from 'node:test'
 import pino from 'pino'
 import { buildApp } from '../../src/app.js'
@@ -14,6 +15,9 @@ describe('OIDC login', () => {
   let idp: TestProvider
   let s: TestServer
   let callbackPath: string
+  let logs = ''
+  /** every secret the flow handled: none may reach the log */
+  const secrets: string[] = []
 
   before(async () => {
     const port = await freePort()
@@ -29,8 +33,9 @@ describe('OIDC login', () => {
       },
     })
     s = await startAuthServerOnPort(port, {
+      log: { level: 'debug' },
       auth: { oidc: { enabled: true, issuer: idp.issuer, clientId: idp.clientId, clientSecret: idp.clientSecret, redirectUrl, adminGroup: 'registry-admins' } },
-    })
+    }, { logStream: new Writable({ write: (chunk: Buffer, _enc, done) => done(void (logs += chunk.toString())) }) })
   })
   after(async () => {
     await s?.close()
@@ -174,6 +179,7 @@ describe('OIDC login', () => {
     assert.equal(res.status, 201)
     const { secret } = (await res.json()) as { secret: string }
     const cli = basic('alice', secret)
+    secrets.push(secret, csrfOf(alice), alice.cookie('127.0.0.1', 'berth_session')?.value ?? '', replayable.searchParams.get('code') ?? '', idp.clientSecret)
 
     await apiOk(s, 'POST', '/projects', ADMIN, { name: 'apps', public: false }, 201)
     assert.deepEqual((await token(s, cli, 'repository:apps/web:pull,push')).access, [])
@@ -256,6 +262,17 @@ describe('OIDC login', () => {
     assert.equal(res.status, 403)
     assert.equal((await api(s, 'GET', '/me', undefined)).status, 401)
     await apiOk(s, 'PATCH', '/users/alice', ADMIN, { disabled: false })
+  })
+
+  it('writes no authorization code, session, CSRF token, CLI secret or client secret to the log', async () => {
+    await new Promise((r) => setImmediate(r))
+    assert.match(logs, /"url":"\/auth\/oidc\/callback\?\(redacted\)"/)
+    assert.match(logs, /OIDC login enabled/)
+    assert.equal(secrets.length, 5)
+    for (const secret of secrets) {
+      assert.ok(secret.length > 8)
+      assert.ok(!logs.includes(secret) && !logs.includes(encodeURIComponent(secret)), `a secret (${secret.slice(0, 4)}…) is in the log`)
+    }
   })
 
   // Last: stops the provider.

@@ -7,6 +7,7 @@ import Provider from 'oidc-provider'
 import pino from 'pino'
 import { buildApp, type App } from '../../src/app.js'
 import type { ConfigInput } from '../../src/config/schema.js'
+import { loggerOptions } from '../../src/observability/logger.js'
 import { ADMIN_PASSWORD } from './auth.js'
 import { createTestDatabase, dropTestDatabase, testConfig, TEST_DATABASE_URL, type TestServer } from './server.js'
 
@@ -139,7 +140,7 @@ export async function freePort(): Promise<number> {
  * its own, but OIDC needs the callback URL in the config). Same isolation as startServer: a
  * temp data directory, and a database of its own when tests run servers on PostgreSQL.
  */
-export async function startAuthServerOnPort(port: number, overrides: ConfigInput): Promise<TestServer> {
+export async function startAuthServerOnPort(port: number, overrides: ConfigInput, opts: { logStream?: NodeJS.WritableStream } = {}): Promise<TestServer> {
   let config = await testConfig({ ...overrides, auth: { enabled: true, ...(overrides.auth ?? {}) } })
   let ownDatabase: string | undefined
   if (TEST_DATABASE_URL && process.env.BERTH_TEST_DIALECT !== 'sqlite' && overrides.database?.url === undefined) {
@@ -148,7 +149,8 @@ export async function startAuthServerOnPort(port: number, overrides: ConfigInput
   }
   let app: App
   try {
-    app = await buildApp(config, { logger: pino({ level: 'silent' }), adminPassword: ADMIN_PASSWORD })
+    const logger = opts.logStream ? pino(loggerOptions(config.log.level), opts.logStream) : pino({ level: 'silent' })
+    app = await buildApp(config, { logger, adminPassword: ADMIN_PASSWORD })
   } catch (err) {
     if (ownDatabase) await dropTestDatabase(ownDatabase)
     throw err
