@@ -162,7 +162,7 @@ export class OidcLogin {
       if (this.config.serverMetadata().userinfo_endpoint && tokens.access_token) {
         userinfo = await oidc.fetchUserInfo(this.config, tokens.access_token, idClaims.sub)
       }
-      // The ID token's registered claims (iss, aud, sub, nonce) always win.
+      // Where both carry a claim the verified ID token wins; userinfo adds what it lacks (often groups).
       return { ...userinfo, ...idClaims }
     } catch (err) {
       throw providerError(err)

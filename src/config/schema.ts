@@ -156,6 +156,10 @@ export const ConfigSchema = z
               if (!o[key]) ctx.addIssue({ code: 'custom', path: [key], message: 'required when auth.oidc.enabled is true' })
             }
             if (!o.scopes.split(/\s+/).includes('openid')) ctx.addIssue({ code: 'custom', path: ['scopes'], message: 'must include openid' })
+            // Berth serves the callback at this path (behind a proxy, possibly under a prefix).
+            if (o.redirectUrl && URL.canParse(o.redirectUrl) && !new URL(o.redirectUrl).pathname.endsWith('/auth/oidc/callback')) {
+              ctx.addIssue({ code: 'custom', path: ['redirectUrl'], message: 'must end with /auth/oidc/callback' })
+            }
           })
           .prefault({}),
       })
