@@ -187,7 +187,8 @@ describe('PostgreSQL metadata', { skip }, () => {
   })
 
   it('stops caching while the change listener is disconnected, and recovers', async () => {
-    const s = await startServer()
+    const url = await createTestDatabase()
+    const s = await startServer({ database: { url } })
     const admin = new pg.Client({ connectionString: TEST_DATABASE_URL })
     await admin.connect()
     try {
@@ -205,6 +206,7 @@ describe('PostgreSQL metadata', { skip }, () => {
     } finally {
       await admin.end()
       await s.close()
+      await dropTestDatabase(url)
     }
   })
 })
