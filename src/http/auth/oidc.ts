@@ -46,13 +46,14 @@ export async function oidcRoutes(app: FastifyInstance, opts: OidcRouteOptions): 
     return renderError(req, reply, e)
   })
 
-  app.get<{ Querystring: { return_to?: string } }>('/auth/oidc/login', async (req, reply) => {
+  // GET only: a HEAD (a link preview, say) must not start a login or spend a code.
+  app.get<{ Querystring: { return_to?: string } }>('/auth/oidc/login', { exposeHeadRoute: false }, async (req, reply) => {
     const returnTo = typeof req.query.return_to === 'string' ? req.query.return_to : undefined
     const { location, sealedState, maxAge } = await oidc.begin(returnTo)
     return reply.header('cache-control', 'no-store').header('set-cookie', stateCookie(sealedState, maxAge)).redirect(location, 302)
   })
 
-  app.get('/auth/oidc/callback', async (req, reply) => {
+  app.get('/auth/oidc/callback', { exposeHeadRoute: false }, async (req, reply) => {
     const query = req.url.indexOf('?') >= 0 ? req.url.slice(req.url.indexOf('?') + 1) : ''
     const result = await oidc.complete(new URLSearchParams(query), readCookie(req.headers.cookie, OIDC_STATE_COOKIE), req.ip)
     const session = await auth.issueSession(result.principal)
