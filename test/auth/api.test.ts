@@ -85,7 +85,7 @@ describe('management API', () => {
     const { csrfToken } = (await login.json()) as { csrfToken: string }
     const cookie = setCookie.split(';')[0] ?? ''
     const me = await fetch(`${s.url}/api/v1/me`, { headers: { cookie } })
-    assert.deepEqual(await me.json(), { kind: 'user', username: 'admin', admin: true, groups: [] })
+    assert.deepEqual(await me.json(), { kind: 'user', username: 'admin', admin: true, groups: [], csrfToken })
     const noCsrf = await fetch(`${s.url}/api/v1/projects`, { method: 'POST', headers: { cookie, 'content-type': 'application/json' }, body: JSON.stringify({ name: 'csrf' }) })
     assert.equal(noCsrf.status, 403)
     const withCsrf = await fetch(`${s.url}/api/v1/projects`, { method: 'POST', headers: { cookie, 'content-type': 'application/json', 'x-csrf-token': csrfToken }, body: JSON.stringify({ name: 'csrf' }) })

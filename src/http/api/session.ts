@@ -35,7 +35,11 @@ export async function sessionRoutes(app: FastifyInstance, ctx: ApiContext): Prom
   app.get('/me', async (req) => {
     const p = callerOf(req)
     if (p.kind === 'anonymous') throw new RegistryError('UNAUTHORIZED', 'sign in first')
-    if (p.kind === 'user') return { kind: 'user', username: p.name, admin: p.admin, groups: p.groups }
+    if (p.kind === 'user') {
+      // A page signed in by cookie (e.g. after an OIDC redirect) learns its CSRF token here.
+      const csrf = req.caller?.scheme === 'cookie' ? req.caller.claims?.csrf : undefined
+      return { kind: 'user', username: p.name, admin: p.admin, groups: p.groups, ...(csrf ? { csrfToken: csrf } : {}) }
+    }
     if (p.kind === 'robot') return { kind: 'robot', name: p.name, permissions: p.grants }
     return { kind: 'external', name: p.name }
   })
