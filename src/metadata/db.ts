@@ -6,7 +6,7 @@ import { Kysely, Migrator, PostgresDialect, SqliteDialect, type Migration, type 
 import type { Database } from './schema.js'
 import { CAPABILITIES, type Capabilities } from './capabilities.js'
 import { MIGRATIONS } from './migrations/index.js'
-import { checkConnection, createPostgres, isPostgresUrl, poolConfig, type PostgresOptions } from './postgres.js'
+import { checkConnection, createPostgres, guardClients, isPostgresUrl, poolConfig, type PostgresOptions } from './postgres.js'
 
 export type { PostgresOptions } from './postgres.js'
 
@@ -78,6 +78,7 @@ async function openPostgres(url: string, options: PostgresOptions): Promise<Meta
 async function migratePostgres(url: string, options: PostgresOptions, caps: Capabilities): Promise<void> {
   const pool = new pg.Pool({ ...poolConfig(url, { ...options, statementTimeoutMs: 0 }), max: 1 })
   pool.on('error', () => undefined)
+  guardClients(pool)
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) })
   try {
     await migrate(db, caps)

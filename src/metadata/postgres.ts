@@ -90,11 +90,24 @@ export function createPostgres(url: string, o: PostgresOptions): PostgresHandle 
   // An idle client whose server went away (restart, failover) emits here; without a listener
   // the process would crash. The pool drops the client; the next query opens a new one.
   pool.on('error', (err) => o.log?.warn({ err }, 'metadata: idle PostgreSQL connection failed'))
+  guardClients(pool)
   const writes = { count: 0 }
   const db = new Kysely<Database>({ dialect: new CountingPostgresDialect({ pool }, writes) })
   const { max: _max, idleTimeoutMillis: _idle, connectionTimeoutMillis, ...client } = poolConfig(url, o)
   const listener = new ChangeListener({ ...client, connectionTimeoutMillis, application_name: 'berth-listener' }, o.log)
   return { db, pool, listener, writes }
+}
+
+/**
+ * A connection checked out of the pool but between queries (inside a transaction, or just
+ * acquired) emits 'error' on its client when the server goes away; pg-pool listens only while
+ * the client is idle, and an unheard 'error' would end the process. The next query on it fails
+ * (the request gets a 500), and the pool drops the client when it is released.
+ */
+export function guardClients(pool: pg.Pool): void {
+  pool.on('connect', (client) => {
+    client.on('error', () => undefined)
+  })
 }
 
 /** PostgresDialect whose driver counts writes, so this node's read caches drop stale rows at once. */
