@@ -212,10 +212,13 @@ export class UploadService {
     }
     const target = blobPath(digest.algorithm, digest.hex)
     const dir = uploadDir(sessionId ?? tempId ?? '')
-    const existing = await this.ctx.storage.stat(target).catch(() => undefined)
-    if (existing?.size === size) await this.ctx.storage.delete(dir)
-    else if (size === 0) await this.ctx.storage.putContent(target, Buffer.alloc(0))
-    else await this.ctx.storage.move(from, target)
+    // Concurrent pushes of one blob to this node: one moves its bytes, the others find them.
+    await this.lock.run(`blob:${digest.value}`, async () => {
+      const existing = await this.ctx.storage.stat(target).catch(() => undefined)
+      if (existing?.size === size) await this.ctx.storage.delete(dir)
+      else if (size === 0) await this.ctx.storage.putContent(target, Buffer.alloc(0))
+      else await this.ctx.storage.move(from, target)
+    })
     const now = this.ctx.now()
     await this.ctx.meta.db.transaction().execute(async (trx) => {
       await this.ctx.meta.blobs.addAndLink(repositoryId, digest.value, size, now, trx)

@@ -16,7 +16,22 @@ interface S3rverInstance {
   httpServer?: { unref(): void; closeAllConnections?(): void }
 }
 type S3rverCtor = new (opts: Record<string, unknown>) => S3rverInstance
-const S3rver = createRequire(import.meta.url)('s3rver') as S3rverCtor
+const require = createRequire(import.meta.url)
+const S3rver = require('s3rver') as S3rverCtor
+
+// s3rver removes emptied parent directories after a delete without expecting another request
+// to do the same at once: concurrent deletes then fail with ENOENT/ENOTEMPTY (a 500 that
+// repeats on every retry). Real object stores have no directories; the test server is made to
+// ignore those races.
+const store = (require('s3rver/lib/stores/filesystem.js') as { prototype: Record<string, unknown> }).prototype
+const deleteObject = store.deleteObject as (this: unknown, ...args: unknown[]) => Promise<void>
+store.deleteObject = async function (this: unknown, ...args: unknown[]) {
+  try {
+    await deleteObject.apply(this, args)
+  } catch (err) {
+    if (!['ENOENT', 'ENOTEMPTY'].includes((err as NodeJS.ErrnoException).code ?? '')) throw err
+  }
+}
 
 export const S3_ACCESS_KEY = 'S3RVER'
 export const S3_SECRET_KEY = 'S3RVER'

@@ -7,6 +7,7 @@ import pino from 'pino'
 import { buildApp, type App } from '../../src/app.js'
 import { ConfigSchema, type Config, type ConfigInput } from '../../src/config/schema.js'
 import { loggerOptions } from '../../src/observability/logger.js'
+import { s3StorageConfig, sharedS3 } from './s3.js'
 
 export interface TestServer {
   url: string
@@ -85,6 +86,17 @@ export interface StartOptions {
 
 export async function startServer(overrides: ConfigInput = {}, opts: StartOptions = {}): Promise<TestServer> {
   let config = await testConfig(overrides)
+  if (process.env.BERTH_TEST_STORAGE === 's3' && overrides.storage === undefined) {
+    // One s3rver per test process on loopback, a bucket per data directory (kept across restarts).
+    const s3 = await sharedS3()
+    const marker = join(config.dataDir, '.berth-test-bucket')
+    let bucket = await readFile(marker, 'utf8').catch(() => undefined)
+    if (bucket === undefined) {
+      bucket = await s3.createBucket()
+      await writeFile(marker, bucket)
+    }
+    config = ConfigSchema.parse({ ...config, storage: s3StorageConfig(s3.endpoint, bucket) })
+  }
   let ownDatabase: string | undefined
   if (SERVERS_ON_POSTGRES && overrides.database?.url === undefined) {
     const marker = join(config.dataDir, DATABASE_MARKER)

@@ -199,31 +199,30 @@ export class S3Driver implements StorageDriver {
 
   async delete(path: string): Promise<void> {
     const key = this.key(path)
-    const keys: string[] = [key]
-    for (const prefix of [`${key}${SEG}`, `${key}/`]) {
-      for await (const obj of this.objects(prefix)) keys.push(obj.key)
+    // One listing finds the object, its segments and everything below it; only keys that
+    // exist are deleted.
+    const keys: string[] = []
+    for await (const obj of this.objects(key)) {
+      if (obj.key === key || obj.key.startsWith(`${key}${SEG}`) || obj.key.startsWith(`${key}/`)) keys.push(obj.key)
     }
     await this.deleteKeys(keys)
     await this.abortUploads(`${key}`, undefined)
   }
 
   async *list(prefix: string): AsyncIterable<string> {
+    // Walks the keys below the prefix without a Delimiter: some S3-compatible servers (s3rver)
+    // drop common prefixes that hold no object directly. Berth lists only small trees (uploads/).
     const base = prefix === '' ? this.prefix : `${this.key(prefix.replace(/\/$/, ''))}/`
     const seen = new Set<string>()
-    let token: string | undefined
-    do {
-      const page = await this.send<{ CommonPrefixes?: { Prefix?: string }[]; Contents?: { Key?: string }[]; IsTruncated?: boolean; NextContinuationToken?: string }>(
-        new ListObjectsV2Command({ Bucket: this.bucket, Prefix: base, Delimiter: '/', ContinuationToken: token }),
-      )
-      const names = [...(page.CommonPrefixes ?? []).map((p) => (p.Prefix ?? '').slice(base.length, -1)), ...(page.Contents ?? []).map((c) => (c.Key ?? '').slice(base.length))]
-      for (const raw of names) {
-        const name = raw.endsWith(SEG.slice(0, -1)) ? raw.slice(0, -(SEG.length - 1)) : raw
-        if (name === '' || seen.has(name)) continue
-        seen.add(name)
-        yield name
-      }
-      token = page.IsTruncated ? page.NextContinuationToken : undefined
-    } while (token)
+    for await (const obj of this.objects(base)) {
+      const parts = obj.key.slice(base.length).split('/')
+      let name = parts[0] ?? ''
+      // A file made of segments (`<name>.seg/<offset>`) is listed by its own name.
+      if (parts.length === 2 && name.endsWith(SEG.slice(0, -1)) && /^\d{16}$/.test(parts[1] ?? '')) name = name.slice(0, -(SEG.length - 1))
+      if (name === '' || seen.has(name)) continue
+      seen.add(name)
+      yield name
+    }
   }
 
   async check(): Promise<void> {
