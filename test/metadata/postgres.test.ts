@@ -7,6 +7,7 @@ import pg from 'pg'
 import { sql } from 'kysely'
 import { buildApp, type App } from '../../src/app.js'
 import { openMetadata } from '../../src/metadata/db.js'
+import { createMetadataRepositories } from '../../src/metadata/repositories/index.js'
 import { buildImage, putManifest, pushBlob, sha256 } from '../helpers/oci.js'
 import { createTestDatabase, dropTestDatabase, postgresSkip, startServer, testConfig, TEST_DATABASE_URL, type TestServer } from '../helpers/server.js'
 
@@ -99,6 +100,48 @@ describe('PostgreSQL metadata', { skip }, () => {
     }
   })
 
+  it('makes a manifest DELETE wait for a push of that manifest in flight, then remove its new tag too', async () => {
+    const url = await createTestDatabase()
+    const meta = await openMetadata(url)
+    const admin = new pg.Client({ connectionString: url })
+    await admin.connect()
+    try {
+      const repos = createMetadataRepositories(meta.db)
+      const content = Buffer.from('{"schemaVersion":2}')
+      const m = { digest: sha256(content), mediaType: 'application/vnd.oci.image.manifest.v1+json', artifactType: null, size: content.length, content, subjectDigest: null, annotations: null, references: [] }
+      const repoId = await repos.repositories.ensure('lock/app', 1)
+      await repos.manifests.insert(repoId, m, 1)
+      let release!: () => void
+      const held = new Promise<void>((r) => (release = r))
+      let pushed!: () => void
+      const inPush = new Promise<void>((r) => (pushed = r))
+      // T1: a re-push of the existing manifest with a new tag, paused before commit.
+      const push = meta.db.transaction().execute(async (trx) => {
+        await repos.manifests.insert(repoId, m, 2, trx)
+        await repos.tags.upsert(repoId, 'new', m.digest, 2, trx)
+        pushed()
+        await held
+      })
+      await inPush
+      // T2: DELETE by digest, as the manifest service runs it.
+      const del = meta.db.transaction().execute(async (trx) => {
+        await repos.tags.deleteForManifest(repoId, m.digest, trx)
+        return repos.manifests.delete(repoId, m.digest, trx)
+      })
+      const waiting = async () => Number((await admin.query(`select count(*) as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'`)).rows[0].n) > 0
+      await Promise.race([del, eventually(waiting, 'the DELETE to wait for the push')])
+      release()
+      await push
+      assert.equal(await del, true)
+      const tags = await meta.db.selectFrom('tags').select('name').execute()
+      assert.deepEqual(tags, [], 'no tag left pointing at the deleted manifest')
+    } finally {
+      await admin.end()
+      await meta.close()
+      await dropTestDatabase(url)
+    }
+  })
+
   describe('two nodes sharing one database and one blob directory', () => {
     let url: string
     let blobs: string
@@ -170,13 +213,13 @@ describe('PostgreSQL metadata', { skip }, () => {
 
     it('never leaves a tag pointing at a deleted manifest when a tag push races a delete', async () => {
       const img = await buildImage(a.url, 'del/app', 'del')
-      for (let round = 0; round < 15; round++) {
+      for (let round = 0; round < 40; round++) {
         assert.equal((await putManifest(a.url, 'del/app', 'base', img.manifest)).status, 201)
-        const [put, del] = await Promise.all([
-          putManifest(b.url, 'del/app', `t${round}`, img.manifest),
+        const [del, ...puts] = await Promise.all([
           fetch(`${a.url}/v2/del/app/manifests/${img.digest}`, { method: 'DELETE' }),
+          ...Array.from({ length: 6 }, (_, i) => putManifest(i % 2 ? a.url : b.url, 'del/app', `t${round}-${i}`, img.manifest)),
         ])
-        assert.equal(put.status, 201)
+        for (const put of puts) assert.equal(put.status, 201)
         assert.ok(del.status === 202 || del.status === 404, `delete answered ${del.status}`)
       }
       const dangling = await sql<{ n: number }>`
