@@ -10,6 +10,11 @@ import { blobPath, uploadDataPath, uploadDir, UPLOADS_ROOT } from '../storage/pa
 import type { UploadRow } from '../metadata/repositories/uploads.js'
 import type { RegistryContext } from './context.js'
 import { KeyedLock } from './keyed-lock.js'
+import { createGcRepository, GC_LEASE, type GcRepository } from '../metadata/repositories/gc.js'
+import { setTimeout as delay } from 'node:timers/promises'
+
+/** A commit met a GC run deleting the same digest (rolls the transaction back). */
+class GcClash extends Error {}
 
 export interface UploadSession {
   id: string
@@ -32,11 +37,14 @@ export interface Body {
 export class UploadService {
   private readonly hashes = new Map<string, { hash: Hash; algorithm: Algorithm; size: number }>()
   private readonly lock = new KeyedLock()
+  private readonly gc: GcRepository
 
   constructor(
     private readonly ctx: RegistryContext,
     private readonly onBytesIn: (n: number) => void = () => undefined,
-  ) {}
+  ) {
+    this.gc = createGcRepository(ctx.meta.db)
+  }
 
   async start(repository: string, algorithm: Algorithm): Promise<UploadSession> {
     const id = randomUUID()
@@ -212,18 +220,42 @@ export class UploadService {
     }
     const target = blobPath(digest.algorithm, digest.hex)
     const dir = uploadDir(sessionId ?? tempId ?? '')
-    // Concurrent pushes of one blob to this node: one moves its bytes, the others find them.
-    await this.lock.run(`blob:${digest.value}`, async () => {
-      const existing = await this.ctx.storage.stat(target).catch(() => undefined)
-      if (existing?.size === size) await this.ctx.storage.delete(dir)
-      else if (size === 0) await this.ctx.storage.putContent(target, Buffer.alloc(0))
-      else await this.ctx.storage.move(from, target)
-    })
-    const now = this.ctx.now()
-    await this.ctx.meta.db.transaction().execute(async (trx) => {
-      await this.ctx.meta.blobs.addAndLink(repositoryId, digest.value, size, now, trx)
-      if (sessionId) await this.ctx.meta.uploads.delete(sessionId, trx)
-    })
+    // The verified bytes stay in the upload folder until the rows are committed, so that a
+    // race with garbage collection deleting the same digest can put them back (see below).
+    let ours = size > 0
+    for (let attempt = 0; ; attempt++) {
+      // Concurrent pushes of one blob to this node: one moves its bytes, the others find them.
+      const placed = await this.lock.run(`blob:${digest.value}`, async () => {
+        const existing = await this.ctx.storage.stat(target).catch(() => undefined)
+        if (existing?.size === size) return true
+        if (size === 0) await this.ctx.storage.putContent(target, Buffer.alloc(0))
+        else if (ours) await this.ctx.storage.move(from, target)
+        else return false
+        ours = false
+        return true
+      })
+      if (!placed) {
+        // GC deleted the file we had moved into place: the client pushes again.
+        if (sessionId) await this.discard(sessionId)
+        await this.ctx.storage.delete(dir)
+        throw new RegistryError('UNAVAILABLE', 'the blob was garbage-collected while it was committed; push it again', { headers: { 'Retry-After': '1' } })
+      }
+      const now = this.ctx.now()
+      const committed = await this.ctx.meta.db.transaction().execute(async (trx) => {
+        await this.ctx.meta.blobs.addAndLink(repositoryId, digest.value, size, now, trx)
+        // A GC run that removed this digest's row may still be deleting its file: committing now
+        // would link bytes about to vanish. Roll back, wait for it, and check the file again.
+        if (await this.gc.blobBeingDeleted(digest.value, GC_LEASE, Date.now(), trx)) throw new GcClash()
+        if (sessionId) await this.ctx.meta.uploads.delete(sessionId, trx)
+        return true
+      }).catch((err: unknown) => {
+        if (err instanceof GcClash) return false
+        throw err
+      })
+      if (committed) break
+      if (attempt >= 3) throw new RegistryError('UNAVAILABLE', 'garbage collection is deleting this blob; retry', { headers: { 'Retry-After': '1' } })
+      for (let i = 0; i < 200 && (await this.gc.blobBeingDeleted(digest.value, GC_LEASE, Date.now())); i++) await delay(50)
+    }
     if (sessionId) this.hashes.delete(sessionId)
     await this.ctx.storage.delete(dir)
   }

@@ -2,6 +2,7 @@ import type { Kysely } from 'kysely'
 import type { Capabilities } from '../capabilities.js'
 import * as m0001 from './0001-init.js'
 import * as m0002 from './0002-auth.js'
+import * as m0003 from './0003-gc.js'
 import * as m0004 from './0004-change-notify.js'
 
 export interface MigrationStep {
@@ -12,5 +13,6 @@ export interface MigrationStep {
 export const MIGRATIONS: Record<string, MigrationStep> = {
   '0001-init': m0001,
   '0002-auth': m0002,
+  '0003-gc': m0003,
   '0004-change-notify': m0004,
 }

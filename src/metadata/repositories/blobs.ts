@@ -34,7 +34,8 @@ export function createBlobRepository(db: Db, generation: () => string | undefine
       await trx
         .insertInto('repository_blobs')
         .values({ repository_id: repositoryId, digest, created_at: now })
-        .onConflict((oc) => oc.columns(['repository_id', 'digest']).doNothing())
+        // A re-push or mount refreshes the link's age, which GC's grace period counts from.
+        .onConflict((oc) => oc.columns(['repository_id', 'digest']).doUpdateSet({ created_at: now }))
         .execute()
     },
 
