@@ -63,7 +63,10 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
   const log = deps.logger ?? pino(loggerOptions(config.log.level))
   const now = deps.now ?? Date.now
   const storage = createStorage(config)
-  await storage.check()
+  await storage.check().catch(async (err: unknown) => {
+    await storage.close?.()
+    throw err
+  })
   const metadata = await openMetadata(databaseUrl(config), {
     poolMax: config.database.pool.max,
     idleTimeoutMs: parseDuration(config.database.pool.idleTimeout),
