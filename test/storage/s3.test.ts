@@ -171,9 +171,33 @@ describe('S3 storage: redirects and the read cache', () => {
 
 /** A loopback HTTP proxy in front of s3rver that can answer 503 or stall requests. */
 async function startFaultProxy(target: string) {
-  const state = { failNext: 0, down: false, stallNext: 0, stallMs: 0, seen: [] as string[] }
+  const state = {
+    failNext: 0,
+    down: false,
+    stallNext: 0,
+    stallMs: 0,
+    seen: [] as string[],
+    /** incomplete multipart uploads to report (s3rver has no ListMultipartUploads) */
+    multipart: [] as { key: string; uploadId: string; initiated: Date }[],
+    aborted: [] as string[],
+  }
   const server = http.createServer((req, res) => {
     state.seen.push(`${req.method} ${req.url}`)
+    const url = new URL(req.url ?? '/', 'http://proxy')
+    if (req.method === 'GET' && url.searchParams.has('uploads') && !state.down) {
+      const prefix = url.searchParams.get('prefix') ?? ''
+      const uploads = state.multipart
+        .filter((u) => u.key.startsWith(prefix))
+        .map((u) => `<Upload><Key>${u.key}</Key><UploadId>${u.uploadId}</UploadId><Initiated>${u.initiated.toISOString()}</Initiated></Upload>`)
+      res.writeHead(200, { 'content-type': 'application/xml' })
+      res.end(`<?xml version="1.0" encoding="UTF-8"?><ListMultipartUploadsResult><IsTruncated>false</IsTruncated>${uploads.join('')}</ListMultipartUploadsResult>`)
+      return
+    }
+    if (req.method === 'DELETE' && url.searchParams.has('uploadId') && !state.down) {
+      state.aborted.push(`${url.pathname} ${url.searchParams.get('uploadId')}`)
+      res.writeHead(204).end()
+      return
+    }
     if (state.down || state.failNext > 0) {
       if (state.failNext > 0) state.failNext--
       req.resume()
@@ -287,6 +311,27 @@ describe('S3 storage: faults', () => {
     await expectOciError(await fetch(`${s.url}/v2/f/close/blobs/${digest}`), 'BLOB_UNKNOWN', 404)
     assert.equal((await fetch(`${s.url}${loc}?digest=${digest}`, { method: 'PUT' })).status, 201)
     assert.equal(await getDigest(s.url, 'f/close', digest), digest)
+  })
+})
+
+describe('S3 storage: abandoned uploads', () => {
+  it('the session purge aborts incomplete multipart uploads older than the expiry', async () => {
+    const proxy = await startFaultProxy(s3.endpoint)
+    const bucket = await s3.createBucket()
+    const s = await startServer({ storage: s3StorageConfig(proxy.url, bucket, { prefix: 'node' }) })
+    try {
+      const old = new Date(Date.now() - 2 * 86_400_000)
+      proxy.state.multipart = [
+        { key: 'node/uploads/6f1c1bde-0000-4000-8000-000000000001/data.seg/0000000000000000', uploadId: 'stale', initiated: old },
+        { key: 'node/uploads/6f1c1bde-0000-4000-8000-000000000002/data.seg/0000000000000000', uploadId: 'fresh', initiated: new Date() },
+        { key: 'elsewhere/uploads/x/data', uploadId: 'not-ours', initiated: old },
+      ]
+      await s.app.scheduler.runNow('purge-uploads')
+      assert.deepEqual(proxy.state.aborted, [`/${bucket}/node/uploads/6f1c1bde-0000-4000-8000-000000000001/data.seg/0000000000000000 stale`])
+    } finally {
+      await s.close()
+      await proxy.close()
+    }
   })
 })
 
