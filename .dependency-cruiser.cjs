@@ -17,6 +17,7 @@ module.exports = {
     lower('registry', ['oci', 'errors', 'storage', 'metadata', 'observability', 'config']),
     lower('auth', ['oci', 'errors', 'metadata', 'observability', 'config']),
     lower('jobs', ['oci', 'errors', 'registry', 'observability', 'metadata']),
+    lower('gc', ['registry', 'metadata', 'storage', 'oci', 'errors', 'observability', 'jobs', 'config']),
     {
       name: 'http-never-touches-storage-or-metadata',
       severity: 'error',
@@ -26,7 +27,7 @@ module.exports = {
     {
       name: 'services-never-import-http',
       severity: 'error',
-      from: { path: '^src/(registry|storage|metadata|oci|errors|jobs|config)/' },
+      from: { path: '^src/(registry|storage|metadata|oci|errors|jobs|config|gc)/' },
       to: { path: '^src/(http|cli)/' },
     },
     { name: 'no-circular', severity: 'error', from: {}, to: { circular: true } },

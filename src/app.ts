@@ -12,10 +12,15 @@ import { Metrics } from './observability/metrics.js'
 import { createRegistry, type Registry } from './registry/registry.js'
 import { AuthService } from './auth/service.js'
 import { OidcLogin } from './auth/oidc.js'
+import { LdapDirectory } from './auth/ldap.js'
 import type { StorageDriver } from './storage/driver.js'
 import { FsDriver } from './storage/fs/driver.js'
 import { CachingDriver } from './storage/read-cache.js'
 import { S3Driver } from './storage/s3/driver.js'
+import { GcService } from './gc/gc-service.js'
+import { ScrubService } from './gc/scrub-service.js'
+import { schedule } from './gc/schedule.js'
+import { adminOnly, gcRoutes } from './http/api/gc.js'
 
 export interface App {
   http: FastifyInstance
@@ -24,6 +29,8 @@ export interface App {
   /** set on the first start when no BERTH_ADMIN_PASSWORD was given: print it once */
   generatedAdminPassword?: string
   scheduler: Scheduler
+  gc: GcService
+  scrub: ScrubService
   storage: StorageDriver
   metadata: MetadataDb
   log: Logger
@@ -62,6 +69,7 @@ export function createStorage(config: Config): StorageDriver {
 export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App> {
   const log = deps.logger ?? pino(loggerOptions(config.log.level))
   const now = deps.now ?? Date.now
+  const directory = await ldapDirectory(config, log)
   const storage = createStorage(config)
   await storage.check().catch(async (err: unknown) => {
     await storage.close?.()
@@ -76,7 +84,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
   })
   const meta = createMetadataRepositories(metadata.db, metadata.generation)
   const metrics = config.metrics.enabled ? new Metrics({ blobs: () => meta.blobs.stats(), uploads: () => meta.uploads.count() }) : undefined
-  const auth = await AuthService.create(meta, metadata.generation, authOptions(config, deps.adminPassword), log, now)
+  const auth = await AuthService.create(meta, metadata.generation, { ...authOptions(config, deps.adminPassword), directory: directory?.login }, log, now)
   const { generatedAdminPassword } = await auth.bootstrap(meta, now())
   const oidcConfig = config.auth.oidc
   let oidc: OidcLogin | undefined
@@ -146,9 +154,14 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
     },
   })
 
+  const { gc, scrub, stopSchedules } = gcServices(config, { meta, storage, uploads: registry.uploads, log, now })
+  http.register(gcRoutes, { prefix: '/api/v1', gc, requireAdmin: adminOnly(auth, config.auth.enabled) })
+
   return {
     http,
     registry,
+    gc,
+    scrub,
     auth,
     generatedAdminPassword,
     scheduler,
@@ -156,6 +169,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
     metadata,
     log,
     async close() {
+      stopSchedules()
       await http.close()
       await scheduler.stop()
       await auth.close()
@@ -163,6 +177,36 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
       await storage.close?.()
     },
   }
+}
+
+/** GC and scrub services from config (gc.*, scrub.*, uploads.expiry), with their cron schedules. */
+export function gcServices(config: Config, deps: ConstructorParameters<typeof GcService>[0]) {
+  const gc = new GcService(deps, {
+    gracePeriodMs: parseDuration(config.gc.gracePeriod) ?? 3_600_000,
+    untagged: config.gc.untagged,
+    untaggedAfterMs: parseDuration(config.gc.untaggedAfter) ?? 86_400_000,
+    uploadExpiryMs: parseDuration(config.uploads.expiry) ?? 86_400_000,
+  })
+  const scrub = new ScrubService(deps)
+  const runs = [
+    schedule('gc', config.gc.schedule, () => gc.run({ trigger: 'schedule' }), deps.log),
+    schedule('scrub', config.scrub.schedule, () => scrub.run({ trigger: 'schedule' }), deps.log),
+  ]
+  return { gc, scrub, stopSchedules: () => runs.forEach((r) => r.stop()) }
+}
+
+/** LDAP login when configured (one start-up line either way; never the bind password). */
+async function ldapDirectory(config: Config, log: Logger): Promise<LdapDirectory | undefined> {
+  const l = config.auth.ldap
+  if (!config.auth.enabled || !l.enabled || !l.url || !l.baseDN) {
+    log.info({ reason: config.auth.enabled ? 'auth.ldap.enabled is false' : 'auth.enabled is false' }, 'LDAP login disabled')
+    return undefined
+  }
+  const directory = await LdapDirectory.create({ ...l, url: l.url, baseDN: l.baseDN, timeout: parseDuration(l.timeout) ?? 10_000 }, log)
+  const tls = l.url.startsWith('ldaps:') ? 'ldaps' : l.startTLS ? 'starttls' : 'none'
+  log.info({ url: l.url, baseDN: l.baseDN, bindDN: l.bindDN ?? 'anonymous', tls }, 'LDAP login enabled')
+  if (tls === 'none') log.warn({ url: l.url }, 'LDAP without TLS: passwords cross the network in clear (use ldaps:// or auth.ldap.startTLS)')
+  return directory
 }
 
 function authOptions(config: Config, adminPassword: string | undefined) {

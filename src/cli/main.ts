@@ -3,6 +3,8 @@ import { serveCommand } from './serve.js'
 import { configCheckCommand } from './config-check.js'
 import { registerUserCommands } from './user.js'
 import { migrateMetadataCommand } from './migrate-metadata.js'
+import { gcCommand } from './gc.js'
+import { scrubCommand } from './scrub.js'
 
 const program = new Command()
 program.name('berth').description('Berth: a self-hosted OCI container registry in one small Node.js process').version('0.1.0')
@@ -32,6 +34,23 @@ program
   .option('--batch-size <rows>', 'rows per INSERT', '500')
   .option('--json', 'print the result as JSON')
   .action(migrateMetadataCommand)
+
+program
+  .command('gc')
+  .description('garbage-collect unreferenced blobs, untagged manifests (per gc.untagged) and expired uploads; safe while a server runs')
+  .option('-c, --config <file>', 'YAML config file')
+  .option('--data-dir <dir>', 'data directory (config key dataDir)')
+  .option('--dry-run', 'list what would be deleted, delete nothing')
+  .option('--json', 'print the run record as JSON')
+  .action(gcCommand)
+
+program
+  .command('scrub')
+  .description('re-hash every blob and check every manifest; quarantine corrupt blobs (exit code 2 when problems are found)')
+  .option('-c, --config <file>', 'YAML config file')
+  .option('--data-dir <dir>', 'data directory (config key dataDir)')
+  .option('--json', 'print the result as JSON')
+  .action(scrubCommand)
 
 registerUserCommands(program)
 

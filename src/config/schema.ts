@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { Cron } from 'croner'
 import { parseDuration } from './duration.js'
 
 // The single source of truth for configuration: the type is derived from this schema, defaults
@@ -6,6 +7,10 @@ import { parseDuration } from './duration.js'
 
 const duration = z.string().refine((v) => parseDuration(v) !== undefined, { message: 'expected a duration such as 30s, 15m, 24h' })
 const size = z.number().int().nonnegative()
+const cron = z.string().superRefine((v, ctx) => {
+  const problem = cronProblem(v)
+  if (problem) ctx.addIssue({ code: 'custom', message: `invalid cron expression: ${problem}` })
+})
 const addr = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/, 'expected HOST:PORT')
 
 export const ConfigSchema = z
@@ -162,10 +167,66 @@ export const ConfigSchema = z
             }
           })
           .prefault({}),
+        /** LDAP / Active Directory login (src/auth/ldap.ts): users unknown to Berth are looked up there. */
+        ldap: z
+          .object({
+            enabled: z.boolean().default(false),
+            /** ldap://host:389 or ldaps://host:636 */
+            url: z.string().regex(/^ldaps?:\/\/[^/\s]+\/?$/, 'expected ldap://HOST[:PORT] or ldaps://HOST[:PORT]').optional(),
+            /** the search account; bindDN and bindPassword both unset: anonymous search */
+            bindDN: z.string().min(1).optional(),
+            bindPassword: z.string().min(1).optional(),
+            /** users are searched in this subtree */
+            baseDN: z.string().min(1).optional(),
+            /** {username} is replaced by the login name, escaped (RFC 4515); AD: (sAMAccountName={username}) */
+            userFilter: z.string().includes('{username}', { message: 'must contain {username}' }).default('(uid={username})'),
+            /** the attribute holding the login name (AD: sAMAccountName); it must equal the name given */
+            usernameAttribute: z.string().min(1).default('uid'),
+            emailAttribute: z.string().min(1).default('mail'),
+            /** groups from an attribute of the user entry holding group DNs (memberOf on AD and OpenLDAP's memberof overlay) */
+            memberOfAttribute: z.string().min(1).optional(),
+            /** and/or from a search of this subtree with groupFilter */
+            groupBaseDN: z.string().min(1).optional(),
+            /** {dn} (the user's DN) and {username}, both escaped */
+            groupFilter: z.string().default('(member={dn})'),
+            /** the group attribute that names it in Berth (project members {"group": …}) */
+            groupNameAttribute: z.string().min(1).default('cn'),
+            /** bound on connecting and on each LDAP operation */
+            timeout: duration.default('10s'),
+            /** upgrade ldap:// to TLS with StartTLS (refused with ldaps://) */
+            startTLS: z.boolean().default(false),
+            /** PEM CA bundle for ldaps:// and StartTLS (default: Node's trusted CAs) */
+            caFile: z.string().min(1).optional(),
+          })
+          .strict()
+          .superRefine((o, ctx) => {
+            if (!o.enabled) return
+            for (const key of ['url', 'baseDN'] as const) {
+              if (!o[key]) ctx.addIssue({ code: 'custom', path: [key], message: 'required when auth.ldap.enabled is true' })
+            }
+            if (Boolean(o.bindDN) !== Boolean(o.bindPassword)) ctx.addIssue({ code: 'custom', path: ['bindPassword'], message: 'bindDN and bindPassword go together (both unset: anonymous search)' })
+            if (o.startTLS && o.url?.startsWith('ldaps:')) ctx.addIssue({ code: 'custom', path: ['startTLS'], message: 'StartTLS upgrades ldap://; ldaps:// is TLS already' })
+          })
+          .prefault({}),
       })
       .strict()
       .prefault({}),
     audit: z.object({ retention: duration.default('90d') }).strict().prefault({}),
+    /** Online garbage collection (src/gc): runs while pushes continue. */
+    gc: z
+      .object({
+        /** nothing younger than this (blob, repository link, manifest) is collected; '0s' allowed */
+        gracePeriod: duration.default('1h'),
+        /** untagged manifests: keep them, or delete those older than untaggedAfter */
+        untagged: z.enum(['keep', 'delete']).default('keep'),
+        untaggedAfter: duration.default('24h'),
+        /** cron expression (5 or 6 fields) of scheduled runs; none when unset */
+        schedule: cron.optional(),
+      })
+      .strict()
+      .prefault({}),
+    /** Integrity scrub: re-hash blobs, check manifests, quarantine corrupt content. */
+    scrub: z.object({ schedule: cron.optional() }).strict().prefault({}),
   })
   .strict()
 
@@ -174,3 +235,13 @@ export type ConfigInput = z.input<typeof ConfigSchema>
 
 /** Keys whose values are masked by `berth config check` and never logged. */
 export const SECRET_KEYS = [/password/i, /secret/i, /privateKey/i, /^database\.url$/]
+
+/** Why a cron expression is refused, or undefined when croner accepts it. */
+export function cronProblem(expression: string): string | undefined {
+  try {
+    new Cron(expression, { paused: true }).stop()
+    return undefined
+  } catch (err) {
+    return (err as Error).message
+  }
+}

@@ -148,7 +148,8 @@ export function createGcRepository(db: Db) {
         await trx.deleteFrom('manifests').where('id', '=', c.id).execute()
         await trx.deleteFrom('tags').where('repository_id', '=', c.repositoryId).where('manifest_digest', '=', c.digest).execute()
         await trx.deleteFrom('gc_orphaned_manifests').where('repository_id', '=', c.repositoryId).where('digest', '=', c.digest).execute()
-        await trx.insertInto('gc_run_items').values({ run_id: runId, kind: 'manifest', digest: c.digest, repository_id: c.repositoryId, manifest_id: c.id, size: c.size, detail: null }).execute()
+        // No manifest_id: the row is really gone, and SQLite may give its id to a new manifest.
+        await trx.insertInto('gc_run_items').values({ run_id: runId, kind: 'manifest', digest: c.digest, repository_id: c.repositoryId, manifest_id: null, size: c.size, detail: null }).execute()
         return true
       })
     },
@@ -173,6 +174,27 @@ export function createGcRepository(db: Db) {
         await trx.deleteFrom('repository_blobs').where('digest', '=', c.digest).execute()
         await trx.deleteFrom('blobs').where('digest', '=', c.digest).execute()
         await trx.insertInto('gc_run_items').values({ run_id: runId, kind: 'blob', digest: c.digest, repository_id: null, manifest_id: null, size: Number(still.size), detail: null }).execute()
+        return true
+      })
+    },
+
+    /** Which of the digests have a blob row. */
+    async existingBlobs(digests: string[]): Promise<Set<string>> {
+      if (digests.length === 0) return new Set()
+      const rows = await g.selectFrom('blobs').select('digest').where('digest', 'in', digests).execute()
+      return new Set(rows.map((r) => r.digest))
+    },
+
+    /** Marks a file that no row names for deletion, unless a push committed its row meanwhile. */
+    async deleteOrphanFile(runId: string, digest: string, size: number, now: number): Promise<boolean> {
+      return g.transaction().execute(async (trx) => {
+        await trx.insertInto('gc_blob_deletions').values({ digest, run_id: runId, at: now }).onConflict((oc) => oc.column('digest').doUpdateSet({ run_id: runId, at: now })).execute()
+        const row = await trx.selectFrom('blobs').select('digest').where('digest', '=', digest).executeTakeFirst()
+        if (row) {
+          await trx.deleteFrom('gc_blob_deletions').where('digest', '=', digest).execute()
+          return false
+        }
+        await trx.insertInto('gc_run_items').values({ run_id: runId, kind: 'blob', digest, repository_id: null, manifest_id: null, size, detail: JSON.stringify({ reason: 'file without metadata' }) }).execute()
         return true
       })
     },
@@ -358,6 +380,17 @@ export function createGcRepository(db: Db) {
     async healQuarantine(): Promise<number> {
       const res = await g.deleteFrom('blob_quarantine').where(sql<boolean>`exists (select 1 from blobs b where b.digest = blob_quarantine.digest)`).executeTakeFirst()
       return Number(res.numDeletedRows)
+    },
+
+    /** Which of the digests have no blob row. */
+    async missingBlobs(digests: string[]): Promise<string[]> {
+      const unique = [...new Set(digests)]
+      const found = new Set<string>()
+      for (let i = 0; i < unique.length; i += 300) {
+        const rows = await g.selectFrom('blobs').select('digest').where('digest', 'in', unique.slice(i, i + 300)).execute()
+        for (const r of rows) found.add(r.digest)
+      }
+      return unique.filter((d) => !found.has(d))
     },
 
     async blobExists(digest: string): Promise<boolean> {

@@ -1,0 +1,78 @@
+import cliProgress from 'cli-progress'
+import pino from 'pino'
+import { createStorage, databaseUrl, gcServices } from '../app.js'
+import { loadConfig } from '../config/load.js'
+import type { Config } from '../config/schema.js'
+import type { GcProgress } from '../gc/gc-service.js'
+import type { ScrubProgress } from '../gc/scrub-service.js'
+import { openMetadata } from '../metadata/db.js'
+import { createMetadataRepositories } from '../metadata/repositories/index.js'
+import { createRegistry } from '../registry/registry.js'
+
+export interface GcFlags {
+  config?: string
+  dataDir?: string
+  dryRun?: boolean
+  json?: boolean
+}
+
+/**
+ * Opens what the server opens (config, storage, metadata) without HTTP. Safe beside a running
+ * server on the same data directory: SQLite in WAL mode with a busy timeout, and the server's
+ * read caches notice this process's commits through PRAGMA data_version.
+ */
+export async function withGc<T>(flags: GcFlags, work: (s: ReturnType<typeof gcServices>, config: Config) => Promise<T>): Promise<T> {
+  const { config } = await loadConfig({ file: flags.config, env: process.env, flags: { dataDir: flags.dataDir } })
+  const log = pino({ level: config.log.level === 'info' ? 'warn' : config.log.level }, pino.destination(2))
+  const storage = createStorage(config)
+  await storage.check()
+  const metadata = await openMetadata(databaseUrl(config))
+  try {
+    const meta = createMetadataRepositories(metadata.db, metadata.generation)
+    const registry = createRegistry({ storage, meta, log, now: Date.now })
+    const services = gcServices({ ...config, gc: { ...config.gc, schedule: undefined }, scrub: { schedule: undefined } }, { meta, storage, uploads: registry.uploads, log, now: Date.now })
+    return await work(services, config)
+  } finally {
+    await metadata.close()
+    await storage.close?.()
+  }
+}
+
+/** A progress bar on stderr's terminal when stdout is one and JSON was not asked for. */
+export function progressBar(enabled: boolean): { update(p: GcProgress | ScrubProgress): void; stop(): void } {
+  if (!enabled) return { update: () => undefined, stop: () => undefined }
+  const bar = new cliProgress.SingleBar({ format: '{phase} [{bar}] {value}/{total}', clearOnComplete: true, hideCursor: true }, cliProgress.Presets.shades_classic)
+  let phase: string | undefined
+  return {
+    update(p) {
+      const total = p.total ?? p.done
+      if (p.phase !== phase) {
+        if (phase !== undefined) bar.stop()
+        phase = p.phase
+        bar.start(Math.max(total, 1), p.done, { phase: p.phase.padEnd(9) })
+      } else {
+        bar.setTotal(Math.max(total, p.done, 1))
+        bar.update(p.done)
+      }
+    },
+    stop: () => bar.stop(),
+  }
+}
+
+export async function gcCommand(flags: GcFlags): Promise<void> {
+  const record = await withGc(flags, async ({ gc }) => {
+    const bar = progressBar(process.stdout.isTTY === true && !flags.json)
+    try {
+      return await gc.run({ trigger: 'cli', dryRun: flags.dryRun === true, onProgress: (p) => bar.update(p) })
+    } finally {
+      bar.stop()
+    }
+  })
+  if (flags.json) {
+    process.stdout.write(`${JSON.stringify(record)}\n`)
+    return
+  }
+  const verb = record.dryRun ? 'would delete' : 'deleted'
+  console.log(`gc ${record.id}: ${record.status}; ${verb} ${record.manifestsDeleted} of ${record.manifestsExamined} manifest(s), ${record.blobsDeleted} of ${record.blobsExamined} blob(s) (${record.bytesFreed} bytes), ${record.uploadsDeleted} upload session(s)`)
+  for (const digest of record.deleted ?? []) console.log(`  ${digest}`)
+}

@@ -1,0 +1,323 @@
+import { randomUUID } from 'node:crypto'
+import type { Logger } from 'pino'
+import { RegistryError } from '../errors/registry-error.js'
+import { isAlgorithm, parseDigest } from '../oci/digest.js'
+import { blobPath } from '../storage/paths.js'
+import type { StorageDriver } from '../storage/driver.js'
+import type { MetadataRepositories } from '../metadata/repositories/index.js'
+import { createGcRepository, GC_LEASE, type GcRepository, type GcRunsTable, type ManifestRules } from '../metadata/repositories/gc.js'
+import type { UploadService } from '../registry/upload-service.js'
+
+// Online mark-and-sweep garbage collection. What is garbage is decided in SQL over the metadata
+// (src/metadata/repositories/gc.ts), a page at a time; storage is only walked to find files that
+// no row names (left by a crash between moving bytes into place and committing their row).
+//
+// What is kept:
+//  - every manifest a tag points at, every manifest an index that is kept lists, every referrer
+//    whose subject is kept (transitively), and, with gc.untagged: keep, every untagged manifest
+//    that was pushed on its own (not a child of a deleted index, not a referrer of a gone subject);
+//  - every blob that a manifest references (in any repository), and every blob whose row or any
+//    repository link is younger than the grace period: a plain blob upload (or mount) stays
+//    linked for gc.gracePeriod even though no manifest references it yet, so a push in progress
+//    (layers first, manifest last) is never broken;
+//  - anything created after the run started, whatever the grace period.
+// Everything else is deleted, each item re-checked in its own transaction right before.
+
+export interface GcOptions {
+  /** nothing younger than this is deleted (gc.gracePeriod) */
+  gracePeriodMs: number
+  /** gc.untagged: keep, or delete untagged manifests older than untaggedAfterMs */
+  untagged: 'keep' | 'delete'
+  untaggedAfterMs: number
+  /** upload sessions idle longer than this are removed with their data (uploads.expiry) */
+  uploadExpiryMs: number
+  /** rows per page and per batch */
+  batchSize?: number
+  /** how long a run's lease lasts without renewal */
+  leaseMs?: number
+}
+
+export interface GcDeps {
+  meta: MetadataRepositories
+  storage: StorageDriver
+  uploads: UploadService
+  log: Logger
+  now?: () => number
+}
+
+export interface GcProgress {
+  phase: 'manifests' | 'blobs' | 'files' | 'uploads'
+  /** items looked at in this phase so far */
+  done: number
+  /** items in this phase (an upper bound), when known */
+  total?: number
+}
+
+export interface GcRunRecord {
+  id: string
+  trigger: string
+  status: 'running' | 'succeeded' | 'failed'
+  dryRun: boolean
+  startedAt: string
+  endedAt: string | null
+  blobsExamined: number
+  blobsDeleted: number
+  manifestsExamined: number
+  manifestsDeleted: number
+  uploadsDeleted: number
+  bytesFreed: number
+  error: string | null
+  /** digests deleted (or, in a dry run, that would be), blobs and manifests */
+  deleted?: string[]
+}
+
+export interface StartOptions {
+  trigger: string
+  dryRun?: boolean
+  onProgress?: (p: GcProgress) => void
+}
+
+export class GcRunning extends RegistryError {
+  constructor() {
+    super('CONFLICT', 'a garbage collection run is already in progress')
+  }
+}
+
+export class GcService {
+  readonly repo: GcRepository
+  private readonly now: () => number
+  private readonly batch: number
+  private readonly leaseMs: number
+
+  constructor(
+    private readonly deps: GcDeps,
+    private readonly options: GcOptions,
+  ) {
+    this.repo = createGcRepository(deps.meta.db)
+    this.now = deps.now ?? Date.now
+    this.batch = options.batchSize ?? 500
+    this.leaseMs = options.leaseMs ?? 60_000
+  }
+
+  /** Starts a run (refused with GcRunning while another holds the lease); `done` settles with its record. */
+  async start(opts: StartOptions): Promise<{ id: string; done: Promise<GcRunRecord> }> {
+    const id = randomUUID()
+    const startedAt = this.now()
+    if (!(await this.repo.acquireLease(GC_LEASE, id, Date.now(), Date.now() + this.leaseMs))) throw new GcRunning()
+    try {
+      await this.repo.failAbandonedRuns('gc', GC_LEASE, Date.now())
+      await this.repo.createRun({ id, kind: 'gc', trigger: opts.trigger, dryRun: opts.dryRun === true, now: startedAt })
+    } catch (err) {
+      await this.repo.releaseLease(GC_LEASE, id)
+      throw err
+    }
+    const done = this.execute(id, startedAt, opts).then(async () => {
+      const record = await this.get(id, { items: true })
+      if (!record) throw new Error(`gc run ${id} vanished`)
+      return record
+    })
+    return { id, done }
+  }
+
+  /** Runs to the end and returns the record. */
+  async run(opts: StartOptions): Promise<GcRunRecord> {
+    return (await this.start(opts)).done
+  }
+
+  async get(id: string, opts: { items?: boolean } = {}): Promise<GcRunRecord | undefined> {
+    const row = await this.repo.findRun(id)
+    if (!row || row.kind !== 'gc') return undefined
+    const record = toRecord(row)
+    if (opts.items) {
+      record.deleted = []
+      for (let after = 0; ; ) {
+        const page = await this.repo.runItems(id, after, 1000)
+        for (const item of page) if (item.kind === 'blob' || item.kind === 'manifest') record.deleted.push(item.digest)
+        if (page.length < 1000) break
+        after = page[page.length - 1]!.id
+      }
+    }
+    return record
+  }
+
+  async history(limit: number, offset: number): Promise<GcRunRecord[]> {
+    return (await this.repo.listRuns('gc', limit, offset)).map(toRecord)
+  }
+
+  private async execute(id: string, startedAt: number, opts: StartOptions): Promise<void> {
+    const log = this.deps.log.child({ task: 'gc', runId: id })
+    const dry = opts.dryRun === true
+    const progress = opts.onProgress ?? (() => undefined)
+    const stats = { blobsExamined: 0, blobsDeleted: 0, manifestsExamined: 0, manifestsDeleted: 0, uploadsDeleted: 0, bytesFreed: 0 }
+    const renew = async () => {
+      if (!(await this.repo.acquireLease(GC_LEASE, id, Date.now(), Date.now() + this.leaseMs))) throw new Error('lost the GC lease to another run')
+    }
+    try {
+      log.info({ dryRun: dry, trigger: opts.trigger }, 'garbage collection started')
+      if (!dry) await this.finishStaleDeletions()
+      const counts = await this.repo.counts()
+      stats.blobsExamined = counts.blobs
+      stats.manifestsExamined = counts.manifests
+      await this.repo.updateRun(id, { blobs_examined: counts.blobs, manifests_examined: counts.manifests })
+
+      const now = this.now()
+      const cutoff = Math.min(now - this.options.gracePeriodMs, startedAt)
+      const rules: ManifestRules = {
+        cutoff,
+        untaggedCutoff: this.options.untagged === 'delete' ? Math.min(cutoff, now - this.options.untaggedAfterMs) : undefined,
+      }
+
+      // Manifests, in passes: deleting an index (or a subject) frees its children (referrers)
+      // for the next pass. A dry run records instead of deleting, and recorded ones count as gone.
+      let looked = 0
+      for (let pass = 0; ; pass++) {
+        let deletedThisPass = 0
+        for (let after = 0; ; ) {
+          const page = await this.repo.manifestPage(id, rules, after, this.batch)
+          for (const m of page) {
+            const gone = dry ? (await this.repo.recordItem(id, { kind: 'manifest', digest: m.digest, size: m.size, manifestId: m.id, repositoryId: m.repositoryId }), true) : await this.repo.deleteManifest(id, rules, m)
+            if (gone) {
+              deletedThisPass++
+              stats.manifestsDeleted++
+              stats.bytesFreed += m.size
+            }
+          }
+          looked += page.length
+          progress({ phase: 'manifests', done: looked, total: counts.manifests })
+          await renew()
+          if (page.length < this.batch) break
+          after = page[page.length - 1]!.id
+        }
+        if (deletedThisPass === 0) break
+      }
+      await this.repo.updateRun(id, { manifests_deleted: stats.manifestsDeleted, bytes_freed: stats.bytesFreed })
+
+      // Blobs no manifest references and no young link keeps.
+      looked = 0
+      for (let after = ''; ; ) {
+        const page = await this.repo.blobPage(id, cutoff, after, this.batch)
+        for (const b of page) {
+          if (dry) await this.repo.recordItem(id, { kind: 'blob', digest: b.digest, size: b.size })
+          else if (!(await this.repo.deleteBlob(id, cutoff, b, Date.now()))) continue
+          else await this.deleteBlobFile(b.digest)
+          stats.blobsDeleted++
+          stats.bytesFreed += b.size
+        }
+        looked += page.length
+        progress({ phase: 'blobs', done: looked, total: counts.blobs })
+        await renew()
+        if (page.length < this.batch) break
+        after = page[page.length - 1]!.digest
+      }
+      await this.repo.updateRun(id, { blobs_deleted: stats.blobsDeleted, bytes_freed: stats.bytesFreed })
+
+      // Files no blob row names (a crash between the move into place and the commit).
+      const files = await this.sweepFiles(id, cutoff, dry, renew, (n) => progress({ phase: 'files', done: n }))
+      stats.blobsDeleted += files.count
+      stats.bytesFreed += files.bytes
+
+      // Upload sessions idle past uploads.expiry (and the grace period), with their data.
+      const uploadCutoff = Math.min(cutoff, now - this.options.uploadExpiryMs)
+      stats.uploadsDeleted = dry ? (await this.deps.meta.uploads.idleSince(uploadCutoff, 1_000_000)).length : await this.deps.uploads.purge(uploadCutoff)
+      progress({ phase: 'uploads', done: stats.uploadsDeleted })
+
+      if (!dry) await this.repo.pruneOrphanMarks()
+      await this.repo.updateRun(id, {
+        status: 'succeeded',
+        ended_at: this.now(),
+        blobs_deleted: stats.blobsDeleted,
+        manifests_deleted: stats.manifestsDeleted,
+        uploads_deleted: stats.uploadsDeleted,
+        bytes_freed: stats.bytesFreed,
+      })
+      log.info({ dryRun: dry, ...stats }, 'garbage collection finished')
+    } catch (err) {
+      log.error({ err }, 'garbage collection failed')
+      await this.repo
+        .updateRun(id, { status: 'failed', ended_at: this.now(), error: (err as Error).message, ...snake(stats) })
+        .catch((e: unknown) => log.error({ err: e }, 'could not record the failed GC run'))
+      throw err
+    } finally {
+      await this.repo.releaseLease(GC_LEASE, id).catch(() => undefined)
+    }
+  }
+
+  /** Deletes the file of a blob whose row is gone, then lifts the marker that kept pushes off it. */
+  private async deleteBlobFile(digest: string): Promise<void> {
+    const d = parseDigest(digest)
+    if (typeof d !== 'string') await this.deps.storage.delete(blobPath(d.algorithm, d.hex))
+    await this.repo.blobFileDeleted(digest)
+  }
+
+  /** Markers of a run that died between deleting a blob's row and its file: finish the job. */
+  private async finishStaleDeletions(): Promise<void> {
+    for (;;) {
+      const stale = await this.repo.staleBlobDeletions(GC_LEASE, Date.now(), this.batch)
+      for (const s of stale) {
+        if (s.rowExists) await this.repo.blobFileDeleted(s.digest)
+        else await this.deleteBlobFile(s.digest)
+      }
+      if (stale.length < this.batch) return
+    }
+  }
+
+  /**
+   * Walks blobs/<algorithm>/<xx>/ for files without a row, older than the cutoff. Each is deleted
+   * under the same marker protocol as a collected blob, so a push committing it meanwhile backs off.
+   */
+  private async sweepFiles(id: string, cutoff: number, dry: boolean, renew: () => Promise<void>, progress: (n: number) => void): Promise<{ count: number; bytes: number }> {
+    const { storage } = this.deps
+    let count = 0
+    let bytes = 0
+    let looked = 0
+    for await (const algorithm of storage.list('blobs')) {
+      if (!isAlgorithm(algorithm)) continue
+      for await (const prefix of storage.list(`blobs/${algorithm}`)) {
+        const names: string[] = []
+        for await (const hex of storage.list(`blobs/${algorithm}/${prefix}`)) names.push(hex)
+        for (let i = 0; i < names.length; i += this.batch) {
+          const slice = names.slice(i, i + this.batch).map((hex) => `${algorithm}:${hex}`)
+          const known = await this.repo.existingBlobs(slice)
+          for (const digest of slice) {
+            if (known.has(digest)) continue
+            const hex = digest.slice(algorithm.length + 1)
+            const path = blobPath(algorithm, hex)
+            const info = await storage.stat(path).catch(() => undefined)
+            if (!info || info.modifiedAt.getTime() >= cutoff) continue
+            if (dry) await this.repo.recordItem(id, { kind: 'blob', digest, size: info.size, detail: { reason: 'file without metadata' } })
+            else if (!(await this.repo.deleteOrphanFile(id, digest, info.size, Date.now()))) continue
+            else await this.deleteBlobFile(digest)
+            count++
+            bytes += info.size
+          }
+          looked += slice.length
+          progress(looked)
+          await renew()
+        }
+      }
+    }
+    return { count, bytes }
+  }
+}
+
+function toRecord(r: GcRunsTable): GcRunRecord {
+  return {
+    id: r.id,
+    trigger: r.trigger,
+    status: r.status,
+    dryRun: Number(r.dry_run) === 1,
+    startedAt: new Date(Number(r.started_at)).toISOString(),
+    endedAt: r.ended_at === null ? null : new Date(Number(r.ended_at)).toISOString(),
+    blobsExamined: Number(r.blobs_examined),
+    blobsDeleted: Number(r.blobs_deleted),
+    manifestsExamined: Number(r.manifests_examined),
+    manifestsDeleted: Number(r.manifests_deleted),
+    uploadsDeleted: Number(r.uploads_deleted),
+    bytesFreed: Number(r.bytes_freed),
+    error: r.error,
+  }
+}
+
+function snake(s: { blobsDeleted: number; manifestsDeleted: number; uploadsDeleted: number; bytesFreed: number }) {
+  return { blobs_deleted: s.blobsDeleted, manifests_deleted: s.manifestsDeleted, uploads_deleted: s.uploadsDeleted, bytes_freed: s.bytesFreed }
+}
