@@ -149,15 +149,15 @@ export class S3Driver implements StorageDriver {
     const key = this.key(path)
     if (!opts.append) return new S3Writer(this, key, async () => this.deleteKeys((await this.segments(key)).map((s) => s.key)))
     let segs = await this.segments(key)
-    if (segs.length === 0) {
-      const plain = await this.head(key)
-      if (plain) {
-        // Turn the plain object into the first segment, then append after it.
-        const first = segmentKey(key, 0)
-        await this.copy(key, first, plain.size)
-        await this.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key }))
-        segs = [{ key: first, start: 0, size: plain.size, modifiedAt: plain.modifiedAt }]
-      }
+    const plain = await this.head(key)
+    if (plain) {
+      // The plain object wins over segments (any left there are from an interrupted rewrite):
+      // it becomes the first segment, and the append goes after it.
+      await this.deleteKeys(segs.map((s) => s.key))
+      const first = segmentKey(key, 0)
+      await this.copy(key, first, plain.size)
+      await this.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key }))
+      segs = [{ key: first, start: 0, size: plain.size, modifiedAt: plain.modifiedAt }]
     }
     const last = segs[segs.length - 1]
     if (last && last.size < MIN_PART) {
