@@ -2,6 +2,7 @@ import type { Db } from './repositories.js'
 import { missingDigests } from './missing.js'
 import { ReadCache } from '../read-cache.js'
 import { capabilitiesOf } from '../capabilities.js'
+import { orphanChildrenOf } from './gc.js'
 
 export interface ManifestRow {
   digest: string
@@ -95,6 +96,8 @@ export function createManifestRepository(db: Db, generation: () => string | unde
 
     /** DELETE removes the tags that point at the manifest too (after the row, see insert). */
     async delete(repositoryId: number, digest: string, trx: Db = db): Promise<boolean> {
+      // The children of a deleted index may be garbage even when untagged manifests are kept.
+      await orphanChildrenOf(trx, repositoryId, digest, Date.now())
       const res = await trx.deleteFrom('manifests').where('repository_id', '=', repositoryId).where('digest', '=', digest).executeTakeFirst()
       await trx.deleteFrom('tags').where('repository_id', '=', repositoryId).where('manifest_digest', '=', digest).execute()
       return Number(res.numDeletedRows) > 0
