@@ -142,14 +142,78 @@ describe('PostgreSQL metadata', { skip }, () => {
     }
   })
 
-  describe('two nodes sharing one database and one blob directory', () => {
+  it('survives every connection being cut under load (as in a database restart) and recovers', async () => {
+    const url = await createTestDatabase()
+    const s = await startServer({ database: { url } })
+    const admin = new pg.Client({ connectionString: TEST_DATABASE_URL })
+    await admin.connect()
+    try {
+      const img = await buildImage(s.url, 'cut/app', 'c')
+      assert.equal((await putManifest(s.url, 'cut/app', 'v1', img.manifest)).status, 201)
+      const name = new URL(url).pathname.slice(1)
+      let stop = false
+      const statuses: number[] = []
+      const load = Promise.all(
+        Array.from({ length: 8 }, async () => {
+          while (!stop) statuses.push((await fetch(`${s.url}/v2/cut/app/tags/list`).then(async (r) => (await r.arrayBuffer(), r.status))))
+        }),
+      )
+      await eventually(async () => statuses.length > 50, 'load to start')
+      const cut = await admin.query('select pg_terminate_backend(pid) from pg_stat_activity where datname = $1 and pid <> pg_backend_pid()', [name])
+      assert.ok((cut.rowCount ?? 0) >= 2, 'the pool and the listener were cut')
+      const before = statuses.length
+      await eventually(async () => statuses.length > before + 100, 'requests to go on')
+      stop = true
+      await load
+      assert.ok(statuses.every((code) => code === 200 || code >= 500), `only 200s and 5xx: ${[...new Set(statuses)].join(',')}`)
+      assert.deepEqual(statuses.slice(-20), Array(20).fill(200), 'recovered')
+      await eventually(async () => s.app.metadata.generation() !== undefined, 'the listener to reconnect')
+      const moved = await buildImage(s.url, 'cut/app', 'd')
+      assert.equal((await putManifest(s.url, 'cut/app', 'v1', moved.manifest)).status, 201)
+      assert.equal((await fetch(`${s.url}/v2/cut/app/manifests/v1`)).headers.get('docker-content-digest'), moved.digest)
+    } finally {
+      await admin.end()
+      await s.close()
+      await dropTestDatabase(url)
+    }
+  })
+
+  it('stops caching while the change listener is disconnected, and recovers', async () => {
+    const url = await createTestDatabase()
+    const s = await startServer({ database: { url } })
+    const admin = new pg.Client({ connectionString: TEST_DATABASE_URL })
+    await admin.connect()
+    try {
+      const img = await buildImage(s.url, 'listen/app', 'l')
+      assert.equal((await putManifest(s.url, 'listen/app', 'v1', img.manifest)).status, 201)
+      assert.notEqual(s.app.metadata.generation(), undefined)
+      const { rows } = await sql<{ db: string }>`select current_database() as db`.execute(s.app.metadata.db)
+      // Kill the listening backend the way a PostgreSQL restart would.
+      const killed = await admin.query(`select pg_terminate_backend(pid) from pg_stat_activity where application_name = 'berth-listener' and datname = $1`, [rows[0]?.db])
+      assert.equal(killed.rowCount, 1)
+      await eventually(async () => s.app.metadata.generation() === undefined, 'the listener to notice')
+      await eventually(async () => s.app.metadata.generation() !== undefined, 'the listener to reconnect')
+      const res = await fetch(`${s.url}/v2/listen/app/manifests/v1`)
+      assert.equal(res.status, 200)
+    } finally {
+      await admin.end()
+      await s.close()
+      await dropTestDatabase(url)
+    }
+  })
+})
+
+for (const dialect of ['sqlite', 'postgres'] as const) {
+  describe(`two nodes sharing one ${dialect} database and one blob directory`, { skip: dialect === 'postgres' ? skip : false }, () => {
     let url: string
     let blobs: string
     let a: TestServer
     let b: TestServer
     before(async () => {
-      url = await createTestDatabase()
       blobs = await mkdtemp(join(tmpdir(), 'berth-shared-blobs-'))
+      // SQLite: two processes on one file (the shared-filesystem topology); data_version
+      // tells each one about the other's commits.
+      url = dialect === 'postgres' ? await createTestDatabase() : `sqlite:${join(blobs, 'berth.db')}`
       const shared = { database: { url }, storage: { filesystem: { rootDirectory: blobs } } }
       a = await startServer(shared)
       b = await startServer(shared)
@@ -157,7 +221,7 @@ describe('PostgreSQL metadata', { skip }, () => {
     after(async () => {
       await a?.close()
       await b?.close()
-      await dropTestDatabase(url)
+      if (dialect === 'postgres') await dropTestDatabase(url)
       await rm(blobs, { recursive: true, force: true })
     })
 
@@ -228,64 +292,4 @@ describe('PostgreSQL metadata', { skip }, () => {
       assert.equal(Number(dangling.rows[0]?.n), 0)
     })
   })
-
-  it('survives every connection being cut under load (as in a database restart) and recovers', async () => {
-    const url = await createTestDatabase()
-    const s = await startServer({ database: { url } })
-    const admin = new pg.Client({ connectionString: TEST_DATABASE_URL })
-    await admin.connect()
-    try {
-      const img = await buildImage(s.url, 'cut/app', 'c')
-      assert.equal((await putManifest(s.url, 'cut/app', 'v1', img.manifest)).status, 201)
-      const name = new URL(url).pathname.slice(1)
-      let stop = false
-      const statuses: number[] = []
-      const load = Promise.all(
-        Array.from({ length: 8 }, async () => {
-          while (!stop) statuses.push((await fetch(`${s.url}/v2/cut/app/tags/list`).then(async (r) => (await r.arrayBuffer(), r.status))))
-        }),
-      )
-      await eventually(async () => statuses.length > 50, 'load to start')
-      const cut = await admin.query('select pg_terminate_backend(pid) from pg_stat_activity where datname = $1 and pid <> pg_backend_pid()', [name])
-      assert.ok((cut.rowCount ?? 0) >= 2, 'the pool and the listener were cut')
-      const before = statuses.length
-      await eventually(async () => statuses.length > before + 100, 'requests to go on')
-      stop = true
-      await load
-      assert.ok(statuses.every((code) => code === 200 || code >= 500), `only 200s and 5xx: ${[...new Set(statuses)].join(',')}`)
-      assert.deepEqual(statuses.slice(-20), Array(20).fill(200), 'recovered')
-      await eventually(async () => s.app.metadata.generation() !== undefined, 'the listener to reconnect')
-      const moved = await buildImage(s.url, 'cut/app', 'd')
-      assert.equal((await putManifest(s.url, 'cut/app', 'v1', moved.manifest)).status, 201)
-      assert.equal((await fetch(`${s.url}/v2/cut/app/manifests/v1`)).headers.get('docker-content-digest'), moved.digest)
-    } finally {
-      await admin.end()
-      await s.close()
-      await dropTestDatabase(url)
-    }
-  })
-
-  it('stops caching while the change listener is disconnected, and recovers', async () => {
-    const url = await createTestDatabase()
-    const s = await startServer({ database: { url } })
-    const admin = new pg.Client({ connectionString: TEST_DATABASE_URL })
-    await admin.connect()
-    try {
-      const img = await buildImage(s.url, 'listen/app', 'l')
-      assert.equal((await putManifest(s.url, 'listen/app', 'v1', img.manifest)).status, 201)
-      assert.notEqual(s.app.metadata.generation(), undefined)
-      const { rows } = await sql<{ db: string }>`select current_database() as db`.execute(s.app.metadata.db)
-      // Kill the listening backend the way a PostgreSQL restart would.
-      const killed = await admin.query(`select pg_terminate_backend(pid) from pg_stat_activity where application_name = 'berth-listener' and datname = $1`, [rows[0]?.db])
-      assert.equal(killed.rowCount, 1)
-      await eventually(async () => s.app.metadata.generation() === undefined, 'the listener to notice')
-      await eventually(async () => s.app.metadata.generation() !== undefined, 'the listener to reconnect')
-      const res = await fetch(`${s.url}/v2/listen/app/manifests/v1`)
-      assert.equal(res.status, 200)
-    } finally {
-      await admin.end()
-      await s.close()
-      await dropTestDatabase(url)
-    }
-  })
-})
+}
