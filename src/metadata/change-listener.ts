@@ -52,7 +52,11 @@ export class ChangeListener {
     try {
       await client.connect()
       await client.query(`LISTEN ${CHANGE_CHANNEL}`)
-      if (this.client !== client) return
+      if (this.client !== client) {
+        // Closed (or replaced) while connecting.
+        await client.end().catch(() => undefined)
+        return
+      }
       // Anything may have changed while nobody was listening.
       this.count++
       this.live = true
