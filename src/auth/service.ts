@@ -72,10 +72,12 @@ export class AuthService {
    */
   async bootstrap(meta: MetadataRepositories, now: number): Promise<{ generatedAdminPassword?: string }> {
     await this.projects.ensure('library', true)
-    if (await meta.users.find('admin')) return {}
+    // An open registry has no use for an admin yet; it is created when auth is switched on.
+    if (!this.options.enabled || (await meta.users.find('admin'))) return {}
     const password = this.options.adminPassword ?? generateSecret(18)
-    await meta.users.insert({ username: 'admin', passwordHash: await hashSecret(password), email: null, admin: true, source: 'local' }, now)
-    return this.options.adminPassword ? {} : { generatedAdminPassword: password }
+    // Nodes starting together race here: only the one whose insert won prints its password.
+    const inserted = await meta.users.insert({ username: 'admin', passwordHash: await hashSecret(password), email: null, admin: true, source: 'local' }, now)
+    return inserted && !this.options.adminPassword ? { generatedAdminPassword: password } : {}
   }
 
   /** A registry token granting the requested access as far as the principal's rights go. */
