@@ -35,7 +35,8 @@ export interface Body {
  * another node, a failed chunk) it is recomputed from the stored bytes.
  */
 export class UploadService {
-  private readonly hashes = new Map<string, { hash: Hash; algorithm: Algorithm; size: number }>()
+  /** running hash per session, with the stored bytes' version it describes */
+  private readonly hashes = new Map<string, { hash: Hash; algorithm: Algorithm; size: number; version?: string }>()
   private readonly lock = new KeyedLock()
   private readonly gc: GcRepository
 
@@ -79,7 +80,14 @@ export class UploadService {
     return this.lock.run(id, storageFailure(async () => {
       const row = await this.find(repository, id)
       if (body) row.size = await this.write(row, body, body.length)
-      const actual = await this.digestOf(row, digest.algorithm)
+      // The stored bytes must be the ones this session recorded (another node may have written
+      // to the same session at once); the in-memory hash counts only if they did not change.
+      const stored = row.size > 0 ? await this.ctx.storage.stat(uploadDataPath(id)).catch(missingAsUndefined) : undefined
+      if (row.size > 0 && stored?.size !== row.size) {
+        await this.discard(id)
+        throw new RegistryError('BLOB_UPLOAD_INVALID', 'the stored upload data does not match the session; restart the upload')
+      }
+      const actual = await this.digestOf(row, digest.algorithm, stored?.version)
       if (actual !== digest.hex) {
         await this.discard(id)
         throw RegistryError.digestInvalid('provided digest did not match uploaded content', { expected: digest.value, actual: `${digest.algorithm}:${actual}` })
@@ -155,7 +163,8 @@ export class UploadService {
     const written = await this.stream(uploadDataPath(row.id), true, state, body, expected)
     const size = row.size + written
     await this.ctx.meta.uploads.setSize(row.id, size, this.ctx.now())
-    this.hashes.set(row.id, { hash: state, algorithm, size })
+    const stored = await this.ctx.storage.stat(uploadDataPath(row.id)).catch(() => undefined)
+    if (stored?.size === size) this.hashes.set(row.id, { hash: state, algorithm, size, version: stored.version })
     return size
   }
 
@@ -187,9 +196,9 @@ export class UploadService {
     return hash
   }
 
-  private async digestOf(row: UploadRow, algorithm: Algorithm): Promise<string> {
+  private async digestOf(row: UploadRow, algorithm: Algorithm, version: string | undefined): Promise<string> {
     const cached = this.hashes.get(row.id)
-    if (cached && cached.size === row.size && cached.algorithm === algorithm) return cached.hash.copy().digest('hex')
+    if (cached && cached.size === row.size && cached.algorithm === algorithm && cached.version === version) return cached.hash.copy().digest('hex')
     const hash = createHash(algorithm)
     if (row.size > 0) await this.rehash(row.id, hash, row.size)
     return hash.digest('hex')
@@ -265,4 +274,9 @@ export class UploadService {
     await this.ctx.meta.uploads.delete(id)
     await this.ctx.storage.delete(uploadDir(id))
   }
+}
+
+function missingAsUndefined(err: unknown): undefined {
+  if (err instanceof PathNotFound) return undefined
+  throw err
 }

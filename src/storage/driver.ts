@@ -6,6 +6,8 @@ import type { Readable, Writable } from 'node:stream'
 export interface FileInfo {
   size: number
   modifiedAt: Date
+  /** Changes whenever the bytes under the path change (S3: ETags; filesystem: inode, size, mtime). */
+  version?: string
 }
 
 export interface ReadOptions {

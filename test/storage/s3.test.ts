@@ -100,6 +100,18 @@ describe('S3 storage: chunked uploads across two nodes', () => {
     })
   }
 
+  it('does not trust a node\'s running hash when the stored bytes changed under it', async () => {
+    const name = 'chunks/swap'
+    const loc = await startUpload(a.url, name)
+    assert.equal((await patch(a.url, loc, Buffer.from('aaaa'), 0)).status, 202)
+    // Another writer replaces the session's bytes with different ones of the same length.
+    const id = loc.split('/').at(-1) ?? ''
+    await b.app.storage.putContent(`uploads/${id}/data`, Buffer.from('bbbb'))
+    await expectOciError(await fetch(`${a.url}${loc}?digest=${sha256('aaaa')}`, { method: 'PUT' }), 'DIGEST_INVALID', 400)
+    await expectOciError(await fetch(`${a.url}/v2/${name}/blobs/${sha256('aaaa')}`), 'BLOB_UNKNOWN', 404)
+    await expectOciError(await fetch(`${a.url}/v2/${name}/blobs/${sha256('bbbb')}`), 'BLOB_UNKNOWN', 404)
+  })
+
   it('leaves only the blobs in the bucket once the sessions closed', async () => {
     const keys = await bucketKeys(bucket)
     assert.ok(keys.length >= 4)

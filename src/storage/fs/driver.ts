@@ -24,7 +24,7 @@ export class FsDriver implements StorageDriver {
   async stat(path: string): Promise<FileInfo> {
     try {
       const s = await stat(this.full(path))
-      return { size: s.size, modifiedAt: s.mtime }
+      return { size: s.size, modifiedAt: s.mtime, version: `${s.ino}:${s.size}:${s.mtimeMs}` }
     } catch (err) {
       throw notFound(err, path)
     }

@@ -66,6 +66,7 @@ interface Segment {
   start: number
   size: number
   modifiedAt: Date
+  etag?: string
 }
 
 export class S3Driver implements StorageDriver {
@@ -297,8 +298,8 @@ export class S3Driver implements StorageDriver {
 
   private async head(key: string): Promise<FileInfo | undefined> {
     try {
-      const head = await this.send<{ ContentLength?: number; LastModified?: Date }>(new HeadObjectCommand({ Bucket: this.bucket, Key: key }))
-      return { size: head.ContentLength ?? 0, modifiedAt: head.LastModified ?? new Date(0) }
+      const head = await this.send<{ ContentLength?: number; LastModified?: Date; ETag?: string }>(new HeadObjectCommand({ Bucket: this.bucket, Key: key }))
+      return { size: head.ContentLength ?? 0, modifiedAt: head.LastModified ?? new Date(0), version: head.ETag }
     } catch (err) {
       if (err instanceof PathNotFound) return undefined
       throw err
@@ -319,13 +320,13 @@ export class S3Driver implements StorageDriver {
     }
   }
 
-  private async *objects(prefix: string, maxKeys?: number, onePage = false): AsyncIterable<{ key: string; size: number; modifiedAt: Date }> {
+  private async *objects(prefix: string, maxKeys?: number, onePage = false): AsyncIterable<{ key: string; size: number; modifiedAt: Date; etag?: string }> {
     let token: string | undefined
     do {
-      const page = await this.send<{ Contents?: { Key?: string; Size?: number; LastModified?: Date }[]; IsTruncated?: boolean; NextContinuationToken?: string }>(
+      const page = await this.send<{ Contents?: { Key?: string; Size?: number; LastModified?: Date; ETag?: string }[]; IsTruncated?: boolean; NextContinuationToken?: string }>(
         new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ContinuationToken: token, MaxKeys: maxKeys }),
       )
-      for (const c of page.Contents ?? []) yield { key: c.Key ?? '', size: c.Size ?? 0, modifiedAt: c.LastModified ?? new Date(0) }
+      for (const c of page.Contents ?? []) yield { key: c.Key ?? '', size: c.Size ?? 0, modifiedAt: c.LastModified ?? new Date(0), etag: c.ETag }
       token = page.IsTruncated && !onePage ? page.NextContinuationToken : undefined
     } while (token)
   }
@@ -335,7 +336,7 @@ export class S3Driver implements StorageDriver {
     for await (const obj of this.objects(`${key}${SEG}`)) {
       const name = obj.key.slice(key.length + SEG.length)
       if (!/^\d{16}$/.test(name)) continue
-      out.push({ key: obj.key, start: Number(name), size: obj.size, modifiedAt: obj.modifiedAt })
+      out.push({ key: obj.key, start: Number(name), size: obj.size, modifiedAt: obj.modifiedAt, etag: obj.etag })
     }
     return out.sort((a, b) => a.start - b.start)
   }
@@ -565,7 +566,7 @@ function segmentsInfo(segs: Segment[]): FileInfo {
   const last = segs[segs.length - 1] as Segment
   let modifiedAt = new Date(0)
   for (const s of segs) if (s.modifiedAt > modifiedAt) modifiedAt = s.modifiedAt
-  return { size: last.start + last.size, modifiedAt }
+  return { size: last.start + last.size, modifiedAt, version: segs.map((s) => `${s.start}:${s.size}:${s.etag ?? s.modifiedAt.getTime()}`).join(',') }
 }
 
 /** Byte ranges [from, to) for copying an object of `size` in parts of at most MAX_COPY. */
