@@ -135,14 +135,20 @@ export class LdapDirectory {
 
   private async groupName(client: Client, dn: string): Promise<string | undefined> {
     const attribute = this.options.groupNameAttribute
-    const result = await this.step('group lookup', () => client.search(dn, { scope: 'base', attributes: [attribute] })).catch(() => undefined)
+    // A group that cannot be read (gone, no access) just names nothing.
+    const result = await client.search(dn, { scope: 'base', attributes: [attribute] }).catch(() => undefined)
     return result ? values(result.searchEntries[0] ?? { dn }, attribute)[0] : undefined
   }
 
   private async connect(what: string): Promise<Client> {
     const o = this.options
     const client = new Client({ url: o.url, timeout: o.timeout, connectTimeout: o.timeout, tlsOptions: o.startTLS ? undefined : this.tls })
-    if (o.startTLS) await this.step(`${what}: StartTLS`, () => client.startTLS({ ...this.tls }))
+    if (o.startTLS) {
+      await this.step(`${what}: StartTLS`, () => client.startTLS({ ...this.tls })).catch(async (err: unknown) => {
+        await client.unbind().catch(() => undefined)
+        throw err
+      })
+    }
     return client
   }
 
