@@ -33,7 +33,7 @@ export interface GcOptions {
   uploadExpiryMs: number
   /** rows per page and per batch */
   batchSize?: number
-  /** how long a run's lease lasts without renewal */
+  /** how long a run's lease lasts without renewal: a run whose process died blocks the next this long */
   leaseMs?: number
 }
 
@@ -96,7 +96,7 @@ export class GcService {
     this.repo = createGcRepository(deps.meta.db)
     this.now = deps.now ?? Date.now
     this.batch = options.batchSize ?? 500
-    this.leaseMs = options.leaseMs ?? 60_000
+    this.leaseMs = options.leaseMs ?? 30_000
   }
 
   /** Starts a run (refused with GcRunning while another holds the lease); `done` settles with its record. */
@@ -149,8 +149,12 @@ export class GcService {
     const dry = opts.dryRun === true
     const progress = opts.onProgress ?? (() => undefined)
     const stats = { blobsExamined: 0, blobsDeleted: 0, manifestsExamined: 0, manifestsDeleted: 0, uploadsDeleted: 0, bytesFreed: 0 }
+    // Renewed per item once a third of the lease has passed, so a slow store cannot let it lapse.
+    let renewedAt = Date.now()
     const renew = async () => {
+      if (Date.now() - renewedAt < this.leaseMs / 3) return
       if (!(await this.repo.acquireLease(GC_LEASE, id, Date.now(), Date.now() + this.leaseMs))) throw new Error('lost the GC lease to another run')
+      renewedAt = Date.now()
     }
     try {
       log.info({ dryRun: dry, trigger: opts.trigger }, 'garbage collection started')
@@ -176,6 +180,7 @@ export class GcService {
           const page = await this.repo.manifestPage(id, rules, after, this.batch)
           for (const m of page) {
             const gone = dry ? (await this.repo.recordItem(id, { kind: 'manifest', digest: m.digest, size: m.size, manifestId: m.id, repositoryId: m.repositoryId }), true) : await this.repo.deleteManifest(id, rules, m)
+            await renew()
             if (gone) {
               deletedThisPass++
               stats.manifestsDeleted++
@@ -197,6 +202,7 @@ export class GcService {
       for (let after = ''; ; ) {
         const page = await this.repo.blobPage(id, cutoff, after, this.batch)
         for (const b of page) {
+          await renew()
           if (dry) await this.repo.recordItem(id, { kind: 'blob', digest: b.digest, size: b.size })
           else if (!(await this.repo.deleteBlob(id, cutoff, b, Date.now()))) continue
           else await this.deleteBlobFile(b.digest)
@@ -279,6 +285,7 @@ export class GcService {
           const slice = names.slice(i, i + this.batch).map((hex) => `${algorithm}:${hex}`)
           const known = await this.repo.existingBlobs(slice)
           for (const digest of slice) {
+            await renew()
             if (known.has(digest)) continue
             const hex = digest.slice(algorithm.length + 1)
             const path = blobPath(algorithm, hex)
