@@ -29,7 +29,7 @@ export async function loadConfig(opts: LoadOptions = {}): Promise<LoadedConfig> 
   const leaves = configLeaves()
   const unknownEnv: string[] = []
   for (const [name, value] of Object.entries(opts.env ?? {})) {
-    if (!name.startsWith('BERTH_') || value === undefined || NON_CONFIG_ENV.has(name)) continue
+    if (!name.startsWith('BERTH_') || value === undefined || NON_CONFIG_ENV.has(name) || name.startsWith('BERTH_TEST_')) continue
     const leaf = leaves.get(name)
     if (!leaf) {
       unknownEnv.push(name)

@@ -73,7 +73,8 @@ export class ManifestService {
           ...parsed.manifests.map((m) => ({ digest: m.digest, kind: 'manifest' as const })),
         ],
       }, now, trx)
-      for (const tag of new Set(tags)) await tagRepo.upsert(repositoryId, tag, digest, now, trx)
+      // Sorted: two pushes naming the same tags in other orders must not deadlock (PostgreSQL).
+      for (const tag of [...new Set(tags)].sort()) await tagRepo.upsert(repositoryId, tag, digest, now, trx)
     })
     return { digest, subject: parsed.subject?.digest, tags: [...new Set(tags)] }
   }

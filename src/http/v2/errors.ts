@@ -26,5 +26,16 @@ function toRegistryError(err: unknown): RegistryError {
   if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return new RegistryError('SIZE_INVALID', 'request body too large', { status: 413 })
   if (e.code && CLIENT_GONE.has(e.code)) return new RegistryError('BLOB_UPLOAD_INVALID', 'request body ended early')
   if (e.statusCode === 400) return new RegistryError('UNSUPPORTED', e.message ?? 'bad request', { status: 400 })
+  if (isUnavailable(err)) return new RegistryError('UNAVAILABLE', 'the metadata database is unavailable; retry', { cause: err })
   return new RegistryError('UNKNOWN', 'internal error', { cause: err })
+}
+
+/**
+ * The database is down or busy (PostgreSQL connection errors, operator shutdown, out of
+ * resources; SQLite busy): 503, which clients retry, rather than 500.
+ */
+function isUnavailable(err: unknown): boolean {
+  const e = err as { code?: unknown; message?: unknown }
+  if (typeof e.code === 'string' && (/^(08|57P|53)/.test(e.code) || e.code === 'SQLITE_BUSY')) return true
+  return typeof e.message === 'string' && /Connection terminated|connection timeout|timeout exceeded when trying to connect/i.test(e.message)
 }
