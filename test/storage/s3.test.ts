@@ -6,6 +6,7 @@ import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { buildApp } from '../../src/app.js'
+import { loadConfig, maskSecrets } from '../../src/config/load.js'
 import { asBody, expectOciError, sha256 } from '../helpers/oci.js'
 import { S3_ACCESS_KEY, s3StorageConfig, startS3, type TestS3 } from '../helpers/s3.js'
 import { startServer, testConfig, type TestServer } from '../helpers/server.js'
@@ -344,6 +345,28 @@ describe('S3 storage: abandoned uploads', () => {
       await s.close()
       await proxy.close()
     }
+  })
+})
+
+describe('S3 storage: configuration', () => {
+  it('reads storage.s3.* from BERTH_STORAGE_S3_* and masks the secret key', async () => {
+    const { config } = await loadConfig({
+      env: {
+        BERTH_STORAGE_DRIVER: 's3',
+        BERTH_STORAGE_S3_BUCKET: 'blobs',
+        BERTH_STORAGE_S3_ENDPOINT: 'http://127.0.0.1:9000',
+        BERTH_STORAGE_S3_FORCE_PATH_STYLE: 'true',
+        BERTH_STORAGE_S3_ACCESS_KEY_ID: 'AKIA',
+        BERTH_STORAGE_S3_SECRET_ACCESS_KEY: 'very-secret',
+        BERTH_STORAGE_S3_REDIRECT: 'yes',
+        BERTH_STORAGE_S3_CACHE_DIRECTORY: '/var/cache/berth',
+        BERTH_STORAGE_S3_CACHE_MAX_BYTES: '1048576',
+      },
+    })
+    const s3 = config.storage.s3
+    assert.deepEqual([s3.bucket, s3.endpoint, s3.forcePathStyle, s3.accessKeyId, s3.redirect, s3.cache.directory, s3.cache.maxBytes], ['blobs', 'http://127.0.0.1:9000', true, 'AKIA', true, '/var/cache/berth', 1048576])
+    assert.ok(!JSON.stringify(maskSecrets(config)).includes('very-secret'))
+    await assert.rejects(loadConfig({ env: { BERTH_STORAGE_DRIVER: 's3' } }), /storage\.s3\.bucket: required when storage\.driver is s3/)
   })
 })
 
