@@ -110,7 +110,9 @@ describe('OIDC login', () => {
     assert.ok(alice.setCookies.some((c) => /^berth_oidc=; Path=\/auth\/oidc; .*Max-Age=0/.test(c)), 'the state cookie is cleared')
     assert.ok(csrfOf(alice), 'the page can read the CSRF token')
 
-    assert.deepEqual(await me(alice), { kind: 'user', username: 'alice', admin: false, groups: ['platform'] })
+    const aliceMe = await me(alice)
+    assert.match(String(aliceMe.csrfToken), /^[\w-]{20,}$/, 'a cookie session learns its CSRF token')
+    assert.deepEqual({ ...aliceMe, csrfToken: undefined }, { kind: 'user', username: 'alice', admin: false, groups: ['platform'], csrfToken: undefined })
     const row = await apiOk<{ source: string; email: string; groups: string[]; lastLoginAt: string | null }>(s, 'GET', '/users/alice', ADMIN)
     assert.equal(row.source, 'oidc')
     assert.equal(row.email, 'alice@example.com')
@@ -218,7 +220,7 @@ describe('OIDC login', () => {
   it('makes members of auth.oidc.adminGroup system administrators', async () => {
     const b = new Browser()
     assert.equal((await signIn(b, 'bob', 'bob-idp-password')).status, 302)
-    assert.deepEqual(await me(b), { kind: 'user', username: 'bob', admin: true, groups: ['registry-admins'] })
+    assert.deepEqual({ ...(await me(b)), csrfToken: undefined }, { kind: 'user', username: 'bob', admin: true, groups: ['registry-admins'], csrfToken: undefined })
     idp.accounts.set('bob', { password: 'bob-idp-password', email: 'bob@example.com', groups: [] })
     assert.equal((await signIn(new Browser(), 'bob', 'bob-idp-password')).status, 302)
     assert.equal((await apiOk<{ admin: boolean }>(s, 'GET', '/users/bob', ADMIN)).admin, false, 'leaving the group revokes it')
