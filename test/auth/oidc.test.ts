@@ -67,7 +67,7 @@ describe('OIDC login', () => {
   const me = async (browser: Browser) => {
     const res = await browser.request(`${s.url}/api/v1/me`)
     assert.equal(res.status, 200)
-    return (await res.json()) as { kind: string; username: string; admin: boolean; groups: string[] }
+    return (await res.json()) as { kind: string; username: string; admin: boolean; groups: string[]; csrfToken?: string }
   }
 
   it('sends the browser to the provider with PKCE (S256), state and nonce in a sealed cookie', async () => {
