@@ -77,6 +77,9 @@ export interface StartOptions {
   onProgress?: (p: GcProgress) => void
 }
 
+/** Candidates deleted per transaction (each re-checked inside it). */
+const DELETE_BATCH = 100
+
 export class GcRunning extends RegistryError {
   constructor() {
     super('CONFLICT', 'a garbage collection run is already in progress')
@@ -178,14 +181,14 @@ export class GcService {
         let deletedThisPass = 0
         for (let after = 0; ; ) {
           const page = await this.repo.manifestPage(id, rules, after, this.batch)
-          for (const m of page) {
-            const gone = dry ? (await this.repo.recordItem(id, { kind: 'manifest', digest: m.digest, size: m.size, manifestId: m.id, repositoryId: m.repositoryId }), true) : await this.repo.deleteManifest(id, rules, m)
+          for (let i = 0; i < page.length; i += DELETE_BATCH) {
+            const slice = page.slice(i, i + DELETE_BATCH)
+            if (dry) for (const m of slice) await this.repo.recordItem(id, { kind: 'manifest', digest: m.digest, size: m.size, manifestId: m.id, repositoryId: m.repositoryId })
+            const gone = dry ? slice : await this.repo.deleteManifests(id, rules, slice)
+            deletedThisPass += gone.length
+            stats.manifestsDeleted += gone.length
+            for (const m of gone) stats.bytesFreed += m.size
             await renew()
-            if (gone) {
-              deletedThisPass++
-              stats.manifestsDeleted++
-              stats.bytesFreed += m.size
-            }
           }
           looked += page.length
           progress({ phase: 'manifests', done: looked, total: counts.manifests })
@@ -201,13 +204,18 @@ export class GcService {
       looked = 0
       for (let after = ''; ; ) {
         const page = await this.repo.blobPage(id, cutoff, after, this.batch)
-        for (const b of page) {
+        for (let i = 0; i < page.length; i += DELETE_BATCH) {
+          const slice = page.slice(i, i + DELETE_BATCH)
+          if (dry) for (const b of slice) await this.repo.recordItem(id, { kind: 'blob', digest: b.digest, size: b.size })
+          const gone = dry ? slice : await this.repo.deleteBlobs(id, cutoff, slice, Date.now())
+          // Rows first, then files, then the markers that kept pushes of these digests off.
+          if (!dry) {
+            await Promise.all(gone.map((b) => this.deleteFile(b.digest)))
+            await this.repo.blobFilesDeleted(gone.map((b) => b.digest))
+          }
+          stats.blobsDeleted += gone.length
+          for (const b of gone) stats.bytesFreed += b.size
           await renew()
-          if (dry) await this.repo.recordItem(id, { kind: 'blob', digest: b.digest, size: b.size })
-          else if (!(await this.repo.deleteBlob(id, cutoff, b, Date.now()))) continue
-          else await this.deleteBlobFile(b.digest)
-          stats.blobsDeleted++
-          stats.bytesFreed += b.size
         }
         looked += page.length
         progress({ phase: 'blobs', done: looked, total: counts.blobs })
@@ -250,9 +258,13 @@ export class GcService {
 
   /** Deletes the file of a blob whose row is gone, then lifts the marker that kept pushes off it. */
   private async deleteBlobFile(digest: string): Promise<void> {
+    await this.deleteFile(digest)
+    await this.repo.blobFileDeleted(digest)
+  }
+
+  private async deleteFile(digest: string): Promise<void> {
     const d = parseDigest(digest)
     if (typeof d !== 'string') await this.deps.storage.delete(blobPath(d.algorithm, d.hex))
-    await this.repo.blobFileDeleted(digest)
   }
 
   /** Markers of a run that died between deleting a blob's row and its file: finish the job. */

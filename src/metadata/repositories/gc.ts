@@ -135,6 +135,64 @@ export function createGcRepository(db: Db) {
     },
 
     /**
+     * Batch form of deleteManifest: one transaction for up to a page of candidates, each
+     * re-checked inside it. Returns the ones deleted.
+     */
+    async deleteManifests(runId: string, rules: ManifestRules, cs: ManifestCandidate[]): Promise<ManifestCandidate[]> {
+      if (cs.length === 0) return []
+      return g.transaction().execute(async (trx) => {
+        const ids = cs.map((c) => c.id)
+        if (rowLocks) await trx.selectFrom('manifests').select('id').where('id', 'in', ids).forUpdate().execute()
+        const still = new Set((await manifestCandidates(runId, rules, trx).where('m.id', 'in', ids).execute()).map((r) => Number(r.id)))
+        const gone = cs.filter((c) => still.has(c.id))
+        const now = Date.now()
+        for (const c of gone) await orphanChildren(trx, c.id, now)
+        for (const c of gone) {
+          await trx.deleteFrom('manifests').where('id', '=', c.id).execute()
+          await trx.deleteFrom('tags').where('repository_id', '=', c.repositoryId).where('manifest_digest', '=', c.digest).execute()
+          await trx.deleteFrom('gc_orphaned_manifests').where('repository_id', '=', c.repositoryId).where('digest', '=', c.digest).execute()
+        }
+        // No manifest_id: the rows are really gone, and SQLite may give their ids to new manifests.
+        if (gone.length > 0) await trx.insertInto('gc_run_items').values(gone.map((c) => ({ run_id: runId, kind: 'manifest' as const, digest: c.digest, repository_id: c.repositoryId, manifest_id: null, size: c.size, detail: null }))).execute()
+        return gone
+      })
+    },
+
+    /**
+     * Batch form of deleteBlob: markers first (the write lock on SQLite), then the re-check and
+     * the deletes, in one transaction. Returns the blobs whose rows are gone (files to delete).
+     */
+    async deleteBlobs(runId: string, cutoff: number, cs: BlobCandidate[], now: number): Promise<BlobCandidate[]> {
+      if (cs.length === 0) return []
+      return g.transaction().execute(async (trx) => {
+        const digests = cs.map((c) => c.digest)
+        await trx
+          .insertInto('gc_blob_deletions')
+          .values(digests.map((digest) => ({ digest, run_id: runId, at: now })))
+          .onConflict((oc) => oc.column('digest').doUpdateSet({ run_id: runId, at: now }))
+          .execute()
+        if (rowLocks) {
+          await trx.selectFrom('blobs').select('digest').where('digest', 'in', digests).forUpdate().execute()
+          await trx.selectFrom('repository_blobs').select('digest').where('digest', 'in', digests).forUpdate().execute()
+        }
+        const still = new Map((await blobCandidates(runId, cutoff, trx).where('b.digest', 'in', digests).execute()).map((r) => [r.digest, Number(r.size)]))
+        const kept = digests.filter((d) => !still.has(d))
+        if (kept.length > 0) await trx.deleteFrom('gc_blob_deletions').where('digest', 'in', kept).execute()
+        const gone = cs.filter((c) => still.has(c.digest)).map((c) => ({ digest: c.digest, size: still.get(c.digest)! }))
+        if (gone.length === 0) return []
+        const goneDigests = gone.map((c) => c.digest)
+        await trx.deleteFrom('repository_blobs').where('digest', 'in', goneDigests).execute()
+        await trx.deleteFrom('blobs').where('digest', 'in', goneDigests).execute()
+        await trx.insertInto('gc_run_items').values(gone.map((c) => ({ run_id: runId, kind: 'blob' as const, digest: c.digest, repository_id: null, manifest_id: null, size: c.size, detail: null }))).execute()
+        return gone
+      })
+    },
+
+    async blobFilesDeleted(digests: string[]): Promise<void> {
+      if (digests.length > 0) await g.deleteFrom('gc_blob_deletions').where('digest', 'in', digests).execute()
+    },
+
+    /**
      * Deletes one manifest when it is still garbage (re-checked inside the transaction, with the
      * row locked on PostgreSQL so a concurrent push that relies on it either commits first and
      * keeps it, or finds it gone). Its children are recorded as orphans. True when deleted.
