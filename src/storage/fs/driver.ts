@@ -4,6 +4,7 @@ import { dirname, join, resolve } from 'node:path'
 import { Readable, Writable } from 'node:stream'
 import { randomUUID } from 'node:crypto'
 import { PathNotFound, type BlobWriter, type FileInfo, type ReadOptions, type StorageDriver } from '../driver.js'
+import { finished } from '../writable.js'
 
 // Large reads and writes move in 1 MiB pieces: fewer syscalls and event-loop turns per GiB.
 const CHUNK = 1024 * 1024
@@ -131,13 +132,7 @@ class FsWriter extends Writable implements BlobWriter {
   }
 
   async commit(): Promise<void> {
-    if (!this.writableFinished) {
-      if (!this.writableEnded) this.end()
-      await new Promise<void>((ok, fail) => {
-        this.once('finish', () => ok())
-        this.once('error', fail)
-      })
-    }
+    await finished(this)
   }
 
   async cancel(): Promise<void> {

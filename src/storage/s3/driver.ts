@@ -20,6 +20,7 @@ import {
 } from '@aws-sdk/client-s3'
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner'
 import { PathNotFound, StorageConfigError, StorageUnavailable, type BlobWriter, type FileInfo, type ReadOptions, type StorageDriver } from '../driver.js'
+import { finished } from '../writable.js'
 
 // S3 layout. A path is stored under `<prefix><path>` as one of:
 //
@@ -514,13 +515,7 @@ class S3Writer extends Writable implements BlobWriter {
   }
 
   async commit(): Promise<void> {
-    if (!this.writableFinished) {
-      if (!this.writableEnded) this.end()
-      await new Promise<void>((ok, fail) => {
-        this.once('finish', () => ok())
-        this.once('error', fail)
-      })
-    }
+    await finished(this)
     if (this.settled) return
     this.settled = true
     await this.inflight
