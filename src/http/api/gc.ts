@@ -37,6 +37,16 @@ export async function gcRoutes(app: FastifyInstance, opts: GcRoutesOptions): Pro
     return { runs: await opts.gc.history(limit, offset) }
   })
 
+  // Blobs that scrub took out of service (until a re-push heals them).
+  app.get<{ Querystring: { limit?: string; offset?: string } }>('/gc/quarantine', async (req) => {
+    const limit = req.query.limit === undefined ? 100 : Number(req.query.limit)
+    const offset = req.query.offset === undefined ? 0 : Number(req.query.offset)
+    if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw RegistryError.invalidField('limit', 'an integer from 1 to 1000')
+    if (!Number.isInteger(offset) || offset < 0) throw RegistryError.invalidField('offset', 'a non-negative integer')
+    const rows = await opts.gc.repo.quarantined(limit, offset)
+    return { blobs: rows.map((r) => ({ ...r, at: new Date(r.at).toISOString() })) }
+  })
+
   app.get<{ Params: { id: string } }>('/gc/:id', async (req) => {
     const record = /^[0-9a-f-]{36}$/.test(req.params.id) ? await opts.gc.get(req.params.id, { items: true }) : undefined
     if (!record) throw RegistryError.notFound(`gc run ${req.params.id}`)

@@ -3,6 +3,7 @@ import { missingDigests } from './missing.js'
 import { ReadCache } from '../read-cache.js'
 import { capabilitiesOf } from '../capabilities.js'
 import { orphanChildrenOf } from './gc.js'
+import { createHash } from 'node:crypto'
 
 export interface ManifestRow {
   digest: string
@@ -56,7 +57,7 @@ export function createManifestRepository(db: Db, generation: () => string | unde
     async findByDigest(repository: string, digest: string): Promise<ManifestRow | undefined> {
       return cache.get(`d\0${repository}\0${digest}`, async () => {
         const row = await base(repository).where('m.digest', '=', digest).select('m.content').executeTakeFirst()
-        return row && toRow(row)
+        return row && verified(toRow(row))
       })
     },
 
@@ -68,7 +69,7 @@ export function createManifestRepository(db: Db, generation: () => string | unde
           .where('t.name', '=', tag)
           .select('m.content')
           .executeTakeFirst()
-        return row && toRow(row)
+        return row && verified(toRow(row))
       })
     },
 
@@ -154,4 +155,17 @@ async function insertOnce(repositoryId: number, m: NewManifest, now: number, trx
     await trx.insertInto('manifest_references').values(rows.slice(i, i + 300)).onConflict((oc) => oc.doNothing()).execute()
   }
   return true
+}
+
+/**
+ * Read-time integrity check of manifest bytes, on cache misses only (sha256 of a 2 KiB manifest
+ * takes ~6 µs, against ~100 µs for the query): bytes that do not match their digest are not
+ * served (MANIFEST_UNKNOWN, so the client pushes again); `berth scrub` reports them.
+ */
+function verified(row: ManifestRow): ManifestRow | undefined {
+  if (!row.content) return row
+  const colon = row.digest.indexOf(':')
+  const algorithm = row.digest.slice(0, colon)
+  if (algorithm !== 'sha256' && algorithm !== 'sha512') return row
+  return createHash(algorithm).update(row.content).digest('hex') === row.digest.slice(colon + 1) ? row : undefined
 }
