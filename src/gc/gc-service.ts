@@ -31,7 +31,7 @@ export interface GcOptions {
   untaggedAfterMs: number
   /** upload sessions idle longer than this are removed with their data (uploads.expiry) */
   uploadExpiryMs: number
-  /** rows per page and per batch */
+  /** rows examined per query (a window of ids or digests) */
   batchSize?: number
   /** how long a run's lease lasts without renewal: a run whose process died blocks the next this long */
   leaseMs?: number
@@ -179,8 +179,10 @@ export class GcService {
       let looked = 0
       for (let pass = 0; ; pass++) {
         let deletedThisPass = 0
-        for (let after = 0; ; ) {
-          const page = await this.repo.manifestPage(id, rules, after, this.batch)
+        const last = await this.repo.maxManifestId()
+        for (let after = 0; after < last; ) {
+          const upTo = Math.min(after + this.batch, last)
+          const page = await this.repo.manifestPage(id, rules, after, upTo)
           for (let i = 0; i < page.length; i += DELETE_BATCH) {
             const slice = page.slice(i, i + DELETE_BATCH)
             if (dry) for (const m of slice) await this.repo.recordItem(id, { kind: 'manifest', digest: m.digest, size: m.size, manifestId: m.id, repositoryId: m.repositoryId })
@@ -190,11 +192,10 @@ export class GcService {
             for (const m of gone) stats.bytesFreed += m.size
             await renew()
           }
-          looked += page.length
-          progress({ phase: 'manifests', done: looked, total: counts.manifests })
+          looked = Math.min(upTo, counts.manifests)
+          progress({ phase: 'manifests', done: looked, total: Math.max(counts.manifests, looked) })
           await renew()
-          if (page.length < this.batch) break
-          after = page[page.length - 1]!.id
+          after = upTo
         }
         if (deletedThisPass === 0) break
       }
@@ -203,7 +204,8 @@ export class GcService {
       // Blobs no manifest references and no young link keeps.
       looked = 0
       for (let after = ''; ; ) {
-        const page = await this.repo.blobPage(id, cutoff, after, this.batch)
+        const upTo = await this.repo.blobWindowEnd(after, this.batch)
+        const page = await this.repo.blobPage(id, cutoff, after, upTo)
         for (let i = 0; i < page.length; i += DELETE_BATCH) {
           const slice = page.slice(i, i + DELETE_BATCH)
           if (dry) for (const b of slice) await this.repo.recordItem(id, { kind: 'blob', digest: b.digest, size: b.size })
@@ -217,11 +219,11 @@ export class GcService {
           for (const b of gone) stats.bytesFreed += b.size
           await renew()
         }
-        looked += page.length
-        progress({ phase: 'blobs', done: looked, total: counts.blobs })
+        looked += this.batch
+        progress({ phase: 'blobs', done: Math.min(looked, counts.blobs), total: counts.blobs })
         await renew()
-        if (page.length < this.batch) break
-        after = page[page.length - 1]!.digest
+        if (upTo === undefined) break
+        after = upTo
       }
       await this.repo.updateRun(id, { blobs_deleted: stats.blobsDeleted, bytes_freed: stats.bytesFreed })
 

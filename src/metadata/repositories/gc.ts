@@ -91,8 +91,9 @@ export function createGcRepository(db: Db) {
       .where(sql<boolean>`not exists (select 1 from gc_run_items i where i.run_id = ${runId} and i.manifest_id = m.id)`)
       .where(sql<boolean>`not exists (select 1 from tags t where t.repository_id = m.repository_id and t.manifest_digest = m.digest)`)
       .where(
-        sql<boolean>`not exists (select 1 from manifest_references mr join manifests p on p.id = mr.manifest_id
-          where mr.kind = 'manifest' and mr.digest = m.digest and p.repository_id = m.repository_id and not ${gone('p.id')})`,
+        // Driven by the digest index of manifest_references (a join let SQLite scan the repository).
+        sql<boolean>`not exists (select 1 from manifest_references mr where mr.digest = m.digest and mr.kind = 'manifest'
+          and exists (select 1 from manifests p where p.id = mr.manifest_id and p.repository_id = m.repository_id and not ${gone('p.id')}))`,
       )
       .where(
         sql<boolean>`(m.subject_digest is null or not exists (select 1 from manifests s
@@ -124,13 +125,31 @@ export function createGcRepository(db: Db) {
   return {
     db: g,
 
-    async manifestPage(runId: string, rules: ManifestRules, after: number, limit: number): Promise<ManifestCandidate[]> {
-      const rows = await manifestCandidates(runId, rules).where('m.id', '>', after).orderBy('m.id').limit(limit).execute()
+    /**
+     * Candidates among the manifests with after < id <= upTo: a window, so each query examines a
+     * bounded number of rows (better-sqlite3 runs queries on the event loop).
+     */
+    async manifestPage(runId: string, rules: ManifestRules, after: number, upTo: number): Promise<ManifestCandidate[]> {
+      const rows = await manifestCandidates(runId, rules).where('m.id', '>', after).where('m.id', '<=', upTo).orderBy('m.id').execute()
       return rows.map((r) => ({ id: Number(r.id), repositoryId: Number(r.repository_id), digest: r.digest, size: Number(r.size) }))
     },
 
-    async blobPage(runId: string, cutoff: number, after: string, limit: number): Promise<BlobCandidate[]> {
-      const rows = await blobCandidates(runId, cutoff).where('b.digest', '>', after).orderBy('b.digest').limit(limit).execute()
+    async maxManifestId(): Promise<number> {
+      const row = await g.selectFrom('manifests').select((eb) => eb.fn.max('id').as('id')).executeTakeFirst()
+      return Number(row?.id ?? 0)
+    },
+
+    /** The digest `size` rows after `after` (the end of a window), or undefined for the last window. */
+    async blobWindowEnd(after: string, size: number): Promise<string | undefined> {
+      const row = await g.selectFrom('blobs').select('digest').where('digest', '>', after).orderBy('digest').limit(1).offset(size - 1).executeTakeFirst()
+      return row?.digest
+    },
+
+    /** Candidates among the blobs with after < digest <= upTo (no upper bound when undefined). */
+    async blobPage(runId: string, cutoff: number, after: string, upTo: string | undefined): Promise<BlobCandidate[]> {
+      let q = blobCandidates(runId, cutoff).where('b.digest', '>', after)
+      if (upTo !== undefined) q = q.where('b.digest', '<=', upTo)
+      const rows = await q.orderBy('b.digest').execute()
       return rows.map((r) => ({ digest: r.digest, size: Number(r.size) }))
     },
 
