@@ -2,7 +2,7 @@ import js from '@eslint/js'
 import tseslint from 'typescript-eslint'
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'ui/**', 'data/**'] },
+  { ignores: ['dist/**', 'node_modules/**', 'ui/**', 'data/**', '.cache/**', '.ci/.node24/**', '.scratch/**', '.bench/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
@@ -15,4 +15,5 @@ export default tseslint.config(
   },
   { files: ['src/cli/**', 'test/**', 'bench/**'], rules: { 'no-console': 'off' } },
   { files: ['bin/**/*.js'], languageOptions: { globals: { process: 'readonly' } } },
+  { files: ['**/*.cjs'], languageOptions: { sourceType: 'commonjs', globals: { module: 'writable', require: 'readonly' } } },
 )
