@@ -36,7 +36,8 @@ async function startBerth(dataDir: string, port: number): Promise<ChildProcess> 
   const child = spawn(process.execPath, [BIN, 'serve', '--data-dir', dataDir, '--addr', `127.0.0.1:${port}`], { env: env(), stdio: ['ignore', 'ignore', 'pipe'] })
   let stderr = ''
   child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()))
-  for (let i = 0; i < 200; i++) {
+  // generous: the shared CI machine may be loaded
+  for (let i = 0; i < 1200; i++) {
     if (child.exitCode !== null) throw new Error(`berth serve exited: ${stderr}`)
     const ok = await fetch(`http://127.0.0.1:${port}/v2/`).then((r) => r.status === 200, () => false)
     if (ok) return child
