@@ -11,12 +11,10 @@ import { loggerOptions } from './observability/logger.js'
 import { Metrics } from './observability/metrics.js'
 import { createRegistry, type Registry } from './registry/registry.js'
 import { AuthService } from './auth/service.js'
-import { OidcLogin } from './auth/oidc.js'
-import { LdapDirectory } from './auth/ldap.js'
+import type { OidcLogin } from './auth/oidc.js'
+import type { LdapDirectory } from './auth/ldap.js'
 import type { StorageDriver } from './storage/driver.js'
 import { FsDriver } from './storage/fs/driver.js'
-import { CachingDriver } from './storage/read-cache.js'
-import { S3Driver } from './storage/s3/driver.js'
 import { GcService } from './gc/gc-service.js'
 import { ScrubService } from './gc/scrub-service.js'
 import { schedule } from './gc/schedule.js'
@@ -48,12 +46,18 @@ export function databaseUrl(config: Config): string {
   return config.database.url ?? `sqlite:${join(resolve(config.dataDir), 'berth.db')}`
 }
 
-export function createStorage(config: Config): StorageDriver {
+/**
+ * The configured blob store. Optional drivers and identity providers are imported only when
+ * configured: the AWS SDK alone would add tens of MiB to every idle filesystem deployment.
+ */
+export async function createStorage(config: Config): Promise<StorageDriver> {
   switch (config.storage.driver) {
     case 'filesystem':
       return new FsDriver(config.storage.filesystem.rootDirectory ?? config.dataDir)
     case 's3': {
       const s3 = config.storage.s3
+      const { S3Driver } = await import('./storage/s3/driver.js')
+      const { CachingDriver } = await import('./storage/read-cache.js')
       const driver = new S3Driver({
         ...s3,
         bucket: s3.bucket ?? '',
@@ -70,7 +74,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
   const log = deps.logger ?? pino(loggerOptions(config.log.level))
   const now = deps.now ?? Date.now
   const directory = await ldapDirectory(config, log)
-  const storage = createStorage(config)
+  const storage = await createStorage(config)
   await storage.check().catch(async (err: unknown) => {
     await storage.close?.()
     throw err
@@ -91,6 +95,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
   if (oidcConfig.enabled && oidcConfig.issuer && oidcConfig.clientId && oidcConfig.redirectUrl) {
     const oidcOptions = { ...oidcConfig, issuer: oidcConfig.issuer, clientId: oidcConfig.clientId, redirectUrl: oidcConfig.redirectUrl }
     // The provider is asked once, at start-up; /readyz does not depend on it afterwards.
+    const { OidcLogin } = await import('./auth/oidc.js')
     oidc = await OidcLogin.create(oidcOptions, { meta, audit: auth.audit, now }).catch(async (err: unknown) => {
       await auth.close()
       await metadata.close()
@@ -202,6 +207,7 @@ async function ldapDirectory(config: Config, log: Logger): Promise<LdapDirectory
     log.info({ reason: config.auth.enabled ? 'auth.ldap.enabled is false' : 'auth.enabled is false' }, 'LDAP login disabled')
     return undefined
   }
+  const { LdapDirectory } = await import('./auth/ldap.js')
   const directory = await LdapDirectory.create({ ...l, url: l.url, baseDN: l.baseDN, timeout: parseDuration(l.timeout) ?? 10_000 }, log)
   const tls = l.url.startsWith('ldaps:') ? 'ldaps' : l.startTLS ? 'starttls' : 'none'
   log.info({ url: l.url, baseDN: l.baseDN, bindDN: l.bindDN ?? 'anonymous', tls }, 'LDAP login enabled')

@@ -24,7 +24,7 @@ export interface GcFlags {
 export async function withGc<T>(flags: GcFlags, work: (s: ReturnType<typeof gcServices>, config: Config) => Promise<T>): Promise<T> {
   const { config } = await loadConfig({ file: flags.config, env: process.env, flags: { dataDir: flags.dataDir } })
   const log = pino({ level: config.log.level === 'info' ? 'warn' : config.log.level }, pino.destination(2))
-  const storage = createStorage(config)
+  const storage = await createStorage(config)
   await storage.check()
   const metadata = await openMetadata(databaseUrl(config))
   try {
