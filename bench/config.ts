@@ -1,0 +1,122 @@
+// Benchmark settings: defaults for the full run, smaller ones under BENCH_QUICK=1, and a
+// BENCH_* environment variable for each (read once, validated, echoed in the report).
+
+import { accessSync, constants } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { delimiter, join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const MiB = 1024 * 1024
+
+export interface BenchConfig {
+  quick: boolean
+  /** the repository root (where .bench/last.md is written) */
+  repoRoot: string
+  /** the Berth checkout whose bin/berth.js (built dist/) is benchmarked */
+  berthDir: string
+  /** docker-registry binary; undefined: Berth only */
+  distributionBin: string | undefined
+  /** parent of the temp dir holding both data dirs (same disk for both servers) */
+  tmpRoot: string
+  /** the big blob of the upload and download phases */
+  blobBytes: number
+  chunkBytes: number
+  downloadStreams: number
+  /** seconds per req/s measurement, and of the warm-up before each server's series */
+  durationS: number
+  warmupS: number
+  getConcurrency: number[]
+  headConcurrency: number
+  /** 'autocannon' (default) or 'wrk' for manifest GET; HEAD always uses autocannon (wrk stalls on HEAD) */
+  getTool: 'wrk' | 'autocannon'
+  wrkThreads: number
+  layers: number
+  layerBytes: number
+  /** layers in flight at once during the image push (docker's max-concurrent-uploads is 5) */
+  pushConcurrency: number
+  pushRuns: number
+  clients: number
+  clientBytes: number
+  /** the phases are run this many times (servers alternating who goes first); medians are reported */
+  repeat: number
+  /** how long a freshly started server is left alone before its idle RSS is read */
+  idleWaitS: number
+  rssIntervalMs: number
+  /** the whole run is aborted (servers killed, temp dirs removed) after this */
+  timeoutS: number
+  outFile: string
+}
+
+function num(name: string, fallback: number, opts: { min?: number; integer?: boolean } = {}): number {
+  const raw = process.env[name]
+  if (raw === undefined || raw === '') return fallback
+  const n = Number(raw)
+  if (!Number.isFinite(n) || n < (opts.min ?? 0) || (opts.integer && !Number.isInteger(n))) {
+    throw new Error(`${name}=${raw}: expected a${opts.integer ? 'n integer' : ' number'} ≥ ${opts.min ?? 0}`)
+  }
+  return n
+}
+
+function list(name: string, fallback: number[]): number[] {
+  const raw = process.env[name]
+  if (raw === undefined || raw === '') return fallback
+  const values = raw.split(',').map((s) => Number(s.trim()))
+  if (values.some((v) => !Number.isInteger(v) || v < 1)) throw new Error(`${name}=${raw}: expected comma-separated integers ≥ 1`)
+  return values
+}
+
+export function findBinary(name: string): string | undefined {
+  const candidates = name.includes('/') ? [name] : (process.env.PATH ?? '').split(delimiter).filter(Boolean).map((d) => join(d, name))
+  for (const path of candidates) {
+    try {
+      accessSync(path, constants.X_OK)
+      return path
+    } catch {
+      // not here
+    }
+  }
+  return undefined
+}
+
+export function loadConfig(): BenchConfig {
+  const quick = ['1', 'true', 'yes'].includes((process.env.BENCH_QUICK ?? '').toLowerCase())
+  const repoRoot = resolve(fileURLToPath(new URL('..', import.meta.url)))
+  const distribution = process.env.BENCH_DISTRIBUTION_BIN ?? 'docker-registry'
+  // autocannon by default: the same client and the same raw per-response latencies as HEAD. wrk
+  // drives more requests per CPU second, but its percentiles are corrected for coordinated
+  // omission (synthetic samples for every stall), which weighs on the faster server's p99 most.
+  const getTool = (process.env.BENCH_GET_TOOL ?? 'autocannon').toLowerCase()
+  if (getTool !== 'wrk' && getTool !== 'autocannon') throw new Error(`BENCH_GET_TOOL=${getTool}: expected wrk or autocannon`)
+  if (getTool === 'wrk' && !findBinary('wrk')) throw new Error('BENCH_GET_TOOL=wrk but wrk is not installed')
+  const cfg: BenchConfig = {
+    quick,
+    repoRoot,
+    berthDir: resolve(process.env.BENCH_BERTH_DIR ?? repoRoot),
+    distributionBin: distribution === 'none' || distribution === '' ? undefined : findBinary(distribution),
+    tmpRoot: resolve(process.env.BENCH_TMPDIR ?? tmpdir()),
+    blobBytes: num('BENCH_SIZE_MB', quick ? 64 : 1024, { min: 1, integer: true }) * MiB,
+    chunkBytes: num('BENCH_CHUNK_MB', 16, { min: 1, integer: true }) * MiB,
+    downloadStreams: num('BENCH_STREAMS', 8, { min: 1, integer: true }),
+    durationS: num('BENCH_DURATION_S', quick ? 2 : 10, { min: 1 }),
+    warmupS: num('BENCH_WARMUP_S', quick ? 1 : 3, { min: 0 }),
+    getConcurrency: list('BENCH_CONCURRENCY', [1, 16, 64]),
+    headConcurrency: num('BENCH_HEAD_CONCURRENCY', 16, { min: 1, integer: true }),
+    getTool,
+    wrkThreads: num('BENCH_WRK_THREADS', 1, { min: 1, integer: true }),
+    layers: num('BENCH_LAYERS', quick ? 20 : 100, { min: 1, integer: true }),
+    layerBytes: num('BENCH_LAYER_KB', 16, { min: 1, integer: true }) * 1024,
+    pushConcurrency: num('BENCH_PUSH_CONCURRENCY', 5, { min: 1, integer: true }),
+    pushRuns: num('BENCH_PUSH_RUNS', quick ? 1 : 3, { min: 1, integer: true }),
+    clients: num('BENCH_CLIENTS', 32, { min: 1, integer: true }),
+    clientBytes: num('BENCH_CLIENT_MB', quick ? 2 : 32, { min: 1, integer: true }) * MiB,
+    repeat: num('BENCH_REPEAT', 1, { min: 1, integer: true }),
+    idleWaitS: num('BENCH_IDLE_WAIT_S', quick ? 1 : 3, { min: 0 }),
+    rssIntervalMs: num('BENCH_RSS_INTERVAL_MS', 50, { min: 5, integer: true }),
+    timeoutS: num('BENCH_TIMEOUT_S', quick ? 300 : 3600, { min: 10 }),
+    outFile: resolve(repoRoot, process.env.BENCH_OUT ?? '.bench/last.md'),
+  }
+  if (process.env.BENCH_DISTRIBUTION_BIN && distribution !== 'none' && !cfg.distributionBin) {
+    throw new Error(`BENCH_DISTRIBUTION_BIN=${distribution} is not an executable`)
+  }
+  return cfg
+}

@@ -1,0 +1,107 @@
+// Request-rate measurements: wrk (GET) or autocannon (GET and HEAD), both with bounded runs and
+// every non-2xx response or socket error reported, so that a fast error page never counts.
+
+import { spawn } from 'node:child_process'
+import autocannon, { type Client } from 'autocannon'
+
+export interface LoadResult {
+  tool: 'wrk' | 'autocannon'
+  rps: number
+  p50Ms: number
+  p99Ms: number
+  requests: number
+  /** non-2xx responses, socket errors and timeouts */
+  errors: number
+}
+
+/** wrk's durations: 1.23us, 4.56ms, 7.89s, 1.00m */
+function wrkDuration(text: string): number {
+  const m = /^([\d.]+)(us|ms|s|m|h)$/.exec(text.trim())
+  if (!m) return NaN
+  const n = Number(m[1])
+  const unit = { us: 1e-3, ms: 1, s: 1e3, m: 60e3, h: 3600e3 }[m[2] as 'us' | 'ms' | 's' | 'm' | 'h']
+  return n * unit
+}
+
+export function parseWrk(out: string): LoadResult {
+  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? NaN)
+  const p50 = wrkDuration(/^\s+50%\s+(\S+)/m.exec(out)?.[1] ?? '')
+  const p99 = wrkDuration(/^\s+99%\s+(\S+)/m.exec(out)?.[1] ?? '')
+  const requests = Number(/(\d+) requests in/.exec(out)?.[1] ?? NaN)
+  let errors = Number(/Non-2xx or 3xx responses:\s+(\d+)/.exec(out)?.[1] ?? 0)
+  const socket = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out)
+  if (socket) errors += socket.slice(1).reduce((a, b) => a + Number(b), 0)
+  if (!Number.isFinite(rps) || !Number.isFinite(p99)) throw new Error(`could not parse wrk output:\n${out}`)
+  return { tool: 'wrk', rps, p50Ms: p50, p99Ms: p99, requests, errors }
+}
+
+export async function runWrk(url: string, connections: number, durationS: number, headers: Record<string, string>, threads: number): Promise<LoadResult> {
+  const args = ['-t', String(Math.min(threads, connections)), '-c', String(connections), '-d', `${durationS}s`, '--latency', '--timeout', '10s']
+  for (const [k, v] of Object.entries(headers)) args.push('-H', `${k}: ${v}`)
+  args.push(url)
+  const out = await new Promise<string>((ok, fail) => {
+    const child = spawn('wrk', args, { stdio: ['ignore', 'pipe', 'pipe'] })
+    let text = ''
+    child.stdout.on('data', (d: Buffer) => (text += d.toString()))
+    child.stderr.on('data', (d: Buffer) => (text += d.toString()))
+    const timer = setTimeout(() => child.kill('SIGKILL'), (durationS + 30) * 1000)
+    child.once('error', fail)
+    child.once('close', (code, signal) => {
+      clearTimeout(timer)
+      if (code === 0) ok(text)
+      else fail(new Error(`wrk ${args.join(' ')} ended with ${signal ?? code}:\n${text}`))
+    })
+  })
+  return parseWrk(out)
+}
+
+function percentile(sorted: Float64Array, p: number): number {
+  if (sorted.length === 0) return NaN
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] as number
+}
+
+/**
+ * autocannon with two fixes for this use: HEAD responses are told to skip their body (its parser
+ * would otherwise wait for Content-Length bytes that never come and stall), and latencies are
+ * recorded from each response at full resolution (its own histogram rounds to whole ms).
+ */
+export async function runAutocannon(url: string, method: 'GET' | 'HEAD', connections: number, durationS: number, headers: Record<string, string>): Promise<LoadResult> {
+  let latencies = new Float64Array(1 << 16)
+  let count = 0
+  const setupClient =
+    method === 'HEAD'
+      ? (client: Client) => {
+          // The constructor assigns the parser callbacks right after calling setupClient.
+          queueMicrotask(() => {
+            const onHeadersComplete = client.parser[2]
+            if (!onHeadersComplete) return
+            client.parser[2] = function (this: unknown, ...args: unknown[]) {
+              onHeadersComplete.apply(this, args)
+              return true // skipBody
+            }
+          })
+        }
+      : undefined
+  const instance = autocannon({ url, method, connections, duration: durationS, timeout: 10, headers, setupClient })
+  const hardStop = setTimeout(() => instance.stop(), (durationS + 30) * 1000)
+  instance.on('response', (_client, statusCode, _bytes, responseTime) => {
+    if (statusCode < 200 || statusCode > 299) return
+    if (count === latencies.length) {
+      const grown = new Float64Array(latencies.length * 2)
+      grown.set(latencies)
+      latencies = grown
+    }
+    latencies[count++] = responseTime
+  })
+  const result = await instance
+  clearTimeout(hardStop)
+  const sorted = latencies.subarray(0, count).sort()
+  return {
+    tool: 'autocannon',
+    rps: result['2xx'] / result.duration,
+    p50Ms: percentile(sorted, 50),
+    p99Ms: percentile(sorted, 99),
+    requests: result['2xx'],
+    errors: result.non2xx + result.errors + result.timeouts,
+  }
+}
