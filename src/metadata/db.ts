@@ -105,6 +105,7 @@ async function openSqlite(path: string): Promise<MetadataDb> {
   // Other processes (the `berth gc` CLI) are noticed within DATA_VERSION_TTL; this process's
   // own writes immediately.
   const dataVersion = sqlite.prepare('pragma data_version').pluck()
+  const probe = sqlite.prepare('select 1')
   let version = 0
   let checkedAt = 0
   const generation = () => {
@@ -120,7 +121,7 @@ async function openSqlite(path: string): Promise<MetadataDb> {
     caps,
     generation,
     ping: async () => {
-      sqlite.prepare('select 1').get()
+      probe.get()
     },
     close: () => db.destroy(),
   }
@@ -128,8 +129,10 @@ async function openSqlite(path: string): Promise<MetadataDb> {
 
 /**
  * Kysely prepares every statement it runs; better-sqlite3 statements are reusable, so keep the
- * prepared ones by SQL text. The registry issues a small fixed set of statements, and the cache
- * is bounded all the same.
+ * prepared ones by SQL text. Statements are never dropped while the database is open: on
+ * Node.js 24, better-sqlite3 12 aborts the process when V8 garbage-collects a Statement
+ * (`Assertion failed: (env) != nullptr` in RemoveEnvironmentCleanupHook). The set of SQL texts
+ * is bounded by the code's query shapes (IN lists are batched to at most 500 values).
  */
 function withStatementCache(sqlite: SQLite.Database, writes: { count: number }): SQLite.Database {
   const cache = new Map<string, SQLite.Statement>()
@@ -138,7 +141,6 @@ function withStatementCache(sqlite: SQLite.Database, writes: { count: number }):
     if (!stmt) {
       stmt = sqlite.prepare(source)
       if (!/^\s*select\b/i.test(source)) stmt = countingWrites(stmt, writes)
-      if (cache.size >= 500) cache.delete(cache.keys().next().value as string)
       cache.set(source, stmt)
     }
     return stmt
