@@ -19,6 +19,7 @@ import { asBody, blobDigest, manifestDigest, putManifest, sha256 } from './helpe
 const ROUNDS = Number(process.env.BERTH_CRASH_ROUNDS ?? 20)
 const BIN = join(import.meta.dirname, '../../bin/berth.js')
 const run = promisify(execFile)
+const KEEP_ALIVE: unknown[] = []
 
 async function freePort(): Promise<number> {
   const srv = createServer()
@@ -165,9 +166,16 @@ test(`crash safety: ${ROUNDS} rounds of SIGKILL during pushes and GC`, { timeout
     await kill(server)
   }
   const db = new SQLite(join(dataDir, 'berth.db'), { readonly: true })
-  const rows = new Set((db.prepare('select digest from blobs').all() as { digest: string }[]).map((r) => r.digest))
-  const unreferenced = db.prepare("select count(*) as n from blobs b where not exists (select 1 from manifest_references mr where mr.digest = b.digest and mr.kind = 'blob')").get() as { n: number }
-  const uploads = db.prepare('select count(*) as n from uploads').get() as { n: number }
+  // Kept referenced: better-sqlite3 12 aborts on Node 24 when V8 collects a Statement.
+  const statements = [
+    db.prepare('select digest from blobs'),
+    db.prepare("select count(*) as n from blobs b where not exists (select 1 from manifest_references mr where mr.digest = b.digest and mr.kind = 'blob')"),
+    db.prepare('select count(*) as n from uploads'),
+  ] as const
+  KEEP_ALIVE.push(...statements)
+  const rows = new Set((statements[0].all() as { digest: string }[]).map((r) => r.digest))
+  const unreferenced = statements[1].get() as { n: number }
+  const uploads = statements[2].get() as { n: number }
   db.close()
   assert.equal(unreferenced.n, 0, 'no orphan blob rows')
   assert.equal(uploads.n, 0, 'no upload sessions')
