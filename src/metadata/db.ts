@@ -23,6 +23,12 @@ export interface MetadataDb {
   close(): Promise<void>
 }
 
+/**
+ * Writes that no read cache depends on: audit rows (one per pull, batched) and robots' last-use
+ * times. Counting them would empty the pull path's caches every second under load.
+ */
+const CACHE_NEUTRAL = /^\s*(insert into "audit_log"|delete from "audit_log"|update "robots" set "last_used_at")/i
+
 /** How long a read of SQLite's data_version is trusted (ms). */
 const DATA_VERSION_TTL = 20
 
@@ -140,7 +146,7 @@ function withStatementCache(sqlite: SQLite.Database, writes: { count: number }):
     let stmt = cache.get(source)
     if (!stmt) {
       stmt = sqlite.prepare(source)
-      if (!/^\s*select\b/i.test(source)) stmt = countingWrites(stmt, writes)
+      if (!/^\s*select\b/i.test(source) && !CACHE_NEUTRAL.test(source)) stmt = countingWrites(stmt, writes)
       cache.set(source, stmt)
     }
     return stmt
