@@ -98,10 +98,12 @@ async function openSqlite(path: string): Promise<MetadataDb> {
   const sqlite = new SQLite(path)
   // WAL lets readers run beside the single writer; NORMAL sync is durable against process
   // crashes (the WAL is fsynced at checkpoints), which is what SIGKILL tests exercise.
-  sqlite.pragma('journal_mode = WAL')
-  sqlite.pragma('synchronous = NORMAL')
-  sqlite.pragma('busy_timeout = 5000')
-  sqlite.pragma('foreign_keys = ON')
+  // exec, not pragma(): pragma() makes a throwaway Statement, and a collected Statement aborts
+  // Node 24 (see withStatementCache).
+  sqlite.exec('pragma journal_mode = WAL')
+  sqlite.exec('pragma synchronous = NORMAL')
+  sqlite.exec('pragma busy_timeout = 5000')
+  sqlite.exec('pragma foreign_keys = ON')
   const writes = { count: 0 }
   const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite, writes) }) })
   const caps = CAPABILITIES.sqlite
