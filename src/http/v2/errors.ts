@@ -6,7 +6,7 @@ const CLIENT_GONE = new Set(['ECONNRESET', 'ERR_STREAM_PREMATURE_CLOSE', 'ECONNA
 
 /** Renders any error of the /v2 scope as the spec's envelope; internals never reach the client. */
 export function renderV2Error(err: unknown, req: FastifyRequest, reply: FastifyReply): FastifyReply {
-  const e = toRegistryError(err)
+  const e = toRegistryError(err, req)
   if (req.raw.socket?.destroyed || reply.raw.destroyed) {
     req.log.info({ status: 499, reason: (err as Error).message }, 'client disconnected')
     reply.code(499)
@@ -20,11 +20,16 @@ export function renderV2Error(err: unknown, req: FastifyRequest, reply: FastifyR
   return reply.send(JSON.stringify(toOciEnvelope(e)))
 }
 
-function toRegistryError(err: unknown): RegistryError {
+function toRegistryError(err: unknown, req: FastifyRequest): RegistryError {
   if (err instanceof RegistryError) return err
   const e = err as { code?: string; statusCode?: number; message?: string }
   if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return new RegistryError('SIZE_INVALID', 'request body too large', { status: 413 })
-  if (e.code && CLIENT_GONE.has(e.code)) return new RegistryError('BLOB_UPLOAD_INVALID', 'request body ended early')
+  // A reset only means "the client's body ended early" when the request stream itself broke;
+  // the same codes from the database or S3 connection are an outage (503), not a bad request.
+  if (e.code && CLIENT_GONE.has(e.code) && (req.raw.readableAborted || req.raw.errored)) {
+    return new RegistryError('BLOB_UPLOAD_INVALID', 'request body ended early')
+  }
+  if (e.code && CLIENT_GONE.has(e.code)) return new RegistryError('UNAVAILABLE', 'a backend connection was reset; retry', { cause: err })
   if (e.statusCode === 400) return new RegistryError('UNSUPPORTED', e.message ?? 'bad request', { status: 400 })
   if (isUnavailable(err)) return new RegistryError('UNAVAILABLE', 'the metadata database is unavailable; retry', { cause: err })
   return new RegistryError('UNKNOWN', 'internal error', { cause: err })
