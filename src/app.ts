@@ -88,7 +88,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
   })
   const meta = createMetadataRepositories(metadata.db, metadata.generation)
   const metrics = config.metrics.enabled ? new Metrics({ blobs: () => meta.blobs.stats(), uploads: () => meta.uploads.count() }) : undefined
-  const auth = await AuthService.create(meta, metadata.generation, { ...authOptions(config, deps.adminPassword), directory: directory?.login }, log, now)
+  const auth = await AuthService.create(meta, metadata.generation, { ...authOptions(config, deps.adminPassword), directory: directory?.login, directoryCacheMs: parseDuration(config.auth.ldap.cacheTtl) ?? 0 }, log, now)
   const { generatedAdminPassword } = await auth.bootstrap(meta, now())
   const oidcConfig = config.auth.oidc
   let oidc: OidcLogin | undefined

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto'
+import { createHmac, randomBytes } from 'node:crypto'
 import { ReadCache } from '../metadata/read-cache.js'
 import type { MetadataRepositories } from '../metadata/repositories/index.js'
 import type { RobotRow } from '../metadata/repositories/robots.js'
@@ -20,7 +20,7 @@ export const ROBOT_PREFIX = 'robot$'
 /**
  * Turns credentials into a Principal: Basic (users, robots, OIDC users' CLI secrets, LDAP
  * users) and Bearer (Berth's tokens or an external issuer's). Successful password checks are
- * remembered for a minute, keyed by a hash of the credentials and tied to the stored hash, so
+ * remembered for a minute, keyed by an HMAC of the credentials and tied to the stored hash, so
  * argon2 does not run on every request of a push; disabling a user or changing a secret takes
  * effect at once.
  */
@@ -28,6 +28,10 @@ export class Authenticator {
   private readonly users: ReadCache<UserRow | null>
   private readonly robots: ReadCache<RobotRow | null>
   private readonly verified = new Map<string, { storedHash: string; until: number }>()
+  /** LDAP binds that succeeded in the last minute: a push sends Basic on every request. */
+  private readonly directoryHits = new Map<string, { groups: string[]; until: number }>()
+  /** Keys of both caches are HMACs under a per-process key, never a plain hash of a password. */
+  private readonly cacheKey = randomBytes(32)
   /** Signature checks cost more than the rest of a manifest GET: remember valid tokens. */
   private readonly validTokens = new Map<string, { claims: TokenClaims; external: boolean; exp: number }>()
 
@@ -39,6 +43,7 @@ export class Authenticator {
     private readonly audit: AuditLog,
     private readonly now: () => number,
     private readonly directory?: DirectoryLogin,
+    private readonly directoryCacheMs = 0,
   ) {
     this.users = new ReadCache(generation, 10_000)
     this.robots = new ReadCache(generation, 10_000)
@@ -52,13 +57,16 @@ export class Authenticator {
     return (await this.robots.get(name, async () => (await this.meta.robots.find(name)) ?? null)) ?? undefined
   }
 
-  /** Username + password (or robot secret, or CLI secret). Failures are throttled and audited. */
-  async login(username: string, password: string, address: string): Promise<Principal | AuthFailure> {
+  /**
+   * Username + password (or robot secret, or CLI secret). Failures are throttled and audited.
+   * `fresh`: an explicit login (/token, the UI), which asks LDAP again rather than its cache.
+   */
+  async login(username: string, password: string, address: string, opts: { fresh?: boolean } = {}): Promise<Principal | AuthFailure> {
     if (this.throttle.blocked(username, address)) {
       this.audit.record({ actor: username, actorType: 'unknown', address, action: 'login', result: 'failure', detail: { reason: 'throttled' } })
       return { failure: 'throttled' }
     }
-    const principal = username.startsWith(ROBOT_PREFIX) ? await this.robotLogin(username, password) : await this.userLogin(username, password)
+    const principal = username.startsWith(ROBOT_PREFIX) ? await this.robotLogin(username, password) : await this.userLogin(username, password, opts.fresh ?? false)
     if (!principal) {
       this.throttle.fail(username, address)
       this.audit.record({ actor: username, actorType: username.startsWith(ROBOT_PREFIX) ? 'robot' : 'user', address, action: 'login', result: 'failure' })
@@ -68,10 +76,10 @@ export class Authenticator {
     return principal
   }
 
-  private async userLogin(username: string, password: string): Promise<Principal | undefined> {
+  private async userLogin(username: string, password: string, fresh: boolean): Promise<Principal | undefined> {
     const row = await this.user(username)
     if (row?.disabled) return undefined
-    if (row?.source === 'ldap' || (!row && this.directory)) return this.directoryLogin(username, password)
+    if (row?.source === 'ldap' || (!row && this.directory)) return this.directoryLogin(username, password, row, fresh)
     if (!row) return undefined
     // Local users check their password; OIDC users their CLI secret (as Harbor does).
     const stored = row.source === 'oidc' ? row.cli_secret_hash : row.password_hash
@@ -82,10 +90,20 @@ export class Authenticator {
     return { kind: 'user', name: username, admin: Boolean(row.admin), groups: parseGroups(row.groups), via: row.source === 'oidc' ? 'cli-secret' : 'password' }
   }
 
-  private async directoryLogin(username: string, password: string): Promise<Principal | undefined> {
+  private async directoryLogin(username: string, password: string, row: UserRow | undefined, fresh: boolean): Promise<Principal | undefined> {
     if (!this.directory) return undefined
+    const key = this.credentialKey(username, password)
+    const hit = this.directoryHits.get(key)
+    if (hit && row && !fresh && hit.until > Date.now()) return { kind: 'user', name: username, admin: Boolean(row.admin), groups: hit.groups, via: 'ldap' }
     const found = await this.directory(username, password)
-    if (!found) return undefined
+    if (!found) {
+      this.directoryHits.delete(key)
+      return undefined
+    }
+    if (this.directoryCacheMs > 0) {
+      if (this.directoryHits.size >= 10_000) this.directoryHits.clear()
+      this.directoryHits.set(key, { groups: found.groups, until: Date.now() + this.directoryCacheMs })
+    }
     const now = this.now()
     const existing = await this.meta.users.find(username)
     if (!existing) await this.meta.users.insert({ username, passwordHash: null, email: found.email ?? null, admin: false, source: 'ldap', groups: found.groups }, now)
@@ -103,13 +121,17 @@ export class Authenticator {
   }
 
   private async check(name: string, secret: string, storedHash: string): Promise<boolean> {
-    const key = createHash('sha256').update(`${name}\0${secret}`).digest('base64')
+    const key = this.credentialKey(name, secret)
     const hit = this.verified.get(key)
     if (hit && hit.storedHash === storedHash && hit.until > Date.now()) return true
     if (!(await verifySecret(storedHash, secret))) return false
     if (this.verified.size > 10_000) this.verified.clear()
     this.verified.set(key, { storedHash, until: Date.now() + 60_000 })
     return true
+  }
+
+  private credentialKey(name: string, secret: string): string {
+    return createHmac('sha256', this.cacheKey).update(`${name}\0${secret}`).digest('base64')
   }
 
   /** A bearer token; its subject must still be an active user or robot. */

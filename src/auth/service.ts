@@ -27,6 +27,8 @@ export interface AuthOptions {
   /** BERTH_ADMIN_PASSWORD, when set */
   adminPassword?: string
   directory?: DirectoryLogin
+  /** auth.ldap.cacheTtl in ms */
+  directoryCacheMs?: number
 }
 
 export interface IssuedToken {
@@ -54,7 +56,7 @@ export class AuthService {
   ) {
     this.policy = new AccessPolicy(meta, generation, { enabled: options.enabled, autoCreateProjects: options.autoCreateProjects })
     const throttle = new LoginThrottle(options.throttle.maxFailures, options.throttle.window, now)
-    this.authenticator = new Authenticator(meta, generation, tokens, throttle, audit, now, options.directory)
+    this.authenticator = new Authenticator(meta, generation, tokens, throttle, audit, now, options.directory, options.directoryCacheMs ?? 0)
     this.users = new UserService(meta, now)
     this.projects = new ProjectService(meta, now)
     this.robots = new RobotService(meta, now)

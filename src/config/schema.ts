@@ -193,6 +193,11 @@ export const ConfigSchema = z
             groupNameAttribute: z.string().min(1).default('cn'),
             /** bound on connecting and on each LDAP operation */
             timeout: duration.default('10s'),
+            /**
+             * how long a successful bind is remembered for Basic requests to /v2 and /api (a push
+             * sends credentials on every request); /token and UI logins always bind. 0s: never.
+             */
+            cacheTtl: duration.default('1m'),
             /** upgrade ldap:// to TLS with StartTLS (refused with ldaps://) */
             startTLS: z.boolean().default(false),
             /** PEM CA bundle for ldaps:// and StartTLS (default: Node's trusted CAs) */

@@ -130,11 +130,33 @@ describe('LDAP login against slapd', { skip: ldapSkip() }, () => {
     assert.equal((await startUpload(s, basic('dave', PASSWORDS.dave))).status, 202)
     assert.deepEqual((await token(s, basic('dave', PASSWORDS.dave), 'repository:team/app:push')).access, [{ type: 'repository', name: 'team/app', actions: ['push'] }])
     await ldap.removeMember('devs', 'dave')
-    await expectOciError(await startUpload(s, basic('dave', PASSWORDS.dave)), 'DENIED', 403)
+    // A login (/token) always binds again, and refreshes what Basic requests to /v2 remember.
     assert.deepEqual((await token(s, basic('dave', PASSWORDS.dave), 'repository:team/app:push')).access, [])
+    await expectOciError(await startUpload(s, basic('dave', PASSWORDS.dave)), 'DENIED', 403)
     assert.deepEqual((await apiOk<{ groups: string[] }>(s, 'GET', '/users/dave', ADMIN)).groups, [])
     await ldap.addMember('devs', 'dave')
+    assert.equal((await token(s, basic('dave', PASSWORDS.dave), 'repository:team/app:push')).status, 200)
     assert.equal((await startUpload(s, basic('dave', PASSWORDS.dave))).status, 202)
+  })
+
+  it('remembers a bind for Basic requests to /v2 for auth.ldap.cacheTtl, not for logins', async () => {
+    const v2 = async (password: string) => (await fetch(`${s.url}/v2/`, { headers: { authorization: basic('erin', password) } })).status
+    assert.equal(await v2(PASSWORDS.erin), 200)
+    await ldap.setPassword('erin', 'a-new-password')
+    try {
+      // Within the minute the old password still opens /v2 without asking LDAP (a push sends
+      // Basic on every request)…
+      assert.equal(await v2(PASSWORDS.erin), 200)
+      // …but a login binds: the old password is refused, the new one accepted.
+      assert.equal((await token(s, basic('erin', PASSWORDS.erin), 'repository:team/app:pull')).status, 401)
+      assert.equal((await token(s, basic('erin', 'a-new-password'), 'repository:team/app:pull')).status, 200)
+      // A failed bind forgets what was remembered for those credentials.
+      assert.equal(await v2(PASSWORDS.erin), 401)
+    } finally {
+      await ldap.setPassword('erin', PASSWORDS.erin)
+    }
+    // A success clears the failures above from the login throttle.
+    assert.equal(await v2(PASSWORDS.erin), 200)
   })
 
   it('refuses an empty password (an unauthenticated bind) with 401', async () => {

@@ -54,6 +54,8 @@ export interface TestSlapd {
   groupDN(cn: string): string
   addMember(group: string, uid: string): Promise<void>
   removeMember(group: string, uid: string): Promise<void>
+  /** replaces the user's userPassword ({SSHA}) */
+  setPassword(uid: string, password: string): Promise<void>
   close(): Promise<void>
 }
 
@@ -178,15 +180,17 @@ export async function startSlapd(users: Record<string, LdapUser>, groups: Record
       await root.unbind().catch(() => undefined)
     }
 
-    const modify = async (group: string, uid: string, operation: 'add' | 'delete') => {
-      const c = new Client({ url, timeout: 5_000, connectTimeout: 5_000 })
+    const change = async (dn: string, c: Change) => {
+      const client = new Client({ url, timeout: 5_000, connectTimeout: 5_000 })
       try {
-        await c.bind(ROOT_DN, rootPassword)
-        await c.modify(groupDN(group), new Change({ operation, modification: new Attribute({ type: 'member', values: [userDN(uid)] }) }))
+        await client.bind(ROOT_DN, rootPassword)
+        await client.modify(dn, c)
       } finally {
-        await c.unbind().catch(() => undefined)
+        await client.unbind().catch(() => undefined)
       }
     }
+    const modify = (group: string, uid: string, operation: 'add' | 'delete') =>
+      change(groupDN(group), new Change({ operation, modification: new Attribute({ type: 'member', values: [userDN(uid)] }) }))
     return {
       url,
       ldapsUrl,
@@ -199,6 +203,7 @@ export async function startSlapd(users: Record<string, LdapUser>, groups: Record
       groupDN,
       addMember: (group, uid) => modify(group, uid, 'add'),
       removeMember: (group, uid) => modify(group, uid, 'delete'),
+      setPassword: (uid, password) => change(userDN(uid), new Change({ operation: 'replace', modification: new Attribute({ type: 'userPassword', values: [ssha(password)] }) })),
       close: stop,
     }
   } catch (err) {

@@ -16,7 +16,7 @@ export async function sessionRoutes(app: FastifyInstance, ctx: ApiContext): Prom
     const { username, password } = req.body ?? {}
     if (typeof username !== 'string' || typeof password !== 'string') throw RegistryError.invalidField('username', 'username and password are required')
     if (username.startsWith('robot$')) throw RegistryError.denied('robot accounts cannot sign in to the UI')
-    const result = await ctx.auth.authenticator.login(username, password, req.ip)
+    const result = await ctx.auth.authenticator.login(username, password, req.ip, { fresh: true })
     if ('failure' in result) {
       throw result.failure === 'throttled' ? new RegistryError('TOOMANYREQUESTS', 'too many failed logins; try again later') : new RegistryError('UNAUTHORIZED', 'invalid username or password')
     }

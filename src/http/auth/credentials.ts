@@ -31,12 +31,12 @@ export function parseBasic(header: string): { username: string; password: string
  * Establishes who is calling from the Authorization header (Basic or Bearer) or, when
  * `cookies` is on, the UI's session cookie. Bad credentials are an error, never anonymous.
  */
-export async function identify(req: FastifyRequest, auth: AuthService, opts: { cookies?: boolean } = {}): Promise<Caller> {
+export async function identify(req: FastifyRequest, auth: AuthService, opts: { cookies?: boolean; fresh?: boolean } = {}): Promise<Caller> {
   const header = req.headers.authorization
   if (header) {
     const basic = parseBasic(header)
     if (basic) {
-      const result = await auth.authenticator.login(basic.username, basic.password, req.ip)
+      const result = await auth.authenticator.login(basic.username, basic.password, req.ip, { fresh: opts.fresh })
       if ('failure' in result) {
         throw result.failure === 'throttled'
           ? new RegistryError('TOOMANYREQUESTS', 'too many failed logins; try again later')

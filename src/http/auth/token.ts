@@ -24,7 +24,7 @@ export async function tokenRoutes(app: FastifyInstance, opts: { auth: AuthServic
 
   app.get('/token', async (req, reply) => {
     const query = new URLSearchParams(req.url.slice(req.url.indexOf('?') + 1))
-    const caller = await identify(req, auth)
+    const caller = await identify(req, auth, { fresh: true })
     if (caller.scheme === 'bearer') throw new RegistryError('UNAUTHORIZED', 'use Basic credentials or a refresh token to obtain a token')
     const issued = await auth.issueRegistryToken(caller.principal, parseScopes(query.getAll('scope')))
     const body: Record<string, unknown> = { token: issued.token, access_token: issued.token, expires_in: issued.expiresIn, issued_at: issued.issuedAt }
@@ -40,7 +40,7 @@ export async function tokenRoutes(app: FastifyInstance, opts: { auth: AuthServic
     let principal: Principal | undefined
     if (form.grant_type === 'password') {
       if (!form.username || form.password === undefined) return oauthError(reply, 400, 'invalid_request', 'username and password are required')
-      const result = await auth.authenticator.login(form.username, form.password, req.ip)
+      const result = await auth.authenticator.login(form.username, form.password, req.ip, { fresh: true })
       if ('failure' in result) return oauthError(reply, result.failure === 'throttled' ? 429 : 401, 'invalid_grant', result.failure === 'throttled' ? 'too many failed logins' : 'invalid username or password')
       principal = result
       auth.audit.record({ actor: form.username, actorType: principal.kind, address: req.ip, action: 'login', result: 'success', detail: { via: 'oauth2' } })
