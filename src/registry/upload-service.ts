@@ -162,7 +162,11 @@ export class UploadService {
     this.hashes.delete(row.id)
     const written = await this.stream(uploadDataPath(row.id), true, state, body, expected)
     const size = row.size + written
-    await this.ctx.meta.uploads.setSize(row.id, size, this.ctx.now())
+    // Compare-and-set: two nodes appending to one session at once cannot both win. The loser's
+    // bytes make the stored data longer than the session says, which finish() refuses.
+    if (!(await this.ctx.meta.uploads.setSize(row.id, row.size, size, this.ctx.now()))) {
+      throw new RegistryError('BLOB_UPLOAD_INVALID', 'another request wrote to this upload at the same time; restart the upload')
+    }
     const stored = await this.ctx.storage.stat(uploadDataPath(row.id)).catch(() => undefined)
     if (stored?.size === size) this.hashes.set(row.id, { hash: state, algorithm, size, version: stored.version })
     return size

@@ -275,6 +275,35 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
       for (const s of [a, b]) assert.equal((await fetch(`${s.url}/v2/fresh/repo/blobs/${sha256(data)}`, { method: 'HEAD' })).status, 200)
     })
 
+    it('never commits a blob mixed from two chunks sent to one upload on both nodes at once', async () => {
+      for (let round = 0; round < 10; round++) {
+        const post = await fetch(`${a.url}/v2/chunk/race/blobs/uploads/`, { method: 'POST' })
+        assert.equal(post.status, 202)
+        const location = new URL(post.headers.get('location') ?? '', a.url).pathname + new URL(post.headers.get('location') ?? '', a.url).search
+        const chunks = [Buffer.alloc(256 * 1024, `a${round}`), Buffer.alloc(256 * 1024, `b${round}`)]
+        const patches = await Promise.all(
+          [a, b].map((s, i) =>
+            fetch(`${s.url}${location}`, {
+              method: 'PATCH',
+              headers: { 'content-type': 'application/octet-stream', 'content-range': `0-${chunks[i]!.length - 1}` },
+              body: chunks[i],
+            }).then(async (r) => (await r.arrayBuffer(), r.status)),
+          ),
+        )
+        assert.ok(patches.includes(202), `one PATCH wins: ${patches.join(',')}`)
+        for (const status of patches) assert.ok(status === 202 || status === 400 || status === 416, `the other is refused cleanly: ${status}`)
+        // Whichever chunk the client believes was taken, the blob is exactly it or nothing.
+        const winner = chunks[patches.indexOf(202)]!
+        const put = await fetch(`${b.url}${location}${location.includes('?') ? '&' : '?'}digest=${sha256(winner)}`, { method: 'PUT' })
+        await put.arrayBuffer()
+        assert.ok(put.status === 201 || put.status === 400, `PUT answered ${put.status}`)
+        if (put.status === 201) {
+          const got = Buffer.from(await (await fetch(`${a.url}/v2/chunk/race/blobs/${sha256(winner)}`)).arrayBuffer())
+          assert.ok(got.equals(winner), 'the committed blob is the winning chunk')
+        }
+      }
+    })
+
     it('never leaves a tag pointing at a deleted manifest when a tag push races a delete', async () => {
       const img = await buildImage(a.url, 'del/app', 'del')
       for (let round = 0; round < 40; round++) {

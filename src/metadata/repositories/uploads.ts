@@ -33,8 +33,10 @@ export function createUploadRepository(db: Db) {
       }
     },
 
-    async setSize(id: string, size: number, now: number): Promise<void> {
-      await db.updateTable('uploads').set({ size, updated_at: now }).where('id', '=', id).execute()
+    /** Moves the size from `from` to `size`; false when another request changed it meanwhile. */
+    async setSize(id: string, from: number, size: number, now: number): Promise<boolean> {
+      const r = await db.updateTable('uploads').set({ size, updated_at: now }).where('id', '=', id).where('size', '=', from).executeTakeFirst()
+      return Number(r.numUpdatedRows) === 1
     },
 
     async delete(id: string, trx: Db = db): Promise<void> {
