@@ -19,6 +19,12 @@ import { GcService } from './gc/gc-service.js'
 import { ScrubService } from './gc/scrub-service.js'
 import { schedule } from './gc/schedule.js'
 import { adminOnly, gcRoutes } from './http/api/gc.js'
+import { GcTrigger } from './gc/gc-trigger.js'
+import { ImmutabilityService } from './gc/immutability.js'
+import { PolicySchedules } from './gc/policy-schedules.js'
+import { PullTracker } from './gc/pull-tracker.js'
+import { RetentionService } from './gc/retention-service.js'
+import { policyRoutes } from './http/api/retention.js'
 
 export interface App {
   http: FastifyInstance
@@ -29,6 +35,12 @@ export interface App {
   scheduler: Scheduler
   gc: GcService
   scrub: ScrubService
+  retention: RetentionService
+  immutability: ImmutabilityService
+  /** pull counts per manifest, flushed in batches */
+  pulls: PullTracker
+  /** the GC and retention cron schedules kept in the database */
+  schedules: PolicySchedules
   storage: StorageDriver
   metadata: MetadataDb
   log: Logger
@@ -40,6 +52,8 @@ export interface AppDeps {
   now?: () => number
   /** BERTH_ADMIN_PASSWORD */
   adminPassword?: string
+  /** gc.afterDelete: how long after the last DELETE the GC run starts (default 2 s) */
+  gcAfterDeleteDelayMs?: number
 }
 
 export function databaseUrl(config: Config): string {
@@ -103,8 +117,21 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
     })
     log.info({ issuer: oidc.issuer }, 'OIDC login enabled at /auth/oidc/login')
   }
+  const immutability = new ImmutabilityService(meta, now)
+  const pulls = new PullTracker(meta.policies, log, { now })
+  // Set once GC exists (below); deletes before that cannot happen (nothing listens yet).
+  let gcAfterDelete = () => {}
   const registry = createRegistry(
-    { storage, meta, log, now, beforeLink: (repository, digest, size) => auth.checkQuota(repository, digest, size) },
+    {
+      storage,
+      meta,
+      log,
+      now,
+      beforeLink: (repository, digest, size) => auth.checkQuota(repository, digest, size),
+      immutableTag: (repository, tag) => immutability.check(repository, tag),
+      onPull: (repository, digest) => pulls.record(repository, digest),
+      afterDelete: config.gc.afterDelete ? () => gcAfterDelete() : undefined,
+    },
     { onBytesIn: (n) => metrics?.bytesIn.inc(n) },
   )
 
@@ -159,14 +186,33 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
     },
   })
 
-  const { gc, scrub, stopSchedules } = gcServices(config, { meta, storage, uploads: registry.uploads, log, now })
-  http.register(gcRoutes, { prefix: '/api/v1', gc, requireAdmin: adminOnly(auth, config.auth.enabled) })
+  // The GC schedule is kept by PolicySchedules (the API's setting wins over gc.schedule).
+  const { gc, scrub, stopSchedules } = gcServices(config, { meta, storage, uploads: registry.uploads, log, now }, { scheduleGc: false })
+  const trigger = new GcTrigger(gc, log, { debounceMs: deps.gcAfterDeleteDelayMs ?? 2_000 })
+  gcAfterDelete = () => trigger.request('delete')
+  log.info({ reason: config.gc.afterDelete ? undefined : 'gc.afterDelete is false' }, config.gc.afterDelete ? 'GC after deletes enabled' : 'GC after deletes disabled')
+  let onPolicyChange = () => {}
+  const retention = new RetentionService({ meta, immutability, log, now, startGc: (t) => trigger.start(t), onPolicyChange: () => onPolicyChange() })
+  const policySchedules = new PolicySchedules({ meta, gc, retention, log, configGcSchedule: config.gc.schedule })
+  onPolicyChange = () => policySchedules.changed()
+  await policySchedules.start()
+  http.register(gcRoutes, {
+    prefix: '/api/v1',
+    gc,
+    requireAdmin: adminOnly(auth, config.auth.enabled),
+    schedule: { get: () => policySchedules.gcSchedule(), set: (body) => policySchedules.setGcSchedule(body) },
+  })
+  http.register(policyRoutes, { prefix: '/api/v1', auth, authEnabled: config.auth.enabled, retention, immutability })
 
   return {
     http,
     registry,
     gc,
     scrub,
+    retention,
+    immutability,
+    pulls,
+    schedules: policySchedules,
     auth,
     generatedAdminPassword,
     scheduler,
@@ -175,7 +221,10 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
     log,
     async close() {
       stopSchedules()
+      policySchedules.stop()
+      trigger.close()
       await http.close()
+      await pulls.close()
       await scheduler.stop()
       await auth.close()
       await metadata.close()
@@ -185,7 +234,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
 }
 
 /** GC and scrub services from config (gc.*, scrub.*, uploads.expiry), with their cron schedules. */
-export function gcServices(config: Config, deps: ConstructorParameters<typeof GcService>[0]) {
+export function gcServices(config: Config, deps: ConstructorParameters<typeof GcService>[0], opts: { scheduleGc?: boolean } = {}) {
   const gc = new GcService(deps, {
     gracePeriodMs: parseDuration(config.gc.gracePeriod) ?? 3_600_000,
     untagged: config.gc.untagged,
@@ -194,7 +243,7 @@ export function gcServices(config: Config, deps: ConstructorParameters<typeof Gc
   })
   const scrub = new ScrubService(deps)
   const runs = [
-    schedule('gc', config.gc.schedule, () => gc.run({ trigger: 'schedule' }), deps.log),
+    ...(opts.scheduleGc === false ? [] : [schedule('gc', config.gc.schedule, () => gc.run({ trigger: 'schedule' }), deps.log)]),
     schedule('scrub', config.scrub.schedule, () => scrub.run({ trigger: 'schedule' }), deps.log),
   ]
   return { gc, scrub, stopSchedules: () => runs.forEach((r) => r.stop()) }

@@ -225,8 +225,10 @@ export const ConfigSchema = z
         /** untagged manifests: keep them, or delete those older than untaggedAfter */
         untagged: z.enum(['keep', 'delete']).default('keep'),
         untaggedAfter: duration.default('24h'),
-        /** cron expression (5 or 6 fields) of scheduled runs; none when unset */
+        /** cron expression (5 or 6 fields) of scheduled runs; none when unset (PUT /api/v1/gc/schedule wins) */
         schedule: cron.optional(),
+        /** start a GC run a few seconds after the last manifest or tag DELETE (debounced) */
+        afterDelete: z.boolean().default(false),
       })
       .strict()
       .prefault({}),

@@ -24,10 +24,11 @@ export interface MetadataDb {
 }
 
 /**
- * Writes that no read cache depends on: audit rows (one per pull, batched) and robots' last-use
- * times. Counting them would empty the pull path's caches every second under load.
+ * Writes that no read cache depends on: audit rows (one per pull, batched), robots' last-use
+ * times and pull statistics (flushed every few seconds). Counting them would empty the pull
+ * path's caches every second under load.
  */
-const CACHE_NEUTRAL = /^\s*(insert into "audit_log"|delete from "audit_log"|update "robots" set "last_used_at")/i
+const CACHE_NEUTRAL = /^\s*(insert into "audit_log"|delete from "audit_log"|update "robots" set "last_used_at"|insert into "manifest_pulls")/i
 
 /** How long a read of SQLite's data_version is trusted (ms). */
 const DATA_VERSION_TTL = 20

@@ -123,6 +123,53 @@ export interface SettingsTable {
   value: string
 }
 
+/** Tag immutability rules of a project (migration 0005). */
+export interface ImmutabilityRulesTable {
+  id: Generated<number>
+  project_id: number
+  repositories: string
+  tags: string
+  repositories_exclude: string | null
+  tags_exclude: string | null
+  created_at: number
+}
+
+/** The tag retention policy of a project, as JSON. */
+export interface RetentionPoliciesTable {
+  project_id: number
+  policy: string
+  updated_at: number
+}
+
+export interface RetentionRunsTable {
+  id: string
+  project_id: number
+  trigger: string
+  status: 'running' | 'succeeded' | 'failed'
+  dry_run: number
+  started_at: number
+  ended_at: number | null
+  removed: number
+  gc_run_id: string | null
+  error: string | null
+}
+
+export interface RetentionRunItemsTable {
+  id: Generated<number>
+  run_id: string
+  repository: string
+  tag: string | null
+  digest: string
+}
+
+/** Pull statistics per manifest (added to in batches, never overwritten). */
+export interface ManifestPullsTable {
+  repository_id: number
+  digest: string
+  pull_count: number
+  last_pulled_at: number
+}
+
 export interface Database {
   users: UsersTable
   projects: ProjectsTable
@@ -137,4 +184,9 @@ export interface Database {
   manifest_references: ManifestReferencesTable
   tags: TagsTable
   uploads: UploadsTable
+  immutability_rules: ImmutabilityRulesTable
+  retention_policies: RetentionPoliciesTable
+  retention_runs: RetentionRunsTable
+  retention_run_items: RetentionRunItemsTable
+  manifest_pulls: ManifestPullsTable
 }

@@ -10,4 +10,13 @@ export interface RegistryContext {
   now: () => number
   /** Asked before a blob is linked into a repository; throws (DENIED) to refuse, e.g. over quota. */
   beforeLink?: (repository: string, digest: string, size: number) => Promise<void>
+  /**
+   * Asked before a tag is moved to another manifest or deleted: a message (naming the rule) when
+   * the tag is immutable, and the change is refused with DENIED; undefined allows it.
+   */
+  immutableTag?: (repository: string, tag: string) => Promise<string | undefined>
+  /** Told after a manifest or tag was deleted through the registry API (e.g. to schedule GC). */
+  afterDelete?: (repository: string, reference: string) => void
+  /** Told of every manifest GET (not HEAD): counted in memory, never a write on the pull path. */
+  onPull?: (repository: string, digest: string) => void
 }

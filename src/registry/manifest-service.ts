@@ -17,12 +17,16 @@ export class ManifestService {
   constructor(private readonly ctx: RegistryContext) {}
 
   /** A manifest by tag or digest; MANIFEST_UNKNOWN (or NAME_UNKNOWN) when absent. */
-  async get(repository: string, reference: string): Promise<ManifestRow> {
+  async get(repository: string, reference: string, opts: { pull?: boolean } = {}): Promise<ManifestRow> {
     const { manifests } = this.ctx.meta
     const row = looksLikeDigest(reference)
       ? await manifests.findByDigest(repository, requireDigest(reference).value)
       : await manifests.findByTag(repository, requireTag(reference))
-    if (row) return row
+    if (row) {
+      // A pull (GET, not HEAD) is counted in memory and flushed in batches (see RegistryContext.onPull).
+      if (opts.pull) this.ctx.onPull?.(repository, row.digest)
+      return row
+    }
     if ((await this.ctx.meta.repositories.findId(repository)) === undefined) throw RegistryError.nameUnknown(repository)
     throw RegistryError.manifestUnknown(reference)
   }
@@ -48,6 +52,15 @@ export class ManifestService {
       throw RegistryError.digestInvalid('manifest digest does not match the reference', { expected, actual: digest })
     }
     const parsed = this.parse(body, contentType)
+    const uniqueTags = [...new Set(tags)].sort()
+    // Tags an immutability rule protects: created once, never moved (checked again in the transaction).
+    const guarded = new Map<string, string>()
+    if (this.ctx.immutableTag) {
+      for (const tag of uniqueTags) {
+        const why = await this.ctx.immutableTag(repository, tag)
+        if (why !== undefined) guarded.set(tag, why)
+      }
+    }
     const now = this.ctx.now()
     const { db, repositories, blobs, manifests, tags: tagRepo } = this.ctx.meta
     await db.transaction().execute(async (trx) => {
@@ -74,9 +87,19 @@ export class ManifestService {
         ],
       }, now, trx)
       // Sorted: two pushes naming the same tags in other orders must not deadlock (PostgreSQL).
-      for (const tag of [...new Set(tags)].sort()) await tagRepo.upsert(repositoryId, tag, digest, now, trx)
+      for (const tag of uniqueTags) {
+        const why = guarded.get(tag)
+        if (why === undefined) {
+          await tagRepo.upsert(repositoryId, tag, digest, now, trx)
+          continue
+        }
+        // An immutable tag is inserted when absent; pointing it elsewhere is refused (a re-push of
+        // the manifest it already names changes nothing and is allowed).
+        const current = await this.ctx.meta.policies.insertTagIfAbsent(repositoryId, tag, digest, now, trx)
+        if (current !== digest) throw RegistryError.denied(why, { tag, rule: why })
+      }
     })
-    return { digest, subject: parsed.subject?.digest, tags: [...new Set(tags)] }
+    return { digest, subject: parsed.subject?.digest, tags: uniqueTags }
   }
 
   /** DELETE by digest removes the manifest and its tags; by tag removes only the tag. */
@@ -85,15 +108,27 @@ export class ManifestService {
     const repositoryId = await repositories.findId(repository)
     if (repositoryId === undefined) throw RegistryError.nameUnknown(repository)
     if (!looksLikeDigest(reference)) {
-      if (!(await tags.delete(repositoryId, requireTag(reference)))) throw RegistryError.manifestUnknown(reference)
+      const tag = requireTag(reference)
+      const why = await this.ctx.immutableTag?.(repository, tag)
+      if (why !== undefined && (await manifests.findByTag(repository, tag))) throw RegistryError.denied(why, { tag, rule: why })
+      if (!(await tags.delete(repositoryId, tag))) throw RegistryError.manifestUnknown(reference)
+      this.ctx.afterDelete?.(repository, reference)
       return
     }
     const digest = requireDigest(reference).value
+    // Deleting a manifest deletes its tags: refused while one of them is immutable.
+    if (this.ctx.immutableTag) {
+      for (const tag of await this.ctx.meta.policies.tagsOf(repositoryId, digest)) {
+        const why = await this.ctx.immutableTag(repository, tag)
+        if (why !== undefined) throw RegistryError.denied(why, { tag, rule: why })
+      }
+    }
     const deleted = await db.transaction().execute(async (trx) => {
       await tags.deleteForManifest(repositoryId, digest, trx)
       return manifests.delete(repositoryId, digest, trx)
     })
     if (!deleted) throw RegistryError.manifestUnknown(reference)
+    this.ctx.afterDelete?.(repository, reference)
   }
 
   /** The referrers index of a subject digest (always 200: an unknown subject has none). */

@@ -9,11 +9,18 @@ export interface GcRoutesOptions {
   gc: GcService
   /** refuses callers who are not system administrators (wired by the caller: see app.ts) */
   requireAdmin: preHandlerAsyncHookHandler
+  /** the GC cron schedule kept in the database (GET/PUT /gc/schedule) */
+  schedule?: {
+    get(): Promise<unknown>
+    /** validates {"schedule": "<cron>" | "" | null}; throws INVALID_FIELD */
+    set(body: unknown): Promise<unknown>
+  }
 }
 
 /**
  * Garbage collection under /api/v1: POST /gc {"dryRun":bool} → 202 {"id"}; GET /gc/{id} → the
- * run record with the deleted digests; GET /gc/history → the latest runs. Admins only.
+ * run record with the deleted digests; GET /gc/history → the latest runs; GET|PUT /gc/schedule →
+ * the cron schedule kept in the database. Admins only.
  */
 export async function gcRoutes(app: FastifyInstance, opts: GcRoutesOptions): Promise<void> {
   app.setErrorHandler((err, req, reply) => problem(err, req, reply))
@@ -47,6 +54,13 @@ export async function gcRoutes(app: FastifyInstance, opts: GcRoutesOptions): Pro
     return { blobs: rows.map((r) => ({ ...r, at: new Date(r.at).toISOString() })) }
   })
 
+  // The cron schedule of GC runs: set here it wins over gc.schedule; "" or null clears it.
+  const sched = opts.schedule
+  if (sched) {
+    app.get('/gc/schedule', async () => sched.get())
+    app.put<{ Body: unknown }>('/gc/schedule', async (req) => sched.set(req.body ?? {}))
+  }
+
   app.get<{ Params: { id: string } }>('/gc/:id', async (req) => {
     const record = /^[0-9a-f-]{36}$/.test(req.params.id) ? await opts.gc.get(req.params.id, { items: true }) : undefined
     if (!record) throw RegistryError.notFound(`gc run ${req.params.id}`)
@@ -54,17 +68,19 @@ export async function gcRoutes(app: FastifyInstance, opts: GcRoutesOptions): Pro
   })
 }
 
-function problem(err: unknown, req: FastifyRequest, reply: FastifyReply) {
+/** The /api problem+json rendering of an error (for plugins registered beside apiRoutes). */
+export function problem(err: unknown, req: FastifyRequest, reply: FastifyReply) {
   let e: RegistryError
   if (err instanceof RegistryError) e = err
   else if ((err as { statusCode?: number }).statusCode === 400 || (err as { validation?: unknown }).validation) e = RegistryError.invalidField('body', (err as Error).message)
   else e = new RegistryError('UNKNOWN', 'internal error', { cause: err })
-  if (e.statusCode >= 500) req.log.error({ err }, 'gc api request failed')
+  if (e.statusCode >= 500) req.log.error({ err }, 'api request failed')
+  const detail = e.detail as { field?: string } | null
   for (const [k, v] of Object.entries(e.headers)) reply.header(k, v)
   return reply
     .code(e.statusCode)
     .header('content-type', 'application/problem+json')
-    .send(JSON.stringify({ type: 'about:blank', title: e.code, status: e.statusCode, detail: e.message, code: e.code }))
+    .send(JSON.stringify({ type: 'about:blank', title: e.code, status: e.statusCode, detail: e.message, code: e.code, ...(detail?.field ? { field: detail.field } : {}) }))
 }
 
 /**

@@ -8,7 +8,7 @@ export function manifestHandlers(registry: Registry, urls: UrlBuilder, maxSize: 
   return {
     async GET({ reply, name, ref, req }: V2Request) {
       const head = req.method === 'HEAD'
-      const m = await registry.manifests.get(name, ref)
+      const m = await registry.manifests.get(name, ref, { pull: !head })
       reply.header('content-type', m.mediaType).header('docker-content-digest', m.digest).header('etag', `"${m.digest}"`).header('content-length', m.size)
       if (m.subjectDigest) reply.header('oci-subject', m.subjectDigest)
       if (head) return reply.code(200).send()

@@ -4,6 +4,7 @@ import * as m0001 from './0001-init.js'
 import * as m0002 from './0002-auth.js'
 import * as m0003 from './0003-gc.js'
 import * as m0004 from './0004-change-notify.js'
+import * as m0005 from './0005-policies.js'
 import * as m0007 from './0007-auth-notify.js'
 
 export interface MigrationStep {
@@ -16,5 +17,6 @@ export const MIGRATIONS: Record<string, MigrationStep> = {
   '0002-auth': m0002,
   '0003-gc': m0003,
   '0004-change-notify': m0004,
+  '0005-policies': m0005,
   '0007-auth-notify': m0007,
 }

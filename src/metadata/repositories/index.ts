@@ -10,6 +10,7 @@ import { createProjectRepository } from './projects.js'
 import { createRobotRepository } from './robots.js'
 import { createAuditRepository } from './audit.js'
 import { createSettingsRepository } from './settings.js'
+import { createPolicyRepository } from './policies.js'
 
 /** `generation` (see MetadataDb) lets pull-path reads be cached safely; omit it to cache nothing. */
 export function createMetadataRepositories(db: Kysely<Database>, generation: () => string | undefined = () => undefined) {
@@ -25,6 +26,7 @@ export function createMetadataRepositories(db: Kysely<Database>, generation: () 
     robots: createRobotRepository(db),
     audit: createAuditRepository(db),
     settings: createSettingsRepository(db),
+    policies: createPolicyRepository(db),
   }
 }
 

@@ -1,0 +1,373 @@
+import { sql } from 'kysely'
+import { capabilitiesOf } from '../capabilities.js'
+import type { Selectable } from 'kysely'
+import type { ImmutabilityRulesTable, RetentionRunsTable } from '../schema.js'
+import type { Db } from './repositories.js'
+
+// Queries of the project policies (src/gc): tag immutability rules, tag retention policies and
+// their runs, pull statistics of manifests, and the GC schedule set through the API.
+
+export interface ImmutabilityRuleRow {
+  id: number
+  repositories: string
+  tags: string
+  repositoriesExclude: string | null
+  tagsExclude: string | null
+  createdAt: number
+}
+
+export interface NewImmutabilityRule {
+  repositories: string
+  tags: string
+  repositoriesExclude?: string
+  tagsExclude?: string
+}
+
+/** A manifest of a repository as retention sees it. */
+export interface ArtifactRow {
+  digest: string
+  createdAt: number
+  /** the referrers API's subject: such manifests follow their subject (GC removes them) */
+  subjectDigest: string | null
+  /** listed by another manifest (an index) of the same repository */
+  child: boolean
+  tags: { name: string; updatedAt: number }[]
+  pullCount: number
+  lastPulledAt: number | null
+}
+
+export interface PullIncrement {
+  repository: string
+  digest: string
+  count: number
+  last: number
+}
+
+/** The settings key of the GC cron expression set through the API (honoured over gc.schedule). */
+export const GC_SCHEDULE_SETTING = 'gc.schedule'
+
+export function createPolicyRepository(db: Db) {
+  const { dialect } = capabilitiesOf(db)
+  const toRule = (r: Selectable<ImmutabilityRulesTable>): ImmutabilityRuleRow => ({
+    id: Number(r.id),
+    repositories: r.repositories,
+    tags: r.tags,
+    repositoriesExclude: r.repositories_exclude,
+    tagsExclude: r.tags_exclude,
+    createdAt: Number(r.created_at),
+  })
+
+  return {
+    // --- immutability ---------------------------------------------------------------------
+
+    async immutabilityRules(projectId: number): Promise<ImmutabilityRuleRow[]> {
+      const rows = await db.selectFrom('immutability_rules').selectAll().where('project_id', '=', projectId).orderBy('id').execute()
+      return rows.map(toRule)
+    },
+
+    /** The rules of a project by its name (one query: asked on every manifest push and delete). */
+    async immutabilityRulesOf(project: string): Promise<ImmutabilityRuleRow[]> {
+      const rows = await db
+        .selectFrom('immutability_rules as i')
+        .innerJoin('projects as p', 'p.id', 'i.project_id')
+        .selectAll('i')
+        .where('p.name', '=', project)
+        .orderBy('i.id')
+        .execute()
+      return rows.map(toRule)
+    },
+
+    async addImmutabilityRule(projectId: number, rule: NewImmutabilityRule, now: number): Promise<ImmutabilityRuleRow> {
+      const row = await db
+        .insertInto('immutability_rules')
+        .values({
+          project_id: projectId,
+          repositories: rule.repositories,
+          tags: rule.tags,
+          repositories_exclude: rule.repositoriesExclude ?? null,
+          tags_exclude: rule.tagsExclude ?? null,
+          created_at: now,
+        })
+        .returningAll()
+        .executeTakeFirstOrThrow()
+      return toRule(row)
+    },
+
+    async deleteImmutabilityRule(projectId: number, id: number): Promise<boolean> {
+      const res = await db.deleteFrom('immutability_rules').where('project_id', '=', projectId).where('id', '=', id).executeTakeFirst()
+      return Number(res.numDeletedRows) > 0
+    },
+
+    /**
+     * Creates a tag unless it exists; returns the digest it names afterwards (the push of an
+     * immutable tag: a tag that exists is never moved). Inside the push's transaction.
+     */
+    async insertTagIfAbsent(repositoryId: number, name: string, digest: string, now: number, trx: Db = db): Promise<string> {
+      const inserted = await trx
+        .insertInto('tags')
+        .values({ repository_id: repositoryId, name, manifest_digest: digest, updated_at: now })
+        .onConflict((oc) => oc.columns(['repository_id', 'name']).doNothing())
+        .returning('manifest_digest')
+        .executeTakeFirst()
+      if (inserted) return inserted.manifest_digest
+      const row = await trx.selectFrom('tags').select('manifest_digest').where('repository_id', '=', repositoryId).where('name', '=', name).executeTakeFirst()
+      return row?.manifest_digest ?? digest
+    },
+
+    async tagsOf(repositoryId: number, digest: string): Promise<string[]> {
+      const rows = await db.selectFrom('tags').select('name').where('repository_id', '=', repositoryId).where('manifest_digest', '=', digest).orderBy('name').execute()
+      return rows.map((r) => r.name)
+    },
+
+    // --- retention policies and runs -----------------------------------------------------------
+
+    async retentionPolicy(projectId: number): Promise<string | undefined> {
+      return (await db.selectFrom('retention_policies').select('policy').where('project_id', '=', projectId).executeTakeFirst())?.policy
+    },
+
+    async putRetentionPolicy(projectId: number, policy: string, now: number): Promise<void> {
+      await db
+        .insertInto('retention_policies')
+        .values({ project_id: projectId, policy, updated_at: now })
+        .onConflict((oc) => oc.column('project_id').doUpdateSet({ policy, updated_at: now }))
+        .execute()
+    },
+
+    /** Every project's policy (the schedules of all nodes are reconciled against this). */
+    async retentionPolicies(): Promise<{ project: string; policy: string }[]> {
+      return db
+        .selectFrom('retention_policies as r')
+        .innerJoin('projects as p', 'p.id', 'r.project_id')
+        .select(['p.name as project', 'r.policy'])
+        .orderBy('p.name')
+        .execute()
+    },
+
+    async createRun(run: { id: string; projectId: number; trigger: string; dryRun: boolean; now: number }): Promise<void> {
+      await db
+        .insertInto('retention_runs')
+        .values({ id: run.id, project_id: run.projectId, trigger: run.trigger, status: 'running', dry_run: run.dryRun ? 1 : 0, started_at: run.now, removed: 0 })
+        .execute()
+    },
+
+    async updateRun(id: string, fields: Partial<Omit<RetentionRunsTable, 'id' | 'project_id'>>): Promise<void> {
+      await db.updateTable('retention_runs').set(fields).where('id', '=', id).execute()
+    },
+
+    async findRun(projectId: number, id: string): Promise<RetentionRunsTable | undefined> {
+      return db.selectFrom('retention_runs').selectAll().where('id', '=', id).where('project_id', '=', projectId).executeTakeFirst()
+    },
+
+    async listRuns(projectId: number, limit: number, offset: number): Promise<RetentionRunsTable[]> {
+      return db
+        .selectFrom('retention_runs')
+        .selectAll()
+        .where('project_id', '=', projectId)
+        .orderBy('started_at', 'desc')
+        .orderBy('id')
+        .limit(limit)
+        .offset(offset)
+        .execute()
+    },
+
+    /** Runs of the project left 'running' by a process that died (the caller holds the project's lease). */
+    async failAbandonedRuns(projectId: number, now: number): Promise<void> {
+      await db
+        .updateTable('retention_runs')
+        .set({ status: 'failed', ended_at: now, error: 'the process running it stopped before it finished' })
+        .where('project_id', '=', projectId)
+        .where('status', '=', 'running')
+        .execute()
+    },
+
+    async addRunItems(runId: string, items: { repository: string; tag: string | null; digest: string }[]): Promise<void> {
+      for (let i = 0; i < items.length; i += 300) {
+        await db
+          .insertInto('retention_run_items')
+          .values(items.slice(i, i + 300).map((it) => ({ run_id: runId, repository: it.repository, tag: it.tag, digest: it.digest })))
+          .execute()
+      }
+    },
+
+    async runItems(runId: string): Promise<{ repository: string; tag: string | null; digest: string }[]> {
+      return db.selectFrom('retention_run_items').select(['repository', 'tag', 'digest']).where('run_id', '=', runId).orderBy('id').execute()
+    },
+
+    // --- what retention looks at -----------------------------------------------------------------
+
+    /** Repositories of a project (`library` also holds the one-part names), with their ids. */
+    async repositoriesOf(project: string): Promise<{ id: number; name: string }[]> {
+      const prefix = `${project}/`
+      let q = db.selectFrom('repositories').select(['id', 'name'])
+      q = q.where((eb) => {
+        const own = eb(sql<string>`substr(name, 1, ${prefix.length})`, '=', prefix)
+        return project === 'library' ? eb.or([own, eb('name', 'not like', '%/%')]) : own
+      })
+      const rows = await q.orderBy('name').execute()
+      return rows.map((r) => ({ id: Number(r.id), name: r.name }))
+    },
+
+    /** Every manifest of a repository with its tags and pull statistics (created before `before`). */
+    async artifacts(repositoryId: number, before: number): Promise<ArtifactRow[]> {
+      const manifests = await db
+        .selectFrom('manifests')
+        .select(['digest', 'created_at', 'subject_digest'])
+        .where('repository_id', '=', repositoryId)
+        .where('created_at', '<=', before)
+        .orderBy('id')
+        .execute()
+      const tags = await db.selectFrom('tags').select(['name', 'manifest_digest', 'updated_at']).where('repository_id', '=', repositoryId).orderBy('name').execute()
+      const pulls = await db.selectFrom('manifest_pulls').select(['digest', 'pull_count', 'last_pulled_at']).where('repository_id', '=', repositoryId).execute()
+      const children = await db
+        .selectFrom('manifest_references as mr')
+        .innerJoin('manifests as p', 'p.id', 'mr.manifest_id')
+        .select('mr.digest')
+        .distinct()
+        .where('p.repository_id', '=', repositoryId)
+        .where('mr.kind', '=', 'manifest')
+        .execute()
+      const childSet = new Set(children.map((c) => c.digest))
+      const tagsOf = new Map<string, { name: string; updatedAt: number }[]>()
+      for (const t of tags) {
+        const list = tagsOf.get(t.manifest_digest) ?? []
+        list.push({ name: t.name, updatedAt: Number(t.updated_at) })
+        tagsOf.set(t.manifest_digest, list)
+      }
+      const pullsOf = new Map(pulls.map((p) => [p.digest, p]))
+      return manifests.map((m) => {
+        const p = pullsOf.get(m.digest)
+        return {
+          digest: m.digest,
+          createdAt: Number(m.created_at),
+          subjectDigest: m.subject_digest,
+          child: childSet.has(m.digest),
+          tags: tagsOf.get(m.digest) ?? [],
+          pullCount: p ? Number(p.pull_count) : 0,
+          lastPulledAt: p ? Number(p.last_pulled_at) : null,
+        }
+      })
+    },
+
+    /** Removes the tags that still point at `digest` (a tag moved meanwhile is left alone); returns those removed. */
+    async removeTags(repositoryId: number, digest: string, names: string[]): Promise<string[]> {
+      if (names.length === 0) return []
+      const rows = await db
+        .deleteFrom('tags')
+        .where('repository_id', '=', repositoryId)
+        .where('manifest_digest', '=', digest)
+        .where('name', 'in', names)
+        .returning('name')
+        .execute()
+      return rows.map((r) => r.name)
+    },
+
+    /**
+     * Deletes a manifest unless something took it back meanwhile (a tag, or an index of the
+     * repository listing it), re-checked in the deleting transaction. `remove` is the manifest
+     * repository's delete (it records the children of a deleted index for GC).
+     */
+    async deleteManifestIfLoose(repositoryId: number, digest: string, remove: (trx: Db) => Promise<boolean>): Promise<boolean> {
+      return db.transaction().execute(async (trx) => {
+        const tagged = await trx.selectFrom('tags').select('name').where('repository_id', '=', repositoryId).where('manifest_digest', '=', digest).executeTakeFirst()
+        if (tagged) return false
+        const listed = await trx
+          .selectFrom('manifest_references as mr')
+          .innerJoin('manifests as p', 'p.id', 'mr.manifest_id')
+          .select('p.id')
+          .where('mr.digest', '=', digest)
+          .where('mr.kind', '=', 'manifest')
+          .where('p.repository_id', '=', repositoryId)
+          .where('p.digest', '!=', digest)
+          .executeTakeFirst()
+        if (listed) return false
+        const gone = await remove(trx)
+        await trx.deleteFrom('manifest_pulls').where('repository_id', '=', repositoryId).where('digest', '=', digest).execute()
+        return gone
+      })
+    },
+
+    /** Pull rows of the project's repositories whose manifest is gone (deleted by hand or by GC). */
+    async prunePulls(repositoryIds: number[]): Promise<void> {
+      for (let i = 0; i < repositoryIds.length; i += 300) {
+        await db
+          .deleteFrom('manifest_pulls')
+          .where('repository_id', 'in', repositoryIds.slice(i, i + 300))
+          .where(sql<boolean>`not exists (select 1 from manifests m where m.repository_id = manifest_pulls.repository_id and m.digest = manifest_pulls.digest)`)
+          .execute()
+      }
+    },
+
+    // --- pulls -----------------------------------------------------------------------------------
+
+    /**
+     * Adds counted pulls as increments (several nodes add to the same row): count = count + n,
+     * last pulled = the later of both. Pulls of unknown repositories are dropped. PostgreSQL: one
+     * transaction. SQLite: one statement each (a transaction's BEGIN would empty every read
+     * cache of the pull path, and each upsert is atomic anyway). `written` collects the
+     * increments that are stored, so a caller can retry exactly the others after a failure.
+     */
+    async addPulls(increments: PullIncrement[], written: Set<PullIncrement> = new Set()): Promise<void> {
+      if (increments.length === 0) return
+      const later = dialect === 'postgres'
+        ? sql<number>`greatest(manifest_pulls.last_pulled_at, excluded.last_pulled_at)`
+        : sql<number>`max(manifest_pulls.last_pulled_at, excluded.last_pulled_at)`
+      // Sorted, so two nodes flushing the same rows lock them in the same order (PostgreSQL).
+      const sorted = [...increments].sort((a, b) => (a.repository === b.repository ? (a.digest < b.digest ? -1 : 1) : a.repository < b.repository ? -1 : 1))
+      const upsert = (trx: Db, inc: PullIncrement) =>
+        trx
+          .insertInto('manifest_pulls')
+          .columns(['repository_id', 'digest', 'pull_count', 'last_pulled_at'])
+          .expression(
+            trx
+              .selectFrom('repositories')
+              .select((eb) => ['id', eb.val(inc.digest).as('digest'), eb.val(inc.count).as('pull_count'), eb.val(inc.last).as('last_pulled_at')])
+              .where('name', '=', inc.repository),
+          )
+          .onConflict((oc) => oc.columns(['repository_id', 'digest']).doUpdateSet({ pull_count: sql<number>`manifest_pulls.pull_count + excluded.pull_count`, last_pulled_at: later }))
+          .execute()
+      if (dialect !== 'postgres') {
+        for (const inc of sorted) {
+          await upsert(db, inc)
+          written.add(inc)
+        }
+        return
+      }
+      await db.transaction().execute(async (trx) => {
+        for (const inc of sorted) await upsert(trx, inc)
+      })
+      for (const inc of sorted) written.add(inc)
+    },
+
+    async pulls(repository: string, digest: string): Promise<{ count: number; lastPulledAt: number } | undefined> {
+      const row = await db
+        .selectFrom('manifest_pulls as mp')
+        .innerJoin('repositories as r', 'r.id', 'mp.repository_id')
+        .select(['mp.pull_count', 'mp.last_pulled_at'])
+        .where('r.name', '=', repository)
+        .where('mp.digest', '=', digest)
+        .executeTakeFirst()
+      return row && { count: Number(row.pull_count), lastPulledAt: Number(row.last_pulled_at) }
+    },
+
+    // --- the GC schedule set through the API ---------------------------------------------------
+
+    async gcSchedule(): Promise<string | undefined> {
+      return (await db.selectFrom('settings').select('value').where('key', '=', GC_SCHEDULE_SETTING).executeTakeFirst())?.value
+    },
+
+    /** Stores the expression; undefined removes it (gc.schedule of the config applies again). */
+    async setGcSchedule(expression: string | undefined): Promise<void> {
+      if (expression === undefined) {
+        await db.deleteFrom('settings').where('key', '=', GC_SCHEDULE_SETTING).execute()
+        return
+      }
+      await db
+        .insertInto('settings')
+        .values({ key: GC_SCHEDULE_SETTING, value: expression })
+        .onConflict((oc) => oc.column('key').doUpdateSet({ value: expression }))
+        .execute()
+    },
+  }
+}
+
+export type PolicyRepository = ReturnType<typeof createPolicyRepository>
