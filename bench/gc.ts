@@ -10,6 +10,7 @@ import { createHash, randomBytes } from 'node:crypto'
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { cpus, tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { monitorEventLoopDelay } from 'node:perf_hooks'
 import pino from 'pino'
 import { buildApp } from '../src/app.js'
 import { ConfigSchema } from '../src/config/schema.js'
@@ -126,6 +127,8 @@ async function main(): Promise<void> {
       peakRss = Math.max(peakRss, m.rss)
       peakHeap = Math.max(peakHeap, m.heapUsed)
     }, 20)
+    const loopDelay = monitorEventLoopDelay({ resolution: 5 })
+    loopDelay.enable()
     t = performance.now()
     const { done } = await app.gc.start({ trigger: 'bench' })
     let finished = false
@@ -133,6 +136,7 @@ async function main(): Promise<void> {
     const during = await pushLoop(base, () => finished, 50)
     const run = await record
     const gcS = (performance.now() - t) / 1000
+    loopDelay.disable()
     clearInterval(sampler)
     await app.close()
 
@@ -152,6 +156,7 @@ Data: ${BLOBS} blobs (one small file each) in ${REPOS} repositories, ${MANIFESTS
 | mark + sweep wall time (with pushes running) | ${gcS.toFixed(1)} s |
 | peak RSS of the process during the run | ${(peakRss / 1048576).toFixed(0)} MiB (before: ${(rss0 / 1048576).toFixed(0)} MiB) |
 | peak JS heap during the run | ${(peakHeap / 1048576).toFixed(0)} MiB |
+| event-loop delay during the run: p99 / max | ${(loopDelay.percentile(99) / 1e6).toFixed(0)} ms / ${(loopDelay.max / 1e6).toFixed(0)} ms |
 
 | pushes (4 pushers, 3 blobs + manifest each) | pushes | p50 ms | p99 ms |
 |---|---|---|---|

@@ -78,7 +78,7 @@ export interface StartOptions {
 }
 
 /** Candidates deleted per transaction (each re-checked inside it). */
-const DELETE_BATCH = 100
+const DELETE_BATCH = 25
 
 export class GcRunning extends RegistryError {
   constructor() {
@@ -98,7 +98,7 @@ export class GcService {
   ) {
     this.repo = createGcRepository(deps.meta.db)
     this.now = deps.now ?? Date.now
-    this.batch = options.batchSize ?? 500
+    this.batch = options.batchSize ?? 100
     this.leaseMs = options.leaseMs ?? 30_000
   }
 
@@ -212,7 +212,8 @@ export class GcService {
           const gone = dry ? slice : await this.repo.deleteBlobs(id, cutoff, slice, Date.now())
           // Rows first, then files, then the markers that kept pushes of these digests off.
           if (!dry) {
-            await Promise.all(gone.map((b) => this.deleteFile(b.digest)))
+            // Two at a time: libuv has 4 threads for all file work, and pushes need them too.
+            await inParallel(gone, 2, (b) => this.deleteFile(b.digest))
             await this.repo.blobFilesDeleted(gone.map((b) => b.digest))
           }
           stats.blobsDeleted += gone.length
@@ -341,4 +342,13 @@ function toRecord(r: GcRunsTable): GcRunRecord {
 
 function snake(s: { blobsDeleted: number; manifestsDeleted: number; uploadsDeleted: number; bytesFreed: number }) {
   return { blobs_deleted: s.blobsDeleted, manifests_deleted: s.manifestsDeleted, uploads_deleted: s.uploadsDeleted, bytes_freed: s.bytesFreed }
+}
+
+/** Runs `work` over `items` with at most `limit` in flight. */
+async function inParallel<T>(items: T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
+  let next = 0
+  const lane = async () => {
+    while (next < items.length) await work(items[next++]!)
+  }
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane))
 }
