@@ -196,14 +196,13 @@ export class RetentionService {
             for (const tag of a.tags) items.push({ repository: repo.name, tag, digest: a.digest })
             continue
           }
-          // Re-checked per tag in the deleting statement: a tag moved meanwhile stays.
-          const gone = await meta.policies.removeTags(repo.id, a.digest, a.tags)
-          for (const tag of gone) items.push({ repository: repo.name, tag, digest: a.digest })
-          await meta.policies.deleteManifestIfLoose(repo.id, a.digest, (trx) => meta.manifests.delete(repo.id, a.digest, trx))
+          // Tags and manifest in one transaction, re-checked there: a tag moved meanwhile stays.
+          const gone = await meta.policies.removeArtifact(repo.id, a.digest, a.tags, (trx) => meta.manifests.delete(repo.id, a.digest, trx))
+          for (const tag of gone.tags) items.push({ repository: repo.name, tag, digest: a.digest })
           await renew()
         }
         for (const digest of plan.untagged) {
-          if (run.dryRun || (await meta.policies.deleteManifestIfLoose(repo.id, digest, (trx) => meta.manifests.delete(repo.id, digest, trx)))) {
+          if (run.dryRun || (await meta.policies.removeArtifact(repo.id, digest, [], (trx) => meta.manifests.delete(repo.id, digest, trx))).manifest) {
             items.push({ repository: repo.name, tag: null, digest })
           }
           await renew()

@@ -248,28 +248,20 @@ export function createPolicyRepository(db: Db) {
       })
     },
 
-    /** Removes the tags that still point at `digest` (a tag moved meanwhile is left alone); returns those removed. */
-    async removeTags(repositoryId: number, digest: string, names: string[]): Promise<string[]> {
-      if (names.length === 0) return []
-      const rows = await db
-        .deleteFrom('tags')
-        .where('repository_id', '=', repositoryId)
-        .where('manifest_digest', '=', digest)
-        .where('name', 'in', names)
-        .returning('name')
-        .execute()
-      return rows.map((r) => r.name)
-    },
-
     /**
-     * Deletes a manifest unless something took it back meanwhile (a tag, or an index of the
-     * repository listing it), re-checked in the deleting transaction. `remove` is the manifest
-     * repository's delete (it records the children of a deleted index for GC).
+     * Removes an artifact in one transaction: its tags that still point at `digest` (a tag moved
+     * meanwhile is left alone), then the manifest unless something took it back meanwhile (a
+     * tag, or an index of the repository listing it). Returns the tags removed and whether the
+     * manifest went. `remove` is the manifest repository's delete (it records the children of a
+     * deleted index for GC). A failure leaves the artifact whole, for the next run.
      */
-    async deleteManifestIfLoose(repositoryId: number, digest: string, remove: (trx: Db) => Promise<boolean>): Promise<boolean> {
+    async removeArtifact(repositoryId: number, digest: string, tags: string[], remove: (trx: Db) => Promise<boolean>): Promise<{ tags: string[]; manifest: boolean }> {
       return db.transaction().execute(async (trx) => {
+        const removed = tags.length === 0
+          ? []
+          : (await trx.deleteFrom('tags').where('repository_id', '=', repositoryId).where('manifest_digest', '=', digest).where('name', 'in', tags).returning('name').execute()).map((r) => r.name)
         const tagged = await trx.selectFrom('tags').select('name').where('repository_id', '=', repositoryId).where('manifest_digest', '=', digest).executeTakeFirst()
-        if (tagged) return false
+        if (tagged) return { tags: removed, manifest: false }
         const listed = await trx
           .selectFrom('manifest_references as mr')
           .innerJoin('manifests as p', 'p.id', 'mr.manifest_id')
@@ -279,10 +271,10 @@ export function createPolicyRepository(db: Db) {
           .where('p.repository_id', '=', repositoryId)
           .where('p.digest', '!=', digest)
           .executeTakeFirst()
-        if (listed) return false
+        if (listed) return { tags: removed, manifest: false }
         const gone = await remove(trx)
         await trx.deleteFrom('manifest_pulls').where('repository_id', '=', repositoryId).where('digest', '=', digest).execute()
-        return gone
+        return { tags: removed, manifest: gone }
       })
     },
 
