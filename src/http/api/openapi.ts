@@ -15,7 +15,7 @@ const createdOp = (summary: string, ref: string) => ({ summary, ...body(ref), re
 
 export const OPENAPI = {
   openapi: '3.1.0',
-  info: { title: 'Berth management API', version: '1', description: 'Users, projects, members, robots and the audit log. Accepts Basic credentials, Bearer tokens from /token, and the UI session cookie (with X-CSRF-Token on writes).' },
+  info: { title: 'Berth management API', version: '1', description: 'Users, projects, members, robots, the audit log, tag retention and immutability, and garbage collection. Accepts Basic credentials, Bearer tokens from /token, and the UI session cookie (with X-CSRF-Token on writes).' },
   servers: [{ url: '/api/v1' }],
   components: {
     securitySchemes: { basic: { type: 'http', scheme: 'basic' }, bearer: { type: 'http', scheme: 'bearer' }, session: { type: 'apiKey', in: 'cookie', name: 'berth_session' } },
@@ -29,6 +29,59 @@ export const OPENAPI = {
         required: ['name', 'permissions'],
         properties: { name: { type: 'string' }, project: { type: 'string' }, permissions: { type: 'array', items: { enum: ['pull', 'push', 'delete'] } }, expiresInDays: { type: 'integer' }, description: { type: 'string' } },
       },
+      ImmutabilityRule: {
+        type: 'object',
+        required: ['repositories', 'tags'],
+        properties: {
+          id: { type: 'integer', readOnly: true },
+          repositories: { type: 'string', description: 'doublestar glob over the repository path inside the project' },
+          tags: { type: 'string', description: 'doublestar glob over tag names' },
+          repositoriesExclude: { type: 'string' },
+          tagsExclude: { type: 'string' },
+          createdAt: { type: 'string', format: 'date-time', readOnly: true },
+        },
+      },
+      RetentionPolicy: {
+        type: 'object',
+        required: ['rules'],
+        properties: {
+          rules: {
+            type: 'array',
+            maxItems: 50,
+            items: {
+              type: 'object',
+              required: ['kind'],
+              properties: {
+                kind: { enum: ['latestPushed', 'latestPulled', 'pushedWithinDays', 'pulledWithinDays', 'always'] },
+                count: { type: 'integer', minimum: 1, description: 'latestPushed, latestPulled' },
+                days: { type: 'integer', minimum: 1, description: 'pushedWithinDays, pulledWithinDays' },
+                repositories: { type: 'string', default: '**' },
+                repositoriesExclude: { type: 'string' },
+                tags: { type: 'string', default: '**' },
+                tagsExclude: { type: 'string' },
+              },
+            },
+          },
+          untagged: { enum: ['keep', 'delete'], default: 'keep' },
+          schedule: { type: ['string', 'null'], description: 'cron expression (5 or 6 fields)' },
+        },
+      },
+      RetentionRun: {
+        type: 'object',
+        properties: {
+          id: { type: 'string' },
+          status: { enum: ['running', 'succeeded', 'failed'] },
+          dryRun: { type: 'boolean' },
+          trigger: { type: 'string' },
+          startedAt: { type: 'string', format: 'date-time' },
+          endedAt: { type: ['string', 'null'], format: 'date-time' },
+          removedCount: { type: 'integer' },
+          removed: { type: 'array', items: { type: 'object', properties: { repository: { type: 'string' }, tag: { type: ['string', 'null'] }, digest: { type: 'string' } } } },
+          gcRunId: { type: ['string', 'null'] },
+          error: { type: ['string', 'null'] },
+        },
+      },
+      GcSchedule: { type: 'object', properties: { schedule: { type: ['string', 'null'] }, source: { enum: ['api', 'config', 'none'], readOnly: true }, next: { type: ['string', 'null'], readOnly: true } } },
       Login: { type: 'object', required: ['username', 'password'], properties: { username: { type: 'string' }, password: { type: 'string' } } },
     },
   },
@@ -44,6 +97,18 @@ export const OPENAPI = {
     '/projects/{project}': { get: op('A project with its usage'), patch: op('Change visibility or quota', body('Project')), delete: op('Delete an empty project') },
     '/projects/{project}/members': { get: op('Members'), post: createdOp('Add a member', 'Member') },
     '/projects/{project}/members/{member}': { patch: op('Change a role (member: a username or group:NAME)', body('Member')), delete: op('Remove a member') },
+    '/projects/{project}/immutability-rules': { get: op('Tag immutability rules (project admins, maintainers)'), post: createdOp('Add a tag immutability rule', 'ImmutabilityRule') },
+    '/projects/{project}/immutability-rules/{id}': { delete: op('Delete a tag immutability rule') },
+    '/projects/{project}/retention': { get: op('The tag retention policy'), put: op('Set the tag retention policy (validated: patterns, cron)', body('RetentionPolicy')) },
+    '/projects/{project}/retention/runs': {
+      post: { summary: 'Start a retention run {"dryRun":bool}', responses: { '202': { description: 'started: {"id"}' }, '409': { description: 'a run of the project is in progress', ...json(problem) }, ...errors } },
+      get: op('Retention runs, newest first', { parameters: [{ name: 'limit', in: 'query' }, { name: 'offset', in: 'query' }] }),
+    },
+    '/projects/{project}/retention/runs/{id}': { get: op('A retention run with what it removed', { responses: { '200': { description: 'the run', ...json({ $ref: '#/components/schemas/RetentionRun' }) }, ...errors } }) },
+    '/gc': { post: { summary: 'Start a GC run {"dryRun":bool} (admin)', responses: { '202': { description: 'started: {"id"}' }, '409': { description: 'a run is in progress', ...json(problem) }, ...errors } } },
+    '/gc/{id}': { get: op('A GC run with what it deleted (admin)') },
+    '/gc/history': { get: op('GC runs (admin)', { parameters: [{ name: 'limit', in: 'query' }, { name: 'offset', in: 'query' }] }) },
+    '/gc/schedule': { get: op('The GC cron schedule in effect (admin)'), put: op('Set the GC cron schedule; "" or null clears it (admin)', body('GcSchedule')) },
     '/robots': { post: createdOp('Create a robot account; the secret is answered once', 'Robot'), get: op('List robots', { parameters: [{ name: 'project', in: 'query' }] }) },
     '/robots/{name}': { get: op('A robot'), patch: op('Disable or enable'), delete: op('Delete a robot') },
     '/audit': {
