@@ -103,15 +103,19 @@ export function createPolicyRepository(db: Db) {
      * immutable tag: a tag that exists is never moved). Inside the push's transaction.
      */
     async insertTagIfAbsent(repositoryId: number, name: string, digest: string, now: number, trx: Db = db): Promise<string> {
-      const inserted = await trx
-        .insertInto('tags')
-        .values({ repository_id: repositoryId, name, manifest_digest: digest, updated_at: now })
-        .onConflict((oc) => oc.columns(['repository_id', 'name']).doNothing())
-        .returning('manifest_digest')
-        .executeTakeFirst()
-      if (inserted) return inserted.manifest_digest
-      const row = await trx.selectFrom('tags').select('manifest_digest').where('repository_id', '=', repositoryId).where('name', '=', name).executeTakeFirst()
-      return row?.manifest_digest ?? digest
+      // A tag deleted between the two statements (PostgreSQL) is inserted on the next attempt.
+      for (let attempt = 0; ; attempt++) {
+        const inserted = await trx
+          .insertInto('tags')
+          .values({ repository_id: repositoryId, name, manifest_digest: digest, updated_at: now })
+          .onConflict((oc) => oc.columns(['repository_id', 'name']).doNothing())
+          .returning('manifest_digest')
+          .executeTakeFirst()
+        if (inserted) return inserted.manifest_digest
+        const row = await trx.selectFrom('tags').select('manifest_digest').where('repository_id', '=', repositoryId).where('name', '=', name).executeTakeFirst()
+        if (row) return row.manifest_digest
+        if (attempt >= 3) throw new Error(`tag ${name} keeps being deleted while it is pushed`)
+      }
     },
 
     async tagsOf(repositoryId: number, digest: string): Promise<string[]> {
