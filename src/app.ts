@@ -5,6 +5,8 @@ import type { Config } from './config/schema.js'
 import { parseDuration } from './config/duration.js'
 import { buildHttpServer } from './http/server.js'
 import { Scheduler } from './jobs/scheduler.js'
+import { JobQueue } from './jobs/queue.js'
+import { jobRoutes } from './http/api/jobs.js'
 import { openMetadata, type MetadataDb } from './metadata/db.js'
 import { createMetadataRepositories } from './metadata/repositories/index.js'
 import { loggerOptions } from './observability/logger.js'
@@ -33,6 +35,8 @@ export interface App {
   /** set on the first start when no BERTH_ADMIN_PASSWORD was given: print it once */
   generatedAdminPassword?: string
   scheduler: Scheduler
+  /** the durable job queue (background work run once cluster-wide) */
+  jobs: JobQueue
   gc: GcService
   scrub: ScrubService
   retention: RetentionService
@@ -135,7 +139,12 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
     { onBytesIn: (n) => metrics?.bytesIn.inc(n) },
   )
 
-  const scheduler = new Scheduler(log)
+  const jobs = new JobQueue(meta.jobs, log.child({ module: 'jobs' }), {
+    concurrency: config.jobs.concurrency,
+    leaseMs: parseDuration(config.jobs.leaseTimeout) ?? 60_000,
+    pollMs: parseDuration(config.jobs.pollInterval) ?? 1_000,
+  })
+  const scheduler = new Scheduler(log, jobs)
   const expiry = parseDuration(config.uploads.expiry) ?? 86_400_000
   scheduler.add({
     name: 'purge-uploads',
@@ -153,6 +162,16 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
     run: async ({ log: taskLog }) => {
       const removed = await auth.audit.prune(now() - auditRetention)
       if (removed > 0) taskLog.info({ removed }, 'audit rows past retention removed')
+    },
+  })
+
+  const jobRetention = parseDuration(config.jobs.retention) ?? 7 * 86_400_000
+  scheduler.add({
+    name: 'prune-jobs',
+    every: 3_600_000,
+    run: async ({ log: taskLog }) => {
+      const removed = await meta.jobs.prune(now() - jobRetention)
+      if (removed > 0) taskLog.info({ removed }, 'finished jobs past jobs.retention removed')
     },
   })
 
@@ -187,7 +206,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
   })
 
   // The GC schedule is kept by PolicySchedules (the API's setting wins over gc.schedule).
-  const { gc, scrub, stopSchedules } = gcServices(config, { meta, storage, uploads: registry.uploads, log, now }, { scheduleGc: false })
+  const { gc, scrub, stopSchedules } = gcServices(config, { meta, storage, uploads: registry.uploads, log, now }, { scheduleGc: false, queue: jobs })
   const trigger = new GcTrigger(gc, log, { debounceMs: deps.gcAfterDeleteDelayMs ?? 2_000 })
   gcAfterDelete = () => trigger.request('delete')
   log.info({ reason: config.gc.afterDelete ? undefined : 'gc.afterDelete is false' }, config.gc.afterDelete ? 'GC after deletes enabled' : 'GC after deletes disabled')
@@ -196,6 +215,9 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
   const policySchedules = new PolicySchedules({ meta, gc, retention, log, configGcSchedule: config.gc.schedule })
   onPolicyChange = () => policySchedules.changed()
   await policySchedules.start()
+  http.register(jobRoutes, { prefix: '/api/v1', queue: jobs, requireAdmin: adminOnly(auth, config.auth.enabled) })
+  // Every handler is registered by now (scheduled tasks, cron schedules): start claiming.
+  jobs.start()
   http.register(gcRoutes, {
     prefix: '/api/v1',
     gc,
@@ -216,6 +238,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
     auth,
     generatedAdminPassword,
     scheduler,
+    jobs,
     storage,
     metadata,
     log,
@@ -226,6 +249,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
       await http.close()
       await pulls.close()
       await scheduler.stop()
+      await jobs.stop()
       await auth.close()
       await metadata.close()
       await storage.close?.()
@@ -234,7 +258,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
 }
 
 /** GC and scrub services from config (gc.*, scrub.*, uploads.expiry), with their cron schedules. */
-export function gcServices(config: Config, deps: ConstructorParameters<typeof GcService>[0], opts: { scheduleGc?: boolean } = {}) {
+export function gcServices(config: Config, deps: ConstructorParameters<typeof GcService>[0], opts: { scheduleGc?: boolean; queue?: JobQueue } = {}) {
   const gc = new GcService(deps, {
     gracePeriodMs: parseDuration(config.gc.gracePeriod) ?? 3_600_000,
     untagged: config.gc.untagged,
@@ -243,8 +267,8 @@ export function gcServices(config: Config, deps: ConstructorParameters<typeof Gc
   })
   const scrub = new ScrubService(deps)
   const runs = [
-    ...(opts.scheduleGc === false ? [] : [schedule('gc', config.gc.schedule, () => gc.run({ trigger: 'schedule' }), deps.log)]),
-    schedule('scrub', config.scrub.schedule, () => scrub.run({ trigger: 'schedule' }), deps.log),
+    ...(opts.scheduleGc === false ? [] : [schedule('gc', config.gc.schedule, () => gc.run({ trigger: 'schedule' }), deps.log, opts.queue)]),
+    schedule('scrub', config.scrub.schedule, () => scrub.run({ trigger: 'schedule' }), deps.log, opts.queue),
   ]
   return { gc, scrub, stopSchedules: () => runs.forEach((r) => r.stop()) }
 }

@@ -234,6 +234,20 @@ export const ConfigSchema = z
       .prefault({}),
     /** Integrity scrub: re-hash blobs, check manifests, quarantine corrupt content. */
     scrub: z.object({ schedule: cron.optional() }).strict().prefault({}),
+    /** The durable job queue (src/jobs): background work claimed by one node at a time. */
+    jobs: z
+      .object({
+        /** jobs this node runs at once */
+        concurrency: z.number().int().min(1).max(64).default(2),
+        /** a job whose node stops renewing this long is taken over by another node */
+        leaseTimeout: duration.default('60s'),
+        /** how often each node looks for due jobs */
+        pollInterval: duration.default('1s'),
+        /** finished jobs are kept this long (GET /api/v1/jobs) */
+        retention: duration.default('7d'),
+      })
+      .strict()
+      .prefault({}),
   })
   .strict()
 

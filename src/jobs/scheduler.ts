@@ -1,4 +1,5 @@
 import type { Logger } from 'pino'
+import type { JobQueue } from './queue.js'
 
 export interface Task {
   name: string
@@ -8,22 +9,46 @@ export interface Task {
 }
 
 /**
- * Runs periodic background tasks inside the process, one run of a task at a time.
- * `runNow` lets tests and the CLI trigger a task without waiting for its timer.
+ * Runs periodic background tasks, one run of a task at a time. With a job queue, each period is
+ * a slot (the time divided by the interval, so every node's timer fires at the same boundary)
+ * enqueued under the dedupe key `<task>@<slot>`: whatever the number of nodes, one job per slot
+ * exists and one node runs it. Without a queue (tools that run alone), the timer runs the task.
+ * `runNow` runs a task here and now (tests, start-up).
  */
 export class Scheduler {
   private readonly tasks = new Map<string, { task: Task; timer?: NodeJS.Timeout; running?: Promise<void> }>()
   private readonly abort = new AbortController()
 
-  constructor(private readonly log: Logger) {}
+  constructor(
+    private readonly log: Logger,
+    private readonly queue?: JobQueue,
+    private readonly now: () => number = Date.now,
+  ) {}
 
   add(task: Task): void {
     const entry: { task: Task; timer?: NodeJS.Timeout; running?: Promise<void> } = { task }
-    if (task.every > 0) {
-      entry.timer = setInterval(() => void this.runNow(task.name).catch(() => undefined), task.every)
-      entry.timer.unref()
-    }
     this.tasks.set(task.name, entry)
+    this.queue?.register(`task:${task.name}`, () => this.runNow(task.name))
+    if (task.every > 0) this.arm(entry)
+  }
+
+  private arm(entry: { task: Task; timer?: NodeJS.Timeout }): void {
+    const { every, name } = entry.task
+    const slot = Math.floor(this.now() / every) + 1
+    entry.timer = setTimeout(() => {
+      if (this.abort.signal.aborted) return
+      this.fire(name, slot)
+      this.arm(entry)
+    }, Math.max(0, slot * every - this.now()))
+    entry.timer.unref()
+  }
+
+  private fire(name: string, slot: number): void {
+    if (!this.queue) {
+      void this.runNow(name).catch(() => undefined)
+      return
+    }
+    this.queue.enqueue(`task:${name}`, { slot }, { dedupeKey: `${name}@${slot}`, maxAttempts: 1 }).catch((err: unknown) => this.log.warn({ err, task: name }, 'could not enqueue a scheduled task'))
   }
 
   async runNow(name: string): Promise<void> {
@@ -45,7 +70,7 @@ export class Scheduler {
 
   async stop(): Promise<void> {
     this.abort.abort()
-    for (const entry of this.tasks.values()) clearInterval(entry.timer)
+    for (const entry of this.tasks.values()) clearTimeout(entry.timer)
     await Promise.allSettled([...this.tasks.values()].map((e) => e.running))
   }
 }

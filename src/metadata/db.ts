@@ -6,6 +6,7 @@ import { Kysely, Migrator, PostgresDialect, SqliteDialect, type Migration, type 
 import type { Database } from './schema.js'
 import { CAPABILITIES, type Capabilities } from './capabilities.js'
 import { MIGRATIONS } from './migrations/index.js'
+import { isCacheNeutral } from './cache-neutral.js'
 import { checkConnection, createPostgres, guardClients, isPostgresUrl, poolConfig, type PostgresOptions } from './postgres.js'
 
 export type { PostgresOptions } from './postgres.js'
@@ -22,13 +23,6 @@ export interface MetadataDb {
   ping(): Promise<void>
   close(): Promise<void>
 }
-
-/**
- * Writes that no read cache depends on: audit rows (one per pull, batched), robots' last-use
- * times and pull statistics (flushed every few seconds). Counting them would empty the pull
- * path's caches every second under load.
- */
-const CACHE_NEUTRAL = /^\s*(insert into "audit_log"|delete from "audit_log"|update "robots" set "last_used_at"|insert into "manifest_pulls")/i
 
 /** How long a read of SQLite's data_version is trusted (ms). */
 const DATA_VERSION_TTL = 20
@@ -149,7 +143,7 @@ function withStatementCache(sqlite: SQLite.Database, writes: { count: number }):
     let stmt = cache.get(source)
     if (!stmt) {
       stmt = sqlite.prepare(source)
-      if (!/^\s*select\b/i.test(source) && !CACHE_NEUTRAL.test(source)) stmt = countingWrites(stmt, writes)
+      if (!/^\s*select\b/i.test(source) && !isCacheNeutral(source)) stmt = countingWrites(stmt, writes)
       cache.set(source, stmt)
     }
     return stmt

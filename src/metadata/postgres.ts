@@ -2,6 +2,7 @@ import pg from 'pg'
 import { Kysely, PostgresDialect, type CompiledQuery, type DatabaseConnection, type Driver, type QueryResult } from 'kysely'
 import type { Database } from './schema.js'
 import { ChangeListener } from './change-listener.js'
+import { isCacheNeutral } from './cache-neutral.js'
 
 /** Settings of a PostgreSQL metadata database (the `database.*` config keys, in milliseconds). */
 export interface PostgresOptions {
@@ -128,9 +129,13 @@ class CountingPostgresDialect extends PostgresDialect {
           return async () => countingConnection(await target.acquireConnection(), writes)
         }
         if (prop === 'commitTransaction') {
-          return async (...args: Parameters<Driver['commitTransaction']>) => {
-            await target.commitTransaction(...args)
-            writes.count++
+          return async (conn: DatabaseConnection) => {
+            await target.commitTransaction(conn)
+            // Bumped again after the commit: a read between the write and the commit may have
+            // cached the old rows under the first bump.
+            const c = conn as CountingConnection
+            if (c.dirty) writes.count++
+            c.dirty = false
           }
         }
         if (prop === 'releaseConnection') {
@@ -153,12 +158,17 @@ function unwrap(conn: DatabaseConnection): DatabaseConnection {
   return (conn as DatabaseConnection & { [INNER]?: DatabaseConnection })[INNER] ?? conn
 }
 
+type CountingConnection = DatabaseConnection & { [INNER]: DatabaseConnection; dirty?: boolean }
+
 function countingConnection(conn: DatabaseConnection, writes: { count: number }): DatabaseConnection {
-  const wrapped: DatabaseConnection & { [INNER]: DatabaseConnection } = {
+  const wrapped: CountingConnection = {
     [INNER]: conn,
     async executeQuery<R>(query: CompiledQuery): Promise<QueryResult<R>> {
       const result = await conn.executeQuery<R>(query)
-      if (isWrite(query)) writes.count++
+      if (isWrite(query) && !isCacheNeutral(query.sql)) {
+        writes.count++
+        wrapped.dirty = true
+      }
       return result
     },
     streamQuery<R>(query: CompiledQuery, chunkSize?: number): AsyncIterableIterator<QueryResult<R>> {

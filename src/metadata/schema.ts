@@ -170,6 +170,24 @@ export interface ManifestPullsTable {
   last_pulled_at: number
 }
 
+export interface JobsTable {
+  id: string
+  kind: string
+  /** JSON */
+  payload: string
+  status: 'queued' | 'running' | 'succeeded' | 'failed'
+  attempts: number
+  max_attempts: number
+  run_at: number
+  lease_owner: string | null
+  lease_expires_at: number | null
+  last_error: string | null
+  dedupe_key: string | null
+  created_at: number
+  updated_at: number
+  finished_at: number | null
+}
+
 export interface Database {
   users: UsersTable
   projects: ProjectsTable
@@ -189,4 +207,5 @@ export interface Database {
   retention_runs: RetentionRunsTable
   retention_run_items: RetentionRunItemsTable
   manifest_pulls: ManifestPullsTable
+  jobs: JobsTable
 }

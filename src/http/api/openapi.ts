@@ -109,6 +109,8 @@ export const OPENAPI = {
     '/gc/{id}': { get: op('A GC run with what it deleted (admin)') },
     '/gc/history': { get: op('GC runs (admin)', { parameters: [{ name: 'limit', in: 'query' }, { name: 'offset', in: 'query' }] }) },
     '/gc/schedule': { get: op('The GC cron schedule in effect (admin)'), put: op('Set the GC cron schedule; "" or null clears it (admin)', body('GcSchedule')) },
+    '/jobs': { get: op('Background jobs, newest first (admin)', { parameters: ['status', 'kind', 'limit', 'offset'].map((name) => ({ name, in: 'query' })) }) },
+    '/jobs/{id}': { get: op('A background job: kind, payload, status, attempts, lease, last error (admin)') },
     '/robots': { post: createdOp('Create a robot account; the secret is answered once', 'Robot'), get: op('List robots', { parameters: [{ name: 'project', in: 'query' }] }) },
     '/robots/{name}': { get: op('A robot'), patch: op('Disable or enable'), delete: op('Delete a robot') },
     '/audit': {

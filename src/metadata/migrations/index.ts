@@ -5,6 +5,7 @@ import * as m0002 from './0002-auth.js'
 import * as m0003 from './0003-gc.js'
 import * as m0004 from './0004-change-notify.js'
 import * as m0005 from './0005-policies.js'
+import * as m0006 from './0006-jobs.js'
 import * as m0007 from './0007-auth-notify.js'
 
 export interface MigrationStep {
@@ -18,5 +19,6 @@ export const MIGRATIONS: Record<string, MigrationStep> = {
   '0003-gc': m0003,
   '0004-change-notify': m0004,
   '0005-policies': m0005,
+  '0006-jobs': m0006,
   '0007-auth-notify': m0007,
 }

@@ -11,6 +11,7 @@ import { createRobotRepository } from './robots.js'
 import { createAuditRepository } from './audit.js'
 import { createSettingsRepository } from './settings.js'
 import { createPolicyRepository } from './policies.js'
+import { createJobRepository } from './jobs.js'
 
 /** `generation` (see MetadataDb) lets pull-path reads be cached safely; omit it to cache nothing. */
 export function createMetadataRepositories(db: Kysely<Database>, generation: () => string | undefined = () => undefined) {
@@ -27,6 +28,7 @@ export function createMetadataRepositories(db: Kysely<Database>, generation: () 
     audit: createAuditRepository(db),
     settings: createSettingsRepository(db),
     policies: createPolicyRepository(db),
+    jobs: createJobRepository(db),
   }
 }
 
