@@ -29,6 +29,8 @@ export interface CallResult {
 
 export class RegistryClient {
   readonly agent: Agent
+  /** sent with every request (an Authorization header) unless the call names its own */
+  headers: Record<string, string> = {}
 
   constructor(
     readonly base: string,
@@ -58,7 +60,7 @@ export class RegistryClient {
     const url = this.url(pathOrUrl)
     const res = await request(url, {
       method: method as 'GET',
-      headers: opts.headers,
+      headers: { ...this.headers, ...opts.headers },
       // Streamed bodies go through a byte-mode Readable (undici's typed body kinds).
       body: opts.body === undefined || Buffer.isBuffer(opts.body) ? opts.body : Readable.from(opts.body, { objectMode: false }),
       dispatcher: this.agent,
@@ -75,7 +77,7 @@ export class RegistryClient {
   /** GETs a URL and counts its body bytes without keeping them. */
   async download(path: string, timeoutMs = this.defaultTimeoutMs): Promise<number> {
     const url = this.url(path)
-    const res = await request(url, { method: 'GET', dispatcher: this.agent, signal: AbortSignal.timeout(Math.round(timeoutMs)) })
+    const res = await request(url, { method: 'GET', headers: this.headers, dispatcher: this.agent, signal: AbortSignal.timeout(Math.round(timeoutMs)) })
     if (res.statusCode !== 200) throw new Error(`GET ${url} answered ${res.statusCode}: ${(await res.body.text()).slice(0, 400)}`)
     let n = 0
     for await (const chunk of res.body as AsyncIterable<Buffer>) n += chunk.length

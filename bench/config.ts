@@ -8,8 +8,12 @@ import { fileURLToPath } from 'node:url'
 
 const MiB = 1024 * 1024
 
+export type BenchMode = 'default' | 'auth' | 'scaleout'
+
 export interface BenchConfig {
   quick: boolean
+  /** BENCH_MODE: the Berth-vs-Distribution run (default), token auth vs open, or scale-out */
+  mode: BenchMode
   /** the repository root (where .bench/last.md is written) */
   repoRoot: string
   /** the Berth checkout whose bin/berth.js (built dist/) is benchmarked */
@@ -45,6 +49,13 @@ export interface BenchConfig {
   /** the whole run is aborted (servers killed, temp dirs removed) after this */
   timeoutS: number
   outFile: string
+  /** auth and scale-out modes: connections of the manifest GET and blob HEAD measurements (in total, spread over the nodes) */
+  rateConcurrency: number
+  /** scale-out: PostgreSQL server on which a fresh database is created (and dropped) per run */
+  databaseUrl: string
+  /** scale-out push throughput: this many clients push one blob of pushBytes each at once */
+  pushClients: number
+  pushBytes: number
 }
 
 function num(name: string, fallback: number, opts: { min?: number; integer?: boolean } = {}): number {
@@ -88,8 +99,11 @@ export function loadConfig(): BenchConfig {
   const getTool = (process.env.BENCH_GET_TOOL ?? 'autocannon').toLowerCase()
   if (getTool !== 'wrk' && getTool !== 'autocannon') throw new Error(`BENCH_GET_TOOL=${getTool}: expected wrk or autocannon`)
   if (getTool === 'wrk' && !findBinary('wrk')) throw new Error('BENCH_GET_TOOL=wrk but wrk is not installed')
+  const mode = (process.env.BENCH_MODE ?? 'default').toLowerCase() || 'default'
+  if (mode !== 'default' && mode !== 'auth' && mode !== 'scaleout') throw new Error(`BENCH_MODE=${mode}: expected default, auth or scaleout`)
   const cfg: BenchConfig = {
     quick,
+    mode,
     repoRoot,
     berthDir: resolve(process.env.BENCH_BERTH_DIR ?? repoRoot),
     distributionBin: distribution === 'none' || distribution === '' ? undefined : findBinary(distribution),
@@ -109,11 +123,16 @@ export function loadConfig(): BenchConfig {
     pushRuns: num('BENCH_PUSH_RUNS', quick ? 1 : 3, { min: 1, integer: true }),
     clients: num('BENCH_CLIENTS', 32, { min: 1, integer: true }),
     clientBytes: num('BENCH_CLIENT_MB', quick ? 2 : 32, { min: 1, integer: true }) * MiB,
-    repeat: num('BENCH_REPEAT', 1, { min: 1, integer: true }),
+    // The auth and scale-out modes compare configurations run for run: 3 rounds unless told.
+    repeat: num('BENCH_REPEAT', mode === 'default' || quick ? 1 : 3, { min: 1, integer: true }),
     idleWaitS: num('BENCH_IDLE_WAIT_S', quick ? 1 : 3, { min: 0 }),
     rssIntervalMs: num('BENCH_RSS_INTERVAL_MS', 50, { min: 5, integer: true }),
     timeoutS: num('BENCH_TIMEOUT_S', quick ? 300 : 3600, { min: 10 }),
-    outFile: resolve(repoRoot, process.env.BENCH_OUT ?? '.bench/last.md'),
+    outFile: resolve(repoRoot, process.env.BENCH_OUT ?? (mode === 'default' ? '.bench/last.md' : `.bench/${mode}.md`)),
+    rateConcurrency: num('BENCH_RATE_CONCURRENCY', 16, { min: 1, integer: true }),
+    databaseUrl: process.env.BENCH_DATABASE_URL ?? 'postgres://berth_ci:berth_ci@127.0.0.1:5432/postgres',
+    pushClients: num('BENCH_PUSH_CLIENTS', 8, { min: 1, integer: true }),
+    pushBytes: num('BENCH_PUSH_MB', quick ? 4 : 32, { min: 1, integer: true }) * MiB,
   }
   if (process.env.BENCH_DISTRIBUTION_BIN && distribution !== 'none' && !cfg.distributionBin) {
     throw new Error(`BENCH_DISTRIBUTION_BIN=${distribution} is not an executable`)

@@ -2,7 +2,7 @@
 // every non-2xx response or socket error reported, so that a fast error page never counts.
 
 import { spawn } from 'node:child_process'
-import autocannon, { type Client } from 'autocannon'
+import autocannon, { type Client, type Result } from 'autocannon'
 
 export interface LoadResult {
   tool: 'wrk' | 'autocannon'
@@ -66,6 +66,50 @@ function percentile(sorted: Float64Array, p: number): number {
  * recorded from each response at full resolution (its own histogram rounds to whole ms).
  */
 export async function runAutocannon(url: string, method: 'GET' | 'HEAD', connections: number, durationS: number, headers: Record<string, string>): Promise<LoadResult> {
+  const { result, latencies } = await autocannonRun(url, method, connections, durationS, headers)
+  return summary(result, latencies)
+}
+
+function summary(result: { '2xx': number; duration: number; non2xx: number; errors: number; timeouts: number }, latencies: Float64Array): LoadResult {
+  const sorted = latencies.sort()
+  return {
+    tool: 'autocannon',
+    rps: result['2xx'] / result.duration,
+    p50Ms: percentile(sorted, 50),
+    p99Ms: percentile(sorted, 99),
+    requests: result['2xx'],
+    errors: result.non2xx + result.errors + result.timeouts,
+  }
+}
+
+/**
+ * The same load spread over several URLs (the nodes of a cluster) by the load generator itself:
+ * one autocannon instance per URL, all at once, `connections` split between them as evenly as
+ * possible; req/s summed, percentiles over every response of every instance.
+ */
+export async function runAutocannonSpread(urls: string[], method: 'GET' | 'HEAD', connections: number, durationS: number, headers: Record<string, string>): Promise<LoadResult> {
+  if (urls.length === 1) return runAutocannon(urls[0] as string, method, connections, durationS, headers)
+  const share = (i: number) => Math.max(1, Math.floor(connections / urls.length) + (i < connections % urls.length ? 1 : 0))
+  const parts = await Promise.all(urls.map((url, i) => autocannonRun(url, method, share(i), durationS, headers)))
+  const all = new Float64Array(parts.reduce((n, p) => n + p.latencies.length, 0))
+  let at = 0
+  for (const p of parts) {
+    all.set(p.latencies, at)
+    at += p.latencies.length
+  }
+  const sum = (pick: (r: Result) => number) => parts.reduce((n, p) => n + pick(p.result), 0)
+  // Every instance ran for the same duration: req/s add up.
+  const duration = Math.max(...parts.map((p) => p.result.duration))
+  return summary({ '2xx': sum((r) => r['2xx']), duration, non2xx: sum((r) => r.non2xx), errors: sum((r) => r.errors), timeouts: sum((r) => r.timeouts) }, all)
+}
+
+async function autocannonRun(
+  url: string,
+  method: 'GET' | 'HEAD',
+  connections: number,
+  durationS: number,
+  headers: Record<string, string>,
+): Promise<{ result: Result; latencies: Float64Array }> {
   let latencies = new Float64Array(1 << 16)
   let count = 0
   const setupClient =
@@ -95,13 +139,5 @@ export async function runAutocannon(url: string, method: 'GET' | 'HEAD', connect
   })
   const result = await instance
   clearTimeout(hardStop)
-  const sorted = latencies.subarray(0, count).sort()
-  return {
-    tool: 'autocannon',
-    rps: result['2xx'] / result.duration,
-    p50Ms: percentile(sorted, 50),
-    p99Ms: percentile(sorted, 99),
-    requests: result['2xx'],
-    errors: result.non2xx + result.errors + result.timeouts,
-  }
+  return { result, latencies: latencies.subarray(0, count) }
 }

@@ -2,13 +2,16 @@
 // Both run as child processes with their data under one temp dir; each phase is run on one server
 // and then the other, never both at once. Prints a markdown table (also written to
 // .bench/last.md). Settings: bench/config.ts (BENCH_QUICK=1 for a smoke run under a minute).
+// BENCH_MODE=auth (bench/auth.ts) and BENCH_MODE=scaleout (bench/scaleout.ts) are the other runs.
 
 import { spawnSync } from 'node:child_process'
 import { mkdir, mkdtemp, writeFile } from 'node:fs/promises'
 import { availableParallelism, cpus, loadavg, release, totalmem } from 'node:os'
 import { dirname, join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { authMode } from './auth.js'
 import { loadConfig, type BenchConfig } from './config.js'
+import { scaleOutMode } from './scaleout.js'
 import { blobBody, blobDigest, sha256 } from './data.js'
 import { MANIFEST_ACCEPT, makeImage, pushImage, RegistryClient, type Image } from './client.js'
 import { runAutocannon, runWrk, type LoadResult } from './load.js'
@@ -279,6 +282,19 @@ async function main(): Promise<void> {
       console.error(`bench: ${signal}; stopping the servers`)
       void cleanupAll(2_000).finally(() => process.exit(130))
     })
+  }
+
+  if (cfg.mode !== 'default') {
+    // BENCH_MODE=auth (bench/auth.ts) or scaleout (bench/scaleout.ts).
+    const stale = ensureBuilt(cfg.berthDir)
+    if (stale) log(`warning: ${stale}`)
+    try {
+      await (cfg.mode === 'auth' ? authMode(cfg) : scaleOutMode(cfg))
+    } finally {
+      await cleanupAll()
+      clearTimeout(watchdog)
+    }
+    return
   }
 
   const stale = ensureBuilt(cfg.berthDir)

@@ -20,10 +20,18 @@ export function trackDir(dir: string): void {
   tempDirs.add(dir)
 }
 
+const cleanups: (() => Promise<void>)[] = []
+
+/** Something to undo after the children have stopped (a database to drop), once. */
+export function atCleanup(fn: () => Promise<void>): void {
+  cleanups.push(fn)
+}
+
 /** Stops every child (SIGTERM, then SIGKILL after `graceMs`) and removes the temp dirs. */
 export async function cleanupAll(graceMs = 5_000): Promise<void> {
   shuttingDown = true
   await Promise.all([...children].map((c) => stopChild(c, graceMs)))
+  for (const fn of cleanups.splice(0)) await fn().catch((err: unknown) => console.error(`cleanup failed: ${String(err)}`))
   for (const dir of tempDirs) {
     await rm(dir, { recursive: true, force: true }).catch((err: unknown) => console.error(`could not remove ${dir}: ${String(err)}`))
     tempDirs.delete(dir)
@@ -53,7 +61,7 @@ async function stopChild(child: ChildProcess, graceMs: number): Promise<void> {
 // Servers
 
 export interface Server {
-  name: 'Berth' | 'Distribution'
+  name: 'Berth' | 'Distribution' | 'S3'
   /** http://127.0.0.1:PORT */
   url: string
   pid: number
@@ -112,7 +120,7 @@ function launch(name: Server['name'], command: string, args: string[], env: Node
   }
 }
 
-async function waitReady(server: Server, timeoutMs: number): Promise<void> {
+async function waitReady(server: Server, timeoutMs: number, readyStatuses = [200]): Promise<void> {
   const deadline = Date.now() + timeoutMs
   let last = ''
   while (Date.now() < deadline) {
@@ -121,7 +129,7 @@ async function waitReady(server: Server, timeoutMs: number): Promise<void> {
     try {
       const res = await fetch(`${server.url}/v2/`, { signal: AbortSignal.timeout(2_000) })
       await res.arrayBuffer()
-      if (res.status === 200) return
+      if (readyStatuses.includes(res.status)) return
       last = `GET /v2/ answered ${res.status}`
     } catch (err) {
       last = (err as Error).message
@@ -154,10 +162,20 @@ export function ensureBuilt(berthDir: string): string | undefined {
   return newest > built ? `dist/ is older than some file in src/ of ${berthDir}: run npm run build for current figures` : undefined
 }
 
-export async function startBerth(berthDir: string, root: string): Promise<Server> {
-  const dataDir = join(root, 'berth')
+/** `opts.env` adds BERTH_* settings (auth, PostgreSQL, S3); `opts.name` names its data dir and log. */
+export interface BerthOptions {
+  /** the data dir and log file under root: <name>, <name>.log (default berth, berth.log) */
+  name?: string
+  /** BERTH_* settings on top of the benchmark's defaults (which they replace) */
+  env?: Record<string, string>
+  /** statuses of GET /v2/ that mean ready (401 with auth on) */
+  readyStatuses?: number[]
+}
+
+export async function startBerth(berthDir: string, root: string, opts: BerthOptions = {}): Promise<Server> {
+  const dataDir = join(root, opts.name ?? 'berth')
   await mkdir(dataDir, { recursive: true })
-  const logFile = join(root, 'berth.log')
+  const logFile = join(root, `${opts.name ?? 'berth'}.log`)
   let lastError: unknown
   for (let attempt = 0; attempt < 3; attempt++) {
     const port = await freePort()
@@ -170,10 +188,11 @@ export async function startBerth(berthDir: string, root: string): Promise<Server
       BERTH_ADMIN_PASSWORD: randomBytes(18).toString('base64url'),
     }
     for (const key of Object.keys(env)) if (key.startsWith('BENCH_')) delete env[key]
+    Object.assign(env, opts.env)
     const extra = (process.env.BENCH_BERTH_NODE_OPTIONS ?? '').split(' ').filter(Boolean)
     const server = launch('Berth', process.execPath, [...extra, join(berthDir, 'bin', 'berth.js'), 'serve', '--addr', `127.0.0.1:${port}`, '--data-dir', dataDir], env, dataDir, logFile, port)
     try {
-      await waitReady(server, 60_000)
+      await waitReady(server, 60_000, opts.readyStatuses)
       return server
     } catch (err) {
       lastError = err
@@ -181,6 +200,36 @@ export async function startBerth(berthDir: string, root: string): Promise<Server
     }
   }
   throw lastError
+}
+
+/**
+ * s3rver (the devDependency the tests use) in a child process of its own (bench/s3rver.ts), so
+ * that it does not share the load generator's event loop; objects under `root`/s3.
+ */
+export async function startS3rver(root: string, buckets: string[]): Promise<{ endpoint: string; pid: number; stop(): Promise<void> }> {
+  const directory = join(root, 's3')
+  await mkdir(directory, { recursive: true })
+  const logFile = join(root, 's3rver.log')
+  const port = await freePort()
+  const script = join(import.meta.dirname, 's3rver.ts')
+  const server = launch('S3', process.execPath, ['--import', 'tsx', script, directory, String(port), ...buckets], { PATH: process.env.PATH, HOME: process.env.HOME }, directory, logFile, port)
+  const deadline = Date.now() + 30_000
+  for (;;) {
+    const exit = server.exited()
+    if (exit) throw new Error(`${exit}; last lines of ${logFile}:\n${tail(logFile)}`)
+    if (/^ready$/m.test(readLog(logFile))) break
+    if (Date.now() > deadline) throw new Error(`s3rver not ready after 30 s; last lines of ${logFile}:\n${tail(logFile)}`)
+    await sleep(100)
+  }
+  return { endpoint: server.url, pid: server.pid, stop: () => server.stop() }
+}
+
+function readLog(file: string): string {
+  try {
+    return readFileSync(file, 'utf8')
+  } catch {
+    return ''
+  }
 }
 
 export async function startDistribution(binary: string, root: string): Promise<Server> {
