@@ -18,7 +18,7 @@ import type { BenchConfig } from './config.js'
 import { MANIFEST_ACCEPT, makeImage, pushImage, RegistryClient } from './client.js'
 import { basic, bearerToken, berthRevision, elapsedS, fmt, load, log, machine, median, ratio, times, writeReport } from './common.js'
 import { sha256 } from './data.js'
-import { runAutocannon, type LoadResult } from './load.js'
+import { runAutocannon, runWrk, type LoadResult } from './load.js'
 import { readMem } from './rss.js'
 import { distributionVersion, startBerth, startDistribution, trackDir, type Server } from './servers.js'
 
@@ -93,8 +93,10 @@ export async function authMode(cfg: BenchConfig): Promise<void> {
         const h = await t.headers()
         const manifest = `${t.server.url}/v2/bench/app/manifests/latest`
         const blob = `${t.server.url}/v2/bench/app/blobs/${layer}`
-        if (cfg.warmupS > 0) await runAutocannon(manifest, 'GET', c, cfg.warmupS, { accept: MANIFEST_ACCEPT, ...h })
-        const get = await runAutocannon(manifest, 'GET', c, cfg.durationS, { accept: MANIFEST_ACCEPT, ...h })
+        const getLoad = (d: number) =>
+          cfg.getTool === 'wrk' ? runWrk(manifest, c, d, { accept: MANIFEST_ACCEPT, ...h }, cfg.wrkThreads) : runAutocannon(manifest, 'GET', c, d, { accept: MANIFEST_ACCEPT, ...h })
+        if (cfg.warmupS > 0) await getLoad(cfg.warmupS)
+        const get = await getLoad(cfg.durationS)
         const head = await runAutocannon(blob, 'HEAD', c, cfg.durationS, h)
         for (const [op, r] of [['get', get], ['head', head]] as const) {
           results[t.who][op].push(r)
@@ -122,7 +124,7 @@ export async function authMode(cfg: BenchConfig): Promise<void> {
     `- machine: ${machine()}`,
     `- Berth ${berthRevision(cfg.berthDir)}, two processes from the same build: auth off (as in the default run), and auth on with a pull token of a project guest; log level warn, access log off, SQLite + filesystem`,
     `- Distribution ${distVersion ?? 'not run'}: open, filesystem, as in the default run`,
-    `- settings: ${cfg.quick ? 'BENCH_QUICK=1, ' : ''}${cfg.repeat} round(s), servers alternating, ${cfg.durationS} s per measurement after a ${cfg.warmupS} s manifest GET warm-up, autocannon in the bench process, c=${c}`,
+    `- settings: ${cfg.quick ? 'BENCH_QUICK=1, ' : ''}${cfg.repeat} round(s), servers alternating, ${cfg.durationS} s per measurement after a ${cfg.warmupS} s manifest GET warm-up, ${cfg.getTool === 'wrk' ? `GET: wrk -t${cfg.wrkThreads}, HEAD: autocannon` : 'autocannon in the bench process'}, c=${c}`,
     `- load average (1/5/15 min) at start ${load0}, at end ${load()}; total ${elapsedS().toFixed(0)} s`,
     '',
     `| measure | ${whos.map((w) => LABEL[w]).join(' | ')} | auth ÷ open | target | met |${dist ? ' open ÷ Distribution | auth ÷ Distribution |' : ''}`,

@@ -141,3 +141,11 @@ async function autocannonRun(
   clearTimeout(hardStop)
   return { result, latencies: latencies.subarray(0, count) }
 }
+
+/** wrk against each URL at once (one process per node, `connections` split between them): req/s summed, the worst p50/p99. */
+export async function runWrkSpread(urls: string[], connections: number, durationS: number, headers: Record<string, string>, threads: number): Promise<LoadResult> {
+  const share = (i: number) => Math.max(1, Math.floor(connections / urls.length) + (i < connections % urls.length ? 1 : 0))
+  const parts = await Promise.all(urls.map((url, i) => runWrk(url, share(i), durationS, headers, threads)))
+  const sum = (pick: (r: LoadResult) => number) => parts.reduce((n, p) => n + pick(p), 0)
+  return { tool: 'wrk', rps: sum((r) => r.rps), p50Ms: Math.max(...parts.map((p) => p.p50Ms)), p99Ms: Math.max(...parts.map((p) => p.p99Ms)), requests: sum((r) => r.requests), errors: sum((r) => r.errors) }
+}

@@ -23,7 +23,7 @@ import type { BenchConfig } from './config.js'
 import { MANIFEST_ACCEPT, makeImage, pushImage, RegistryClient } from './client.js'
 import { berthRevision, elapsedS, fmt, load, log, machine, median, pushSpread, ratio, times, writeReport } from './common.js'
 import { sha256 } from './data.js'
-import { runAutocannonSpread, type LoadResult } from './load.js'
+import { runAutocannonSpread, runWrkSpread, type LoadResult } from './load.js'
 import { readMem, RssSampler } from './rss.js'
 import { atCleanup, distributionVersion, startBerth, startDistribution, startS3rver, trackDir, type Server } from './servers.js'
 
@@ -174,14 +174,16 @@ export async function scaleOutMode(cfg: BenchConfig): Promise<void> {
         const manifests = t.nodes.map((s) => `${s.url}/v2/bench/app/manifests/latest`)
         const blobs = t.nodes.map((s) => `${s.url}/v2/bench/app/blobs/${layer}`)
         const headers = { accept: MANIFEST_ACCEPT }
-        if (cfg.warmupS > 0) await runAutocannonSpread(manifests, 'GET', c, cfg.warmupS, headers)
+        // GET with BENCH_GET_TOOL=wrk: one wrk process per node (less of the 2 CPUs for the load generator); HEAD always autocannon.
+        const getLoad = (d: number) => (cfg.getTool === 'wrk' ? runWrkSpread(manifests, c, d, headers, cfg.wrkThreads) : runAutocannonSpread(manifests, 'GET', c, d, headers))
+        if (cfg.warmupS > 0) await getLoad(cfg.warmupS)
         const samplers = t.nodes.map((s) => new RssSampler(s.pid, cfg.rssIntervalMs))
         let pgMax = 0
         const poll = t.dbName ? pollConnections(monitor, t.dbName, (n) => (pgMax = Math.max(pgMax, n))) : undefined
         let get: LoadResult, head: LoadResult, pushMBps: number
         let mem: ReturnType<RssSampler['stop']>[]
         try {
-          get = await runAutocannonSpread(manifests, 'GET', c, cfg.durationS, headers)
+          get = await getLoad(cfg.durationS)
           head = await runAutocannonSpread(blobs, 'HEAD', c, cfg.durationS, {})
           const seed = 7_000_000 + (targets.indexOf(t) * 100 + round) * 1_000
           pushMBps = await pushSpread(
@@ -235,11 +237,11 @@ export async function scaleOutMode(cfg: BenchConfig): Promise<void> {
     `- machine: ${machine()}; PostgreSQL ${pgVersion} on 127.0.0.1 (max_connections ${maxConnections}), s3rver (npm) in a child process, all on the same machine as the nodes and the load generator`,
     `- Berth ${berthRevision(cfg.berthDir)}: auth off, log level warn, access log off, database.pool.max 10 (default); Distribution ${distVersion ?? 'not run'}: filesystem, as in the default run`,
     `- settings: ${cfg.quick ? 'BENCH_QUICK=1, ' : ''}${cfg.repeat} round(s), configurations alternating (all started first, idle while the others run); ` +
-      `manifest GET and blob HEAD at c=${cfg.rateConcurrency} in total for ${cfg.durationS} s each after a ${cfg.warmupS} s warm-up (autocannon in the bench process, connections split over the nodes); ` +
+      `manifest GET and blob HEAD at c=${cfg.rateConcurrency} in total for ${cfg.durationS} s each after a ${cfg.warmupS} s warm-up (${cfg.getTool === 'wrk' ? `GET: one wrk -t${cfg.wrkThreads} per node, HEAD: autocannon` : 'autocannon'} in the bench process, connections split over the nodes); ` +
       `push: ${cfg.pushClients} clients × ${cfg.pushBytes / MiB} MiB at once (POST on one node, PUT with the bytes on the next)`,
     `- load average (1/5/15 min) at start ${load0}, at end ${load()}; total ${elapsedS().toFixed(0)} s`,
     '',
-    '| configuration | manifest GET (req/s) | p99 (ms) | blob HEAD (req/s) | p99 (ms) | push (MB/s) | GET ÷ Dist. | HEAD ÷ Dist. | push ÷ Dist. | idle RSS per node (MiB) | peak RSS per node (MiB) | PostgreSQL connections (max) |',
+    '| configuration | manifest GET (req/s) | p99 (ms) | blob HEAD (req/s) | p99 (ms) | push (MB/s) | GET ÷ Dist. | HEAD ÷ Dist. | push ÷ Dist. | idle RSS per node (MiB) | peak RSS per node (MiB) | connections to its PostgreSQL database (max) |',
     '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
   ]
   for (const t of targets) {
@@ -261,7 +263,8 @@ export async function scaleOutMode(cfg: BenchConfig): Promise<void> {
     `per node ${fmt(getRps(`cluster-${n}`) / n)} manifest GET/s, ${fmt(headRps(`cluster-${n}`) / n)} blob HEAD/s`
   lines.push(
     '',
-    `Medians of ${cfg.repeat} round(s); peak RSS and connections are maxima. MB = 10^6 bytes. The cluster rows are the same three nodes (one database, one bucket): with 1 or 2 of them under load, the others stay up and idle.`,
+    `Medians of ${cfg.repeat} round(s); peak RSS and connections are maxima. MB = 10^6 bytes. The cluster rows are the same three nodes (one database, one bucket): with 1 or 2 of them under load, the others stay up and idle, ` +
+      'so the connections of the cluster rows are those of all three nodes (each node opens up to database.pool.max = 10, plus one that LISTENs).',
     '',
     pgVsSqlite('fs-pg', 'fs-sqlite', 'filesystem storage'),
     pgVsSqlite('s3-pg', 's3-sqlite', 'S3 storage'),
