@@ -33,6 +33,8 @@ export interface QueueOptions {
   now?: () => number
   /** this node's name in lease_owner (default: a random id per process) */
   owner?: string
+  /** how long stop() waits for running handlers before leaving them to their leases (default 10 s) */
+  stopGraceMs?: number
 }
 
 export interface JobRecord {
@@ -62,6 +64,7 @@ export class JobQueue {
   readonly owner: string
   private readonly handlers = new Map<string, JobHandler>()
   private readonly running = new Map<string, Promise<void>>()
+  private readonly heartbeats = new Set<NodeJS.Timeout>()
   private readonly abort = new AbortController()
   private readonly now: () => number
   private timer: NodeJS.Timeout | undefined
@@ -121,12 +124,26 @@ export class JobQueue {
       })
   }
 
-  /** Stops claiming, lets running jobs finish (their handlers see the abort signal). */
+  /**
+   * Stops claiming and waits for running jobs (their handlers see the abort signal) up to
+   * stopGraceMs. Jobs still running then are left: their leases are no longer renewed, so once
+   * they expire another node runs them again.
+   */
   async stop(): Promise<void> {
     this.abort.abort()
     clearTimeout(this.timer)
     await this.polling
-    await Promise.allSettled([...this.running.values()])
+    if (this.running.size === 0) return
+    let grace: NodeJS.Timeout | undefined
+    const settled = await Promise.race([
+      Promise.allSettled([...this.running.values()]).then(() => true),
+      new Promise<false>((resolve) => (grace = setTimeout(() => resolve(false), this.options.stopGraceMs ?? 10_000))),
+    ])
+    clearTimeout(grace)
+    if (settled) return
+    for (const h of this.heartbeats) clearInterval(h)
+    this.heartbeats.clear()
+    this.log.warn({ jobs: [...this.running.keys()] }, 'stopped with jobs still running: their leases expire and another node runs them again')
   }
 
   async get(id: string): Promise<JobRecord | undefined> {
@@ -156,34 +173,59 @@ export class JobQueue {
   private async execute(job: JobRow): Promise<void> {
     const log = this.log.child({ job: job.id, kind: job.kind, attempt: job.attempts })
     const handler = this.handlers.get(job.kind)
+    // The handler's signal: aborted when this node stops or when the job is no longer ours (the
+    // lease lapsed and another node took it over), so a long handler can give up its work.
+    const own = new AbortController()
+    const signal = AbortSignal.any([this.abort.signal, own.signal])
     const heartbeat = setInterval(() => {
       const t = this.now()
       this.repo.renew(job.id, this.owner, t, t + this.options.leaseMs).then(
-        (ok) => ok || log.warn('lost the lease of a running job'),
+        (ok) => {
+          if (ok) return
+          log.warn('lost the lease of a running job (another node may run it)')
+          own.abort(new Error('the job lease was lost'))
+        },
         (err: unknown) => log.warn({ err }, 'could not renew a job lease'),
       )
     }, Math.max(10, Math.floor(this.options.leaseMs / 3)))
     heartbeat.unref()
+    this.heartbeats.add(heartbeat)
+    let failure: unknown
     try {
       if (!handler) throw new Error(`no handler for job kind ${job.kind}`)
-      await handler(JSON.parse(job.payload) as unknown, { id: job.id, attempt: job.attempts, signal: this.abort.signal, log })
-      clearInterval(heartbeat)
-      await this.repo.finish(job.id, this.owner, { status: 'succeeded' }, this.now())
-      log.debug('job succeeded')
+      await handler(JSON.parse(job.payload) as unknown, { id: job.id, attempt: job.attempts, signal, log })
     } catch (err) {
+      failure = err ?? new Error('job failed')
+    } finally {
       clearInterval(heartbeat)
-      const message = (err as Error).message ?? String(err)
-      if (job.attempts >= job.max_attempts) {
-        log.error({ err }, 'job failed; no attempts left')
-        await this.repo.finish(job.id, this.owner, { status: 'failed', error: message }, this.now()).catch(() => undefined)
-      } else {
-        const base = this.options.backoffMs ?? 1_000
-        const delay = Math.min(base * 2 ** (job.attempts - 1), this.options.maxBackoffMs ?? 300_000)
-        log.warn({ err, retryInMs: delay }, 'job failed; will retry')
-        await this.repo.finish(job.id, this.owner, { status: 'queued', error: message, runAt: this.now() + delay }, this.now()).catch(() => undefined)
+      this.heartbeats.delete(heartbeat)
+    }
+    // A failed write of the outcome leaves the job running under a lease nobody renews: it
+    // expires and the job is claimed again (at least once, never lost).
+    try {
+      if (failure === undefined) {
+        await this.repo.finish(job.id, this.owner, { status: 'succeeded' }, this.now())
+        log.debug('job succeeded')
+        return
       }
+      const message = failure instanceof Error ? failure.message : String(failure)
+      if (job.attempts >= job.max_attempts) {
+        log.error({ err: failure }, 'job failed; no attempts left')
+        await this.repo.finish(job.id, this.owner, { status: 'failed', error: message }, this.now())
+      } else {
+        const delay = backoff(job.attempts, this.options.backoffMs ?? 1_000, this.options.maxBackoffMs ?? 300_000)
+        log.warn({ err: failure, retryInMs: delay }, 'job failed; will retry')
+        await this.repo.finish(job.id, this.owner, { status: 'queued', error: message, runAt: this.now() + delay }, this.now())
+      }
+    } catch (err) {
+      log.warn({ err }, 'could not record the outcome of a job; it runs again once its lease expires')
     }
   }
+}
+
+/** The delay before attempt `attempts + 1`: base, 2·base, 4·base … at most max. */
+export function backoff(attempts: number, base: number, max: number): number {
+  return Math.min(base * 2 ** Math.max(0, attempts - 1), max)
 }
 
 function iso(ms: number | null): string | null {

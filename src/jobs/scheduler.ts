@@ -1,6 +1,12 @@
 import type { Logger } from 'pino'
 import type { JobQueue } from './queue.js'
 
+/**
+ * Attempts of one scheduled firing: a node that dies mid-run leaves the job to another once its
+ * lease expires, and a transient failure is retried with backoff; the next period starts afresh.
+ */
+export const SCHEDULED_ATTEMPTS = 3
+
 export interface Task {
   name: string
   /** Interval between runs in ms; 0 runs only on demand. */
@@ -48,7 +54,7 @@ export class Scheduler {
       void this.runNow(name).catch(() => undefined)
       return
     }
-    this.queue.enqueue(`task:${name}`, { slot }, { dedupeKey: `${name}@${slot}`, maxAttempts: 1 }).catch((err: unknown) => this.log.warn({ err, task: name }, 'could not enqueue a scheduled task'))
+    this.queue.enqueue(`task:${name}`, { slot }, { dedupeKey: `${name}@${slot}`, maxAttempts: SCHEDULED_ATTEMPTS }).catch((err: unknown) => this.log.warn({ err, task: name }, 'could not enqueue a scheduled task'))
   }
 
   async runNow(name: string): Promise<void> {

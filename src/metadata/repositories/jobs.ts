@@ -34,6 +34,7 @@ export function createJobRepository(db: Db) {
      * whose time has come, and running jobs whose lease expired (their node died). On PostgreSQL
      * the candidates are locked with SKIP LOCKED, so nodes claiming at once never take the same
      * job and never wait for each other; SQLite has one writer, so the statement is atomic.
+     * An expired job with no attempts left is not claimed (failExhausted fails it).
      */
     async claim(owner: string, kinds: string[], limit: number, now: number, leaseUntil: number): Promise<JobRow[]> {
       if (kinds.length === 0 || limit <= 0) return []
@@ -45,7 +46,7 @@ export function createJobRepository(db: Db) {
         where id in (
           select id from jobs
           where kind in (${kindList})
-            and ((status = 'queued' and run_at <= ${now}) or (status = 'running' and lease_expires_at < ${now}))
+            and ((status = 'queued' and run_at <= ${now}) or (status = 'running' and lease_expires_at < ${now} and attempts < max_attempts))
           order by run_at, created_at
           limit ${limit}
           ${lock}
