@@ -181,7 +181,9 @@ async function migrate(db: Kysely<Database>, caps: Capabilities): Promise<void> 
         Object.entries(MIGRATIONS).map(([name, step]): [string, Migration] => [name, { up: (k) => step.up(k, caps) }]),
       ),
   }
-  const migrator = new Migrator({ db, provider, migrationTableName: 'schema_migrations', migrationLockTableName: 'schema_migrations_lock' })
+  // Unordered: migrations are written in parallel branches, and one may land after a later
+  // number was applied (0007 ran on databases before 0006 existed); a pending one still runs.
+  const migrator = new Migrator({ db, provider, migrationTableName: 'schema_migrations', migrationLockTableName: 'schema_migrations_lock', allowUnorderedMigrations: true })
   const { error } = await migrator.migrateToLatest()
   if (error) throw new Error(`metadata migration failed: ${(error as Error).message}`, { cause: error })
 }
