@@ -212,7 +212,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
   log.info({ reason: config.gc.afterDelete ? undefined : 'gc.afterDelete is false' }, config.gc.afterDelete ? 'GC after deletes enabled' : 'GC after deletes disabled')
   let onPolicyChange = () => {}
   const retention = new RetentionService({ meta, immutability, log, now, startGc: (t) => trigger.start(t), onPolicyChange: () => onPolicyChange() })
-  const policySchedules = new PolicySchedules({ meta, gc, retention, log, configGcSchedule: config.gc.schedule })
+  const policySchedules = new PolicySchedules({ meta, gc, retention, log, configGcSchedule: config.gc.schedule, queue: jobs })
   onPolicyChange = () => policySchedules.changed()
   await policySchedules.start()
   http.register(jobRoutes, { prefix: '/api/v1', queue: jobs, requireAdmin: adminOnly(auth, config.auth.enabled) })

@@ -1,5 +1,6 @@
 import { Cron } from 'croner'
 import type { Logger } from 'pino'
+import type { JobQueue } from '../jobs/queue.js'
 import { cronProblem } from '../config/schema.js'
 import { RegistryError } from '../errors/registry-error.js'
 import type { MetadataRepositories } from '../metadata/repositories/index.js'
@@ -26,6 +27,8 @@ export interface PolicySchedulesDeps {
   configGcSchedule?: string
   /** how often the schedules are re-read from the database (changes made on other nodes) */
   refreshMs?: number
+  /** the job queue: each firing becomes one job cluster-wide (see schedule.ts) */
+  queue?: JobQueue
 }
 
 interface Running {
@@ -118,7 +121,7 @@ export class PolicySchedules {
     if (gcExpression !== this.gcJob?.expression) {
       this.gcJob?.job.stop()
       this.gcJob = undefined
-      if (gcExpression) this.gcJob = { expression: gcExpression, job: schedule('gc', gcExpression, () => this.deps.gc.run({ trigger: 'schedule' }), log) }
+      if (gcExpression) this.gcJob = { expression: gcExpression, job: schedule('gc', gcExpression, () => this.deps.gc.run({ trigger: 'schedule' }), log, this.deps.queue) }
       else log.info({ task: 'gc' }, 'gc: no schedule configured')
     }
 
@@ -136,7 +139,7 @@ export class PolicySchedules {
     for (const [project, expression] of wanted) {
       if (this.retention.has(project)) continue
       const work = () => this.deps.retention.run(project, { trigger: 'schedule' })
-      this.retention.set(project, { expression, job: schedule(`retention:${project}`, expression, work, log) })
+      this.retention.set(project, { expression, job: schedule(`retention:${project}`, expression, work, log, this.deps.queue) })
     }
   }
 }

@@ -47,7 +47,17 @@ export async function createTestDatabase(): Promise<string> {
 export async function dropTestDatabase(url: string): Promise<void> {
   const name = new URL(url).pathname.slice(1)
   if (!/^berth_test_[0-9a-f]+$/.test(name)) throw new Error(`refusing to drop ${name}: not a test database`)
-  await admin(`drop database if exists ${name} with (force)`)
+  // An autovacuum worker in the database makes a non-superuser's forced drop fail (42501) or
+  // the database busy (55006) for a moment: retry.
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await admin(`drop database if exists ${name} with (force)`)
+    } catch (err) {
+      const code = (err as { code?: string }).code
+      if (attempt >= 20 || (code !== '42501' && code !== '55006')) throw err
+      await new Promise((r) => setTimeout(r, 250))
+    }
+  }
 }
 
 async function admin(statement: string): Promise<void> {
