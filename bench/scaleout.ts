@@ -67,13 +67,16 @@ export async function scaleOutMode(cfg: BenchConfig): Promise<void> {
   const pgVersion = ((await admin.query('show server_version')).rows[0] as { server_version: string }).server_version
   const maxConnections = ((await admin.query('show max_connections')).rows[0] as { max_connections: string }).max_connections
   const databases: string[] = []
-  let adminClosed = false
-  const dropAll = async () => {
-    if (adminClosed) return
-    for (const name of databases.splice(0)) await admin.query(`drop database if exists ${name} with (force)`)
-    adminClosed = true
-    await admin.end()
-  }
+  // Once, whoever asks first: the run's own finally, or cleanupAll after an error or a signal.
+  let dropping: Promise<void> | undefined
+  const dropAll = () =>
+    (dropping ??= (async () => {
+      try {
+        for (const name of databases.splice(0)) await admin.query(`drop database if exists ${name} with (force)`)
+      } finally {
+        await admin.end()
+      }
+    })())
   atCleanup(dropAll)
   const database = async (): Promise<{ name: string; url: string }> => {
     const name = `berth_bench_${randomBytes(6).toString('hex')}`
