@@ -17,7 +17,8 @@ interface S3rverInstance {
 }
 type S3rverCtor = new (opts: Record<string, unknown>) => S3rverInstance
 const require = createRequire(import.meta.url)
-const S3rver = require('s3rver') as S3rverCtor
+/** s3rver's constructor, with the delete and listing races below patched (bench/s3rver.ts uses it too). */
+export const S3rver = require('s3rver') as S3rverCtor
 
 // s3rver removes emptied parent directories after a delete without expecting another request
 // to do the same at once: concurrent deletes then fail with ENOENT/ENOTEMPTY (a 500 that
