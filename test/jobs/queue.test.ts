@@ -13,16 +13,11 @@ import { Scheduler } from '../../src/jobs/scheduler.js'
 import { openMetadata, type MetadataDb } from '../../src/metadata/db.js'
 import { createJobRepository } from '../../src/metadata/repositories/jobs.js'
 import { createTestDatabase, dropTestDatabase, postgresSkip } from '../helpers/server.js'
+import { eventually as poll } from '../helpers/eventually.js'
 
 const log = pino({ level: 'silent' })
-
-async function eventually(check: () => Promise<boolean> | boolean, what: string, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms
-  while (!(await check())) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 20))
-  }
-}
+// Leases and retries take a while on a loaded 2-core machine: wait up to 10 s by default.
+const eventually = (check: () => Promise<boolean> | boolean, what: string, ms = 10_000) => poll(check, what, ms)
 
 for (const dialect of ['sqlite', 'postgres'] as const) {
   // Each "node" is its own database connection (pool) and queue, as separate processes would be.

@@ -5,16 +5,9 @@ import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { ADMIN, ADMIN_PASSWORD, apiOk, addUser, basic } from '../helpers/auth.js'
 import { createTestDatabase, dropTestDatabase, postgresSkip, startServer, type TestServer } from '../helpers/server.js'
+import { eventually } from '../helpers/eventually.js'
 
 const skip = postgresSkip()
-
-async function eventually(check: () => Promise<boolean>, what: string, ms = 5_000): Promise<void> {
-  const until = Date.now() + ms
-  while (!(await check())) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 50))
-  }
-}
 
 // Access decisions are cached per node; a change made through one node must reach the others'
 // caches (PostgreSQL notifications), or a disabled user keeps pushing through the rest.

@@ -10,17 +10,9 @@ import { openMetadata } from '../../src/metadata/db.js'
 import { createMetadataRepositories } from '../../src/metadata/repositories/index.js'
 import { buildImage, putManifest, pushBlob, sha256 } from '../helpers/oci.js'
 import { createTestDatabase, dropTestDatabase, postgresSkip, startServer, testConfig, TEST_DATABASE_URL, type TestServer } from '../helpers/server.js'
+import { eventually } from '../helpers/eventually.js'
 
 const skip = postgresSkip()
-
-/** Polls `check` until it holds (bounded; no fixed sleeps). */
-async function eventually(check: () => Promise<boolean>, what: string, ms = 5_000): Promise<void> {
-  const deadline = Date.now() + ms
-  while (!(await check())) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 5))
-  }
-}
 
 describe('PostgreSQL metadata', { skip }, () => {
   it('runs the migrations once when three nodes start together on a fresh database', async () => {
