@@ -191,6 +191,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
     minChunkSize: config.uploads.minChunkSize,
     accessLog: config.log.accessLog,
     requestTimeout: parseDuration(config.http.requestTimeout) ?? 0,
+    trustProxy: config.http.trustProxy,
     ready: async () => {
       await storage.check()
       await metadata.ping()

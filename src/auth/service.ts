@@ -51,7 +51,8 @@ export class AuthService {
     readonly tokens: TokenService,
     readonly audit: AuditLog,
     private readonly meta: MetadataRepositories,
-    generation: () => string | undefined,
+    /** the metadata write generation; undefined when reads are not cached */
+    readonly generation: () => string | undefined,
     now: () => number,
   ) {
     this.policy = new AccessPolicy(meta, generation, { enabled: options.enabled, autoCreateProjects: options.autoCreateProjects })

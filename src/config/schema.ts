@@ -26,6 +26,11 @@ export const ConfigSchema = z
         shutdownTimeout: duration.default('30s'),
         /** A bound on how long a request may take to send its headers. */
         requestTimeout: duration.default('0s'),
+        /**
+         * Proxies whose X-Forwarded-For/-Proto/-Host are believed: comma-separated addresses or
+         * CIDRs, `*` for any peer (only when nothing but the proxy can reach Berth). Empty: none.
+         */
+        trustProxy: z.string().default(''),
       })
       .strict()
       .prefault({}),

@@ -36,12 +36,21 @@ export interface HttpOptions {
   minChunkSize: number
   accessLog: boolean
   requestTimeout: number
+  /** http.trustProxy: '' none, '*' any peer, else addresses/CIDRs */
+  trustProxy?: string
   ready: () => Promise<void>
   metrics?: {
     render: () => Promise<{ contentType: string; body: string }>
     observe: (method: string, route: string, status: number, seconds: number) => void
     bytesOut: (n: number) => void
   }
+}
+
+/** Fastify's trustProxy from http.trustProxy. */
+function trustedProxies(value: string | undefined): boolean | string[] {
+  const list = (value ?? '').split(',').map((s) => s.trim()).filter(Boolean)
+  if (list.includes('*')) return true
+  return list.length > 0 ? list : false
 }
 
 /** The Fastify instance with every route of Berth; it does not listen (tests and main do). */
@@ -56,6 +65,7 @@ export function buildHttpServer(opts: HttpOptions): FastifyInstance {
     childLoggerFactory: (logger, bindings, options) => lazyChildLogger(logger as Logger, bindings, options),
     return503OnClosing: true,
     requestTimeout: opts.requestTimeout,
+    trustProxy: trustedProxies(opts.trustProxy),
     // Only the JSON API buffers bodies; /v2 streams its own.
     bodyLimit: 1024 * 1024,
     ...(https ? { https } : {}),

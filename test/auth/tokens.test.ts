@@ -108,6 +108,20 @@ describe('token authentication', () => {
     assert.equal((await fetch(`${s.url}/v2/`, { headers: { authorization: bob } })).status, 401)
   })
 
+  it('stops a removed member’s token at once, even after the token was just allowed', async () => {
+    const dave = await addUser(s, 'dave')
+    await apiOk(s, 'POST', '/projects/team/members', ADMIN, { username: 'dave', role: 'guest' }, 201)
+    const t = await token(s, dave, 'repository:team/app:pull')
+    for (let i = 0; i < 3; i++) assert.equal((await fetch(`${s.url}/v2/team/app/tags/list`, { headers: bearer(t.token) })).status, 200)
+    assert.equal((await api(s, 'DELETE', '/projects/team/members/dave', ADMIN)).status, 204)
+    assert.equal((await fetch(`${s.url}/v2/team/app/tags/list`, { headers: bearer(t.token) })).status, 401)
+    // The same token, allowed for pull, never passes for another operation or repository.
+    await apiOk(s, 'POST', '/projects/team/members', ADMIN, { username: 'dave', role: 'guest' }, 201)
+    assert.equal((await fetch(`${s.url}/v2/team/app/tags/list`, { headers: bearer(t.token) })).status, 200)
+    assert.equal((await fetch(`${s.url}/v2/team/app/blobs/uploads/`, { method: 'POST', headers: bearer(t.token) })).status, 401)
+    assert.equal((await fetch(`${s.url}/v2/team/app2/tags/list`, { headers: bearer(t.token) })).status, 401)
+  })
+
   it('supports the OAuth2 form with refresh tokens, as docker login does', async () => {
     const form = (fields: Record<string, string>) =>
       fetch(`${s.url}/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(fields).toString() })
@@ -157,5 +171,31 @@ describe('token authentication', () => {
     const priv = await token(s, undefined, 'repository:team/app:pull')
     assert.deepEqual(priv.access, [])
     void putManifest
+  })
+})
+
+describe('token realm behind a proxy', () => {
+  const forwarded = { 'x-forwarded-proto': 'https', 'x-forwarded-host': 'registry.example.com' }
+
+  it('ignores X-Forwarded-* by default', async () => {
+    const s = await startAuthServer()
+    try {
+      const res = await fetch(`${s.url}/v2/`, { headers: forwarded })
+      assert.equal(res.headers.get('www-authenticate'), `Bearer realm="${s.url}/token",service="berth"`)
+    } finally {
+      await s.close()
+    }
+  })
+
+  it('builds the realm from X-Forwarded-Proto and -Host of a trusted proxy (http.trustProxy)', async () => {
+    const s = await startAuthServer({ http: { trustProxy: '127.0.0.1, ::1' } })
+    try {
+      const res = await fetch(`${s.url}/v2/`, { headers: forwarded })
+      assert.equal(res.headers.get('www-authenticate'), 'Bearer realm="https://registry.example.com/token",service="berth"')
+      const direct = await fetch(`${s.url}/v2/`)
+      assert.equal(direct.headers.get('www-authenticate'), `Bearer realm="${s.url}/token",service="berth"`)
+    } finally {
+      await s.close()
+    }
   })
 })
