@@ -2,6 +2,9 @@ import type { Readable } from 'node:stream'
 import { RegistryError } from '../errors/registry-error.js'
 import type { Digest } from '../oci/digest.js'
 import { PathNotFound } from '../storage/driver.js'
+
+// Blob readers of the filesystem store can write themselves into a socket (no pipe).
+export { isDirectSource, type DirectSource } from '../storage/driver.js'
 import { blobPath } from '../storage/paths.js'
 import type { RegistryContext } from './context.js'
 import { storageFailure } from './storage-errors.js'

@@ -25,6 +25,18 @@ export interface BlobWriter extends Writable {
   cancel(): Promise<void>
 }
 
+/**
+ * A reader that can also write itself into a socket-backed stream faster than a pipe does
+ * (the filesystem driver's readers). `sendTo` replaces reading: use one or the other.
+ */
+export interface DirectSource {
+  sendTo(dest: Writable): Promise<void>
+}
+
+export function isDirectSource(stream: Readable): stream is Readable & DirectSource {
+  return typeof (stream as Partial<DirectSource>).sendTo === 'function'
+}
+
 export interface StorageDriver {
   readonly name: string
   stat(path: string): Promise<FileInfo>

@@ -1,4 +1,5 @@
-import { createReadStream, createWriteStream } from 'node:fs'
+import { createWriteStream } from 'node:fs'
+import { openRange } from './fs/file-range.js'
 import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises'
 import { createHash, randomUUID, type Hash } from 'node:crypto'
 import { dirname, join, relative, resolve } from 'node:path'
@@ -102,11 +103,7 @@ export class CachingDriver implements StorageDriver {
     if (this.touch(path) !== undefined) {
       const start = opts.offset ?? 0
       if (opts.length === 0) return Readable.from([])
-      const end = opts.length === undefined ? undefined : start + opts.length - 1
-      const stream = await new Promise<Readable | undefined>((ok) => {
-        const s = createReadStream(this.file(path), { start, end, highWaterMark: 1024 * 1024 })
-        s.once('open', () => ok(s)).once('error', () => ok(undefined))
-      })
+      const stream = await openRange(this.file(path), start, opts.length, 1024 * 1024).catch(() => undefined)
       if (stream) {
         this.hits++
         return stream

@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { Readable } from 'node:stream'
 import { startServer, type TestServer } from '../helpers/server.js'
-import { asBody, buildImage, expectOciError, putManifest, sha256 } from '../helpers/oci.js'
+import { asBody, buildImage, expectOciError, pushBlob, putManifest, sha256 } from '../helpers/oci.js'
 
 /** Sends headers and part of a body, then drops the connection. */
 function sendPartial(base: string, method: string, path: string, announced: number, sent: Buffer): Promise<void> {
@@ -48,6 +48,36 @@ describe('bad input and faults', () => {
     const put = await fetch(`${s.url}${loc}?digest=${sha256('first-second')}`, { method: 'PUT' })
     assert.equal(put.status, 201)
     assert.equal(await (await fetch(`${s.url}/v2/f/disconnect/blobs/${sha256('first-second')}`)).text(), 'first-second')
+  })
+
+  it('survives clients that drop blob downloads halfway, and serves the blob whole after', async () => {
+    const blob = Buffer.alloc(12 * 1024 * 1024)
+    for (let i = 0; i < blob.length; i += 4) blob.writeUInt32LE(i, i)
+    const digest = await pushBlob(s.url, 'f/download', blob)
+    const url = new URL(`${s.url}/v2/f/download/blobs/${digest}`)
+    const dropAfter = (bytes: number) =>
+      new Promise<number>((resolve, reject) => {
+        const req = request({ host: url.hostname, port: url.port, path: url.pathname }, (res) => {
+          let got = 0
+          res.on('data', (c: Buffer) => {
+            got += c.length
+            if (got >= bytes) {
+              req.destroy()
+              resolve(got)
+            }
+          })
+          res.on('end', () => resolve(got))
+        })
+        req.on('error', reject)
+        req.end()
+      })
+    const dropped = await Promise.all([dropAfter(1), dropAfter(100_000), dropAfter(3_000_000), dropAfter(3_000_000)])
+    for (const got of dropped) assert.ok(got < blob.length, `a dropped download stopped early (${got} bytes)`)
+    const whole = Buffer.from(await (await fetch(url)).arrayBuffer())
+    assert.equal(sha256(whole), digest)
+    const part = await fetch(url, { headers: { range: 'bytes=5000000-5999999' } })
+    assert.equal(part.status, 206)
+    assert.ok(Buffer.from(await part.arrayBuffer()).equals(blob.subarray(5_000_000, 6_000_000)))
   })
 
   it('stores nothing from a truncated monolithic upload', async () => {

@@ -1,3 +1,7 @@
+import type { OutgoingHttpHeaders } from 'node:http'
+import type { FastifyReply } from 'fastify'
+import type { Readable } from 'node:stream'
+import { isDirectSource, type DirectSource } from '../../registry/blob-service.js'
 import type { Registry } from '../../registry/registry.js'
 import { requireDigest } from '../../registry/registry.js'
 import { RegistryError } from '../../errors/registry-error.js'
@@ -27,16 +31,38 @@ export function blobHandlers(registry: Registry, countOut: (n: number) => void) 
         const length = range.end - range.start + 1
         const stream = await registry.blobs.open(digest, size, range.start, length)
         countOut(length)
-        return reply.code(206).header('content-range', `bytes ${range.start}-${range.end}/${size}`).header('content-length', length).send(stream)
+        return send(reply.code(206).header('content-range', `bytes ${range.start}-${range.end}/${size}`).header('content-length', length), stream)
       }
       const stream = await registry.blobs.open(digest, size)
       countOut(size)
-      return reply.code(200).header('content-length', size).send(stream)
+      return send(reply.code(200).header('content-length', size), stream)
     },
 
     async DELETE({ reply, name, ref }: V2Request) {
       await registry.blobs.delete(name, requireDigest(ref))
       return reply.code(202).header('content-length', 0).send()
     },
+  }
+}
+
+function send(reply: FastifyReply, stream: Readable): FastifyReply | Promise<void> {
+  return isDirectSource(stream) ? sendDirect(reply, stream) : reply.send(stream)
+}
+
+/**
+ * Writes the status, headers and bytes straight to the socket, bypassing the stream pipe.
+ * Fastify's response hooks (metrics, access log) still run when the response finishes; a
+ * failure mid-body can only cut the connection, as a broken pipe would.
+ */
+async function sendDirect(reply: FastifyReply, source: DirectSource): Promise<void> {
+  reply.hijack()
+  const res = reply.raw
+  res.writeHead(reply.statusCode, reply.getHeaders() as OutgoingHttpHeaders)
+  try {
+    await source.sendTo(res)
+    res.end()
+  } catch (err) {
+    if (!res.destroyed) reply.log.warn({ err }, 'blob download ended early')
+    res.destroy()
   }
 }

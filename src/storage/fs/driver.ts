@@ -1,10 +1,11 @@
-import { createReadStream, createWriteStream, type WriteStream } from 'node:fs'
+import { createWriteStream, type WriteStream } from 'node:fs'
 import { mkdir, open, readdir, readFile, rename, rm, stat, truncate, writeFile } from 'node:fs/promises'
 import { dirname, join, resolve } from 'node:path'
 import { Readable, Writable } from 'node:stream'
 import { randomUUID } from 'node:crypto'
 import { PathNotFound, type BlobWriter, type FileInfo, type ReadOptions, type StorageDriver } from '../driver.js'
 import { finished } from '../writable.js'
+import { openRange } from './file-range.js'
 
 // Large reads move in 1 MiB pieces: fewer syscalls and event-loop turns per GiB.
 const CHUNK = 1024 * 1024
@@ -35,17 +36,15 @@ export class FsDriver implements StorageDriver {
   }
 
   async reader(path: string, opts: ReadOptions = {}): Promise<Readable> {
-    const file = this.full(path)
-    const handle = await open(file, 'r').catch((err: unknown) => {
-      throw notFound(err, path)
-    })
-    const start = opts.offset ?? 0
     if (opts.length === 0) {
-      await handle.close()
+      await stat(this.full(path)).catch((err: unknown) => {
+        throw notFound(err, path)
+      })
       return Readable.from([])
     }
-    const end = opts.length === undefined ? undefined : start + opts.length - 1
-    return createReadStream('', { fd: handle, start, end, highWaterMark: CHUNK })
+    return openRange(this.full(path), opts.offset ?? 0, opts.length, CHUNK).catch((err: unknown) => {
+      throw notFound(err, path)
+    })
   }
 
   async writer(path: string, opts: { append?: boolean } = {}): Promise<BlobWriter> {
