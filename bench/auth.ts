@@ -1,5 +1,6 @@
 // BENCH_MODE=auth npm run bench: what token authentication costs on the pull path (issue 3:
-// "token auth must not cost more than 15% of open-registry throughput").
+// "manifest GET req/s with token auth must stay ≥ 80% of the open registry's"; blob HEAD is held
+// to the same bar).
 //
 // Two Berth processes from the same build: one open (auth.enabled false, as in the default run)
 // and one with auth on. On the second, the admin creates the project `bench`, a user `puller`
@@ -133,7 +134,7 @@ export async function authMode(cfg: BenchConfig): Promise<void> {
   for (const op of ['get', 'head'] as const) {
     const r = ratio(med('auth', op), med('open', op))
     lines.push(
-      `| ${opName[op]} (req/s) | ${whos.map((w) => fmt(med(w, op))).join(' | ')} | ${times(r)} | ≥ 0.85× | ${Number.isFinite(r) ? (r >= 0.85 ? 'yes' : '**no**') : 'n/a'} |` +
+      `| ${opName[op]} (req/s) | ${whos.map((w) => fmt(med(w, op))).join(' | ')} | ${times(r)} | ≥ 0.8× | ${Number.isFinite(r) ? (r >= 0.8 ? 'yes' : '**no**') : 'n/a'} |` +
         (dist ? ` ${times(ratio(med('open', op), med('dist', op)))} | ${times(ratio(med('auth', op), med('dist', op)))} |` : ''),
     )
     lines.push(`| ${opName[op]} p99 (ms) | ${whos.map((w) => fmt(med(w, op, (x) => x.p99Ms), 2)).join(' | ')} | ${times(ratio(med('auth', op, (x) => x.p99Ms), med('open', op, (x) => x.p99Ms)))} | | |${dist ? ' | |' : ''}`)

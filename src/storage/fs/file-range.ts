@@ -2,6 +2,9 @@ import { open, type FileHandle } from 'node:fs/promises'
 import { Readable, type Writable } from 'node:stream'
 import type { DirectSource } from '../driver.js'
 
+/** Buffers per download: up to this many writes are queued in the socket. */
+const BUFFERS = 2
+
 /**
  * A byte range of an open file as a stream, with a faster way into a socket: `sendTo` moves the
  * bytes through two buffers it reuses (the next read overlaps the previous write), where piping
@@ -53,23 +56,25 @@ export class FileRange extends Readable implements DirectSource {
   async sendTo(dest: Writable): Promise<void> {
     if (this.sending || this.readableDidRead) throw new Error('FileRange: already being read')
     this.sending = true
-    const buffers = [Buffer.allocUnsafeSlow(Math.min(this.chunk, this.remaining)), Buffer.allocUnsafeSlow(Math.min(this.chunk, this.remaining))]
+    const size = Math.min(this.chunk, this.remaining)
+    // Each buffer is written while the other is refilled, and both can be queued in the socket at
+    // once, so the socket does not wait for JavaScript between two chunks.
+    const slots = Array.from({ length: BUFFERS }, () => ({ buffer: Buffer.allocUnsafeSlow(size), written: Promise.resolve() }))
     let closed: Error | undefined
     const onClose = () => (closed ??= new Error('destination closed before the range was sent'))
     dest.once('close', onClose)
     try {
-      let inFlight: Promise<void> = Promise.resolve()
       for (let i = 0; this.remaining > 0; i++) {
-        const buffer = buffers[i % 2] as Buffer
-        const n = Math.min(buffer.length, this.remaining)
-        const filled = await this.readInto(buffer, n)
-        await inFlight
+        const slot = slots[i % BUFFERS] as (typeof slots)[number]
+        await slot.written
         if (closed) throw closed
-        inFlight = write(dest, filled)
-        // Settled later by the await above; until then a failure must not count as unhandled.
-        inFlight.catch(() => undefined)
+        const filled = await this.readInto(slot.buffer, Math.min(size, this.remaining))
+        if (closed) throw closed
+        slot.written = write(dest, filled)
+        // Awaited when the slot comes round again; until then a failure must not count as unhandled.
+        slot.written.catch(() => undefined)
       }
-      await inFlight
+      await Promise.all(slots.map((s) => s.written))
     } finally {
       dest.off('close', onClose)
       this.destroy()
