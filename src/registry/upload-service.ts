@@ -160,7 +160,8 @@ export class UploadService {
     const state = await this.hashState(row, algorithm)
     // The cached hash is consumed by this write: if it fails half-way, recompute next time.
     this.hashes.delete(row.id)
-    const written = await this.stream(uploadDataPath(row.id), true, state, body, expected)
+    // An empty session has no data file yet (or one a failed write emptied): no append needed.
+    const written = await this.stream(uploadDataPath(row.id), row.size > 0, state, body, expected)
     const size = row.size + written
     // Compare-and-set: two nodes appending to one session at once cannot both win. The loser's
     // bytes make the stored data longer than the session says, which finish() refuses.

@@ -1,5 +1,5 @@
 import { createWriteStream, type WriteStream } from 'node:fs'
-import { mkdir, open, readdir, readFile, rename, rm, stat, truncate, writeFile } from 'node:fs/promises'
+import { mkdir, open, readdir, readFile, rename, rm, rmdir, stat, truncate, writeFile } from 'node:fs/promises'
 import { dirname, join, resolve } from 'node:path'
 import { Readable, Writable } from 'node:stream'
 import { randomUUID } from 'node:crypto'
@@ -72,18 +72,32 @@ export class FsDriver implements StorageDriver {
   }
 
   async move(from: string, to: string): Promise<void> {
+    const source = this.full(from)
     const target = this.full(to)
-    await mkdir(dirname(target), { recursive: true })
+    // The target's folder usually exists already: rename first, create it only when missing.
     try {
-      await rename(this.full(from), target)
+      await rename(source, target)
     } catch (err) {
-      throw notFound(err, from)
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+      await mkdir(dirname(target), { recursive: true })
+      await rename(source, target).catch((again: unknown) => {
+        throw notFound(again, from)
+      })
     }
     await syncDir(dirname(target))
   }
 
   async delete(path: string): Promise<void> {
-    await rm(this.full(path), { recursive: true, force: true })
+    const full = this.full(path)
+    // Most deletes on the push path are of an upload's folder, already empty once its data was
+    // moved to the blob store: one rmdir, instead of rm's lstat, readdir and rmdir.
+    try {
+      await rmdir(full)
+      return
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return
+    }
+    await rm(full, { recursive: true, force: true })
   }
 
   async *list(prefix: string): AsyncIterable<string> {
