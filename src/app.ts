@@ -11,6 +11,7 @@ import { openMetadata, type MetadataDb } from './metadata/db.js'
 import { createMetadataRepositories } from './metadata/repositories/index.js'
 import { loggerOptions } from './observability/logger.js'
 import { Metrics } from './observability/metrics.js'
+import { runtimeGc, TransferGc } from './observability/transfer-gc.js'
 import { createRegistry, type Registry } from './registry/registry.js'
 import { AuthService } from './auth/service.js'
 import type { OidcLogin } from './auth/oidc.js'
@@ -123,6 +124,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
   }
   const immutability = new ImmutabilityService(meta, now)
   const pulls = new PullTracker(meta.policies, log, { now })
+  const transferGc = new TransferGc(runtimeGc())
   // Set once GC exists (below); deletes before that cannot happen (nothing listens yet).
   let gcAfterDelete = () => {}
   const registry = createRegistry(
@@ -136,7 +138,12 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
       onPull: (repository, digest) => pulls.record(repository, digest),
       afterDelete: config.gc.afterDelete ? () => gcAfterDelete() : undefined,
     },
-    { onBytesIn: (n) => metrics?.bytesIn.inc(n) },
+    {
+      onBytesIn: (n) => {
+        metrics?.bytesIn.inc(n)
+        transferGc.record(n)
+      },
+    },
   )
 
   const jobs = new JobQueue(meta.jobs, log.child({ module: 'jobs' }), {
@@ -204,6 +211,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
       },
       bytesOut: (n) => metrics.bytesOut.inc(n),
     },
+    onBytesOut: (n) => transferGc.record(n),
   })
 
   // The GC schedule is kept by PolicySchedules (the API's setting wins over gc.schedule).
@@ -247,6 +255,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
       stopSchedules()
       policySchedules.stop()
       trigger.close()
+      transferGc.close()
       await http.close()
       await pulls.close()
       await scheduler.stop()

@@ -44,6 +44,8 @@ export interface HttpOptions {
     observe: (method: string, route: string, status: number, seconds: number) => void
     bytesOut: (n: number) => void
   }
+  /** bytes of blob bodies sent (downloads), whether or not metrics are on */
+  onBytesOut?: (n: number) => void
 }
 
 /** Fastify's trustProxy from http.trustProxy. */
@@ -102,7 +104,10 @@ export function buildHttpServer(opts: HttpOptions): FastifyInstance {
     baseUrl: opts.baseUrl,
     maxManifestSize: opts.maxManifestSize,
     minChunkSize: opts.minChunkSize,
-    countOut: metrics?.bytesOut ?? (() => undefined),
+    countOut: (n) => {
+      metrics?.bytesOut(n)
+      opts.onBytesOut?.(n)
+    },
   })
   return app
 }
