@@ -160,8 +160,10 @@ export class UploadService {
     const state = await this.hashState(row, algorithm)
     // The cached hash is consumed by this write: if it fails half-way, recompute next time.
     this.hashes.delete(row.id)
-    // An empty session has no data file yet (or one a failed write emptied): no append needed.
-    const written = await this.stream(uploadDataPath(row.id), row.size > 0, state, body, expected)
+    // Always append, even to an empty session: when two nodes write to one session at once, the
+    // loser's bytes then make the file longer than the session says (finish() refuses it)
+    // instead of overwriting the winner's.
+    const written = await this.stream(uploadDataPath(row.id), true, state, body, expected)
     const size = row.size + written
     // Compare-and-set: two nodes appending to one session at once cannot both win. The loser's
     // bytes make the stored data longer than the session says, which finish() refuses.
