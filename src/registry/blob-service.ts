@@ -2,12 +2,12 @@ import type { Readable } from 'node:stream'
 import { RegistryError } from '../errors/registry-error.js'
 import type { Digest } from '../oci/digest.js'
 import { PathNotFound } from '../storage/driver.js'
-
-// Blob readers of the filesystem store can write themselves into a socket (no pipe).
-export { isDirectSource, type DirectSource } from '../storage/driver.js'
 import { blobPath } from '../storage/paths.js'
 import type { RegistryContext } from './context.js'
 import { storageFailure } from './storage-errors.js'
+
+// Blob readers of the filesystem store can write themselves into a socket (no pipe).
+export { isDirectSource, type DirectSource } from '../storage/driver.js'
 
 /** Reads, deletes and mounts blobs that are linked into a repository. */
 export class BlobService {

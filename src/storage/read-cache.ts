@@ -1,10 +1,10 @@
 import { createWriteStream } from 'node:fs'
-import { openRange } from './fs/file-range.js'
 import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises'
 import { createHash, randomUUID, type Hash } from 'node:crypto'
 import { dirname, join, relative, resolve } from 'node:path'
 import { pipeline, Readable, Transform, type TransformCallback } from 'node:stream'
 import type { BlobWriter, FileInfo, ReadOptions, StorageDriver } from './driver.js'
+import { openRange } from './fs/file-range.js'
 
 /** Only content-addressed blobs are cached: their bytes never change under a path. */
 const CACHEABLE = /^blobs\/[a-z0-9]+\/[0-9a-f]{2}\/[0-9a-f]+$/
