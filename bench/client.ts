@@ -64,6 +64,9 @@ export class RegistryClient {
       // Streamed bodies go through a byte-mode Readable (undici's typed body kinds).
       body: opts.body === undefined || Buffer.isBuffer(opts.body) ? opts.body : Readable.from(opts.body, { objectMode: false }),
       dispatcher: this.agent,
+      // undici closes the connection after every HEAD unless told otherwise; registry clients
+      // (Go's net/http in docker, containerd, skopeo) keep it for the next request.
+      reset: method === 'HEAD' ? false : undefined,
       signal: AbortSignal.timeout(Math.round(opts.timeoutMs ?? this.defaultTimeoutMs)),
     })
     if (!opts.expect.includes(res.statusCode)) {

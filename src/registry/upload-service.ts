@@ -4,7 +4,7 @@ import { pipeline } from 'node:stream/promises'
 import { RegistryError } from '../errors/registry-error.js'
 import { HashingStream, isAlgorithm, type Algorithm, type Digest } from '../oci/digest.js'
 import type { ByteRange } from '../oci/range.js'
-import { PathNotFound } from '../storage/driver.js'
+import { PathNotFound, type FileInfo } from '../storage/driver.js'
 import { storageFailure } from './storage-errors.js'
 import { blobPath, uploadDataPath, uploadDir, UPLOADS_ROOT } from '../storage/paths.js'
 import type { UploadRow } from '../metadata/repositories/uploads.js'
@@ -15,6 +15,11 @@ import { setTimeout as delay } from 'node:timers/promises'
 
 /** A commit met a GC run deleting the same digest (rolls the transaction back). */
 class GcClash extends Error {}
+
+/** A commit found its session's size changed by another request (rolls the transaction back). */
+class SessionChanged extends Error {}
+
+const CONCURRENT_WRITE = 'another request wrote to this upload at the same time; restart the upload'
 
 export interface UploadSession {
   id: string
@@ -70,7 +75,7 @@ export class UploadService {
           throw RegistryError.rangeInvalid('Content-Range does not match Content-Length', row.size)
         }
       }
-      const size = await this.write(row, body, range ? range.end - range.start + 1 : body.length)
+      const { size } = await this.write(row, body, range ? range.end - range.start + 1 : body.length, true)
       return { id, repository, size }
     }))
   }
@@ -79,10 +84,15 @@ export class UploadService {
   async finish(repository: string, id: string, digest: Digest, body: Body | undefined): Promise<number> {
     return this.lock.run(id, storageFailure(async () => {
       const row = await this.find(repository, id)
-      if (body) row.size = await this.write(row, body, body.length)
+      // The session's size as recorded: the commit happens only if it still holds it, so a
+      // request writing to the same session at once (maybe on another node) makes one of the
+      // two fail. The last chunk's size is not recorded first: the commit deletes the row.
+      const recorded = row.size
+      let stored: FileInfo | undefined
+      if (body) ({ size: row.size, stored } = await this.write(row, body, body.length, false))
+      else if (row.size > 0) stored = await this.ctx.storage.stat(uploadDataPath(id)).catch(missingAsUndefined)
       // The stored bytes must be the ones this session recorded (another node may have written
       // to the same session at once); the in-memory hash counts only if they did not change.
-      const stored = row.size > 0 ? await this.ctx.storage.stat(uploadDataPath(id)).catch(missingAsUndefined) : undefined
       if (row.size > 0 && stored?.size !== row.size) {
         await this.discard(id)
         throw new RegistryError('BLOB_UPLOAD_INVALID', 'the stored upload data does not match the session; restart the upload')
@@ -92,7 +102,7 @@ export class UploadService {
         await this.discard(id)
         throw RegistryError.digestInvalid('provided digest did not match uploaded content', { expected: digest.value, actual: `${digest.algorithm}:${actual}` })
       }
-      await this.commitBlob(row.repositoryId, uploadDataPath(id), digest, row.size, id)
+      await this.commitBlob({ repository, repositoryId: row.repositoryId, from: uploadDataPath(id), digest, size: row.size, session: { id, size: recorded } })
       return row.size
     }))
   }
@@ -120,7 +130,7 @@ export class UploadService {
       throw RegistryError.digestInvalid('provided digest did not match uploaded content', { expected: digest.value, actual: `${digest.algorithm}:${actual}` })
     }
     const repositoryId = await this.ctx.meta.repositories.ensure(repository, this.ctx.now())
-    await this.commitBlob(repositoryId, path, digest, size, undefined, id)
+    await this.commitBlob({ repository, repositoryId, from: path, digest, size, tempId: id })
     return size
   }
 
@@ -154,8 +164,11 @@ export class UploadService {
     return row
   }
 
-  /** Streams a chunk onto the session's bytes; returns the new size. */
-  private async write(row: UploadRow, body: Body, expected: number | undefined): Promise<number> {
+  /**
+   * Streams a chunk onto the session's bytes; returns the new size and what storage holds.
+   * `record`: move the session's size in metadata (not for a last chunk: its commit checks).
+   */
+  private async write(row: UploadRow, body: Body, expected: number | undefined, record: boolean): Promise<{ size: number; stored?: FileInfo }> {
     const algorithm = isAlgorithm(row.algorithm) ? row.algorithm : 'sha256'
     const state = await this.hashState(row, algorithm)
     // The cached hash is consumed by this write: if it fails half-way, recompute next time.
@@ -167,12 +180,12 @@ export class UploadService {
     const size = row.size + written
     // Compare-and-set: two nodes appending to one session at once cannot both win. The loser's
     // bytes make the stored data longer than the session says, which finish() refuses.
-    if (!(await this.ctx.meta.uploads.setSize(row.id, row.size, size, this.ctx.now()))) {
-      throw new RegistryError('BLOB_UPLOAD_INVALID', 'another request wrote to this upload at the same time; restart the upload')
+    if (record && !(await this.ctx.meta.uploads.setSize(row.id, row.size, size, this.ctx.now()))) {
+      throw new RegistryError('BLOB_UPLOAD_INVALID', CONCURRENT_WRITE)
     }
     const stored = await this.ctx.storage.stat(uploadDataPath(row.id)).catch(() => undefined)
     if (stored?.size === size) this.hashes.set(row.id, { hash: state, algorithm, size, version: stored.version })
-    return size
+    return { size, stored }
   }
 
   /** body → hash → storage; on any failure the written part is taken back. */
@@ -223,9 +236,10 @@ export class UploadService {
    * Moves verified bytes to their content address (unless that copy already exists), then
    * records and links the blob. The blob is visible only once the transaction commits.
    */
-  private async commitBlob(repositoryId: number, from: string, digest: Digest, size: number, sessionId?: string, tempId?: string): Promise<void> {
+  private async commitBlob(blob: VerifiedBlob): Promise<void> {
+    const { repository, repositoryId, from, digest, size, session, tempId } = blob
+    const sessionId = session?.id
     if (this.ctx.beforeLink) {
-      const repository = await this.ctx.meta.repositories.nameOf(repositoryId)
       try {
         await this.ctx.beforeLink(repository, digest.value, size)
       } catch (err) {
@@ -262,10 +276,11 @@ export class UploadService {
         // A GC run that removed this digest's row may still be deleting its file: committing now
         // would link bytes about to vanish. Roll back, wait for it, and check the file again.
         if (await this.gc.blobBeingDeleted(digest.value, GC_LEASE, Date.now(), trx)) throw new GcClash()
-        if (sessionId) await this.ctx.meta.uploads.delete(sessionId, trx)
+        if (session && !(await this.ctx.meta.uploads.delete(session.id, trx, session.size))) throw new SessionChanged()
         return true
       }).catch((err: unknown) => {
         if (err instanceof GcClash) return false
+        if (err instanceof SessionChanged) throw new RegistryError('BLOB_UPLOAD_INVALID', CONCURRENT_WRITE)
         throw err
       })
       if (committed) break
@@ -281,6 +296,20 @@ export class UploadService {
     await this.ctx.meta.uploads.delete(id)
     await this.ctx.storage.delete(uploadDir(id))
   }
+}
+
+/** Bytes whose digest was verified, ready to become a blob of `repository`. */
+interface VerifiedBlob {
+  repository: string
+  repositoryId: number
+  /** where the bytes are now (an upload's data) */
+  from: string
+  digest: Digest
+  size: number
+  /** the upload session, with the size its row must still hold for the commit to happen */
+  session?: { id: string; size: number }
+  /** the temporary upload of a monolithic POST */
+  tempId?: string
 }
 
 function missingAsUndefined(err: unknown): undefined {

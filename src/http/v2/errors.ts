@@ -16,8 +16,12 @@ export function renderV2Error(err: unknown, req: FastifyRequest, reply: FastifyR
   else req.log.info({ code: e.code, status: e.statusCode, reason: e.message }, 'request refused')
   for (const [k, v] of Object.entries(e.headers)) reply.header(k, v)
   reply.code(e.statusCode).header('content-type', 'application/json; charset=utf-8')
-  if (req.method === 'HEAD') return reply.send()
-  return reply.send(JSON.stringify(toOciEnvelope(e)))
+  const body = JSON.stringify(toOciEnvelope(e))
+  // A HEAD answer announces the length its GET would have (RFC 9110), as Distribution does:
+  // without it, clients such as undici cannot tell where the response ends and drop the
+  // connection after every refused HEAD — the common "does this blob exist?" of a push.
+  if (req.method === 'HEAD') return reply.header('content-length', Buffer.byteLength(body)).send()
+  return reply.send(body)
 }
 
 function toRegistryError(err: unknown, req: FastifyRequest): RegistryError {

@@ -39,8 +39,12 @@ export function createUploadRepository(db: Db) {
       return Number(r.numUpdatedRows) === 1
     },
 
-    async delete(id: string, trx: Db = db): Promise<void> {
-      await trx.deleteFrom('uploads').where('id', '=', id).execute()
+    /** Deletes the session, or with `size` only while it still has that size; false when nothing was. */
+    async delete(id: string, trx: Db = db, size?: number): Promise<boolean> {
+      let query = trx.deleteFrom('uploads').where('id', '=', id)
+      if (size !== undefined) query = query.where('size', '=', size)
+      const r = await query.executeTakeFirst()
+      return Number(r.numDeletedRows) === 1
     },
 
     async idleSince(cutoff: number, limit: number): Promise<string[]> {
