@@ -57,6 +57,9 @@ describe('blobs', () => {
     await expectOciError(await fetch(`${s.url}/v2/b/stranger/blobs/${digest}`), 'BLOB_UNKNOWN', 404)
     const head = await fetch(`${s.url}/v2/b/stranger/blobs/${digest}`, { method: 'HEAD' })
     assert.equal(head.status, 404)
+    // As Distribution: the length the GET's error body has, so clients can keep the connection.
+    const body = await (await fetch(`${s.url}/v2/b/stranger/blobs/${digest}`)).arrayBuffer()
+    assert.equal(head.headers.get('content-length'), String(body.byteLength))
     await expectOciError(await fetch(`${s.url}/v2/b/owner/blobs/${sha256('never pushed')}`, { method: 'DELETE' }), 'BLOB_UNKNOWN', 404)
   })
 
