@@ -39,6 +39,8 @@ export interface BenchConfig {
   /** layers in flight at once during the image push (docker's max-concurrent-uploads is 5) */
   pushConcurrency: number
   pushRuns: number
+  /** unmeasured image pushes before the measured ones (each server, first repetition) */
+  pushWarmup: number
   clients: number
   clientBytes: number
   /** the phases are run this many times (servers alternating who goes first); medians are reported */
@@ -121,6 +123,7 @@ export function loadConfig(): BenchConfig {
     layerBytes: num('BENCH_LAYER_KB', 16, { min: 1, integer: true }) * 1024,
     pushConcurrency: num('BENCH_PUSH_CONCURRENCY', 5, { min: 1, integer: true }),
     pushRuns: num('BENCH_PUSH_RUNS', quick ? 1 : 3, { min: 1, integer: true }),
+    pushWarmup: num('BENCH_PUSH_WARMUP', quick ? 1 : 3, { min: 0, integer: true }),
     clients: num('BENCH_CLIENTS', 32, { min: 1, integer: true }),
     clientBytes: num('BENCH_CLIENT_MB', quick ? 2 : 32, { min: 1, integer: true }) * MiB,
     // The auth and scale-out modes compare configurations run for run: 3 rounds unless told.

@@ -125,7 +125,10 @@ async function download(t: Subject, cfg: BenchConfig, rep: number, timeoutMs: nu
   log(`${t.server.name}: download 1 stream ${mbps(size, one.ms).toFixed(0)} MB/s, ${n} streams ${mbps(size * n, many.ms).toFixed(0)} MB/s`)
 }
 
-async function layeredPush(t: Subject, cfg: BenchConfig, rep: number, images: Image[]): Promise<void> {
+async function layeredPush(t: Subject, cfg: BenchConfig, rep: number, images: Image[], warmup: Image[]): Promise<void> {
+  // Like the request rates' warm-up: a server that has just started runs its push path cold
+  // (Node's JIT), which a long-running registry does not.
+  for (const [run, image] of warmup.entries()) await pushImage(t.client, `bench/warmup-${rep}-${run}`, 'v1', image, cfg.pushConcurrency)
   const times: number[] = []
   for (const [run, image] of images.entries()) {
     const { ms } = await timed(() => pushImage(t.client, `bench/layers-${rep}-${run}`, 'v1', image, cfg.pushConcurrency))
@@ -348,10 +351,11 @@ async function main(): Promise<void> {
       blobDigest(s.chunked, cfg.blobBytes)
       for (let i = 0; i < cfg.clients; i++) blobDigest(s.concurrent + i, cfg.clientBytes)
       const layerImages = Array.from({ length: cfg.pushRuns }, (_, run) => makeImage(s.image + run, cfg.layers, cfg.layerBytes))
+      const warmupImages = rep > 0 ? [] : Array.from({ length: cfg.pushWarmup }, (_, run) => makeImage(s.image + 5_000 + run, cfg.layers, cfg.layerBytes))
       await each((t) => monolithic(t, cfg, rep, timeoutMs))
       await each((t) => chunked(t, cfg, rep, timeoutMs))
       await each((t) => download(t, cfg, rep, timeoutMs))
-      await each((t) => layeredPush(t, cfg, rep, layerImages))
+      await each((t) => layeredPush(t, cfg, rep, layerImages, warmupImages))
       await each((t) => concurrentPush(t, cfg, rep, timeoutMs))
       await each((t) => requestRates(t, cfg, headDigest))
     }
