@@ -2,19 +2,34 @@ import type { Db } from './repositories.js'
 import { missingDigests } from './missing.js'
 import { ReadCache } from '../read-cache.js'
 import { capabilitiesOf } from '../capabilities.js'
+import { prepared } from './prepared.js'
+
+// The queries of every blob push and pull, compiled once.
+const selectLinkedSize = prepared((db, repository: string, digest: string) =>
+  db
+    .selectFrom('repository_blobs as rb')
+    .innerJoin('repositories as r', 'r.id', 'rb.repository_id')
+    .innerJoin('blobs as b', 'b.digest', 'rb.digest')
+    .select('b.size')
+    .where('r.name', '=', repository)
+    .where('rb.digest', '=', digest),
+)
+const insertBlob = prepared((db, digest: string, size: number, now: number) =>
+  db.insertInto('blobs').values({ digest, size, created_at: now }).onConflict((oc) => oc.column('digest').doNothing()),
+)
+const insertLink = prepared((db, repositoryId: number, digest: string, now: number) =>
+  db
+    .insertInto('repository_blobs')
+    .values({ repository_id: repositoryId, digest, created_at: now })
+    // A re-push or mount refreshes the link's age, which GC's grace period counts from.
+    .onConflict((oc) => oc.columns(['repository_id', 'digest']).doUpdateSet({ created_at: now })),
+)
 
 export function createBlobRepository(db: Db, generation: () => string | undefined = () => undefined) {
   const links = new ReadCache<number>(generation, 50_000)
   const { rowLocks } = capabilitiesOf(db)
   async function findLinkedUncached(repository: string, digest: string): Promise<number | undefined> {
-    const row = await db
-      .selectFrom('repository_blobs as rb')
-      .innerJoin('repositories as r', 'r.id', 'rb.repository_id')
-      .innerJoin('blobs as b', 'b.digest', 'rb.digest')
-      .select('b.size')
-      .where('r.name', '=', repository)
-      .where('rb.digest', '=', digest)
-      .executeTakeFirst()
+    const row = (await selectLinkedSize(db, repository, digest)).rows[0]
     return row === undefined ? undefined : Number(row.size)
   }
   return {
@@ -30,13 +45,8 @@ export function createBlobRepository(db: Db, generation: () => string | undefine
 
     /** Records a verified blob and links it into a repository (both idempotent). */
     async addAndLink(repositoryId: number, digest: string, size: number, now: number, trx: Db = db): Promise<void> {
-      await trx.insertInto('blobs').values({ digest, size, created_at: now }).onConflict((oc) => oc.column('digest').doNothing()).execute()
-      await trx
-        .insertInto('repository_blobs')
-        .values({ repository_id: repositoryId, digest, created_at: now })
-        // A re-push or mount refreshes the link's age, which GC's grace period counts from.
-        .onConflict((oc) => oc.columns(['repository_id', 'digest']).doUpdateSet({ created_at: now }))
-        .execute()
+      await insertBlob(trx, digest, size, now)
+      await insertLink(trx, repositoryId, digest, now)
     },
 
     async unlink(repositoryId: number, digest: string): Promise<boolean> {

@@ -2,6 +2,7 @@ import { sql, type Generated, type Kysely } from 'kysely'
 import type { Database } from '../schema.js'
 import { capabilitiesOf } from '../capabilities.js'
 import type { Db } from './repositories.js'
+import { prepared } from './prepared.js'
 
 // Queries of garbage collection and scrub (src/gc). Reachability is computed here, in SQL,
 // page by page (keyset pagination), never by walking storage or loading every digest.
@@ -70,6 +71,18 @@ export interface ManifestRules {
   /** untagged manifests created before this are deleted; undefined keeps them (gc.untagged: keep) */
   untaggedCutoff: number | undefined
 }
+
+// Every blob commit asks whether a GC run is deleting the same digest: compiled once.
+const selectBlobDeletion = prepared((db, digest: string, lease: string, now: number) =>
+  db
+    .withTables<GcTables>()
+    .selectFrom('gc_blob_deletions as d')
+    .innerJoin('gc_leases as l', (j) => j.onRef('l.holder', '=', 'd.run_id'))
+    .select('d.digest')
+    .where('d.digest', '=', digest)
+    .where('l.name', '=', lease)
+    .where('l.expires_at', '>', now),
+)
 
 export function createGcRepository(db: Db) {
   const g = db.withTables<GcTables>()
@@ -313,16 +326,7 @@ export function createGcRepository(db: Db) {
      * concurrent delete of that row to commit, so the marker is visible by then).
      */
     async blobBeingDeleted(digest: string, lease: string, now: number, trx: Db = db): Promise<boolean> {
-      const row = await trx
-        .withTables<GcTables>()
-        .selectFrom('gc_blob_deletions as d')
-        .innerJoin('gc_leases as l', (j) => j.onRef('l.holder', '=', 'd.run_id'))
-        .select('d.digest')
-        .where('d.digest', '=', digest)
-        .where('l.name', '=', lease)
-        .where('l.expires_at', '>', now)
-        .executeTakeFirst()
-      return row !== undefined
+      return (await selectBlobDeletion(trx, digest, lease, now)).rows.length > 0
     },
 
     /** Takes (or renews) the named lease for `holder` until `until`; false when another holds it. */

@@ -1,7 +1,11 @@
 import type { Kysely } from 'kysely'
 import type { Database } from '../schema.js'
+import { prepared } from './prepared.js'
 
 export type Db = Kysely<Database>
+
+// Every push asks for its repository's id: compiled once.
+const selectId = prepared((db, name: string) => db.selectFrom('repositories').select('id').where('name', '=', name))
 
 export function createRepositoryRepository(db: Db) {
   return {
@@ -17,7 +21,7 @@ export function createRepositoryRepository(db: Db) {
      * keeps re-pushes from burning a sequence value each time on PostgreSQL.
      */
     async ensure(name: string, now: number, trx: Db = db): Promise<number> {
-      const find = () => trx.selectFrom('repositories').select('id').where('name', '=', name).executeTakeFirst()
+      const find = async () => (await selectId(trx, name)).rows[0]
       const existing = await find()
       if (existing) return Number(existing.id)
       const inserted = await trx

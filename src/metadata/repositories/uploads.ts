@@ -1,4 +1,5 @@
 import type { Db } from './repositories.js'
+import { prepared } from './prepared.js'
 
 export interface UploadRow {
   id: string
@@ -9,19 +10,31 @@ export interface UploadRow {
   updatedAt: number
 }
 
+// The queries of every blob push, compiled once.
+const insertSession = prepared((db, id: string, repositoryId: number, algorithm: string, now: number) =>
+  db.insertInto('uploads').values({ id, repository_id: repositoryId, algorithm, size: 0, created_at: now, updated_at: now }),
+)
+const selectSession = prepared((db, id: string) =>
+  db
+    .selectFrom('uploads as u')
+    .innerJoin('repositories as r', 'r.id', 'u.repository_id')
+    .select(['u.id', 'r.name', 'u.repository_id', 'u.algorithm', 'u.size', 'u.updated_at'])
+    .where('u.id', '=', id),
+)
+const updateSize = prepared((db, id: string, from: number, size: number, now: number) =>
+  db.updateTable('uploads').set({ size, updated_at: now }).where('id', '=', id).where('size', '=', from),
+)
+const deleteSession = prepared((db, id: string) => db.deleteFrom('uploads').where('id', '=', id))
+const deleteSessionOfSize = prepared((db, id: string, size: number) => db.deleteFrom('uploads').where('id', '=', id).where('size', '=', size))
+
 export function createUploadRepository(db: Db) {
   return {
     async create(id: string, repositoryId: number, algorithm: string, now: number): Promise<void> {
-      await db.insertInto('uploads').values({ id, repository_id: repositoryId, algorithm, size: 0, created_at: now, updated_at: now }).execute()
+      await insertSession(db, id, repositoryId, algorithm, now)
     },
 
     async find(id: string): Promise<UploadRow | undefined> {
-      const row = await db
-        .selectFrom('uploads as u')
-        .innerJoin('repositories as r', 'r.id', 'u.repository_id')
-        .select(['u.id', 'r.name', 'u.repository_id', 'u.algorithm', 'u.size', 'u.updated_at'])
-        .where('u.id', '=', id)
-        .executeTakeFirst()
+      const row = (await selectSession(db, id)).rows[0]
       if (!row) return undefined
       return {
         id: row.id,
@@ -35,16 +48,13 @@ export function createUploadRepository(db: Db) {
 
     /** Moves the size from `from` to `size`; false when another request changed it meanwhile. */
     async setSize(id: string, from: number, size: number, now: number): Promise<boolean> {
-      const r = await db.updateTable('uploads').set({ size, updated_at: now }).where('id', '=', id).where('size', '=', from).executeTakeFirst()
-      return Number(r.numUpdatedRows) === 1
+      return Number((await updateSize(db, id, from, size, now)).numAffectedRows) === 1
     },
 
     /** Deletes the session, or with `size` only while it still has that size; false when nothing was. */
     async delete(id: string, trx: Db = db, size?: number): Promise<boolean> {
-      let query = trx.deleteFrom('uploads').where('id', '=', id)
-      if (size !== undefined) query = query.where('size', '=', size)
-      const r = await query.executeTakeFirst()
-      return Number(r.numDeletedRows) === 1
+      const r = size === undefined ? await deleteSession(trx, id) : await deleteSessionOfSize(trx, id, size)
+      return Number(r.numAffectedRows) === 1
     },
 
     async idleSince(cutoff: number, limit: number): Promise<string[]> {

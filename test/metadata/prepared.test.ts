@@ -1,0 +1,74 @@
+import assert from 'node:assert/strict'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { describe, it } from 'node:test'
+import { openMetadata, type MetadataDb } from '../../src/metadata/db.js'
+import { prepared } from '../../src/metadata/repositories/prepared.js'
+import { createTestDatabase, dropTestDatabase, postgresSkip } from '../helpers/server.js'
+
+const insertRepository = prepared((db, name: string, now: number) => db.insertInto('repositories').values({ name, created_at: now }))
+const namesBetween = prepared((db, from: number, to: number, kind: string) =>
+  db
+    .selectFrom('repositories')
+    .select(['name', 'created_at'])
+    // A constant of the query itself stays as it is; the arguments change from call to call.
+    .where('created_at', '>=', from)
+    .where('created_at', '<=', to)
+    .where('name', 'like', 'r%')
+    .where('name', '!=', kind)
+    .orderBy('created_at'),
+)
+
+async function exercise(meta: MetadataDb): Promise<void> {
+  for (let i = 1; i <= 5; i++) await insertRepository(meta.db, `r${i}`, i * 10)
+  const first = await namesBetween(meta.db, 20, 40, 'r3')
+  assert.deepEqual(first.rows.map((r) => r.name), ['r2', 'r4'])
+  const second = await namesBetween(meta.db, 10, 50, 'none')
+  assert.deepEqual(second.rows.map((r) => [r.name, Number(r.created_at)]), [['r1', 10], ['r2', 20], ['r3', 30], ['r4', 40], ['r5', 50]])
+  // Inside a transaction too, with the same compiled SQL.
+  await meta.db.transaction().execute(async (trx) => {
+    await insertRepository(trx, 'r6', 60)
+    assert.deepEqual((await namesBetween(trx, 55, 65, '')).rows.map((r) => r.name), ['r6'])
+  })
+}
+
+describe('prepared queries', () => {
+  it('run with each call’s own values on SQLite', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'berth-prepared-'))
+    const meta = await openMetadata(`sqlite:${join(dir, 'berth.db')}`)
+    try {
+      await exercise(meta)
+    } finally {
+      await meta.close()
+      await rm(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('compile once per dialect: the same query also runs on PostgreSQL in the same process', { skip: postgresSkip() }, async () => {
+    const url = await createTestDatabase()
+    const meta = await openMetadata(url)
+    try {
+      await exercise(meta)
+    } finally {
+      await meta.close()
+      await dropTestDatabase(url)
+    }
+  })
+
+  it('refuse a query that computes with an argument or leaves one out', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'berth-prepared-'))
+    const meta = await openMetadata(`sqlite:${join(dir, 'berth.db')}`)
+    try {
+      const computed = prepared((db, name: string) => db.selectFrom('repositories').select('id').where('name', '=', `${name}-x`))
+      await assert.rejects(computed(meta.db, 'a'), /computes with an argument/)
+      const counted = prepared((db, at: number) => db.selectFrom('repositories').select('id').where('created_at', '=', Number(at) + 1))
+      await assert.rejects(counted(meta.db, 1), /computes with an argument/)
+      const unused = prepared((db, _name: string) => db.selectFrom('repositories').select('id'))
+      await assert.rejects(unused(meta.db, 'a'), /does not pass argument 0/)
+    } finally {
+      await meta.close()
+      await rm(dir, { recursive: true, force: true })
+    }
+  })
+})
