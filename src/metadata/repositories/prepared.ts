@@ -1,6 +1,9 @@
-import type { Compilable, CompiledQuery, QueryResult } from 'kysely'
+import type { Compilable, CompiledQuery, Kysely, QueryResult } from 'kysely'
 import { capabilitiesOf, type Dialect } from '../capabilities.js'
-import type { Db } from './repositories.js'
+import type { Database } from '../schema.js'
+
+// The repositories' Db, named here so that repositories.ts can use this module without a cycle.
+type Db = Kysely<Database>
 
 /** Where a compiled query's parameter comes from: the call's nth argument, or a constant. */
 type Slot = { arg: number } | { value: unknown }
