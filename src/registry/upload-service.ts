@@ -4,7 +4,7 @@ import { pipeline } from 'node:stream/promises'
 import { RegistryError } from '../errors/registry-error.js'
 import { HashingStream, isAlgorithm, type Algorithm, type Digest } from '../oci/digest.js'
 import type { ByteRange } from '../oci/range.js'
-import { PathNotFound, type FileInfo } from '../storage/driver.js'
+import { PathNotFound, type FileInfo, type WriterOptions } from '../storage/driver.js'
 import { storageFailure } from './storage-errors.js'
 import { blobPath, uploadDataPath, uploadDir, UPLOADS_ROOT } from '../storage/paths.js'
 import type { UploadRow } from '../metadata/repositories/uploads.js'
@@ -123,7 +123,7 @@ export class UploadService {
     const id = randomUUID()
     const path = uploadDataPath(id)
     const hash = createHash(digest.algorithm)
-    const size = await this.stream(path, false, hash, body, body.length)
+    const size = await this.stream(path, {}, hash, body, body.length)
     const actual = hash.digest('hex')
     if (actual !== digest.hex) {
       await this.ctx.storage.delete(uploadDir(id))
@@ -176,7 +176,7 @@ export class UploadService {
     // Always append, even to an empty session: when two nodes write to one session at once, the
     // loser's bytes then make the file longer than the session says (finish() refuses it)
     // instead of overwriting the winner's.
-    const written = await this.stream(uploadDataPath(row.id), true, state, body, expected)
+    const written = await this.stream(uploadDataPath(row.id), { append: true, size: row.size }, state, body, expected)
     const size = row.size + written
     // Compare-and-set: two nodes appending to one session at once cannot both win. The loser's
     // bytes make the stored data longer than the session says, which finish() refuses.
@@ -189,9 +189,9 @@ export class UploadService {
   }
 
   /** body → hash → storage; on any failure the written part is taken back. */
-  private async stream(path: string, append: boolean, hash: Hash, body: Body, expected: number | undefined): Promise<number> {
+  private async stream(path: string, opts: WriterOptions, hash: Hash, body: Body, expected: number | undefined): Promise<number> {
     const hasher = new HashingStream(hash)
-    const writer = await this.ctx.storage.writer(path, { append })
+    const writer = await this.ctx.storage.writer(path, opts)
     try {
       await pipeline(body.stream, hasher, writer)
       // Checked before commit, so that a short body is never made durable.

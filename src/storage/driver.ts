@@ -37,11 +37,21 @@ export function isDirectSource(stream: Readable): stream is Readable & DirectSou
   return typeof (stream as Partial<DirectSource>).sendTo === 'function'
 }
 
+export interface WriterOptions {
+  /** add to the end of the file instead of replacing it */
+  append?: boolean
+  /**
+   * With `append`: the file's size as the caller's records have it, where cancelling takes the
+   * file back to (saves asking the store). Without it, the store's own size counts.
+   */
+  size?: number
+}
+
 export interface StorageDriver {
   readonly name: string
   stat(path: string): Promise<FileInfo>
   reader(path: string, opts?: ReadOptions): Promise<Readable>
-  writer(path: string, opts?: { append?: boolean }): Promise<BlobWriter>
+  writer(path: string, opts?: WriterOptions): Promise<BlobWriter>
   getContent(path: string): Promise<Buffer>
   putContent(path: string, data: Buffer): Promise<void>
   /** Atomically moves a file into place (replacing any file there). */

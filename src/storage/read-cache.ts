@@ -3,7 +3,7 @@ import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises'
 import { createHash, randomUUID, type Hash } from 'node:crypto'
 import { dirname, join, relative, resolve } from 'node:path'
 import { pipeline, Readable, Transform, type TransformCallback } from 'node:stream'
-import type { BlobWriter, FileInfo, ReadOptions, StorageDriver } from './driver.js'
+import type { BlobWriter, FileInfo, ReadOptions, StorageDriver, WriterOptions } from './driver.js'
 import { openRange } from './fs/file-range.js'
 
 /** Only content-addressed blobs are cached: their bytes never change under a path. */
@@ -136,7 +136,7 @@ export class CachingDriver implements StorageDriver {
     this.total -= size
   }
 
-  writer(path: string, opts?: { append?: boolean }): Promise<BlobWriter> {
+  writer(path: string, opts?: WriterOptions): Promise<BlobWriter> {
     return this.inner.writer(path, opts)
   }
 

@@ -3,7 +3,7 @@ import { mkdir, open, readdir, readFile, rename, rm, rmdir, stat, truncate, writ
 import { dirname, join, resolve } from 'node:path'
 import { Readable, Writable } from 'node:stream'
 import { randomUUID } from 'node:crypto'
-import { PathNotFound, type BlobWriter, type FileInfo, type ReadOptions, type StorageDriver } from '../driver.js'
+import { PathNotFound, type BlobWriter, type FileInfo, type ReadOptions, type StorageDriver, type WriterOptions } from '../driver.js'
 import { finished } from '../writable.js'
 import { openRange } from './file-range.js'
 
@@ -47,11 +47,11 @@ export class FsDriver implements StorageDriver {
     })
   }
 
-  async writer(path: string, opts: { append?: boolean } = {}): Promise<BlobWriter> {
+  async writer(path: string, opts: WriterOptions = {}): Promise<BlobWriter> {
     const file = this.full(path)
     await mkdir(dirname(file), { recursive: true })
     let before = 0
-    if (opts.append) before = await stat(file).then((s) => s.size, () => 0)
+    if (opts.append) before = opts.size ?? (await stat(file).then((s) => s.size, () => 0))
     const stream = createWriteStream(file, { flags: opts.append ? 'a' : 'w', highWaterMark: WRITE_BUFFER, flush: true })
     await new Promise<void>((ok, fail) => stream.once('open', () => ok()).once('error', fail))
     return new FsWriter(stream, file, before, opts.append === true)

@@ -19,7 +19,7 @@ import {
   type CompletedPart,
 } from '@aws-sdk/client-s3'
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner'
-import { PathNotFound, StorageConfigError, StorageUnavailable, type BlobWriter, type FileInfo, type ReadOptions, type StorageDriver } from '../driver.js'
+import { PathNotFound, StorageConfigError, StorageUnavailable, type BlobWriter, type FileInfo, type ReadOptions, type StorageDriver, type WriterOptions } from '../driver.js'
 import { finished } from '../writable.js'
 
 // S3 layout. A path is stored under `<prefix><path>` as one of:
@@ -147,7 +147,7 @@ export class S3Driver implements StorageDriver {
     return Readable.from(concat(), { objectMode: false })
   }
 
-  async writer(path: string, opts: { append?: boolean } = {}): Promise<BlobWriter> {
+  async writer(path: string, opts: WriterOptions = {}): Promise<BlobWriter> {
     const key = this.key(path)
     if (!opts.append) return new S3Writer(this, key, async () => this.deleteKeys((await this.segments(key)).map((s) => s.key)))
     let segs = await this.segments(key)
