@@ -1,6 +1,7 @@
 import type { Logger } from 'pino'
 import { RegistryError } from '../errors/registry-error.js'
 import type { MetadataRepositories } from '../metadata/repositories/index.js'
+import { ReadCache } from '../metadata/read-cache.js'
 import { projectOf } from './permissions.js'
 import { AccessPolicy } from './access.js'
 import { AuditLog } from './audit.js'
@@ -61,6 +62,15 @@ export class AuthService {
     this.users = new UserService(meta, now)
     this.projects = new ProjectService(meta, now)
     this.robots = new RobotService(meta, now)
+  }
+
+  /**
+   * A cache of up to `max` decisions, emptied whenever the metadata changes (users, robots,
+   * projects, members — on PostgreSQL clusters, on any node). Holds nothing when reads are not
+   * cached.
+   */
+  decisionCache<V>(max: number): ReadCache<V> {
+    return new ReadCache<V>(this.generation, max)
   }
 
   static async create(meta: MetadataRepositories, generation: () => string | undefined, options: AuthOptions, log: Logger, now: () => number): Promise<AuthService> {

@@ -16,19 +16,42 @@ export class ReadCache<V> {
   ) {}
 
   async get(key: string, load: () => Promise<V | undefined>): Promise<V | undefined> {
-    const now = this.generation()
+    const now = this.current()
     if (now === undefined) return load()
-    if (now !== this.seen) {
+    const hit = this.entries.get(key)
+    if (hit !== undefined) return hit
+    const value = await load()
+    if (value !== undefined) this.offer(key, value, now)
+    return value
+  }
+
+  /** The value held for `key`, without loading it. */
+  peek(key: string): V | undefined {
+    return this.current() === undefined ? undefined : this.entries.get(key)
+  }
+
+  /** Keeps a value read while the generation was `at`, unless something was written since. */
+  offer(key: string, value: V, at: string | undefined): void {
+    if (at === undefined || this.current() !== at) return
+    this.add(key, value)
+  }
+
+  drop(key: string): void {
+    const held = this.entries.get(key)
+    if (held === undefined) return
+    this.weight -= this.weigh(held)
+    this.entries.delete(key)
+  }
+
+  /** The write generation now; everything held is dropped when it moved. */
+  private current(): string | undefined {
+    const now = this.generation()
+    if (now !== undefined && now !== this.seen) {
       this.entries.clear()
       this.weight = 0
       this.seen = now
     }
-    const hit = this.entries.get(key)
-    if (hit !== undefined) return hit
-    const value = await load()
-    // Only keep it if nothing was written while it loaded.
-    if (value !== undefined && this.generation() === now) this.add(key, value)
-    return value
+    return now
   }
 
   private add(key: string, value: V): void {

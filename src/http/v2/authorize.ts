@@ -37,15 +37,21 @@ export function v2Authorizer(auth: AuthService, realm: string | undefined, servi
   const unauthorized = (req: FastifyRequest, message: string, scope?: string) =>
     new RegistryError('UNAUTHORIZED', message, { headers: { 'www-authenticate': challenge(req, scope) } })
 
-  const decisions = new BearerDecisions(auth.generation)
+  // Allowed bearer decisions by operation, repository and token, until the metadata changes
+  // or the token expires.
+  const decisions = auth.decisionCache<Caller>(4096)
   return async (req: FastifyRequest, route: MatchedRoute): Promise<Caller> => {
     const needs = required(route, req.method)
     // A bearer token already allowed this operation on this repository: skip the checks while
     // nothing in the metadata changed (a disabled user or removed member moves the generation).
     const header = req.headers.authorization
     const key = needs.length > 0 && header !== undefined && /^bearer /i.test(header) ? `${req.method}\0${route.op}\0${route.name}\0${header}` : undefined
-    const known = key === undefined ? undefined : decisions.get(key)
-    if (known) return known
+    const known = key === undefined ? undefined : decisions.peek(key)
+    if (known && key !== undefined) {
+      const exp = known.claims?.exp
+      if (exp !== undefined && exp > Date.now() / 1000) return known
+      decisions.drop(key)
+    }
     const generation = auth.generation()
     let caller: Caller
     try {
@@ -65,7 +71,7 @@ export function v2Authorizer(auth: AuthService, realm: string | undefined, servi
     const inToken = caller.scheme === 'bearer' && caller.claims && principal.kind !== 'external' ? tokenActions(caller, route.name) : undefined
     const missing = needs.filter((a) => !allowed.has(a) || (inToken !== undefined && !inToken.has(a)))
     if (missing.length === 0) {
-      if (key !== undefined && caller.scheme === 'bearer') decisions.remember(key, caller, generation)
+      if (key !== undefined && caller.scheme === 'bearer') decisions.offer(key, caller, generation)
       return caller
     }
     const scope = `repository:${route.name}:${route.op === 'upload' || (route.op === 'manifest' && req.method === 'PUT') ? 'pull,push' : needs.join(',')}`
@@ -86,44 +92,4 @@ function tokenActions(caller: Caller, repository: string): Set<string> {
 export async function canPull(auth: AuthService, caller: Caller, repository: string): Promise<boolean> {
   if (!(await auth.policy.repositoryActions(caller.principal, repository)).has('pull')) return false
   return caller.scheme !== 'bearer' || caller.principal.kind === 'external' || tokenActions(caller, repository).has('pull')
-}
-
-/**
- * Allowed bearer decisions, keyed by operation, repository and token. An entry lives until the
- * metadata's write generation moves or the token expires; nothing is remembered when reads are
- * not cached (no generation).
- */
-class BearerDecisions {
-  private readonly entries = new Map<string, Caller>()
-  private seen: string | undefined
-
-  constructor(
-    private readonly generation: () => string | undefined,
-    private readonly max = 4096,
-  ) {}
-
-  get(key: string): Caller | undefined {
-    const now = this.generation()
-    if (now === undefined) return undefined
-    if (now !== this.seen) {
-      this.entries.clear()
-      this.seen = now
-      return undefined
-    }
-    const hit = this.entries.get(key)
-    if (hit === undefined) return undefined
-    const exp = hit.claims?.exp
-    if (exp === undefined || exp <= Date.now() / 1000) {
-      this.entries.delete(key)
-      return undefined
-    }
-    return hit
-  }
-
-  /** Keeps a decision taken while the generation was `at` (not if a write happened meanwhile). */
-  remember(key: string, caller: Caller, at: string | undefined): void {
-    if (at === undefined || this.generation() !== at || at !== this.seen) return
-    if (this.entries.size >= this.max) this.entries.delete(this.entries.keys().next().value as string)
-    this.entries.set(key, caller)
-  }
 }
