@@ -36,11 +36,6 @@ export function createRepositoryRepository(db: Db) {
       return Number(row.id)
     },
 
-    async nameOf(id: number): Promise<string> {
-      const row = await db.selectFrom('repositories').select('name').where('id', '=', id).executeTakeFirstOrThrow()
-      return row.name
-    },
-
     /** Names in lexical order after `last`, at most `limit`. */
     async list(limit: number, last: string | undefined): Promise<string[]> {
       let q = db.selectFrom('repositories').select('name').orderBy('name').limit(limit)
