@@ -298,6 +298,31 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
       }
     })
 
+    it('commits at most one of two last chunks sent with PUT to one upload on both nodes at once', async () => {
+      for (let round = 0; round < 10; round++) {
+        const post = await fetch(`${a.url}/v2/chunk/last/blobs/uploads/`, { method: 'POST' })
+        assert.equal(post.status, 202)
+        const location = new URL(post.headers.get('location') ?? '', a.url)
+        const chunks = [Buffer.alloc(256 * 1024, `c${round}`), Buffer.alloc(256 * 1024, `d${round}`)]
+        const puts = await Promise.all(
+          [a, b].map((s, i) => {
+            location.searchParams.set('digest', sha256(chunks[i]!))
+            return fetch(`${s.url}${location.pathname}${location.search}`, { method: 'PUT', headers: { 'content-type': 'application/octet-stream' }, body: chunks[i] }).then(
+              async (r) => (await r.arrayBuffer(), r.status),
+            )
+          }),
+        )
+        assert.ok(puts.filter((st) => st === 201).length <= 1, `at most one PUT commits: ${puts.join(',')}`)
+        for (const status of puts) assert.ok([201, 400, 404].includes(status), `the other is refused cleanly: ${status}`)
+        for (const [i, chunk] of chunks.entries()) {
+          const got = await fetch(`${a.url}/v2/chunk/last/blobs/${sha256(chunk)}`)
+          const bytes = Buffer.from(await got.arrayBuffer())
+          if (puts[i] === 201) assert.ok(got.status === 200 && bytes.equals(chunk), 'the committed blob is exactly its chunk')
+          else assert.equal(got.status, 404, 'a refused chunk is not a blob')
+        }
+      }
+    })
+
     it('never leaves a tag pointing at a deleted manifest when a tag push races a delete', async () => {
       const img = await buildImage(a.url, 'del/app', 'del')
       for (let round = 0; round < 40; round++) {
