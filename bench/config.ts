@@ -34,6 +34,8 @@ export interface BenchConfig {
   /** 'autocannon' (default) or 'wrk' for manifest GET; HEAD always uses autocannon (wrk stalls on HEAD) */
   getTool: 'wrk' | 'autocannon'
   wrkThreads: number
+  /** 'curl' (default where installed: one process per stream) or 'undici' in the bench process */
+  downloadTool: 'curl' | 'undici'
   layers: number
   layerBytes: number
   /** layers in flight at once during the image push (docker's max-concurrent-uploads is 5) */
@@ -101,6 +103,9 @@ export function loadConfig(): BenchConfig {
   const getTool = (process.env.BENCH_GET_TOOL ?? 'autocannon').toLowerCase()
   if (getTool !== 'wrk' && getTool !== 'autocannon') throw new Error(`BENCH_GET_TOOL=${getTool}: expected wrk or autocannon`)
   if (getTool === 'wrk' && !findBinary('wrk')) throw new Error('BENCH_GET_TOOL=wrk but wrk is not installed')
+  const downloadTool = (process.env.BENCH_DOWNLOAD_TOOL ?? (findBinary('curl') ? 'curl' : 'undici')).toLowerCase()
+  if (downloadTool !== 'curl' && downloadTool !== 'undici') throw new Error(`BENCH_DOWNLOAD_TOOL=${downloadTool}: expected curl or undici`)
+  if (downloadTool === 'curl' && !findBinary('curl')) throw new Error('BENCH_DOWNLOAD_TOOL=curl but curl is not installed')
   const mode = (process.env.BENCH_MODE ?? 'default').toLowerCase() || 'default'
   if (mode !== 'default' && mode !== 'auth' && mode !== 'scaleout') throw new Error(`BENCH_MODE=${mode}: expected default, auth or scaleout`)
   const cfg: BenchConfig = {
@@ -119,6 +124,7 @@ export function loadConfig(): BenchConfig {
     headConcurrency: num('BENCH_HEAD_CONCURRENCY', 16, { min: 1, integer: true }),
     getTool,
     wrkThreads: num('BENCH_WRK_THREADS', 1, { min: 1, integer: true }),
+    downloadTool,
     layers: num('BENCH_LAYERS', quick ? 20 : 100, { min: 1, integer: true }),
     layerBytes: num('BENCH_LAYER_KB', 16, { min: 1, integer: true }) * 1024,
     pushConcurrency: num('BENCH_PUSH_CONCURRENCY', 5, { min: 1, integer: true }),

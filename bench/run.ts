@@ -14,7 +14,7 @@ import { loadConfig, type BenchConfig } from './config.js'
 import { scaleOutMode } from './scaleout.js'
 import { blobBody, blobDigest, sha256 } from './data.js'
 import { MANIFEST_ACCEPT, makeImage, pushImage, RegistryClient, type Image } from './client.js'
-import { runAutocannon, runWrk, type LoadResult } from './load.js'
+import { curlDownload, runAutocannon, runWrk, type LoadResult } from './load.js'
 import { readMem, RssSampler } from './rss.js'
 import { cleanupAll, distributionVersion, ensureBuilt, startBerth, startDistribution, trackDir, type Server } from './servers.js'
 
@@ -115,11 +115,12 @@ async function verifyBlob(t: Subject, repo: string, digest: string, size: number
 async function download(t: Subject, cfg: BenchConfig, rep: number, timeoutMs: number): Promise<void> {
   const size = cfg.blobBytes
   const path = `/v2/bench/big/blobs/${blobDigest(seeds(rep).monolithic, size)}`
-  const one = await timed(() => t.client.download(path, timeoutMs))
+  const get = (ms: number) => (cfg.downloadTool === 'curl' ? curlDownload(t.client.url(path), t.client.headers, ms) : t.client.download(path, ms))
+  const one = await timed(() => get(timeoutMs))
   if (one.value !== size) throw new Error(`${t.server.name}: download gave ${one.value} bytes, expected ${size}`)
   put('dl1', t.server.name, mbps(size, one.ms))
   const n = cfg.downloadStreams
-  const many = await timed(() => Promise.all(Array.from({ length: n }, () => t.client.download(path, timeoutMs * n))))
+  const many = await timed(() => Promise.all(Array.from({ length: n }, () => get(timeoutMs * n))))
   if (many.value.some((b) => b !== size)) throw new Error(`${t.server.name}: a parallel download was short: ${many.value.join(', ')}`)
   put('dlN', t.server.name, mbps(size * n, many.ms))
   log(`${t.server.name}: download 1 stream ${mbps(size, one.ms).toFixed(0)} MB/s, ${n} streams ${mbps(size * n, many.ms).toFixed(0)} MB/s`)
@@ -375,7 +376,7 @@ async function main(): Promise<void> {
     distVersion
       ? `- Distribution ${distVersion} (${cfg.distributionBin}): filesystem storage in the same temp dir, in-memory blob descriptor cache, delete enabled, log level error, no access log`
       : '- Distribution: not run',
-    `- settings: ${cfg.quick ? 'BENCH_QUICK=1, ' : ''}blob ${cfg.blobBytes / MiB} MiB, chunks ${cfg.chunkBytes / MiB} MiB, ${cfg.downloadStreams} download streams, ` +
+    `- settings: ${cfg.quick ? 'BENCH_QUICK=1, ' : ''}blob ${cfg.blobBytes / MiB} MiB, chunks ${cfg.chunkBytes / MiB} MiB, ${cfg.downloadStreams} download streams (${cfg.downloadTool === 'curl' ? 'one curl process each' : 'undici in the bench process'}), ` +
       `${cfg.layers} layers × ${cfg.layerBytes / 1024} KiB pushed ${cfg.pushConcurrency} at a time, ${cfg.clients} clients × ${cfg.clientBytes / MiB} MiB, ` +
       `request rates for ${cfg.durationS} s each after a ${cfg.warmupS} s warm-up (GET: ${cfg.getTool === 'wrk' ? `wrk -t${cfg.wrkThreads}` : 'autocannon'}, HEAD: autocannon)`,
     `- load average (1/5/15 min) at start ${load0.map((l) => l.toFixed(2)).join(' ')}, at end ${load1.map((l) => l.toFixed(2)).join(' ')}; total ${((Date.now() - started) / 1000).toFixed(0)} s`,
