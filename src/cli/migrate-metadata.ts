@@ -2,7 +2,7 @@ import { join, resolve } from 'node:path'
 import cliProgress from 'cli-progress'
 import { sql, type Kysely } from 'kysely'
 import { openMetadata, type MetadataDb } from '../metadata/db.js'
-import { describePostgresUrl, isPostgresUrl } from '../metadata/postgres.js'
+import { describePostgresUrl, isPostgresUrl } from '../metadata/postgres-url.js'
 
 interface MigrateFlags {
   from?: string

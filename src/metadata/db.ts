@@ -1,28 +1,17 @@
 import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import SQLite from 'better-sqlite3'
-import pg from 'pg'
-import { Kysely, Migrator, PostgresDialect, SqliteDialect, type Migration, type MigrationProvider } from 'kysely'
+import { Kysely, SqliteDialect } from 'kysely'
 import type { Database } from './schema.js'
-import { CAPABILITIES, type Capabilities } from './capabilities.js'
-import { MIGRATIONS } from './migrations/index.js'
+import { CAPABILITIES } from './capabilities.js'
+import { migrate } from './migrate.js'
 import { isCacheNeutral } from './cache-neutral.js'
-import { checkConnection, createPostgres, guardClients, isPostgresUrl, poolConfig, type PostgresOptions } from './postgres.js'
+import type { PostgresOptions } from './postgres.js'
+import type { MetadataDb } from './metadata-db.js'
+import { isPostgresUrl } from './postgres-url.js'
 
 export type { PostgresOptions } from './postgres.js'
-
-export interface MetadataDb {
-  db: Kysely<Database>
-  caps: Capabilities
-  /**
-   * A value that changes whenever any connection (this process or another, such as `berth gc`)
-   * commits a write; undefined when the dialect cannot tell cheaply (then nothing is cached).
-   */
-  generation(): string | undefined
-  /** Cheap liveness query for /readyz. */
-  ping(): Promise<void>
-  close(): Promise<void>
-}
+export type { MetadataDb } from './metadata-db.js'
 
 /** How long a read of SQLite's data_version is trusted (ms). */
 const DATA_VERSION_TTL = 20
@@ -35,57 +24,15 @@ export class MetadataConfigError extends Error {}
  */
 export async function openMetadata(url: string, options: PostgresOptions = {}): Promise<MetadataDb> {
   if (url.startsWith('sqlite:')) return openSqlite(url.slice('sqlite:'.length))
-  if (isPostgresUrl(url)) return openPostgres(url, options)
+  // Loaded only when asked for: a SQLite registry never holds the pg driver in memory.
+  if (isPostgresUrl(url)) {
+    const { openPostgres } = await import('./postgres.js')
+    return openPostgres(url, options).catch((err: unknown) => {
+      if (err instanceof Error && err.message.startsWith('database.url:')) throw new MetadataConfigError(err.message, { cause: err })
+      throw err
+    })
+  }
   throw new MetadataConfigError(`database.url: unsupported database URL scheme ${url.split(':')[0]}: (expected sqlite:PATH or postgres://…)`)
-}
-
-async function openPostgres(url: string, options: PostgresOptions): Promise<MetadataDb> {
-  const caps = CAPABILITIES.postgres
-  const { db, pool, listener, writes } = createPostgres(url, options)
-  try {
-    await checkConnection(pool, url)
-    await migratePostgres(url, options, caps)
-    await listener.start()
-  } catch (err) {
-    await listener.close()
-    await db.destroy()
-    if (err instanceof Error && err.message.startsWith('database.url:')) throw new MetadataConfigError(err.message, { cause: err })
-    throw err
-  }
-  return {
-    db,
-    caps,
-    // Remote commits arrive as notifications, this node's own commits are counted by the
-    // driver at once; no caching while the listener is down.
-    generation: () => {
-      const remote = listener.generation()
-      return remote === undefined ? undefined : `${remote}:${writes.count}`
-    },
-    ping: async () => {
-      await pool.query('select 1')
-    },
-    close: async () => {
-      await listener.close()
-      await db.destroy()
-    },
-  }
-}
-
-/**
- * Migrations run on a connection of their own without statement_timeout: a node that starts
- * while another migrates waits on Kysely's advisory lock (pg_advisory_lock) for as long as the
- * other takes, then finds nothing left to do.
- */
-async function migratePostgres(url: string, options: PostgresOptions, caps: Capabilities): Promise<void> {
-  const pool = new pg.Pool({ ...poolConfig(url, { ...options, statementTimeoutMs: 0 }), max: 1 })
-  pool.on('error', () => undefined)
-  guardClients(pool)
-  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) })
-  try {
-    await migrate(db, caps)
-  } finally {
-    await db.destroy()
-  }
 }
 
 async function openSqlite(path: string): Promise<MetadataDb> {
@@ -172,18 +119,4 @@ function countingWrites(stmt: SQLite.Statement, writes: { count: number }): SQLi
     get: counted(stmt.get.bind(stmt)),
     iterate: counted(stmt.iterate.bind(stmt)),
   } as unknown as SQLite.Statement
-}
-
-async function migrate(db: Kysely<Database>, caps: Capabilities): Promise<void> {
-  const provider: MigrationProvider = {
-    getMigrations: async () =>
-      Object.fromEntries(
-        Object.entries(MIGRATIONS).map(([name, step]): [string, Migration] => [name, { up: (k) => step.up(k, caps) }]),
-      ),
-  }
-  // Unordered: migrations are written in parallel branches, and one may land after a later
-  // number was applied (0007 ran on databases before 0006 existed); a pending one still runs.
-  const migrator = new Migrator({ db, provider, migrationTableName: 'schema_migrations', migrationLockTableName: 'schema_migrations_lock', allowUnorderedMigrations: true })
-  const { error } = await migrator.migrateToLatest()
-  if (error) throw new Error(`metadata migration failed: ${(error as Error).message}`, { cause: error })
 }

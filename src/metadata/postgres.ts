@@ -3,6 +3,10 @@ import { Kysely, PostgresDialect, type CompiledQuery, type DatabaseConnection, t
 import type { Database } from './schema.js'
 import { ChangeListener } from './change-listener.js'
 import { isCacheNeutral } from './cache-neutral.js'
+import { CAPABILITIES, type Capabilities } from './capabilities.js'
+import type { MetadataDb } from './metadata-db.js'
+import { describePostgresUrl } from './postgres-url.js'
+import { migrate } from './migrate.js'
 
 /** Settings of a PostgreSQL metadata database (the `database.*` config keys, in milliseconds). */
 export interface PostgresOptions {
@@ -33,20 +37,6 @@ export function parseInt8(text: string): number {
 const TYPES: pg.CustomTypesConfig = {
   getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
     oid === INT8_OID && format !== 'binary' ? parseInt8 : pg.types.getTypeParser(oid, format)) as pg.CustomTypesConfig['getTypeParser'],
-}
-
-/** postgres://user@host:port/db: the URL without its password or query, for messages. */
-export function describePostgresUrl(url: string): string {
-  try {
-    const u = new URL(url)
-    return `${u.protocol}//${u.username ? `${decodeURIComponent(u.username)}@` : ''}${u.host}${u.pathname}`
-  } catch {
-    return 'postgres://(unparseable URL)'
-  }
-}
-
-export function isPostgresUrl(url: string): boolean {
-  return /^postgres(ql)?:\/\//i.test(url)
 }
 
 export function poolConfig(url: string, o: PostgresOptions): pg.PoolConfig {
@@ -183,4 +173,53 @@ function isWrite(query: CompiledQuery): boolean {
   if (kind === 'SelectQueryNode') return false
   if (kind === 'RawNode') return !/^\s*(select|with|show|set|begin|commit|rollback|savepoint|release)\b/i.test(query.sql)
   return true
+}
+
+/** Opens a PostgreSQL metadata database (see openMetadata in db.ts, which loads this module). */
+export async function openPostgres(url: string, options: PostgresOptions): Promise<MetadataDb> {
+  const caps = CAPABILITIES.postgres
+  const { db, pool, listener, writes } = createPostgres(url, options)
+  try {
+    await checkConnection(pool, url)
+    await migratePostgres(url, options, caps)
+    await listener.start()
+  } catch (err) {
+    await listener.close()
+    await db.destroy()
+    throw err
+  }
+  return {
+    db,
+    caps,
+    // Remote commits arrive as notifications, this node's own commits are counted by the
+    // driver at once; no caching while the listener is down.
+    generation: () => {
+      const remote = listener.generation()
+      return remote === undefined ? undefined : `${remote}:${writes.count}`
+    },
+    ping: async () => {
+      await pool.query('select 1')
+    },
+    close: async () => {
+      await listener.close()
+      await db.destroy()
+    },
+  }
+}
+
+/**
+ * Migrations run on a connection of their own without statement_timeout: a node that starts
+ * while another migrates waits on Kysely's advisory lock (pg_advisory_lock) for as long as the
+ * other takes, then finds nothing left to do.
+ */
+async function migratePostgres(url: string, options: PostgresOptions, caps: Capabilities): Promise<void> {
+  const pool = new pg.Pool({ ...poolConfig(url, { ...options, statementTimeoutMs: 0 }), max: 1 })
+  pool.on('error', () => undefined)
+  guardClients(pool)
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) })
+  try {
+    await migrate(db, caps)
+  } finally {
+    await db.destroy()
+  }
 }
