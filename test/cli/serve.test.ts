@@ -82,4 +82,34 @@ describe('berth CLI', () => {
       await rm(dir, { recursive: true, force: true })
     }
   })
+
+  it('does not load the client libraries of backends it is not configured for', async () => {
+    // The default registry (SQLite, filesystem, local users) keeps the PostgreSQL driver, the S3
+    // SDK and the LDAP/OIDC/outbound-HTTP clients out of memory: each is imported when its
+    // configuration asks for it. A module hook in the child names every package it resolves.
+    const dir = await mkdtemp(join(tmpdir(), 'berth-cli-'))
+    const port = await freePort()
+    const hooks = `export async function resolve(s, c, next) { const r = await next(s, c); const m = /\\/node_modules\\/((?:@[^/]+\\/)?[^/]+)\\//.exec(r.url); if (m) process.stderr.write('package ' + m[1] + '\\n'); return r }`
+    const register = `import { register } from 'node:module'; register('data:text/javascript,' + encodeURIComponent(${JSON.stringify(hooks)}))`
+    const child = spawn(process.execPath, ['--import', `data:text/javascript,${encodeURIComponent(register)}`, BIN, 'serve', '--data-dir', dir, '--addr', `127.0.0.1:${port}`], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    })
+    let errors = ''
+    child.stderr.on('data', (d: Buffer) => (errors += d.toString()))
+    try {
+      const deadline = Date.now() + 10_000
+      let status = 0
+      while (Date.now() < deadline && status !== 200) {
+        status = await fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.status, () => 0)
+        if (status !== 200) await new Promise((r) => setTimeout(r, 50))
+      }
+      assert.equal(status, 200)
+      const loaded = new Set([...errors.matchAll(/^package (\S+)$/gm)].map((m) => m[1]))
+      assert.ok(loaded.has('fastify') && loaded.has('better-sqlite3'), `the hook saw the packages in use: ${[...loaded].join(', ')}`)
+      for (const unused of ['pg', '@aws-sdk/client-s3', 'ldapts', 'openid-client', 'undici']) assert.ok(!loaded.has(unused), `${unused} is not loaded`)
+    } finally {
+      child.kill('SIGKILL')
+      await rm(dir, { recursive: true, force: true })
+    }
+  })
 })
