@@ -49,6 +49,8 @@ export interface BenchConfig {
   repeat: number
   /** how long a freshly started server is left alone before its idle RSS is read */
   idleWaitS: number
+  /** a second idle reading this long after start-up (0 or ≤ idleWaitS: none); the RSS target applies to it */
+  idleQuietS: number
   rssIntervalMs: number
   /** the whole run is aborted (servers killed, temp dirs removed) after this */
   timeoutS: number
@@ -135,6 +137,7 @@ export function loadConfig(): BenchConfig {
     // The auth and scale-out modes compare configurations run for run: 3 rounds unless told.
     repeat: num('BENCH_REPEAT', mode === 'default' || quick ? 1 : 3, { min: 1, integer: true }),
     idleWaitS: num('BENCH_IDLE_WAIT_S', quick ? 1 : 3, { min: 0 }),
+    idleQuietS: num('BENCH_IDLE_QUIET_S', quick ? 0 : 20, { min: 0 }),
     rssIntervalMs: num('BENCH_RSS_INTERVAL_MS', 50, { min: 5, integer: true }),
     timeoutS: num('BENCH_TIMEOUT_S', quick ? 300 : 3600, { min: 10 }),
     outFile: resolve(repoRoot, process.env.BENCH_OUT ?? (mode === 'default' ? '.bench/last.md' : `.bench/${mode}.md`)),

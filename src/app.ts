@@ -11,7 +11,7 @@ import { openMetadata, type MetadataDb } from './metadata/db.js'
 import { createMetadataRepositories } from './metadata/repositories/index.js'
 import { loggerOptions } from './observability/logger.js'
 import { Metrics } from './observability/metrics.js'
-import { runtimeGc, TransferGc } from './observability/transfer-gc.js'
+import { IdleGc, runtimeGc } from './observability/idle-gc.js'
 import { createRegistry, type Registry } from './registry/registry.js'
 import { AuthService } from './auth/service.js'
 import type { OidcLogin } from './auth/oidc.js'
@@ -124,7 +124,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
   }
   const immutability = new ImmutabilityService(meta, now)
   const pulls = new PullTracker(meta.policies, log, { now })
-  const transferGc = new TransferGc(runtimeGc())
+  const idleGc = new IdleGc(runtimeGc())
   // Set once GC exists (below); deletes before that cannot happen (nothing listens yet).
   let gcAfterDelete = () => {}
   const registry = createRegistry(
@@ -141,7 +141,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
     {
       onBytesIn: (n) => {
         metrics?.bytesIn.inc(n)
-        transferGc.record(n)
+        idleGc.record(n)
       },
     },
   )
@@ -211,7 +211,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
       },
       bytesOut: (n) => metrics.bytesOut.inc(n),
     },
-    onBytesOut: (n) => transferGc.record(n),
+    onBytesOut: (n) => idleGc.record(n),
+    onResponse: () => idleGc.touch(),
   })
 
   // The GC schedule is kept by PolicySchedules (the API's setting wins over gc.schedule).
@@ -255,7 +256,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
       stopSchedules()
       policySchedules.stop()
       trigger.close()
-      transferGc.close()
+      idleGc.close()
       await http.close()
       await pulls.close()
       await scheduler.stop()

@@ -46,6 +46,8 @@ export interface HttpOptions {
   }
   /** bytes of blob bodies sent (downloads), whether or not metrics are on */
   onBytesOut?: (n: number) => void
+  /** called as every response finishes */
+  onResponse?: () => void
 }
 
 /** Fastify's trustProxy from http.trustProxy. */
@@ -83,6 +85,7 @@ export function buildHttpServer(opts: HttpOptions): FastifyInstance {
     const seconds = reply.elapsedTime / 1000
     const route = req.berthOp ?? req.routeOptions.url ?? 'unmatched'
     metrics?.observe(req.method, route, reply.statusCode, seconds)
+    opts.onResponse?.()
     if (opts.accessLog) {
       // The OIDC callback's query carries the authorization code: keep it out of the log.
       const url = req.url.startsWith('/auth/oidc/callback?') ? '/auth/oidc/callback?(redacted)' : req.url

@@ -1,0 +1,177 @@
+import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { describe, it } from 'node:test'
+import { getHeapSpaceStatistics } from 'node:v8'
+import { IdleGc, runtimeGc } from '../../src/observability/idle-gc.js'
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+const MiB = 1024 * 1024
+
+/** An IdleGc on a hand-moved clock and heap size, ticked by the test. */
+function harness() {
+  const state = { now: 0, heap: 30 * MiB, young: MiB, runs: 0 }
+  const gc = new IdleGc(() => state.runs++, {
+    quietMs: 6_000,
+    tickMs: 0,
+    heapGrowth: 8 * MiB,
+    transferBytes: 100,
+    heapSize: () => state.heap,
+    youngSize: () => state.young,
+    now: () => state.now,
+  })
+  const wait = (ms: number) => {
+    for (let t = 0; t < ms; t += 1_000) {
+      state.now += 1_000
+      gc.tick()
+    }
+  }
+  return { gc, state, wait }
+}
+
+describe('garbage collection when the server goes quiet', () => {
+  it('collects once after start-up, then only after a burst that left something to give back', () => {
+    const { gc, state, wait } = harness()
+    wait(5_000)
+    assert.equal(state.runs, 0, 'not before the quiet period')
+    wait(2_000)
+    assert.equal(state.runs, 1, 'start-up counts as a burst')
+    state.heap = 22 * MiB
+    gc.tick()
+    // Health checks and scrapes every few seconds: activity, but the heap did not grow.
+    for (let i = 0; i < 5; i++) {
+      gc.touch()
+      wait(7_000)
+    }
+    assert.equal(state.runs, 1, 'nothing to give back, no collection')
+  })
+
+  it('waits for the quiet period after the last request, then collects a grown heap', () => {
+    const { gc, state, wait } = harness()
+    wait(7_000)
+    state.heap = 22 * MiB
+    assert.equal(state.runs, 1)
+    // A burst: requests every second for 20 s, the young generation grows to 32 MiB.
+    for (let i = 0; i < 20; i++) {
+      gc.touch()
+      state.heap = 54 * MiB
+      wait(1_000)
+    }
+    assert.equal(state.runs, 1, 'not while requests keep coming')
+    wait(4_000)
+    assert.equal(state.runs, 1, 'not within V8 allocation-rate window')
+    wait(3_000)
+    assert.equal(state.runs, 2)
+    wait(30_000)
+    assert.equal(state.runs, 2, 'one collection per quiet period')
+  })
+
+  it('collects after large transfers even when the heap did not grow', () => {
+    const { gc, state, wait } = harness()
+    wait(7_000)
+    assert.equal(state.runs, 1)
+    gc.record(60)
+    wait(7_000)
+    assert.equal(state.runs, 1, 'below transferBytes')
+    gc.record(60)
+    wait(7_000)
+    assert.equal(state.runs, 2, 'dead transfer buffers are external memory: counted in bytes moved')
+  })
+
+  it('tries again after another quiet period when V8 kept its young generation', () => {
+    const { gc, state, wait } = harness()
+    state.young = 32 * MiB
+    wait(7_000)
+    assert.equal(state.runs, 1)
+    wait(6_000)
+    assert.equal(state.runs, 2, 'the young generation is still 32 MiB: again')
+    state.young = MiB
+    wait(6_000)
+    assert.equal(state.runs, 3)
+    wait(30_000)
+    assert.equal(state.runs, 3, 'shrunk: done')
+    state.young = 32 * MiB
+    state.heap += 32 * MiB
+    gc.touch()
+    wait(60_000)
+    assert.equal(state.runs, 6, 'at most three tries per quiet period')
+  })
+
+  it('runs on its own timer and stops on close', async () => {
+    let runs = 0
+    const gc = new IdleGc(() => runs++, { quietMs: 30, tickMs: 10, youngSize: () => 0 })
+    await sleep(120)
+    assert.equal(runs, 1)
+    gc.record(1)
+    gc.close()
+    await sleep(80)
+    assert.equal(runs, 1)
+  })
+
+  it('reaches the real collector without --expose-gc', async () => {
+    const gc = runtimeGc()
+    assert.ok(gc, 'this runtime lets the flag be set')
+    let ref: WeakRef<object> | undefined
+    ;(() => {
+      ref = new WeakRef({ big: Buffer.alloc(1024) })
+    })()
+    // WeakRef targets live at least until the current job ends.
+    await sleep(0)
+    gc()
+    assert.equal(ref?.deref(), undefined, 'the unreachable object was collected')
+  })
+
+  const v8Major = Number(process.versions.v8.split('.')[0])
+  it('also shrinks the young generation', { skip: v8Major < 12 && 'V8 before 12 has no memory-reducing flavor (Node 20)' }, () => {
+    const gc = runtimeGc()
+    assert.ok(gc)
+    const young = () => getHeapSpaceStatistics().find((s) => s.space_name === 'new_space')?.space_size ?? 0
+    // Objects that survive their first scavenges make V8 grow the young generation.
+    const kept: object[] = []
+    for (let i = 0; i < 400_000; i++) kept.push({ i, s: `x${i}` })
+    assert.ok(young() > 4 * MiB, `grown: ${young()} bytes`)
+    kept.length = 0
+    gc()
+    assert.ok(young() <= 2 * MiB, `shrunk: ${young()} bytes`)
+  })
+
+  it('a served registry hands its young generation back once requests stop', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'berth-idle-'))
+    const port = await new Promise<number>((resolve) => {
+      const srv = createServer().listen(0, '127.0.0.1', () => {
+        const p = (srv.address() as { port: number }).port
+        srv.close(() => resolve(p))
+      })
+    })
+    const bin = join(import.meta.dirname, '..', '..', 'bin', 'berth.js')
+    const child = spawn(process.execPath, [bin, 'serve', '--data-dir', dir, '--addr', `127.0.0.1:${port}`], {
+      env: { ...process.env, BERTH_AUTH_ENABLED: 'false', BERTH_LOG_LEVEL: 'warn' },
+      stdio: 'ignore',
+    })
+    const base = `http://127.0.0.1:${port}`
+    const youngBytes = async () => {
+      const text = await (await fetch(`${base}/metrics`)).text()
+      return Number(/^berth_nodejs_heap_space_size_total_bytes\{space="new"\} (\d+)/m.exec(text)?.[1])
+    }
+    try {
+      for (let i = 0; i < 200 && (await fetch(`${base}/healthz`).then((r) => r.status, () => 0)) !== 200; i++) await sleep(50)
+      // A burst of requests: manifest lookups, tag lists, catalog, metrics.
+      for (let round = 0; round < 40; round++) {
+        await Promise.all(Array.from({ length: 50 }, (_, i) => fetch(`${base}/v2/library/app${i % 5}/tags/list`).then((r) => r.arrayBuffer())))
+      }
+      const busy = await youngBytes()
+      assert.ok(busy > 4 * MiB, `V8 grew the young generation while busy: ${busy} bytes`)
+      // Quiet: no request at all for the quiet period (6 s, longer than V8's allocation-rate
+      // window), and for one retry in case V8 kept the young generation in the first collection.
+      await sleep(15_000)
+      const idle = await youngBytes()
+      assert.ok(idle <= 2 * MiB, `given back when quiet: ${idle} bytes (was ${busy})`)
+    } finally {
+      child.kill('SIGKILL')
+      await rm(dir, { recursive: true, force: true })
+    }
+  })
+})
