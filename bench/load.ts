@@ -39,19 +39,7 @@ export async function runWrk(url: string, connections: number, durationS: number
   const args = ['-t', String(Math.min(threads, connections)), '-c', String(connections), '-d', `${durationS}s`, '--latency', '--timeout', '10s']
   for (const [k, v] of Object.entries(headers)) args.push('-H', `${k}: ${v}`)
   args.push(url)
-  const out = await new Promise<string>((ok, fail) => {
-    const child = spawn('wrk', args, { stdio: ['ignore', 'pipe', 'pipe'] })
-    let text = ''
-    child.stdout.on('data', (d: Buffer) => (text += d.toString()))
-    child.stderr.on('data', (d: Buffer) => (text += d.toString()))
-    const timer = setTimeout(() => child.kill('SIGKILL'), (durationS + 30) * 1000)
-    child.once('error', fail)
-    child.once('close', (code, signal) => {
-      clearTimeout(timer)
-      if (code === 0) ok(text)
-      else fail(new Error(`wrk ${args.join(' ')} ended with ${signal ?? code}:\n${text}`))
-    })
-  })
+  const out = await runTool('wrk', args, (durationS + 30) * 1000)
   return parseWrk(out)
 }
 
@@ -159,15 +147,25 @@ export async function curlDownload(url: string, headers: Record<string, string>,
   const args = ['-sS', '-o', '/dev/null', '-w', '%{http_code} %{size_download}', '--max-time', String(Math.ceil(timeoutMs / 1000))]
   for (const [k, v] of Object.entries(headers)) args.push('-H', `${k}: ${v}`)
   args.push(url)
-  const out = await new Promise<string>((ok, fail) => {
-    const child = spawn('curl', args, { stdio: ['ignore', 'pipe', 'pipe'] })
-    let text = ''
-    child.stdout.on('data', (d: Buffer) => (text += d.toString()))
-    child.stderr.on('data', (d: Buffer) => (text += d.toString()))
-    child.once('error', fail)
-    child.once('close', (code, signal) => (code === 0 ? ok(text) : fail(new Error(`curl ${url} ended with ${signal ?? code}: ${text}`))))
-  })
+  const out = await runTool('curl', args, timeoutMs + 5_000)
   const [status, bytes] = out.trim().split(' ')
   if (status !== '200') throw new Error(`GET ${url} with curl answered ${status}`)
   return Number(bytes)
+}
+
+/** Runs a measuring tool to its end (killed after `timeoutMs`); its stdout and stderr. */
+function runTool(command: string, args: string[], timeoutMs: number): Promise<string> {
+  return new Promise<string>((ok, fail) => {
+    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] })
+    let text = ''
+    child.stdout.on('data', (d: Buffer) => (text += d.toString()))
+    child.stderr.on('data', (d: Buffer) => (text += d.toString()))
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs)
+    child.once('error', fail)
+    child.once('close', (code, signal) => {
+      clearTimeout(timer)
+      if (code === 0) ok(text)
+      else fail(new Error(`${command} ${args.join(' ')} ended with ${signal ?? code}:\n${text}`))
+    })
+  })
 }

@@ -1,23 +1,14 @@
 import assert from 'node:assert/strict'
 import { spawn, execFile } from 'node:child_process'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { describe, it } from 'node:test'
+import { freePort, waitHealthy } from '../helpers/e2e-process.js'
 
 const run = promisify(execFile)
 const BIN = join(import.meta.dirname, '..', '..', 'bin', 'berth.js')
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const srv = createServer().listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as { port: number }).port
-      srv.close(() => resolve(port))
-    })
-  })
-}
 
 describe('berth CLI', () => {
   it('prints help', async () => {
@@ -56,13 +47,7 @@ describe('berth CLI', () => {
     child.stdout.on('data', (d: Buffer) => (output += d.toString()))
     child.stderr.on('data', (d: Buffer) => (errors += d.toString()))
     try {
-      const deadline = Date.now() + 10_000
-      let status = 0
-      while (Date.now() < deadline && status !== 200) {
-        status = await fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.status, () => 0)
-        if (status !== 200) await new Promise((r) => setTimeout(r, 50))
-      }
-      assert.equal(status, 200)
+      await waitHealthy(`http://127.0.0.1:${port}`)
       // Auth is on by default: /v2/ challenges, and the first start printed the admin password once.
       const v2 = await fetch(`http://127.0.0.1:${port}/v2/`)
       assert.equal(v2.status, 401)
@@ -97,13 +82,7 @@ describe('berth CLI', () => {
     let errors = ''
     child.stderr.on('data', (d: Buffer) => (errors += d.toString()))
     try {
-      const deadline = Date.now() + 10_000
-      let status = 0
-      while (Date.now() < deadline && status !== 200) {
-        status = await fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.status, () => 0)
-        if (status !== 200) await new Promise((r) => setTimeout(r, 50))
-      }
-      assert.equal(status, 200)
+      await waitHealthy(`http://127.0.0.1:${port}`)
       const loaded = new Set([...errors.matchAll(/^package (\S+)$/gm)].map((m) => m[1]))
       assert.ok(loaded.has('fastify') && loaded.has('better-sqlite3'), `the hook saw the packages in use: ${[...loaded].join(', ')}`)
       for (const unused of ['pg', '@aws-sdk/client-s3', 'ldapts', 'openid-client', 'undici']) assert.ok(!loaded.has(unused), `${unused} is not loaded`)

@@ -2,7 +2,6 @@ import assert from 'node:assert/strict'
 import { execFile, spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { mkdtemp, readdir, rm } from 'node:fs/promises'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as delay } from 'node:timers/promises'
@@ -10,6 +9,7 @@ import { test } from 'node:test'
 import { promisify } from 'node:util'
 import SQLite from 'better-sqlite3'
 import { asBody, blobDigest, manifestDigest, putManifest, sha256 } from './helpers.js'
+import { freePort } from '../helpers/e2e-process.js'
 
 // SIGKILL of a real `berth serve` (and of `berth gc` runs beside it) at random moments during
 // pushes and garbage collection, ROUNDS times; then scrub finds nothing wrong, every push that
@@ -20,14 +20,6 @@ const ROUNDS = Number(process.env.BERTH_CRASH_ROUNDS ?? 20)
 const BIN = join(import.meta.dirname, '../../bin/berth.js')
 const run = promisify(execFile)
 const KEEP_ALIVE: unknown[] = []
-
-async function freePort(): Promise<number> {
-  const srv = createServer()
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r))
-  const port = (srv.address() as { port: number }).port
-  await new Promise((r) => srv.close(r))
-  return port
-}
 
 function env(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   return { ...process.env, BERTH_AUTH_ENABLED: 'false', BERTH_LOG_LEVEL: 'warn', BERTH_GC_GRACE_PERIOD: '0s', BERTH_GC_UNTAGGED: 'delete', BERTH_GC_UNTAGGED_AFTER: '0s', ...extra }

@@ -268,6 +268,11 @@ export async function waitForPort(host: string, port: number, opts: WaitOptions 
   await waitFor(`${host}:${port}`, () => canConnect({ host, port }), opts)
 }
 
+/** Waits until a Berth server at `base` answers its /healthz with 200. */
+export async function waitHealthy(base: string, opts: WaitOptions = {}): Promise<void> {
+  await waitFor(`${base}/healthz`, async () => (await fetch(`${base}/healthz`)).status === 200, { timeoutMs: 10_000, ...opts })
+}
+
 /** A TCP port that was free on 127.0.0.1 a moment ago. */
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {

@@ -124,16 +124,8 @@ async function readBody(req: IncomingMessage): Promise<string> {
   return body
 }
 
-/** A free TCP port on 127.0.0.1 (Berth's callback URL must be known before Berth starts). */
-export async function freePort(): Promise<number> {
-  const probe = createServer()
-  probe.listen(0, '127.0.0.1')
-  await once(probe, 'listening')
-  const { port } = probe.address() as AddressInfo
-  probe.close()
-  await once(probe, 'close')
-  return port
-}
+// Berth's callback URL must be known before Berth starts: the tests pick a free port first.
+export { freePort } from './e2e-process.js'
 
 /**
  * Berth with authentication on, listening on the given port of 127.0.0.1 (startServer picks

@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { mkdtemp, rm } from 'node:fs/promises'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import { getHeapSpaceStatistics } from 'node:v8'
 import { IdleGc, runtimeGc } from '../../src/observability/idle-gc.js'
+import { freePort, waitHealthy } from '../helpers/e2e-process.js'
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 const MiB = 1024 * 1024
@@ -140,12 +140,7 @@ describe('garbage collection when the server goes quiet', () => {
 
   it('a served registry hands its young generation back once requests stop', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'berth-idle-'))
-    const port = await new Promise<number>((resolve) => {
-      const srv = createServer().listen(0, '127.0.0.1', () => {
-        const p = (srv.address() as { port: number }).port
-        srv.close(() => resolve(p))
-      })
-    })
+    const port = await freePort()
     const bin = join(import.meta.dirname, '..', '..', 'bin', 'berth.js')
     const child = spawn(process.execPath, [bin, 'serve', '--data-dir', dir, '--addr', `127.0.0.1:${port}`], {
       env: { ...process.env, BERTH_AUTH_ENABLED: 'false', BERTH_LOG_LEVEL: 'warn' },
@@ -157,7 +152,7 @@ describe('garbage collection when the server goes quiet', () => {
       return Number(/^berth_nodejs_heap_space_size_total_bytes\{space="new"\} (\d+)/m.exec(text)?.[1])
     }
     try {
-      for (let i = 0; i < 200 && (await fetch(`${base}/healthz`).then((r) => r.status, () => 0)) !== 200; i++) await sleep(50)
+      await waitHealthy(base)
       // A burst of requests: manifest lookups, tag lists, catalog, metrics.
       for (let round = 0; round < 40; round++) {
         await Promise.all(Array.from({ length: 50 }, (_, i) => fetch(`${base}/v2/library/app${i % 5}/tags/list`).then((r) => r.arrayBuffer())))
