@@ -79,18 +79,19 @@ export class IdleGc {
     if (this.activity !== this.seen) {
       this.seen = this.activity
       this.quietSince = now
-      this.retries = 0
       return
     }
     if (now - this.quietSince < this.quietMs) return
     const grown = this.baseline === undefined || this.moved >= this.transferBytes || this.heapSize() - this.baseline >= this.heapGrowth
     if (!grown && !this.retry) return
+    if (grown) this.retries = 0
     this.collect?.()
     this.moved = 0
     this.baseline = this.heapSize()
     // Whether V8 shrinks the young generation in a collection is its own call, taken from recent
     // allocation rates; a request just before the quiet period began can make it keep 32 MiB.
-    // Then try again after another quiet period (a few times; Node 22+ always shrinks).
+    // Then try again after another quiet period: at most three collections per growth, whatever
+    // requests come in between (Node 22+ always shrinks).
     this.retry = this.youngSize() > this.youngFloor && ++this.retries < 3
     this.quietSince = now
   }
