@@ -13,7 +13,7 @@ import { join } from 'node:path'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
 import pino from 'pino'
 import { buildApp } from '../src/app.js'
-import { ConfigSchema } from '../src/config/schema.js'
+import { parseConfig } from '../src/config/load.js'
 import { openMetadata } from '../src/metadata/db.js'
 
 const BLOBS = Number(process.env.GC_BLOBS ?? 100_000)
@@ -111,7 +111,7 @@ async function main(): Promise<void> {
     let t = performance.now()
     await generate(dataDir)
     const generateS = (performance.now() - t) / 1000
-    const config = ConfigSchema.parse({ dataDir, auth: { enabled: false }, log: { level: 'silent', accessLog: false }, gc: { gracePeriod: '1h', untagged: 'delete', untaggedAfter: '1h' }, metrics: { enabled: false } })
+    const config = parseConfig({ dataDir, auth: { enabled: false }, log: { level: 'silent', accessLog: false }, gc: { gracePeriod: '1h', untagged: 'delete', untaggedAfter: '1h' }, metrics: { enabled: false } })
     const app = await buildApp(config, { logger: pino({ level: 'silent' }) })
     await app.http.listen({ host: '127.0.0.1', port: 0 })
     const base = `http://127.0.0.1:${(app.http.server.address() as { port: number }).port}`

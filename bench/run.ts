@@ -329,21 +329,20 @@ async function main(): Promise<void> {
       log('docker-registry not found (BENCH_DISTRIBUTION_BIN): Berth only')
     }
     clients.push(...targets.map((t) => t.client))
-    await sleep(cfg.idleWaitS * 1000)
-    for (const t of targets) {
-      const mem = readMem(t.server.pid)
-      put('idleRss', t.server.name, (mem?.rssKiB ?? NaN) / 1024)
-      log(`${t.server.name} (pid ${t.server.pid}) at ${t.server.url}: idle RSS ${((mem?.rssKiB ?? NaN) / 1024).toFixed(1)} MiB`)
+    const readIdle = (key: string, afterS: number) => {
+      for (const t of targets) {
+        const rss = (readMem(t.server.pid)?.rssKiB ?? NaN) / 1024
+        put(key, t.server.name, rss)
+        log(`${t.server.name} (pid ${t.server.pid}) at ${t.server.url}: idle RSS ${rss.toFixed(1)} MiB ${afterS} s after start-up`)
+      }
     }
+    await sleep(cfg.idleWaitS * 1000)
+    readIdle('idleRss', cfg.idleWaitS)
     if (cfg.idleQuietS > cfg.idleWaitS) {
       // Idle as a server usually is: quiet for a while. Berth collects garbage once it has been
       // quiet for 6 s (src/observability/idle-gc.ts); V8's own memory reducer acts later still.
       await sleep((cfg.idleQuietS - cfg.idleWaitS) * 1000)
-      for (const t of targets) {
-        const mem = readMem(t.server.pid)
-        put('idleQuietRss', t.server.name, (mem?.rssKiB ?? NaN) / 1024)
-        log(`${t.server.name}: idle RSS ${((mem?.rssKiB ?? NaN) / 1024).toFixed(1)} MiB ${cfg.idleQuietS} s after start-up`)
-      }
+      readIdle('idleQuietRss', cfg.idleQuietS)
     }
 
     const appImage = makeImage(1, 2, 32 * 1024)

@@ -1,10 +1,14 @@
 import { Command } from 'commander'
 import { serveCommand } from './serve.js'
-import { configCheckCommand } from './config-check.js'
 import { registerUserCommands } from './user.js'
-import { migrateMetadataCommand } from './migrate-metadata.js'
-import { gcCommand } from './gc.js'
-import { scrubCommand } from './scrub.js'
+
+/**
+ * A command whose module is imported when it runs, so that a long-running `berth serve` does not
+ * hold the one-shot commands' code and libraries (progress bars, YAML output) in memory.
+ */
+function lazy<A extends unknown[]>(load: () => Promise<(...args: A) => Promise<void>>): (...args: A) => Promise<void> {
+  return async (...args) => (await load())(...args)
+}
 
 const program = new Command()
 program.name('berth').description('Berth: a self-hosted OCI container registry in one small Node.js process').version('0.1.0')
@@ -23,7 +27,7 @@ config
   .description('validate a config file and print the effective configuration with secrets masked')
   .argument('<file>', 'YAML config file')
   .option('--json', 'print JSON instead of YAML')
-  .action(configCheckCommand)
+  .action(lazy(async () => (await import('./config-check.js')).configCheckCommand))
 
 program
   .command('migrate-metadata')
@@ -33,7 +37,7 @@ program
   .requiredOption('--to <postgres://…>', 'the PostgreSQL database to fill (migrated first; must be empty)')
   .option('--batch-size <rows>', 'rows per INSERT', '500')
   .option('--json', 'print the result as JSON')
-  .action(migrateMetadataCommand)
+  .action(lazy(async () => (await import('./migrate-metadata.js')).migrateMetadataCommand))
 
 program
   .command('gc')
@@ -42,7 +46,7 @@ program
   .option('--data-dir <dir>', 'data directory (config key dataDir)')
   .option('--dry-run', 'list what would be deleted, delete nothing')
   .option('--json', 'print the run record as JSON')
-  .action(gcCommand)
+  .action(lazy(async () => (await import('./gc.js')).gcCommand))
 
 program
   .command('scrub')
@@ -50,7 +54,7 @@ program
   .option('-c, --config <file>', 'YAML config file')
   .option('--data-dir <dir>', 'data directory (config key dataDir)')
   .option('--json', 'print the result as JSON')
-  .action(scrubCommand)
+  .action(lazy(async () => (await import('./scrub.js')).scrubCommand))
 
 registerUserCommands(program)
 

@@ -1,6 +1,6 @@
 import { buildApp } from '../app.js'
 import { parseDuration } from '../config/duration.js'
-import { loadConfig, maskSecrets } from '../config/load.js'
+import { loadConfig, maskSecrets, releaseConfigModules } from '../config/load.js'
 
 interface ServeFlags {
   config?: string
@@ -14,6 +14,8 @@ export async function serveCommand(flags: ServeFlags): Promise<void> {
     env: process.env,
     flags: { 'http.addr': flags.addr, dataDir: flags.dataDir },
   })
+  // The config is read once: the validator and YAML parser need not stay in memory.
+  releaseConfigModules()
   const app = await buildApp(config, { adminPassword })
   const { log } = app
   if (app.generatedAdminPassword) {

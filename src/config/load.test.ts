@@ -3,7 +3,11 @@ import { mkdtemp, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
-import { ConfigError, configLeaves, envName, loadConfig, maskSecrets } from './load.js'
+import { createRequire } from 'node:module'
+import { setImmediate as tick } from 'node:timers/promises'
+import v8 from 'node:v8'
+import { runInNewContext } from 'node:vm'
+import { ConfigError, configLeaves, envName, loadConfig, maskSecrets, parseConfig, releaseConfigModules } from './load.js'
 
 async function yamlFile(text: string): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'berth-config-'))
@@ -76,5 +80,25 @@ describe('config', () => {
     const { config } = await loadConfig({ env: { BERTH_DATABASE_URL: 'sqlite:/tmp/x.db' } })
     const masked = maskSecrets(config) as { database: { url: string } }
     assert.equal(masked.database.url, '*****')
+  })
+
+  it('releases zod and yaml for the garbage collector, and loads them again when needed', async () => {
+    v8.setFlagsFromString('--expose-gc')
+    const gc = runInNewContext('gc') as () => void
+    const file = await yamlFile('http:\n  addr: 127.0.0.1:6001\n')
+    assert.equal((await loadConfig({ file })).config.http.addr, '127.0.0.1:6001')
+    // The same module instances the loader holds (one require cache per process); the require
+    // function is not kept, as its module lists what it loaded.
+    const [zod, yaml] = ['zod', 'yaml'].map((name) => new WeakRef(createRequire(import.meta.url)(name) as object)) as [WeakRef<object>, WeakRef<object>]
+    releaseConfigModules()
+    for (let i = 0; i < 5 && (zod.deref() || yaml.deref()); i++) {
+      await tick()
+      gc()
+    }
+    assert.equal(zod.deref(), undefined, 'zod was collected')
+    assert.equal(yaml.deref(), undefined, 'yaml was collected')
+    // Reading config again after the release works as before.
+    assert.equal((await loadConfig({ file })).config.http.addr, '127.0.0.1:6001')
+    assert.throws(() => parseConfig({ http: { addr: 'nonsense' } }), /http\.addr: expected HOST:PORT/)
   })
 })

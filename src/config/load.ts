@@ -1,7 +1,8 @@
 import { readFile } from 'node:fs/promises'
-import { parse as parseYaml } from 'yaml'
-import { z } from 'zod'
-import { ConfigSchema, SECRET_KEYS, type Config } from './schema.js'
+import { createRequire } from 'node:module'
+import { dirname, sep } from 'node:path'
+import type { z } from 'zod'
+import { buildConfigSchema, SECRET_KEYS, type Config, type ConfigSchema } from './schema.js'
 
 export class ConfigError extends Error {}
 
@@ -25,7 +26,7 @@ const NON_CONFIG_ENV = new Set(['BERTH_ADMIN_PASSWORD'])
 
 /** defaults → YAML file → BERTH_* environment → flags → validate → freeze */
 export async function loadConfig(opts: LoadOptions = {}): Promise<LoadedConfig> {
-  const raw = opts.file ? await readYaml(opts.file) : {}
+  const raw = opts.file ? parseYaml(await readText(opts.file), opts.file) : {}
   const leaves = configLeaves()
   const unknownEnv: string[] = []
   for (const [name, value] of Object.entries(opts.env ?? {})) {
@@ -43,21 +44,56 @@ export async function loadConfig(opts: LoadOptions = {}): Promise<LoadedConfig> 
     if (!leaf) throw new ConfigError(`unknown config key ${path}`)
     setPath(raw, leaf.path, coerce(value, leaf.kind, `--${path}`))
   }
-  const parsed = ConfigSchema.safeParse(raw)
-  if (!parsed.success) throw new ConfigError(describeIssues(parsed.error))
-  return { config: deepFreeze(parsed.data), unknownEnv, adminPassword: opts.env?.BERTH_ADMIN_PASSWORD || undefined }
+  return { config: parseConfig(raw), unknownEnv, adminPassword: opts.env?.BERTH_ADMIN_PASSWORD || undefined }
 }
 
-async function readYaml(file: string): Promise<Record<string, unknown>> {
-  let text: string
+/** Validates a config tree (defaults filled in); the result is frozen. */
+export function parseConfig(raw: unknown): Config {
+  const parsed = modules().schema.safeParse(raw)
+  if (!parsed.success) throw new ConfigError(describeIssues(parsed.error))
+  return deepFreeze(parsed.data)
+}
+
+/**
+ * zod and yaml are needed while config is read, never after: they are loaded as CommonJS, so
+ * that a long-running process can forget them (releaseConfigModules) and the garbage collector
+ * takes back their ≈ 4 MiB of heap — an ES module, once imported, stays for the process's life.
+ */
+const PACKAGES = ['zod', 'yaml'] as const
+let loaded: { z: typeof z; schema: ConfigSchema; parseYaml: (text: string) => unknown } | undefined
+
+function modules(): NonNullable<typeof loaded> {
+  if (!loaded) {
+    const require = createRequire(import.meta.url)
+    const zod = (require('zod') as { z: typeof z }).z
+    const yaml = require('yaml') as { parse: (text: string) => unknown }
+    loaded = { z: zod, schema: buildConfigSchema(zod), parseYaml: (text) => yaml.parse(text) }
+  }
+  return loaded
+}
+
+/** Drops zod, yaml and the schema: `berth serve` calls this once its config is loaded. */
+export function releaseConfigModules(): void {
+  loaded = undefined
+  const require = createRequire(import.meta.url)
+  const roots = PACKAGES.map((name) => dirname(require.resolve(`${name}/package.json`)) + sep)
+  for (const file of Object.keys(require.cache)) {
+    if (roots.some((root) => file.startsWith(root))) delete require.cache[file]
+  }
+}
+
+async function readText(file: string): Promise<string> {
   try {
-    text = await readFile(file, 'utf8')
+    return await readFile(file, 'utf8')
   } catch (err) {
     throw new ConfigError(`cannot read config file ${file}: ${(err as Error).message}`)
   }
+}
+
+function parseYaml(text: string, file: string): Record<string, unknown> {
   let doc: unknown
   try {
-    doc = parseYaml(text)
+    doc = modules().parseYaml(text)
   } catch (err) {
     throw new ConfigError(`config file ${file} is not valid YAML: ${(err as Error).message}`)
   }
@@ -95,32 +131,33 @@ let leavesCache: Map<string, Leaf> | undefined
 export function configLeaves(): Map<string, Leaf> {
   if (leavesCache) return leavesCache
   const out = new Map<string, Leaf>()
+  const { z: zod, schema: root } = modules()
   const walk = (schema: z.ZodType, path: string[]): void => {
-    const inner = unwrap(schema)
-    if (inner instanceof z.ZodObject) {
+    const inner = unwrap(zod, schema)
+    if (inner instanceof zod.ZodObject) {
       for (const [key, child] of Object.entries(inner.shape as Record<string, z.ZodType>)) walk(child, [...path, key])
       return
     }
     const name = envName(path)
     if (out.has(name)) throw new Error(`ambiguous environment variable ${name}`)
-    out.set(name, { path, kind: leafKind(inner) })
+    out.set(name, { path, kind: leafKind(zod, inner) })
   }
-  walk(ConfigSchema, [])
+  walk(root, [])
   leavesCache = out
   return out
 }
 
-function unwrap(schema: z.ZodType): z.ZodType {
+function unwrap(zod: typeof z, schema: z.ZodType): z.ZodType {
   let s = schema
-  while (s instanceof z.ZodDefault || s instanceof z.ZodOptional || s instanceof z.ZodPrefault || s instanceof z.ZodNullable) {
+  while (s instanceof zod.ZodDefault || s instanceof zod.ZodOptional || s instanceof zod.ZodPrefault || s instanceof zod.ZodNullable) {
     s = s.def.innerType as z.ZodType
   }
   return s
 }
 
-function leafKind(schema: z.ZodType): LeafKind {
-  if (schema instanceof z.ZodNumber) return 'number'
-  if (schema instanceof z.ZodBoolean) return 'boolean'
+function leafKind(zod: typeof z, schema: z.ZodType): LeafKind {
+  if (schema instanceof zod.ZodNumber) return 'number'
+  if (schema instanceof zod.ZodBoolean) return 'boolean'
   return 'string'
 }
 

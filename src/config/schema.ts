@@ -1,263 +1,270 @@
-import { z } from 'zod'
+import type { z as Zod } from 'zod'
 import { Cron } from 'croner'
 import { parseDuration } from './duration.js'
 
 // The single source of truth for configuration: the type is derived from this schema, defaults
 // live here, and environment overrides (BERTH_<KEY_PATH>) are resolved against its shape.
+//
+// zod is passed in rather than imported: config is read once at start-up, and load.ts loads zod
+// for that and lets a server drop it afterwards (about 3 MiB of a long-running process's heap).
 
-const duration = z.string().refine((v) => parseDuration(v) !== undefined, { message: 'expected a duration such as 30s, 15m, 24h' })
-const size = z.number().int().nonnegative()
-const cron = z.string().superRefine((v, ctx) => {
-  const problem = cronProblem(v)
-  if (problem) ctx.addIssue({ code: 'custom', message: `invalid cron expression: ${problem}` })
-})
-const addr = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/, 'expected HOST:PORT')
-
-export const ConfigSchema = z
-  .object({
-    version: z.literal('0.1').default('0.1'),
-    dataDir: z.string().min(1).default('./data'),
-    http: z
-      .object({
-        addr: addr.default('0.0.0.0:5000'),
-        /** External URL clients reach Berth at (used in Location headers); derived from the request when empty. */
-        baseUrl: z.string().url().optional(),
-        tls: z.object({ certificate: z.string().optional(), key: z.string().optional() }).strict().prefault({}),
-        shutdownTimeout: duration.default('30s'),
-        /** A bound on how long a request may take to send its headers. */
-        requestTimeout: duration.default('0s'),
-        /**
-         * Proxies whose X-Forwarded-For/-Proto/-Host are believed: comma-separated addresses or
-         * CIDRs, `*` for any peer (only when nothing but the proxy can reach Berth). Empty: none.
-         */
-        trustProxy: z.string().default(''),
-      })
-      .strict()
-      .prefault({}),
-    storage: z
-      .object({
-        driver: z.enum(['filesystem', 's3']).default('filesystem'),
-        filesystem: z.object({ rootDirectory: z.string().optional() }).strict().prefault({}),
-        /** S3-compatible object store (AWS S3, MinIO, Ceph RGW, Cloudflare R2, GCS interoperability). */
-        s3: z
-          .object({
-            bucket: z.string().min(1).optional(),
-            region: z.string().min(1).default('us-east-1'),
-            /** for stores other than AWS, e.g. http://minio:9000 */
-            endpoint: z.string().url().optional(),
-            /** bucket in the path instead of the host name (MinIO, Ceph) */
-            forcePathStyle: z.boolean().default(false),
-            /** key prefix of everything Berth stores in the bucket */
-            prefix: z.string().default(''),
-            /** both unset: the AWS default credential chain (environment, profile, instance role) */
-            accessKeyId: z.string().optional(),
-            secretAccessKey: z.string().optional(),
-            /** attempts per request, first included (SDK standard retry: exponential backoff with jitter) */
-            maxAttempts: z.number().int().min(1).default(5),
-            requestTimeout: duration.default('60s'),
-            /** answer blob GETs with 307 to a presigned URL, so pull bandwidth bypasses Berth */
-            redirect: z.boolean().default(false),
-            redirectExpiry: duration.default('20m'),
-            /** local disk read cache of whole blobs (LRU, bounded by maxBytes); off when no directory */
-            cache: z
-              .object({
-                directory: z.string().optional(),
-                maxBytes: size.default(10 * 1024 * 1024 * 1024),
-              })
-              .strict()
-              .prefault({}),
-          })
-          .strict()
-          .prefault({}),
-      })
-      .strict()
-      .refine((s) => s.driver !== 's3' || s.s3.bucket !== undefined, { message: 'required when storage.driver is s3', path: ['s3', 'bucket'] })
-      .prefault({}),
-    database: z
-      .object({
-        /** sqlite:PATH (default: sqlite:<dataDir>/berth.db) or postgres://user:password@host:port/db */
-        url: z.string().optional(),
-        /** PostgreSQL only: connections per node (plus one that LISTENs for cache invalidation). */
-        pool: z
-          .object({
-            max: z.number().int().positive().default(10),
-            /** An idle pooled connection is closed after this long. */
-            idleTimeout: duration.default('30s'),
-          })
-          .strict()
-          .prefault({}),
-        /** PostgreSQL only: bound on opening a connection or waiting for a free one. */
-        connectTimeout: duration.default('10s'),
-        /** PostgreSQL only: statement_timeout and idle_in_transaction_session_timeout ('0s' disables). */
-        statementTimeout: duration.default('30s'),
-      })
-      .strict()
-      .prefault({}),
-    uploads: z
-      .object({
-        /** Sessions idle longer than this are removed with their data. */
-        expiry: duration.default('24h'),
-        purgeInterval: duration.default('1h'),
-        /** Advertised in OCI-Chunk-Min-Length; chunks smaller than this (other than the last) are refused. */
-        minChunkSize: size.default(0),
-      })
-      .strict()
-      .prefault({}),
-    manifests: z.object({ maxSize: size.default(4 * 1024 * 1024) }).strict().prefault({}),
-    log: z
-      .object({
-        level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-        /** One line per request at info level. */
-        accessLog: z.boolean().default(true),
-      })
-      .strict()
-      .prefault({}),
-    metrics: z.object({ enabled: z.boolean().default(true) }).strict().prefault({}),
-    auth: z
-      .object({
-        /** false: a Distribution-style open registry for trusted networks */
-        enabled: z.boolean().default(true),
-        /** the `service` of tokens and challenges */
-        service: z.string().min(1).default('berth'),
-        issuer: z.string().min(1).default('berth'),
-        /** token endpoint announced in challenges; <request origin>/token when unset */
-        realm: z.string().url().optional(),
-        tokenExpiry: duration.default('5m'),
-        refreshTokenExpiry: duration.default('30d'),
-        sessionExpiry: duration.default('12h'),
-        /** who may create projects through the API: admins only, or every signed-in user */
-        projectCreation: z.enum(['admin', 'everyone']).default('everyone'),
-        /** pushing to a missing project creates it (the pusher becomes its project admin) */
-        autoCreateProjects: z.boolean().default(false),
-        throttle: z.object({ maxFailures: size.default(10), window: duration.default('15m') }).strict().prefault({}),
-        /** An external token issuer (like Distribution's auth.token): Berth verifies its tokens. */
-        token: z
-          .object({
-            realm: z.string().url().optional(),
-            service: z.string().optional(),
-            issuer: z.string().optional(),
-            jwks: z.string().optional(),
-            rootCertBundle: z.string().optional(),
-          })
-          .strict()
-          .prefault({}),
-        /** OIDC login for people (authorization code + PKCE); they use a CLI secret for docker login. */
-        oidc: z
-          .object({
-            enabled: z.boolean().default(false),
-            /** the provider's issuer URL; its /.well-known/openid-configuration is read at start-up */
-            issuer: z.string().url().optional(),
-            clientId: z.string().min(1).optional(),
-            /** omitted for a public client (PKCE only) */
-            clientSecret: z.string().min(1).optional(),
-            /** Berth's callback as registered at the provider: https://<host>/auth/oidc/callback */
-            redirectUrl: z.string().url().optional(),
-            /** space-separated; must include openid */
-            scopes: z.string().default('openid profile email groups'),
-            usernameClaim: z.string().min(1).default('preferred_username'),
-            groupsClaim: z.string().min(1).default('groups'),
-            /** members of this group are system administrators (checked at every login) */
-            adminGroup: z.string().min(1).optional(),
-          })
-          .strict()
-          .superRefine((o, ctx) => {
-            if (!o.enabled) return
-            for (const key of ['issuer', 'clientId', 'redirectUrl'] as const) {
-              if (!o[key]) ctx.addIssue({ code: 'custom', path: [key], message: 'required when auth.oidc.enabled is true' })
-            }
-            if (!o.scopes.split(/\s+/).includes('openid')) ctx.addIssue({ code: 'custom', path: ['scopes'], message: 'must include openid' })
-            // Berth serves the callback at this path (behind a proxy, possibly under a prefix).
-            if (o.redirectUrl && URL.canParse(o.redirectUrl) && !new URL(o.redirectUrl).pathname.endsWith('/auth/oidc/callback')) {
-              ctx.addIssue({ code: 'custom', path: ['redirectUrl'], message: 'must end with /auth/oidc/callback' })
-            }
-          })
-          .prefault({}),
-        /** LDAP / Active Directory login (src/auth/ldap.ts): users unknown to Berth are looked up there. */
-        ldap: z
-          .object({
-            enabled: z.boolean().default(false),
-            /** ldap://host:389 or ldaps://host:636 */
-            url: z.string().regex(/^ldaps?:\/\/[^/\s]+\/?$/, 'expected ldap://HOST[:PORT] or ldaps://HOST[:PORT]').optional(),
-            /** the search account; bindDN and bindPassword both unset: anonymous search */
-            bindDN: z.string().min(1).optional(),
-            bindPassword: z.string().min(1).optional(),
-            /** users are searched in this subtree */
-            baseDN: z.string().min(1).optional(),
-            /** {username} is replaced by the login name, escaped (RFC 4515); AD: (sAMAccountName={username}) */
-            userFilter: z.string().includes('{username}', { message: 'must contain {username}' }).default('(uid={username})'),
-            /** the attribute holding the login name (AD: sAMAccountName); it must equal the name given */
-            usernameAttribute: z.string().min(1).default('uid'),
-            emailAttribute: z.string().min(1).default('mail'),
-            /** groups from an attribute of the user entry holding group DNs (memberOf on AD and OpenLDAP's memberof overlay) */
-            memberOfAttribute: z.string().min(1).optional(),
-            /** and/or from a search of this subtree with groupFilter */
-            groupBaseDN: z.string().min(1).optional(),
-            /** {dn} (the user's DN) and {username}, both escaped */
-            groupFilter: z.string().default('(member={dn})'),
-            /** the group attribute that names it in Berth (project members {"group": …}) */
-            groupNameAttribute: z.string().min(1).default('cn'),
-            /** bound on connecting and on each LDAP operation */
-            timeout: duration.default('10s'),
-            /**
-             * how long a successful bind is remembered for Basic requests to /v2 and /api (a push
-             * sends credentials on every request); /token and UI logins always bind. 0s: never.
-             */
-            cacheTtl: duration.default('1m'),
-            /** upgrade ldap:// to TLS with StartTLS (refused with ldaps://) */
-            startTLS: z.boolean().default(false),
-            /** PEM CA bundle for ldaps:// and StartTLS (default: Node's trusted CAs) */
-            caFile: z.string().min(1).optional(),
-          })
-          .strict()
-          .superRefine((o, ctx) => {
-            if (!o.enabled) return
-            for (const key of ['url', 'baseDN'] as const) {
-              if (!o[key]) ctx.addIssue({ code: 'custom', path: [key], message: 'required when auth.ldap.enabled is true' })
-            }
-            if (Boolean(o.bindDN) !== Boolean(o.bindPassword)) ctx.addIssue({ code: 'custom', path: ['bindPassword'], message: 'bindDN and bindPassword go together (both unset: anonymous search)' })
-            if (o.startTLS && o.url?.startsWith('ldaps:')) ctx.addIssue({ code: 'custom', path: ['startTLS'], message: 'StartTLS upgrades ldap://; ldaps:// is TLS already' })
-          })
-          .prefault({}),
-      })
-      .strict()
-      .prefault({}),
-    audit: z.object({ retention: duration.default('90d') }).strict().prefault({}),
-    /** Online garbage collection (src/gc): runs while pushes continue. */
-    gc: z
-      .object({
-        /** nothing younger than this (blob, repository link, manifest) is collected; '0s' allowed */
-        gracePeriod: duration.default('1h'),
-        /** untagged manifests: keep them, or delete those older than untaggedAfter */
-        untagged: z.enum(['keep', 'delete']).default('keep'),
-        untaggedAfter: duration.default('24h'),
-        /** cron expression (5 or 6 fields) of scheduled runs; none when unset (PUT /api/v1/gc/schedule wins) */
-        schedule: cron.optional(),
-        /** start a GC run a few seconds after the last manifest or tag DELETE (debounced) */
-        afterDelete: z.boolean().default(false),
-      })
-      .strict()
-      .prefault({}),
-    /** Integrity scrub: re-hash blobs, check manifests, quarantine corrupt content. */
-    scrub: z.object({ schedule: cron.optional() }).strict().prefault({}),
-    /** The durable job queue (src/jobs): background work claimed by one node at a time. */
-    jobs: z
-      .object({
-        /** jobs this node runs at once */
-        concurrency: z.number().int().min(1).max(64).default(2),
-        /** a job whose node stops renewing this long is taken over by another node */
-        leaseTimeout: duration.default('60s'),
-        /** how often each node looks for due jobs */
-        pollInterval: duration.default('1s'),
-        /** finished jobs are kept this long (GET /api/v1/jobs) */
-        retention: duration.default('7d'),
-      })
-      .strict()
-      .prefault({}),
+/** The config schema, built with the zod given. */
+export function buildConfigSchema(z: typeof Zod) {
+  const duration = z.string().refine((v) => parseDuration(v) !== undefined, { message: 'expected a duration such as 30s, 15m, 24h' })
+  const size = z.number().int().nonnegative()
+  const cron = z.string().superRefine((v, ctx) => {
+    const problem = cronProblem(v)
+    if (problem) ctx.addIssue({ code: 'custom', message: `invalid cron expression: ${problem}` })
   })
-  .strict()
+  const addr = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/, 'expected HOST:PORT')
 
-export type Config = z.infer<typeof ConfigSchema>
-export type ConfigInput = z.input<typeof ConfigSchema>
+  return z
+    .object({
+      version: z.literal('0.1').default('0.1'),
+      dataDir: z.string().min(1).default('./data'),
+      http: z
+        .object({
+          addr: addr.default('0.0.0.0:5000'),
+          /** External URL clients reach Berth at (used in Location headers); derived from the request when empty. */
+          baseUrl: z.string().url().optional(),
+          tls: z.object({ certificate: z.string().optional(), key: z.string().optional() }).strict().prefault({}),
+          shutdownTimeout: duration.default('30s'),
+          /** A bound on how long a request may take to send its headers. */
+          requestTimeout: duration.default('0s'),
+          /**
+           * Proxies whose X-Forwarded-For/-Proto/-Host are believed: comma-separated addresses or
+           * CIDRs, `*` for any peer (only when nothing but the proxy can reach Berth). Empty: none.
+           */
+          trustProxy: z.string().default(''),
+        })
+        .strict()
+        .prefault({}),
+      storage: z
+        .object({
+          driver: z.enum(['filesystem', 's3']).default('filesystem'),
+          filesystem: z.object({ rootDirectory: z.string().optional() }).strict().prefault({}),
+          /** S3-compatible object store (AWS S3, MinIO, Ceph RGW, Cloudflare R2, GCS interoperability). */
+          s3: z
+            .object({
+              bucket: z.string().min(1).optional(),
+              region: z.string().min(1).default('us-east-1'),
+              /** for stores other than AWS, e.g. http://minio:9000 */
+              endpoint: z.string().url().optional(),
+              /** bucket in the path instead of the host name (MinIO, Ceph) */
+              forcePathStyle: z.boolean().default(false),
+              /** key prefix of everything Berth stores in the bucket */
+              prefix: z.string().default(''),
+              /** both unset: the AWS default credential chain (environment, profile, instance role) */
+              accessKeyId: z.string().optional(),
+              secretAccessKey: z.string().optional(),
+              /** attempts per request, first included (SDK standard retry: exponential backoff with jitter) */
+              maxAttempts: z.number().int().min(1).default(5),
+              requestTimeout: duration.default('60s'),
+              /** answer blob GETs with 307 to a presigned URL, so pull bandwidth bypasses Berth */
+              redirect: z.boolean().default(false),
+              redirectExpiry: duration.default('20m'),
+              /** local disk read cache of whole blobs (LRU, bounded by maxBytes); off when no directory */
+              cache: z
+                .object({
+                  directory: z.string().optional(),
+                  maxBytes: size.default(10 * 1024 * 1024 * 1024),
+                })
+                .strict()
+                .prefault({}),
+            })
+            .strict()
+            .prefault({}),
+        })
+        .strict()
+        .refine((s) => s.driver !== 's3' || s.s3.bucket !== undefined, { message: 'required when storage.driver is s3', path: ['s3', 'bucket'] })
+        .prefault({}),
+      database: z
+        .object({
+          /** sqlite:PATH (default: sqlite:<dataDir>/berth.db) or postgres://user:password@host:port/db */
+          url: z.string().optional(),
+          /** PostgreSQL only: connections per node (plus one that LISTENs for cache invalidation). */
+          pool: z
+            .object({
+              max: z.number().int().positive().default(10),
+              /** An idle pooled connection is closed after this long. */
+              idleTimeout: duration.default('30s'),
+            })
+            .strict()
+            .prefault({}),
+          /** PostgreSQL only: bound on opening a connection or waiting for a free one. */
+          connectTimeout: duration.default('10s'),
+          /** PostgreSQL only: statement_timeout and idle_in_transaction_session_timeout ('0s' disables). */
+          statementTimeout: duration.default('30s'),
+        })
+        .strict()
+        .prefault({}),
+      uploads: z
+        .object({
+          /** Sessions idle longer than this are removed with their data. */
+          expiry: duration.default('24h'),
+          purgeInterval: duration.default('1h'),
+          /** Advertised in OCI-Chunk-Min-Length; chunks smaller than this (other than the last) are refused. */
+          minChunkSize: size.default(0),
+        })
+        .strict()
+        .prefault({}),
+      manifests: z.object({ maxSize: size.default(4 * 1024 * 1024) }).strict().prefault({}),
+      log: z
+        .object({
+          level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+          /** One line per request at info level. */
+          accessLog: z.boolean().default(true),
+        })
+        .strict()
+        .prefault({}),
+      metrics: z.object({ enabled: z.boolean().default(true) }).strict().prefault({}),
+      auth: z
+        .object({
+          /** false: a Distribution-style open registry for trusted networks */
+          enabled: z.boolean().default(true),
+          /** the `service` of tokens and challenges */
+          service: z.string().min(1).default('berth'),
+          issuer: z.string().min(1).default('berth'),
+          /** token endpoint announced in challenges; <request origin>/token when unset */
+          realm: z.string().url().optional(),
+          tokenExpiry: duration.default('5m'),
+          refreshTokenExpiry: duration.default('30d'),
+          sessionExpiry: duration.default('12h'),
+          /** who may create projects through the API: admins only, or every signed-in user */
+          projectCreation: z.enum(['admin', 'everyone']).default('everyone'),
+          /** pushing to a missing project creates it (the pusher becomes its project admin) */
+          autoCreateProjects: z.boolean().default(false),
+          throttle: z.object({ maxFailures: size.default(10), window: duration.default('15m') }).strict().prefault({}),
+          /** An external token issuer (like Distribution's auth.token): Berth verifies its tokens. */
+          token: z
+            .object({
+              realm: z.string().url().optional(),
+              service: z.string().optional(),
+              issuer: z.string().optional(),
+              jwks: z.string().optional(),
+              rootCertBundle: z.string().optional(),
+            })
+            .strict()
+            .prefault({}),
+          /** OIDC login for people (authorization code + PKCE); they use a CLI secret for docker login. */
+          oidc: z
+            .object({
+              enabled: z.boolean().default(false),
+              /** the provider's issuer URL; its /.well-known/openid-configuration is read at start-up */
+              issuer: z.string().url().optional(),
+              clientId: z.string().min(1).optional(),
+              /** omitted for a public client (PKCE only) */
+              clientSecret: z.string().min(1).optional(),
+              /** Berth's callback as registered at the provider: https://<host>/auth/oidc/callback */
+              redirectUrl: z.string().url().optional(),
+              /** space-separated; must include openid */
+              scopes: z.string().default('openid profile email groups'),
+              usernameClaim: z.string().min(1).default('preferred_username'),
+              groupsClaim: z.string().min(1).default('groups'),
+              /** members of this group are system administrators (checked at every login) */
+              adminGroup: z.string().min(1).optional(),
+            })
+            .strict()
+            .superRefine((o, ctx) => {
+              if (!o.enabled) return
+              for (const key of ['issuer', 'clientId', 'redirectUrl'] as const) {
+                if (!o[key]) ctx.addIssue({ code: 'custom', path: [key], message: 'required when auth.oidc.enabled is true' })
+              }
+              if (!o.scopes.split(/\s+/).includes('openid')) ctx.addIssue({ code: 'custom', path: ['scopes'], message: 'must include openid' })
+              // Berth serves the callback at this path (behind a proxy, possibly under a prefix).
+              if (o.redirectUrl && URL.canParse(o.redirectUrl) && !new URL(o.redirectUrl).pathname.endsWith('/auth/oidc/callback')) {
+                ctx.addIssue({ code: 'custom', path: ['redirectUrl'], message: 'must end with /auth/oidc/callback' })
+              }
+            })
+            .prefault({}),
+          /** LDAP / Active Directory login (src/auth/ldap.ts): users unknown to Berth are looked up there. */
+          ldap: z
+            .object({
+              enabled: z.boolean().default(false),
+              /** ldap://host:389 or ldaps://host:636 */
+              url: z.string().regex(/^ldaps?:\/\/[^/\s]+\/?$/, 'expected ldap://HOST[:PORT] or ldaps://HOST[:PORT]').optional(),
+              /** the search account; bindDN and bindPassword both unset: anonymous search */
+              bindDN: z.string().min(1).optional(),
+              bindPassword: z.string().min(1).optional(),
+              /** users are searched in this subtree */
+              baseDN: z.string().min(1).optional(),
+              /** {username} is replaced by the login name, escaped (RFC 4515); AD: (sAMAccountName={username}) */
+              userFilter: z.string().includes('{username}', { message: 'must contain {username}' }).default('(uid={username})'),
+              /** the attribute holding the login name (AD: sAMAccountName); it must equal the name given */
+              usernameAttribute: z.string().min(1).default('uid'),
+              emailAttribute: z.string().min(1).default('mail'),
+              /** groups from an attribute of the user entry holding group DNs (memberOf on AD and OpenLDAP's memberof overlay) */
+              memberOfAttribute: z.string().min(1).optional(),
+              /** and/or from a search of this subtree with groupFilter */
+              groupBaseDN: z.string().min(1).optional(),
+              /** {dn} (the user's DN) and {username}, both escaped */
+              groupFilter: z.string().default('(member={dn})'),
+              /** the group attribute that names it in Berth (project members {"group": …}) */
+              groupNameAttribute: z.string().min(1).default('cn'),
+              /** bound on connecting and on each LDAP operation */
+              timeout: duration.default('10s'),
+              /**
+               * how long a successful bind is remembered for Basic requests to /v2 and /api (a push
+               * sends credentials on every request); /token and UI logins always bind. 0s: never.
+               */
+              cacheTtl: duration.default('1m'),
+              /** upgrade ldap:// to TLS with StartTLS (refused with ldaps://) */
+              startTLS: z.boolean().default(false),
+              /** PEM CA bundle for ldaps:// and StartTLS (default: Node's trusted CAs) */
+              caFile: z.string().min(1).optional(),
+            })
+            .strict()
+            .superRefine((o, ctx) => {
+              if (!o.enabled) return
+              for (const key of ['url', 'baseDN'] as const) {
+                if (!o[key]) ctx.addIssue({ code: 'custom', path: [key], message: 'required when auth.ldap.enabled is true' })
+              }
+              if (Boolean(o.bindDN) !== Boolean(o.bindPassword)) ctx.addIssue({ code: 'custom', path: ['bindPassword'], message: 'bindDN and bindPassword go together (both unset: anonymous search)' })
+              if (o.startTLS && o.url?.startsWith('ldaps:')) ctx.addIssue({ code: 'custom', path: ['startTLS'], message: 'StartTLS upgrades ldap://; ldaps:// is TLS already' })
+            })
+            .prefault({}),
+        })
+        .strict()
+        .prefault({}),
+      audit: z.object({ retention: duration.default('90d') }).strict().prefault({}),
+      /** Online garbage collection (src/gc): runs while pushes continue. */
+      gc: z
+        .object({
+          /** nothing younger than this (blob, repository link, manifest) is collected; '0s' allowed */
+          gracePeriod: duration.default('1h'),
+          /** untagged manifests: keep them, or delete those older than untaggedAfter */
+          untagged: z.enum(['keep', 'delete']).default('keep'),
+          untaggedAfter: duration.default('24h'),
+          /** cron expression (5 or 6 fields) of scheduled runs; none when unset (PUT /api/v1/gc/schedule wins) */
+          schedule: cron.optional(),
+          /** start a GC run a few seconds after the last manifest or tag DELETE (debounced) */
+          afterDelete: z.boolean().default(false),
+        })
+        .strict()
+        .prefault({}),
+      /** Integrity scrub: re-hash blobs, check manifests, quarantine corrupt content. */
+      scrub: z.object({ schedule: cron.optional() }).strict().prefault({}),
+      /** The durable job queue (src/jobs): background work claimed by one node at a time. */
+      jobs: z
+        .object({
+          /** jobs this node runs at once */
+          concurrency: z.number().int().min(1).max(64).default(2),
+          /** a job whose node stops renewing this long is taken over by another node */
+          leaseTimeout: duration.default('60s'),
+          /** how often each node looks for due jobs */
+          pollInterval: duration.default('1s'),
+          /** finished jobs are kept this long (GET /api/v1/jobs) */
+          retention: duration.default('7d'),
+        })
+        .strict()
+        .prefault({}),
+    })
+    .strict()
+}
+
+export type ConfigSchema = ReturnType<typeof buildConfigSchema>
+export type Config = Zod.infer<ConfigSchema>
+export type ConfigInput = Zod.input<ConfigSchema>
 
 /** Keys whose values are masked by `berth config check` and never logged. */
 export const SECRET_KEYS = [/password/i, /secret/i, /privateKey/i, /^database\.url$/]

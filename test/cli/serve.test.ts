@@ -68,10 +68,41 @@ describe('berth CLI', () => {
     }
   })
 
+  it('lets go of the config validator and YAML parser once it runs', async () => {
+    // zod and yaml are used once, to read the config. A preload script in the child keeps a weak
+    // reference to the zod it loads and reports when the garbage collector has taken it.
+    const dir = await mkdtemp(join(tmpdir(), 'berth-cli-'))
+    const port = await freePort()
+    const preload = join(dir, 'watch-zod.cjs')
+    await writeFile(
+      preload,
+      `const Module = require('node:module'); const load = Module._load; let ref
+      Module._load = function (request) { const m = load.apply(this, arguments); if (request === 'zod' && !ref) ref = new WeakRef(m); return m }
+      const timer = setInterval(() => { globalThis.gc(); if (ref && ref.deref() === undefined) { process.stderr.write('zod collected\\n'); clearInterval(timer) } }, 200)
+      timer.unref()`,
+    )
+    const child = spawn(process.execPath, ['--expose-gc', '--require', preload, BIN, 'serve', '--data-dir', join(dir, 'data'), '--addr', `127.0.0.1:${port}`], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    })
+    let errors = ''
+    child.stderr.on('data', (d: Buffer) => (errors += d.toString()))
+    try {
+      await waitHealthy(`http://127.0.0.1:${port}`)
+      for (let i = 0; i < 50 && !errors.includes('zod collected'); i++) await new Promise((ok) => setTimeout(ok, 200))
+      assert.match(errors, /zod collected/)
+      // and the server still answers
+      assert.equal((await fetch(`http://127.0.0.1:${port}/v2/`)).status, 401)
+    } finally {
+      child.kill('SIGKILL')
+      await rm(dir, { recursive: true, force: true })
+    }
+  })
+
   it('does not load the client libraries of backends it is not configured for', async () => {
     // The default registry (SQLite, filesystem, local users) keeps the PostgreSQL driver, the S3
     // SDK and the LDAP/OIDC/outbound-HTTP clients out of memory: each is imported when its
-    // configuration asks for it. A module hook in the child names every package it resolves.
+    // configuration asks for it; the one-shot commands' libraries (progress bars) when they run.
+    // A module hook in the child names every package it resolves.
     const dir = await mkdtemp(join(tmpdir(), 'berth-cli-'))
     const port = await freePort()
     const hooks = `export async function resolve(s, c, next) { const r = await next(s, c); const m = /\\/node_modules\\/((?:@[^/]+\\/)?[^/]+)\\//.exec(r.url); if (m) process.stderr.write('package ' + m[1] + '\\n'); return r }`
@@ -85,7 +116,7 @@ describe('berth CLI', () => {
       await waitHealthy(`http://127.0.0.1:${port}`)
       const loaded = new Set([...errors.matchAll(/^package (\S+)$/gm)].map((m) => m[1]))
       assert.ok(loaded.has('fastify') && loaded.has('better-sqlite3'), `the hook saw the packages in use: ${[...loaded].join(', ')}`)
-      for (const unused of ['pg', '@aws-sdk/client-s3', 'ldapts', 'openid-client', 'undici']) assert.ok(!loaded.has(unused), `${unused} is not loaded`)
+      for (const unused of ['pg', '@aws-sdk/client-s3', 'ldapts', 'openid-client', 'undici', 'cli-progress']) assert.ok(!loaded.has(unused), `${unused} is not loaded`)
     } finally {
       child.kill('SIGKILL')
       await rm(dir, { recursive: true, force: true })

@@ -5,7 +5,8 @@ import { join } from 'node:path'
 import pg from 'pg'
 import pino from 'pino'
 import { buildApp, type App } from '../../src/app.js'
-import { ConfigSchema, type Config, type ConfigInput } from '../../src/config/schema.js'
+import { parseConfig } from '../../src/config/load.js'
+import type { Config, ConfigInput } from '../../src/config/schema.js'
 import { loggerOptions } from '../../src/observability/logger.js'
 import { s3StorageConfig, sharedS3 } from './s3.js'
 
@@ -77,7 +78,7 @@ const DATABASE_MARKER = '.berth-test-database'
 export async function testConfig(overrides: ConfigInput = {}): Promise<Config> {
   const dataDir = overrides.dataDir ?? (await mkdtemp(join(tmpdir(), 'berth-test-')))
   // Tests run an open registry unless they switch auth on (the auth tests do).
-  return ConfigSchema.parse({ ...overrides, dataDir, log: { level: 'silent', ...(overrides.log ?? {}) }, auth: { enabled: false, ...(overrides.auth ?? {}) } })
+  return parseConfig({ ...overrides, dataDir, log: { level: 'silent', ...(overrides.log ?? {}) }, auth: { enabled: false, ...(overrides.auth ?? {}) } })
 }
 
 /**
@@ -105,7 +106,7 @@ export async function startServer(overrides: ConfigInput = {}, opts: StartOption
       bucket = await s3.createBucket()
       await writeFile(marker, bucket)
     }
-    config = ConfigSchema.parse({ ...config, storage: s3StorageConfig(s3.endpoint, bucket) })
+    config = parseConfig({ ...config, storage: s3StorageConfig(s3.endpoint, bucket) })
   }
   let ownDatabase: string | undefined
   if (SERVERS_ON_POSTGRES && overrides.database?.url === undefined) {
@@ -115,7 +116,7 @@ export async function startServer(overrides: ConfigInput = {}, opts: StartOption
       ownDatabase = await createTestDatabase()
       await writeFile(marker, ownDatabase)
     }
-    config = ConfigSchema.parse({ ...config, database: { ...config.database, url: ownDatabase } })
+    config = parseConfig({ ...config, database: { ...config.database, url: ownDatabase } })
   }
   let app: App
   try {
