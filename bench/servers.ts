@@ -166,12 +166,17 @@ export function ensureBuilt(berthDir: string): string | undefined {
  * The Node.js flags `npm start` gives Berth (package.json's start script, `node FLAGS
  * bin/berth.js serve`): the bench measures Berth as users start it.
  */
-export function startFlags(berthDir: string): string[] {
+function startFlags(berthDir: string): string[] {
   const pkg = JSON.parse(readFileSync(join(berthDir, 'package.json'), 'utf8')) as { scripts?: Record<string, string> }
   const start = pkg.scripts?.start ?? ''
   const match = /^node((?:\s+--[\w-]+(?:=\S+)?)*)\s+bin\/berth\.js\s/.exec(start)
   if (!match) throw new Error(`package.json's start script is not "node [FLAGS] bin/berth.js serve": ${start}`)
   return (match[1] ?? '').split(/\s+/).filter(Boolean)
+}
+
+/** The Node.js flags Berth runs with: npm start's, then BENCH_BERTH_NODE_OPTIONS (later flags win). */
+export function berthNodeFlags(berthDir: string): string[] {
+  return [...startFlags(berthDir), ...(process.env.BENCH_BERTH_NODE_OPTIONS ?? '').split(' ').filter(Boolean)]
 }
 
 /** `opts.env` adds BERTH_* settings (auth, PostgreSQL, S3); `opts.name` names its data dir and log. */
@@ -201,8 +206,7 @@ export async function startBerth(berthDir: string, root: string, opts: BerthOpti
     }
     for (const key of Object.keys(env)) if (key.startsWith('BENCH_')) delete env[key]
     Object.assign(env, opts.env)
-    const extra = [...startFlags(berthDir), ...(process.env.BENCH_BERTH_NODE_OPTIONS ?? '').split(' ').filter(Boolean)]
-    const server = launch('Berth', process.execPath, [...extra, join(berthDir, 'bin', 'berth.js'), 'serve', '--addr', `127.0.0.1:${port}`, '--data-dir', dataDir], env, dataDir, logFile, port)
+    const server = launch('Berth', process.execPath, [...berthNodeFlags(berthDir), join(berthDir, 'bin', 'berth.js'), 'serve', '--addr', `127.0.0.1:${port}`, '--data-dir', dataDir], env, dataDir, logFile, port)
     try {
       await waitReady(server, 60_000, opts.readyStatuses)
       return server

@@ -6,7 +6,7 @@ import { parseDuration } from './duration.js'
 // live here, and environment overrides (BERTH_<KEY_PATH>) are resolved against its shape.
 //
 // zod is passed in rather than imported: config is read once at start-up, and load.ts loads zod
-// for that and lets a server drop it afterwards (about 3 MiB of a long-running process's heap).
+// for that and lets a server drop it afterwards (≈ 3.7 MiB of a long-running process's heap).
 
 /** The config schema, built with the zod given. */
 export function buildConfigSchema(z: typeof Zod) {
