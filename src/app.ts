@@ -11,7 +11,7 @@ import { openMetadata, type MetadataDb } from './metadata/db.js'
 import { createMetadataRepositories } from './metadata/repositories/index.js'
 import { loggerOptions } from './observability/logger.js'
 import { Metrics } from './observability/metrics.js'
-import { IdleGc, runtimeGc } from './observability/idle-gc.js'
+import { IdleGc, runtimeGc, runtimeScavenge } from './observability/idle-gc.js'
 import { createRegistry, type Registry } from './registry/registry.js'
 import { AuthService } from './auth/service.js'
 import type { OidcLogin } from './auth/oidc.js'
@@ -124,7 +124,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
   }
   const immutability = new ImmutabilityService(meta, now)
   const pulls = new PullTracker(meta.policies, log, { now })
-  const idleGc = new IdleGc(runtimeGc())
+  const idleGc = new IdleGc(runtimeGc(), { scavenge: runtimeScavenge() })
   // Set once GC exists (below); deletes before that cannot happen (nothing listens yet).
   let gcAfterDelete = () => {}
   const registry = createRegistry(
@@ -141,7 +141,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
     {
       onBytesIn: (n) => {
         metrics?.bytesIn.inc(n)
-        idleGc.record(n)
+        idleGc.received(n)
       },
     },
   )

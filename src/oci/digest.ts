@@ -42,16 +42,21 @@ export function digestOf(data: Buffer | string, algorithm: Algorithm = 'sha256')
 
 /**
  * A pass-through stream that hashes and counts what flows through it. The hash object may be
- * carried over from an earlier chunk of the same upload session.
+ * carried over from an earlier chunk of the same upload session. `onBytes` hears of every chunk
+ * as it passes.
  */
 export class HashingStream extends Transform {
   bytes = 0
-  constructor(readonly hash: Hash) {
+  constructor(
+    readonly hash: Hash,
+    private readonly onBytes?: (n: number) => void,
+  ) {
     super()
   }
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
     this.hash.update(chunk)
     this.bytes += chunk.length
+    this.onBytes?.(chunk.length)
     done(null, chunk)
   }
 }

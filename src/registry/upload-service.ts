@@ -190,7 +190,9 @@ export class UploadService {
 
   /** body → hash → storage; on any failure the written part is taken back. */
   private async stream(path: string, opts: WriterOptions, hash: Hash, body: Body, expected: number | undefined): Promise<number> {
-    const hasher = new HashingStream(hash)
+    // Bytes are reported as they arrive: the server acts on them during a long upload (see
+    // IdleGc.received).
+    const hasher = new HashingStream(hash, this.onBytesIn)
     const writer = await this.ctx.storage.writer(path, opts)
     try {
       await pipeline(body.stream, hasher, writer)
@@ -202,8 +204,6 @@ export class UploadService {
     } catch (err) {
       await writer.cancel()
       throw err
-    } finally {
-      this.onBytesIn(hasher.bytes)
     }
     return hasher.bytes
   }
