@@ -139,9 +139,9 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
       afterDelete: config.gc.afterDelete ? () => gcAfterDelete() : undefined,
     },
     {
-      onBytesIn: (n) => {
+      onBytesIn: (n, receiving) => {
         metrics?.bytesIn.inc(n)
-        idleGc.received(n)
+        idleGc.received(n, receiving)
       },
     },
   )

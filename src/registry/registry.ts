@@ -12,7 +12,7 @@ export interface Registry {
   repositories: RepositoryService
 }
 
-export function createRegistry(ctx: RegistryContext, hooks: { onBytesIn?: (n: number) => void } = {}): Registry {
+export function createRegistry(ctx: RegistryContext, hooks: { onBytesIn?: (n: number, receiving: number) => void } = {}): Registry {
   return {
     blobs: new BlobService(ctx),
     uploads: new UploadService(ctx, hooks.onBytesIn),

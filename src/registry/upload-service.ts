@@ -44,10 +44,13 @@ export class UploadService {
   private readonly hashes = new Map<string, { hash: Hash; algorithm: Algorithm; size: number; version?: string }>()
   private readonly lock = new KeyedLock()
   private readonly gc: GcRepository
+  /** request bodies being received now */
+  private receiving = 0
 
   constructor(
     private readonly ctx: RegistryContext,
-    private readonly onBytesIn: (n: number) => void = () => undefined,
+    /** bytes of a request body as they arrive, with the number of bodies being received */
+    private readonly onBytesIn: (n: number, receiving: number) => void = () => undefined,
   ) {
     this.gc = createGcRepository(ctx.meta.db)
   }
@@ -192,10 +195,11 @@ export class UploadService {
   private async stream(path: string, opts: WriterOptions, hash: Hash, body: Body, expected: number | undefined): Promise<number> {
     // Bytes are reported as they arrive: the server acts on them during a long upload (see
     // IdleGc.received).
-    const hasher = new HashingStream(hash, this.onBytesIn)
+    const hasher = new HashingStream(hash, (n) => this.onBytesIn(n, this.receiving))
     const writer = await this.ctx.storage.writer(path, opts)
     try {
-      await pipeline(body.stream, hasher, writer)
+      this.receiving++
+      await pipeline(body.stream, hasher, writer).finally(() => this.receiving--)
       // Checked before commit, so that a short body is never made durable.
       if (expected !== undefined && hasher.bytes !== expected) {
         throw new RegistryError('BLOB_UPLOAD_INVALID', `received ${hasher.bytes} bytes where ${expected} were announced`)
