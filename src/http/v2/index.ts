@@ -55,8 +55,10 @@ export async function v2Routes(app: FastifyInstance, opts: V2Options): Promise<v
   app.addContentTypeParser('*', (_req, _payload, done) => done(null, undefined))
   app.setErrorHandler((err, req, reply) => renderV2Error(err, req, reply))
   app.setNotFoundHandler((req, reply) => renderV2Error(new RegistryError('UNSUPPORTED', 'no such endpoint', { status: 404 }), req, reply))
-  app.addHook('onRequest', async (_req, reply) => {
+  // Callback style: it runs on every /v2 request, and skips a promise each.
+  app.addHook('onRequest', (_req, reply, done) => {
     reply.header('docker-distribution-api-version', 'registry/2.0')
+    done()
   })
 
   const dispatch = async (req: FastifyRequest, reply: FastifyReply) => {
