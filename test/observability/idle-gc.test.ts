@@ -191,20 +191,11 @@ describe('garbage collection when the server goes quiet', () => {
   })
 
   it('a served registry hands its young generation back once requests stop', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'berth-idle-'))
-    const port = await freePort()
-    const bin = join(import.meta.dirname, '..', '..', 'bin', 'berth.js')
-    const child = spawn(process.execPath, [bin, 'serve', '--data-dir', dir, '--addr', `127.0.0.1:${port}`], {
-      env: { ...process.env, BERTH_AUTH_ENABLED: 'false', BERTH_LOG_LEVEL: 'warn' },
-      stdio: 'ignore',
-    })
-    const base = `http://127.0.0.1:${port}`
-    const youngBytes = async () => {
-      const text = await (await fetch(`${base}/metrics`)).text()
-      return Number(/^berth_nodejs_heap_space_size_total_bytes\{space="new"\} (\d+)/m.exec(text)?.[1])
-    }
-    try {
-      await waitHealthy(base)
+    await withServer(async (base) => {
+      const youngBytes = async () => {
+        const text = await (await fetch(`${base}/metrics`)).text()
+        return Number(/^berth_nodejs_heap_space_size_total_bytes\{space="new"\} (\d+)/m.exec(text)?.[1])
+      }
       // A burst of requests: manifest lookups, tag lists, catalog, metrics.
       for (let round = 0; round < 40; round++) {
         await Promise.all(Array.from({ length: 50 }, (_, i) => fetch(`${base}/v2/library/app${i % 5}/tags/list`).then((r) => r.arrayBuffer())))
@@ -216,30 +207,18 @@ describe('garbage collection when the server goes quiet', () => {
       await sleep(15_000)
       const idle = await youngBytes()
       assert.ok(idle <= 2 * MiB, `given back when quiet: ${idle} bytes (was ${busy})`)
-    } finally {
-      child.kill('SIGKILL')
-      await rm(dir, { recursive: true, force: true })
-    }
+    })
   })
 
   const smaps = existsSync('/proc/self/smaps')
   it("a served registry's malloc heap stays small through a large upload", { skip: !smaps && 'needs /proc/<pid>/smaps (Linux)' }, async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'berth-heap-'))
-    const port = await freePort()
-    const bin = join(import.meta.dirname, '..', '..', 'bin', 'berth.js')
-    const child = spawn(process.execPath, [bin, 'serve', '--data-dir', dir, '--addr', `127.0.0.1:${port}`], {
-      env: { ...process.env, BERTH_AUTH_ENABLED: 'false', BERTH_LOG_LEVEL: 'warn' },
-      stdio: 'ignore',
-    })
-    // glibc's main heap: where the chunks of a request body are allocated.
-    const heapKiB = async () => {
-      const text = await readFile(`/proc/${child.pid}/smaps`, 'utf8')
-      const at = text.search(/^\S+ \S+ \S+ \S+ \S+\s+\[heap\]$/m)
-      return at < 0 ? 0 : Number(/^Rss:\s+(\d+) kB/m.exec(text.slice(at))?.[1])
-    }
-    const base = `http://127.0.0.1:${port}`
-    try {
-      await waitHealthy(base)
+    await withServer(async (base, pid) => {
+      // glibc's main heap: where the chunks of a request body are allocated.
+      const heapKiB = async () => {
+        const text = await readFile(`/proc/${pid}/smaps`, 'utf8')
+        const at = text.search(/^\S+ \S+ \S+ \S+ \S+\s+\[heap\]$/m)
+        return at < 0 ? 0 : Number(/^Rss:\s+(\d+) kB/m.exec(text.slice(at))?.[1])
+      }
       const piece = randomBytes(MiB)
       const pieces = 256
       const hash = createHash('sha256')
@@ -265,9 +244,25 @@ describe('garbage collection when the server goes quiet', () => {
       const after = await heapKiB()
       // Measured: +2 MiB with a scavenge every 2 MiB of upload, +17 to +34 MiB without.
       assert.ok(after - before < 8 * 1024, `the heap grew by ${after - before} KiB during a 256 MiB upload (from ${before} KiB)`)
-    } finally {
-      child.kill('SIGKILL')
-      await rm(dir, { recursive: true, force: true })
-    }
+    })
   })
 })
+
+/** `berth serve` (the built one, open: no auth) in a child process on a fresh data dir, for `use`. */
+async function withServer(use: (base: string, pid: number) => Promise<void>): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), 'berth-idle-'))
+  const port = await freePort()
+  const bin = join(import.meta.dirname, '..', '..', 'bin', 'berth.js')
+  const child = spawn(process.execPath, [bin, 'serve', '--data-dir', dir, '--addr', `127.0.0.1:${port}`], {
+    env: { ...process.env, BERTH_AUTH_ENABLED: 'false', BERTH_LOG_LEVEL: 'warn' },
+    stdio: 'ignore',
+  })
+  try {
+    const base = `http://127.0.0.1:${port}`
+    await waitHealthy(base)
+    await use(base, child.pid as number)
+  } finally {
+    child.kill('SIGKILL')
+    await rm(dir, { recursive: true, force: true })
+  }
+}
