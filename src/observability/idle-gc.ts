@@ -5,7 +5,8 @@ const MiB = 1024 * 1024
 
 /**
  * One full garbage collection when the server goes quiet after a burst of work, so that an idle
- * registry hands memory back instead of keeping the high-water mark of its last busy minute.
+ * registry hands memory back instead of keeping the high-water mark of its last busy minute; and
+ * young-generation collections while uploads arrive (the last point below).
  *
  * - After requests: V8 grows its young generation to 32 MiB under load and leaves old-space
  *   garbage behind; its own memory reducer gives them back only some time later, if at all
@@ -14,9 +15,8 @@ const MiB = 1024 * 1024
  * - After large transfers: every socket read of an upload is a fresh 64 KiB buffer, freed only
  *   when V8 collects; with a small heap that is 30–60 MiB of dead buffers kept resident.
  * - After start-up: loading the modules grew the young generation the same way.
- *
  * - During uploads: each chunk of a request body is its own malloc'd buffer, freed only when V8
- *   collects it, and V8 waits for 64 MiB of such external memory before it does. glibc's heap
+ *   collects it, and V8 collects for such external memory only every ≈ 26 MiB. glibc's heap
  *   grows to hold them, and its freed middle is never handed back (only its top can shrink): after
  *   one 1 GiB upload 23–40 MiB of it stayed resident for good. `received()` runs a young-generation
  *   collection (a scavenge) every `scavengeBytes` received per body in flight, which frees the
