@@ -12,8 +12,8 @@ const MiB = 1024 * 1024
  *   garbage behind; its own memory reducer gives them back only some time later, if at all
  *   (measured: 157 MiB RSS after 10 s of manifest GETs, unchanged 15 s later; one collection
  *   once quiet: 105 MiB).
- * - After large transfers: every socket read of an upload is a fresh 64 KiB buffer, freed only
- *   when V8 collects; with a small heap that is 30–60 MiB of dead buffers kept resident.
+ * - After large transfers: the dead pieces of request bodies that the scavenges below did not
+ *   catch yet (external memory: counted in bytes moved, since the heap itself barely grows).
  * - After start-up: loading the modules grew the young generation the same way.
  * - During uploads: each chunk of a request body is its own malloc'd buffer, freed only when V8
  *   collects it, and V8 collects for such external memory only every ≈ 26 MiB. glibc's heap
