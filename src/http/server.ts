@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
-import Fastify, { LogController, type FastifyInstance, type FastifyRequest } from 'fastify'
+import type { IncomingMessage, RequestListener } from 'node:http'
+import Fastify, { LogController, type FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
 import type { Registry } from '../registry/registry.js'
 import { lazyChildLogger } from '../observability/lazy-logger.js'
@@ -14,6 +15,7 @@ import type { OidcLogin } from '../auth/oidc.js'
 import { canPull, v2Authorizer } from './v2/authorize.js'
 import type { Caller } from './auth/credentials.js'
 import type { MatchedRoute } from './v2/route.js'
+import { fastPull } from './v2/fast-pull.js'
 
 export interface HttpOptions {
   logger: Logger
@@ -60,12 +62,13 @@ function trustedProxies(value: string | undefined): boolean | string[] {
 /** The Fastify instance with every route of Berth; it does not listen (tests and main do). */
 export function buildHttpServer(opts: HttpOptions): FastifyInstance {
   const https = opts.tls?.certificate && opts.tls.key ? { cert: readFileSync(opts.tls.certificate), key: readFileSync(opts.tls.key) } : null
+  const requestId = requestIds()
   const app = Fastify({
     loggerInstance: opts.logger,
     // One access line per request is written by the onResponse hook below.
     logController: new LogController({ disableRequestLogging: true }),
     requestIdHeader: 'x-request-id',
-    genReqId: requestIds(),
+    genReqId: () => requestId(),
     childLoggerFactory: (logger, bindings, options) => lazyChildLogger(logger as Logger, bindings, options),
     return503OnClosing: true,
     requestTimeout: opts.requestTimeout,
@@ -81,16 +84,18 @@ export function buildHttpServer(opts: HttpOptions): FastifyInstance {
     done()
   })
   const metrics = opts.metrics
-  app.addHook('onResponse', (req, reply, done) => {
-    const seconds = reply.elapsedTime / 1000
-    const route = req.berthOp ?? req.routeOptions.url ?? 'unmatched'
-    metrics?.observe(req.method, route, reply.statusCode, seconds)
+  /** Metrics, idle accounting and the access line of every response (Fastify's or the fast path's). */
+  const finished = (method: string, url: string, route: string, status: number, ms: number, logLine: (fields: object) => void) => {
+    metrics?.observe(method, route, status, ms / 1000)
     opts.onResponse?.()
     if (opts.accessLog) {
       // The OIDC callback's query carries the authorization code: keep it out of the log.
-      const url = req.url.startsWith('/auth/oidc/callback?') ? '/auth/oidc/callback?(redacted)' : req.url
-      req.log.info({ method: req.method, url, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10, route }, 'request')
+      const shown = url.startsWith('/auth/oidc/callback?') ? '/auth/oidc/callback?(redacted)' : url
+      logLine({ method, url: shown, status, ms: Math.round(ms * 10) / 10, route })
     }
+  }
+  app.addHook('onResponse', (req, reply, done) => {
+    finished(req.method, req.url, req.berthOp ?? req.routeOptions.url ?? 'unmatched', reply.statusCode, reply.elapsedTime, (fields) => req.log.info(fields, 'request'))
     done()
   })
 
@@ -99,19 +104,55 @@ export function buildHttpServer(opts: HttpOptions): FastifyInstance {
   if (opts.ownTokenEndpoint) app.register(tokenRoutes, { auth })
   if (opts.oidc) app.register(oidcRoutes, { auth, oidc: opts.oidc, secureCookies: opts.secureCookies })
   app.register(apiRoutes, { prefix: '/api/v1', auth, registry: opts.registry, secureCookies: opts.secureCookies })
+  const authorizer = opts.authEnabled ? v2Authorizer(auth, opts.realm, opts.service) : undefined
+  const audit = (method: string, address: string, caller: Caller | undefined, route: MatchedRoute) => auditV2(auth, method, address, caller, route)
+  const countOut = (n: number) => {
+    metrics?.bytesOut(n)
+    opts.onBytesOut?.(n)
+  }
   app.register(v2Routes, {
     registry: opts.registry,
-    authorize: opts.authEnabled ? v2Authorizer(auth, opts.realm, opts.service) : undefined,
+    authorize: authorizer?.authorize,
     canPull: opts.authEnabled ? (caller: Caller, repository: string) => canPull(auth, caller, repository) : undefined,
-    audit: (req, caller, route) => auditV2(auth, req, caller, route),
+    audit,
     baseUrl: opts.baseUrl,
     maxManifestSize: opts.maxManifestSize,
     minChunkSize: opts.minChunkSize,
-    countOut: (n) => {
-      metrics?.bytesOut(n)
-      opts.onBytesOut?.(n)
-    },
+    countOut,
   })
+
+  let closing = false
+  app.addHook('preClose', (done) => {
+    closing = true
+    done()
+  })
+  const trustsProxy = trustedProxies(opts.trustProxy) !== false
+  // Fastify's request listener stays the fallback for everything the fast path does not answer.
+  const server = app.server
+  const listeners = server.listeners('request') as RequestListener[]
+  if (listeners.length === 1 && listeners[0]) {
+    server.removeAllListeners('request')
+    server.on(
+      'request',
+      fastPull(
+        {
+          registry: opts.registry,
+          knownCaller: (method, route, header) => (authorizer ? (authorizer.cachedCaller(method, route, header) ?? null) : undefined),
+          requestId: (req: IncomingMessage) => {
+            const given = req.headers['x-request-id']
+            return typeof given === 'string' && given !== '' ? given : requestId()
+          },
+          // Behind a trusted proxy the client's address comes from its headers: Fastify decides.
+          address: (req) => (trustsProxy ? undefined : (req.socket.remoteAddress ?? '')),
+          audit,
+          countOut,
+          finished: (req, id, route, status, ms) => finished(req.method ?? '', req.url ?? '', route, status, ms, (fields) => opts.logger.info({ reqId: id, ...fields }, 'request')),
+          closing: () => closing,
+        },
+        listeners[0],
+      ),
+    )
+  }
   return app
 }
 
@@ -123,16 +164,16 @@ function requestIds(): () => string {
 }
 
 /** Pushes, pulls and deletes that succeeded, in the audit log (batched, off the request path). */
-function auditV2(auth: AuthService, req: FastifyRequest, caller: Caller | undefined, route: MatchedRoute): void {
+function auditV2(auth: AuthService, method: string, address: string, caller: Caller | undefined, route: MatchedRoute): void {
   let action: string | undefined
-  if (route.op === 'manifest') action = req.method === 'GET' ? 'pull' : req.method === 'PUT' ? 'push' : req.method === 'DELETE' ? 'delete' : undefined
-  else if (route.op === 'blob' && req.method === 'DELETE') action = 'delete'
+  if (route.op === 'manifest') action = method === 'GET' ? 'pull' : method === 'PUT' ? 'push' : method === 'DELETE' ? 'delete' : undefined
+  else if (route.op === 'blob' && method === 'DELETE') action = 'delete'
   if (!action) return
   const p = caller?.principal
   auth.audit.record({
     actor: p && p.kind !== 'anonymous' ? p.name : 'anonymous',
     actorType: p?.kind ?? 'anonymous',
-    address: req.ip,
+    address,
     action,
     project: route.name.includes('/') ? route.name.slice(0, route.name.indexOf('/')) : 'library',
     repository: route.name,

@@ -40,18 +40,23 @@ export function v2Authorizer(auth: AuthService, realm: string | undefined, servi
   // Allowed bearer decisions by operation, repository and token, until the metadata changes
   // or the token expires.
   const decisions = auth.decisionCache<Caller>(4096)
-  return async (req: FastifyRequest, route: MatchedRoute): Promise<Caller> => {
+  const keyOf = (method: string, route: MatchedRoute, header: string | undefined) =>
+    required(route, method).length > 0 && header !== undefined && /^bearer /i.test(header) ? `${method}\0${route.op}\0${route.name}\0${header}` : undefined
+  // A bearer token already allowed this operation on this repository: skip the checks while
+  // nothing in the metadata changed (a disabled user or removed member moves the generation).
+  const known = (key: string | undefined): Caller | undefined => {
+    const caller = key === undefined ? undefined : decisions.peek(key)
+    if (!caller || key === undefined) return undefined
+    const exp = caller.claims?.exp
+    if (exp !== undefined && exp > Date.now() / 1000) return caller
+    decisions.drop(key)
+    return undefined
+  }
+  const authorize = async (req: FastifyRequest, route: MatchedRoute): Promise<Caller> => {
     const needs = required(route, req.method)
-    // A bearer token already allowed this operation on this repository: skip the checks while
-    // nothing in the metadata changed (a disabled user or removed member moves the generation).
-    const header = req.headers.authorization
-    const key = needs.length > 0 && header !== undefined && /^bearer /i.test(header) ? `${req.method}\0${route.op}\0${route.name}\0${header}` : undefined
-    const known = key === undefined ? undefined : decisions.peek(key)
-    if (known && key !== undefined) {
-      const exp = known.claims?.exp
-      if (exp !== undefined && exp > Date.now() / 1000) return known
-      decisions.drop(key)
-    }
+    const key = keyOf(req.method, route, req.headers.authorization)
+    const cached = known(key)
+    if (cached) return cached
     const generation = auth.generation()
     let caller: Caller
     try {
@@ -80,6 +85,9 @@ export function v2Authorizer(auth: AuthService, realm: string | undefined, servi
     if (!(await auth.policy.project(project))) throw RegistryError.denied(`project ${project} does not exist`, { project })
     throw RegistryError.denied('requested access to the resource is denied', { repository: route.name, missing })
   }
+  /** The caller of an operation a cached decision already allowed (no I/O), if any. */
+  const cachedCaller = (method: string, route: MatchedRoute, header: string | undefined) => known(keyOf(method, route, header))
+  return { authorize, cachedCaller }
 }
 
 function tokenActions(caller: Caller, repository: string): Set<string> {

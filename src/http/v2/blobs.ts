@@ -13,12 +13,7 @@ export function blobHandlers(registry: Registry, countOut: (n: number) => void) 
     async GET({ req, reply, name, ref }: V2Request) {
       const digest = requireDigest(ref)
       const size = await registry.blobs.stat(name, digest)
-      reply
-        .header('docker-content-digest', digest.value)
-        .header('etag', `"${digest.value}"`)
-        .header('accept-ranges', 'bytes')
-        .header('content-type', 'application/octet-stream')
-        .header('cache-control', 'max-age=31536000')
+      reply.headers(blobHeaders(digest.value))
       if (req.method === 'HEAD') return reply.code(200).header('content-length', size).send()
       // storage.s3.redirect: the client fetches the bytes (and any Range) from the store itself.
       const location = await registry.blobs.redirectUrl(digest, 'GET')
@@ -42,6 +37,17 @@ export function blobHandlers(registry: Registry, countOut: (n: number) => void) 
       await registry.blobs.delete(name, requireDigest(ref))
       return reply.code(202).header('content-length', 0).send()
     },
+  }
+}
+
+/** The headers of a blob GET or HEAD but its length (shared with the pull fast path). */
+export function blobHeaders(digest: string): OutgoingHttpHeaders {
+  return {
+    'docker-content-digest': digest,
+    etag: `"${digest}"`,
+    'accept-ranges': 'bytes',
+    'content-type': 'application/octet-stream',
+    'cache-control': 'max-age=31536000',
   }
 }
 

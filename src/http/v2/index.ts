@@ -18,7 +18,7 @@ export interface V2Options {
   /** may the caller pull from this repository (mount sources, catalog entries)? */
   canPull?: (caller: Caller, repository: string) => Promise<boolean>
   /** records pushes, pulls and deletes once they succeeded */
-  audit?: (req: FastifyRequest, caller: Caller | undefined, route: MatchedRoute) => void
+  audit?: (method: string, address: string, caller: Caller | undefined, route: MatchedRoute) => void
   baseUrl?: string
   maxManifestSize: number
   minChunkSize: number
@@ -81,7 +81,7 @@ export async function v2Routes(app: FastifyInstance, opts: V2Options): Promise<v
       query.delete('from')
     }
     const result = await handler({ req, reply, name: route.name, ref: route.ref, query, caller })
-    opts.audit?.(req, caller, route)
+    opts.audit?.(req.method, req.ip, caller, route)
     return result
   }
 

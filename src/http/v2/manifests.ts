@@ -1,3 +1,4 @@
+import type { OutgoingHttpHeaders } from 'node:http'
 import type { Registry } from '../../registry/registry.js'
 import { RegistryError } from '../../errors/registry-error.js'
 import { readBounded } from './body.js'
@@ -9,8 +10,7 @@ export function manifestHandlers(registry: Registry, urls: UrlBuilder, maxSize: 
     async GET({ reply, name, ref, req }: V2Request) {
       const head = req.method === 'HEAD'
       const m = await registry.manifests.get(name, ref, { pull: !head })
-      reply.header('content-type', m.mediaType).header('docker-content-digest', m.digest).header('etag', `"${m.digest}"`).header('content-length', m.size)
-      if (m.subjectDigest) reply.header('oci-subject', m.subjectDigest)
+      reply.headers(manifestHeaders(m))
       if (head) return reply.code(200).send()
       countOut(m.size)
       return reply.code(200).send(m.content)
@@ -30,6 +30,13 @@ export function manifestHandlers(registry: Registry, urls: UrlBuilder, maxSize: 
       return reply.code(202).header('content-length', 0).send()
     },
   }
+}
+
+/** The headers of a manifest GET or HEAD (shared with the pull fast path). */
+export function manifestHeaders(m: { mediaType: string; digest: string; size: number; subjectDigest: string | null }): OutgoingHttpHeaders {
+  const headers: OutgoingHttpHeaders = { 'content-type': m.mediaType, 'docker-content-digest': m.digest, etag: `"${m.digest}"`, 'content-length': m.size }
+  if (m.subjectDigest) headers['oci-subject'] = m.subjectDigest
+  return headers
 }
 
 export function referrersHandler(registry: Registry) {
