@@ -148,6 +148,7 @@ export function buildHttpServer(opts: HttpOptions): FastifyInstance {
           countOut,
           finished: (req, id, route, status, ms) => finished(req.method ?? '', req.url ?? '', route, status, ms, (fields) => opts.logger.info({ reqId: id, ...fields }, 'request')),
           closing: () => closing,
+          logger: opts.logger,
         },
         listeners[0],
       ),

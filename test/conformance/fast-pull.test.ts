@@ -48,20 +48,23 @@ describe('the pull fast path (manifest GET/HEAD, blob HEAD)', () => {
     assert.equal(res.headers.get('x-request-id'), 'trace-42')
   })
 
-  it('leaves every failure to the full path, which answers it with the spec error', async () => {
-    for (const path of ['/v2/fast/app/manifests/nope', '/v2/fast/none/manifests/v1', `/v2/fast/app/blobs/sha256:${'0'.repeat(64)}`]) {
-      const res = await fetch(`${s.url}${path}`, { method: 'HEAD' })
-      assert.equal(res.status, 404, path)
-      assert.equal(res.headers.get('content-type'), 'application/json; charset=utf-8', path)
-    }
-    for (const [path, code] of [
-      ['/v2/fast/app/manifests/bad!tag', 'TAG_INVALID'],
-      ['/v2/Fast/app/manifests/v1', 'NAME_INVALID'],
-      ['/v2/fast/app/manifests/sha256:abc', 'DIGEST_INVALID'],
-    ]) {
-      const res = await fetch(`${s.url}${path}`)
-      assert.equal(res.status, 400, path)
-      assert.equal(((await res.json()) as { errors: { code: string }[] }).errors[0]?.code, code, path)
+  it('refuses with the spec errors exactly as the full path does', async () => {
+    for (const [path, status, code] of [
+      ['/v2/fast/app/manifests/nope', 404, 'MANIFEST_UNKNOWN'],
+      ['/v2/fast/none/manifests/v1', 404, 'NAME_UNKNOWN'],
+      [`/v2/fast/app/blobs/sha256:${'0'.repeat(64)}`, 404, 'BLOB_UNKNOWN'],
+      ['/v2/fast/app/manifests/bad!tag', 400, 'TAG_INVALID'],
+      ['/v2/Fast/app/manifests/v1', 400, 'NAME_INVALID'],
+      ['/v2/fast/app/manifests/sha256:abc', 400, 'DIGEST_INVALID'],
+    ] as const) {
+      for (const method of path.includes('/blobs/') ? ['HEAD'] : ['GET', 'HEAD']) {
+        const fast = await answer(await fetch(`${s.url}${path}`, { method }))
+        const full = await answer(await fetch(`${s.url}${path}?full=1`, { method }))
+        assert.equal(fast.status, status, `${method} ${path}`)
+        assert.equal(fast.headers['content-type'], 'application/json; charset=utf-8', `${method} ${path}`)
+        assert.deepEqual(fast, full, `${method} ${path}`)
+        if (method === 'GET') assert.equal((JSON.parse(fast.body) as { errors: { code: string }[] }).errors[0]?.code, code, path)
+      }
     }
   })
 
@@ -80,10 +83,16 @@ describe('the pull fast path (manifest GET/HEAD, blob HEAD)', () => {
     const calls: string[] = []
     const audited: string[] = []
     const finished: string[] = []
+    const refusals: object[] = []
     let closing = false
     let known: Caller | undefined | null
+    let failing = false
+    const registry = {
+      ...s.app.registry,
+      manifests: { get: (...args: Parameters<typeof s.app.registry.manifests.get>) => (failing ? Promise.reject(new Error('database is down')) : s.app.registry.manifests.get(...args)) },
+    } as typeof s.app.registry
     const opts: FastPullOptions = {
-      registry: s.app.registry,
+      registry,
       knownCaller: (_m: string, _r: MatchedRoute, _h: string | undefined) => known,
       requestId: (req: IncomingMessage) => String(req.headers['x-request-id'] ?? 'id'),
       address: () => '127.0.0.9',
@@ -91,6 +100,7 @@ describe('the pull fast path (manifest GET/HEAD, blob HEAD)', () => {
       countOut: () => undefined,
       finished: (req, id, route, status) => finished.push(`${req.method} ${id} ${route} ${status}`),
       closing: () => closing,
+      logger: { info: (fields: object) => refusals.push(fields) } as unknown as FastPullOptions['logger'],
     }
     const full: RequestListener = (req, res) => {
       calls.push(`${req.method} ${req.url}`)
@@ -106,9 +116,15 @@ describe('the pull fast path (manifest GET/HEAD, blob HEAD)', () => {
       assert.deepEqual(calls, [])
       assert.deepEqual(audited, ['GET 127.0.0.9 manifest fast/app v1', `HEAD 127.0.0.9 blob fast/app ${layer}`])
       assert.deepEqual(finished, ['GET id manifest 200', 'HEAD id blob 200'])
+      finished.length = 0
 
+      assert.equal(await ask('GET', '/v2/fast/app/manifests/nope'), 404)
+      assert.deepEqual(refusals, [{ reqId: 'id', code: 'MANIFEST_UNKNOWN', status: 404, reason: 'manifest unknown' }])
+      assert.deepEqual(calls, [])
+      failing = true
+      assert.equal(await ask('GET', '/v2/fast/app/manifests/v1'), 299, 'an unexpected failure goes to the full path')
+      failing = false
       for (const [method, path] of [
-        ['GET', '/v2/fast/app/manifests/nope'],
         ['GET', `/v2/fast/app/blobs/${layer}`],
         ['PUT', '/v2/fast/app/manifests/v1'],
         ['GET', '/v2/fast/app/manifests/v1?x=1'],
@@ -125,6 +141,7 @@ describe('the pull fast path (manifest GET/HEAD, blob HEAD)', () => {
       assert.equal(await ask('GET', '/v2/fast/app/manifests/v1'), 299, 'a closing server answers through the full path')
       assert.equal(calls.length, 9)
       assert.equal(audited.length, 2, 'nothing refused or handed over is audited here')
+      assert.deepEqual(finished, ['GET id manifest 404'], 'what the full path answers, it counts itself')
     } finally {
       server.close()
     }

@@ -1,3 +1,4 @@
+import type { OutgoingHttpHeaders } from 'node:http'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { RegistryError } from '../../errors/registry-error.js'
 import { toOciEnvelope } from '../../errors/envelope.js'
@@ -13,15 +14,25 @@ export function renderV2Error(err: unknown, req: FastifyRequest, reply: FastifyR
     return reply.send()
   }
   if (e.statusCode >= 500) req.log.error({ err }, 'request failed')
-  else req.log.info({ code: e.code, status: e.statusCode, reason: e.message }, 'request refused')
-  for (const [k, v] of Object.entries(e.headers)) reply.header(k, v)
-  reply.code(e.statusCode).header('content-type', 'application/json; charset=utf-8')
+  else req.log.info(refusal(e), 'request refused')
+  const answer = errorAnswer(e, req.method)
+  reply.code(e.statusCode).headers(answer.headers)
+  return answer.body === undefined ? reply.send() : reply.send(answer.body)
+}
+
+/** The log fields of a refused request. */
+export function refusal(e: RegistryError): { code: string; status: number; reason: string } {
+  return { code: e.code, status: e.statusCode, reason: e.message }
+}
+
+/** The headers and body of an error answer (shared with the pull fast path). */
+export function errorAnswer(e: RegistryError, method: string): { headers: OutgoingHttpHeaders; body?: string } {
   const body = JSON.stringify(toOciEnvelope(e))
   // A HEAD answer announces the length its GET would have (RFC 9110), as Distribution does:
   // without it, clients such as undici cannot tell where the response ends and drop the
   // connection after every refused HEAD — the common "does this blob exist?" of a push.
-  if (req.method === 'HEAD') return reply.header('content-length', Buffer.byteLength(body)).send()
-  return reply.send(body)
+  const headers: OutgoingHttpHeaders = { ...e.headers, 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) }
+  return method === 'HEAD' ? { headers } : { headers, body }
 }
 
 function toRegistryError(err: unknown, req: FastifyRequest): RegistryError {

@@ -1,8 +1,11 @@
 import type { IncomingMessage, OutgoingHttpHeaders, RequestListener } from 'node:http'
+import type { Logger } from 'pino'
+import { RegistryError } from '../../errors/registry-error.js'
 import type { Registry } from '../../registry/registry.js'
 import { requireDigest, requireName } from '../../registry/registry.js'
 import type { Caller } from '../auth/credentials.js'
 import { blobHeaders } from './blobs.js'
+import { errorAnswer, refusal } from './errors.js'
 import { manifestHeaders } from './manifests.js'
 import { matchV2Path, type MatchedRoute } from './route.js'
 
@@ -23,16 +26,18 @@ export interface FastPullOptions {
   finished: (req: IncomingMessage, id: string, route: string, status: number, ms: number) => void
   /** the server is closing: everything takes the full path (which answers 503) */
   closing: () => boolean
+  /** where refusals are logged, as the full path logs them */
+  logger: Pick<Logger, 'info'>
 }
 
 /**
- * The pull fast path: manifest GET and HEAD and blob HEAD that succeed are answered straight
- * from the node:http request, without Fastify's per-request objects and hooks — they are what
- * clients ask most (every `docker pull`, every layer check of a push), and Fastify's own
- * request, reply and hook machinery was about 40 % of their CPU time. Anything else, and any
- * of these that needs more than a cached authorization or that fails (unknown name, bad
- * reference, database error), goes to `full` (Fastify), which answers it exactly as before:
- * the fast path never answers an error itself.
+ * The pull fast path: manifest GET and HEAD and blob HEAD are answered straight from the
+ * node:http request, without Fastify's per-request objects and hooks — they are what clients
+ * ask most (every `docker pull`, every layer check of a push), and Fastify's request, reply
+ * and hook machinery was about a third of their CPU time. The answers, headers and refusals
+ * (unknown blob, bad tag: the spec's errors) are the full path's own. Anything else — other
+ * requests, a caller whose authorization is not already cached, a query string, an unexpected
+ * failure such as a database error — goes to `full` (Fastify), which answers it as before.
  */
 export function fastPull(opts: FastPullOptions, full: RequestListener): RequestListener {
   return (req, res) => {
@@ -41,16 +46,24 @@ export function fastPull(opts: FastPullOptions, full: RequestListener): RequestL
     const address = caller !== null && route ? opts.address(req) : undefined
     if (!route || caller === null || address === undefined) return full(req, res)
     const started = performance.now()
+    const reply = (id: string, status: number, headers: OutgoingHttpHeaders, body?: Buffer | string) => {
+      res.writeHead(status, { 'x-request-id': id, 'docker-distribution-api-version': 'registry/2.0', ...headers })
+      res.end(body)
+      opts.finished(req, id, route.op, status, performance.now() - started)
+    }
     answer(opts, req, route).then(
       (answer) => {
-        const id = opts.requestId(req)
-        res.writeHead(200, { 'x-request-id': id, 'docker-distribution-api-version': 'registry/2.0', ...answer.headers })
-        res.end(answer.body)
         if (answer.body) opts.countOut(answer.body.length)
         opts.audit(req.method ?? '', address, caller, route)
-        opts.finished(req, id, route.op, 200, performance.now() - started)
+        reply(opts.requestId(req), 200, answer.headers, answer.body)
       },
-      () => full(req, res),
+      (err: unknown) => {
+        if (!(err instanceof RegistryError) || err.statusCode >= 500) return full(req, res)
+        const id = opts.requestId(req)
+        opts.logger.info({ reqId: id, ...refusal(err) }, 'request refused')
+        const refused = errorAnswer(err, req.method ?? '')
+        reply(id, err.statusCode, refused.headers, refused.body)
+      },
     )
   }
 }
