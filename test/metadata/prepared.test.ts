@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import { openMetadata, type MetadataDb } from '../../src/metadata/db.js'
 import { prepared } from '../../src/metadata/repositories/prepared.js'
+import { createAuditRepository, type NewAuditRow } from '../../src/metadata/repositories/audit.js'
 import { createTestDatabase, dropTestDatabase, postgresSkip } from '../helpers/server.js'
 
 const insertRepository = prepared((db, name: string, now: number) => db.insertInto('repositories').values({ name, created_at: now }))
@@ -33,7 +34,56 @@ async function exercise(meta: MetadataDb): Promise<void> {
   })
 }
 
+/** Audit batches of every size go in as several prepared INSERTs: each row exactly once, in order. */
+async function auditBatches(meta: MetadataDb): Promise<void> {
+  const audit = createAuditRepository(meta.db)
+  const row = (i: number): NewAuditRow => ({
+    at: 1_000 + i,
+    actor: `user${i}`,
+    actor_type: i % 2 ? 'user' : 'robot',
+    address: i % 3 ? `10.0.0.${i % 250}` : null,
+    action: i % 5 ? 'pull' : 'push',
+    project: i % 7 ? 'library' : null,
+    repository: `library/app${i}`,
+    resource: i % 4 ? `v${i}` : null,
+    result: 'success',
+    detail: i % 11 ? null : JSON.stringify({ i }),
+  })
+  const written: NewAuditRow[] = []
+  for (const size of [500, 3, 1, 255, 0]) {
+    const batch = Array.from({ length: size }, (_, k) => row(written.length + k))
+    await audit.insertMany(batch)
+    written.push(...batch)
+  }
+  const stored = await audit.query({ limit: 10_000, offset: 0 })
+  assert.equal(stored.length, written.length)
+  const back = stored.reverse().map(({ id: _id, ...r }) => ({ ...r, at: Number(r.at) }))
+  assert.deepEqual(back, written)
+}
+
 describe('prepared queries', () => {
+  it('write audit batches of any size, every row once and in order (SQLite)', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'berth-prepared-'))
+    const meta = await openMetadata(`sqlite:${join(dir, 'berth.db')}`)
+    try {
+      await auditBatches(meta)
+    } finally {
+      await meta.close()
+      await rm(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('write audit batches of any size, every row once and in order (PostgreSQL)', { skip: postgresSkip() }, async () => {
+    const url = await createTestDatabase()
+    const meta = await openMetadata(url)
+    try {
+      await auditBatches(meta)
+    } finally {
+      await meta.close()
+      await dropTestDatabase(url)
+    }
+  })
+
   it('run with each call’s own values on SQLite', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'berth-prepared-'))
     const meta = await openMetadata(`sqlite:${join(dir, 'berth.db')}`)
