@@ -61,64 +61,46 @@ async function auditBatches(meta: MetadataDb): Promise<void> {
   assert.deepEqual(back, written)
 }
 
+/** Runs `check` on a fresh SQLite file. */
+async function onSqlite(check: (meta: MetadataDb) => Promise<void>): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), 'berth-prepared-'))
+  const meta = await openMetadata(`sqlite:${join(dir, 'berth.db')}`)
+  try {
+    await check(meta)
+  } finally {
+    await meta.close()
+    await rm(dir, { recursive: true, force: true })
+  }
+}
+
+/** Runs `check` on a fresh PostgreSQL database. */
+async function onPostgres(check: (meta: MetadataDb) => Promise<void>): Promise<void> {
+  const url = await createTestDatabase()
+  const meta = await openMetadata(url)
+  try {
+    await check(meta)
+  } finally {
+    await meta.close()
+    await dropTestDatabase(url)
+  }
+}
+
 describe('prepared queries', () => {
-  it('write audit batches of any size, every row once and in order (SQLite)', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'berth-prepared-'))
-    const meta = await openMetadata(`sqlite:${join(dir, 'berth.db')}`)
-    try {
-      await auditBatches(meta)
-    } finally {
-      await meta.close()
-      await rm(dir, { recursive: true, force: true })
-    }
-  })
+  it('write audit batches of any size, every row once and in order (SQLite)', () => onSqlite(auditBatches))
 
-  it('write audit batches of any size, every row once and in order (PostgreSQL)', { skip: postgresSkip() }, async () => {
-    const url = await createTestDatabase()
-    const meta = await openMetadata(url)
-    try {
-      await auditBatches(meta)
-    } finally {
-      await meta.close()
-      await dropTestDatabase(url)
-    }
-  })
+  it('write audit batches of any size, every row once and in order (PostgreSQL)', { skip: postgresSkip() }, () => onPostgres(auditBatches))
 
-  it('run with each call’s own values on SQLite', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'berth-prepared-'))
-    const meta = await openMetadata(`sqlite:${join(dir, 'berth.db')}`)
-    try {
-      await exercise(meta)
-    } finally {
-      await meta.close()
-      await rm(dir, { recursive: true, force: true })
-    }
-  })
+  it('run with each call’s own values on SQLite', () => onSqlite(exercise))
 
-  it('compile once per dialect: the same query also runs on PostgreSQL in the same process', { skip: postgresSkip() }, async () => {
-    const url = await createTestDatabase()
-    const meta = await openMetadata(url)
-    try {
-      await exercise(meta)
-    } finally {
-      await meta.close()
-      await dropTestDatabase(url)
-    }
-  })
+  it('compile once per dialect: the same query also runs on PostgreSQL in the same process', { skip: postgresSkip() }, () => onPostgres(exercise))
 
-  it('refuse a query that computes with an argument or leaves one out', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'berth-prepared-'))
-    const meta = await openMetadata(`sqlite:${join(dir, 'berth.db')}`)
-    try {
+  it('refuse a query that computes with an argument or leaves one out', () =>
+    onSqlite(async (meta) => {
       const computed = prepared((db, name: string) => db.selectFrom('repositories').select('id').where('name', '=', `${name}-x`))
       await assert.rejects(computed(meta.db, 'a'), /computes with an argument/)
       const counted = prepared((db, at: number) => db.selectFrom('repositories').select('id').where('created_at', '=', Number(at) + 1))
       await assert.rejects(counted(meta.db, 1), /computes with an argument/)
       const unused = prepared((db, _name: string) => db.selectFrom('repositories').select('id'))
       await assert.rejects(unused(meta.db, 'a'), /does not pass argument 0/)
-    } finally {
-      await meta.close()
-      await rm(dir, { recursive: true, force: true })
-    }
-  })
+    }))
 })
