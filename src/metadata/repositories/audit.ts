@@ -22,12 +22,10 @@ export interface AuditQuery {
 const COLUMNS = ['at', 'actor', 'actor_type', 'address', 'action', 'project', 'repository', 'resource', 'result', 'detail'] as const
 
 /**
- * INSERTs of n rows for a few n (powers of two, so that a handful of statements serve every
- * batch), each built once: building a 128-row INSERT through Kysely's query builder took
- * milliseconds of the event loop on every flush — with every pull audited, a flush every 500
- * pulls — and held up the requests queued behind it.
+ * INSERTs of n rows for n = 16, 8, 4, 2, 1, each built once per dialect: building a many-row
+ * INSERT through Kysely's query builder took milliseconds of the event loop on every flush.
  */
-const INSERTS = [128, 64, 32, 16, 8, 4, 2, 1].map((n) => ({
+const INSERTS = [16, 8, 4, 2, 1].map((n) => ({
   n,
   run: prepared((db, ...values: unknown[]) =>
     db.insertInto('audit_log').values(Array.from({ length: n }, (_, i) => Object.fromEntries(COLUMNS.map((c, j) => [c, values[i * COLUMNS.length + j]])) as NewAuditRow)),
@@ -36,10 +34,20 @@ const INSERTS = [128, 64, 32, 16, 8, 4, 2, 1].map((n) => ({
 
 export function createAuditRepository(db: Db) {
   return {
+    /**
+     * Writes the rows at most 16 per statement, letting the event loop in between: on SQLite an
+     * INSERT runs on the main thread (≈ 10 µs a row), and 500 rows at once held every request
+     * queued behind them (the manifest GET p99 doubled with every pull audited). Small slices
+     * delay the requests that arrive meanwhile by ≈ 0.2 ms at most (64 rows pushed a lone
+     * client's p99 from 0.5 to 0.8–0.9 ms).
+     */
     async insertMany(rows: NewAuditRow[]): Promise<void> {
       let i = 0
       for (const { n, run } of INSERTS) {
-        for (; rows.length - i >= n; i += n) await run(db, ...rows.slice(i, i + n).flatMap((r) => COLUMNS.map((c) => r[c] ?? null)))
+        for (; rows.length - i >= n; i += n) {
+          if (i > 0) await new Promise((resolve) => setImmediate(resolve))
+          await run(db, ...rows.slice(i, i + n).flatMap((r) => COLUMNS.map((c) => r[c] ?? null)))
+        }
       }
     },
 
