@@ -140,16 +140,25 @@ describe('garbage collection when the server goes quiet', () => {
 
   it('frees the buffers of dead chunks with a scavenge', async () => {
     const scavenge = runtimeScavenge()
-    assert.ok(scavenge, 'this runtime lets the flag be set')
+    const collect = runtimeGc()
+    assert.ok(scavenge && collect, 'this runtime lets the flag be set')
     const held = () => process.memoryUsage().arrayBuffers
-    const before = held()
-    // Chunks as a request body arrives: each its own buffer, dead once handled.
-    for (let i = 0; i < 256; i++) Buffer.allocUnsafeSlow(64 * 1024).fill(i)
-    assert.ok(held() - before >= 8 * MiB, `dead chunks still held before the scavenge: ${held() - before} bytes`)
-    scavenge()
-    // V8 may release the swept buffers on a helper thread: give it a moment.
-    for (let i = 0; i < 50 && held() - before >= 8 * MiB; i++) await sleep(10)
-    assert.ok(held() - before < 8 * MiB, `freed: ${held() - before} bytes still held`)
+    // V8 collects on its own when external memory grows fast (it did in CI, between two
+    // chunks): start each try from a full collection, and try again if V8 got there first.
+    let grown = 0
+    for (let attempt = 0; attempt < 5 && grown < 8 * MiB; attempt++) {
+      collect()
+      const before = held()
+      // Chunks as a request body arrives: each its own buffer, dead once handled.
+      for (let i = 0; i < 256; i++) Buffer.allocUnsafeSlow(64 * 1024).fill(i)
+      grown = held() - before
+      if (grown < 8 * MiB) continue
+      scavenge()
+      // V8 may release the swept buffers on a helper thread: give it a moment.
+      for (let i = 0; i < 50 && held() - before >= 8 * MiB; i++) await sleep(10)
+      assert.ok(held() - before < 8 * MiB, `freed: ${held() - before} bytes still held`)
+    }
+    assert.ok(grown >= 8 * MiB, `V8 collected the dead chunks on its own in every try (${grown} bytes held)`)
   })
 
   it('runs on its own timer and stops on close', async () => {
