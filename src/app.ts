@@ -199,6 +199,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
     accessLog: config.log.accessLog,
     requestTimeout: parseDuration(config.http.requestTimeout) ?? 0,
     trustProxy: config.http.trustProxy,
+    busyPollMicros: config.http.busyPollMicros,
     ready: async () => {
       await storage.check()
       await metadata.ping()

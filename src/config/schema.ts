@@ -36,6 +36,11 @@ export function buildConfigSchema(z: typeof Zod) {
            * CIDRs, `*` for any peer (only when nothing but the proxy can reach Berth). Empty: none.
            */
           trustProxy: z.string().default(''),
+          /**
+           * Microseconds the event loop keeps polling after a response before it sleeps: a client
+           * sending request after request is answered without waking a sleeping thread. 0: off.
+           */
+          busyPollMicros: z.number().int().min(0).max(10_000).default(50),
         })
         .strict()
         .prefault({}),

@@ -16,6 +16,7 @@ import { canPull, v2Authorizer } from './v2/authorize.js'
 import type { Caller } from './auth/credentials.js'
 import type { MatchedRoute } from './v2/route.js'
 import { fastPull } from './v2/fast-pull.js'
+import { BusyPoll } from './busy-poll.js'
 
 export interface HttpOptions {
   logger: Logger
@@ -50,6 +51,8 @@ export interface HttpOptions {
   onBytesOut?: (n: number) => void
   /** called as every response finishes */
   onResponse?: () => void
+  /** http.busyPollMicros: how long the event loop keeps polling after a response (0: off) */
+  busyPollMicros?: number
 }
 
 /** Fastify's trustProxy from http.trustProxy. */
@@ -84,10 +87,12 @@ export function buildHttpServer(opts: HttpOptions): FastifyInstance {
     done()
   })
   const metrics = opts.metrics
+  const busyPoll = new BusyPoll(opts.busyPollMicros ?? 0)
   /** Metrics, idle accounting and the access line of every response (Fastify's or the fast path's). */
   const finished = (method: string, url: string, route: string, status: number, ms: number, logLine: (fields: object) => void) => {
     metrics?.observe(method, route, status, ms / 1000)
     opts.onResponse?.()
+    busyPoll.touch()
     if (opts.accessLog) {
       // The OIDC callback's query carries the authorization code: keep it out of the log.
       const shown = url.startsWith('/auth/oidc/callback?') ? '/auth/oidc/callback?(redacted)' : url
@@ -124,6 +129,7 @@ export function buildHttpServer(opts: HttpOptions): FastifyInstance {
   let closing = false
   app.addHook('preClose', (done) => {
     closing = true
+    busyPoll.stop()
     done()
   })
   const trustsProxy = trustedProxies(opts.trustProxy) !== false
