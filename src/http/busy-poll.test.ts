@@ -5,14 +5,14 @@ import { BusyPoll } from './busy-poll.js'
 
 /** A clock in microseconds and a queue standing in for setImmediate. */
 function fakeLoop() {
-  let micros = 0n
+  let micros = 0
   const queue: (() => void)[] = []
   return {
-    now: () => micros * 1000n,
+    now: () => micros / 1000,
     later: (fn: () => void) => void queue.push(fn),
     queue,
     /** one turn of the loop `step` µs later: runs what was scheduled before it */
-    turn(step: bigint) {
+    turn(step: number) {
       micros += step
       for (const fn of queue.splice(0)) fn()
     },
@@ -27,13 +27,13 @@ describe('busy polling after responses', () => {
     assert.equal(loop.queue.length, 1)
     poll.touch() // a second response while polling: the same chain, a later end
     assert.equal(loop.queue.length, 1)
-    for (let i = 0; i < 4; i++) loop.turn(10n)
+    for (let i = 0; i < 4; i++) loop.turn(10)
     assert.equal(loop.queue.length, 1, '40 µs after the response: still polling')
     poll.touch() // another response at 40 µs: polls until 90 µs
-    for (let i = 0; i < 4; i++) loop.turn(10n)
+    for (let i = 0; i < 4; i++) loop.turn(10)
     assert.equal(loop.queue.length, 1, 'at 80 µs: still polling')
-    loop.turn(10n)
-    loop.turn(1n)
+    loop.turn(10)
+    loop.turn(1)
     assert.equal(loop.queue.length, 0, 'past 90 µs: the thread may sleep')
     poll.touch()
     assert.equal(loop.queue.length, 1, 'a new response starts polling again')
@@ -47,7 +47,7 @@ describe('busy polling after responses', () => {
     const poll = new BusyPoll(1_000, loop.now, loop.later)
     poll.touch()
     poll.stop()
-    loop.turn(1n)
+    loop.turn(1)
     assert.equal(loop.queue.length, 0, 'the pending poll ends at its turn')
     poll.touch()
     assert.equal(loop.queue.length, 0)

@@ -11,22 +11,24 @@
  * after the last response of a burst; an idle server does not poll.
  */
 export class BusyPoll {
-  private until = 0n
+  private until = 0
   private polling = false
   private stopped = false
-  private readonly window: bigint
+  /** in milliseconds, as the clock */
+  private readonly window: number
 
   constructor(
     micros: number,
-    private readonly now: () => bigint = process.hrtime.bigint,
+    /** milliseconds (performance.now: a plain number, where hrtime.bigint allocates each turn) */
+    private readonly now: () => number = () => performance.now(),
     private readonly later: (fn: () => void) => void = (fn) => setImmediate(fn),
   ) {
-    this.window = BigInt(Math.max(0, Math.floor(micros))) * 1000n
+    this.window = Math.max(0, micros) / 1000
   }
 
   /** A response went out: keep polling for the window from now. */
   touch(): void {
-    if (this.window === 0n || this.stopped) return
+    if (this.window === 0 || this.stopped) return
     this.until = this.now() + this.window
     if (this.polling) return
     this.polling = true
