@@ -190,3 +190,35 @@ describe('the pull fast path with authentication', () => {
     }
   })
 })
+
+describe('busy polling after responses (http.busyPollMicros)', () => {
+  /** Immediates pending in this process: the servers below run in it. */
+  const immediates = () => process.getActiveResourcesInfo().filter((r) => r === 'Immediate').length
+
+  async function pendingAfterPull(busyPollMicros: number): Promise<number> {
+    const s = await startServer({ http: { busyPollMicros } })
+    try {
+      const img = await buildImage(s.url, 'poll/app', 'poll')
+      assert.equal((await putManifest(s.url, 'poll/app', 'v1', img.manifest)).status, 201)
+      await new Promise((resolve) => setTimeout(resolve, 30)) // any window of the push has passed
+      const before = immediates()
+      const res = await fetch(`${s.url}/v2/poll/app/manifests/v1`)
+      assert.equal(res.status, 200)
+      await res.arrayBuffer()
+      const after = immediates()
+      await new Promise((resolve) => setTimeout(resolve, 30))
+      assert.equal(immediates(), before, 'the loop may sleep again once the window has passed')
+      return after - before
+    } finally {
+      await s.close()
+    }
+  }
+
+  it('keeps the loop polling for the configured window after a pull, and not at all when 0', async () => {
+    // 10 ms: still open when the client has read the whole answer. The client's own work may
+    // leave an immediate pending too, the same with either server: compare the two.
+    const polling = await pendingAfterPull(10_000)
+    const off = await pendingAfterPull(0)
+    assert.equal(polling - off, 1, `pending immediates: ${polling} with polling, ${off} without`)
+  })
+})
