@@ -72,7 +72,7 @@ export function databaseUrl(config: Config): string {
 export async function createStorage(config: Config): Promise<StorageDriver> {
   switch (config.storage.driver) {
     case 'filesystem':
-      return new FsDriver(config.storage.filesystem.rootDirectory ?? config.dataDir)
+      return new FsDriver(config.storage.filesystem.rootDirectory ?? config.dataDir, { inlineMetadata: config.storage.filesystem.inlineMetadata })
     case 's3': {
       const s3 = config.storage.s3
       const { S3Driver } = await import('./storage/s3/driver.js')
@@ -145,6 +145,12 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
       },
     },
   )
+
+  const adopted = await registry.uploads.adoptLegacyLayout().catch((err: unknown) => {
+    log.warn({ err }, 'could not move upload sessions of the earlier storage layout; they will fail and restart')
+    return 0
+  })
+  if (adopted > 0) log.info({ sessions: adopted }, 'upload sessions moved to the flat uploads/<id> layout')
 
   const jobs = new JobQueue(meta.jobs, log.child({ module: 'jobs' }), {
     concurrency: config.jobs.concurrency,

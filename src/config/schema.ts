@@ -47,7 +47,18 @@ export function buildConfigSchema(z: typeof Zod) {
       storage: z
         .object({
           driver: z.enum(['filesystem', 's3']).default('filesystem'),
-          filesystem: z.object({ rootDirectory: z.string().optional() }).strict().prefault({}),
+          filesystem: z
+            .object({
+              rootDirectory: z.string().optional(),
+              /**
+               * Quick name/inode calls (stat, mkdir, rename, rmdir, open, close) made inline on the
+               * event loop rather than in libuv's thread pool; false for a network filesystem (NFS,
+               * SMB, FUSE), where one can take milliseconds.
+               */
+              inlineMetadata: z.boolean().default(true),
+            })
+            .strict()
+            .prefault({}),
           /** S3-compatible object store (AWS S3, MinIO, Ceph RGW, Cloudflare R2, GCS interoperability). */
           s3: z
             .object({

@@ -6,7 +6,7 @@ import { HashingStream, isAlgorithm, type Algorithm, type Digest } from '../oci/
 import type { ByteRange } from '../oci/range.js'
 import { PathNotFound, type FileInfo, type WriterOptions } from '../storage/driver.js'
 import { storageFailure } from './storage-errors.js'
-import { blobPath, uploadDataPath, uploadDir, UPLOADS_ROOT } from '../storage/paths.js'
+import { blobPath, legacyUploadDataPath, uploadDataPath, UPLOADS_ROOT } from '../storage/paths.js'
 import type { UploadRow } from '../metadata/repositories/uploads.js'
 import type { RegistryContext } from './context.js'
 import { KeyedLock } from './keyed-lock.js'
@@ -18,6 +18,8 @@ class GcClash extends Error {}
 
 /** A commit found its session's size changed by another request (rolls the transaction back). */
 class SessionChanged extends Error {}
+
+const SESSION_ID = /^[0-9a-f-]{36}$/
 
 const CONCURRENT_WRITE = 'another request wrote to this upload at the same time; restart the upload'
 
@@ -35,7 +37,7 @@ export interface Body {
 
 /**
  * Upload sessions (POST/PATCH/PUT of the distribution spec). The bytes of a session live in
- * storage under uploads/<id>/data and its row in metadata, so a session survives a restart.
+ * storage under uploads/<id> and its row in metadata, so a session survives a restart.
  * The running hash is kept in memory as an optimisation only: when it is missing (restart,
  * another node, a failed chunk) it is recomputed from the stored bytes.
  */
@@ -129,11 +131,11 @@ export class UploadService {
     const size = await this.stream(path, {}, hash, body, body.length)
     const actual = hash.digest('hex')
     if (actual !== digest.hex) {
-      await this.ctx.storage.delete(uploadDir(id))
+      await this.ctx.storage.delete(path)
       throw RegistryError.digestInvalid('provided digest did not match uploaded content', { expected: digest.value, actual: `${digest.algorithm}:${actual}` })
     }
     const repositoryId = await this.ctx.meta.repositories.ensure(repository, this.ctx.now())
-    await this.commitBlob({ repository, repositoryId, from: path, digest, size, tempId: id })
+    await this.commitBlob({ repository, repositoryId, from: path, digest, size })
     return size
   }
 
@@ -152,17 +154,41 @@ export class UploadService {
     removed += (await this.ctx.storage.abortIncomplete?.(UPLOADS_ROOT, new Date(cutoff))) ?? 0
     for await (const name of this.ctx.storage.list(UPLOADS_ROOT)) {
       if (this.lock.held(name) || (await this.ctx.meta.uploads.exists(name))) continue
-      const info = await this.ctx.storage.stat(uploadDir(name)).catch(() => undefined)
+      const info = await this.ctx.storage.stat(uploadDataPath(name)).catch(() => undefined)
       if (info && info.modifiedAt.getTime() < cutoff) {
-        await this.ctx.storage.delete(uploadDir(name))
+        await this.ctx.storage.delete(uploadDataPath(name))
         removed++
       }
     }
     return removed
   }
 
+  /**
+   * Moves the bytes of sessions that an earlier release kept as uploads/<id>/data to
+   * uploads/<id>, so that uploads in progress across an upgrade go on. Run at start-up; asks
+   * storage about sessions holding bytes only (never lists it). Returns how many moved.
+   */
+  async adoptLegacyLayout(): Promise<number> {
+    let moved = 0
+    for (let after = ''; ; ) {
+      const ids = await this.ctx.meta.uploads.withData(100, after)
+      for (const id of ids) {
+        const legacy = legacyUploadDataPath(id)
+        if (!(await this.ctx.storage.stat(legacy).then(() => true, () => false))) continue
+        // uploads/<id> is still the folder: park the bytes beside it, remove it, move them in.
+        const parked = uploadDataPath(`${id}.legacy`)
+        await this.ctx.storage.move(legacy, parked)
+        await this.ctx.storage.delete(uploadDataPath(id))
+        await this.ctx.storage.move(parked, uploadDataPath(id))
+        moved++
+      }
+      if (ids.length < 100) return moved
+      after = ids[ids.length - 1] as string
+    }
+  }
+
   private async find(repository: string, id: string): Promise<UploadRow> {
-    const row = /^[0-9a-f-]{36}$/.test(id) ? await this.ctx.meta.uploads.find(id) : undefined
+    const row = SESSION_ID.test(id) ? await this.ctx.meta.uploads.find(id) : undefined
     if (!row || row.repository !== repository) throw RegistryError.uploadUnknown(id)
     return row
   }
@@ -241,19 +267,18 @@ export class UploadService {
    * records and links the blob. The blob is visible only once the transaction commits.
    */
   private async commitBlob(blob: VerifiedBlob): Promise<void> {
-    const { repository, repositoryId, from, digest, size, session, tempId } = blob
+    const { repository, repositoryId, from, digest, size, session } = blob
     const sessionId = session?.id
     if (this.ctx.beforeLink) {
       try {
         await this.ctx.beforeLink(repository, digest.value, size)
       } catch (err) {
-        await this.ctx.storage.delete(uploadDir(sessionId ?? tempId ?? ''))
+        await this.ctx.storage.delete(from)
         if (sessionId) await this.discard(sessionId)
         throw err
       }
     }
     const target = blobPath(digest.algorithm, digest.hex)
-    const dir = uploadDir(sessionId ?? tempId ?? '')
     // The verified bytes stay in the upload folder until the rows are committed, so that a
     // race with garbage collection deleting the same digest can put them back (see below).
     let ours = size > 0
@@ -271,7 +296,7 @@ export class UploadService {
       if (!placed) {
         // GC deleted the file we had moved into place: the client pushes again.
         if (sessionId) await this.discard(sessionId)
-        await this.ctx.storage.delete(dir)
+        else await this.ctx.storage.delete(from)
         throw new RegistryError('UNAVAILABLE', 'the blob was garbage-collected while it was committed; push it again', { headers: { 'Retry-After': '1' } })
       }
       const now = this.ctx.now()
@@ -292,13 +317,14 @@ export class UploadService {
       for (let i = 0; i < 200 && (await this.gc.blobBeingDeleted(digest.value, GC_LEASE, Date.now())); i++) await delay(50)
     }
     if (sessionId) this.hashes.delete(sessionId)
-    await this.ctx.storage.delete(dir)
+    // Moved bytes left nothing behind; a copy that was already there (or an empty blob) did.
+    if (ours || size === 0) await this.ctx.storage.delete(from)
   }
 
   private async discard(id: string): Promise<void> {
     this.hashes.delete(id)
     await this.ctx.meta.uploads.delete(id)
-    await this.ctx.storage.delete(uploadDir(id))
+    await this.ctx.storage.delete(uploadDataPath(id))
   }
 }
 
@@ -312,8 +338,6 @@ interface VerifiedBlob {
   size: number
   /** the upload session, with the size its row must still hold for the commit to happen */
   session?: { id: string; size: number }
-  /** the temporary upload of a monolithic POST */
-  tempId?: string
 }
 
 function missingAsUndefined(err: unknown): undefined {

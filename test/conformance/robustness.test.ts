@@ -4,7 +4,7 @@ import { readdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { Readable } from 'node:stream'
-import { startServer, type TestServer } from '../helpers/server.js'
+import { startServer, uploadNames, type TestServer } from '../helpers/server.js'
 import { asBody, buildImage, expectOciError, pushBlob, putManifest, sha256 } from '../helpers/oci.js'
 
 /** Sends headers and part of a body, then drops the connection. */
@@ -184,6 +184,34 @@ describe('restart', () => {
       assert.equal((await fetch(`${second.url}${loc}?digest=${sha256(whole)}`, { method: 'PUT' })).status, 201)
       const get = await fetch(`${second.url}/v2/restart/app/manifests/v1`)
       assert.deepEqual(Buffer.from(await get.arrayBuffer()), img.manifest)
+    } finally {
+      await second.close()
+    }
+  })
+
+  it('resumes a session that an earlier release stored as uploads/<id>/data', async () => {
+    const first = await startServer({}, { keepData: true })
+    const start = await fetch(`${first.url}/v2/restart/legacy/blobs/uploads/`, { method: 'POST' })
+    const loc = start.headers.get('location') ?? ''
+    const id = loc.split('/').at(-1) ?? ''
+    assert.equal((await fetch(`${first.url}${loc}`, { method: 'PATCH', body: 'written by 0.x, ', headers: { 'content-type': 'application/octet-stream' } })).status, 202)
+    // Put the bytes where the earlier layout kept them (through the storage driver, any kind).
+    await first.app.storage.move(`uploads/${id}`, `uploads/${id}.old`)
+    await first.app.storage.move(`uploads/${id}.old`, `uploads/${id}/data`)
+    await first.close()
+
+    const second = await startServer({ dataDir: first.dataDir })
+    try {
+      await assert.rejects(second.app.storage.stat(`uploads/${id}/data`))
+      assert.equal((await second.app.storage.stat(`uploads/${id}`)).size, 16)
+      assert.equal((await fetch(`${second.url}${loc}`)).headers.get('range'), '0-15')
+      const patch = await fetch(`${second.url}${loc}`, { method: 'PATCH', body: 'finished by 1.x', headers: { 'content-type': 'application/octet-stream', 'content-range': '16-30' } })
+      assert.equal(patch.status, 202)
+      const whole = 'written by 0.x, finished by 1.x'
+      assert.equal((await fetch(`${second.url}${loc}?digest=${sha256(whole)}`, { method: 'PUT' })).status, 201)
+      const blob = await fetch(`${second.url}/v2/restart/legacy/blobs/${sha256(whole)}`)
+      assert.equal(await blob.text(), whole)
+      assert.deepEqual(await uploadNames(second), [])
     } finally {
       await second.close()
     }

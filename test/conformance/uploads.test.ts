@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
-import { startServer, type TestServer } from '../helpers/server.js'
+import { startServer, uploadNames, type TestServer } from '../helpers/server.js'
 import { asBody, expectOciError, sha256 } from '../helpers/oci.js'
 
 async function startUpload(s: TestServer, name: string): Promise<string> {
@@ -9,13 +9,6 @@ async function startUpload(s: TestServer, name: string): Promise<string> {
   assert.match(res.headers.get('docker-upload-uuid') ?? '', /^[0-9a-f-]{36}$/)
   assert.equal(res.headers.get('range'), '0-0')
   return res.headers.get('location') ?? ''
-}
-
-/** Names under uploads/ in the server's storage (whichever driver BERTH_TEST_STORAGE picked). */
-async function uploadDirs(s: TestServer): Promise<string[]> {
-  const names: string[] = []
-  for await (const name of s.app.storage.list('uploads')) names.push(name)
-  return names
 }
 
 function patch(s: TestServer, loc: string, data: Buffer | string, range?: string): Promise<Response> {
@@ -93,10 +86,10 @@ describe('upload sessions', () => {
     const loc = await startUpload(s, 'u/cancel')
     await patch(s, loc, 'to be cancelled')
     const id = loc.split('/').at(-1) ?? ''
-    assert.ok((await uploadDirs(s)).includes(id))
+    assert.ok((await uploadNames(s)).includes(id))
     assert.equal((await fetch(`${s.url}${loc}`, { method: 'DELETE' })).status, 204)
     await expectOciError(await fetch(`${s.url}${loc}`), 'BLOB_UPLOAD_UNKNOWN', 404)
-    assert.ok(!(await uploadDirs(s)).includes(id))
+    assert.ok(!(await uploadNames(s)).includes(id))
     await expectOciError(await fetch(`${s.url}${loc}`, { method: 'DELETE' }), 'BLOB_UPLOAD_UNKNOWN', 404)
   })
 
@@ -122,7 +115,7 @@ describe('upload sessions', () => {
       clock += 2 * 3_600_000
       await t.app.scheduler.runNow('purge-uploads')
       await expectOciError(await fetch(`${t.url}${loc}`), 'BLOB_UPLOAD_UNKNOWN', 404)
-      assert.deepEqual(await uploadDirs(t), [])
+      assert.deepEqual(await uploadNames(t), [])
     } finally {
       await t.close()
     }

@@ -19,6 +19,13 @@ export interface TestServer {
   close(): Promise<void>
 }
 
+/** Names under uploads/ in the server's storage (whichever driver BERTH_TEST_STORAGE picked). */
+export async function uploadNames(s: TestServer): Promise<string[]> {
+  const names: string[] = []
+  for await (const name of s.app.storage.list('uploads')) names.push(name)
+  return names
+}
+
 /**
  * postgres://… of a server where tests may create databases. When set, every server started
  * here gets a fresh PostgreSQL database instead of a SQLite file, unless BERTH_TEST_DIALECT is

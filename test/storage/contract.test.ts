@@ -201,6 +201,11 @@ contract('filesystem', async () => {
   return { driver: new FsDriver(dir), cleanup: () => rm(dir, { recursive: true, force: true }) }
 })
 
+contract('filesystem, every call through the thread pool (storage.filesystem.inlineMetadata false)', async () => {
+  const dir = await tempDir()
+  return { driver: new FsDriver(dir, { inlineMetadata: false }), cleanup: () => rm(dir, { recursive: true, force: true }) }
+})
+
 contract('filesystem + read cache', async () => {
   const dir = await tempDir()
   const cache = await tempDir()

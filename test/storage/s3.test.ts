@@ -107,7 +107,7 @@ describe('S3 storage: chunked uploads across two nodes', () => {
     assert.equal((await patch(a.url, loc, Buffer.from('aaaa'), 0)).status, 202)
     // Another writer replaces the session's bytes with different ones of the same length.
     const id = loc.split('/').at(-1) ?? ''
-    await b.app.storage.putContent(`uploads/${id}/data`, Buffer.from('bbbb'))
+    await b.app.storage.putContent(`uploads/${id}`, Buffer.from('bbbb'))
     await expectOciError(await fetch(`${a.url}${loc}?digest=${sha256('aaaa')}`, { method: 'PUT' }), 'DIGEST_INVALID', 400)
     await expectOciError(await fetch(`${a.url}/v2/${name}/blobs/${sha256('aaaa')}`), 'BLOB_UNKNOWN', 404)
     await expectOciError(await fetch(`${a.url}/v2/${name}/blobs/${sha256('bbbb')}`), 'BLOB_UNKNOWN', 404)

@@ -62,6 +62,12 @@ export function createUploadRepository(db: Db) {
       return rows.map((r) => r.id)
     },
 
+    /** Ids of sessions holding bytes, in id order after `after`. */
+    async withData(limit: number, after = ''): Promise<string[]> {
+      const rows = await db.selectFrom('uploads').select('id').where('size', '>', 0).where('id', '>', after).orderBy('id').limit(limit).execute()
+      return rows.map((r) => r.id)
+    },
+
     async exists(id: string): Promise<boolean> {
       return (await db.selectFrom('uploads').select('id').where('id', '=', id).executeTakeFirst()) !== undefined
     },

@@ -1,11 +1,15 @@
-import { createWriteStream, type WriteStream } from 'node:fs'
-import { mkdir, open, readdir, readFile, rename, rm, rmdir, stat, truncate, writeFile } from 'node:fs/promises'
+import { fsync } from 'node:fs'
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { dirname, join, resolve } from 'node:path'
-import { Readable, Writable } from 'node:stream'
+import { Readable } from 'node:stream'
 import { randomUUID } from 'node:crypto'
+import { promisify } from 'node:util'
 import { PathNotFound, type BlobWriter, type FileInfo, type ReadOptions, type StorageDriver, type WriterOptions } from '../driver.js'
-import { finished } from '../writable.js'
+import { inlineCalls, pooledCalls, type MetadataCalls } from './calls.js'
+import { FileWriter } from './file-writer.js'
 import { openRange } from './file-range.js'
+
+const fsyncAsync = promisify(fsync)
 
 // Large reads move in 1 MiB pieces: fewer syscalls and event-loop turns per GiB.
 const CHUNK = 1024 * 1024
@@ -16,9 +20,12 @@ const WRITE_BUFFER = 256 * 1024
 export class FsDriver implements StorageDriver {
   readonly name = 'filesystem'
   readonly root: string
+  private readonly calls: MetadataCalls
 
-  constructor(root: string) {
+  /** `inlineMetadata`: see calls.ts (false on a network filesystem). */
+  constructor(root: string, opts: { inlineMetadata?: boolean } = {}) {
     this.root = resolve(root)
+    this.calls = opts.inlineMetadata === false ? pooledCalls : inlineCalls
   }
 
   private full(path: string): string {
@@ -28,7 +35,7 @@ export class FsDriver implements StorageDriver {
 
   async stat(path: string): Promise<FileInfo> {
     try {
-      const s = await stat(this.full(path))
+      const s = await this.calls.stat(this.full(path))
       return { size: s.size, modifiedAt: s.mtime, version: `${s.ino}:${s.size}:${s.mtimeMs}` }
     } catch (err) {
       throw notFound(err, path)
@@ -37,7 +44,7 @@ export class FsDriver implements StorageDriver {
 
   async reader(path: string, opts: ReadOptions = {}): Promise<Readable> {
     if (opts.length === 0) {
-      await stat(this.full(path)).catch((err: unknown) => {
+      await this.calls.stat(this.full(path)).catch((err: unknown) => {
         throw notFound(err, path)
       })
       return Readable.from([])
@@ -49,12 +56,10 @@ export class FsDriver implements StorageDriver {
 
   async writer(path: string, opts: WriterOptions = {}): Promise<BlobWriter> {
     const file = this.full(path)
-    await mkdir(dirname(file), { recursive: true })
+    const fd = await this.inFolder(file, () => this.calls.open(file, opts.append ? 'a' : 'w'))
     let before = 0
-    if (opts.append) before = opts.size ?? (await stat(file).then((s) => s.size, () => 0))
-    const stream = createWriteStream(file, { flags: opts.append ? 'a' : 'w', highWaterMark: WRITE_BUFFER, flush: true })
-    await new Promise<void>((ok, fail) => stream.once('open', () => ok()).once('error', fail))
-    return new FsWriter(stream, file, before, opts.append === true)
+    if (opts.append) before = opts.size ?? (await this.calls.fstat(fd).then((s) => s.size, () => 0))
+    return new FileWriter(fd, file, before, opts.append === true, this.calls, WRITE_BUFFER)
   }
 
   async getContent(path: string): Promise<Buffer> {
@@ -65,10 +70,9 @@ export class FsDriver implements StorageDriver {
 
   async putContent(path: string, data: Buffer): Promise<void> {
     const file = this.full(path)
-    await mkdir(dirname(file), { recursive: true })
     const temp = `${file}.${randomUUID()}.tmp`
-    await writeFile(temp, data, { flush: true })
-    await rename(temp, file)
+    await this.inFolder(temp, () => writeFile(temp, data, { flush: true }))
+    await this.calls.rename(temp, file)
   }
 
   async move(from: string, to: string): Promise<void> {
@@ -76,26 +80,28 @@ export class FsDriver implements StorageDriver {
     const target = this.full(to)
     // The target's folder usually exists already: rename first, create it only when missing.
     try {
-      await rename(source, target)
+      await this.calls.rename(source, target)
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
-      await mkdir(dirname(target), { recursive: true })
-      await rename(source, target).catch((again: unknown) => {
+      await this.calls.mkdirs(dirname(target))
+      await this.calls.rename(source, target).catch((again: unknown) => {
         throw notFound(again, from)
       })
     }
-    await syncDir(dirname(target))
+    await this.syncDir(dirname(target))
   }
 
   async delete(path: string): Promise<void> {
     const full = this.full(path)
-    // Most deletes on the push path are of an upload's folder, already empty once its data was
-    // moved to the blob store: one rmdir, instead of rm's lstat, readdir and rmdir.
+    // Almost every delete is of one file (a blob, an upload's bytes): one unlink, instead of rm's
+    // lstat first. A folder (EISDIR on Linux, EPERM elsewhere) goes with everything in it.
     try {
-      await rmdir(full)
+      await this.calls.unlink(full)
       return
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return
+      const code = (err as NodeJS.ErrnoException).code
+      if (code === 'ENOENT') return
+      if (code !== 'EISDIR' && code !== 'EPERM') throw err
     }
     await rm(full, { recursive: true, force: true })
   }
@@ -117,62 +123,29 @@ export class FsDriver implements StorageDriver {
     await writeFile(probe, 'ok')
     await rm(probe, { force: true })
   }
-}
 
-/**
- * Writes through to a file stream opened with `flush`, so ending the writer fsyncs the file
- * before it is closed: once `commit()` resolves the bytes are durable.
- */
-class FsWriter extends Writable implements BlobWriter {
-  written = 0
-
-  constructor(
-    private readonly stream: WriteStream,
-    private readonly file: string,
-    private readonly before: number,
-    private readonly append: boolean,
-  ) {
-    // A pass-through: the file stream below holds the buffer.
-    super({ highWaterMark: 0 })
-    stream.on('error', (err) => this.destroy(err))
+  /**
+   * Runs `create` (which makes `file`); when its folder is missing (ENOENT), creates the folder
+   * and runs it again. The folder is nearly always there: no mkdir call on the way.
+   */
+  private async inFolder<T>(file: string, create: () => Promise<T>): Promise<T> {
+    try {
+      return await create()
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+      await this.calls.mkdirs(dirname(file))
+      return create()
+    }
   }
 
-  override _write(chunk: Buffer, _enc: BufferEncoding, done: (err?: Error | null) => void): void {
-    this.written += chunk.length
-    if (this.stream.write(chunk)) done()
-    else this.stream.once('drain', () => done())
-  }
-
-  override _final(done: (err?: Error | null) => void): void {
-    this.stream.end()
-    this.stream.once('close', () => done())
-  }
-
-  async commit(): Promise<void> {
-    await finished(this)
-  }
-
-  async cancel(): Promise<void> {
-    // Stop taking bytes, let writes already handed to the file finish (destroying the file
-    // stream under a pending write throws ERR_STREAM_DESTROYED), then take the bytes back.
-    if (!this.destroyed) this.destroy()
-    await new Promise<void>((ok) => {
-      if (this.stream.closed) return ok()
-      this.stream.once('close', () => ok())
-      if (this.stream.errored || this.stream.destroyed) return
-      if (!this.stream.writableEnded) this.stream.end()
-    })
-    if (this.append) await truncate(this.file, this.before).catch(() => undefined)
-    else await rm(this.file, { force: true })
-  }
-}
-
-async function syncDir(dir: string): Promise<void> {
-  const handle = await open(dir, 'r')
-  try {
-    await handle.sync()
-  } finally {
-    await handle.close()
+  /** Makes a rename in `dir` durable. */
+  private async syncDir(dir: string): Promise<void> {
+    const fd = await this.calls.openExisting(dir)
+    try {
+      await fsyncAsync(fd)
+    } finally {
+      await this.calls.close(fd)
+    }
   }
 }
 
