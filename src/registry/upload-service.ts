@@ -107,6 +107,8 @@ export class UploadService {
         await this.discard(id)
         throw RegistryError.digestInvalid('provided digest did not match uploaded content', { expected: digest.value, actual: `${digest.algorithm}:${actual}` })
       }
+      // Chunks were written without fsync (see write()); a last chunk's writer synced the file.
+      if (!body && row.size > 0) await this.ctx.storage.sync?.(uploadDataPath(id))
       await this.commitBlob({ repository, repositoryId: row.repositoryId, from: uploadDataPath(id), digest, size: row.size, session: { id, size: recorded } })
       return row.size
     }))
@@ -205,7 +207,10 @@ export class UploadService {
     // Always append, even to an empty session: when two nodes write to one session at once, the
     // loser's bytes then make the file longer than the session says (finish() refuses it)
     // instead of overwriting the winner's.
-    const written = await this.stream(uploadDataPath(row.id), { append: true, size: row.size }, state, body, expected)
+    // A chunk that is not the last is not fsynced: a crash that loses it leaves the file shorter
+    // than the session says, which finish() refuses (the client starts over), and the commit
+    // syncs the whole file once.
+    const written = await this.stream(uploadDataPath(row.id), { append: true, size: row.size, durable: !record }, state, body, expected)
     const size = row.size + written
     // Compare-and-set: two nodes appending to one session at once cannot both win. The loser's
     // bytes make the stored data longer than the session says, which finish() refuses.

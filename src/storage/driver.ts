@@ -41,6 +41,11 @@ export interface WriterOptions {
   /** add to the end of the file instead of replacing it */
   append?: boolean
   /**
+   * false: `commit()` need not make the bytes durable (a chunk of an upload session, which
+   * `sync()` makes durable before the blob is committed). Default true.
+   */
+  durable?: boolean
+  /**
    * With `append`: the file's size as the caller's records have it, where cancelling takes the
    * file back to (saves asking the store). Without it, the store's own size counts.
    */
@@ -54,6 +59,8 @@ export interface StorageDriver {
   writer(path: string, opts?: WriterOptions): Promise<BlobWriter>
   getContent(path: string): Promise<Buffer>
   putContent(path: string, data: Buffer): Promise<void>
+  /** Makes the bytes of a file written with `durable: false` durable (no-op where every write is). */
+  sync?(path: string): Promise<void>
   /** Atomically moves a file into place (replacing any file there). */
   move(from: string, to: string): Promise<void>
   /** Deletes a file or a whole directory; absent paths are not an error. */

@@ -148,6 +148,10 @@ export class CachingDriver implements StorageDriver {
     return this.inner.putContent(path, data)
   }
 
+  async sync(path: string): Promise<void> {
+    await this.inner.sync?.(path)
+  }
+
   async move(from: string, to: string): Promise<void> {
     await this.inner.move(from, to)
   }

@@ -59,7 +59,7 @@ export class FsDriver implements StorageDriver {
     const fd = await this.inFolder(file, () => this.calls.open(file, opts.append ? 'a' : 'w'))
     let before = 0
     if (opts.append) before = opts.size ?? (await this.calls.fstat(fd).then((s) => s.size, () => 0))
-    return new FileWriter(fd, file, before, opts.append === true, this.calls, WRITE_BUFFER)
+    return new FileWriter(fd, file, this.calls, { before, append: opts.append === true, durable: opts.durable !== false, highWaterMark: WRITE_BUFFER })
   }
 
   async getContent(path: string): Promise<Buffer> {
@@ -75,6 +75,12 @@ export class FsDriver implements StorageDriver {
     await this.calls.rename(temp, file)
   }
 
+  async sync(path: string): Promise<void> {
+    await this.fsync(this.full(path)).catch((err: unknown) => {
+      throw notFound(err, path)
+    })
+  }
+
   async move(from: string, to: string): Promise<void> {
     const source = this.full(from)
     const target = this.full(to)
@@ -88,7 +94,8 @@ export class FsDriver implements StorageDriver {
         throw notFound(again, from)
       })
     }
-    await this.syncDir(dirname(target))
+    // Makes the rename durable.
+    await this.fsync(dirname(target))
   }
 
   async delete(path: string): Promise<void> {
@@ -138,9 +145,9 @@ export class FsDriver implements StorageDriver {
     }
   }
 
-  /** Makes a rename in `dir` durable. */
-  private async syncDir(dir: string): Promise<void> {
-    const fd = await this.calls.openExisting(dir)
+  /** fsync of a file or a folder by name. */
+  private async fsync(fullPath: string): Promise<void> {
+    const fd = await this.calls.openExisting(fullPath)
     try {
       await fsyncAsync(fd)
     } finally {
