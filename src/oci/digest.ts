@@ -1,5 +1,4 @@
-import { createHash, type Hash } from 'node:crypto'
-import { Transform, type TransformCallback } from 'node:stream'
+import { createHash } from 'node:crypto'
 
 // Digest grammar of the OCI image spec: algorithm ":" encoded. Only registered algorithms are
 // accepted for content; their encoded part is lowercase hex of a fixed length.
@@ -40,23 +39,3 @@ export function digestOf(data: Buffer | string, algorithm: Algorithm = 'sha256')
   return `${algorithm}:${createHash(algorithm).update(data).digest('hex')}`
 }
 
-/**
- * A pass-through stream that hashes and counts what flows through it. The hash object may be
- * carried over from an earlier chunk of the same upload session. `onBytes` hears of every chunk
- * as it passes.
- */
-export class HashingStream extends Transform {
-  bytes = 0
-  constructor(
-    readonly hash: Hash,
-    private readonly onBytes?: (n: number) => void,
-  ) {
-    super()
-  }
-  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
-    this.hash.update(chunk)
-    this.bytes += chunk.length
-    this.onBytes?.(chunk.length)
-    done(null, chunk)
-  }
-}

@@ -1,8 +1,8 @@
 import { createHash, randomUUID, type Hash } from 'node:crypto'
 import type { Readable } from 'node:stream'
-import { pipeline } from 'node:stream/promises'
 import { RegistryError } from '../errors/registry-error.js'
-import { HashingStream, isAlgorithm, type Algorithm, type Digest } from '../oci/digest.js'
+import { isAlgorithm, type Algorithm, type Digest } from '../oci/digest.js'
+import { copyHashing } from './hashing-copy.js'
 import type { ByteRange } from '../oci/range.js'
 import { PathNotFound, type FileInfo, type WriterOptions } from '../storage/driver.js'
 import { storageFailure } from './storage-errors.js'
@@ -226,21 +226,21 @@ export class UploadService {
   private async stream(path: string, opts: WriterOptions, hash: Hash, body: Body, expected: number | undefined): Promise<number> {
     // Bytes are reported as they arrive: the server acts on them during a long upload (see
     // IdleGc.received).
-    const hasher = new HashingStream(hash, (n) => this.onBytesIn(n, this.receiving))
     const writer = await this.ctx.storage.writer(path, opts)
+    let bytes: number
     try {
       this.receiving++
-      await pipeline(body.stream, hasher, writer).finally(() => this.receiving--)
+      bytes = await copyHashing(body.stream, hash, writer, (n) => this.onBytesIn(n, this.receiving)).finally(() => this.receiving--)
       // Checked before commit, so that a short body is never made durable.
-      if (expected !== undefined && hasher.bytes !== expected) {
-        throw new RegistryError('BLOB_UPLOAD_INVALID', `received ${hasher.bytes} bytes where ${expected} were announced`)
+      if (expected !== undefined && bytes !== expected) {
+        throw new RegistryError('BLOB_UPLOAD_INVALID', `received ${bytes} bytes where ${expected} were announced`)
       }
       await writer.commit()
     } catch (err) {
       await writer.cancel()
       throw err
     }
-    return hasher.bytes
+    return bytes
   }
 
   private async hashState(row: UploadRow, algorithm: Algorithm): Promise<Hash> {
