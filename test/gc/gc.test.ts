@@ -40,10 +40,21 @@ async function scenario(base: string, repo: string) {
   }
 }
 
+/**
+ * A server on a clock the test moves (`age()` puts it a second later): with a 0 s grace period,
+ * what was written in the very millisecond of a GC run is not old enough for that run.
+ */
+async function startAging(config: Parameters<typeof startServer>[0]) {
+  let clock = Date.now()
+  const srv = await startServer(config, { now: () => clock })
+  return { srv, age: () => void (clock += 1000) }
+}
+
 test('GC keeps everything reachable from tags, indexes and referrers and removes the rest', async (t) => {
-  const srv = await startServer({ gc: { gracePeriod: '0s' } })
+  const { srv, age } = await startAging({ gc: { gracePeriod: '0s' } })
   t.after(() => srv.close())
   const s = await scenario(srv.url, 'app/one')
+  age()
   const run = await srv.app.gc.run({ trigger: 'test' })
   assert.equal(run.status, 'succeeded')
   assert.deepEqual(new Set(run.deleted), new Set([...s.garbageManifests, ...s.garbageBlobs]))
@@ -63,22 +74,20 @@ test('GC keeps everything reachable from tags, indexes and referrers and removes
 })
 
 test('gc.untagged delete removes untagged manifests (and their blobs) but not index children or referrers of kept subjects', async (t) => {
-  const srv = await startServer({ gc: { gracePeriod: '0s', untagged: 'delete', untaggedAfter: '0s' } })
+  const { srv, age } = await startAging({ gc: { gracePeriod: '0s', untagged: 'delete', untaggedAfter: '0s' } })
   t.after(() => srv.close())
   const s = await scenario(srv.url, 'app/two')
+  age()
   const run = await srv.app.gc.run({ trigger: 'test' })
   assert.deepEqual(new Set(run.deleted), new Set([...s.garbageManifests, ...s.garbageBlobs, s.untagged.digest, ...s.untagged.blobs]))
   for (const d of s.keptManifests) assert.equal(await manifestDigest(srv.url, 'app/two', d), d)
 })
 
 test('a dry run lists exactly what the real run then deletes, and deletes nothing', async (t) => {
-  // A clock the test moves: with a 0 s grace period, something written in the very millisecond of
-  // the dry run would only be old enough for the real run.
-  let clock = Date.now()
-  const srv = await startServer({ gc: { gracePeriod: '0s', untagged: 'delete', untaggedAfter: '0s' } }, { now: () => clock })
+  const { srv, age } = await startAging({ gc: { gracePeriod: '0s', untagged: 'delete', untaggedAfter: '0s' } })
   t.after(() => srv.close())
   const s = await scenario(srv.url, 'app/three')
-  clock += 1000
+  age()
   const dry = await srv.app.gc.run({ trigger: 'test', dryRun: true })
   assert.equal(dry.dryRun, true)
   assert.ok(dry.deleted!.length > 0)

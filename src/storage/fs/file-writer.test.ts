@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { createHash, randomBytes } from 'node:crypto'
-import { readdirSync } from 'node:fs'
+import { readdirSync, readlinkSync, realpathSync } from 'node:fs'
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -11,7 +11,18 @@ import { PathNotFound } from '../driver.js'
 import { FsDriver } from './driver.js'
 
 const MiB = 1024 * 1024
-const openFds = () => readdirSync('/proc/self/fd').length
+/** Descriptors of this process open on `file` (other tests' descriptors come and go meanwhile). */
+function openOn(file: string): number {
+  let n = 0
+  for (const fd of readdirSync('/proc/self/fd')) {
+    try {
+      if (readlinkSync(`/proc/self/fd/${fd}`) === file) n++
+    } catch {
+      // closed while we looked
+    }
+  }
+  return n
+}
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex')
 
 /** `total` bytes in 64 KiB pieces (a socket's), from one random buffer. */
@@ -26,19 +37,20 @@ for (const inlineMetadata of [true, false]) {
     let dir: string
     let driver: FsDriver
     before(async () => {
-      dir = await mkdtemp(join(tmpdir(), 'berth-writer-'))
+      // The real path: /proc/self/fd links name it so.
+      dir = realpathSync(await mkdtemp(join(tmpdir(), 'berth-writer-')))
       driver = new FsDriver(dir, { inlineMetadata })
     })
     after(() => rm(dir, { recursive: true, force: true }))
 
     it('writes 20 MiB (past two writebacks) and releases its descriptor', async () => {
       const data = randomBytes(20 * MiB)
-      const fds = openFds()
       const w = await driver.writer('uploads/big')
+      assert.equal(openOn(join(dir, 'uploads/big')), 1)
       await pipeline(pieces(data), w)
       await w.commit()
       assert.equal(w.written, data.length)
-      assert.equal(openFds(), fds)
+      assert.equal(openOn(join(dir, 'uploads/big')), 0)
       assert.equal(sha(await readFile(join(dir, 'uploads/big'))), sha(data))
     })
 
@@ -60,14 +72,14 @@ for (const inlineMetadata of [true, false]) {
       const w0 = await driver.writer('uploads/cancel')
       await pipeline(pieces(kept), w0)
       await w0.commit()
-      const fds = openFds()
       const w = await driver.writer('uploads/cancel', { append: true, size: kept.length })
+      assert.equal(openOn(join(dir, 'uploads/cancel')), 1)
       const body = randomBytes(24 * MiB)
       // Write without waiting, so that writes and a writeback are in the thread pool at once.
       for (let i = 0; i < body.length; i += MiB) w.write(body.subarray(i, i + MiB))
       await new Promise((ok) => setTimeout(ok, 5))
       await w.cancel()
-      assert.equal(openFds(), fds)
+      assert.equal(openOn(join(dir, 'uploads/cancel')), 0)
       assert.equal((await stat(join(dir, 'uploads/cancel'))).size, kept.length)
       assert.equal(sha(await readFile(join(dir, 'uploads/cancel'))), sha(kept))
     })
