@@ -51,9 +51,9 @@ export function buildConfigSchema(z: typeof Zod) {
             .object({
               rootDirectory: z.string().optional(),
               /**
-               * Quick name/inode calls (stat, mkdir, rename, rmdir, open, close) made inline on the
-               * event loop rather than in libuv's thread pool; false for a network filesystem (NFS,
-               * SMB, FUSE), where one can take milliseconds.
+               * Reads of cached inodes (stat, fstat, close, opening a folder to fsync it) made inline
+               * on the event loop rather than in libuv's thread pool (see storage/fs/calls.ts);
+               * false for a network filesystem (NFS, SMB, FUSE), where one can take milliseconds.
                */
               inlineMetadata: z.boolean().default(true),
             })

@@ -3,7 +3,8 @@ import type { Readable, Writable } from 'node:stream'
 
 /**
  * Copies a request body into a writer, hashing every chunk on the way; resolves with the byte
- * count once the writer has taken the last chunk (ending it is the caller's). Honours the
+ * count once the writer has taken the last chunk (ending it is the caller's, see storage/writable.ts
+ * finished()). Honours the
  * writer's backpressure. A body that fails (the client went away) or a writer that fails rejects
  * it; the body is destroyed on the way out.
  *
@@ -12,6 +13,9 @@ import type { Readable, Writable } from 'node:stream'
  * creates, ≈ 3 % of the server's CPU in a 100-layer push.
  */
 export async function copyHashing(body: Readable, hash: Hash, writer: Writable, onBytes: (n: number) => void): Promise<number> {
+  // A write can fail after the last chunk was handed over, before the caller commits: the error
+  // stays on `writer.errored` (which commit() and drained() read) instead of crashing the process.
+  writer.on('error', () => undefined)
   let bytes = 0
   for await (const chunk of body as AsyncIterable<Buffer>) {
     hash.update(chunk)
