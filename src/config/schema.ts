@@ -40,7 +40,7 @@ export function buildConfigSchema(z: typeof Zod) {
            * Microseconds the event loop keeps polling after a response before it sleeps: a client
            * sending request after request is answered without waking a sleeping thread. 0: off.
            */
-          busyPollMicros: z.number().int().min(0).max(10_000).default(50),
+          busyPollMicros: z.number().int().min(0).max(10_000).default(200),
         })
         .strict()
         .prefault({}),
