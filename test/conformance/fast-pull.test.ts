@@ -178,8 +178,9 @@ describe('the pull fast path with authentication', () => {
     assert.equal((await fetch(`${s.url}/v2/apps/web/manifests/v1`, { headers: { authorization: `Bearer ${other.token}` } })).status, 401)
 
     await eventually(async () => {
-      const rows = await apiOk<{ action: string; user: string }[]>(s, 'GET', '/audit?repository=apps/web&action=pull', ADMIN)
-      return rows.length === 3 && rows.every((r) => r.user === 'admin')
+      // repeated pulls within one flush window are one row that counts them
+      const rows = await apiOk<{ action: string; user: string; detail: { count: number } | null }[]>(s, 'GET', '/audit?repository=apps/web&action=pull', ADMIN)
+      return rows.reduce((n, r) => n + (r.detail?.count ?? 1), 0) === 3 && rows.every((r) => r.user === 'admin')
     }, 'three audited pulls')
     for (let i = 0; i < 3; i++) {
       const line = lines.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.msg === 'request' && l.reqId === `pull-${i}`)
