@@ -22,13 +22,27 @@ export class ManifestService {
     const row = looksLikeDigest(reference)
       ? await manifests.findByDigest(repository, requireDigest(reference).value)
       : await manifests.findByTag(repository, requireTag(reference))
-    if (row) {
-      // A pull (GET, not HEAD) is counted in memory and flushed in batches (see RegistryContext.onPull).
-      if (opts.pull) this.ctx.onPull?.(repository, row.digest)
-      return row
-    }
+    if (row) return this.found(repository, row, opts)
     if ((await this.ctx.meta.repositories.findId(repository)) === undefined) throw RegistryError.nameUnknown(repository)
     throw RegistryError.manifestUnknown(reference)
+  }
+
+  /**
+   * What `get` answers when the row is already in memory, without a promise; undefined when it
+   * is not (then `get`). For the pull fast path: a lone client's every microsecond is latency.
+   */
+  cached(repository: string, reference: string, opts: { pull?: boolean } = {}): ManifestRow | undefined {
+    const ref = looksLikeDigest(reference) ? { digest: requireDigest(reference).value } : { tag: requireTag(reference) }
+    const row = this.ctx.meta.manifests.peek(repository, ref)
+    // a pull needs the bytes
+    if (!row || (opts.pull && !row.content)) return undefined
+    return this.found(repository, row, opts)
+  }
+
+  private found(repository: string, row: ManifestRow, opts: { pull?: boolean }): ManifestRow {
+    // A pull (GET, not HEAD) is counted in memory and flushed in batches (see RegistryContext.onPull).
+    if (opts.pull) this.ctx.onPull?.(repository, row.digest)
+    return row
   }
 
   /**

@@ -89,7 +89,11 @@ describe('the pull fast path (manifest GET/HEAD, blob HEAD)', () => {
     let failing = false
     const registry = {
       ...s.app.registry,
-      manifests: { get: (...args: Parameters<typeof s.app.registry.manifests.get>) => (failing ? Promise.reject(new Error('database is down')) : s.app.registry.manifests.get(...args)) },
+      manifests: {
+        get: (...args: Parameters<typeof s.app.registry.manifests.get>) => (failing ? Promise.reject(new Error('database is down')) : s.app.registry.manifests.get(...args)),
+        // from memory: nothing while "the database is down", so that the lookup goes to get()
+        cached: (...args: Parameters<typeof s.app.registry.manifests.cached>) => (failing ? undefined : s.app.registry.manifests.cached(...args)),
+      },
     } as typeof s.app.registry
     const opts: FastPullOptions = {
       registry,

@@ -51,21 +51,40 @@ export function fastPull(opts: FastPullOptions, full: RequestListener): RequestL
       res.end(body)
       opts.finished(req, id, route.op, status, performance.now() - started)
     }
-    answer(opts, req, route).then(
-      (answer) => {
-        if (answer.body) opts.countOut(answer.body.length)
-        opts.audit(req.method ?? '', address, caller, route)
-        reply(opts.requestId(req), 200, answer.headers, answer.body)
-      },
-      (err: unknown) => {
-        if (!(err instanceof RegistryError) || err.statusCode >= 500) return full(req, res)
-        const id = opts.requestId(req)
-        opts.logger.info({ reqId: id, ...refusal(err) }, 'request refused')
-        const refused = errorAnswer(err, req.method ?? '')
-        reply(id, err.statusCode, refused.headers, refused.body)
-      },
-    )
+    const answered = (answer: Answer) => {
+      if (answer.body) opts.countOut(answer.body.length)
+      opts.audit(req.method ?? '', address, caller, route)
+      reply(opts.requestId(req), 200, answer.headers, answer.body)
+    }
+    const refused = (err: unknown) => {
+      if (!(err instanceof RegistryError) || err.statusCode >= 500) return full(req, res)
+      const id = opts.requestId(req)
+      opts.logger.info({ reqId: id, ...refusal(err) }, 'request refused')
+      const refused = errorAnswer(err, req.method ?? '')
+      reply(id, err.statusCode, refused.headers, refused.body)
+    }
+    let now: Answer | undefined
+    try {
+      now = cachedAnswer(opts, req, route)
+    } catch (err) {
+      return refused(err)
+    }
+    if (now) return answered(now)
+    answer(opts, req, route).then(answered, refused)
   }
+}
+
+interface Answer {
+  headers: OutgoingHttpHeaders
+  body?: Buffer
+}
+
+/** A manifest GET/HEAD answered from memory (the manifest cache), with no promise; else undefined. */
+function cachedAnswer(opts: FastPullOptions, req: IncomingMessage, route: MatchedRoute): Answer | undefined {
+  if (route.op !== 'manifest') return undefined
+  const head = req.method === 'HEAD'
+  const m = opts.registry.manifests.cached(requireName(route.name), route.ref, { pull: !head })
+  return m && { headers: manifestHeaders(m), body: head ? undefined : m.content }
 }
 
 /** The route of a manifest GET/HEAD or blob HEAD without a query or escapes; else undefined. */
@@ -77,7 +96,7 @@ function pullRoute(req: IncomingMessage): MatchedRoute | undefined {
   return route
 }
 
-async function answer(opts: FastPullOptions, req: IncomingMessage, route: MatchedRoute): Promise<{ headers: OutgoingHttpHeaders; body?: Buffer }> {
+async function answer(opts: FastPullOptions, req: IncomingMessage, route: MatchedRoute): Promise<Answer> {
   const name = requireName(route.name)
   const head = req.method === 'HEAD'
   if (route.op === 'blob') {

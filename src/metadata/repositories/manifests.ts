@@ -61,6 +61,11 @@ export function createManifestRepository(db: Db, generation: () => string | unde
       })
     },
 
+    /** The row `findByDigest` / `findByTag` would answer from memory, without I/O; else undefined. */
+    peek(repository: string, ref: { digest: string } | { tag: string }): ManifestRow | undefined {
+      return cache.peek('digest' in ref ? `d\0${repository}\0${ref.digest}` : `t\0${repository}\0${ref.tag}`)
+    },
+
     /** With its content (cached). */
     async findByTag(repository: string, tag: string): Promise<ManifestRow | undefined> {
       return cache.get(`t\0${repository}\0${tag}`, async () => {
