@@ -19,9 +19,8 @@ export class ManifestService {
   /** A manifest by tag or digest; MANIFEST_UNKNOWN (or NAME_UNKNOWN) when absent. */
   async get(repository: string, reference: string, opts: { pull?: boolean } = {}): Promise<ManifestRow> {
     const { manifests } = this.ctx.meta
-    const row = looksLikeDigest(reference)
-      ? await manifests.findByDigest(repository, requireDigest(reference).value)
-      : await manifests.findByTag(repository, requireTag(reference))
+    const ref = parseReference(reference)
+    const row = 'digest' in ref ? await manifests.findByDigest(repository, ref.digest) : await manifests.findByTag(repository, ref.tag)
     if (row) return this.found(repository, row, opts)
     if ((await this.ctx.meta.repositories.findId(repository)) === undefined) throw RegistryError.nameUnknown(repository)
     throw RegistryError.manifestUnknown(reference)
@@ -32,8 +31,7 @@ export class ManifestService {
    * is not (then `get`). For the pull fast path: a lone client's every microsecond is latency.
    */
   cached(repository: string, reference: string, opts: { pull?: boolean } = {}): ManifestRow | undefined {
-    const ref = looksLikeDigest(reference) ? { digest: requireDigest(reference).value } : { tag: requireTag(reference) }
-    const row = this.ctx.meta.manifests.peek(repository, ref)
+    const row = this.ctx.meta.manifests.peek(repository, parseReference(reference))
     // a pull needs the bytes
     if (!row || (opts.pull && !row.content)) return undefined
     return this.found(repository, row, opts)
@@ -170,4 +168,9 @@ export class ManifestService {
       throw err
     }
   }
+}
+
+/** A manifest reference, validated: a digest, or else a tag. */
+function parseReference(reference: string): { digest: string } | { tag: string } {
+  return looksLikeDigest(reference) ? { digest: requireDigest(reference).value } : { tag: requireTag(reference) }
 }

@@ -84,7 +84,11 @@ function cachedAnswer(opts: FastPullOptions, req: IncomingMessage, route: Matche
   if (route.op !== 'manifest') return undefined
   const head = req.method === 'HEAD'
   const m = opts.registry.manifests.cached(requireName(route.name), route.ref, { pull: !head })
-  return m && { headers: manifestHeaders(m), body: head ? undefined : m.content }
+  return m && manifestAnswer(m, head)
+}
+
+function manifestAnswer(m: Awaited<ReturnType<Registry['manifests']['get']>>, head: boolean): Answer {
+  return { headers: manifestHeaders(m), body: head ? undefined : m.content }
 }
 
 /** The route of a manifest GET/HEAD or blob HEAD without a query or escapes; else undefined. */
@@ -106,5 +110,5 @@ async function answer(opts: FastPullOptions, req: IncomingMessage, route: Matche
   }
   const m = await opts.registry.manifests.get(name, route.ref, { pull: !head })
   if (!head && !m.content) throw new Error('manifest bytes not loaded')
-  return { headers: manifestHeaders(m), body: head ? undefined : m.content }
+  return manifestAnswer(m, head)
 }
