@@ -4,11 +4,11 @@ import { readdirSync, readlinkSync, realpathSync } from 'node:fs'
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { Readable } from 'node:stream'
+import { Readable, type Writable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { after, before, describe, it } from 'node:test'
 import { PathNotFound } from '../driver.js'
-import { FsDriver } from './driver.js'
+import { FsDriver, writeBuffer } from './driver.js'
 
 const MiB = 1024 * 1024
 /** Descriptors of this process open on `file` (other tests' descriptors come and go meanwhile). */
@@ -31,6 +31,16 @@ function pieces(data: Buffer): Readable {
     for (let i = 0; i < data.length; i += 64 * 1024) yield data.subarray(i, i + 64 * 1024)
   })())
 }
+
+describe('write buffer shares', () => {
+  it('is 1 MiB for the first four writers, then an equal share of 4 MiB, never under 256 KiB', () => {
+    assert.deepEqual([0, 1, 2, 3].map(writeBuffer), [MiB, MiB, MiB, MiB])
+    assert.equal(writeBuffer(4), 768 * 1024)
+    assert.equal(writeBuffer(7), 512 * 1024)
+    assert.equal(writeBuffer(15), 256 * 1024)
+    assert.equal(writeBuffer(1000), 256 * 1024)
+  })
+})
 
 for (const inlineMetadata of [true, false]) {
   describe(`filesystem writer (inlineMetadata ${inlineMetadata})`, () => {
@@ -82,6 +92,22 @@ for (const inlineMetadata of [true, false]) {
       assert.equal(openOn(join(dir, 'uploads/cancel')), 0)
       assert.equal((await stat(join(dir, 'uploads/cancel'))).size, kept.length)
       assert.equal(sha(await readFile(join(dir, 'uploads/cancel'))), sha(kept))
+    })
+
+    it('shares the write buffer budget among the writers open, and gives it back as they close', async () => {
+      const hwm = (w: unknown) => (w as Writable).writableHighWaterMark
+      const first = await driver.writer('uploads/share-0')
+      assert.equal(hwm(first), MiB)
+      const rest = []
+      for (let i = 1; i < 20; i++) rest.push(await driver.writer(`uploads/share-${i}`))
+      const sizes = rest.map(hwm)
+      assert.deepEqual(sizes.slice(0, 3), [MiB, MiB, MiB])
+      assert.ok(sizes.every((n, i) => n <= (i === 0 ? MiB : (sizes[i - 1] as number))), `shares never grow: ${sizes.join(', ')}`)
+      assert.equal(sizes.at(-1), 256 * 1024)
+      for (const w of [first, ...rest]) await w.cancel()
+      const again = await driver.writer('uploads/share-again')
+      assert.equal(hwm(again), MiB)
+      await again.cancel()
     })
 
     it('creates a missing folder on the first write into it', async () => {
