@@ -138,8 +138,20 @@ export function runtimeGc(): (() => void) | undefined {
   if (!collect) return undefined
   // "last-resort" is V8's memory-reducing collection: it also shrinks the young generation and
   // hands its pages back (a plain full collection leaves its 16–32 MiB resident). Node 20's V8
-  // has no such flavor, and with options its collection leaves weak references alive.
-  if (Number(process.versions.v8.split('.')[0]) < 12) return () => collect()
+  // has no such flavor, and with options its collection leaves weak references alive. There the
+  // collection compacts every page instead of V8's pick: without it, old space was left at
+  // 19–24.5 MiB for 15.6 MiB of live objects 20 s after start-up (idle RSS 82–90 MiB against
+  // 76–80 with it, on a busy host). The flag is read per collection, so it is set for this one only.
+  if (Number(process.versions.v8.split('.')[0]) < 12) {
+    return () => {
+      setFlagsFromString('--compact-on-every-full-gc')
+      try {
+        collect()
+      } finally {
+        setFlagsFromString('--no-compact-on-every-full-gc')
+      }
+    }
+  }
   return () => collect({ type: 'major', execution: 'sync', flavor: 'last-resort' })
 }
 
