@@ -107,6 +107,9 @@ export class FileWriter extends Writable implements BlobWriter {
   private startWriteback(): void {
     const fd = this.fd
     if (fd === undefined || this.closing || this.writingBack || this.written - this.writebackFrom < WRITEBACK_EVERY) return
+    // Once ended, the rest is the final fsync's (durable) or the next writer's: a writeback begun
+    // now would only make the close wait for it (a chunk's PATCH answered ≈ 8 MiB of disk later).
+    if (this.writableEnded) return
     this.writingBack = true
     this.writebackFrom = this.written
     this.track(fdatasyncAsync(fd))
