@@ -1,9 +1,8 @@
 // A minimal OCI distribution client for the benchmark: keep-alive undici Agent, streamed bodies,
 // every request bounded by a timeout, every unexpected status an error naming the request.
 
-import { Readable } from 'node:stream'
 import { Agent, request } from 'undici'
-import { blobBody, blobBytes, blobDigest, sha256 } from './data.js'
+import { blobBytes, sha256 } from './data.js'
 
 export const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json'
 export const MANIFEST_ACCEPT = [
@@ -13,7 +12,8 @@ export const MANIFEST_ACCEPT = [
   'application/vnd.docker.distribution.manifest.list.v2+json',
 ].join(', ')
 
-type Body = Buffer | AsyncIterable<Buffer> | undefined
+/** Request bodies are sent from memory: the client's own CPU stays off the measurements. */
+type Body = Buffer | undefined
 
 export interface CallOptions {
   headers?: Record<string, string>
@@ -61,8 +61,7 @@ export class RegistryClient {
     const res = await request(url, {
       method: method as 'GET',
       headers: { ...this.headers, ...opts.headers },
-      // Streamed bodies go through a byte-mode Readable (undici's typed body kinds).
-      body: opts.body === undefined || Buffer.isBuffer(opts.body) ? opts.body : Readable.from(opts.body, { objectMode: false }),
+      body: opts.body,
       dispatcher: this.agent,
       // undici closes the connection after every HEAD unless told otherwise; registry clients
       // (Go's net/http in docker, containerd, skopeo) keep it for the next request.
@@ -135,14 +134,14 @@ export class RegistryClient {
     return res.status === 201
   }
 
-  /** POST + PATCH chunks (Content-Range) + PUT ?digest= of the deterministic blob (seed, size). */
-  async uploadChunked(repo: string, seed: number, size: number, chunk: number, timeoutMs?: number): Promise<void> {
+  /** POST + PATCH chunks (Content-Range) + PUT ?digest= of `data`. */
+  async uploadChunked(repo: string, data: Buffer, digest: string, chunk: number, timeoutMs?: number): Promise<void> {
     let session = await this.startUpload(repo)
-    for (let offset = 0; offset < size; offset += chunk) {
-      const length = Math.min(chunk, size - offset)
+    for (let offset = 0; offset < data.length; offset += chunk) {
+      const length = Math.min(chunk, data.length - offset)
       const res = await this.call('PATCH', session, {
         expect: [202],
-        body: blobBody(seed, size, offset, length),
+        body: data.subarray(offset, offset + length),
         headers: {
           'content-type': 'application/octet-stream',
           'content-length': String(length),
@@ -152,7 +151,7 @@ export class RegistryClient {
       })
       session = this.location(res, `PATCH ${session}`)
     }
-    await this.finishUpload(session, blobDigest(seed, size), undefined, 0)
+    await this.finishUpload(session, digest, undefined, 0)
   }
 
   /** What a client does per layer: HEAD (absent), POST a session, PUT the bytes with ?digest=. */

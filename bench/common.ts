@@ -7,7 +7,7 @@ import { availableParallelism, cpus, loadavg, release, totalmem } from 'node:os'
 import { dirname } from 'node:path'
 import type { BenchConfig } from './config.js'
 import type { RegistryClient } from './client.js'
-import { blobBody, blobDigest } from './data.js'
+import { blobBytes, blobDigest } from './data.js'
 
 const started = Date.now()
 export const log = (msg: string) => console.error(`[${((Date.now() - started) / 1000).toFixed(1).padStart(6)}s] ${msg}`)
@@ -87,23 +87,24 @@ export async function bearerToken(base: string, authorization: string, scope: st
  * `count` clients push one distinct blob of `bytes` each, all at once (POST, then one PUT
  * ?digest= with the bytes). Client i starts its session on node i and finishes it on node i+1
  * (what a round-robin balancer does to a docker push): the nodes must share upload sessions.
- * Returns MB/s (10^6 bytes) over the whole batch; digests are computed before the clock starts.
+ * Returns MB/s (10^6 bytes) over the whole batch; digests and bodies are made before the clock starts.
  */
 export async function pushSpread(clients: RegistryClient[], repo: string, count: number, bytes: number, firstSeed: number, timeoutMs: number): Promise<number> {
-  const digests = Array.from({ length: count }, (_, i) => blobDigest(firstSeed + i, bytes))
+  const blobs = Array.from({ length: count }, (_, i) => ({ digest: blobDigest(firstSeed + i, bytes), data: blobBytes(firstSeed + i, bytes) }))
   const t0 = performance.now()
   await Promise.all(
-    digests.map(async (digest, i) => {
+    blobs.map(async ({ digest, data }, i) => {
       const start = clients[i % clients.length] as RegistryClient
       const finish = clients[(i + 1) % clients.length] as RegistryClient
       const session = new URL(await start.startUpload(`${repo}-${i}`))
-      await finish.finishUpload(finish.url(`${session.pathname}${session.search}`), digest, blobBody(firstSeed + i, bytes), bytes, timeoutMs)
+      await finish.finishUpload(finish.url(`${session.pathname}${session.search}`), digest, data, bytes, timeoutMs)
     }),
   )
   const ms = performance.now() - t0
   // Spot check: the last blob is complete, seen from the first node.
   const last = count - 1
-  const head = await (clients[0] as RegistryClient).call('HEAD', `/v2/${repo}-${last}/blobs/${digests[last] as string}`, { expect: [200] })
-  if (Number(head.headers['content-length']) !== bytes) throw new Error(`pushed blob ${digests[last] as string} has Content-Length ${String(head.headers['content-length'])}`)
+  const lastDigest = blobDigest(firstSeed + last, bytes)
+  const head = await (clients[0] as RegistryClient).call('HEAD', `/v2/${repo}-${last}/blobs/${lastDigest}`, { expect: [200] })
+  if (Number(head.headers['content-length']) !== bytes) throw new Error(`pushed blob ${lastDigest} has Content-Length ${String(head.headers['content-length'])}`)
   return (count * bytes) / 1e6 / (ms / 1000)
 }

@@ -12,7 +12,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { authMode } from './auth.js'
 import { loadConfig, type BenchConfig } from './config.js'
 import { scaleOutMode } from './scaleout.js'
-import { blobBody, blobDigest, sha256 } from './data.js'
+import { blobBytes, blobDigest, sha256 } from './data.js'
 import { MANIFEST_ACCEPT, makeImage, pushImage, RegistryClient, type Image } from './client.js'
 import { curlDownload, runAutocannon, runWrk, type LoadResult } from './load.js'
 import { readMem, RssSampler } from './rss.js'
@@ -89,9 +89,10 @@ async function monolithic(t: Subject, cfg: BenchConfig, rep: number, timeoutMs: 
   const digest = blobDigest(seed, size)
   const single = await t.client.supportsPostDigest('bench/probe')
   if (!single) notes.push(`${t.server.name} does not implement single-request POST ?digest= uploads (it answers 202 and opens a session): its "monolithic" figure is POST + one PUT ?digest= carrying the whole blob.`)
+  const data = blobBytes(seed, size)
   const { ms } = await timed(async () => {
-    if (single) await t.client.postMonolithic('bench/big', digest, blobBody(seed, size), size, timeoutMs)
-    else await t.client.finishUpload(await t.client.startUpload('bench/big'), digest, blobBody(seed, size), size, timeoutMs)
+    if (single) await t.client.postMonolithic('bench/big', digest, data, size, timeoutMs)
+    else await t.client.finishUpload(await t.client.startUpload('bench/big'), digest, data, size, timeoutMs)
   })
   await verifyBlob(t, 'bench/big', digest, size)
   put('mono', t.server.name, mbps(size, ms))
@@ -101,8 +102,10 @@ async function monolithic(t: Subject, cfg: BenchConfig, rep: number, timeoutMs: 
 async function chunked(t: Subject, cfg: BenchConfig, rep: number, timeoutMs: number): Promise<void> {
   const size = cfg.blobBytes
   const seed = seeds(rep).chunked
-  const { ms } = await timed(() => t.client.uploadChunked('bench/chunked', seed, size, cfg.chunkBytes, timeoutMs))
-  await verifyBlob(t, 'bench/chunked', blobDigest(seed, size), size)
+  const data = blobBytes(seed, size)
+  const digest = blobDigest(seed, size)
+  const { ms } = await timed(() => t.client.uploadChunked('bench/chunked', data, digest, cfg.chunkBytes, timeoutMs))
+  await verifyBlob(t, 'bench/chunked', digest, size)
   put('chunked', t.server.name, mbps(size, ms))
   log(`${t.server.name}: chunked upload (${cfg.chunkBytes / MiB} MiB chunks) in ${(ms / 1000).toFixed(2)} s = ${mbps(size, ms).toFixed(0)} MB/s`)
 }
@@ -142,7 +145,7 @@ async function layeredPush(t: Subject, cfg: BenchConfig, rep: number, images: Im
 async function concurrentPush(t: Subject, cfg: BenchConfig, rep: number, timeoutMs: number): Promise<void> {
   const size = cfg.clientBytes
   const first = seeds(rep).concurrent
-  const digests = Array.from({ length: cfg.clients }, (_, i) => blobDigest(first + i, size))
+  const blobs = Array.from({ length: cfg.clients }, (_, i) => ({ digest: blobDigest(first + i, size), data: blobBytes(first + i, size) }))
   const before = readMem(t.server.pid)
   const sampler = new RssSampler(t.server.pid, cfg.rssIntervalMs)
   let mem: ReturnType<RssSampler['stop']>
@@ -150,9 +153,9 @@ async function concurrentPush(t: Subject, cfg: BenchConfig, rep: number, timeout
   try {
     ;({ ms } = await timed(() =>
       Promise.all(
-        digests.map(async (digest, i) => {
+        blobs.map(async ({ digest, data }, i) => {
           const session = await t.client.startUpload(`bench/client-${i}`)
-          await t.client.finishUpload(session, digest, blobBody(first + i, size), size, timeoutMs)
+          await t.client.finishUpload(session, digest, data, size, timeoutMs)
         }),
       ),
     ))
