@@ -1,4 +1,4 @@
-// A minimal OCI distribution client for the benchmark: keep-alive undici Agent, streamed bodies,
+// A minimal OCI distribution client for the benchmark: keep-alive undici Agent, bodies sent from memory,
 // every request bounded by a timeout, every unexpected status an error naming the request.
 
 import { Agent, request } from 'undici'
