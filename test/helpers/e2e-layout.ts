@@ -228,9 +228,10 @@ export function sampleFiles(seed: string, count = 3): TarEntry[] {
 
 /**
  * A layout with a two-layer image per platform and an index over them, tagged as
- * `<prefix>-amd64`, `<prefix>-arm64` and `<prefix>` (the index).
+ * `<prefix>-amd64`, `<prefix>-arm64` and `<prefix>` (the index); with `indexOnly`, only the index
+ * is named in index.json (what `crane push DIR` wants).
  */
-export async function multiArchLayout(dir: string, prefix = 'multi'): Promise<{ layout: OciLayout; amd64: Image; arm64: Image; index: Index }> {
+export async function multiArchLayout(dir: string, prefix = 'multi', opts: { indexOnly?: boolean } = {}): Promise<{ layout: OciLayout; amd64: Image; arm64: Image; index: Index }> {
   const layout = await new OciLayout(dir).init()
   const amd64 = await layout.addImage({
     platform: { architecture: 'amd64', os: 'linux' },
@@ -243,8 +244,10 @@ export async function multiArchLayout(dir: string, prefix = 'multi'): Promise<{ 
     runConfig: { Cmd: ['/bin/sh'] },
   })
   const index = await layout.addIndex([amd64, arm64])
-  await layout.tag(`${prefix}-amd64`, amd64.descriptor)
-  await layout.tag(`${prefix}-arm64`, arm64.descriptor)
+  if (!opts.indexOnly) {
+    await layout.tag(`${prefix}-amd64`, amd64.descriptor)
+    await layout.tag(`${prefix}-arm64`, arm64.descriptor)
+  }
   await layout.tag(prefix, index.descriptor)
   return { layout, amd64, arm64, index }
 }

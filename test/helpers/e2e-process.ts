@@ -8,7 +8,7 @@ import assert from 'node:assert/strict'
 import { execFile, spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { accessSync, constants, closeSync, openSync, readFileSync } from 'node:fs'
-import { mkdir, readFile, rm, stat } from 'node:fs/promises'
+import { access, mkdir, readFile, rm, stat } from 'node:fs/promises'
 import { connect, createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { delimiter, join } from 'node:path'
@@ -29,6 +29,14 @@ export function findBinary(name: string, candidates: string[] = []): string | un
     }
   }
   return undefined
+}
+
+/** Whether `path` exists and may be executed (a client binary fetched or built into .cache/). */
+export async function isExecutable(path: string): Promise<boolean> {
+  return access(path, constants.X_OK).then(
+    () => true,
+    () => false,
+  )
 }
 
 /** Whether this process runs as root (daemons such as containerd and dockerd need it). */
