@@ -74,21 +74,20 @@ export class UploadService {
   async append(repository: string, id: string, body: Body, range?: ByteRange): Promise<UploadSession> {
     return this.lock.run(id, storageFailure(async () => {
       const row = await this.find(repository, id)
-      if (range) {
-        if (range.start !== row.size) throw RegistryError.rangeInvalid(`chunk starts at ${range.start} but the upload holds ${row.size} bytes`, row.size)
-        if (body.length !== undefined && body.length !== range.end - range.start + 1) {
-          throw RegistryError.rangeInvalid('Content-Range does not match Content-Length', row.size)
-        }
-      }
+      if (range) checkChunkRange(range, row.size, body)
       const { size } = await this.write(row, body, range ? range.end - range.start + 1 : body.length, true)
       return { id, repository, size }
     }))
   }
 
-  /** Closes the session: appends the last chunk, verifies the digest and commits the blob. */
-  async finish(repository: string, id: string, digest: Digest, body: Body | undefined): Promise<number> {
+  /**
+   * Closes the session: appends the last chunk, verifies the digest and commits the blob. A last
+   * chunk's Content-Range is checked as a PATCH's is.
+   */
+  async finish(repository: string, id: string, digest: Digest, body: Body | undefined, range?: ByteRange): Promise<number> {
     return this.lock.run(id, storageFailure(async () => {
       const row = await this.find(repository, id)
+      if (range) checkChunkRange(range, row.size, body)
       // The session's size as recorded: the commit happens only if it still holds it, so a
       // request writing to the same session at once (maybe on another node) makes one of the
       // two fail. The last chunk's size is not recorded first: the commit deletes the row.
@@ -343,6 +342,15 @@ interface VerifiedBlob {
   size: number
   /** the upload session, with the size its row must still hold for the commit to happen */
   session?: { id: string; size: number }
+}
+
+/** A chunk must start where the session ends and be as long as its Content-Range says (416 otherwise). */
+function checkChunkRange(range: ByteRange, size: number, body: Body | undefined): void {
+  if (range.start !== size) throw RegistryError.rangeInvalid(`chunk starts at ${range.start} but the upload holds ${size} bytes`, size)
+  const length = body ? body.length : 0
+  if (length !== undefined && length !== range.end - range.start + 1) {
+    throw RegistryError.rangeInvalid('Content-Range does not match Content-Length', size)
+  }
 }
 
 function missingAsUndefined(err: unknown): undefined {

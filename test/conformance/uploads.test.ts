@@ -59,6 +59,24 @@ describe('upload sessions', () => {
     assert.equal(await (await fetch(`${s.url}/v2/u/chunks/blobs/${sha256('abcdefghi')}`)).text(), 'abcdefghi')
   })
 
+  it('answers a closing PUT whose last chunk does not start at the offset with 416 and keeps the session', async () => {
+    const loc = await startUpload(s, 'u/lastchunk')
+    assert.equal((await patch(s, loc, 'abc', '0-2')).status, 202)
+    const close = (body: string, range: string) =>
+      fetch(`${s.url}${loc}?digest=${sha256('abcdef')}`, { method: 'PUT', body, headers: { 'content-type': 'application/octet-stream', 'content-range': range } })
+    for (const range of ['5-7', '1-3', '3-6', 'bytes=nonsense']) {
+      const res = await close('def', range)
+      await expectOciError(res, 'RANGE_INVALID', 416)
+      assert.equal(res.headers.get('range'), '0-2', `Range after a last chunk at ${range}`)
+    }
+    // Nothing was taken: the session still holds its three bytes and closes with the right chunk.
+    const status = await fetch(`${s.url}${loc}`)
+    assert.equal(status.status, 204)
+    assert.equal(status.headers.get('range'), '0-2')
+    assert.equal((await close('def', '3-5')).status, 201)
+    assert.equal(await (await fetch(`${s.url}/v2/u/lastchunk/blobs/${sha256('abcdef')}`)).text(), 'abcdef')
+  })
+
   it('refuses a wrong digest on close with DIGEST_INVALID and stores nothing', async () => {
     const loc = await startUpload(s, 'u/wrong')
     await patch(s, loc, 'actual content')

@@ -1,9 +1,9 @@
-import type { FastifyReply } from 'fastify'
+import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Registry } from '../../registry/registry.js'
 import { requireDigest, requireName } from '../../registry/registry.js'
 import { RegistryError } from '../../errors/registry-error.js'
 import { isAlgorithm } from '../../oci/digest.js'
-import { parseContentRange } from '../../oci/range.js'
+import { parseContentRange, type ByteRange } from '../../oci/range.js'
 import { streamBody, streamBodyOrEmpty } from './body.js'
 import type { V2Request } from './route.js'
 import type { UrlBuilder } from './urls.js'
@@ -18,6 +18,16 @@ export function uploadHandlers(registry: Registry, urls: UrlBuilder, minChunk: n
 
   const created = (reply: FastifyReply, name: string, digest: string) =>
     reply.code(201).header('location', urls.blob(name, digest)).header('docker-content-digest', digest).header('content-length', 0).send()
+
+  /** The Content-Range of a chunk (PATCH, or the last chunk of a PUT); malformed → 416. */
+  const chunkRange = async (req: FastifyRequest, name: string, id: string): Promise<ByteRange | undefined> => {
+    const header = req.headers['content-range']
+    if (header === undefined) return undefined
+    const range = parseContentRange(header)
+    if (range) return range
+    const current = await registry.uploads.status(name, id)
+    throw RegistryError.rangeInvalid('malformed Content-Range', current.size)
+  }
 
   return {
     /** Start a session, upload monolithically (?digest=) or mount (?mount=&from=). */
@@ -48,12 +58,7 @@ export function uploadHandlers(registry: Registry, urls: UrlBuilder, minChunk: n
     },
 
     async PATCH({ req, reply, name, ref }: V2Request) {
-      const header = req.headers['content-range']
-      const range = header === undefined ? undefined : parseContentRange(header)
-      if (header !== undefined && range === undefined) {
-        const current = await registry.uploads.status(name, ref)
-        throw RegistryError.rangeInvalid('malformed Content-Range', current.size)
-      }
+      const range = await chunkRange(req, name, ref)
       const body = streamBody(req) ?? { stream: req.raw, length: 0 }
       const session = await registry.uploads.append(name, ref, body, range)
       return sessionHeaders(reply, name, session.id, session.size).code(202).send()
@@ -63,7 +68,8 @@ export function uploadHandlers(registry: Registry, urls: UrlBuilder, minChunk: n
       const digestParam = query.get('digest')
       if (digestParam === null) throw RegistryError.digestInvalid('the digest query parameter is required to close an upload')
       const digest = requireDigest(digestParam)
-      await registry.uploads.finish(name, ref, digest, streamBody(req))
+      const range = await chunkRange(req, name, ref)
+      await registry.uploads.finish(name, ref, digest, streamBody(req), range)
       return created(reply, name, digest.value)
     },
 
