@@ -22,5 +22,10 @@ describe('ranges', () => {
     assert.deepEqual(parseContentRange('bytes 100-199/*'), { start: 100, end: 199 })
     assert.equal(parseContentRange('5-2'), undefined)
     assert.equal(parseContentRange('x-y'), undefined)
+    assert.deepEqual(parseContentRange('bytes 4-7/8'), { start: 4, end: 7 })
+    assert.deepEqual(parseContentRange('4-7/8'), { start: 4, end: 7 })
+    // a range that ends beyond the stated total
+    assert.equal(parseContentRange('4-7/2'), undefined)
+    assert.equal(parseContentRange('bytes 4-7/7'), undefined)
   })
 })

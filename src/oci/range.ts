@@ -28,12 +28,17 @@ export function parseRangeHeader(header: string | undefined, size: number): Byte
   return { start, end }
 }
 
-/** Content-Range of a chunk upload: `a-b` (the spec's form) or `bytes a-b/*` (RFC form). */
+/**
+ * Content-Range of a chunk upload: `a-b` (the spec's form) or `bytes a-b/*` (RFC form). A stated
+ * total must hold the range (RFC 9110: `4-7/2` is invalid).
+ */
 export function parseContentRange(header: string): ByteRange | undefined {
-  const match = /^(?:bytes )?(\d+)-(\d+)(?:\/(?:\d+|\*))?$/.exec(header.trim())
+  const match = /^(?:bytes )?(\d+)-(\d+)(?:\/(\d+|\*))?$/.exec(header.trim())
   if (!match) return undefined
   const start = Number(match[1])
   const end = Number(match[2])
   if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || end < start) return undefined
+  const total = match[3] === undefined || match[3] === '*' ? undefined : Number(match[3])
+  if (total !== undefined && !(Number.isSafeInteger(total) && end < total)) return undefined
   return { start, end }
 }

@@ -48,6 +48,10 @@ describe('upload sessions', () => {
     await expectOciError(lengthMismatch, 'RANGE_INVALID', 416)
     const malformed = await patch(s, loc, 'def', 'bytes=nonsense')
     await expectOciError(malformed, 'RANGE_INVALID', 416)
+    // the range ends beyond the total it states
+    const beyondTotal = await patch(s, loc, 'def', '3-5/2')
+    await expectOciError(beyondTotal, 'RANGE_INVALID', 416)
+    assert.equal(beyondTotal.headers.get('range'), '0-2')
     const second = await patch(s, loc, 'def', '3-5')
     assert.equal(second.status, 202)
     assert.equal(second.headers.get('range'), '0-5')
