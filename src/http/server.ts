@@ -12,7 +12,7 @@ import { apiRoutes } from './api/index.js'
 import { tokenRoutes } from './auth/token.js'
 import { oidcRoutes } from './auth/oidc.js'
 import type { OidcLogin } from '../auth/oidc.js'
-import { canPull, v2Authorizer } from './v2/authorize.js'
+import { canList, canPull, v2Authorizer } from './v2/authorize.js'
 import type { Caller } from './auth/credentials.js'
 import type { MatchedRoute } from './v2/route.js'
 import { fastPull } from './v2/fast-pull.js'
@@ -119,6 +119,7 @@ export function buildHttpServer(opts: HttpOptions): FastifyInstance {
     registry: opts.registry,
     authorize: authorizer?.authorize,
     canPull: opts.authEnabled ? (caller: Caller, repository: string) => canPull(auth, caller, repository) : undefined,
+    canList: opts.authEnabled ? (caller: Caller, repository: string) => canList(auth, caller, repository) : undefined,
     audit,
     baseUrl: opts.baseUrl,
     maxManifestSize: opts.maxManifestSize,

@@ -47,8 +47,9 @@ describe('token authentication', () => {
     assert.equal(start.status, 202)
     const pullOnly = await token(s, alice, 'repository:team/app:pull')
     const refused = await fetch(`${s.url}/v2/team/app/blobs/uploads/`, { method: 'POST', headers: bearer(pullOnly.token) })
-    await expectOciError(refused, 'UNAUTHORIZED', 401)
-    assert.match(refused.headers.get('www-authenticate') ?? '', /error|scope="repository:team\/app:pull,push"/)
+    // A valid token lacking the scope: told "denied" (Distribution's insufficient_scope), not "log in".
+    await expectOciError(refused, 'DENIED', 401)
+    assert.match(refused.headers.get('www-authenticate') ?? '', /scope="repository:team\/app:pull,push",error="insufficient_scope"/)
     const otherRepo = await fetch(`${s.url}/v2/team/other/tags/list`, { headers: bearer(dev.token) })
     assert.equal(otherRepo.status, 401)
   })

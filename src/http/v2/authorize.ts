@@ -1,6 +1,7 @@
 import type { FastifyRequest } from 'fastify'
 import type { AuthService } from '../../auth/service.js'
 import { projectOf, type RepositoryAction } from '../../auth/permissions.js'
+import { principalName, type Principal } from '../../auth/principal.js'
 import { RegistryError } from '../../errors/registry-error.js'
 import { identify, type Caller } from '../auth/credentials.js'
 import type { MatchedRoute } from './route.js'
@@ -26,13 +27,20 @@ function required(route: MatchedRoute, method: string): RepositoryAction[] {
 /**
  * Authorizes /v2 requests: identifies the caller, then checks the operation against the
  * caller's live rights and, for bearer tokens, against the token's own access claims.
- * Anonymous and bearer callers that lack access get a Bearer challenge naming the scope to ask
- * for; authenticated Basic callers get DENIED.
+ * As Distribution's token flow: callers without credentials get a Bearer challenge naming the
+ * scope to ask for; a valid token lacking the scope gets 401 with `error="insufficient_scope"`
+ * (clients then stop and print "denied" instead of logging in again) and a DENIED body with
+ * the reason; authenticated Basic callers get 403 DENIED with the same reason.
  */
 export function v2Authorizer(auth: AuthService, realm: string | undefined, service: string = auth.options.service) {
-  const challenge = (req: FastifyRequest, scope?: string) => {
-    const base = realm ?? `${req.protocol}://${req.host}/token`
-    return `Bearer realm="${base}",service="${service}"${scope ? `,scope="${scope}"` : ''}`
+  const challenge = (req: FastifyRequest, scope?: string, error?: { code: string; description: string }) => {
+    const params: [string, string][] = [
+      ['realm', realm ?? `${req.protocol}://${requestAuthority(req)}/token`],
+      ['service', service],
+    ]
+    if (scope) params.push(['scope', scope])
+    if (error) params.push(['error', error.code], ['error_description', oauthText(error.description)])
+    return `Bearer ${params.map(([k, v]) => `${k}=${quoted(v)}`).join(',')}`
   }
   const unauthorized = (req: FastifyRequest, message: string, scope?: string) =>
     new RegistryError('UNAUTHORIZED', message, { headers: { 'www-authenticate': challenge(req, scope) } })
@@ -80,14 +88,64 @@ export function v2Authorizer(auth: AuthService, realm: string | undefined, servi
       return caller
     }
     const scope = `repository:${route.name}:${route.op === 'upload' || (route.op === 'manifest' && req.method === 'PUT') ? 'pull,push' : needs.join(',')}`
-    if (principal.kind === 'anonymous' || caller.scheme === 'bearer') throw unauthorized(req, 'authentication required', scope)
-    const project = projectOf(route.name)
-    if (!(await auth.policy.project(project))) throw RegistryError.denied(`project ${project} does not exist`, { project })
-    throw RegistryError.denied('requested access to the resource is denied', { repository: route.name, missing })
+    if (caller.scheme === 'none') throw unauthorized(req, 'authentication required', scope)
+    const why = await denial(auth, principal, route.name, missing, allowed)
+    if (caller.scheme === 'bearer') {
+      const headers = { 'www-authenticate': challenge(req, scope, { code: 'insufficient_scope', description: why.message }) }
+      throw new RegistryError('DENIED', why.message, { status: 401, headers, detail: why.detail })
+    }
+    throw RegistryError.denied(why.message, why.detail)
   }
   /** The caller of an operation a cached decision already allowed (no I/O), if any. */
   const cachedCaller = (method: string, route: MatchedRoute, header: string | undefined) => known(keyOf(method, route, header))
   return { authorize, cachedCaller }
+}
+
+/**
+ * Why a signed-in caller is refused, in words a client prints. A project the caller may not
+ * see gets the same words whether or not it exists, so refusals never reveal private projects.
+ */
+async function denial(auth: AuthService, principal: Principal, repository: string, missing: RepositoryAction[], allowed: Set<RepositoryAction>) {
+  const project = projectOf(repository)
+  const who = principal.kind === 'anonymous' ? 'anonymous callers' : `${principal.kind} ${principalName(principal)}`
+  const sees = principal.kind === 'external' ? allowed.size > 0 : (await auth.policy.projectActions(principal, project)).has('pull')
+  if (!sees) {
+    return {
+      message: `project ${project} does not exist or ${who} may not access it: create it with berth project create ${project} (or POST /api/v1/projects), or ask its administrator for access`,
+      detail: { project },
+    }
+  }
+  const lacking = missing.filter((a) => !allowed.has(a))
+  if (lacking.length === 0) {
+    // The rights are there; the token was asked for less than this operation needs.
+    return { message: `requested access to the resource is denied: the token does not grant ${missing.join(',')} on ${repository}`, detail: { repository, missing } }
+  }
+  const hint = principal.kind === 'anonymous' ? ': log in first' : ''
+  return { message: `requested access to the resource is denied: ${who} may not ${lacking.join(',')} on ${repository}${hint}`, detail: { repository, missing: lacking } }
+}
+
+/**
+ * The host (and port) of the request for the default realm: the Host header (or a trusted
+ * proxy's X-Forwarded-Host) only when it is a plain host name or address; anything else is
+ * the address the request came in on, so a client cannot write into the challenge.
+ */
+function requestAuthority(req: FastifyRequest): string {
+  const host = req.host
+  if (/^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/.test(host)) return host
+  const socket = req.raw.socket
+  const address = socket.localAddress ?? '127.0.0.1'
+  return `${address.includes(':') ? `[${address}]` : address}:${socket.localPort ?? ''}`
+}
+
+/** An RFC 7230 quoted-string: backslash before every quote and backslash, control characters dropped. */
+function quoted(value: string): string {
+  // eslint-disable-next-line no-control-regex
+  return `"${value.replace(/[\u0000-\u001f\u007f]/g, '').replace(/["\\]/g, '\\$&')}"`
+}
+
+/** RFC 6750 error_description allows printable ASCII without quote and backslash only. */
+function oauthText(text: string): string {
+  return text.replace(/[^\x20\x21\x23-\x5b\x5d-\x7e]/g, '?')
 }
 
 function tokenActions(caller: Caller, repository: string): Set<string> {
@@ -96,8 +154,23 @@ function tokenActions(caller: Caller, repository: string): Set<string> {
   return out
 }
 
-/** Whether the caller may read the mount source (else the mount becomes a plain upload). */
+/**
+ * Whether the caller may read a repository by its own rights (a mount source): a token scoped
+ * to the push target only still mounts from a repository its holder may pull, as docker's
+ * token for both scopes does (for an external issuer's token, its claims are its rights).
+ */
 export async function canPull(auth: AuthService, caller: Caller, repository: string): Promise<boolean> {
-  if (!(await auth.policy.repositoryActions(caller.principal, repository)).has('pull')) return false
-  return caller.scheme !== 'bearer' || caller.principal.kind === 'external' || tokenActions(caller, repository).has('pull')
+  return (await auth.policy.repositoryActions(caller.principal, repository)).has('pull')
+}
+
+/**
+ * Whether the catalog lists a repository to the caller: one it may pull, and for a token of
+ * Berth's own, one the token covers — the `registry:catalog:*` claim covers every repository
+ * its holder may pull (anonymous tokens carry no rights beyond public projects).
+ */
+export async function canList(auth: AuthService, caller: Caller, repository: string): Promise<boolean> {
+  if (!(await canPull(auth, caller, repository))) return false
+  const { principal, claims } = caller
+  if (caller.scheme !== 'bearer' || principal.kind === 'external' || principal.kind === 'anonymous') return true
+  return (claims?.access ?? []).some((a) => a.type === 'registry' && a.name === 'catalog') || tokenActions(caller, repository).has('pull')
 }

@@ -15,8 +15,10 @@ export interface V2Options {
   registry: Registry
   /** identifies and authorizes the caller; absent when auth is disabled */
   authorize?: (req: FastifyRequest, route: MatchedRoute) => Promise<Caller>
-  /** may the caller pull from this repository (mount sources, catalog entries)? */
+  /** may the caller pull from this repository by its rights (mount sources)? */
   canPull?: (caller: Caller, repository: string) => Promise<boolean>
+  /** does the catalog list this repository to the caller? */
+  canList?: (caller: Caller, repository: string) => Promise<boolean>
   /** records pushes, pulls and deletes once they succeeded */
   audit?: (method: string, address: string, caller: Caller | undefined, route: MatchedRoute) => void
   baseUrl?: string
@@ -36,7 +38,7 @@ export async function v2Routes(app: FastifyInstance, opts: V2Options): Promise<v
   const manifests = manifestHandlers(opts.registry, urls, opts.maxManifestSize, opts.countOut)
   const blobs = blobHandlers(opts.registry, opts.countOut)
   const uploads = uploadHandlers(opts.registry, urls, opts.minChunkSize)
-  const lists = listHandlers(opts.registry, urls, opts.canPull)
+  const lists = listHandlers(opts.registry, urls, opts.canList)
   const referrers = referrersHandler(opts.registry)
   const base: Handler = async ({ reply }) => reply.code(200).send({})
 

@@ -14,18 +14,19 @@ function pageSize(query: URLSearchParams): number {
   return Math.min(Number(n), MAX_PAGE)
 }
 
-export function listHandlers(registry: Registry, urls: UrlBuilder, canPull?: (caller: Caller, repository: string) => Promise<boolean>) {
+export function listHandlers(registry: Registry, urls: UrlBuilder, canList?: (caller: Caller, repository: string) => Promise<boolean>) {
   return {
     async catalog({ reply, query, caller }: V2Request) {
       const n = pageSize(query)
-      const page = n === 0 ? [] : await registry.repositories.catalog(n, query.get('last') ?? undefined)
-      const last = page.at(-1)
-      if (last !== undefined && page.length === n) reply.header('link', urls.next('/v2/_catalog', n, last))
-      // Only what the caller may pull is listed (a page may come out shorter than n).
-      const repositories = caller && canPull ? await filterAsync(page, (name) => canPull(caller, name)) : page
+      const keep = caller && canList ? (name: string) => canList(caller, name) : undefined
+      const repositories = n === 0 ? [] : await visiblePage((limit, after) => registry.repositories.catalog(limit, after), n, query.get('last') ?? undefined, keep)
+      // The Link names the last repository of this page, which the caller may see.
+      const last = repositories.at(-1)
+      if (last !== undefined && repositories.length === n) reply.header('link', urls.next('/v2/_catalog', n, last))
       return reply.code(200).send({ repositories })
     },
 
+    // The caller may pull the repository (checked before): every tag is visible to it.
     async tags({ reply, name, query }: V2Request) {
       const n = pageSize(query)
       const tags = await registry.repositories.tags(name, n === 0 ? 0 : n, query.get('last') ?? undefined)
@@ -36,8 +37,32 @@ export function listHandlers(registry: Registry, urls: UrlBuilder, canPull?: (ca
   }
 }
 
-async function filterAsync<T>(items: T[], keep: (item: T) => Promise<boolean>): Promise<T[]> {
-  const out: T[] = []
-  for (const item of items) if (await keep(item)) out.push(item)
-  return out
+/** Batches read at a time when filtering: enough to fill a small page past hidden names. */
+const BATCH = 1000
+
+/**
+ * Up to `n` names after `last` that `keep` accepts, in order. The page is cut over what the
+ * caller may see, never over everything: a cursor built before filtering would name (and let a
+ * caller walk) repositories it may not see.
+ */
+export async function visiblePage(
+  read: (limit: number, last: string | undefined) => Promise<string[]>,
+  n: number,
+  last: string | undefined,
+  keep?: (name: string) => Promise<boolean>,
+): Promise<string[]> {
+  if (!keep) return read(n, last)
+  const out: string[] = []
+  const size = Math.max(n, BATCH)
+  let cursor = last
+  for (;;) {
+    const batch = await read(size, cursor)
+    for (const name of batch) {
+      if (!(await keep(name))) continue
+      out.push(name)
+      if (out.length === n) return out
+    }
+    if (batch.length < size) return out
+    cursor = batch.at(-1)
+  }
 }
