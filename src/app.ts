@@ -35,6 +35,8 @@ export interface App {
   auth: AuthService
   /** set on the first start when no BERTH_ADMIN_PASSWORD was given: print it once */
   generatedAdminPassword?: string
+  /** BERTH_ADMIN_PASSWORD was given but differs from the stored admin password: it was ignored */
+  adminPasswordIgnored?: boolean
   scheduler: Scheduler
   /** the durable job queue (background work run once cluster-wide) */
   jobs: JobQueue
@@ -108,7 +110,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
   const meta = createMetadataRepositories(metadata.db, metadata.generation)
   const metrics = config.metrics.enabled ? new Metrics({ blobs: () => meta.blobs.stats(), uploads: () => meta.uploads.count() }) : undefined
   const auth = await AuthService.create(meta, metadata.generation, { ...authOptions(config, deps.adminPassword), directory: directory?.login, directoryCacheMs: parseDuration(config.auth.ldap.cacheTtl) ?? 0 }, log, now)
-  const { generatedAdminPassword } = await auth.bootstrap(meta, now())
+  const { generatedAdminPassword, adminPasswordIgnored } = await auth.bootstrap(meta, now())
   const oidcConfig = config.auth.oidc
   let oidc: OidcLogin | undefined
   if (oidcConfig.enabled && oidcConfig.issuer && oidcConfig.clientId && oidcConfig.redirectUrl) {
@@ -254,6 +256,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
     schedules: policySchedules,
     auth,
     generatedAdminPassword,
+    adminPasswordIgnored,
     scheduler,
     jobs,
     storage,

@@ -6,7 +6,7 @@ import { projectOf } from './permissions.js'
 import { AccessPolicy } from './access.js'
 import { AuditLog } from './audit.js'
 import { Authenticator, type DirectoryLogin } from './authenticator.js'
-import { generateSecret, hashSecret } from './passwords.js'
+import { generateSecret, hashSecret, verifySecret } from './passwords.js'
 import type { Principal, TokenAccess } from './principal.js'
 import { ProjectService } from './projects.js'
 import { RobotService } from './robots.js'
@@ -83,10 +83,18 @@ export class AuthService {
    * First start: the `library` public project, and the `admin` user with BERTH_ADMIN_PASSWORD
    * or a generated password that is returned (to be printed once) and never stored in clear.
    */
-  async bootstrap(meta: MetadataRepositories, now: number): Promise<{ generatedAdminPassword?: string }> {
+  async bootstrap(meta: MetadataRepositories, now: number): Promise<{ generatedAdminPassword?: string; adminPasswordIgnored?: boolean }> {
     await this.projects.ensure('library', true)
     // An open registry has no use for an admin yet; it is created when auth is switched on.
-    if (!this.options.enabled || (await meta.users.find('admin'))) return {}
+    if (!this.options.enabled) return {}
+    const admin = await meta.users.find('admin')
+    if (admin) {
+      // BERTH_ADMIN_PASSWORD only seeds the first admin: a different one given later is ignored,
+      // which the caller reports rather than leaving the operator to guess why a login fails.
+      const given = this.options.adminPassword
+      const ignored = given !== undefined && !(admin.password_hash && (await verifySecret(admin.password_hash, given)))
+      return ignored ? { adminPasswordIgnored: true } : {}
+    }
     const password = this.options.adminPassword ?? generateSecret(18)
     // Nodes starting together race here: only the one whose insert won prints its password.
     const inserted = await meta.users.insert({ username: 'admin', passwordHash: await hashSecret(password), email: null, admin: true, source: 'local' }, now)

@@ -1,5 +1,6 @@
 import { Command } from 'commander'
 import { serveCommand } from './serve.js'
+import { registerProjectCommands } from './project.js'
 import { registerUserCommands } from './user.js'
 
 /**
@@ -57,6 +58,7 @@ program
   .action(lazy(async () => (await import('./scrub.js')).scrubCommand))
 
 registerUserCommands(program)
+registerProjectCommands(program)
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   console.error(`berth: ${(err as Error).message}`)

@@ -1,4 +1,5 @@
 import { buildApp } from '../app.js'
+import { berthCommand, dataFlags, registryHost, startBanner } from './banner.js'
 import { parseDuration } from '../config/duration.js'
 import { loadConfig, maskSecrets, releaseConfigModules } from '../config/load.js'
 
@@ -18,10 +19,14 @@ export async function serveCommand(flags: ServeFlags): Promise<void> {
   releaseConfigModules()
   const app = await buildApp(config, { adminPassword })
   const { log } = app
+  const berth = berthCommand()
+  const cliFlags = dataFlags(flags, config.dataDir)
+  const passwd = `${berth} user passwd admin --password-stdin${cliFlags}`
   if (app.generatedAdminPassword) {
     // Printed once, straight to the terminal, never through the logger.
-    process.stderr.write(`\nBerth created the user "admin" with the password:\n\n    ${app.generatedAdminPassword}\n\nIt is not shown again. Change it with: berth user passwd admin\n\n`)
+    process.stderr.write(`\nBerth created the user "admin" with the password:\n\n    ${app.generatedAdminPassword}\n\nIt is not shown again. Change it with: ${passwd}\n\n`)
   }
+  if (app.adminPasswordIgnored) log.warn(`BERTH_ADMIN_PASSWORD differs from the password of the existing user admin and is ignored (it only sets the first password); change it with: ${passwd}`)
   log.info({ enabled: config.auth.enabled }, config.auth.enabled ? 'authentication enabled: token auth at /token, management API at /api/v1' : 'authentication disabled by config: open registry')
   for (const name of unknownEnv) log.warn({ variable: name }, 'environment variable names no config key; ignored')
   log.info({ config: maskSecrets(config) }, 'configuration loaded')
@@ -32,6 +37,11 @@ export async function serveCommand(flags: ServeFlags): Promise<void> {
 
   const { host, port } = splitAddr(config.http.addr)
   await app.http.listen({ host, port })
+  const listening = app.http.server.address()
+  if (listening && typeof listening === 'object') {
+    const registry = registryHost(listening, config.http.baseUrl)
+    process.stderr.write(startBanner({ host: registry, auth: config.auth.enabled, tls: Boolean(config.http.tls.certificate), berth, flags: cliFlags }))
+  }
   void app.scheduler.runNow('purge-uploads').catch(() => undefined)
 
   const timeout = parseDuration(config.http.shutdownTimeout) ?? 30_000

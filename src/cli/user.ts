@@ -4,22 +4,33 @@ import { databaseUrl } from '../app.js'
 import { UserService } from '../auth/users.js'
 import { loadConfig } from '../config/load.js'
 import { openMetadata } from '../metadata/db.js'
-import { createMetadataRepositories } from '../metadata/repositories/index.js'
+import { createMetadataRepositories, type MetadataRepositories } from '../metadata/repositories/index.js'
 
-interface Common {
+/** The options every command working on the database takes. */
+export interface Common {
   config?: string
   dataDir?: string
   json?: boolean
 }
 
-async function withUsers<T>(opts: Common, work: (users: UserService) => Promise<T>): Promise<T> {
+/** Runs `work` on the configured metadata database and closes it afterwards. */
+export async function withMetadata<T>(opts: Common, work: (meta: MetadataRepositories) => Promise<T>): Promise<T> {
   const { config } = await loadConfig({ file: opts.config, env: process.env, flags: { dataDir: opts.dataDir } })
   const metadata = await openMetadata(databaseUrl(config))
   try {
-    return await work(new UserService(createMetadataRepositories(metadata.db), Date.now))
+    return await work(createMetadataRepositories(metadata.db))
   } finally {
     await metadata.close()
   }
+}
+
+function withUsers<T>(opts: Common, work: (users: UserService) => Promise<T>): Promise<T> {
+  return withMetadata(opts, (meta) => work(new UserService(meta, Date.now)))
+}
+
+/** The `--config`, `--data-dir` and `--json` options of the commands working on the database. */
+export function commonOptions(c: Command): Command {
+  return c.option('-c, --config <file>', 'YAML config file').option('--data-dir <dir>', 'data directory (config key dataDir)').option('--json', 'print JSON')
 }
 
 async function readPassword(opts: { password?: string; passwordStdin?: boolean }): Promise<string> {
@@ -35,8 +46,7 @@ async function readPassword(opts: { password?: string; passwordStdin?: boolean }
 /** `berth user add|passwd|list|import-htpasswd`: local accounts, straight in the metadata database. */
 export function registerUserCommands(program: Command): void {
   const user = program.command('user').description('manage local users (works on the database directly; the server may be running)')
-  const common = (c: Command) =>
-    c.option('-c, --config <file>', 'YAML config file').option('--data-dir <dir>', 'data directory (config key dataDir)').option('--json', 'print JSON')
+  const common = commonOptions
 
   common(user.command('add').description('create a user').argument('<username>'))
     .option('--password <password>', 'the password (visible in process lists: prefer --password-stdin)')
