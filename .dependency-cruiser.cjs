@@ -1,5 +1,6 @@
-// Import boundaries of ../shared/design/ARCHITECTURE.md: dependencies point down.
+// Import boundaries of docs/architecture.md ("What may import what"): dependencies point down.
 // http -> services (registry, auth, ...) -> storage/metadata -> oci/errors.
+// Change this file and that table together.
 const lower = (name, allowed) => ({
   name: `${name}-imports-only-lower-layers`,
   severity: 'error',
