@@ -6,7 +6,6 @@ import { parseDuration } from './config/duration.js'
 import { buildHttpServer } from './http/server.js'
 import { Scheduler } from './jobs/scheduler.js'
 import { JobQueue } from './jobs/queue.js'
-import { jobRoutes } from './http/api/jobs.js'
 import { openMetadata, type MetadataDb } from './metadata/db.js'
 import { createMetadataRepositories } from './metadata/repositories/index.js'
 import { loggerOptions } from './observability/logger.js'
@@ -21,13 +20,11 @@ import { FsDriver } from './storage/fs/driver.js'
 import { GcService } from './gc/gc-service.js'
 import { ScrubService } from './gc/scrub-service.js'
 import { schedule } from './gc/schedule.js'
-import { adminOnly, gcRoutes } from './http/api/gc.js'
 import { GcTrigger } from './gc/gc-trigger.js'
 import { ImmutabilityService } from './gc/immutability.js'
 import { PolicySchedules } from './gc/policy-schedules.js'
 import { PullTracker } from './gc/pull-tracker.js'
 import { RetentionService } from './gc/retention-service.js'
-import { policyRoutes } from './http/api/retention.js'
 
 export interface App {
   http: FastifyInstance
@@ -190,6 +187,17 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
     },
   })
 
+  // The GC schedule is kept by PolicySchedules (the API's setting wins over gc.schedule).
+  const { gc, scrub, stopSchedules } = gcServices(config, { meta, storage, uploads: registry.uploads, log, now }, { scheduleGc: false, queue: jobs })
+  const trigger = new GcTrigger(gc, log, { debounceMs: deps.gcAfterDeleteDelayMs ?? 2_000 })
+  gcAfterDelete = () => trigger.request('delete')
+  log.info({ reason: config.gc.afterDelete ? undefined : 'gc.afterDelete is false' }, config.gc.afterDelete ? 'GC after deletes enabled' : 'GC after deletes disabled')
+  let onPolicyChange = () => {}
+  const retention = new RetentionService({ meta, immutability, log, now, startGc: (t) => trigger.start(t), onPolicyChange: () => onPolicyChange() })
+  const policySchedules = new PolicySchedules({ meta, gc, retention, log, configGcSchedule: config.gc.schedule, queue: jobs })
+  onPolicyChange = () => policySchedules.changed()
+  await policySchedules.start()
+
   const http = buildHttpServer({
     logger: log,
     registry,
@@ -208,6 +216,13 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
     requestTimeout: parseDuration(config.http.requestTimeout) ?? 0,
     trustProxy: config.http.trustProxy,
     busyPollMicros: config.http.busyPollMicros,
+    services: {
+      gc,
+      gcSchedule: { get: () => policySchedules.gcSchedule(), set: (body) => policySchedules.setGcSchedule(body) },
+      jobs,
+      retention,
+      immutability,
+    },
     ready: async () => {
       await storage.check()
       await metadata.ping()
@@ -223,27 +238,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
     onBytesOut: (n) => idleGc.record(n),
     onResponse: () => idleGc.touch(),
   })
-
-  // The GC schedule is kept by PolicySchedules (the API's setting wins over gc.schedule).
-  const { gc, scrub, stopSchedules } = gcServices(config, { meta, storage, uploads: registry.uploads, log, now }, { scheduleGc: false, queue: jobs })
-  const trigger = new GcTrigger(gc, log, { debounceMs: deps.gcAfterDeleteDelayMs ?? 2_000 })
-  gcAfterDelete = () => trigger.request('delete')
-  log.info({ reason: config.gc.afterDelete ? undefined : 'gc.afterDelete is false' }, config.gc.afterDelete ? 'GC after deletes enabled' : 'GC after deletes disabled')
-  let onPolicyChange = () => {}
-  const retention = new RetentionService({ meta, immutability, log, now, startGc: (t) => trigger.start(t), onPolicyChange: () => onPolicyChange() })
-  const policySchedules = new PolicySchedules({ meta, gc, retention, log, configGcSchedule: config.gc.schedule, queue: jobs })
-  onPolicyChange = () => policySchedules.changed()
-  await policySchedules.start()
-  http.register(jobRoutes, { prefix: '/api/v1', queue: jobs, requireAdmin: adminOnly(auth, config.auth.enabled) })
   // Every handler is registered by now (scheduled tasks, cron schedules): start claiming.
   jobs.start()
-  http.register(gcRoutes, {
-    prefix: '/api/v1',
-    gc,
-    requireAdmin: adminOnly(auth, config.auth.enabled),
-    schedule: { get: () => policySchedules.gcSchedule(), set: (body) => policySchedules.setGcSchedule(body) },
-  })
-  http.register(policyRoutes, { prefix: '/api/v1', auth, authEnabled: config.auth.enabled, retention, immutability })
 
   return {
     http,

@@ -8,7 +8,7 @@ import { lazyChildLogger } from '../observability/lazy-logger.js'
 import { operabilityRoutes } from './operability.js'
 import { v2Routes } from './v2/index.js'
 import type { AuthService } from '../auth/service.js'
-import { apiRoutes } from './api/index.js'
+import { apiRoutes, type ApiServices } from './api/index.js'
 import { tokenRoutes } from './auth/token.js'
 import { oidcRoutes } from './auth/oidc.js'
 import type { OidcLogin } from '../auth/oidc.js'
@@ -42,6 +42,8 @@ export interface HttpOptions {
   /** http.trustProxy: '' none, '*' any peer, else addresses/CIDRs */
   trustProxy?: string
   ready: () => Promise<void>
+  /** GC, jobs and policies: their routes join /api/v1 */
+  services?: ApiServices
   metrics?: {
     render: () => Promise<{ contentType: string; body: string }>
     observe: (method: string, route: string, status: number, seconds: number) => void
@@ -108,7 +110,7 @@ export function buildHttpServer(opts: HttpOptions): FastifyInstance {
   const { auth } = opts
   if (opts.ownTokenEndpoint) app.register(tokenRoutes, { auth })
   if (opts.oidc) app.register(oidcRoutes, { auth, oidc: opts.oidc, secureCookies: opts.secureCookies })
-  app.register(apiRoutes, { prefix: '/api/v1', auth, registry: opts.registry, secureCookies: opts.secureCookies })
+  app.register(apiRoutes, { prefix: '/api/v1', auth, registry: opts.registry, secureCookies: opts.secureCookies, authEnabled: opts.authEnabled, services: opts.services })
   const authorizer = opts.authEnabled ? v2Authorizer(auth, opts.realm, opts.service) : undefined
   const audit = (method: string, address: string, caller: Caller | undefined, route: MatchedRoute) => auditV2(auth, method, address, caller, route)
   const countOut = (n: number) => {

@@ -1,14 +1,11 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest, preHandlerAsyncHookHandler } from 'fastify'
+import type { FastifyInstance, preHandlerHookHandler } from 'fastify'
 import { RegistryError } from '../../errors/registry-error.js'
 import type { GcService } from '../../gc/gc-service.js'
-import type { AuthService } from '../../auth/service.js'
-import { safeEqual } from '../../auth/passwords.js'
-import { identify } from '../auth/credentials.js'
 
 export interface GcRoutesOptions {
   gc: GcService
-  /** refuses callers who are not system administrators (wired by the caller: see app.ts) */
-  requireAdmin: preHandlerAsyncHookHandler
+  /** refuses callers who are not system administrators (apiRoutes' adminOnly) */
+  requireAdmin: preHandlerHookHandler
   /** the GC cron schedule kept in the database (GET/PUT /gc/schedule) */
   schedule?: {
     get(): Promise<unknown>
@@ -20,10 +17,10 @@ export interface GcRoutesOptions {
 /**
  * Garbage collection under /api/v1: POST /gc {"dryRun":bool} → 202 {"id"}; GET /gc/{id} → the
  * run record with the deleted digests; GET /gc/history → the latest runs; GET|PUT /gc/schedule →
- * the cron schedule kept in the database. Admins only.
+ * the cron schedule kept in the database. Admins only. Registered by apiRoutes (its caller
+ * check and error rendering apply).
  */
 export async function gcRoutes(app: FastifyInstance, opts: GcRoutesOptions): Promise<void> {
-  app.setErrorHandler((err, req, reply) => problem(err, req, reply))
   app.addHook('preHandler', opts.requireAdmin)
 
   app.post<{ Body: { dryRun?: unknown } | undefined }>('/gc', async (req, reply) => {
@@ -66,39 +63,4 @@ export async function gcRoutes(app: FastifyInstance, opts: GcRoutesOptions): Pro
     if (!record) throw RegistryError.notFound(`gc run ${req.params.id}`)
     return record
   })
-}
-
-/** The /api problem+json rendering of an error (for plugins registered beside apiRoutes). */
-export function problem(err: unknown, req: FastifyRequest, reply: FastifyReply) {
-  let e: RegistryError
-  if (err instanceof RegistryError) e = err
-  else if ((err as { statusCode?: number }).statusCode === 400 || (err as { validation?: unknown }).validation) e = RegistryError.invalidField('body', (err as Error).message)
-  else e = new RegistryError('UNKNOWN', 'internal error', { cause: err })
-  if (e.statusCode >= 500) req.log.error({ err }, 'api request failed')
-  const detail = e.detail as { field?: string } | null
-  for (const [k, v] of Object.entries(e.headers)) reply.header(k, v)
-  return reply
-    .code(e.statusCode)
-    .header('content-type', 'application/problem+json')
-    .send(JSON.stringify({ type: 'about:blank', title: e.code, status: e.statusCode, detail: e.message, code: e.code, ...(detail?.field ? { field: detail.field } : {}) }))
-}
-
-/**
- * The admin check of the /api/v1 management API for gcRoutes: the caller's credentials (Basic,
- * Bearer, or the UI session cookie with its CSRF token on writes) must name a system
- * administrator. With auth.enabled false there are no accounts, and the open registry lets
- * anyone trigger GC (as it lets anyone delete).
- */
-export function adminOnly(auth: AuthService, authEnabled: boolean): preHandlerAsyncHookHandler {
-  return async (req) => {
-    if (!authEnabled) return
-    const caller = await identify(req, auth, { cookies: true })
-    if (caller.scheme === 'cookie' && req.method !== 'GET' && req.method !== 'HEAD') {
-      const sent = req.headers['x-csrf-token']
-      if (typeof sent !== 'string' || !caller.claims?.csrf || !safeEqual(sent, caller.claims.csrf)) throw RegistryError.denied('missing or wrong X-CSRF-Token')
-    }
-    const p = caller.principal
-    if (p.kind === 'anonymous') throw new RegistryError('UNAUTHORIZED', 'sign in first')
-    if (p.kind !== 'user' || !p.admin) throw RegistryError.denied('system administrators only')
-  }
 }

@@ -1,23 +1,47 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyInstance, FastifyReply, FastifyRequest, preHandlerHookHandler } from 'fastify'
 import { safeEqual } from '../../auth/passwords.js'
 import { RegistryError } from '../../errors/registry-error.js'
+import type { GcService } from '../../gc/gc-service.js'
+import type { ImmutabilityService } from '../../gc/immutability.js'
+import type { RetentionService } from '../../gc/retention-service.js'
+import type { JobQueue } from '../../jobs/queue.js'
 import type { Registry } from '../../registry/registry.js'
 import { identify } from '../auth/credentials.js'
 import { auditRoutes } from './audit.js'
-import { callerOf, type ApiContext } from './context.js'
+import { callerOf, requireAdmin, type ApiContext } from './context.js'
+import { gcRoutes, type GcRoutesOptions } from './gc.js'
+import { jobRoutes } from './jobs.js'
 import { OPENAPI, renderDocs } from './openapi.js'
 import { projectRoutes } from './projects.js'
+import { policyRoutes } from './retention.js'
 import { robotRoutes } from './robots.js'
 import { sessionRoutes } from './session.js'
 import { userRoutes } from './users.js'
 
+/** The background services whose routes live under /api/v1 too (absent in some tests). */
+export interface ApiServices {
+  gc: GcService
+  /** the GC cron schedule kept in the database (GET/PUT /gc/schedule) */
+  gcSchedule?: GcRoutesOptions['schedule']
+  jobs: JobQueue
+  retention: RetentionService
+  immutability: ImmutabilityService
+}
+
 export interface ApiOptions extends ApiContext {
   registry: Registry
+  /** false: an open registry, where GC, jobs and policies are anyone's (as deletes are) */
+  authEnabled: boolean
+  services?: ApiServices
 }
 
 const SAFE = new Set(['GET', 'HEAD', 'OPTIONS'])
 
-/** The management API under /api/v1: JSON in, JSON out, problem+json errors. */
+/**
+ * The management API under /api/v1: JSON in, JSON out, problem+json errors. Every /api/v1
+ * route is registered here, under one caller check (run before the body is read) and one
+ * error renderer.
+ */
 export async function apiRoutes(app: FastifyInstance, opts: ApiOptions): Promise<void> {
   app.setErrorHandler((err, req, reply) => renderProblem(err, req, reply))
   app.setNotFoundHandler((req, reply) => renderProblem(RegistryError.notFound('endpoint'), req, reply))
@@ -44,6 +68,17 @@ export async function apiRoutes(app: FastifyInstance, opts: ApiOptions): Promise
   await app.register(projectRoutes, ctx)
   await app.register(robotRoutes, ctx)
   await app.register(auditRoutes, ctx)
+  const services = opts.services
+  if (services) {
+    // With auth.enabled false there are no accounts: the open registry lets anyone run GC.
+    const adminOnly: preHandlerHookHandler = (req, _reply, done) => {
+      if (opts.authEnabled) requireAdmin(req)
+      done()
+    }
+    await app.register(gcRoutes, { gc: services.gc, schedule: services.gcSchedule, requireAdmin: adminOnly })
+    await app.register(jobRoutes, { queue: services.jobs, requireAdmin: adminOnly })
+    await app.register(policyRoutes, { ...ctx, authEnabled: opts.authEnabled, retention: services.retention, immutability: services.immutability })
+  }
 
   app.get<{ Querystring: { q?: string; limit?: string } }>('/search', async (req) => {
     const q = (req.query.q ?? '').toLowerCase()
@@ -64,6 +99,7 @@ export async function apiRoutes(app: FastifyInstance, opts: ApiOptions): Promise
   })
 }
 
+/** The problem+json answer of an error of /api/v1 (Fastify's own, for bodies, included). */
 function renderProblem(err: unknown, req: FastifyRequest, reply: FastifyReply) {
   let e: RegistryError
   if (err instanceof RegistryError) e = err

@@ -1,19 +1,17 @@
-import type { FastifyInstance, preHandlerAsyncHookHandler } from 'fastify'
+import type { FastifyInstance, preHandlerHookHandler } from 'fastify'
 import { RegistryError } from '../../errors/registry-error.js'
 import type { JobQueue } from '../../jobs/queue.js'
-import { problem } from './gc.js'
 
 export interface JobRoutesOptions {
   queue: JobQueue
   /** refuses callers who are not system administrators */
-  requireAdmin: preHandlerAsyncHookHandler
+  requireAdmin: preHandlerHookHandler
 }
 
 const STATUSES = new Set(['queued', 'running', 'succeeded', 'failed'])
 
 /** The background job queue under /api/v1 (admins): GET /jobs?status=&kind=&limit=&offset=, GET /jobs/{id}. */
 export async function jobRoutes(app: FastifyInstance, opts: JobRoutesOptions): Promise<void> {
-  app.setErrorHandler((err, req, reply) => problem(err, req, reply))
   app.addHook('preHandler', opts.requireAdmin)
 
   app.get<{ Querystring: { status?: string; kind?: string; limit?: string; offset?: string } }>('/jobs', async (req) => {

@@ -1,15 +1,10 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
-import type { AuthService } from '../../auth/service.js'
-import { safeEqual } from '../../auth/passwords.js'
 import { RegistryError } from '../../errors/registry-error.js'
 import type { ImmutabilityService } from '../../gc/immutability.js'
 import type { RetentionService } from '../../gc/retention-service.js'
-import { identify } from '../auth/credentials.js'
 import { audit, paging, requireProjectAction, type ApiContext } from './context.js'
-import { problem } from './gc.js'
 
-export interface PolicyRoutesOptions {
-  auth: AuthService
+export interface PolicyRoutesOptions extends ApiContext {
   /** false: an open registry, where anyone may change policies (as anyone may delete) */
   authEnabled: boolean
   retention: RetentionService
@@ -17,7 +12,6 @@ export interface PolicyRoutesOptions {
 }
 
 type P = { Params: { project: string } }
-const SAFE = new Set(['GET', 'HEAD', 'OPTIONS'])
 const RUN_ID = /^[0-9a-f-]{36}$/
 
 /**
@@ -27,20 +21,10 @@ const RUN_ID = /^[0-9a-f-]{36}$/
  *   GET|PUT  /projects/{project}/retention
  *   POST     /projects/{project}/retention/runs {"dryRun"} → 202 {"id"}
  *   GET      /projects/{project}/retention/runs[/{id}]
+ * Registered by apiRoutes (its caller check and error rendering apply).
  */
 export async function policyRoutes(app: FastifyInstance, opts: PolicyRoutesOptions): Promise<void> {
-  app.setErrorHandler((err, req, reply) => problem(err, req, reply))
-  const ctx: ApiContext = { auth: opts.auth, secureCookies: false }
-
-  // Registered beside apiRoutes (whose onRequest hook does not reach here): the same caller check.
-  app.addHook('preHandler', async (req) => {
-    const caller = await identify(req, opts.auth, { cookies: true })
-    if (caller.scheme === 'cookie' && !SAFE.has(req.method)) {
-      const sent = req.headers['x-csrf-token']
-      if (typeof sent !== 'string' || !caller.claims?.csrf || !safeEqual(sent, caller.claims.csrf)) throw RegistryError.denied('missing or wrong X-CSRF-Token')
-    }
-    req.caller = caller
-  })
+  const ctx: ApiContext = { auth: opts.auth, secureCookies: opts.secureCookies }
 
   const authorize = async (req: FastifyRequest, project: string) => {
     if (opts.authEnabled) await requireProjectAction(ctx, req, project, 'managePolicies')
