@@ -1,5 +1,8 @@
 // The one error type of Berth. Codes are the OCI distribution-spec codes; the table below is
-// the only place that maps a code to an HTTP status (call sites never pick a status).
+// the only place that maps a code to an HTTP status (call sites never pick a status, except
+// where the spec pairs a code with another status: `status` in the options).
+// The spec says a /v2 error's code MUST be one of its fourteen (BLOB_UNKNOWN … TOOMANYREQUESTS):
+// Distribution's extras (TAG_INVALID, RANGE_INVALID, PAGINATION_NUMBER_INVALID) are not used.
 export const ErrorCodes = {
   BLOB_UNKNOWN: 404,
   BLOB_UPLOAD_INVALID: 400,
@@ -11,13 +14,10 @@ export const ErrorCodes = {
   NAME_INVALID: 400,
   NAME_UNKNOWN: 404,
   SIZE_INVALID: 400,
-  TAG_INVALID: 400,
-  PAGINATION_NUMBER_INVALID: 400,
   UNAUTHORIZED: 401,
   DENIED: 403,
   UNSUPPORTED: 405,
   TOOMANYREQUESTS: 429,
-  RANGE_INVALID: 416,
   UNKNOWN: 500,
   UNAVAILABLE: 503,
   // Codes of the management API (/api/v1), never used under /v2.
@@ -86,10 +86,13 @@ export class RegistryError extends Error {
   static unsupported(message: string): RegistryError {
     return new RegistryError('UNSUPPORTED', message)
   }
-  /** 416 with the Range header telling the client what the server holds (distribution PatchBlobData). */
+  /**
+   * An upload chunk that does not continue what the session holds: 416 with the Range header
+   * telling the client what the server holds (distribution PatchBlobData), code BLOB_UPLOAD_INVALID.
+   */
   static rangeInvalid(message: string, currentSize: number): RegistryError {
     const headers: Record<string, string> = { range: `0-${Math.max(currentSize - 1, 0)}` }
-    return new RegistryError('RANGE_INVALID', message, { detail: { size: currentSize }, headers })
+    return new RegistryError('BLOB_UPLOAD_INVALID', message, { detail: { size: currentSize }, headers, status: 416 })
   }
 }
 

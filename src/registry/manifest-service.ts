@@ -2,6 +2,7 @@ import { RegistryError } from '../errors/registry-error.js'
 import { digestOf, looksLikeDigest, type Algorithm } from '../oci/digest.js'
 import { ManifestProblem, parseManifest, type ParsedManifest } from '../oci/manifest.js'
 import { MediaTypes } from '../oci/media-types.js'
+import { isValidTag } from '../oci/reference.js'
 import type { ManifestRow } from '../metadata/repositories/manifests.js'
 import type { RegistryContext } from './context.js'
 import { requireDigest, requireTag } from './validate.js'
@@ -19,8 +20,8 @@ export class ManifestService {
   /** A manifest by tag or digest; MANIFEST_UNKNOWN (or NAME_UNKNOWN) when absent. */
   async get(repository: string, reference: string, opts: { pull?: boolean } = {}): Promise<ManifestRow> {
     const { manifests } = this.ctx.meta
-    const ref = parseReference(reference)
-    const row = 'digest' in ref ? await manifests.findByDigest(repository, ref.digest) : await manifests.findByTag(repository, ref.tag)
+    const ref = lookupReference(reference)
+    const row = ref === undefined ? undefined : 'digest' in ref ? await manifests.findByDigest(repository, ref.digest) : await manifests.findByTag(repository, ref.tag)
     if (row) return this.found(repository, row, opts)
     if ((await this.ctx.meta.repositories.findId(repository)) === undefined) throw RegistryError.nameUnknown(repository)
     throw RegistryError.manifestUnknown(reference)
@@ -31,7 +32,8 @@ export class ManifestService {
    * is not (then `get`). For the pull fast path: a lone client's every microsecond is latency.
    */
   cached(repository: string, reference: string, opts: { pull?: boolean } = {}): ManifestRow | undefined {
-    const row = this.ctx.meta.manifests.peek(repository, parseReference(reference))
+    const ref = lookupReference(reference)
+    const row = ref && this.ctx.meta.manifests.peek(repository, ref)
     // a pull needs the bytes
     if (!row || (opts.pull && !row.content)) return undefined
     return this.found(repository, row, opts)
@@ -120,7 +122,9 @@ export class ManifestService {
     const repositoryId = await repositories.findId(repository)
     if (repositoryId === undefined) throw RegistryError.nameUnknown(repository)
     if (!looksLikeDigest(reference)) {
-      const tag = requireTag(reference)
+      // A tag that breaks the grammar was never stored: unknown, as on GET.
+      if (!isValidTag(reference)) throw RegistryError.manifestUnknown(reference)
+      const tag = reference
       const why = await this.ctx.immutableTag?.(repository, tag)
       if (why !== undefined && (await manifests.findByTag(repository, tag))) throw RegistryError.denied(why, { tag, rule: why })
       if (!(await tags.delete(repositoryId, tag))) throw RegistryError.manifestUnknown(reference)
@@ -170,7 +174,12 @@ export class ManifestService {
   }
 }
 
-/** A manifest reference, validated: a digest, or else a tag. */
-function parseReference(reference: string): { digest: string } | { tag: string } {
-  return looksLikeDigest(reference) ? { digest: requireDigest(reference).value } : { tag: requireTag(reference) }
+/**
+ * A manifest reference to look up: a digest (DIGEST_INVALID when malformed), or a tag;
+ * undefined for a tag that breaks the grammar, as no manifest can be stored under it (GET and
+ * HEAD then answer MANIFEST_UNKNOWN, as Distribution does, instead of a 400).
+ */
+function lookupReference(reference: string): { digest: string } | { tag: string } | undefined {
+  if (looksLikeDigest(reference)) return { digest: requireDigest(reference).value }
+  return isValidTag(reference) ? { tag: reference } : undefined
 }

@@ -10,9 +10,10 @@ export function requireName(name: string): string {
   return name
 }
 
+/** A tag a manifest is pushed under: MANIFEST_INVALID (the spec has no tag code) when it breaks the grammar. */
 export function requireTag(tag: string): string {
   if (!isValidTag(tag)) {
-    throw new RegistryError('TAG_INVALID', 'invalid tag: must match [a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}', { detail: { tag: tag.slice(0, 200) } })
+    throw new RegistryError('MANIFEST_INVALID', 'invalid tag: must match [a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}', { detail: { tag: tag.slice(0, 200) } })
   }
   return tag
 }

@@ -36,8 +36,8 @@ describe('base, catalog and tag listing', () => {
   })
 
   it('refuses a bad page size and an unknown repository', async () => {
-    await expectOciError(await fetch(`${s.url}/v2/pages/app/tags/list?n=-1`), 'PAGINATION_NUMBER_INVALID', 400)
-    await expectOciError(await fetch(`${s.url}/v2/pages/app/tags/list?n=abc`), 'PAGINATION_NUMBER_INVALID', 400)
+    await expectOciError(await fetch(`${s.url}/v2/pages/app/tags/list?n=-1`), 'UNSUPPORTED', 400)
+    await expectOciError(await fetch(`${s.url}/v2/pages/app/tags/list?n=abc`), 'UNSUPPORTED', 400)
     await expectOciError(await fetch(`${s.url}/v2/nobody/here/tags/list`), 'NAME_UNKNOWN', 404)
   })
 

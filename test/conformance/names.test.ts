@@ -27,11 +27,20 @@ describe('name, tag and digest validation', () => {
     }
   })
 
-  it('refuses invalid tags', async () => {
+  it('refuses to push under invalid tags, and knows no manifest under one', async () => {
     const img = await buildImage(s.url, 'tags/t', 't')
-    for (const tag of ['.dot', '-dash', 'a'.repeat(129), 'sp ace', 'ü']) {
-      await expectOciError(await putManifest(s.url, 'tags/t', encodeURIComponent(tag), img.manifest), 'TAG_INVALID', 400)
+    for (const tag of ['.dot', '-dash', 'a'.repeat(129), 'sp ace', 'ü', '.INVALID_MANIFEST_NAME']) {
+      const path = `${s.url}/v2/tags/t/manifests/${encodeURIComponent(tag)}`
+      // the spec has no tag code: MANIFEST_INVALID, 400 (detail.tag names it)
+      assert.deepEqual(await expectOciError(await putManifest(s.url, 'tags/t', encodeURIComponent(tag), img.manifest), 'MANIFEST_INVALID', 400), { tag })
+      // a tag that cannot exist does not exist (as Distribution answers; the OCI suites check it)
+      await expectOciError(await fetch(path), 'MANIFEST_UNKNOWN', 404)
+      await expectOciError(await fetch(path, { method: 'DELETE' }), 'MANIFEST_UNKNOWN', 404)
+      const head = await fetch(path, { method: 'HEAD' })
+      assert.equal(head.status, 404, `HEAD ${tag}`)
     }
+    await expectOciError(await fetch(`${s.url}/v2/tags/none/manifests/.bad`), 'NAME_UNKNOWN', 404)
+    await expectOciError(await putManifest(s.url, 'tags/t', 'ok?tag=.bad', img.manifest), 'MANIFEST_INVALID', 400)
     assert.equal((await putManifest(s.url, 'tags/t', 'a'.repeat(128), img.manifest)).status, 201)
     assert.equal((await putManifest(s.url, 'tags/t', '_under.score-1', img.manifest)).status, 201)
   })

@@ -93,7 +93,7 @@ describe('bad input and faults', () => {
     const start = await fetch(`${s.url}/v2/f/short/blobs/uploads/`, { method: 'POST' })
     const loc = start.headers.get('location') ?? ''
     const res = await fetch(`${s.url}${loc}`, { method: 'PATCH', body: 'abc', headers: { 'content-type': 'application/octet-stream', 'content-range': '0-9' } })
-    await expectOciError(res, 'RANGE_INVALID', 416)
+    await expectOciError(res, 'BLOB_UPLOAD_INVALID', 416)
     assert.equal((await fetch(`${s.url}${loc}`)).headers.get('range'), '0-0')
   })
 

@@ -40,17 +40,17 @@ describe('upload sessions', () => {
     const loc = await startUpload(s, 'u/chunks')
     assert.equal((await patch(s, loc, 'abc', '0-2')).status, 202)
     const gap = await patch(s, loc, 'xyz', '5-7')
-    await expectOciError(gap, 'RANGE_INVALID', 416)
+    await expectOciError(gap, 'BLOB_UPLOAD_INVALID', 416)
     assert.equal(gap.headers.get('range'), '0-2')
     const overlap = await patch(s, loc, 'bcd', '1-3')
-    await expectOciError(overlap, 'RANGE_INVALID', 416)
+    await expectOciError(overlap, 'BLOB_UPLOAD_INVALID', 416)
     const lengthMismatch = await patch(s, loc, 'defg', '3-4')
-    await expectOciError(lengthMismatch, 'RANGE_INVALID', 416)
+    await expectOciError(lengthMismatch, 'BLOB_UPLOAD_INVALID', 416)
     const malformed = await patch(s, loc, 'def', 'bytes=nonsense')
-    await expectOciError(malformed, 'RANGE_INVALID', 416)
+    await expectOciError(malformed, 'BLOB_UPLOAD_INVALID', 416)
     // the range ends beyond the total it states
     const beyondTotal = await patch(s, loc, 'def', '3-5/2')
-    await expectOciError(beyondTotal, 'RANGE_INVALID', 416)
+    await expectOciError(beyondTotal, 'BLOB_UPLOAD_INVALID', 416)
     assert.equal(beyondTotal.headers.get('range'), '0-2')
     const second = await patch(s, loc, 'def', '3-5')
     assert.equal(second.status, 202)
@@ -70,7 +70,7 @@ describe('upload sessions', () => {
       fetch(`${s.url}${loc}?digest=${sha256('abcdef')}`, { method: 'PUT', body, headers: { 'content-type': 'application/octet-stream', 'content-range': range } })
     for (const range of ['5-7', '1-3', '3-6', 'bytes=nonsense']) {
       const res = await close('def', range)
-      await expectOciError(res, 'RANGE_INVALID', 416)
+      await expectOciError(res, 'BLOB_UPLOAD_INVALID', 416)
       assert.equal(res.headers.get('range'), '0-2', `Range after a last chunk at ${range}`)
     }
     // Nothing was taken: the session still holds its three bytes and closes with the right chunk.

@@ -20,7 +20,8 @@ export function blobHandlers(registry: Registry, countOut: (n: number) => void) 
       if (location) return reply.code(307).removeHeader('cache-control').header('location', location).header('content-length', 0).send()
       const range = parseRangeHeader(req.headers.range, size)
       if (range === 'unsatisfiable') {
-        throw new RegistryError('RANGE_INVALID', 'requested range is not satisfiable', { headers: { 'content-range': `bytes */${size}` }, detail: { size } })
+        // No spec code names a download range; UNSUPPORTED is "an invalid set of parameters".
+        throw new RegistryError('UNSUPPORTED', 'requested range is not satisfiable', { headers: { 'content-range': `bytes */${size}` }, detail: { size }, status: 416 })
       }
       if (range) {
         const length = range.end - range.start + 1

@@ -10,7 +10,8 @@ export const MAX_PAGE = 10_000
 function pageSize(query: URLSearchParams): number {
   const n = query.get('n')
   if (n === null || n === '') return MAX_PAGE
-  if (!/^\d+$/.test(n)) throw new RegistryError('PAGINATION_NUMBER_INVALID', 'n must be a non-negative integer', { detail: { n: n.slice(0, 32) } })
+  // UNSUPPORTED: the spec's code for "an invalid set of parameters" (Distribution's PAGINATION_NUMBER_INVALID is not a spec code).
+  if (!/^\d+$/.test(n)) throw new RegistryError('UNSUPPORTED', 'n must be a non-negative integer', { detail: { n: n.slice(0, 32) }, status: 400 })
   return Math.min(Number(n), MAX_PAGE)
 }
 
