@@ -110,6 +110,15 @@ describe('the catalog for token clients', () => {
     assert.deepEqual(await catalog(undefined), ['library/pub'])
   })
 
+  it('lists what the holder may pull for a token asked for no scope (as podman search does)', async () => {
+    const t = await token(s, users.outsider)
+    const res = await fetch(`${s.url}/v2/_catalog`, { headers: { authorization: `Bearer ${t.token}` } })
+    assert.deepEqual(((await res.json()) as { repositories: string[] }).repositories, ['library/pub'])
+    const admin = await token(s, ADMIN)
+    const all = await fetch(`${s.url}/v2/_catalog`, { headers: { authorization: `Bearer ${admin.token}` } })
+    assert.deepEqual(((await all.json()) as { repositories: string[] }).repositories, ['library/pub', 'team/app'])
+  })
+
   it('lists only the token’s repositories for a token without the catalog claim', async () => {
     const t = await token(s, ADMIN, 'repository:team/app:pull')
     const res = await fetch(`${s.url}/v2/_catalog`, { headers: { authorization: `Bearer ${t.token}` } })

@@ -165,12 +165,15 @@ export async function canPull(auth: AuthService, caller: Caller, repository: str
 
 /**
  * Whether the catalog lists a repository to the caller: one it may pull, and for a token of
- * Berth's own, one the token covers — the `registry:catalog:*` claim covers every repository
- * its holder may pull (anonymous tokens carry no rights beyond public projects).
+ * Berth's own, one the token covers. The `registry:catalog:*` claim (`crane catalog`) and a
+ * token asked for no scope at all (`podman search HOST/`) cover every repository the holder may
+ * pull — the holder could get the catalog claim anyway; a token naming repositories covers
+ * those only. Anonymous tokens carry no rights beyond public projects.
  */
 export async function canList(auth: AuthService, caller: Caller, repository: string): Promise<boolean> {
   if (!(await canPull(auth, caller, repository))) return false
-  const { principal, claims } = caller
+  const { principal } = caller
   if (caller.scheme !== 'bearer' || principal.kind === 'external' || principal.kind === 'anonymous') return true
-  return (claims?.access ?? []).some((a) => a.type === 'registry' && a.name === 'catalog') || tokenActions(caller, repository).has('pull')
+  const access = caller.claims?.access ?? []
+  return access.length === 0 || access.some((a) => a.type === 'registry' && a.name === 'catalog') || tokenActions(caller, repository).has('pull')
 }
