@@ -58,6 +58,8 @@ export interface AppDeps {
   adminPassword?: string
   /** gc.afterDelete: how long after the last DELETE the GC run starts (default 2 s) */
   gcAfterDeleteDelayMs?: number
+  /** Wraps the configured storage driver (tests inject faults with it). */
+  wrapStorage?: (driver: StorageDriver) => StorageDriver
 }
 
 export function databaseUrl(config: Config): string {
@@ -92,7 +94,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
   const log = deps.logger ?? pino(loggerOptions(config.log.level))
   const now = deps.now ?? Date.now
   const directory = await ldapDirectory(config, log)
-  const storage = await createStorage(config)
+  const configured = await createStorage(config)
+  const storage = deps.wrapStorage ? deps.wrapStorage(configured) : configured
   await storage.check().catch(async (err: unknown) => {
     await storage.close?.()
     throw err

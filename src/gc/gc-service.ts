@@ -7,6 +7,7 @@ import type { StorageDriver } from '../storage/driver.js'
 import type { MetadataRepositories } from '../metadata/repositories/index.js'
 import { createGcRepository, GC_LEASE, type GcRepository, type GcRunsTable, type ManifestRules } from '../metadata/repositories/gc.js'
 import type { UploadService } from '../registry/upload-service.js'
+import { unlessMissing } from '../registry/storage-errors.js'
 
 // Online mark-and-sweep garbage collection. What is garbage is decided in SQL over the metadata
 // (src/metadata/repositories/gc.ts), a page at a time; storage is only walked to find files that
@@ -304,7 +305,8 @@ export class GcService {
             if (known.has(digest)) continue
             const hex = digest.slice(algorithm.length + 1)
             const path = blobPath(algorithm, hex)
-            const info = await storage.stat(path).catch(() => undefined)
+            // Gone meanwhile: nothing to do. Any other fault fails the run (the next one retries).
+            const info = await unlessMissing(storage.stat(path))
             if (!info || info.modifiedAt.getTime() >= cutoff) continue
             if (dry) await this.repo.recordItem(id, { kind: 'blob', digest, size: info.size, detail: { reason: 'file without metadata' } })
             else if (!(await this.repo.deleteOrphanFile(id, digest, info.size, Date.now()))) continue

@@ -8,6 +8,7 @@ import { buildApp, type App } from '../../src/app.js'
 import { parseConfig } from '../../src/config/load.js'
 import type { Config, ConfigInput } from '../../src/config/schema.js'
 import { loggerOptions } from '../../src/observability/logger.js'
+import type { StorageDriver } from '../../src/storage/driver.js'
 import { s3StorageConfig, sharedS3 } from './s3.js'
 
 export interface TestServer {
@@ -100,6 +101,8 @@ export interface StartOptions {
   adminPassword?: string
   /** where log lines go (default: nowhere, as the log level is silent) */
   logStream?: NodeJS.WritableStream
+  /** wraps the storage driver (e.g. a FaultyStorage) */
+  wrapStorage?: (driver: StorageDriver) => StorageDriver
 }
 
 export async function startServer(overrides: ConfigInput = {}, opts: StartOptions = {}): Promise<TestServer> {
@@ -128,7 +131,7 @@ export async function startServer(overrides: ConfigInput = {}, opts: StartOption
   let app: App
   try {
     const logger = opts.logStream ? pino({ ...loggerOptions(config.log.level) }, opts.logStream) : pino({ level: config.log.level })
-    app = await buildApp(config, { logger, now: opts.now, adminPassword: opts.adminPassword })
+    app = await buildApp(config, { logger, now: opts.now, adminPassword: opts.adminPassword, wrapStorage: opts.wrapStorage })
   } catch (err) {
     if (ownDatabase && !opts.keepData) await dropTestDatabase(ownDatabase)
     throw err
