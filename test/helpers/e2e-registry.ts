@@ -38,8 +38,8 @@ export async function getBlob(base: string, name: string, digest: string): Promi
   return Buffer.from(await res.arrayBuffer())
 }
 
-export async function listTags(base: string, name: string): Promise<string[]> {
-  const res = await fetch(`${base}/v2/${name}/tags/list`)
+export async function listTags(base: string, name: string, headers: Record<string, string> = {}): Promise<string[]> {
+  const res = await fetch(`${base}/v2/${name}/tags/list`, { headers })
   if (res.status !== 200) throw new Error(`GET ${name} tags: HTTP ${res.status} ${await res.text()}`)
   const body = (await res.json()) as { tags: string[] | null }
   return body.tags ?? []
