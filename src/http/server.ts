@@ -17,6 +17,14 @@ import type { Caller } from './auth/credentials.js'
 import type { MatchedRoute } from './v2/route.js'
 import { fastPull } from './v2/fast-pull.js'
 import { BusyPoll } from './busy-poll.js'
+import { Guards, REQUEST_HOOKS } from './guards.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** the checks every request passes first, on the pull fast path too (see guards.ts) */
+    guards: Guards
+  }
+}
 
 export interface HttpOptions {
   logger: Logger
@@ -83,10 +91,20 @@ export function buildHttpServer(opts: HttpOptions): FastifyInstance {
     ...(https ? { https } : {}),
   }) as unknown as FastifyInstance
 
+  const guards = new Guards()
+  app.decorate('guards', guards)
   // Callback-style hooks: they run on every request, and skip a promise each.
   app.addHook('onRequest', (req, reply, done) => {
     reply.header('x-request-id', req.id)
-    done()
+    if (guards.empty) return done()
+    let pending: Promise<void> | undefined
+    try {
+      pending = guards.run(req)
+    } catch (err) {
+      return done(err as Error)
+    }
+    if (!pending) return done()
+    pending.then(() => done(), done)
   })
   const metrics = opts.metrics
   const busyPoll = new BusyPoll(opts.busyPollMicros ?? 0)
@@ -135,6 +153,15 @@ export function buildHttpServer(opts: HttpOptions): FastifyInstance {
     busyPoll.stop()
     done()
   })
+  // A request hook added to the whole server from here on (by a feature, or a plugin wrapped
+  // with fastify-plugin) is one the fast path cannot run: every request then takes Fastify's
+  // path, so that the hook is never skipped. Checks that should keep the fast path are guards.
+  let foreignHooks = false
+  const addHook = app.addHook
+  app.addHook = function (this: FastifyInstance, name: string, ...rest: unknown[]) {
+    if (this === app && REQUEST_HOOKS.has(name)) foreignHooks = true
+    return (addHook as (...args: unknown[]) => FastifyInstance).call(this, name, ...rest)
+  } as FastifyInstance['addHook']
   const trustsProxy = trustedProxies(opts.trustProxy) !== false
   // Fastify's request listener stays the fallback for everything the fast path does not answer.
   const server = app.server
@@ -156,7 +183,8 @@ export function buildHttpServer(opts: HttpOptions): FastifyInstance {
           audit,
           countOut,
           finished: (req, id, route, status, ms) => finished(req.method ?? '', req.url ?? '', route, status, ms, (fields) => opts.logger.info({ reqId: id, ...fields }, 'request')),
-          closing: () => closing,
+          bypass: () => closing || foreignHooks,
+          guard: (req, address) => (guards.empty ? undefined : guards.run({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, ip: address })),
           logger: opts.logger,
         },
         listeners[0],

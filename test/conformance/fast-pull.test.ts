@@ -84,6 +84,7 @@ describe('the pull fast path (manifest GET/HEAD, blob HEAD)', () => {
     const audited: string[] = []
     const finished: string[] = []
     const refusals: object[] = []
+    const guarded: string[] = []
     let closing = false
     let known: Caller | undefined | null
     let failing = false
@@ -103,7 +104,11 @@ describe('the pull fast path (manifest GET/HEAD, blob HEAD)', () => {
       audit: (method, address, _caller, route) => audited.push(`${method} ${address} ${route.op} ${route.name} ${route.ref}`),
       countOut: () => undefined,
       finished: (req, id, route, status) => finished.push(`${req.method} ${id} ${route} ${status}`),
-      closing: () => closing,
+      bypass: () => closing,
+      guard: (req, address) => {
+        guarded.push(`${req.method} ${req.url} ${address}`)
+        return undefined
+      },
       logger: { info: (fields: object) => refusals.push(fields) } as unknown as FastPullOptions['logger'],
     }
     const full: RequestListener = (req, res) => {
@@ -118,6 +123,7 @@ describe('the pull fast path (manifest GET/HEAD, blob HEAD)', () => {
       assert.equal(await ask('GET', '/v2/fast/app/manifests/v1'), 200)
       assert.equal(await ask('HEAD', `/v2/fast/app/blobs/${layer}`), 200)
       assert.deepEqual(calls, [])
+      assert.deepEqual(guarded, ['GET /v2/fast/app/manifests/v1 127.0.0.9', `HEAD /v2/fast/app/blobs/${layer} 127.0.0.9`], 'the guards ran on the fast path')
       assert.deepEqual(audited, ['GET 127.0.0.9 manifest fast/app v1', `HEAD 127.0.0.9 blob fast/app ${layer}`])
       assert.deepEqual(finished, ['GET id manifest 200', 'HEAD id blob 200'])
       finished.length = 0

@@ -103,6 +103,8 @@ export interface StartOptions {
   logStream?: NodeJS.WritableStream
   /** wraps the storage driver (e.g. a FaultyStorage) */
   wrapStorage?: (driver: StorageDriver) => StorageDriver
+  /** called with the built app before it listens (hooks and plugins can still be added) */
+  beforeListen?: (app: App) => void
 }
 
 export async function startServer(overrides: ConfigInput = {}, opts: StartOptions = {}): Promise<TestServer> {
@@ -136,6 +138,7 @@ export async function startServer(overrides: ConfigInput = {}, opts: StartOption
     if (ownDatabase && !opts.keepData) await dropTestDatabase(ownDatabase)
     throw err
   }
+  opts.beforeListen?.(app)
   await app.http.listen({ host: '127.0.0.1', port: 0 })
   const address = app.http.server.address()
   if (address === null || typeof address === 'string') throw new Error('server has no TCP address')

@@ -24,8 +24,10 @@ export interface FastPullOptions {
   countOut: (n: number) => void
   /** as Fastify's onResponse hook: metrics, access log, idle accounting */
   finished: (req: IncomingMessage, id: string, route: string, status: number, ms: number) => void
-  /** the server is closing: everything takes the full path (which answers 503) */
-  closing: () => boolean
+  /** the server is closing (the full path answers 503), or has hooks this path cannot run: everything takes the full path */
+  bypass: () => boolean
+  /** the server's guards (guards.ts): undefined when all passed at once, a promise when one waits; throws to refuse */
+  guard?: (req: IncomingMessage, address: string) => Promise<void> | undefined
   /** where refusals are logged, as the full path logs them */
   logger: Pick<Logger, 'info'>
 }
@@ -35,13 +37,14 @@ export interface FastPullOptions {
  * node:http request, without Fastify's per-request objects and hooks — they are what clients
  * ask most (every `docker pull`, every layer check of a push), and Fastify's request, reply
  * and hook machinery was about a third of their CPU time. The answers, headers and refusals
- * (unknown blob, bad tag: the spec's errors) are the full path's own. Anything else — other
+ * (unknown blob, bad tag: the spec's errors) are the full path's own, and the server's guards
+ * run first, as they do there. Anything else — other
  * requests, a caller whose authorization is not already cached, a query string, an unexpected
  * failure such as a database error — goes to `full` (Fastify), which answers it as before.
  */
 export function fastPull(opts: FastPullOptions, full: RequestListener): RequestListener {
   return (req, res) => {
-    const route = opts.closing() ? undefined : pullRoute(req)
+    const route = opts.bypass() ? undefined : pullRoute(req)
     const caller = route && opts.knownCaller(req.method ?? '', route, req.headers.authorization)
     const address = caller !== null && route ? opts.address(req) : undefined
     if (!route || caller === null || address === undefined) return full(req, res)
@@ -63,14 +66,24 @@ export function fastPull(opts: FastPullOptions, full: RequestListener): RequestL
       const refused = errorAnswer(err, req.method ?? '')
       reply(id, err.statusCode, refused.headers, refused.body)
     }
-    let now: Answer | undefined
+    const serve = () => {
+      let now: Answer | undefined
+      try {
+        now = cachedAnswer(opts, req, route)
+      } catch (err) {
+        return refused(err)
+      }
+      if (now) return answered(now)
+      answer(opts, req, route).then(answered, refused)
+    }
+    let guarded: Promise<void> | undefined
     try {
-      now = cachedAnswer(opts, req, route)
+      guarded = opts.guard?.(req, address)
     } catch (err) {
       return refused(err)
     }
-    if (now) return answered(now)
-    answer(opts, req, route).then(answered, refused)
+    if (guarded) return void guarded.then(serve, refused)
+    serve()
   }
 }
 
