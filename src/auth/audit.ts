@@ -13,9 +13,10 @@ export interface AuditEntry {
   detail?: Record<string, unknown>
 }
 
-/** A pull held in the buffer, with the identical pulls recorded after it. */
-interface RepeatedPull {
+/** A pull (or failed login) held in the buffer, with the identical ones recorded after it. */
+interface Repeated {
   row: NewAuditRow
+  detail?: Record<string, unknown>
   count: number
   last: number
 }
@@ -29,10 +30,12 @@ interface RepeatedPull {
  * several. A client or a fleet pulling one tag in a loop would otherwise write a row per
  * request: at thousands of pulls a second, writing those rows was a quarter of the CPU of
  * serving them (SQLite, on the event loop), and the log would grow by millions of rows an hour.
+ * Failed logins are aggregated the same way per (user, address, reason): a password-guessing
+ * run, throttled (429) attempts included, is a row per window, not a row per guess.
  */
 export class AuditLog {
   private buffer: NewAuditRow[] = []
-  private pulls = new Map<string, RepeatedPull>()
+  private repeated = new Map<string, Repeated>()
   private timer: NodeJS.Timeout
   private flushing: Promise<void> = Promise.resolve()
 
@@ -48,8 +51,8 @@ export class AuditLog {
 
   record(e: AuditEntry): void {
     const at = this.now()
-    const key = e.action === 'pull' && !e.detail ? pullKey(e) : undefined
-    const held = key === undefined ? undefined : this.pulls.get(key)
+    const key = repeatKey(e)
+    const held = key === undefined ? undefined : this.repeated.get(key)
     if (held) {
       held.count++
       held.last = at
@@ -68,7 +71,7 @@ export class AuditLog {
       detail: e.detail ? JSON.stringify(e.detail) : null,
     }
     this.buffer.push(row)
-    if (key !== undefined) this.pulls.set(key, { row, count: 1, last: at })
+    if (key !== undefined) this.repeated.set(key, { row, detail: e.detail, count: 1, last: at })
     if (this.buffer.length >= 500) void this.flush()
   }
 
@@ -76,10 +79,10 @@ export class AuditLog {
   async flush(): Promise<void> {
     const rows = this.buffer
     this.buffer = []
-    for (const { row, count, last } of this.pulls.values()) {
-      if (count > 1) row.detail = JSON.stringify({ count, lastAt: new Date(last).toISOString() })
+    for (const { row, detail, count, last } of this.repeated.values()) {
+      if (count > 1) row.detail = JSON.stringify({ ...detail, count, lastAt: new Date(last).toISOString() })
     }
-    this.pulls = new Map()
+    this.repeated = new Map()
     this.flushing = this.flushing.then(async () => {
       if (rows.length === 0) return
       try {
@@ -101,6 +104,13 @@ export class AuditLog {
   }
 }
 
-function pullKey(e: AuditEntry): string {
+/** The key identical entries share when they are counted in one row; undefined: a row each. */
+function repeatKey(e: AuditEntry): string | undefined {
+  if (e.action === 'pull' && !e.detail) return `pull\0${entryKey(e)}`
+  if (e.action === 'login' && e.result === 'failure') return `login\0${entryKey(e)}\0${JSON.stringify(e.detail ?? {})}`
+  return undefined
+}
+
+function entryKey(e: AuditEntry): string {
   return `${e.actor}\0${e.actorType}\0${e.address ?? ''}\0${e.project ?? ''}\0${e.repository ?? ''}\0${e.resource ?? ''}\0${e.result}`
 }

@@ -4,13 +4,13 @@ import type { MetadataRepositories } from '../metadata/repositories/index.js'
 import type { RobotRow } from '../metadata/repositories/robots.js'
 import type { UserRow } from '../metadata/repositories/users.js'
 import type { AuditLog } from './audit.js'
-import { hashSecret, isLegacyHash, verifySecret } from './passwords.js'
+import { hashSecret, isLegacyHash, verifyNothing, verifySecret } from './passwords.js'
 import { isRepositoryAction } from './permissions.js'
 import type { Principal, RobotGrant } from './principal.js'
 import type { LoginThrottle } from './throttle.js'
 import type { TokenClaims, TokenService } from './tokens.js'
 
-export type AuthFailure = { failure: 'invalid' | 'throttled' }
+export type AuthFailure = { failure: 'invalid' } | { failure: 'throttled'; retryAfterSeconds: number }
 
 /** Checks a password against an external directory (LDAP); groups come back on success. */
 export type DirectoryLogin = (username: string, password: string) => Promise<{ groups: string[]; email?: string } | undefined>
@@ -58,32 +58,37 @@ export class Authenticator {
   }
 
   /**
-   * Username + password (or robot secret, or CLI secret). Failures are throttled and audited.
+   * Username + password (or robot secret, or CLI secret). Failures slow the (user, address)
+   * down (see LoginThrottle) and are audited, aggregated per (user, address) by the audit log.
    * `fresh`: an explicit login (/token, the UI), which asks LDAP again rather than its cache.
    */
   async login(username: string, password: string, address: string, opts: { fresh?: boolean } = {}): Promise<Principal | AuthFailure> {
-    if (this.throttle.blocked(username, address)) {
-      this.audit.record({ actor: username, actorType: 'unknown', address, action: 'login', result: 'failure', detail: { reason: 'throttled' } })
-      return { failure: 'throttled' }
+    const actorType = username.startsWith(ROBOT_PREFIX) ? 'robot' : 'user'
+    // The same credentials verified in the last minute (a push sends them on every request)
+    // skip the counters: nobody learns anything by presenting a secret already proven right.
+    const state = this.recentlyVerified(username, password) ? undefined : await this.throttle.state(username, address)
+    if (state && state.waitMs > 0) {
+      this.audit.record({ actor: username, actorType, address, action: 'login', result: 'failure', detail: { reason: 'throttled' } })
+      return { failure: 'throttled', retryAfterSeconds: Math.ceil(state.waitMs / 1000) }
     }
-    const principal = username.startsWith(ROBOT_PREFIX) ? await this.robotLogin(username, password) : await this.userLogin(username, password, opts.fresh ?? false)
+    const principal = actorType === 'robot' ? await this.robotLogin(username, password) : await this.userLogin(username, password, opts.fresh ?? false)
     if (!principal) {
-      this.throttle.fail(username, address)
-      this.audit.record({ actor: username, actorType: username.startsWith(ROBOT_PREFIX) ? 'robot' : 'user', address, action: 'login', result: 'failure' })
+      await this.throttle.fail(username, address)
+      this.audit.record({ actor: username, actorType, address, action: 'login', result: 'failure' })
       return { failure: 'invalid' }
     }
-    this.throttle.succeed(username)
+    if (state?.pairFailed) await this.throttle.succeed(username, address)
     return principal
   }
 
   private async userLogin(username: string, password: string, fresh: boolean): Promise<Principal | undefined> {
     const row = await this.user(username)
-    if (row?.disabled) return undefined
+    if (row?.disabled) return verifyNothing(password).then(() => undefined)
     if (row?.source === 'ldap' || (!row && this.directory)) return this.directoryLogin(username, password, row, fresh)
-    if (!row) return undefined
     // Local users check their password; OIDC users their CLI secret (as Harbor does).
-    const stored = row.source === 'oidc' ? row.cli_secret_hash : row.password_hash
-    if (!stored || !(await this.check(username, password, stored))) return undefined
+    const stored = row?.source === 'oidc' ? row.cli_secret_hash : row?.password_hash
+    if (!row || !stored) return verifyNothing(password).then(() => undefined)
+    if (!(await this.check(username, password, stored))) return undefined
     if (row.source === 'local' && isLegacyHash(stored)) {
       await this.meta.users.update(username, { passwordHash: await hashSecret(password) }, this.now())
     }
@@ -114,7 +119,7 @@ export class Authenticator {
 
   private async robotLogin(name: string, secret: string): Promise<Principal | undefined> {
     const row = await this.robot(name)
-    if (!row || row.disabled || (row.expires_at !== null && row.expires_at <= this.now())) return undefined
+    if (!row || row.disabled || (row.expires_at !== null && row.expires_at <= this.now())) return verifyNothing(secret).then(() => undefined)
     if (!(await this.check(name, secret, row.secret_hash))) return undefined
     void this.meta.robots.touch(name, this.now()).catch(() => undefined)
     return { kind: 'robot', name, grants: parseGrants(row.permissions), via: 'password' }
@@ -130,11 +135,20 @@ export class Authenticator {
     return true
   }
 
+  private recentlyVerified(name: string, secret: string): boolean {
+    const hit = this.verified.get(this.credentialKey(name, secret))
+    return hit !== undefined && hit.until > Date.now()
+  }
+
   private credentialKey(name: string, secret: string): string {
     return createHmac('sha256', this.cacheKey).update(`${name}\0${secret}`).digest('base64')
   }
 
-  /** A bearer token; its subject must still be an active user or robot. */
+  /**
+   * A bearer token; its subject must still be the active user or robot it was issued to (the
+   * same row, not only the same name), and a session or refresh token must still be on record
+   * (a logout, a password or secret change and a deletion remove it).
+   */
   async bearer(token: string): Promise<{ principal: Principal; claims: TokenClaims } | undefined> {
     const verified = await this.verifyCached(token)
     if (!verified) return undefined
@@ -143,13 +157,23 @@ export class Authenticator {
     if (claims.kind === 'anonymous') return { principal: { kind: 'anonymous' }, claims }
     if (claims.kind === 'robot') {
       const row = await this.robot(claims.sub)
-      if (!row || row.disabled || (row.expires_at !== null && row.expires_at <= this.now())) return undefined
+      if (!row || row.id !== claims.uid || row.disabled || (row.expires_at !== null && row.expires_at <= this.now())) return undefined
+      if (!(await this.onRecord(claims, 'robot', row.id))) return undefined
       return { principal: { kind: 'robot', name: claims.sub, grants: parseGrants(row.permissions), via: 'token' }, claims }
     }
     const row = await this.user(claims.sub)
-    if (!row || row.disabled) return undefined
+    if (!row || row.id !== claims.uid || row.disabled) return undefined
+    if (!(await this.onRecord(claims, 'user', row.id))) return undefined
     const via = claims.use === 'session' ? 'session' : 'token'
     return { principal: { kind: 'user', name: row.username, admin: Boolean(row.admin), groups: parseGroups(row.groups), via }, claims }
+  }
+
+  /** Access tokens are short-lived and not stored; sessions and refresh tokens must be on record. */
+  private async onRecord(claims: TokenClaims, type: 'user' | 'robot', id: number): Promise<boolean> {
+    if (claims.use !== 'session' && claims.use !== 'refresh') return true
+    if (!claims.jti) return false
+    const row = await this.meta.credentials.findToken(claims.jti)
+    return row !== undefined && row.kind === claims.use && row.principal_type === type && Number(row.principal_id) === id
   }
 
   private async verifyCached(token: string): Promise<{ claims: TokenClaims; external: boolean } | undefined> {

@@ -21,6 +21,18 @@ export async function verifySecret(stored: string, secret: string): Promise<bool
   return false
 }
 
+let dummyHash: Promise<string> | undefined
+
+/**
+ * Spends the time of a real check on a hash nobody's password matches: answering an unknown
+ * user (or robot) faster than a wrong password would tell which names exist.
+ */
+export async function verifyNothing(secret: string): Promise<false> {
+  dummyHash ??= hashSecret(generateSecret())
+  await verifySecret(await dummyHash, secret)
+  return false
+}
+
 export function isLegacyHash(stored: string): boolean {
   return !stored.startsWith('$argon2')
 }

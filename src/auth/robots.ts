@@ -82,6 +82,13 @@ export class RobotService {
     return this.get(name)
   }
 
+  /** A new secret, returned once; the old one and every refresh token obtained with it end at once. */
+  async rotateSecret(name: string): Promise<RobotView & { secret: string }> {
+    const secret = generateSecret(32)
+    if (!(await this.meta.robots.setSecret(name, await hashSecret(secret)))) throw RegistryError.notFound(`robot ${name}`)
+    return { ...(await this.get(name)), secret }
+  }
+
   async delete(name: string): Promise<void> {
     if (!(await this.meta.robots.delete(name))) throw RegistryError.notFound(`robot ${name}`)
   }

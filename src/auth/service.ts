@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto'
 import type { Logger } from 'pino'
 import { RegistryError } from '../errors/registry-error.js'
 import type { MetadataRepositories } from '../metadata/repositories/index.js'
@@ -7,11 +8,11 @@ import { AccessPolicy } from './access.js'
 import { AuditLog } from './audit.js'
 import { Authenticator, type DirectoryLogin } from './authenticator.js'
 import { generateSecret, hashSecret, verifySecret } from './passwords.js'
-import type { Principal, TokenAccess } from './principal.js'
+import { principalName, type Principal, type TokenAccess } from './principal.js'
 import { ProjectService } from './projects.js'
 import { RobotService } from './robots.js'
 import { LoginThrottle } from './throttle.js'
-import { TokenService, type ExternalIssuer } from './tokens.js'
+import { TokenService, type ExternalIssuer, type TokenClaims } from './tokens.js'
 import { UserService } from './users.js'
 
 export interface AuthOptions {
@@ -54,10 +55,10 @@ export class AuthService {
     private readonly meta: MetadataRepositories,
     /** the metadata write generation; undefined when reads are not cached */
     readonly generation: () => string | undefined,
-    now: () => number,
+    private readonly now: () => number,
   ) {
     this.policy = new AccessPolicy(meta, generation, { enabled: options.enabled, autoCreateProjects: options.autoCreateProjects })
-    const throttle = new LoginThrottle(options.throttle.maxFailures, options.throttle.window, now)
+    const throttle = new LoginThrottle(meta.credentials, options.throttle.maxFailures, options.throttle.window, now)
     this.authenticator = new Authenticator(meta, generation, tokens, throttle, audit, now, options.directory, options.directoryCacheMs ?? 0)
     this.users = new UserService(meta, now)
     this.projects = new ProjectService(meta, now)
@@ -117,29 +118,84 @@ export class AuthService {
     }
     const sub = principal.kind === 'anonymous' ? '' : principal.name
     const kind = principal.kind === 'anonymous' ? 'anonymous' : principal.kind === 'robot' ? 'robot' : 'user'
+    const uid = await this.principalId(principal)
     const expiresIn = Math.round(this.options.tokenExpiry / 1000)
-    const token = await this.tokens.sign({ sub, access: granted, kind, use: 'access' }, expiresIn)
+    const token = await this.tokens.sign({ sub, access: granted, kind, use: 'access', ...(uid === undefined ? {} : { uid }) }, expiresIn)
     return { token, expiresIn, issuedAt: new Date().toISOString(), access: granted }
   }
 
-  /** A long-lived token docker keeps after `docker login` (users and robots, not anonymous). */
-  async issueRefreshToken(principal: Principal): Promise<string | undefined> {
+  /**
+   * A long-lived token for users and robots (not anonymous), on record until it expires, is
+   * revoked or (unless `reusable`) is redeemed. `family`: the token it replaces belongs to it.
+   * `reusable`: the identity token `docker login` stores, which docker presents for every
+   * later command and never replaces (its successors are single-use like any other).
+   */
+  async issueRefreshToken(principal: Principal, opts: { family?: string; reusable?: boolean } = {}): Promise<string | undefined> {
     if (principal.kind !== 'user' && principal.kind !== 'robot') return undefined
-    return this.tokens.sign({ sub: principal.name, access: [], kind: principal.kind, use: 'refresh' }, Math.round(this.options.refreshTokenExpiry / 1000))
+    const expiresIn = Math.round(this.options.refreshTokenExpiry / 1000)
+    const stored = await this.record(principal, 'refresh', expiresIn, opts)
+    if (!stored) return undefined
+    return this.tokens.sign({ sub: principal.name, access: [], kind: principal.kind, use: 'refresh', uid: stored.uid, jti: stored.id }, expiresIn)
   }
 
-  async redeemRefreshToken(token: string): Promise<Principal | undefined> {
+  /**
+   * The principal of a refresh token still on record, and its family. A single-use token is
+   * spent here; presenting a spent one again means two parties hold it, so its whole family
+   * (the login it came from and every token since) is revoked.
+   */
+  async redeemRefreshToken(token: string, address: string): Promise<{ principal: Principal; family: string } | undefined> {
     const verified = await this.authenticator.bearer(token)
-    if (!verified || verified.claims.use !== 'refresh') return undefined
-    return verified.principal
+    if (!verified || verified.claims.use !== 'refresh' || !verified.claims.jti) return undefined
+    const row = await this.meta.credentials.findToken(verified.claims.jti)
+    if (!row) return undefined
+    if (!row.reusable && !(await this.meta.credentials.markUsed(row.id, this.now()))) {
+      await this.meta.credentials.revokeFamily(row.family)
+      const { principal } = verified
+      this.audit.record({ actor: principalName(principal), actorType: principal.kind, address, action: 'token.reuse', result: 'failure', detail: { family: row.family } })
+      return undefined
+    }
+    return { principal: verified.principal, family: row.family }
   }
 
   /** The UI's session: a token in an httpOnly cookie plus a CSRF value the page echoes. */
   async issueSession(principal: Principal & { kind: 'user' }): Promise<{ token: string; csrf: string; expiresIn: number }> {
     const csrf = generateSecret(18)
     const expiresIn = Math.round(this.options.sessionExpiry / 1000)
-    const token = await this.tokens.sign({ sub: principal.name, access: [], kind: 'user', use: 'session', csrf }, expiresIn)
+    const stored = await this.record(principal, 'session', expiresIn, {})
+    if (!stored) throw new RegistryError('UNAUTHORIZED', `user ${principal.name} no longer exists`)
+    const token = await this.tokens.sign({ sub: principal.name, access: [], kind: 'user', use: 'session', csrf, uid: stored.uid, jti: stored.id }, expiresIn)
     return { token, csrf, expiresIn }
+  }
+
+  /** Logout: the session ends on every node at once. */
+  async endSession(claims: TokenClaims): Promise<void> {
+    if (claims.use === 'session' && claims.jti) await this.meta.credentials.revoke(claims.jti)
+  }
+
+  /** The row id of a user or robot principal (tokens are bound to it, not to the name). */
+  private async principalId(principal: Principal): Promise<number | undefined> {
+    if (principal.kind === 'user') return (await this.authenticator.user(principal.name))?.id
+    if (principal.kind === 'robot') return (await this.authenticator.robot(principal.name))?.id
+    return undefined
+  }
+
+  private async record(principal: Principal & { kind: 'user' | 'robot' }, kind: 'session' | 'refresh', expiresIn: number, opts: { family?: string; reusable?: boolean }) {
+    const uid = await this.principalId(principal)
+    if (uid === undefined) return undefined
+    const id = randomUUID()
+    const now = this.now()
+    await this.meta.credentials.pruneTokens(now)
+    await this.meta.credentials.insertToken({
+      id,
+      kind,
+      principal_type: principal.kind,
+      principal_id: uid,
+      family: opts.family ?? id,
+      reusable: opts.reusable ? 1 : 0,
+      created_at: now,
+      expires_at: now + expiresIn * 1000,
+    })
+    return { id, uid }
   }
 
   /**

@@ -24,6 +24,8 @@ export interface TokenClaims extends JWTPayload {
   /** 'access' | 'refresh' | 'session' */
   use?: string
   csrf?: string
+  /** the id of the user's or robot's row: a later account of the same name is someone else */
+  uid?: number
 }
 
 export interface ExternalIssuer {
@@ -70,7 +72,7 @@ export class TokenService {
       .setAudience(this.service)
       .setIssuedAt()
       .setNotBefore('0s')
-      .setJti(randomUUID())
+      .setJti(claims.jti ?? randomUUID())
       .setExpirationTime(Math.floor(Date.now() / 1000) + expiresInSeconds)
       .sign(this.privateKey)
   }

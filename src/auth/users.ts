@@ -69,18 +69,21 @@ export class UserService {
       if (typeof patch.disabled !== 'boolean') throw RegistryError.invalidField('disabled', 'must be true or false')
       out.disabled = patch.disabled
     }
-    if (!(await this.meta.users.update(username, out, this.now()))) throw RegistryError.notFound(`user ${username}`)
+    // A new password or disabling ends every session and refresh token of the account at once.
+    const revoke = out.passwordHash !== undefined || out.disabled === true
+    if (!(await this.meta.users.update(username, out, this.now(), { revoke }))) throw RegistryError.notFound(`user ${username}`)
     return this.get(username)
   }
 
+  /** Deletes the user, its memberships and its sessions and refresh tokens in one transaction. */
   async delete(username: string): Promise<void> {
     if (!(await this.meta.users.delete(username))) throw RegistryError.notFound(`user ${username}`)
   }
 
-  /** Issues a new CLI secret for an OIDC user (shown once; docker login uses it). */
+  /** Issues a new CLI secret for an OIDC user (shown once; docker login uses it); ends its sessions and refresh tokens. */
   async newCliSecret(username: string): Promise<string> {
     const secret = generateSecret()
-    if (!(await this.meta.users.update(username, { cliSecretHash: await hashSecret(secret) }, this.now()))) throw RegistryError.notFound(`user ${username}`)
+    if (!(await this.meta.users.update(username, { cliSecretHash: await hashSecret(secret) }, this.now(), { revoke: true }))) throw RegistryError.notFound(`user ${username}`)
     return secret
   }
 

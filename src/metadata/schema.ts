@@ -88,6 +88,31 @@ export interface ProjectMembersTable {
   member_name: string
   role: string
   created_at: number
+  /** the user's row (user members only): a membership ends with its user */
+  user_id: number | null
+}
+
+export interface AuthTokensTable {
+  /** the JWT's jti */
+  id: string
+  kind: 'session' | 'refresh'
+  principal_type: 'user' | 'robot'
+  principal_id: number
+  family: string
+  /** 0/1 */
+  reusable: number
+  created_at: number
+  expires_at: number
+  used_at: number | null
+}
+
+export interface LoginFailuresTable {
+  /** '' for the count of every failure from the address */
+  username: string
+  address: string
+  failures: number
+  last_at: number
+  blocked_until: number
 }
 
 export interface RobotsTable {
@@ -193,6 +218,8 @@ export interface Database {
   projects: ProjectsTable
   project_members: ProjectMembersTable
   robots: RobotsTable
+  auth_tokens: AuthTokensTable
+  login_failures: LoginFailuresTable
   audit_log: AuditLogTable
   settings: SettingsTable
   repositories: RepositoriesTable

@@ -38,7 +38,7 @@ describe('management API', () => {
 
   it('lets users change their own password but not their admin flag', async () => {
     const dora = basic('dora', 'dora-password')
-    await apiOk(s, 'PATCH', '/users/dora', dora, { password: 'dora-new-password' })
+    await apiOk(s, 'PATCH', '/users/dora', dora, { password: 'dora-new-password', currentPassword: 'dora-password' })
     assert.equal((await api(s, 'GET', '/me', dora)).status, 401)
     const doraNew = basic('dora', 'dora-new-password')
     assert.equal((await api(s, 'PATCH', '/users/dora', doraNew, { admin: true })).status, 403)

@@ -89,7 +89,7 @@ describe('token authentication', () => {
       .setExpirationTime(now - 300)
       .sign(key)
     assert.equal((await push(expired)).status, 401, 'expired')
-    const valid = await new SignJWT({ sub: 'alice', kind: 'user', use: 'access', access: [{ type: 'repository', name: 'team/app', actions: ['pull', 'push'] }] })
+    const valid = await new SignJWT({ sub: 'alice', kind: 'user', use: 'access', uid: claims.uid, access: [{ type: 'repository', name: 'team/app', actions: ['pull', 'push'] }] })
       .setProtectedHeader({ alg: 'ES256' })
       .setIssuer('berth')
       .setAudience('berth')

@@ -37,6 +37,14 @@ export async function robotRoutes(app: FastifyInstance, ctx: ApiContext): Promis
     return robot
   })
 
+  /** Rotation without deletion: a new secret (shown once); the old one stops working at once. */
+  app.post<{ Params: { name: string } }>('/robots/:name/secret', async (req, reply) => {
+    await mayManage(req, robotProject(req.params.name))
+    const robot = await robots.rotateSecret(req.params.name)
+    audit(ctx, req, 'robot.secret', { project: robot.project ?? undefined, resource: robot.name })
+    return created(reply, robot)
+  })
+
   app.delete<{ Params: { name: string } }>('/robots/:name', async (req, reply) => {
     const project = robotProject(req.params.name)
     await mayManage(req, project)

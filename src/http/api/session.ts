@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify'
 import { RegistryError } from '../../errors/registry-error.js'
-import { SESSION_COOKIE } from '../auth/credentials.js'
+import { loginRefused, SESSION_COOKIE } from '../auth/credentials.js'
 import { callerOf, type ApiContext } from './context.js'
 
 /** The Set-Cookie value of the UI session (also written by the OIDC callback); maxAge 0 clears it. */
@@ -17,9 +17,7 @@ export async function sessionRoutes(app: FastifyInstance, ctx: ApiContext): Prom
     if (typeof username !== 'string' || typeof password !== 'string') throw RegistryError.invalidField('username', 'username and password are required')
     if (username.startsWith('robot$')) throw RegistryError.denied('robot accounts cannot sign in to the UI')
     const result = await ctx.auth.authenticator.login(username, password, req.ip, { fresh: true })
-    if ('failure' in result) {
-      throw result.failure === 'throttled' ? new RegistryError('TOOMANYREQUESTS', 'too many failed logins; try again later') : new RegistryError('UNAUTHORIZED', 'invalid username or password')
-    }
+    if ('failure' in result) throw loginRefused(result)
     if (result.kind !== 'user') throw RegistryError.denied('only people sign in to the UI')
     const session = await ctx.auth.issueSession(result)
     ctx.auth.audit.record({ actor: result.name, actorType: 'user', address: req.ip, action: 'login', result: 'success', detail: { via: 'ui' } })
@@ -27,7 +25,9 @@ export async function sessionRoutes(app: FastifyInstance, ctx: ApiContext): Prom
     return { username: result.name, admin: result.admin, csrfToken: session.csrf, expiresIn: session.expiresIn }
   })
 
-  app.post('/logout', async (_req, reply) => {
+  /** Ends the session on every node (its record is deleted) and clears the cookie. */
+  app.post('/logout', async (req, reply) => {
+    if (req.caller?.scheme === 'cookie' && req.caller.claims) await ctx.auth.endSession(req.caller.claims)
     reply.header('set-cookie', cookie('', 0))
     return reply.code(204).send()
   })

@@ -1,5 +1,6 @@
-import type { FastifyInstance } from 'fastify'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { RegistryError } from '../../errors/registry-error.js'
+import { loginRefused } from '../auth/credentials.js'
 import { audit, created, paging, requireAdmin, requireUser, type ApiContext } from './context.js'
 
 type Body = Record<string, unknown>
@@ -29,10 +30,12 @@ export async function userRoutes(app: FastifyInstance, ctx: ApiContext): Promise
     const me = selfOrAdmin(req, req.params.username)
     const body = req.body ?? {}
     if (!me.admin && (body.admin !== undefined || body.disabled !== undefined)) throw RegistryError.denied('only system administrators change admin or disabled')
-    const user = await users.update(req.params.username, body)
+    if (body.password !== undefined && me.name === req.params.username) await requireCurrentPassword(ctx, req, me.name, body.currentPassword)
+    const { currentPassword: _current, ...patch } = body
+    const user = await users.update(req.params.username, patch)
     audit(ctx, req, body.admin !== undefined || body.disabled !== undefined ? 'permission.change' : 'user.update', {
       resource: user.username,
-      detail: { fields: Object.keys(body).filter((k) => k !== 'password') },
+      detail: { fields: Object.keys(patch).filter((k) => k !== 'password') },
     })
     return user
   })
@@ -52,6 +55,18 @@ export async function userRoutes(app: FastifyInstance, ctx: ApiContext): Promise
     audit(ctx, req, 'user.cli-secret', { resource: req.params.username })
     return created(reply, { username: req.params.username, secret })
   })
+}
+
+/**
+ * Changing one's own password takes the current one (checked like a login: slowed down and
+ * audited): a stolen session alone must not be enough to take the account over.
+ */
+async function requireCurrentPassword(ctx: ApiContext, req: FastifyRequest, username: string, current: unknown): Promise<void> {
+  if (typeof current !== 'string' || current.length === 0) throw RegistryError.invalidField('currentPassword', 'the current password is required to change your own')
+  const result = await ctx.auth.authenticator.login(username, current, req.ip, { fresh: true })
+  if (!('failure' in result)) return
+  if (result.failure === 'throttled') throw loginRefused(result)
+  throw RegistryError.denied('the current password is wrong')
 }
 
 function selfOrAdmin(req: Parameters<typeof requireUser>[0], username: string) {

@@ -1,4 +1,5 @@
 import type { FastifyRequest } from 'fastify'
+import type { AuthFailure } from '../../auth/authenticator.js'
 import type { AuthService } from '../../auth/service.js'
 import { ANONYMOUS, type Principal } from '../../auth/principal.js'
 import type { TokenClaims } from '../../auth/tokens.js'
@@ -29,7 +30,8 @@ export function parseBasic(header: string): { username: string; password: string
 
 /**
  * Establishes who is calling from the Authorization header (Basic or Bearer) or, when
- * `cookies` is on, the UI's session cookie. Bad credentials are an error, never anonymous.
+ * `cookies` is on (the management API), the UI's session cookie; the management API takes no
+ * registry token. Bad credentials are an error, never anonymous.
  */
 export async function identify(req: FastifyRequest, auth: AuthService, opts: { cookies?: boolean; fresh?: boolean } = {}): Promise<Caller> {
   const header = req.headers.authorization
@@ -37,16 +39,15 @@ export async function identify(req: FastifyRequest, auth: AuthService, opts: { c
     const basic = parseBasic(header)
     if (basic) {
       const result = await auth.authenticator.login(basic.username, basic.password, req.ip, { fresh: opts.fresh })
-      if ('failure' in result) {
-        throw result.failure === 'throttled'
-          ? new RegistryError('TOOMANYREQUESTS', 'too many failed logins; try again later')
-          : new RegistryError('UNAUTHORIZED', 'invalid username or password')
-      }
+      if ('failure' in result) throw loginRefused(result)
       return { principal: result, scheme: 'basic' }
     }
     if (/^bearer /i.test(header)) {
       const verified = await auth.authenticator.bearer(header.slice(7).trim())
       if (!verified || verified.claims.use === 'refresh') throw new RegistryError('UNAUTHORIZED', 'invalid or expired token')
+      // A registry token (from /token, for /v2) is not a login to the management API, whatever
+      // its scope: a pull token for one repository must not create robots or change passwords.
+      if (opts.cookies && verified.claims.use !== 'session') throw new RegistryError('UNAUTHORIZED', 'registry tokens do not authorize the management API; sign in or use Basic credentials')
       return { principal: verified.principal, claims: verified.claims, scheme: 'bearer' }
     }
     throw new RegistryError('UNAUTHORIZED', 'unsupported authorization scheme')
@@ -60,6 +61,12 @@ export async function identify(req: FastifyRequest, auth: AuthService, opts: { c
     }
   }
   return { principal: ANONYMOUS, scheme: 'none' }
+}
+
+/** The answer to a refused login: 401, or 429 with Retry-After while the caller is slowed down. */
+export function loginRefused(failure: AuthFailure): RegistryError {
+  if (failure.failure === 'invalid') return new RegistryError('UNAUTHORIZED', 'invalid username or password')
+  return new RegistryError('TOOMANYREQUESTS', 'too many failed logins; try again later', { headers: { 'retry-after': String(failure.retryAfterSeconds) } })
 }
 
 export function readCookie(header: string | undefined, name: string): string | undefined {

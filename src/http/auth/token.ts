@@ -19,6 +19,7 @@ export async function tokenRoutes(app: FastifyInstance, opts: { auth: AuthServic
     const e = err instanceof RegistryError ? err : new RegistryError('UNKNOWN', 'internal error', { cause: err })
     if (e.statusCode >= 500) reply.log.error({ err }, 'token request failed')
     if (e.code === 'UNAUTHORIZED') reply.header('www-authenticate', `Basic realm="${auth.options.service}"`)
+    for (const [k, v] of Object.entries(e.headers)) reply.header(k, v)
     return reply.code(e.statusCode).send(toOciEnvelope(e))
   })
 
@@ -30,7 +31,9 @@ export async function tokenRoutes(app: FastifyInstance, opts: { auth: AuthServic
     const body: Record<string, unknown> = { token: issued.token, access_token: issued.token, expires_in: issued.expiresIn, issued_at: issued.issuedAt }
     if (caller.scheme === 'basic') {
       auth.audit.record({ actor: nameOf(caller.principal), actorType: caller.principal.kind, address: req.ip, action: 'login', result: 'success', detail: { via: 'token' } })
-      if (query.get('offline_token') === 'true') body.refresh_token = await auth.issueRefreshToken(caller.principal)
+      // docker login asks for this and stores it as its identity token, which docker presents
+      // for every later command and never replaces: it cannot be single-use.
+      if (query.get('offline_token') === 'true') body.refresh_token = await auth.issueRefreshToken(caller.principal, { reusable: true })
     }
     return noStore(reply).send(body)
   })
@@ -38,16 +41,22 @@ export async function tokenRoutes(app: FastifyInstance, opts: { auth: AuthServic
   app.post('/token', async (req, reply) => {
     const form = (req.body ?? {}) as Record<string, string | undefined>
     let principal: Principal | undefined
+    let family: string | undefined
     if (form.grant_type === 'password') {
       if (!form.username || form.password === undefined) return oauthError(reply, 400, 'invalid_request', 'username and password are required')
       const result = await auth.authenticator.login(form.username, form.password, req.ip, { fresh: true })
-      if ('failure' in result) return oauthError(reply, result.failure === 'throttled' ? 429 : 401, 'invalid_grant', result.failure === 'throttled' ? 'too many failed logins' : 'invalid username or password')
+      if ('failure' in result) {
+        if (result.failure === 'invalid') return oauthError(reply, 401, 'invalid_grant', 'invalid username or password')
+        return oauthError(reply.header('retry-after', String(result.retryAfterSeconds)), 429, 'invalid_grant', 'too many failed logins; try again later')
+      }
       principal = result
       auth.audit.record({ actor: form.username, actorType: principal.kind, address: req.ip, action: 'login', result: 'success', detail: { via: 'oauth2' } })
     } else if (form.grant_type === 'refresh_token') {
       if (!form.refresh_token) return oauthError(reply, 400, 'invalid_request', 'refresh_token is required')
-      principal = await auth.redeemRefreshToken(form.refresh_token)
-      if (!principal) return oauthError(reply, 401, 'invalid_grant', 'refresh token is invalid, expired or revoked')
+      const redeemed = await auth.redeemRefreshToken(form.refresh_token, req.ip)
+      if (!redeemed) return oauthError(reply, 401, 'invalid_grant', 'refresh token is invalid, expired or revoked')
+      principal = redeemed.principal
+      family = redeemed.family
     } else {
       return oauthError(reply, 400, 'unsupported_grant_type', 'grant_type must be password or refresh_token')
     }
@@ -59,7 +68,8 @@ export async function tokenRoutes(app: FastifyInstance, opts: { auth: AuthServic
       issued_at: issued.issuedAt,
       scope: issued.access.map((a) => `${a.type}:${a.name}:${a.actions.join(',')}`).join(' '),
     }
-    if (form.access_type === 'offline' || form.grant_type === 'refresh_token') body.refresh_token = await auth.issueRefreshToken(principal)
+    // Refresh tokens rotate: the one redeemed is spent, its successor joins its family.
+    if (form.access_type === 'offline' || form.grant_type === 'refresh_token') body.refresh_token = await auth.issueRefreshToken(principal, { family })
     return noStore(reply).send(body)
   })
 }

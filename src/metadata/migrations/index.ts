@@ -7,6 +7,7 @@ import * as m0004 from './0004-change-notify.js'
 import * as m0005 from './0005-policies.js'
 import * as m0006 from './0006-jobs.js'
 import * as m0007 from './0007-auth-notify.js'
+import * as m0008 from './0008-credentials.js'
 
 export interface MigrationStep {
   up(db: Kysely<unknown>, caps: Capabilities): Promise<void>
@@ -21,4 +22,5 @@ export const MIGRATIONS: Record<string, MigrationStep> = {
   '0005-policies': m0005,
   '0006-jobs': m0006,
   '0007-auth-notify': m0007,
+  '0008-credentials': m0008,
 }

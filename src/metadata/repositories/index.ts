@@ -12,6 +12,7 @@ import { createAuditRepository } from './audit.js'
 import { createSettingsRepository } from './settings.js'
 import { createPolicyRepository } from './policies.js'
 import { createJobRepository } from './jobs.js'
+import { createCredentialRepository } from './credentials.js'
 
 /** `generation` (see MetadataDb) lets pull-path reads be cached safely; omit it to cache nothing. */
 export function createMetadataRepositories(db: Kysely<Database>, generation: () => string | undefined = () => undefined) {
@@ -25,6 +26,7 @@ export function createMetadataRepositories(db: Kysely<Database>, generation: () 
     users: createUserRepository(db),
     projects: createProjectRepository(db),
     robots: createRobotRepository(db),
+    credentials: createCredentialRepository(db),
     audit: createAuditRepository(db),
     settings: createSettingsRepository(db),
     policies: createPolicyRepository(db),

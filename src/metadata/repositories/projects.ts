@@ -59,7 +59,8 @@ export function createProjectRepository(db: Db) {
         .innerJoin('projects as p', 'p.id', 'm.project_id')
         .select(['p.name as project', 'm.role'])
         .where((eb) => {
-          const byUser = eb.and([eb('m.member_type', '=', 'user'), eb('m.member_name', '=', username)])
+          // By the user's id: a membership never passes to a later user of the same name.
+          const byUser = eb.and([eb('m.member_type', '=', 'user'), eb('m.user_id', 'in', eb.selectFrom('users').select('id').where('username', '=', username))])
           return groups.length === 0 ? byUser : eb.or([byUser, eb.and([eb('m.member_type', '=', 'group'), eb('m.member_name', 'in', groups)])])
         })
       q = q.orderBy('p.name')
@@ -69,7 +70,14 @@ export function createProjectRepository(db: Db) {
     async upsertMember(projectId: number, type: 'user' | 'group', name: string, role: string, now: number): Promise<void> {
       await db
         .insertInto('project_members')
-        .values({ project_id: projectId, member_type: type, member_name: name, role, created_at: now })
+        .values((eb) => ({
+          project_id: projectId,
+          member_type: type,
+          member_name: name,
+          role,
+          created_at: now,
+          user_id: type === 'user' ? eb.selectFrom('users').select('id').where('username', '=', name) : null,
+        }))
         .onConflict((oc) => oc.columns(['project_id', 'member_type', 'member_name']).doUpdateSet({ role }))
         .execute()
     },

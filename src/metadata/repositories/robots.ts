@@ -1,5 +1,6 @@
 import type { Selectable } from 'kysely'
 import type { RobotsTable } from '../schema.js'
+import { revokePrincipalTokens } from './credentials.js'
 import type { Db } from './repositories.js'
 
 export type RobotRow = Selectable<RobotsTable>
@@ -34,18 +35,35 @@ export function createRobotRepository(db: Db) {
       return Number(res.numInsertedOrUpdatedRows ?? 0) > 0
     },
 
+    /** Disabling also ends the robot's refresh tokens (re-enabling does not bring them back). */
     async setDisabled(name: string, disabled: boolean): Promise<boolean> {
-      const res = await db.updateTable('robots').set({ disabled: disabled ? 1 : 0 }).where('name', '=', name).executeTakeFirst()
-      return Number(res.numUpdatedRows) > 0
+      return db.transaction().execute(async (trx) => {
+        const row = await trx.updateTable('robots').set({ disabled: disabled ? 1 : 0 }).where('name', '=', name).returning('id').executeTakeFirst()
+        if (row && disabled) await revokePrincipalTokens(trx, 'robot', row.id)
+        return row !== undefined
+      })
+    },
+
+    /** A new secret; the refresh tokens obtained with the old one end in the same transaction. */
+    async setSecret(name: string, secretHash: string): Promise<boolean> {
+      return db.transaction().execute(async (trx) => {
+        const row = await trx.updateTable('robots').set({ secret_hash: secretHash }).where('name', '=', name).returning('id').executeTakeFirst()
+        if (row) await revokePrincipalTokens(trx, 'robot', row.id)
+        return row !== undefined
+      })
     },
 
     async touch(name: string, now: number): Promise<void> {
       await db.updateTable('robots').set({ last_used_at: now }).where('name', '=', name).execute()
     },
 
+    /** Deletes the robot with its refresh tokens, in one transaction. */
     async delete(name: string): Promise<boolean> {
-      const res = await db.deleteFrom('robots').where('name', '=', name).executeTakeFirst()
-      return Number(res.numDeletedRows) > 0
+      return db.transaction().execute(async (trx) => {
+        const row = await trx.deleteFrom('robots').where('name', '=', name).returning('id').executeTakeFirst()
+        if (row) await revokePrincipalTokens(trx, 'robot', row.id)
+        return row !== undefined
+      })
     },
   }
 }

@@ -1,5 +1,6 @@
 import type { Selectable } from 'kysely'
 import type { UsersTable } from '../schema.js'
+import { revokePrincipalTokens } from './credentials.js'
 import type { Db } from './repositories.js'
 
 export type UserRow = Selectable<UsersTable>
@@ -48,31 +49,50 @@ export function createUserRepository(db: Db) {
       return Number(res.numInsertedOrUpdatedRows ?? 0) > 0
     },
 
+    /**
+     * Changes a user. `revoke`: also ends every session and refresh token of the user, in the same
+     * transaction (a password change, a new CLI secret, disabling).
+     */
     async update(
       username: string,
       patch: { passwordHash?: string; email?: string | null; admin?: boolean; disabled?: boolean; cliSecretHash?: string; groups?: string[]; lastLoginAt?: number },
       now: number,
+      opts: { revoke?: boolean } = {},
     ): Promise<boolean> {
-      const res = await db
-        .updateTable('users')
-        .set({
-          updated_at: now,
-          ...(patch.passwordHash !== undefined ? { password_hash: patch.passwordHash } : {}),
-          ...(patch.email !== undefined ? { email: patch.email } : {}),
-          ...(patch.admin !== undefined ? { admin: patch.admin ? 1 : 0 } : {}),
-          ...(patch.disabled !== undefined ? { disabled: patch.disabled ? 1 : 0 } : {}),
-          ...(patch.cliSecretHash !== undefined ? { cli_secret_hash: patch.cliSecretHash } : {}),
-          ...(patch.groups !== undefined ? { groups: JSON.stringify(patch.groups) } : {}),
-          ...(patch.lastLoginAt !== undefined ? { last_login_at: patch.lastLoginAt } : {}),
-        })
-        .where('username', '=', username)
-        .executeTakeFirst()
-      return Number(res.numUpdatedRows) > 0
+      const change = (trx: Db) =>
+        trx
+          .updateTable('users')
+          .set({
+            updated_at: now,
+            ...(patch.passwordHash !== undefined ? { password_hash: patch.passwordHash } : {}),
+            ...(patch.email !== undefined ? { email: patch.email } : {}),
+            ...(patch.admin !== undefined ? { admin: patch.admin ? 1 : 0 } : {}),
+            ...(patch.disabled !== undefined ? { disabled: patch.disabled ? 1 : 0 } : {}),
+            ...(patch.cliSecretHash !== undefined ? { cli_secret_hash: patch.cliSecretHash } : {}),
+            ...(patch.groups !== undefined ? { groups: JSON.stringify(patch.groups) } : {}),
+            ...(patch.lastLoginAt !== undefined ? { last_login_at: patch.lastLoginAt } : {}),
+          })
+          .where('username', '=', username)
+          .returning('id')
+          .executeTakeFirst()
+      if (!opts.revoke) return (await change(db)) !== undefined
+      return db.transaction().execute(async (trx) => {
+        const row = await change(trx)
+        if (row) await revokePrincipalTokens(trx, 'user', row.id)
+        return row !== undefined
+      })
     },
 
+    /** Deletes the user with its memberships and its sessions and refresh tokens, in one transaction. */
     async delete(username: string): Promise<boolean> {
-      const res = await db.deleteFrom('users').where('username', '=', username).executeTakeFirst()
-      return Number(res.numDeletedRows) > 0
+      return db.transaction().execute(async (trx) => {
+        const row = await trx.selectFrom('users').select('id').where('username', '=', username).executeTakeFirst()
+        if (!row) return false
+        await revokePrincipalTokens(trx, 'user', row.id)
+        await trx.deleteFrom('project_members').where('user_id', '=', row.id).execute()
+        await trx.deleteFrom('users').where('id', '=', row.id).execute()
+        return true
+      })
     },
   }
 }
