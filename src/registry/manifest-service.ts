@@ -79,13 +79,21 @@ export class ManifestService {
     const { db, repositories, blobs, manifests, tags: tagRepo } = this.ctx.meta
     await db.transaction().execute(async (trx) => {
       const repositoryId = await repositories.ensure(repository, now, trx)
-      const missingBlobs = await blobs.missing(repositoryId, parsed.blobs.map((b) => b.digest), trx)
+      const stored = await blobs.linkedSizes(repositoryId, parsed.blobs.map((b) => b.digest), trx)
+      const missingBlobs = [...new Set(parsed.blobs.map((b) => b.digest))].filter((d) => !stored.has(d))
       const missingManifests = await manifests.missing(repositoryId, parsed.manifests.map((m) => m.digest), trx)
       const missing = [...missingBlobs, ...missingManifests]
       if (missing.length > 0) {
         throw new RegistryError('MANIFEST_BLOB_UNKNOWN', `manifest references ${missing.length} unknown blob(s) or manifest(s) in ${repository}`, {
           detail: { digests: missing.slice(0, 50) },
         })
+      }
+      // Clients rely on descriptor sizes (range requests, progress, verification): a size that
+      // is not the stored blob's is refused, where Distribution accepts it.
+      const wrong = parsed.blobs.find((b) => stored.get(b.digest) !== b.size)
+      if (wrong) {
+        const actual = stored.get(wrong.digest)
+        throw RegistryError.manifestInvalid(`descriptor of ${wrong.digest} says size ${wrong.size} but the stored blob has ${actual} bytes`, { digest: wrong.digest, size: wrong.size, stored: actual })
       }
       await manifests.insert(repositoryId, {
         digest,

@@ -75,11 +75,12 @@ describe('manifests', () => {
     const index = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: INDEX, manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: img.digest, size: img.manifest.length }] }))
     assert.equal((await putManifest(s.url, 'm/types', 'index', index, INDEX)).status, 201)
     // A Helm chart: any config media type.
-    const chartConfig = await pushBlob(s.url, 'm/types', '{"name":"demo","version":"0.1.0"}')
+    const chartConfigBody = '{"name":"demo","version":"0.1.0"}'
+    const chartConfig = await pushBlob(s.url, 'm/types', chartConfigBody)
     const chart = await pushBlob(s.url, 'm/types', 'chart tarball')
     const helm = Buffer.from(JSON.stringify({
       schemaVersion: 2,
-      config: { mediaType: 'application/vnd.cncf.helm.config.v1+json', digest: chartConfig, size: 34 },
+      config: { mediaType: 'application/vnd.cncf.helm.config.v1+json', digest: chartConfig, size: chartConfigBody.length },
       layers: [{ mediaType: 'application/vnd.cncf.helm.chart.content.v1.tar+gzip', digest: chart, size: 13 }],
     }))
     assert.equal((await putManifest(s.url, 'm/types', '0.1.0', helm)).status, 201)

@@ -14,13 +14,14 @@ describe('referrers API', () => {
 
   async function pushArtifact(name: string, subject: { digest: string; size: number }, artifactType: string, annotations?: Record<string, string>) {
     const config = await pushBlob(s.url, name, EMPTY)
-    const layer = await pushBlob(s.url, name, `payload ${artifactType} ${Math.random()}`)
+    const payload = `payload ${artifactType} ${Math.random()}`
+    const layer = await pushBlob(s.url, name, payload)
     const manifest = Buffer.from(JSON.stringify({
       schemaVersion: 2,
       mediaType: 'application/vnd.oci.image.manifest.v1+json',
       artifactType,
       config: { mediaType: 'application/vnd.oci.empty.v1+json', digest: config, size: 2 },
-      layers: [{ mediaType: 'application/octet-stream', digest: layer, size: 1 }],
+      layers: [{ mediaType: 'application/octet-stream', digest: layer, size: Buffer.byteLength(payload) }],
       subject: { mediaType: 'application/vnd.oci.image.manifest.v1+json', ...subject },
       ...(annotations ? { annotations } : {}),
     }))

@@ -1,3 +1,4 @@
+import { sql } from 'kysely'
 import type { Db } from './repositories.js'
 import { missingDigests } from './missing.js'
 import { ReadCache } from '../read-cache.js'
@@ -55,16 +56,25 @@ export function createBlobRepository(db: Db, generation: () => string | undefine
     },
 
     /**
-     * Which of the digests are not linked into the repository. Inside a transaction on
-     * PostgreSQL the links found stay locked (FOR KEY SHARE) until commit, so a concurrent
-     * unlink cannot slip between this check and the manifest that relies on it.
+     * The stored size of each of the digests that is linked into the repository (the others are
+     * absent from the map). Inside a transaction on PostgreSQL the links found stay locked
+     * (FOR KEY SHARE) until commit, so a concurrent unlink cannot slip between this check and
+     * the manifest that relies on it.
      */
-    async missing(repositoryId: number, digests: string[], trx: Db = db): Promise<string[]> {
-      return missingDigests(digests, async (batch) => {
-        const q = trx.selectFrom('repository_blobs').select('digest').where('repository_id', '=', repositoryId).where('digest', 'in', batch)
-        const rows = await (rowLocks && trx.isTransaction ? q.forKeyShare() : q).execute()
+    async linkedSizes(repositoryId: number, digests: string[], trx: Db = db): Promise<Map<string, number>> {
+      const sizes = new Map<string, number>()
+      await missingDigests(digests, async (batch) => {
+        const q = trx
+          .selectFrom('repository_blobs as rb')
+          .innerJoin('blobs as b', 'b.digest', 'rb.digest')
+          .select(['rb.digest', 'b.size'])
+          .where('rb.repository_id', '=', repositoryId)
+          .where('rb.digest', 'in', batch)
+        const rows = await (rowLocks && trx.isTransaction ? q.modifyEnd(sql`for key share of rb`) : q).execute()
+        for (const r of rows) sizes.set(r.digest, Number(r.size))
         return rows.map((r) => r.digest)
       })
+      return sizes
     },
 
     async stats(): Promise<{ count: number; bytes: number }> {

@@ -109,7 +109,7 @@ export function createManifestRepository(db: Db, generation: () => string | unde
       return Number(res.numDeletedRows) > 0
     },
 
-    /** Which of the digests are not manifests of the repository (locked like blobs.missing). */
+    /** Which of the digests are not manifests of the repository (locked like blobs.linkedSizes). */
     async missing(repositoryId: number, digests: string[], trx: Db = db): Promise<string[]> {
       return missingDigests(digests, async (batch) => {
         const q = trx.selectFrom('manifests').select('digest').where('repository_id', '=', repositoryId).where('digest', 'in', batch)
