@@ -38,10 +38,8 @@ export function requireAdmin(req: FastifyRequest): Principal & { kind: 'user' } 
 export async function requireProjectAction(ctx: ApiContext, req: FastifyRequest, project: string, action: ProjectAction): Promise<Principal> {
   const p = callerOf(req)
   if (action !== 'pull' && action !== 'readLogs' && action !== 'readMembers') requireUser(req)
-  if (!(await ctx.auth.policy.project(project))) {
-    // Do not reveal private projects to callers who cannot see them.
-    throw RegistryError.notFound(`project ${project}`)
-  }
+  // A project that does not exist has no actions: callers who may not see a project get the
+  // same answer whether or not it exists (401 anonymous, 404 signed in).
   const actions = await ctx.auth.policy.projectActions(p, project)
   if (!actions.has(action)) {
     if (!actions.has('pull')) throw p.kind === 'anonymous' ? new RegistryError('UNAUTHORIZED', 'sign in first') : RegistryError.notFound(`project ${project}`)

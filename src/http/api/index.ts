@@ -7,6 +7,7 @@ import type { RetentionService } from '../../gc/retention-service.js'
 import type { JobQueue } from '../../jobs/queue.js'
 import type { Registry } from '../../registry/registry.js'
 import { identify } from '../auth/credentials.js'
+import { visiblePage } from '../v2/lists.js'
 import { auditRoutes } from './audit.js'
 import { callerOf, requireAdmin, type ApiContext } from './context.js'
 import { gcRoutes, type GcRoutesOptions } from './gc.js'
@@ -84,18 +85,10 @@ export async function apiRoutes(app: FastifyInstance, opts: ApiOptions): Promise
     const q = (req.query.q ?? '').toLowerCase()
     if (q.length > 255) throw RegistryError.invalidField('q', 'at most 255 characters')
     const p = callerOf(req)
-    const out: { name: string }[] = []
-    let last: string | undefined
-    // Walk the catalog in pages; keep what matches and what the caller may pull.
-    for (;;) {
-      const page = await opts.registry.repositories.catalog(1000, last)
-      for (const name of page) {
-        if (name.includes(q) && (await opts.auth.policy.repositoryActions(p, name)).has('pull')) out.push({ name })
-        if (out.length >= 100) return { repositories: out }
-      }
-      if (page.length < 1000) return { repositories: out }
-      last = page.at(-1)
-    }
+    // The first 100 matches the caller may pull (cut over what it may see, never over everything).
+    const visible = async (name: string) => name.includes(q) && (await opts.auth.policy.repositoryActions(p, name)).has('pull')
+    const names = await visiblePage((limit, last) => opts.registry.repositories.catalog(limit, last), 100, undefined, visible)
+    return { repositories: names.map((name) => ({ name })) }
   })
 }
 

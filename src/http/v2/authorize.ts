@@ -35,7 +35,7 @@ function required(route: MatchedRoute, method: string): RepositoryAction[] {
 export function v2Authorizer(auth: AuthService, realm: string | undefined, service: string = auth.options.service) {
   const challenge = (req: FastifyRequest, scope?: string, error?: { code: string; description: string }) => {
     const params: [string, string][] = [
-      ['realm', realm ?? `${req.protocol}://${requestAuthority(req)}/token`],
+      ['realm', realm ?? `${requestProtocol(req)}://${requestAuthority(req)}/token`],
       ['service', service],
     ]
     if (scope) params.push(['scope', scope])
@@ -122,6 +122,13 @@ async function denial(auth: AuthService, principal: Principal, repository: strin
   }
   const hint = principal.kind === 'anonymous' ? ': log in first' : ''
   return { message: `requested access to the resource is denied: ${who} may not ${lacking.join(',')} on ${repository}${hint}`, detail: { repository, missing: lacking } }
+}
+
+/** The request's scheme for the default realm: a trusted proxy's X-Forwarded-Proto only when it is http or https. */
+function requestProtocol(req: FastifyRequest): string {
+  const proto = req.protocol.toLowerCase()
+  if (proto === 'http' || proto === 'https') return proto
+  return (req.raw.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http'
 }
 
 /**
