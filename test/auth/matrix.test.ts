@@ -142,6 +142,7 @@ describe('permission matrix: every role against every route', () => {
       ['GET', '/robots/robot$team+r-projectadmin', [401]],
       ['PATCH', '/robots/robot$team+r-projectadmin', [401]],
       ['DELETE', '/robots/robot$team+r-projectadmin', [401]],
+      ['POST', '/robots/robot$team+r-projectadmin/secret', [401]],
       ['GET', '/audit', [401]],
       ['GET', '/me', [401]],
       ['GET', '/search?q=team', [200]],

@@ -155,6 +155,9 @@ describe('credentials that end', () => {
     assert.equal((await refresh(s, identity)).status, 401, "the deleted robot's refresh token")
 
     const secondIdentity = await dockerIdentityToken(s, basic(second.name, second.secret))
+    const outsider = await addUser(s, 'outsider')
+    assert.ok([403, 404].includes((await api(s, 'POST', `/robots/${encodeURIComponent(second.name)}/secret`, outsider)).status), 'only its managers rotate a robot')
+    assert.equal((await token(s, basic(second.name, second.secret))).status, 200, 'the refused rotation changed nothing')
     const rotated = await apiOk<{ name: string; secret: string }>(s, 'POST', `/robots/${encodeURIComponent(second.name)}/secret`, ADMIN, undefined, 201)
     assert.ok(rotated.secret && rotated.secret !== second.secret)
     assert.equal((await token(s, basic(second.name, second.secret))).status, 401, 'the old secret')

@@ -15,13 +15,23 @@ const createdOp = (summary: string, ref: string) => ({ summary, ...body(ref), re
 
 export const OPENAPI = {
   openapi: '3.1.0',
-  info: { title: 'Berth management API', version: '1', description: 'Users, projects, members, robots, the audit log, tag retention and immutability, and garbage collection. Accepts Basic credentials, Bearer tokens from /token, and the UI session cookie (with X-CSRF-Token on writes).' },
+  info: { title: 'Berth management API', version: '1', description: 'Users, projects, members, robots, the audit log, tag retention and immutability, and garbage collection. Accepts Basic credentials and the UI session cookie (with X-CSRF-Token on writes). Registry tokens from /token are for /v2 and are refused here (401) whatever their scope.' },
   servers: [{ url: '/api/v1' }],
   components: {
-    securitySchemes: { basic: { type: 'http', scheme: 'basic' }, bearer: { type: 'http', scheme: 'bearer' }, session: { type: 'apiKey', in: 'cookie', name: 'berth_session' } },
+    securitySchemes: { basic: { type: 'http', scheme: 'basic' }, session: { type: 'apiKey', in: 'cookie', name: 'berth_session' } },
     schemas: {
       Problem: { type: 'object', properties: { type: { type: 'string' }, title: { type: 'string' }, status: { type: 'integer' }, detail: { type: 'string' }, code: { type: 'string' }, field: { type: 'string' } } },
       User: { type: 'object', required: ['username', 'password'], properties: { username: { type: 'string' }, password: { type: 'string', minLength: 8, writeOnly: true }, email: { type: 'string' }, admin: { type: 'boolean' }, disabled: { type: 'boolean' } } },
+      UserPatch: {
+        type: 'object',
+        properties: {
+          password: { type: 'string', minLength: 8, writeOnly: true, description: 'ends every session and refresh token of the user' },
+          currentPassword: { type: 'string', writeOnly: true, description: 'required when changing your own password (400 without it, 403 when wrong)' },
+          email: { type: 'string' },
+          admin: { type: 'boolean' },
+          disabled: { type: 'boolean' },
+        },
+      },
       Project: { type: 'object', required: ['name'], properties: { name: { type: 'string' }, public: { type: 'boolean' }, quotaBytes: { type: ['integer', 'null'] }, usedBytes: { type: 'integer', readOnly: true } } },
       Member: { type: 'object', required: ['role'], properties: { username: { type: 'string' }, group: { type: 'string' }, role: { enum: ['projectAdmin', 'maintainer', 'developer', 'guest', 'limitedGuest'] } } },
       Robot: {
@@ -85,13 +95,13 @@ export const OPENAPI = {
       Login: { type: 'object', required: ['username', 'password'], properties: { username: { type: 'string' }, password: { type: 'string' } } },
     },
   },
-  security: [{ basic: [] }, { bearer: [] }, { session: [] }],
+  security: [{ basic: [] }, { session: [] }],
   paths: {
     '/login': { post: { summary: 'Sign in (sets the session cookie, returns the CSRF token)', ...body('Login'), responses: { '200': { description: 'signed in' }, ...errors } } },
-    '/logout': { post: op('Sign out') },
+    '/logout': { post: { summary: 'Sign out: the session ends on the server (its cookie no longer works anywhere)', responses: { '204': { description: 'signed out' }, ...errors } } },
     '/me': { get: op('Who am I') },
     '/users': { post: createdOp('Create a user (admin)', 'User'), get: op('List users (admin)', { parameters: [{ name: 'limit', in: 'query' }, { name: 'offset', in: 'query' }] }) },
-    '/users/{username}': { get: op('A user (admin or self)'), patch: op('Change a user (admin, or self for password/email)', body('User')), delete: op('Delete a user (admin)') },
+    '/users/{username}': { get: op('A user (admin or self)'), patch: op('Change a user (admin, or self for password/email); a new password ends all the user\'s sessions and refresh tokens', body('UserPatch')), delete: op('Delete a user (admin)') },
     '/users/{username}/cli-secret': { post: op('New CLI secret for docker login (OIDC users)') },
     '/projects': { post: createdOp('Create a project', 'Project'), get: op('Projects the caller can see') },
     '/projects/{project}': { get: op('A project with its usage'), patch: op('Change visibility or quota', body('Project')), delete: op('Delete an empty project') },
@@ -112,7 +122,13 @@ export const OPENAPI = {
     '/jobs': { get: op('Background jobs, newest first (admin)', { parameters: ['status', 'kind', 'limit', 'offset'].map((name) => ({ name, in: 'query' })) }) },
     '/jobs/{id}': { get: op('A background job: kind, payload, status, attempts, lease, last error (admin)') },
     '/robots': { post: createdOp('Create a robot account; the secret is answered once', 'Robot'), get: op('List robots', { parameters: [{ name: 'project', in: 'query' }] }) },
-    '/robots/{name}': { get: op('A robot'), patch: op('Disable or enable'), delete: op('Delete a robot') },
+    '/robots/{name}': { get: op('A robot'), patch: op('Disable or enable'), delete: op('Delete a robot (and its refresh tokens)') },
+    '/robots/{name}/secret': {
+      post: {
+        summary: 'Rotate the secret: answers the robot with its new secret, shown once; the old secret and its refresh tokens stop working at once',
+        responses: { '201': { description: 'the robot and its new `secret`' }, ...errors },
+      },
+    },
     '/audit': {
       get: op('Audit log', { parameters: ['user', 'project', 'repository', 'action', 'from', 'to', 'limit', 'offset'].map((name) => ({ name, in: 'query' })) }),
     },
