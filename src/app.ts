@@ -137,6 +137,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
       now,
       beforeLink: (repository, digest, size) => auth.checkQuota(repository, digest, size),
       immutableTag: (repository, tag) => immutability.check(repository, tag),
+      immutableBlob: (repository, repositoryId, digest) => immutability.checkBlob(repository, repositoryId, digest),
       onPull: (repository, digest) => pulls.record(repository, digest),
       afterDelete: config.gc.afterDelete ? () => gcAfterDelete() : undefined,
     },

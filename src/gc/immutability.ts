@@ -70,6 +70,19 @@ export class ImmutabilityService {
     return rule && `tag ${tag} of ${repository} is immutable: immutability rule ${rule.id} (${describe(rule)}) of project ${projectOf(repository)}`
   }
 
+  /**
+   * Why a blob may not be unlinked from a repository: a tag that a rule protects references it
+   * (its layer would be 404 while the tag still resolves). Undefined when none does.
+   */
+  async checkBlob(repository: string, repositoryId: number, digest: string): Promise<string | undefined> {
+    const matcher = await this.matcherFor(projectOf(repository))
+    for (const tag of await this.meta.tags.referencingBlob(repositoryId, digest)) {
+      const rule = matcher(repository, tag)
+      if (rule) return `blob ${digest} is referenced by tag ${tag} of ${repository}, which is immutable: immutability rule ${rule.id} (${describe(rule)}) of project ${projectOf(repository)}`
+    }
+    return undefined
+  }
+
   private async projectId(project: string): Promise<number> {
     const row = await this.meta.projects.find(project)
     if (!row) throw RegistryError.notFound(`project ${project}`)

@@ -52,7 +52,10 @@ export class BlobService {
   /** Unlinks the blob from the repository; its bytes stay until garbage collection. */
   async delete(repository: string, digest: Digest): Promise<void> {
     const id = await this.ctx.meta.repositories.findId(repository)
-    if (id === undefined || !(await this.ctx.meta.blobs.unlink(id, digest.value))) throw RegistryError.blobUnknown(digest.value)
+    if (id === undefined) throw RegistryError.blobUnknown(digest.value)
+    const why = await this.ctx.immutableBlob?.(repository, id, digest.value)
+    if (why !== undefined) throw RegistryError.denied(why, { digest: digest.value })
+    if (!(await this.ctx.meta.blobs.unlink(id, digest.value))) throw RegistryError.blobUnknown(digest.value)
   }
 
   /** Links a blob of `from` into `repository`; false when the source does not hold it. */

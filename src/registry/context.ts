@@ -15,6 +15,11 @@ export interface RegistryContext {
    * the tag is immutable, and the change is refused with DENIED; undefined allows it.
    */
   immutableTag?: (repository: string, tag: string) => Promise<string | undefined>
+  /**
+   * Asked before a blob is unlinked from a repository: a message (naming the rule) when a tag
+   * that an immutability rule protects references it, and the DELETE is refused with DENIED.
+   */
+  immutableBlob?: (repository: string, repositoryId: number, digest: string) => Promise<string | undefined>
   /** Told after a manifest or tag was deleted through the registry API (e.g. to schedule GC). */
   afterDelete?: (repository: string, reference: string) => void
   /** Told of every manifest GET (not HEAD): counted in memory, never a write on the pull path. */

@@ -17,6 +17,33 @@ export function createTagRepository(db: Db) {
       return (await q.execute()).map((r) => r.name)
     },
 
+    /**
+     * Tags of the repository whose manifest references the blob: as its config or a layer, or
+     * through a child of an index the tag points at.
+     */
+    async referencingBlob(repositoryId: number, digest: string): Promise<string[]> {
+      const direct = db
+        .selectFrom('tags as t')
+        .innerJoin('manifests as m', (j) => j.onRef('m.repository_id', '=', 't.repository_id').onRef('m.digest', '=', 't.manifest_digest'))
+        .innerJoin('manifest_references as mr', 'mr.manifest_id', 'm.id')
+        .select('t.name')
+        .where('t.repository_id', '=', repositoryId)
+        .where('mr.kind', '=', 'blob')
+        .where('mr.digest', '=', digest)
+      const viaIndex = db
+        .selectFrom('tags as t')
+        .innerJoin('manifests as m', (j) => j.onRef('m.repository_id', '=', 't.repository_id').onRef('m.digest', '=', 't.manifest_digest'))
+        .innerJoin('manifest_references as c', 'c.manifest_id', 'm.id')
+        .innerJoin('manifests as cm', (j) => j.onRef('cm.repository_id', '=', 't.repository_id').onRef('cm.digest', '=', 'c.digest'))
+        .innerJoin('manifest_references as mr', 'mr.manifest_id', 'cm.id')
+        .select('t.name')
+        .where('t.repository_id', '=', repositoryId)
+        .where('c.kind', '=', 'manifest')
+        .where('mr.kind', '=', 'blob')
+        .where('mr.digest', '=', digest)
+      return (await direct.union(viaIndex).execute()).map((r) => r.name)
+    },
+
     async delete(repositoryId: number, name: string): Promise<boolean> {
       const res = await db.deleteFrom('tags').where('repository_id', '=', repositoryId).where('name', '=', name).executeTakeFirst()
       return Number(res.numDeletedRows) > 0
