@@ -174,8 +174,10 @@ export class AuthService {
 
   /** The row id of a user or robot principal (tokens are bound to it, not to the name). */
   private async principalId(principal: Principal): Promise<number | undefined> {
-    if (principal.kind === 'user') return (await this.authenticator.user(principal.name))?.id
-    if (principal.kind === 'robot') return (await this.authenticator.robot(principal.name))?.id
+    // A miss is read again from the database: an account made a moment ago (an LDAP user's
+    // first login) may still be cached as missing until the change notification arrives.
+    if (principal.kind === 'user') return (await this.authenticator.user(principal.name))?.id ?? (await this.meta.users.find(principal.name))?.id
+    if (principal.kind === 'robot') return (await this.authenticator.robot(principal.name))?.id ?? (await this.meta.robots.find(principal.name))?.id
     return undefined
   }
 

@@ -4,8 +4,11 @@
 
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
-import { ADMIN, addUser, api, apiOk, basic, startAuthServer, token } from '../helpers/auth.js'
-import type { TestServer } from '../helpers/server.js'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { ADMIN, ADMIN_PASSWORD, addUser, api, apiOk, basic, startAuthServer, token } from '../helpers/auth.js'
+import { createTestDatabase, dropTestDatabase, postgresSkip, startServer, type TestServer } from '../helpers/server.js'
 
 /** The OAuth2 form of /token (what docker sends with a refresh token). */
 async function tokenForm(s: TestServer, fields: Record<string, string>, headers: Record<string, string> = {}): Promise<Response> {
@@ -283,5 +286,53 @@ describe('password guessing', () => {
     const next = await tokenFrom(attacker, basic('rex', 'rex-password-1'))
     assert.equal(next.status, 429)
     assert.equal(next.headers.get('retry-after'), '2', 'the 11th failure: 2 s, as before the restart')
+  })
+})
+
+// Two nodes on one PostgreSQL database: what one node revokes, the other refuses at once (the
+// record is read on every use, no cache to wait for), and guesses count on both.
+describe('credentials end on every node (PostgreSQL)', { skip: postgresSkip() }, () => {
+  let url: string
+  let blobs: string
+  let a: TestServer
+  let b: TestServer
+  before(async () => {
+    blobs = await mkdtemp(join(tmpdir(), 'berth-creds-cluster-'))
+    url = await createTestDatabase()
+    const shared = { database: { url }, storage: { filesystem: { rootDirectory: blobs } }, auth: { enabled: true }, http: { trustProxy: '*' } }
+    a = await startServer(shared, { adminPassword: ADMIN_PASSWORD })
+    b = await startServer(shared, { adminPassword: ADMIN_PASSWORD })
+  })
+  after(async () => {
+    await a?.close()
+    await b?.close()
+    if (url) await dropTestDatabase(url)
+    await rm(blobs, { recursive: true, force: true })
+  })
+
+  it('a password change or a logout on one node ends the credentials on the other', async () => {
+    await addUser(a, 'nina')
+    const identity = await dockerIdentityToken(b, basic('nina', 'nina-password-1'))
+    const session = await uiLogin(b, 'nina', 'nina-password-1')
+    const other = await uiLogin(a, 'nina', 'nina-password-1')
+    assert.equal((await refresh(b, identity)).status, 200)
+    assert.equal(await me(b, session.cookie), 200)
+    assert.equal(await me(b, other.cookie), 200)
+
+    const out = await fetch(`${a.url}/api/v1/logout`, { method: 'POST', headers: { cookie: other.cookie, 'x-csrf-token': other.csrf } })
+    assert.equal(out.status, 204)
+    assert.equal(await me(b, other.cookie), 401, 'logged out on a, refused on b')
+
+    await apiOk(a, 'PATCH', '/users/nina', ADMIN, { password: 'nina-password-2' })
+    assert.equal((await refresh(b, identity)).status, 401, 'password changed on a, refresh refused on b')
+    assert.equal(await me(b, session.cookie), 401, 'password changed on a, session refused on b')
+  })
+
+  it('guesses on one node slow the guesser down on the other', async () => {
+    await addUser(a, 'gus')
+    const guess = (s: TestServer, password: string) => fetch(`${s.url}/token?service=berth`, { headers: { authorization: basic('gus', password), 'x-forwarded-for': '203.0.113.5' } })
+    for (let i = 0; i < 10; i++) assert.equal((await guess(i % 2 === 0 ? a : b, `guess-${i}`)).status, 401)
+    assert.equal((await guess(b, 'gus-password-1')).status, 429)
+    assert.equal((await guess(a, 'gus-password-1')).status, 429)
   })
 })
