@@ -218,6 +218,13 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
     minChunkSize: config.uploads.minChunkSize,
     accessLog: config.log.accessLog,
     requestTimeout: parseDuration(config.http.requestTimeout) ?? 0,
+    limits: {
+      headersTimeoutMs: parseDuration(config.http.headersTimeout) ?? 10_000,
+      idleTimeoutMs: parseDuration(config.http.idleTimeout) ?? 60_000,
+      anonymousBodyLimit: config.http.anonymousBodyLimit,
+      anonymousBodyTimeoutMs: parseDuration(config.http.anonymousBodyTimeout) ?? 10_000,
+      maxConnectionsPerAddress: config.http.maxConnectionsPerAddress,
+    },
     trustProxy: config.http.trustProxy,
     busyPollMicros: config.http.busyPollMicros,
     services: {

@@ -29,8 +29,18 @@ export function buildConfigSchema(z: typeof Zod) {
           baseUrl: z.string().url().optional(),
           tls: z.object({ certificate: z.string().optional(), key: z.string().optional() }).strict().prefault({}),
           shutdownTimeout: duration.default('30s'),
-          /** A bound on how long a request may take to send its headers. */
+          /** A bound on how long a whole request may take (0: none; uploads can be long). */
           requestTimeout: duration.default('0s'),
+          /** A bound on how long a client may take to send a request's headers. */
+          headersTimeout: duration.default('10s'),
+          /** A connection with no bytes in either direction for this long is closed (an upload that stopped progressing). 0: none. */
+          idleTimeout: duration.default('60s'),
+          /** The largest body of a request not yet authenticated (/token, login, anonymous /api/v1). */
+          anonymousBodyLimit: size.default(64 * 1024),
+          /** How long a request not yet authenticated may take to send its body. */
+          anonymousBodyTimeout: duration.default('10s'),
+          /** Open connections allowed from one client address; more are closed at once. 0: no cap. */
+          maxConnectionsPerAddress: z.number().int().min(0).default(128),
           /**
            * Proxies whose X-Forwarded-For/-Proto/-Host are believed: comma-separated addresses or
            * CIDRs, `*` for any peer (only when nothing but the proxy can reach Berth). Empty: none.

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
-import type { IncomingMessage, RequestListener } from 'node:http'
+import type { IncomingHttpHeaders, IncomingMessage, RequestListener } from 'node:http'
 import Fastify, { LogController, type FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
 import type { Registry } from '../registry/registry.js'
@@ -18,6 +18,7 @@ import type { MatchedRoute } from './v2/route.js'
 import { fastPull } from './v2/fast-pull.js'
 import { BusyPoll } from './busy-poll.js'
 import { Guards, REQUEST_HOOKS } from './guards.js'
+import { boundedBody, capConnectionsPerAddress, declaredTooLarge, type ConnectionLimits } from './limits.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -47,6 +48,8 @@ export interface HttpOptions {
   minChunkSize: number
   accessLog: boolean
   requestTimeout: number
+  /** bounds on slow, idle and anonymous clients (http.headersTimeout and the keys after it) */
+  limits: ConnectionLimits
   /** http.trustProxy: '' none, '*' any peer, else addresses/CIDRs */
   trustProxy?: string
   ready: () => Promise<void>
@@ -64,6 +67,9 @@ export interface HttpOptions {
   /** http.busyPollMicros: how long the event loop keeps polling after a response (0: off) */
   busyPollMicros?: number
 }
+
+/** How often Node checks http.headersTimeout and http.requestTimeout (its default is 30 s). */
+const TIMEOUT_CHECK_MS = 1000
 
 /** Fastify's trustProxy from http.trustProxy. */
 function trustedProxies(value: string | undefined): boolean | string[] {
@@ -85,11 +91,18 @@ export function buildHttpServer(opts: HttpOptions): FastifyInstance {
     childLoggerFactory: (logger, bindings, options) => lazyChildLogger(logger as Logger, bindings, options),
     return503OnClosing: true,
     requestTimeout: opts.requestTimeout,
+    // Node's socket timeout: a connection silent in both directions this long is closed.
+    connectionTimeout: opts.limits.idleTimeoutMs,
+    // How often Node checks the header (and request) timeouts: its default, 30 s, would let a
+    // slow client hold its connection for up to that much past http.headersTimeout.
+    http: { connectionsCheckingInterval: TIMEOUT_CHECK_MS },
     trustProxy: trustedProxies(opts.trustProxy),
     // Only the JSON API buffers bodies; /v2 streams its own.
     bodyLimit: 1024 * 1024,
-    ...(https ? { https } : {}),
+    ...(https ? { https: { ...https, connectionsCheckingInterval: TIMEOUT_CHECK_MS } } : {}),
   }) as unknown as FastifyInstance
+  app.server.headersTimeout = opts.limits.headersTimeoutMs
+  capConnectionsPerAddress(app.server, opts.limits.maxConnectionsPerAddress)
 
   const guards = new Guards()
   app.decorate('guards', guards)
@@ -105,6 +118,20 @@ export function buildHttpServer(opts: HttpOptions): FastifyInstance {
     }
     if (!pending) return done()
     pending.then(() => done(), done)
+  })
+  // A request not yet authenticated gets a small body limit and a short time to send it. /v2
+  // reads its bodies itself, after authorization; /api/v1 has identified its caller by now.
+  app.addHook('preParsing', (req, _reply, payload, done) => {
+    if (!opts.authEnabled || !hasBody(req.headers) || req.url.startsWith('/v2/') || (req.caller && req.caller.scheme !== 'none')) return done(null, payload)
+    const refused = declaredTooLarge(req.headers['content-length'], opts.limits.anonymousBodyLimit)
+    if (refused) return done(refused)
+    done(null, boundedBody(payload, opts.limits.anonymousBodyLimit, opts.limits.anonymousBodyTimeoutMs))
+  })
+  // An answer given before the body was read (a 401, a refused size): the connection closes
+  // rather than waiting for the rest of a body nobody wants.
+  app.addHook('onSend', (req, reply, payload, done) => {
+    if (!req.raw.complete && hasBody(req.headers)) reply.header('connection', 'close')
+    done(null, payload)
   })
   const metrics = opts.metrics
   const busyPoll = new BusyPoll(opts.busyPollMicros ?? 0)
@@ -192,6 +219,11 @@ export function buildHttpServer(opts: HttpOptions): FastifyInstance {
     )
   }
   return app
+}
+
+function hasBody(headers: IncomingHttpHeaders): boolean {
+  const length = headers['content-length']
+  return headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0')
 }
 
 /** Request ids unique across restarts and processes without a UUID per request: prefix + counter. */
