@@ -163,14 +163,14 @@ export function ensureBuilt(berthDir: string): string | undefined {
 }
 
 /**
- * The Node.js flags `npm start` gives Berth (package.json's start script, `node FLAGS
+ * The Node.js flags `npm start` gives Berth (package.json's start script, `exec node FLAGS
  * bin/berth.js serve`): the bench measures Berth as users start it.
  */
 function startFlags(berthDir: string): string[] {
   const pkg = JSON.parse(readFileSync(join(berthDir, 'package.json'), 'utf8')) as { scripts?: Record<string, string> }
   const start = pkg.scripts?.start ?? ''
-  const match = /^node((?:\s+--[\w-]+(?:=\S+)?)*)\s+bin\/berth\.js\s/.exec(start)
-  if (!match) throw new Error(`package.json's start script is not "node [FLAGS] bin/berth.js serve": ${start}`)
+  const match = /^(?:exec\s+)?node((?:\s+--[\w-]+(?:=\S+)?)*)\s+bin\/berth\.js\s/.exec(start)
+  if (!match) throw new Error(`package.json's start script is not "exec node [FLAGS] bin/berth.js serve": ${start}`)
   return (match[1] ?? '').split(/\s+/).filter(Boolean)
 }
 

@@ -1,3 +1,4 @@
+import { createServer } from 'node:net'
 import { buildApp } from '../app.js'
 import { berthCommand, dataFlags, registryHost, startBanner } from './banner.js'
 import { parseDuration } from '../config/duration.js'
@@ -15,6 +16,9 @@ export async function serveCommand(flags: ServeFlags): Promise<void> {
     env: process.env,
     flags: { 'http.addr': flags.addr, dataDir: flags.dataDir },
   })
+  const { host, port } = splitAddr(config.http.addr)
+  // Before anything is created or logged: an address in use is one line and exit code 1.
+  await probeListen(config.http.addr, host, port)
   // The config is read once: the validator and YAML parser need not stay in memory.
   releaseConfigModules()
   const app = await buildApp(config, { adminPassword })
@@ -35,8 +39,9 @@ export async function serveCommand(flags: ServeFlags): Promise<void> {
   log.info({ enabled: config.metrics.enabled }, config.metrics.enabled ? 'metrics enabled at /metrics' : 'metrics disabled by config')
   log.info({ enabled: Boolean(config.http.tls.certificate) }, config.http.tls.certificate ? 'TLS enabled' : 'TLS disabled: serving plain HTTP')
 
-  const { host, port } = splitAddr(config.http.addr)
-  await app.http.listen({ host, port })
+  await app.http.listen({ host, port }).catch((err: unknown) => {
+    throw listenError(config.http.addr, err)
+  })
   const listening = app.http.server.address()
   if (listening && typeof listening === 'object') {
     const registry = registryHost(listening, config.http.baseUrl)
@@ -68,6 +73,28 @@ export async function serveCommand(flags: ServeFlags): Promise<void> {
   }
   process.on('SIGTERM', () => stop('SIGTERM'))
   process.on('SIGINT', () => stop('SIGINT'))
+}
+
+/** Binds the listen address for a moment and lets it go: fails as the server's listen would. */
+async function probeListen(addr: string, host: string, port: number): Promise<void> {
+  const probe = createServer()
+  await new Promise<void>((resolve, reject) => {
+    probe.once('error', reject)
+    probe.listen({ host, port, exclusive: true }, resolve)
+  }).catch((err: unknown) => {
+    throw listenError(addr, err)
+  })
+  await new Promise((resolve) => probe.close(resolve))
+}
+
+/** A listen failure as one line that says what to do; other errors unchanged. */
+function listenError(addr: string, err: unknown): unknown {
+  const code = (err as NodeJS.ErrnoException).code
+  const choose = 'stop it or choose another address with --addr (config key http.addr, BERTH_HTTP_ADDR)'
+  if (code === 'EADDRINUSE') return new Error(`cannot listen on ${addr}: the address is already in use by another process; ${choose}`)
+  if (code === 'EACCES') return new Error(`cannot listen on ${addr}: permission denied (ports below 1024 need privileges); ${choose.replace('stop it or ', '')}`)
+  if (code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND') return new Error(`cannot listen on ${addr}: no such address on this machine; ${choose.replace('stop it or ', '')}`)
+  return err
 }
 
 export function splitAddr(addr: string): { host: string; port: number } {

@@ -1,0 +1,57 @@
+#!/usr/bin/env node
+// npm's `prepare` script (a checkout's `npm install`, `npm pack`). It compiles src/ into dist/
+// with TypeScript when TypeScript is installed and dist/ is older than the sources. A production
+// install of a checkout (`npm install --omit=dev`) has no TypeScript: it keeps the dist/ already
+// built, or says what to do. Installing the package itself (`npm install -g ./berth-registry-*.tgz`)
+// never runs this: the tarball ships dist/.
+import { spawnSync } from 'node:child_process'
+import { existsSync, readdirSync, rmSync, statSync } from 'node:fs'
+import { createRequire } from 'node:module'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..')
+const entry = join(root, 'dist', 'cli', 'main.js')
+
+/** The newest modification time of the files the build reads. */
+function newestSource() {
+  let newest = 0
+  const walk = (dir) => {
+    for (const e of readdirSync(dir, { withFileTypes: true })) {
+      const p = join(dir, e.name)
+      if (e.isDirectory()) walk(p)
+      else newest = Math.max(newest, statSync(p).mtimeMs)
+    }
+  }
+  walk(join(root, 'src'))
+  for (const f of ['tsconfig.json', 'tsconfig.build.json', 'package-lock.json']) newest = Math.max(newest, statSync(join(root, f)).mtimeMs)
+  return newest
+}
+
+function typescriptCompiler() {
+  try {
+    return createRequire(join(root, 'package.json')).resolve('typescript/bin/tsc')
+  } catch {
+    return undefined
+  }
+}
+
+// An installed package has no src/: nothing to build.
+if (!existsSync(join(root, 'src'))) process.exit(0)
+
+const built = existsSync(entry) ? statSync(entry).mtimeMs : 0
+if (built >= newestSource()) process.exit(0)
+
+const tsc = typescriptCompiler()
+if (!tsc) {
+  if (built > 0) {
+    console.error('berth: TypeScript is not installed (npm install --omit=dev): keeping dist/ as built, although src/ changed since')
+    process.exit(0)
+  }
+  console.error('berth: dist/ is not built and TypeScript is not installed (npm install --omit=dev). Run a full `npm install` once to build, or install the package made by `npm pack`.')
+  process.exit(1)
+}
+// A clean build: files of removed sources must not stay in dist/ (nor ship in the package).
+rmSync(join(root, 'dist'), { recursive: true, force: true })
+const result = spawnSync(process.execPath, [tsc, '-p', join(root, 'tsconfig.build.json')], { stdio: 'inherit', cwd: root })
+process.exit(result.status ?? 1)

@@ -1,0 +1,136 @@
+// Berth run as a service: `npm start` stops with its server, a port in use fails at once, and
+// the package npm builds holds what `berth` needs to run without the checkout.
+import assert from 'node:assert/strict'
+import { execFile, spawn } from 'node:child_process'
+import { cp, mkdir, mkdtemp, readdir, rm, utimes, writeFile } from 'node:fs/promises'
+import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
+import { describe, it } from 'node:test'
+import { canConnect, freePort, waitFor, waitHealthy } from '../helpers/e2e-process.js'
+
+const exec = promisify(execFile)
+const ROOT = join(import.meta.dirname, '..', '..')
+const BIN = join(ROOT, 'bin', 'berth.js')
+
+function exited(child: ReturnType<typeof spawn>): Promise<number | null> {
+  return new Promise((resolve) => child.on('exit', (code) => resolve(code)))
+}
+
+function killQuietly(pid: number): void {
+  try {
+    process.kill(pid, 'SIGKILL')
+  } catch {
+    // already gone
+  }
+}
+
+describe('npm start', () => {
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    it(`stops the server when npm gets ${signal}`, async () => {
+      const dir = await mkdtemp(join(tmpdir(), 'berth-start-'))
+      const port = await freePort()
+      const npm = spawn('npm', ['start'], {
+        cwd: ROOT,
+        env: { ...process.env, BERTH_HTTP_ADDR: `127.0.0.1:${port}`, BERTH_DATA_DIR: dir },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      })
+      // The server's pid, from its log lines: to clean up after it if the test fails.
+      let serverPid: number | undefined
+      npm.stdout.on('data', (d: Buffer) => (serverPid ??= Number(/"pid":(\d+)/.exec(d.toString())?.[1]) || undefined))
+      npm.stderr.resume()
+      const done = exited(npm)
+      try {
+        await waitHealthy(`http://127.0.0.1:${port}`, { timeoutMs: 30_000 })
+        npm.kill(signal)
+        await done
+        // No orphaned server behind npm: the port stops answering.
+        await waitFor(`port ${port} closed`, async () => !(await canConnect({ host: '127.0.0.1', port })), { timeoutMs: 10_000 })
+      } finally {
+        npm.kill('SIGKILL')
+        if (serverPid) killQuietly(serverPid)
+        await rm(dir, { recursive: true, force: true })
+      }
+    })
+  }
+})
+
+describe('berth serve on an address in use', () => {
+  it('fails with one line and exit code 1 before creating anything', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'berth-inuse-'))
+    const holder = createServer()
+    await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve))
+    const { port } = holder.address() as { port: number }
+    try {
+      const child = spawn(process.execPath, [BIN, 'serve', '--data-dir', join(dir, 'data'), '--addr', `127.0.0.1:${port}`], { stdio: ['ignore', 'pipe', 'pipe'] })
+      let stdout = ''
+      let stderr = ''
+      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()))
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
+      assert.equal(await exited(child), 1)
+      assert.equal(stdout, '', 'no start-up log lines')
+      assert.equal(stderr, `berth: cannot listen on 127.0.0.1:${port}: the address is already in use by another process; stop it or choose another address with --addr (config key http.addr, BERTH_HTTP_ADDR)\n`)
+      assert.deepEqual(await readdir(dir), [], 'no data directory, no database, no admin user created')
+    } finally {
+      holder.close()
+      await rm(dir, { recursive: true, force: true })
+    }
+  })
+})
+
+describe('the npm package', () => {
+  it('is berth-registry with the berth command, and ships the built CLI without sources or tests', async () => {
+    const { stdout } = await exec('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: ROOT })
+    const [pack] = JSON.parse(stdout) as { name: string; files: { path: string }[] }[]
+    assert.equal(pack!.name, 'berth-registry')
+    const files = pack!.files.map((f) => f.path)
+    for (const needed of ['package.json', 'bin/berth.js', 'dist/cli/main.js', 'dist/app.js', 'dist/metadata/migrations/0001-init.js', 'README.md', 'LICENSE']) {
+      assert.ok(files.includes(needed), `${needed} is in the package`)
+    }
+    const stray = files.filter((f) => /^(src|test|bench|\.ci)\//.test(f) || f.endsWith('.map') || f.endsWith('.ts'))
+    assert.deepEqual(stray, [])
+    const { stdout: bin } = await exec('npm', ['pkg', 'get', 'bin'], { cwd: ROOT })
+    assert.deepEqual(JSON.parse(bin), { berth: 'bin/berth.js' })
+  })
+
+  it('prepare builds nothing and does not fail without TypeScript when dist/ is built; says what to do when it is not', async () => {
+    // A copy of the checkout without node_modules: what `npm install --omit=dev` leaves prepare.
+    const dir = await mkdtemp(join(tmpdir(), 'berth-prepare-'))
+    try {
+      for (const f of ['package.json', 'package-lock.json', 'tsconfig.json', 'tsconfig.build.json', 'scripts', 'src']) await cp(join(ROOT, f), join(dir, f), { recursive: true })
+      const prepare = () => exec(process.execPath, [join(dir, 'scripts', 'prepare.js')]).then(
+        (r) => ({ code: 0, stderr: r.stderr }),
+        (e: { code: number; stderr: string }) => ({ code: e.code, stderr: e.stderr }),
+      )
+      const unbuilt = await prepare()
+      assert.equal(unbuilt.code, 1)
+      assert.match(unbuilt.stderr, /dist\/ is not built and TypeScript is not installed \(npm install --omit=dev\)/)
+
+      await mkdir(join(dir, 'dist', 'cli'), { recursive: true })
+      await writeFile(join(dir, 'dist', 'cli', 'main.js'), '// built\n')
+      assert.deepEqual(await prepare(), { code: 0, stderr: '' })
+
+      const later = new Date(Date.now() + 60_000)
+      await utimes(join(dir, 'src', 'app.ts'), later, later)
+      const stale = await prepare()
+      assert.equal(stale.code, 0)
+      assert.match(stale.stderr, /TypeScript is not installed .*keeping dist\/ as built/)
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('berth says how to build when dist/ is missing', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'berth-nodist-'))
+    try {
+      await cp(join(ROOT, 'bin'), join(dir, 'bin'), { recursive: true })
+      await writeFile(join(dir, 'package.json'), '{"type":"module"}\n')
+      const r = await exec(process.execPath, [join(dir, 'bin', 'berth.js'), '--help']).catch((e: { code: number; stderr: string }) => e)
+      assert.equal((r as { code: number }).code, 1)
+      assert.equal((r as { stderr: string }).stderr, `berth: ${join(dir, 'dist')}/ is not built: run \`npm install\` (or \`npm run build\`) in the checkout\n`)
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
+  })
+})
