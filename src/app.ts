@@ -89,6 +89,14 @@ export async function createStorage(config: Config): Promise<StorageDriver> {
   }
 }
 
+/** The readiness warning of a store whose free space is below `storage.minFreeBytes` (writes will fail soon). */
+async function storageWarnings(storage: StorageDriver, minFreeBytes: number): Promise<string[]> {
+  if (minFreeBytes <= 0 || !storage.freeBytes) return []
+  const free = await storage.freeBytes()
+  if (free >= minFreeBytes) return []
+  return [`the blob store has ${free} bytes free, below storage.minFreeBytes (${minFreeBytes}): pushes will fail with 507 when it is full`]
+}
+
 /** Wires config → storage + metadata → registry services → HTTP. Does not listen. */
 export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App> {
   const log = deps.logger ?? pino(loggerOptions(config.log.level))
@@ -108,7 +116,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
     log,
   })
   const meta = createMetadataRepositories(metadata.db, metadata.generation)
-  const metrics = config.metrics.enabled ? new Metrics({ blobs: () => meta.blobs.stats(), uploads: () => meta.uploads.count() }) : undefined
+  const metrics = config.metrics.enabled ? new Metrics({ blobs: () => meta.blobs.stats(), uploads: () => meta.uploads.count(), freeBytes: async () => storage.freeBytes?.() }) : undefined
   const auth = await AuthService.create(meta, metadata.generation, { ...authOptions(config, deps.adminPassword), directory: directory?.login, directoryCacheMs: parseDuration(config.auth.ldap.cacheTtl) ?? 0 }, log, now)
   const { generatedAdminPassword, adminPasswordIgnored } = await auth.bootstrap(meta, now())
   const oidcConfig = config.auth.oidc
@@ -237,6 +245,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
     ready: async () => {
       await storage.check()
       await metadata.ping()
+      return storageWarnings(storage, config.storage.minFreeBytes)
     },
     metrics: metrics && {
       render: () => metrics.render(),

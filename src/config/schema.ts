@@ -57,6 +57,11 @@ export function buildConfigSchema(z: typeof Zod) {
       storage: z
         .object({
           driver: z.enum(['filesystem', 's3']).default('filesystem'),
+          /**
+           * Below this many free bytes in the filesystem store, /readyz warns (still ready: pulls
+           * go on) and the log says so; 0 turns the warning off. berth_storage_free_bytes shows it.
+           */
+          minFreeBytes: size.default(0),
           filesystem: z
             .object({
               rootDirectory: z.string().optional(),

@@ -1,7 +1,8 @@
 import type { FastifyInstance } from 'fastify'
 
 export interface OperabilityOptions {
-  ready: () => Promise<void>
+  /** throws when not ready; resolves with warnings (e.g. low disk space) that leave it ready */
+  ready: () => Promise<string[]>
   metrics?: () => Promise<{ contentType: string; body: string }>
 }
 
@@ -10,8 +11,10 @@ export async function operabilityRoutes(app: FastifyInstance, opts: OperabilityO
   app.get('/healthz', async (_req, reply) => reply.send({ status: 'ok' }))
   app.get('/readyz', async (req, reply) => {
     try {
-      await opts.ready()
-      return reply.send({ status: 'ready' })
+      const warnings = await opts.ready()
+      if (warnings.length === 0) return reply.send({ status: 'ready' })
+      req.log.warn({ warnings }, 'ready, with warnings')
+      return reply.send({ status: 'ready', warnings })
     } catch (err) {
       req.log.warn({ err }, 'not ready')
       return reply.code(503).send({ status: 'unavailable', reason: (err as Error).message })

@@ -52,7 +52,8 @@ export interface HttpOptions {
   limits: ConnectionLimits
   /** http.trustProxy: '' none, '*' any peer, else addresses/CIDRs */
   trustProxy?: string
-  ready: () => Promise<void>
+  /** throws when not ready; resolves with warnings (e.g. low disk space) that leave it ready */
+  ready: () => Promise<string[]>
   /** GC, jobs and policies: their routes join /api/v1 */
   services?: ApiServices
   metrics?: {

@@ -3,6 +3,8 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 export interface StoreStats {
   blobs(): Promise<{ count: number; bytes: number }>
   uploads(): Promise<number>
+  /** free bytes of the blob store; undefined where the store does not tell (S3) */
+  freeBytes(): Promise<number | undefined>
 }
 
 /** Prometheus metrics of one Berth process (an instance registry, never the global one). */
@@ -48,6 +50,15 @@ export class Metrics {
       registers,
       async collect() {
         this.set((await stats.blobs()).bytes)
+      },
+    })
+    new Gauge({
+      name: 'berth_storage_free_bytes',
+      help: 'Bytes free for writing in the filesystem blob store (absent for object stores)',
+      registers,
+      async collect() {
+        const free = await stats.freeBytes().catch(() => undefined)
+        if (free !== undefined) this.set(free)
       },
     })
   }

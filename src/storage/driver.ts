@@ -76,6 +76,8 @@ export interface StorageDriver {
    * (S3: incomplete multipart uploads left by a crashed node). Returns how many were released.
    */
   abortIncomplete?(prefix: string, olderThan: Date): Promise<number>
+  /** Bytes free for writing where the store keeps its files; absent where unknown (object stores). */
+  freeBytes?(): Promise<number>
   /** Closes connections and handles. */
   close?(): Promise<void>
 }

@@ -51,12 +51,14 @@ export class FaultyStorage implements StorageDriver {
   readonly sync?: (path: string) => Promise<void>
   readonly redirectUrl?: (path: string, opts: { method: 'GET' | 'HEAD' }) => Promise<string | undefined>
   readonly abortIncomplete?: (prefix: string, olderThan: Date) => Promise<number>
+  readonly freeBytes?: () => Promise<number>
 
   constructor(readonly inner: StorageDriver) {
     this.name = inner.name
     // Optional calls exist only when the wrapped driver has them (the services ask `?.`).
     if (inner.sync) this.sync = async (path) => this.enter('sync', path, () => inner.sync!(path))
     if (inner.redirectUrl) this.redirectUrl = async (path, opts) => this.enter('redirectUrl', path, () => inner.redirectUrl!(path, opts))
+    if (inner.freeBytes) this.freeBytes = () => inner.freeBytes!()
     if (inner.abortIncomplete) this.abortIncomplete = async (prefix, olderThan) => this.enter('abortIncomplete', prefix, () => inner.abortIncomplete!(prefix, olderThan))
   }
 

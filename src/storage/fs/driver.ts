@@ -1,5 +1,5 @@
 import { fsync } from 'node:fs'
-import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { mkdir, readdir, readFile, rm, statfs, writeFile } from 'node:fs/promises'
 import { dirname, join, resolve } from 'node:path'
 import { Readable } from 'node:stream'
 import { randomUUID } from 'node:crypto'
@@ -141,6 +141,12 @@ export class FsDriver implements StorageDriver {
       throw err
     }
     yield* names
+  }
+
+  async freeBytes(): Promise<number> {
+    const fs = await statfs(this.root)
+    // What an unprivileged writer may use (blocks reserved for root excluded).
+    return fs.bavail * fs.bsize
   }
 
   async check(): Promise<void> {
