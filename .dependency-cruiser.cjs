@@ -19,6 +19,7 @@ module.exports = {
     lower('auth', ['oci', 'errors', 'metadata', 'observability', 'config']),
     lower('jobs', ['oci', 'errors', 'registry', 'observability', 'metadata']),
     lower('gc', ['registry', 'metadata', 'storage', 'oci', 'errors', 'observability', 'jobs', 'config']),
+    lower('policy', ['gc', 'metadata', 'oci', 'errors', 'observability', 'jobs', 'config']),
     {
       name: 'http-never-touches-storage-or-metadata',
       severity: 'error',
@@ -28,7 +29,7 @@ module.exports = {
     {
       name: 'services-never-import-http',
       severity: 'error',
-      from: { path: '^src/(registry|storage|metadata|oci|errors|jobs|config|gc)/' },
+      from: { path: '^src/(registry|storage|metadata|oci|errors|jobs|config|gc|policy)/' },
       to: { path: '^src/(http|cli)/' },
     },
     { name: 'no-circular', severity: 'error', from: {}, to: { circular: true } },

@@ -21,10 +21,10 @@ import { GcService } from './gc/gc-service.js'
 import { ScrubService } from './gc/scrub-service.js'
 import { schedule } from './gc/schedule.js'
 import { GcTrigger } from './gc/gc-trigger.js'
-import { ImmutabilityService } from './gc/immutability.js'
-import { PolicySchedules } from './gc/policy-schedules.js'
-import { PullTracker } from './gc/pull-tracker.js'
-import { RetentionService } from './gc/retention-service.js'
+import { ImmutabilityService } from './policy/immutability.js'
+import { PolicySchedules } from './policy/schedules.js'
+import { PullTracker } from './policy/pull-tracker.js'
+import { RetentionService } from './policy/retention-service.js'
 
 export interface App {
   http: FastifyInstance

@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { RegistryError } from '../../errors/registry-error.js'
-import type { ImmutabilityService } from '../../gc/immutability.js'
-import type { RetentionService } from '../../gc/retention-service.js'
+import type { ImmutabilityService } from '../../policy/immutability.js'
+import type { RetentionService } from '../../policy/retention-service.js'
 import { audit, paging, requireProjectAction, type ApiContext } from './context.js'
 
 export interface PolicyRoutesOptions extends ApiContext {

@@ -4,7 +4,7 @@ import type { Selectable } from 'kysely'
 import type { ImmutabilityRulesTable, RetentionRunsTable } from '../schema.js'
 import type { Db } from './repositories.js'
 
-// Queries of the project policies (src/gc): tag immutability rules, tag retention policies and
+// Queries of the project policies (src/policy): tag immutability rules, tag retention policies and
 // their runs, pull statistics of manifests, and the GC schedule set through the API.
 
 export interface ImmutabilityRuleRow {

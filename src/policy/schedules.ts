@@ -4,10 +4,10 @@ import type { JobQueue } from '../jobs/queue.js'
 import { cronProblem } from '../config/schema.js'
 import { RegistryError } from '../errors/registry-error.js'
 import type { MetadataRepositories } from '../metadata/repositories/index.js'
-import type { GcService } from './gc-service.js'
+import type { GcService } from '../gc/gc-service.js'
 import type { RetentionPolicy } from './retention-policy.js'
 import type { RetentionService } from './retention-service.js'
-import { schedule } from './schedule.js'
+import { schedule } from '../gc/schedule.js'
 
 export interface GcScheduleState {
   /** the expression in effect (null: no scheduled runs) */

@@ -3,7 +3,7 @@ import { test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { api, apiOk } from '../helpers/auth.js'
 import { startServer, type TestServer } from '../helpers/server.js'
-import { blobDigest, manifestDigest, manifestSize, MANIFEST, pushImage, pushIndex, type Pushed } from './helpers.js'
+import { blobDigest, manifestDigest, manifestSize, MANIFEST, pushImage, pushIndex, type Pushed } from '../gc/helpers.js'
 
 const DAY = 86_400_000
 const T0 = Date.parse('2030-01-01T00:00:00Z')

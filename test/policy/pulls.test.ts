@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import pino from 'pino'
-import { PullTracker } from '../../src/gc/pull-tracker.js'
+import { PullTracker } from '../../src/policy/pull-tracker.js'
 import { createPolicyRepository } from '../../src/metadata/repositories/policies.js'
 import { startServer } from '../helpers/server.js'
-import { MANIFEST, pushImage } from './helpers.js'
+import { MANIFEST, pushImage } from '../gc/helpers.js'
 
 const T0 = Date.parse('2030-06-01T00:00:00Z')
 

@@ -4,7 +4,7 @@ import { addUser, ADMIN, api, apiOk } from '../helpers/auth.js'
 import { asBody, buildImage, expectOciError, putManifest, sha256 } from '../helpers/oci.js'
 import { startAuthServer } from '../helpers/auth.js'
 import { startServer, type TestServer } from '../helpers/server.js'
-import { manifestDigest, pushImage } from './helpers.js'
+import { manifestDigest, pushImage } from '../gc/helpers.js'
 
 interface Rule {
   id: number
