@@ -113,6 +113,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
     idleTimeoutMs: parseDuration(config.database.pool.idleTimeout),
     connectTimeoutMs: parseDuration(config.database.connectTimeout),
     statementTimeoutMs: parseDuration(config.database.statementTimeout),
+    sqliteSynchronous: config.database.sqliteSynchronous,
     log,
   })
   const meta = createMetadataRepositories(metadata.db, metadata.generation)

@@ -122,6 +122,12 @@ export function buildConfigSchema(z: typeof Zod) {
             })
             .strict()
             .prefault({}),
+          /**
+           * SQLite only: `normal` survives a crash of the process but may lose the last
+           * acknowledged pushes on a power failure or kernel crash; `full` fsyncs every commit
+           * (no acknowledged push lost, each commit costs an fsync).
+           */
+          sqliteSynchronous: z.enum(['normal', 'full']).default('normal'),
           /** PostgreSQL only: bound on opening a connection or waiting for a free one. */
           connectTimeout: duration.default('10s'),
           /** PostgreSQL only: statement_timeout and idle_in_transaction_session_timeout ('0s' disables). */

@@ -22,8 +22,8 @@ export class MetadataConfigError extends Error {}
  * Opens the database named by a URL (`sqlite:PATH` or `postgres://…`) and brings its schema up
  * to date. `options` apply to PostgreSQL only.
  */
-export async function openMetadata(url: string, options: PostgresOptions = {}): Promise<MetadataDb> {
-  if (url.startsWith('sqlite:')) return openSqlite(url.slice('sqlite:'.length))
+export async function openMetadata(url: string, options: PostgresOptions & { sqliteSynchronous?: 'normal' | 'full' } = {}): Promise<MetadataDb> {
+  if (url.startsWith('sqlite:')) return openSqlite(url.slice('sqlite:'.length), options.sqliteSynchronous ?? 'normal')
   // Loaded only when asked for: a SQLite registry never holds the pg driver in memory.
   if (isPostgresUrl(url)) {
     const { openPostgres } = await import('./postgres.js')
@@ -35,15 +35,17 @@ export async function openMetadata(url: string, options: PostgresOptions = {}): 
   throw new MetadataConfigError(`database.url: unsupported database URL scheme ${url.split(':')[0]}: (expected sqlite:PATH or postgres://…)`)
 }
 
-async function openSqlite(path: string): Promise<MetadataDb> {
+async function openSqlite(path: string, synchronous: 'normal' | 'full'): Promise<MetadataDb> {
   if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true })
   const sqlite = new SQLite(path)
   // WAL lets readers run beside the single writer; NORMAL sync is durable against process
-  // crashes (the WAL is fsynced at checkpoints), which is what SIGKILL tests exercise.
+  // crashes (the WAL is fsynced at checkpoints), which is what SIGKILL tests exercise, but a
+  // power failure can lose the last acknowledged commits. FULL fsyncs the WAL at every commit
+  // (database.sqliteSynchronous; ≈ 25x the cost of a push's commit, see bench/sqlite-synchronous.ts).
   // exec, not pragma(): pragma() makes a throwaway Statement, and a collected Statement aborts
   // Node 24 (see withStatementCache).
   sqlite.exec('pragma journal_mode = WAL')
-  sqlite.exec('pragma synchronous = NORMAL')
+  sqlite.exec(`pragma synchronous = ${synchronous === 'full' ? 'FULL' : 'NORMAL'}`)
   sqlite.exec('pragma busy_timeout = 5000')
   sqlite.exec('pragma foreign_keys = ON')
   const writes = { count: 0 }
