@@ -8,6 +8,7 @@ import type { ScrubProgress } from '../gc/scrub-service.js'
 import { openMetadata } from '../metadata/db.js'
 import { createMetadataRepositories } from '../metadata/repositories/index.js'
 import { createRegistry } from '../registry/registry.js'
+import { requireBerthData } from './data.js'
 
 export interface GcFlags {
   config?: string
@@ -23,6 +24,7 @@ export interface GcFlags {
  */
 export async function withGc<T>(flags: GcFlags, work: (s: ReturnType<typeof gcServices>, config: Config) => Promise<T>): Promise<T> {
   const { config } = await loadConfig({ file: flags.config, env: process.env, flags: { dataDir: flags.dataDir } })
+  requireBerthData(config)
   const log = pino({ level: config.log.level === 'info' ? 'warn' : config.log.level }, pino.destination(2))
   const storage = await createStorage(config)
   await storage.check()

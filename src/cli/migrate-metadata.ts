@@ -3,6 +3,7 @@ import cliProgress from 'cli-progress'
 import { sql, type Kysely } from 'kysely'
 import { openMetadata, type MetadataDb } from '../metadata/db.js'
 import { describePostgresUrl, isPostgresUrl } from '../metadata/postgres-url.js'
+import { requireSqliteDatabase } from './data.js'
 
 interface MigrateFlags {
   from?: string
@@ -30,6 +31,7 @@ export async function migrateMetadataCommand(flags: MigrateFlags): Promise<void>
   if (!from || !from.startsWith('sqlite:')) throw new Error('migrate-metadata: give the source as --from sqlite:PATH or --data-dir DIR')
   if (flags.from && flags.dataDir) throw new Error('migrate-metadata: give either --from or --data-dir, not both')
   if (!flags.to || !isPostgresUrl(flags.to)) throw new Error('migrate-metadata: give the target as --to postgres://user:password@host:port/db')
+  requireSqliteDatabase(from.slice('sqlite:'.length), flags.dataDir ?? from)
   const batchSize = Number(flags.batchSize ?? 500)
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new Error('migrate-metadata: --batch-size must be a positive integer')
 

@@ -1,10 +1,9 @@
 import { readFile } from 'node:fs/promises'
 import type { Command } from 'commander'
-import { databaseUrl } from '../app.js'
 import { UserService } from '../auth/users.js'
 import { loadConfig } from '../config/load.js'
-import { openMetadata } from '../metadata/db.js'
 import { createMetadataRepositories, type MetadataRepositories } from '../metadata/repositories/index.js'
+import { openDeploymentMetadata } from './data.js'
 
 /** The options every command working on the database takes. */
 export interface Common {
@@ -13,10 +12,10 @@ export interface Common {
   json?: boolean
 }
 
-/** Runs `work` on the configured metadata database and closes it afterwards. */
+/** Runs `work` on the configured metadata database (which must exist) and closes it afterwards. */
 export async function withMetadata<T>(opts: Common, work: (meta: MetadataRepositories) => Promise<T>): Promise<T> {
   const { config } = await loadConfig({ file: opts.config, env: process.env, flags: { dataDir: opts.dataDir } })
-  const metadata = await openMetadata(databaseUrl(config))
+  const metadata = await openDeploymentMetadata(config)
   try {
     return await work(createMetadataRepositories(metadata.db))
   } finally {

@@ -7,7 +7,7 @@ import { promisify } from 'node:util'
 import { describe, it } from 'node:test'
 import { basic } from '../helpers/auth.js'
 import { freePort, waitHealthy } from '../helpers/e2e-process.js'
-import { startServer } from '../helpers/server.js'
+import { initDataDir, startServer } from '../helpers/server.js'
 
 const run = promisify(execFile)
 const ROOT = join(import.meta.dirname, '..', '..')
@@ -53,6 +53,7 @@ async function serve(dir: string, env: NodeJS.ProcessEnv = {}): Promise<{ port: 
 describe('berth project', () => {
   it('creates and lists projects straight in the database, with one-line reasons for refusals', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'berth-project-'))
+    await initDataDir(dir)
     try {
       const team = await berth(['project', 'create', 'team', '--data-dir', dir])
       assert.equal(team.code, 0, team.stderr)

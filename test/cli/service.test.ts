@@ -134,3 +134,28 @@ describe('the npm package', () => {
     }
   })
 })
+
+describe('one-shot commands on a directory without Berth data', () => {
+  it('refuse with one line and create nothing', async () => {
+    const cwd = await mkdtemp(join(tmpdir(), 'berth-nodata-'))
+    try {
+      const env = { ...process.env }
+      for (const name of Object.keys(env)) if (name.startsWith('BERTH_')) delete env[name]
+      const commands = [['gc'], ['gc', '--dry-run', '--json'], ['scrub'], ['user', 'list'], ['user', 'import-htpasswd', '/dev/null'], ['project', 'list']]
+      for (const args of commands) {
+        const r = await exec(process.execPath, [BIN, ...args], { cwd, env }).catch((e: { code: number; stdout: string; stderr: string }) => e)
+        assert.equal((r as { code?: number }).code, 1, `berth ${args.join(' ')} fails`)
+        assert.equal(r.stderr, 'berth: no Berth data in ./data: pass --data-dir or --config\n', `berth ${args.join(' ')}`)
+        assert.equal(r.stdout, '')
+      }
+      const other = join(cwd, 'elsewhere')
+      const named = await exec(process.execPath, [BIN, 'user', 'list', '--data-dir', other], { cwd, env }).catch((e: { stderr: string }) => e)
+      assert.equal(named.stderr, `berth: no Berth data in ${other}: pass --data-dir or --config\n`)
+      const migrate = await exec(process.execPath, [BIN, 'migrate-metadata', '--data-dir', other, '--to', 'postgres://u:p@127.0.0.1:1/db'], { cwd, env }).catch((e: { stderr: string }) => e)
+      assert.equal(migrate.stderr, `berth: no Berth data in ${other}: pass --data-dir or --config\n`)
+      assert.deepEqual(await readdir(cwd), [], 'no ./data, no berth.db')
+    } finally {
+      await rm(cwd, { recursive: true, force: true })
+    }
+  })
+})

@@ -6,7 +6,7 @@ import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { describe, it } from 'node:test'
 import bcrypt from 'bcryptjs'
-import { startServer } from '../helpers/server.js'
+import { initDataDir, startServer } from '../helpers/server.js'
 import { basic } from '../helpers/auth.js'
 
 const run = promisify(execFile)
@@ -27,6 +27,7 @@ function withStdin(args: string[], input: string): Promise<{ code: number | null
 describe('berth user', () => {
   it('adds, lists, changes passwords and imports htpasswd users that then log in', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'berth-user-'))
+    await initDataDir(dir)
     try {
       const add = await withStdin(['user', 'add', 'ops', '--admin', '--password-stdin', '--data-dir', dir], 'ops-password-1\n')
       assert.equal(add.code, 0, add.stderr)

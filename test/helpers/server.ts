@@ -7,6 +7,7 @@ import pino from 'pino'
 import { buildApp, type App } from '../../src/app.js'
 import { parseConfig } from '../../src/config/load.js'
 import type { Config, ConfigInput } from '../../src/config/schema.js'
+import { openMetadata } from '../../src/metadata/db.js'
 import { loggerOptions } from '../../src/observability/logger.js'
 import type { StorageDriver } from '../../src/storage/driver.js'
 import { s3StorageConfig, sharedS3 } from './s3.js'
@@ -18,6 +19,15 @@ export interface TestServer {
   dataDir: string
   app: App
   close(): Promise<void>
+}
+
+/**
+ * Creates the SQLite database in `dir` as the first `berth serve` does: the one-shot commands
+ * (user, project, gc, scrub) refuse a data directory without one.
+ */
+export async function initDataDir(dir: string): Promise<void> {
+  const metadata = await openMetadata(`sqlite:${join(dir, 'berth.db')}`)
+  await metadata.close()
 }
 
 /** Names under uploads/ in the server's storage (whichever driver BERTH_TEST_STORAGE picked). */
