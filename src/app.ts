@@ -248,6 +248,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
       await metadata.ping()
       return storageWarnings(storage, config.storage.minFreeBytes)
     },
+    metricsAddr: config.metrics.addr,
     metrics: metrics && {
       render: () => metrics.render(),
       observe: (method, route, status, seconds) => {

@@ -1,4 +1,5 @@
 import { createServer } from 'node:net'
+import { splitAddr } from '../config/addr.js'
 import { buildApp } from '../app.js'
 import { berthCommand, dataFlags, registryHost, startBanner } from './banner.js'
 import { parseDuration } from '../config/duration.js'
@@ -36,7 +37,7 @@ export async function serveCommand(flags: ServeFlags): Promise<void> {
   log.info({ config: maskSecrets(config) }, 'configuration loaded')
   log.info({ driver: app.storage.name }, 'storage ready')
   log.info({ dialect: app.metadata.caps.dialect }, 'metadata ready')
-  log.info({ enabled: config.metrics.enabled }, config.metrics.enabled ? 'metrics enabled at /metrics' : 'metrics disabled by config')
+  log.info({ enabled: config.metrics.enabled, addr: config.metrics.addr }, config.metrics.enabled ? `metrics enabled at ${config.metrics.addr ? `http://${config.metrics.addr}` : ''}/metrics` : 'metrics disabled by config')
   log.info({ enabled: Boolean(config.http.tls.certificate) }, config.http.tls.certificate ? 'TLS enabled' : 'TLS disabled: serving plain HTTP')
 
   await app.http.listen({ host, port }).catch((err: unknown) => {
@@ -97,8 +98,3 @@ function listenError(addr: string, err: unknown): unknown {
   return err
 }
 
-export function splitAddr(addr: string): { host: string; port: number } {
-  const idx = addr.lastIndexOf(':')
-  const host = addr.slice(0, idx).replace(/^\[(.*)\]$/, '$1')
-  return { host, port: Number(addr.slice(idx + 1)) }
-}

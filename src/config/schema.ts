@@ -154,7 +154,14 @@ export function buildConfigSchema(z: typeof Zod) {
         })
         .strict()
         .prefault({}),
-      metrics: z.object({ enabled: z.boolean().default(true) }).strict().prefault({}),
+      metrics: z
+        .object({
+          enabled: z.boolean().default(true),
+          /** A separate listener for /metrics (HOST:PORT, as Distribution's debug address); unset: /metrics on http.addr. */
+          addr: addr.optional(),
+        })
+        .strict()
+        .prefault({}),
       auth: z
         .object({
           /** false: a Distribution-style open registry for trusted networks */

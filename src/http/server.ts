@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
-import type { IncomingHttpHeaders, IncomingMessage, RequestListener } from 'node:http'
+import type { IncomingHttpHeaders, IncomingMessage, RequestListener, Server } from 'node:http'
 import Fastify, { LogController, type FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
 import type { Registry } from '../registry/registry.js'
@@ -18,12 +18,15 @@ import type { MatchedRoute } from './v2/route.js'
 import { fastPull } from './v2/fast-pull.js'
 import { BusyPoll } from './busy-poll.js'
 import { Guards, REQUEST_HOOKS } from './guards.js'
+import { listenMetrics } from './metrics-listener.js'
 import { boundedBody, capConnectionsPerAddress, declaredTooLarge, type ConnectionLimits } from './limits.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
     /** the checks every request passes first, on the pull fast path too (see guards.ts) */
     guards: Guards
+    /** the metrics.addr listener, once the server is ready (when metrics.addr is set) */
+    metricsListener?: Server
   }
 }
 
@@ -61,6 +64,8 @@ export interface HttpOptions {
     observe: (method: string, route: string, status: number, seconds: number) => void
     bytesOut: (n: number) => void
   }
+  /** metrics.addr: /metrics on a listener of its own instead of the main port */
+  metricsAddr?: string
   /** bytes of blob bodies sent (downloads), whether or not metrics are on */
   onBytesOut?: (n: number) => void
   /** called as every response finishes */
@@ -152,7 +157,20 @@ export function buildHttpServer(opts: HttpOptions): FastifyInstance {
     done()
   })
 
-  app.register(operabilityRoutes, { ready: opts.ready, metrics: metrics?.render })
+  const separateMetrics = metrics && opts.metricsAddr ? { addr: opts.metricsAddr, render: metrics.render } : undefined
+  app.register(operabilityRoutes, { ready: opts.ready, metrics: separateMetrics ? undefined : metrics?.render })
+  if (separateMetrics) {
+    // Opened with the server (a port in use fails start-up), closed with it.
+    app.addHook('onReady', async () => {
+      app.metricsListener = await listenMetrics(separateMetrics.addr, separateMetrics.render, opts.logger)
+    })
+    app.addHook('onClose', (_app, done) => {
+      const listener = app.metricsListener
+      if (!listener) return done()
+      listener.closeAllConnections()
+      listener.close(() => done())
+    })
+  }
   const { auth } = opts
   if (opts.ownTokenEndpoint) app.register(tokenRoutes, { auth })
   if (opts.oidc) app.register(oidcRoutes, { auth, oidc: opts.oidc, secureCookies: opts.secureCookies })
