@@ -62,7 +62,9 @@ export function progressBar(enabled: boolean): { update(p: GcProgress | ScrubPro
 }
 
 export async function gcCommand(flags: GcFlags): Promise<void> {
-  const record = await withGc(flags, async ({ gc }) => {
+  let gracePeriod = ''
+  const record = await withGc(flags, async ({ gc }, config) => {
+    gracePeriod = config.gc.gracePeriod
     const bar = progressBar(process.stdout.isTTY === true && !flags.json)
     try {
       return await gc.run({ trigger: 'cli', dryRun: flags.dryRun === true, onProgress: (p) => bar.update(p) })
@@ -77,4 +79,19 @@ export async function gcCommand(flags: GcFlags): Promise<void> {
   const verb = record.dryRun ? 'would delete' : 'deleted'
   console.log(`gc ${record.id}: ${record.status}; ${verb} ${record.manifestsDeleted} of ${record.manifestsExamined} manifest(s), ${record.blobsDeleted} of ${record.blobsExamined} blob(s) (${record.bytesFreed} bytes), ${record.uploadsDeleted} upload session(s)`)
   for (const digest of record.deleted ?? []) console.log(`  ${digest}`)
+  const kept = record.keptByGracePeriod
+  if (kept && kept.blobs > 0) console.log(`${kept.blobs} blob${kept.blobs === 1 ? '' : 's'} (${formatBytes(kept.bytes)}) younger than gc.gracePeriod ${gracePeriod} kept`)
+}
+
+/** Decimal units, one decimal: 1.1 MB. */
+export function formatBytes(n: number): string {
+  const units = ['kB', 'MB', 'GB', 'TB']
+  let value = n
+  let unit = 'bytes'
+  for (const u of units) {
+    if (value < 1000) break
+    value /= 1000
+    unit = u
+  }
+  return unit === 'bytes' ? `${n} bytes` : `${value.toFixed(1)} ${unit}`
 }

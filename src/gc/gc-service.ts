@@ -70,6 +70,12 @@ export interface GcRunRecord {
   error: string | null
   /** digests deleted (or, in a dry run, that would be), blobs and manifests */
   deleted?: string[]
+  /**
+   * Blobs no manifest references that the run kept only because they (or a link to them) are
+   * younger than gc.gracePeriod: why a run right after a delete frees nothing. Reported by the
+   * run that counted them (its result and its log line), not kept in the run history.
+   */
+  keptByGracePeriod?: { blobs: number; bytes: number; gracePeriodMs: number }
 }
 
 export interface StartOptions {
@@ -92,6 +98,8 @@ export class GcService {
   private readonly now: () => number
   private readonly batch: number
   private readonly leaseMs: number
+  /** what each finished run kept for the grace period, until `done` hands it over */
+  private readonly keptByGrace = new Map<string, NonNullable<GcRunRecord['keptByGracePeriod']>>()
 
   constructor(
     private readonly deps: GcDeps,
@@ -118,6 +126,8 @@ export class GcService {
     const done = this.execute(id, startedAt, opts).then(async () => {
       const record = await this.get(id, { items: true })
       if (!record) throw new Error(`gc run ${id} vanished`)
+      record.keptByGracePeriod = this.keptByGrace.get(id)
+      this.keptByGrace.delete(id)
       return record
     })
     return { id, done }
@@ -153,6 +163,7 @@ export class GcService {
     const dry = opts.dryRun === true
     const progress = opts.onProgress ?? (() => undefined)
     const stats = { blobsExamined: 0, blobsDeleted: 0, manifestsExamined: 0, manifestsDeleted: 0, uploadsDeleted: 0, bytesFreed: 0 }
+    const kept = { blobs: 0, bytes: 0, gracePeriodMs: this.options.gracePeriodMs }
     // Renewed per item once a third of the lease has passed, so a slow store cannot let it lapse.
     let renewedAt = Date.now()
     const renew = async () => {
@@ -207,6 +218,15 @@ export class GcService {
       for (let after = ''; ; ) {
         const upTo = await this.repo.blobWindowEnd(after, this.batch)
         const page = await this.repo.blobPage(id, cutoff, after, upTo)
+        if (cutoff < startedAt) {
+          // The candidates were the grace period zero: those it keeps are counted, to say why.
+          const taken = new Set(page.map((b) => b.digest))
+          for (const b of await this.repo.blobPage(id, startedAt, after, upTo)) {
+            if (taken.has(b.digest)) continue
+            kept.blobs++
+            kept.bytes += b.size
+          }
+        }
         for (let i = 0; i < page.length; i += DELETE_BATCH) {
           const slice = page.slice(i, i + DELETE_BATCH)
           if (dry) for (const b of slice) await this.repo.recordItem(id, { kind: 'blob', digest: b.digest, size: b.size })
@@ -248,7 +268,8 @@ export class GcService {
         uploads_deleted: stats.uploadsDeleted,
         bytes_freed: stats.bytesFreed,
       })
-      log.info({ dryRun: dry, ...stats }, 'garbage collection finished')
+      this.keptByGrace.set(id, kept)
+      log.info({ dryRun: dry, ...stats, keptByGracePeriod: kept }, 'garbage collection finished')
     } catch (err) {
       log.error({ err }, 'garbage collection failed')
       await this.repo

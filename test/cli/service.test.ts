@@ -9,6 +9,8 @@ import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { describe, it } from 'node:test'
 import { canConnect, freePort, waitFor, waitHealthy } from '../helpers/e2e-process.js'
+import { orphanBlob, pushImage } from '../gc/helpers.js'
+import { startServer } from '../helpers/server.js'
 
 const exec = promisify(execFile)
 const ROOT = join(import.meta.dirname, '..', '..')
@@ -156,6 +158,36 @@ describe('one-shot commands on a directory without Berth data', () => {
       assert.deepEqual(await readdir(cwd), [], 'no ./data, no berth.db')
     } finally {
       await rm(cwd, { recursive: true, force: true })
+    }
+  })
+})
+
+describe('berth gc right after a delete', () => {
+  it('says what gc.gracePeriod kept, in its line and in --json', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'berth-grace-'))
+    // SQLite and files in dir, whatever the test pass: the CLI reads the same data directory.
+    const srv = await startServer({ dataDir: dir, database: { url: `sqlite:${join(dir, 'berth.db')}` }, storage: { driver: 'filesystem' } }, { keepData: true })
+    try {
+      const img = await pushImage(srv.url, 'app/grace', 'v1', 'grace-cli')
+      assert.equal((await fetch(`${srv.url}/v2/app/grace/manifests/${img.digest}`, { method: 'DELETE' })).status, 202)
+      const loose = await orphanBlob(srv.url, 'app/grace')
+      const digests = [...img.blobs, loose]
+      let bytes = 0
+      for (const d of digests) bytes += Number((await fetch(`${srv.url}/v2/app/grace/blobs/${d}`, { method: 'HEAD' })).headers.get('content-length'))
+
+      const json = JSON.parse((await exec(process.execPath, [BIN, 'gc', '--data-dir', dir, '--json'])).stdout) as { blobsDeleted: number; keptByGracePeriod: unknown }
+      assert.equal(json.blobsDeleted, 0)
+      assert.deepEqual(json.keptByGracePeriod, { blobs: digests.length, bytes, gracePeriodMs: 3_600_000 })
+      const human = await exec(process.execPath, [BIN, 'gc', '--data-dir', dir])
+      const size = bytes < 1000 ? `${bytes} bytes` : `${(bytes / 1000).toFixed(1)} kB`
+      assert.match(human.stdout, new RegExp(`^${digests.length} blobs \\(${size.replace('.', '\\.')}\\) younger than gc.gracePeriod 1h kept$`, 'm'))
+      // With no grace period the same blobs go, and nothing is reported kept.
+      const none = JSON.parse((await exec(process.execPath, [BIN, 'gc', '--data-dir', dir, '--json'], { env: { ...process.env, BERTH_GC_GRACE_PERIOD: '0s' } })).stdout) as { blobsDeleted: number; keptByGracePeriod: { blobs: number } }
+      assert.equal(none.blobsDeleted, digests.length)
+      assert.equal(none.keptByGracePeriod.blobs, 0)
+    } finally {
+      await srv.close()
+      await rm(dir, { recursive: true, force: true })
     }
   })
 })
