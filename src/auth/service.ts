@@ -201,19 +201,34 @@ export class AuthService {
   }
 
   /**
-   * Refuses linking a blob that would take a project over its quota. Each blob counts once per
-   * project, so a blob the project already holds costs nothing.
+   * Refuses linking a blob (or storing a manifest) that would take a project over its quota.
+   * Each digest counts once per project, so one the project already holds costs nothing.
+   * `upload`: the session whose bytes become this blob (they count as the session's until now).
    */
-  async checkQuota(repository: string, digest: string, size: number): Promise<void> {
+  async checkQuota(repository: string, digest: string, size: number, opts: { kind?: 'blob' | 'manifest'; upload?: string } = {}): Promise<void> {
     const project = projectOf(repository)
     const row = await this.policy.project(project)
     if (!row || row.quota_bytes === null) return
-    if (await this.meta.projects.holdsBlob(project, digest)) return
-    const used = await this.meta.projects.usage(project)
+    const kind = opts.kind ?? 'blob'
+    if (await this.meta.projects.holdsBlob(project, digest, kind)) return
+    const used = await this.meta.projects.usage(project, opts.upload)
     const quota = Number(row.quota_bytes)
     if (used + size > quota) {
-      throw RegistryError.denied(`quota of project ${project} exceeded: ${used} of ${quota} bytes used, this blob needs ${size} more`, { project, quotaBytes: quota, usedBytes: used, blobBytes: size })
+      throw RegistryError.denied(`quota of project ${project} exceeded: ${used} of ${quota} bytes used, this ${kind} needs ${size} more`, { project, quotaBytes: quota, usedBytes: used, blobBytes: size })
     }
+  }
+
+  /**
+   * Bytes an upload to the repository may still write before its project is over quota
+   * (undefined: no limit). Open sessions count, so parallel uploads share what is left.
+   */
+  async quotaAllowance(repository: string, digest?: string): Promise<{ project: string; bytes: number } | undefined> {
+    const project = projectOf(repository)
+    const row = await this.policy.project(project)
+    if (!row || row.quota_bytes === null) return undefined
+    // A blob the project holds already costs nothing (a monolithic push names its digest first).
+    if (digest !== undefined && (await this.meta.projects.holdsBlob(project, digest))) return undefined
+    return { project, bytes: Math.max(0, Number(row.quota_bytes) - (await this.meta.projects.usage(project))) }
   }
 
   async close(): Promise<void> {

@@ -51,7 +51,7 @@ export class BlobCommitter {
     const sessionId = session?.id
     if (this.ctx.beforeLink) {
       try {
-        await this.ctx.beforeLink(repository, digest.value, size)
+        await this.ctx.beforeLink(repository, digest.value, size, { upload: sessionId })
       } catch (err) {
         await this.drop(from, sessionId)
         throw err

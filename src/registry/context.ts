@@ -9,7 +9,13 @@ export interface RegistryContext {
   log: Logger
   now: () => number
   /** Asked before a blob is linked into a repository; throws (DENIED) to refuse, e.g. over quota. */
-  beforeLink?: (repository: string, digest: string, size: number) => Promise<void>
+  beforeLink?: (repository: string, digest: string, size: number, opts?: { kind?: 'blob' | 'manifest'; upload?: string }) => Promise<void>
+  /**
+   * Bytes an upload to the repository may still write (its project's quota less what it holds,
+   * open uploads included); undefined when unlimited, or when the project holds `digest`
+   * already. A body going past it is refused (DENIED).
+   */
+  uploadAllowance?: (repository: string, digest?: string) => Promise<Allowance | undefined>
   /**
    * Asked before a tag is moved to another manifest or deleted: a message (naming the rule) when
    * the tag is immutable, and the change is refused with DENIED; undefined allows it.
@@ -24,4 +30,10 @@ export interface RegistryContext {
   afterDelete?: (repository: string, reference: string) => void
   /** Told of every manifest GET (not HEAD): counted in memory, never a write on the pull path. */
   onPull?: (repository: string, digest: string) => void
+}
+
+/** Bytes a project may still take before its quota is reached. */
+export interface Allowance {
+  project: string
+  bytes: number
 }

@@ -75,6 +75,8 @@ export class ManifestService {
         if (why !== undefined) guarded.set(tag, why)
       }
     }
+    // Manifests count against the project's quota like blobs (each digest once per project).
+    await this.ctx.beforeLink?.(repository, digest, body.length, { kind: 'manifest' })
     const now = this.ctx.now()
     const { db, repositories, blobs, manifests, tags: tagRepo } = this.ctx.meta
     await db.transaction().execute(async (trx) => {

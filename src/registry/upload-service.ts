@@ -7,7 +7,7 @@ import { PathNotFound, type WriterOptions } from '../storage/driver.js'
 import { legacyUploadDataPath, uploadDataPath, UPLOADS_ROOT } from '../storage/paths.js'
 import type { UploadRow } from '../metadata/repositories/uploads.js'
 import { BlobCommitter, CONCURRENT_WRITE } from './blob-committer.js'
-import type { RegistryContext } from './context.js'
+import type { Allowance, RegistryContext } from './context.js'
 import { copyHashing } from './hashing-copy.js'
 import { KeyedLock } from './keyed-lock.js'
 import { storageFailure, unlessMissing } from './storage-errors.js'
@@ -66,7 +66,7 @@ export class UploadService {
       const row = await this.sessions.find(repository, id)
       if (range) checkChunkRange(range, row.size, body)
       const algorithm = algorithmOf(row)
-      const { size, hash } = await this.write(row, algorithm, body, range ? range.end - range.start + 1 : body.length, false)
+      const { size, hash } = await this.write(row, algorithm, body, range ? range.end - range.start + 1 : body.length, false, await this.allowance(repository))
       // Compare-and-set: two nodes appending to one session at once cannot both win. The loser's
       // bytes make the stored data longer than the session says, which finish() refuses.
       if (!(await this.sessions.setSize(id, row.size, size))) throw new RegistryError('BLOB_UPLOAD_INVALID', CONCURRENT_WRITE)
@@ -88,7 +88,7 @@ export class UploadService {
       // still holds the size read here, so a request writing to the same session at once (maybe
       // on another node) makes one of the two fail.
       const recorded = row.size
-      const { size, hash } = await this.write(row, algorithmOf(row), body, body.length, true)
+      const { size, hash } = await this.write(row, algorithmOf(row), body, body.length, true, await this.allowance(repository))
       try {
         return await this.close({ ...row, size }, recorded, digest, hash)
       } catch (err) {
@@ -116,7 +116,7 @@ export class UploadService {
   private async monolithicUpload(repository: string, digest: Digest, body: Body): Promise<number> {
     const path = uploadDataPath(randomUUID())
     const hash = createHash(digest.algorithm)
-    const size = await this.stream(path, {}, hash, body, body.length)
+    const size = await this.stream(path, {}, hash, body, body.length, await this.allowance(repository, digest.value))
     const actual = hash.digest('hex')
     if (actual !== digest.hex) {
       await this.ctx.storage.delete(path)
@@ -204,7 +204,7 @@ export class UploadService {
   }
 
   /** Streams a chunk onto the session's bytes; returns the new size and the running hash. */
-  private async write(row: UploadRow, algorithm: Algorithm, body: Body, expected: number | undefined, last: boolean): Promise<{ size: number; hash: Hash }> {
+  private async write(row: UploadRow, algorithm: Algorithm, body: Body, expected: number | undefined, last: boolean, limit: Allowance | undefined): Promise<{ size: number; hash: Hash }> {
     const hash = await this.hashState(row, algorithm)
     // The cached hash is consumed by this write: if it fails half-way, recompute next time.
     this.sessions.hashes.delete(row.id)
@@ -214,7 +214,7 @@ export class UploadService {
     // A chunk that is not the last is not fsynced: a crash that loses it leaves the file shorter
     // than the session says, which finish() refuses (the client starts over), and the commit
     // syncs the whole file once.
-    const written = await this.stream(uploadDataPath(row.id), { append: true, size: row.size, durable: last }, hash, body, expected)
+    const written = await this.stream(uploadDataPath(row.id), { append: true, size: row.size, durable: last }, hash, body, expected, limit)
     return { size: row.size + written, hash }
   }
 
@@ -232,15 +232,31 @@ export class UploadService {
     }
   }
 
-  /** body → hash → storage; on any failure the written part is taken back. */
-  private async stream(path: string, opts: WriterOptions, hash: Hash, body: Body, expected: number | undefined): Promise<number> {
+  /** What the repository's project may still take (its quota), or undefined when unlimited. */
+  private async allowance(repository: string, digest?: string): Promise<Allowance | undefined> {
+    return this.ctx.uploadAllowance?.(repository, digest)
+  }
+
+  /**
+   * body → hash → storage; on any failure the written part is taken back. A body longer than
+   * `limit` (the quota left) is refused: before reading it when its length is announced, else as
+   * soon as it goes past.
+   */
+  private async stream(path: string, opts: WriterOptions, hash: Hash, body: Body, expected: number | undefined, limit?: Allowance): Promise<number> {
+    if (limit !== undefined && expected !== undefined && expected > limit.bytes) throw overQuota(expected, limit)
     // Bytes are reported as they arrive: the server acts on them during a long upload (see
     // IdleGc.received).
     const writer = await this.ctx.storage.writer(path, opts)
     let bytes: number
+    let seen = 0
+    const onBytes = (n: number) => {
+      seen += n
+      if (limit !== undefined && seen > limit.bytes) throw overQuota(seen, limit)
+      this.onBytesIn(n, this.receiving)
+    }
     try {
       this.receiving++
-      bytes = await copyHashing(body.stream, hash, writer, (n) => this.onBytesIn(n, this.receiving)).finally(() => this.receiving--)
+      bytes = await copyHashing(body.stream, hash, writer, onBytes).finally(() => this.receiving--)
       // Checked before commit, so that a short body is never made durable.
       if (expected !== undefined && bytes !== expected) {
         throw new RegistryError('BLOB_UPLOAD_INVALID', `received ${bytes} bytes where ${expected} were announced`)
@@ -276,6 +292,14 @@ export class UploadService {
     })
     for await (const chunk of source as AsyncIterable<Buffer>) hash.update(chunk)
   }
+}
+
+/** A body that would take the project over its quota; the rest of it is not read. */
+function overQuota(bytes: number, limit: Allowance): RegistryError {
+  return new RegistryError('DENIED', `quota of project ${limit.project} exceeded: this upload brings at least ${bytes} bytes where ${limit.bytes} are left (open uploads count)`, {
+    detail: { project: limit.project, uploadBytes: bytes, allowanceBytes: limit.bytes },
+    headers: { connection: 'close' },
+  })
 }
 
 function algorithmOf(row: UploadRow): Algorithm {

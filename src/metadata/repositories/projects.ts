@@ -102,9 +102,13 @@ export function createProjectRepository(db: Db) {
       return Number(res.numDeletedRows) > 0
     },
 
-    /** Bytes of the distinct blobs linked into the project's repositories (each blob once). */
-    async usage(project: string): Promise<number> {
-      const row = await db
+    /**
+     * Bytes the project holds against its quota: the distinct blobs linked into its repositories
+     * and its distinct manifests (each digest once), and the bytes of its open upload sessions
+     * (all but `exceptUpload`, a session being committed: its bytes are about to count as a blob).
+     */
+    async usage(project: string, exceptUpload?: string): Promise<number> {
+      const stored = await db
         .selectFrom((eb) =>
           eb
             .selectFrom('repository_blobs as rb')
@@ -112,23 +116,45 @@ export function createProjectRepository(db: Db) {
             .innerJoin('blobs as b', 'b.digest', 'rb.digest')
             .select(['b.digest', 'b.size'])
             .where(inProject('r.name', project))
-            .distinct()
+            .union(
+              eb
+                .selectFrom('manifests as m')
+                .innerJoin('repositories as r', 'r.id', 'm.repository_id')
+                .select(['m.digest', 'm.size'])
+                .where(inProject('r.name', project)),
+            )
             .as('d'),
         )
         .select((eb) => eb.fn.coalesce(eb.fn.sum<number>('d.size'), eb.lit(0)).as('bytes'))
         .executeTakeFirstOrThrow()
-      return Number(row.bytes)
+      let uploads = db
+        .selectFrom('uploads as u')
+        .innerJoin('repositories as r', 'r.id', 'u.repository_id')
+        .select((eb) => eb.fn.coalesce(eb.fn.sum<number>('u.size'), eb.lit(0)).as('bytes'))
+        .where(inProject('r.name', project))
+      if (exceptUpload !== undefined) uploads = uploads.where('u.id', '!=', exceptUpload)
+      const open = await uploads.executeTakeFirstOrThrow()
+      return Number(stored.bytes) + Number(open.bytes)
     },
 
-    /** Whether the project holds a linked blob already (a re-link costs no quota). */
-    async holdsBlob(project: string, digest: string): Promise<boolean> {
-      const row = await db
-        .selectFrom('repository_blobs as rb')
-        .innerJoin('repositories as r', 'r.id', 'rb.repository_id')
-        .select('rb.digest')
-        .where('rb.digest', '=', digest)
-        .where(inProject('r.name', project))
-        .executeTakeFirst()
+    /** Whether the project holds a linked blob (or a manifest) of this digest already (a re-link costs no quota). */
+    async holdsBlob(project: string, digest: string, kind: 'blob' | 'manifest' = 'blob'): Promise<boolean> {
+      const row =
+        kind === 'blob'
+          ? await db
+              .selectFrom('repository_blobs as rb')
+              .innerJoin('repositories as r', 'r.id', 'rb.repository_id')
+              .select('rb.digest')
+              .where('rb.digest', '=', digest)
+              .where(inProject('r.name', project))
+              .executeTakeFirst()
+          : await db
+              .selectFrom('manifests as m')
+              .innerJoin('repositories as r', 'r.id', 'm.repository_id')
+              .select('m.digest')
+              .where('m.digest', '=', digest)
+              .where(inProject('r.name', project))
+              .executeTakeFirst()
       return row !== undefined
     },
 
