@@ -134,7 +134,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
     log.info({ issuer: oidc.issuer }, 'OIDC login enabled at /auth/oidc/login')
   }
   const immutability = new ImmutabilityService(meta, now)
-  const pulls = new PullTracker(meta.policies, log, { now })
+  const pulls = new PullTracker(meta.pulls, log, { now })
   const idleGc = new IdleGc(runtimeGc(), { scavenge: runtimeScavenge() })
   // Set once GC exists (below); deletes before that cannot happen (nothing listens yet).
   let gcAfterDelete = () => {}

@@ -1,6 +1,6 @@
 import { RegistryError } from '../errors/registry-error.js'
 import type { MetadataRepositories } from '../metadata/repositories/index.js'
-import type { ImmutabilityRuleRow } from '../metadata/repositories/policies.js'
+import type { ImmutabilityRuleRow } from '../metadata/repositories/immutability.js'
 import { pathInProject, projectOf, scopeMatcher } from './patterns.js'
 
 // Tag immutability rules per project (Harbor's "immutable tags"): a tag whose repository path
@@ -25,7 +25,7 @@ export class ImmutabilityService {
   ) {}
 
   async list(project: string): Promise<ImmutabilityRule[]> {
-    return (await this.meta.policies.immutabilityRules(await this.projectId(project))).map(toRule)
+    return (await this.meta.immutability.immutabilityRules(await this.projectId(project))).map(toRule)
   }
 
   /** Validates and stores a rule: {"repositories":"<glob>","tags":"<glob>"} (+ optional excludes). */
@@ -41,16 +41,16 @@ export class ImmutabilityService {
     }
     scopeMatcher('repositories', { include: rule.repositories, exclude: rule.repositoriesExclude })
     scopeMatcher('tags', { include: rule.tags, exclude: rule.tagsExclude })
-    return toRule(await this.meta.policies.addImmutabilityRule(await this.projectId(project), rule, this.now()))
+    return toRule(await this.meta.immutability.addImmutabilityRule(await this.projectId(project), rule, this.now()))
   }
 
   async delete(project: string, id: number): Promise<void> {
-    if (!(await this.meta.policies.deleteImmutabilityRule(await this.projectId(project), id))) throw RegistryError.notFound(`immutability rule ${id}`)
+    if (!(await this.meta.immutability.deleteImmutabilityRule(await this.projectId(project), id))) throw RegistryError.notFound(`immutability rule ${id}`)
   }
 
   /** The matcher of a project's rules: tag → the first rule protecting it (one query per call). */
   async matcherFor(project: string): Promise<(repository: string, tag: string) => ImmutabilityRuleRow | undefined> {
-    const rules = (await this.meta.policies.immutabilityRulesOf(project)).map((r) => ({
+    const rules = (await this.meta.immutability.immutabilityRulesOf(project)).map((r) => ({
       row: r,
       repository: scopeMatcher('repositories', { include: r.repositories, exclude: r.repositoriesExclude ?? undefined }),
       tag: scopeMatcher('tags', { include: r.tags, exclude: r.tagsExclude ?? undefined }),

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino'
-import type { PolicyRepository, PullIncrement } from '../metadata/repositories/policies.js'
+import type { PullIncrement, PullRepository } from '../metadata/repositories/pulls.js'
 
 export interface PullTrackerOptions {
   /** how often counted pulls are written (one transaction per flush) */
@@ -24,7 +24,7 @@ export class PullTracker {
   private closed = false
 
   constructor(
-    private readonly repo: PolicyRepository,
+    private readonly repo: PullRepository,
     private readonly log: Logger,
     opts: PullTrackerOptions = {},
   ) {

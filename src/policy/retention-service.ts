@@ -3,7 +3,7 @@ import type { Logger } from 'pino'
 import { RegistryError } from '../errors/registry-error.js'
 import type { MetadataRepositories } from '../metadata/repositories/index.js'
 import { createGcRepository, type GcRepository } from '../metadata/repositories/gc.js'
-import type { ArtifactRow } from '../metadata/repositories/policies.js'
+import type { ArtifactRow } from '../metadata/repositories/retention.js'
 import type { RetentionRunsTable } from '../metadata/schema.js'
 import type { ImmutabilityService } from './immutability.js'
 import { pathInProject } from './patterns.js'
@@ -120,13 +120,13 @@ export class RetentionService {
 
   /** The project's policy (an empty one, on demand only, when none was saved). */
   async policy(project: string): Promise<RetentionPolicy> {
-    const stored = await this.deps.meta.policies.retentionPolicy(await this.projectId(project))
+    const stored = await this.deps.meta.retention.retentionPolicy(await this.projectId(project))
     return stored === undefined ? { rules: [], untagged: 'keep', schedule: null } : (JSON.parse(stored) as RetentionPolicy)
   }
 
   async setPolicy(project: string, body: unknown): Promise<RetentionPolicy> {
     const policy = parsePolicy(body)
-    await this.deps.meta.policies.putRetentionPolicy(await this.projectId(project), JSON.stringify(policy), this.now())
+    await this.deps.meta.retention.putRetentionPolicy(await this.projectId(project), JSON.stringify(policy), this.now())
     this.deps.onPolicyChange?.()
     return policy
   }
@@ -140,8 +140,8 @@ export class RetentionService {
     if (!(await this.gcRepo.acquireLease(lease, id, Date.now(), Date.now() + LEASE_MS))) throw RegistryError.conflict(`a retention run of project ${project} is already in progress`)
     const startedAt = this.now()
     try {
-      await this.deps.meta.policies.failAbandonedRuns(projectId, startedAt)
-      await this.deps.meta.policies.createRun({ id, projectId, trigger: opts.trigger, dryRun: opts.dryRun === true, now: startedAt })
+      await this.deps.meta.retention.failAbandonedRuns(projectId, startedAt)
+      await this.deps.meta.retention.createRun({ id, projectId, trigger: opts.trigger, dryRun: opts.dryRun === true, now: startedAt })
     } catch (err) {
       await this.gcRepo.releaseLease(lease, id)
       throw err
@@ -159,13 +159,13 @@ export class RetentionService {
   }
 
   async get(project: string, id: string): Promise<RetentionRunRecord | undefined> {
-    const row = await this.deps.meta.policies.findRun(await this.projectId(project), id)
+    const row = await this.deps.meta.retention.findRun(await this.projectId(project), id)
     if (!row) return undefined
-    return { ...toRecord(row, project), removed: await this.deps.meta.policies.runItems(id) }
+    return { ...toRecord(row, project), removed: await this.deps.meta.retention.runItems(id) }
   }
 
   async history(project: string, limit: number, offset: number): Promise<RetentionRunRecord[]> {
-    return (await this.deps.meta.policies.listRuns(await this.projectId(project), limit, offset)).map((r) => toRecord(r, project))
+    return (await this.deps.meta.retention.listRuns(await this.projectId(project), limit, offset)).map((r) => toRecord(r, project))
   }
 
   private async execute(run: { id: string; project: string; projectId: number; lease: string; policy: RetentionPolicy; dryRun: boolean; startedAt: number; trigger: string }): Promise<void> {
@@ -182,12 +182,12 @@ export class RetentionService {
       log.info({ dryRun: run.dryRun, trigger: run.trigger }, 'retention run started')
       const rules = compileRules(run.policy)
       const isImmutable = await this.deps.immutability.matcherFor(run.project)
-      const repositories = await meta.policies.repositoriesOf(run.project)
-      if (!run.dryRun) await meta.policies.prunePulls(repositories.map((r) => r.id))
+      const repositories = await meta.retention.repositoriesOf(run.project)
+      if (!run.dryRun) await meta.retention.prunePulls(repositories.map((r) => r.id))
       for (const repo of repositories) {
         await renew()
         // Only what existed when the run started: a push meanwhile is never judged half-way.
-        const artifacts = await meta.policies.artifacts(repo.id, run.startedAt)
+        const artifacts = await meta.retention.artifacts(repo.id, run.startedAt)
         const plan = planRepository(repo.name, artifacts, rules, run.policy.untagged, (tag) => isImmutable(repo.name, tag) !== undefined, this.now())
         if (!plan) continue
         const items: { repository: string; tag: string | null; digest: string }[] = []
@@ -197,27 +197,27 @@ export class RetentionService {
             continue
           }
           // Tags and manifest in one transaction, re-checked there: a tag moved meanwhile stays.
-          const gone = await meta.policies.removeArtifact(repo.id, a.digest, a.tags, (trx) => meta.manifests.delete(repo.id, a.digest, trx))
+          const gone = await meta.retention.removeArtifact(repo.id, a.digest, a.tags, (trx) => meta.manifests.delete(repo.id, a.digest, trx))
           for (const tag of gone.tags) items.push({ repository: repo.name, tag, digest: a.digest })
           await renew()
         }
         for (const digest of plan.untagged) {
-          if (run.dryRun || (await meta.policies.removeArtifact(repo.id, digest, [], (trx) => meta.manifests.delete(repo.id, digest, trx))).manifest) {
+          if (run.dryRun || (await meta.retention.removeArtifact(repo.id, digest, [], (trx) => meta.manifests.delete(repo.id, digest, trx))).manifest) {
             items.push({ repository: repo.name, tag: null, digest })
           }
           await renew()
         }
-        await meta.policies.addRunItems(run.id, items)
+        await meta.retention.addRunItems(run.id, items)
         removed += items.length
-        await meta.policies.updateRun(run.id, { removed })
+        await meta.retention.updateRun(run.id, { removed })
       }
       let gcRunId: string | null = null
       if (!run.dryRun && removed > 0 && this.deps.startGc) gcRunId = (await this.deps.startGc('retention')) ?? null
-      await meta.policies.updateRun(run.id, { status: 'succeeded', ended_at: this.now(), removed, gc_run_id: gcRunId })
+      await meta.retention.updateRun(run.id, { status: 'succeeded', ended_at: this.now(), removed, gc_run_id: gcRunId })
       log.info({ dryRun: run.dryRun, removed, gcRunId }, 'retention run finished')
     } catch (err) {
       log.error({ err }, 'retention run failed')
-      await meta.policies
+      await meta.retention
         .updateRun(run.id, { status: 'failed', ended_at: this.now(), removed, error: (err as Error).message })
         .catch((e: unknown) => log.error({ err: e }, 'could not record the failed retention run'))
       throw err

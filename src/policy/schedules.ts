@@ -81,7 +81,7 @@ export class PolicySchedules {
   }
 
   async gcSchedule(): Promise<GcScheduleState> {
-    const stored = await this.deps.meta.policies.gcSchedule()
+    const stored = await this.deps.meta.settings.gcSchedule()
     const effective = stored ?? this.deps.configGcSchedule ?? null
     const source = stored !== undefined ? 'api' : this.deps.configGcSchedule ? 'config' : 'none'
     return { schedule: effective, source, next: effective ? nextRun(effective) : null }
@@ -99,7 +99,7 @@ export class PolicySchedules {
       const problem = cronProblem(value)
       if (problem) throw new RegistryError('INVALID_FIELD', `schedule: invalid cron expression: ${problem}`, { detail: { field: 'schedule' } })
     }
-    await this.deps.meta.policies.setGcSchedule(value || undefined)
+    await this.deps.meta.settings.setGcSchedule(value || undefined)
     await this.reconcile()
     return this.gcSchedule()
   }
@@ -115,7 +115,7 @@ export class PolicySchedules {
 
   private async reconcileOnce(): Promise<void> {
     const { meta, log } = this.deps
-    const stored = await meta.policies.gcSchedule()
+    const stored = await meta.settings.gcSchedule()
     const gcExpression = validOrUndefined(stored ?? this.deps.configGcSchedule, 'gc', log)
     if (this.stopped) return
     if (gcExpression !== this.gcJob?.expression) {
@@ -126,7 +126,7 @@ export class PolicySchedules {
     }
 
     const wanted = new Map<string, string>()
-    for (const { project, policy } of await meta.policies.retentionPolicies()) {
+    for (const { project, policy } of await meta.retention.retentionPolicies()) {
       const expression = validOrUndefined((JSON.parse(policy) as RetentionPolicy).schedule ?? undefined, `retention of ${project}`, log)
       if (expression) wanted.set(project, expression)
     }

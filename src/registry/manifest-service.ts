@@ -119,7 +119,7 @@ export class ManifestService {
         }
         // An immutable tag is inserted when absent; pointing it elsewhere is refused (a re-push of
         // the manifest it already names changes nothing and is allowed).
-        const current = await this.ctx.meta.policies.insertTagIfAbsent(repositoryId, tag, digest, now, trx)
+        const current = await this.ctx.meta.immutability.insertTagIfAbsent(repositoryId, tag, digest, now, trx)
         if (current !== digest) throw RegistryError.denied(why, { tag, rule: why })
       }
     })
@@ -144,7 +144,7 @@ export class ManifestService {
     const digest = requireDigest(reference).value
     // Deleting a manifest deletes its tags: refused while one of them is immutable.
     if (this.ctx.immutableTag) {
-      for (const tag of await this.ctx.meta.policies.tagsOf(repositoryId, digest)) {
+      for (const tag of await this.ctx.meta.immutability.tagsOf(repositoryId, digest)) {
         const why = await this.ctx.immutableTag(repository, tag)
         if (why !== undefined) throw RegistryError.denied(why, { tag, rule: why })
       }

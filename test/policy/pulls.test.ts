@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import pino from 'pino'
 import { PullTracker } from '../../src/policy/pull-tracker.js'
-import { createPolicyRepository } from '../../src/metadata/repositories/policies.js'
+import { createPullRepository } from '../../src/metadata/repositories/pulls.js'
 import { startServer } from '../helpers/server.js'
 import { MANIFEST, pushImage } from '../gc/helpers.js'
 
@@ -21,7 +21,7 @@ test('pulls are counted in memory and written in one batch as increments (GET co
   const repo = 'library/pulls/app'
   const img = await pushImage(srv.url, repo, 'v1', 'pulls-v1')
   const other = await pushImage(srv.url, repo, 'v2', 'pulls-v2')
-  const stats = createPolicyRepository(srv.app.metadata.db)
+  const stats = createPullRepository(srv.app.metadata.db)
 
   clock.now = T0 + 1000
   await pull(srv.url, repo, 'v1')
@@ -36,7 +36,7 @@ test('pulls are counted in memory and written in one batch as increments (GET co
 
   // A second node (its own tracker on the same database) adds to the row, it does not overwrite it;
   // an older pull time does not move the last pull back.
-  const node2 = new PullTracker(createPolicyRepository(srv.app.metadata.db), pino({ level: 'silent' }), { now: () => T0 + 500, flushIntervalMs: 3_600_000 })
+  const node2 = new PullTracker(createPullRepository(srv.app.metadata.db), pino({ level: 'silent' }), { now: () => T0 + 500, flushIntervalMs: 3_600_000 })
   t.after(() => node2.close())
   node2.record(repo, img.digest)
   node2.record(repo, img.digest)
@@ -58,7 +58,7 @@ test('counted pulls are flushed on shutdown', async (t) => {
   await first.close()
   const again = await startServer({ dataDir: first.dataDir })
   t.after(() => again.close())
-  const pulls = await createPolicyRepository(again.app.metadata.db).pulls(repo, img.digest)
+  const pulls = await createPullRepository(again.app.metadata.db).pulls(repo, img.digest)
   assert.equal(pulls?.count, 3)
 })
 
@@ -67,7 +67,7 @@ test('a failed flush keeps its counts for the next one', async (t) => {
   t.after(() => srv.close())
   const repo = 'library/pulls/retry'
   const img = await pushImage(srv.url, repo, 'v1', 'retry-v1')
-  const repoStats = createPolicyRepository(srv.app.metadata.db)
+  const repoStats = createPullRepository(srv.app.metadata.db)
   let fail = true
   const flaky = {
     ...repoStats,

@@ -10,7 +10,9 @@ import { createProjectRepository } from './projects.js'
 import { createRobotRepository } from './robots.js'
 import { createAuditRepository } from './audit.js'
 import { createSettingsRepository } from './settings.js'
-import { createPolicyRepository } from './policies.js'
+import { createImmutabilityRepository } from './immutability.js'
+import { createRetentionRepository } from './retention.js'
+import { createPullRepository } from './pulls.js'
 import { createJobRepository } from './jobs.js'
 import { createCredentialRepository } from './credentials.js'
 
@@ -29,7 +31,9 @@ export function createMetadataRepositories(db: Kysely<Database>, generation: () 
     credentials: createCredentialRepository(db),
     audit: createAuditRepository(db),
     settings: createSettingsRepository(db),
-    policies: createPolicyRepository(db),
+    immutability: createImmutabilityRepository(db),
+    retention: createRetentionRepository(db),
+    pulls: createPullRepository(db),
     jobs: createJobRepository(db),
   }
 }

@@ -1,27 +1,9 @@
 import { sql } from 'kysely'
-import { capabilitiesOf } from '../capabilities.js'
-import type { Selectable } from 'kysely'
-import type { ImmutabilityRulesTable, RetentionRunsTable } from '../schema.js'
+import type { RetentionRunsTable } from '../schema.js'
 import type { Db } from './repositories.js'
 
-// Queries of the project policies (src/policy): tag immutability rules, tag retention policies and
-// their runs, pull statistics of manifests, and the GC schedule set through the API.
-
-export interface ImmutabilityRuleRow {
-  id: number
-  repositories: string
-  tags: string
-  repositoriesExclude: string | null
-  tagsExclude: string | null
-  createdAt: number
-}
-
-export interface NewImmutabilityRule {
-  repositories: string
-  tags: string
-  repositoriesExclude?: string
-  tagsExclude?: string
-}
+// Queries of tag retention (src/policy): each project's policy, the runs and what they removed,
+// and what a run looks at and removes.
 
 /** A manifest of a repository as retention sees it. */
 export interface ArtifactRow {
@@ -36,95 +18,8 @@ export interface ArtifactRow {
   lastPulledAt: number | null
 }
 
-export interface PullIncrement {
-  repository: string
-  digest: string
-  count: number
-  last: number
-}
-
-/** The settings key of the GC cron expression set through the API (honoured over gc.schedule). */
-export const GC_SCHEDULE_SETTING = 'gc.schedule'
-
-export function createPolicyRepository(db: Db) {
-  const { dialect } = capabilitiesOf(db)
-  const toRule = (r: Selectable<ImmutabilityRulesTable>): ImmutabilityRuleRow => ({
-    id: Number(r.id),
-    repositories: r.repositories,
-    tags: r.tags,
-    repositoriesExclude: r.repositories_exclude,
-    tagsExclude: r.tags_exclude,
-    createdAt: Number(r.created_at),
-  })
-
+export function createRetentionRepository(db: Db) {
   return {
-    // --- immutability ---------------------------------------------------------------------
-
-    async immutabilityRules(projectId: number): Promise<ImmutabilityRuleRow[]> {
-      const rows = await db.selectFrom('immutability_rules').selectAll().where('project_id', '=', projectId).orderBy('id').execute()
-      return rows.map(toRule)
-    },
-
-    /** The rules of a project by its name (one query: asked on every manifest push and delete). */
-    async immutabilityRulesOf(project: string): Promise<ImmutabilityRuleRow[]> {
-      const rows = await db
-        .selectFrom('immutability_rules as i')
-        .innerJoin('projects as p', 'p.id', 'i.project_id')
-        .selectAll('i')
-        .where('p.name', '=', project)
-        .orderBy('i.id')
-        .execute()
-      return rows.map(toRule)
-    },
-
-    async addImmutabilityRule(projectId: number, rule: NewImmutabilityRule, now: number): Promise<ImmutabilityRuleRow> {
-      const row = await db
-        .insertInto('immutability_rules')
-        .values({
-          project_id: projectId,
-          repositories: rule.repositories,
-          tags: rule.tags,
-          repositories_exclude: rule.repositoriesExclude ?? null,
-          tags_exclude: rule.tagsExclude ?? null,
-          created_at: now,
-        })
-        .returningAll()
-        .executeTakeFirstOrThrow()
-      return toRule(row)
-    },
-
-    async deleteImmutabilityRule(projectId: number, id: number): Promise<boolean> {
-      const res = await db.deleteFrom('immutability_rules').where('project_id', '=', projectId).where('id', '=', id).executeTakeFirst()
-      return Number(res.numDeletedRows) > 0
-    },
-
-    /**
-     * Creates a tag unless it exists; returns the digest it names afterwards (the push of an
-     * immutable tag: a tag that exists is never moved). Inside the push's transaction.
-     */
-    async insertTagIfAbsent(repositoryId: number, name: string, digest: string, now: number, trx: Db = db): Promise<string> {
-      // A tag deleted between the two statements (PostgreSQL) is inserted on the next attempt.
-      for (let attempt = 0; ; attempt++) {
-        const inserted = await trx
-          .insertInto('tags')
-          .values({ repository_id: repositoryId, name, manifest_digest: digest, updated_at: now })
-          .onConflict((oc) => oc.columns(['repository_id', 'name']).doNothing())
-          .returning('manifest_digest')
-          .executeTakeFirst()
-        if (inserted) return inserted.manifest_digest
-        const row = await trx.selectFrom('tags').select('manifest_digest').where('repository_id', '=', repositoryId).where('name', '=', name).executeTakeFirst()
-        if (row) return row.manifest_digest
-        if (attempt >= 3) throw new Error(`tag ${name} keeps being deleted while it is pushed`)
-      }
-    },
-
-    async tagsOf(repositoryId: number, digest: string): Promise<string[]> {
-      const rows = await db.selectFrom('tags').select('name').where('repository_id', '=', repositoryId).where('manifest_digest', '=', digest).orderBy('name').execute()
-      return rows.map((r) => r.name)
-    },
-
-    // --- retention policies and runs -----------------------------------------------------------
-
     async retentionPolicy(projectId: number): Promise<string | undefined> {
       return (await db.selectFrom('retention_policies').select('policy').where('project_id', '=', projectId).executeTakeFirst())?.policy
     },
@@ -292,78 +187,7 @@ export function createPolicyRepository(db: Db) {
           .execute()
       }
     },
-
-    // --- pulls -----------------------------------------------------------------------------------
-
-    /**
-     * Adds counted pulls as increments (several nodes add to the same row): count = count + n,
-     * last pulled = the later of both. Pulls of unknown repositories are dropped. PostgreSQL: one
-     * transaction. SQLite: one statement each (a transaction's BEGIN would empty every read
-     * cache of the pull path, and each upsert is atomic anyway). `written` collects the
-     * increments that are stored, so a caller can retry exactly the others after a failure.
-     */
-    async addPulls(increments: PullIncrement[], written: Set<PullIncrement> = new Set()): Promise<void> {
-      if (increments.length === 0) return
-      const later = dialect === 'postgres'
-        ? sql<number>`greatest(manifest_pulls.last_pulled_at, excluded.last_pulled_at)`
-        : sql<number>`max(manifest_pulls.last_pulled_at, excluded.last_pulled_at)`
-      // Sorted, so two nodes flushing the same rows lock them in the same order (PostgreSQL).
-      const sorted = [...increments].sort((a, b) => (a.repository === b.repository ? (a.digest < b.digest ? -1 : 1) : a.repository < b.repository ? -1 : 1))
-      const upsert = (trx: Db, inc: PullIncrement) =>
-        trx
-          .insertInto('manifest_pulls')
-          .columns(['repository_id', 'digest', 'pull_count', 'last_pulled_at'])
-          .expression(
-            trx
-              .selectFrom('repositories')
-              .select((eb) => ['id', eb.val(inc.digest).as('digest'), eb.val(inc.count).as('pull_count'), eb.val(inc.last).as('last_pulled_at')])
-              .where('name', '=', inc.repository),
-          )
-          .onConflict((oc) => oc.columns(['repository_id', 'digest']).doUpdateSet({ pull_count: sql<number>`manifest_pulls.pull_count + excluded.pull_count`, last_pulled_at: later }))
-          .execute()
-      if (dialect !== 'postgres') {
-        for (const inc of sorted) {
-          await upsert(db, inc)
-          written.add(inc)
-        }
-        return
-      }
-      await db.transaction().execute(async (trx) => {
-        for (const inc of sorted) await upsert(trx, inc)
-      })
-      for (const inc of sorted) written.add(inc)
-    },
-
-    async pulls(repository: string, digest: string): Promise<{ count: number; lastPulledAt: number } | undefined> {
-      const row = await db
-        .selectFrom('manifest_pulls as mp')
-        .innerJoin('repositories as r', 'r.id', 'mp.repository_id')
-        .select(['mp.pull_count', 'mp.last_pulled_at'])
-        .where('r.name', '=', repository)
-        .where('mp.digest', '=', digest)
-        .executeTakeFirst()
-      return row && { count: Number(row.pull_count), lastPulledAt: Number(row.last_pulled_at) }
-    },
-
-    // --- the GC schedule set through the API ---------------------------------------------------
-
-    async gcSchedule(): Promise<string | undefined> {
-      return (await db.selectFrom('settings').select('value').where('key', '=', GC_SCHEDULE_SETTING).executeTakeFirst())?.value
-    },
-
-    /** Stores the expression; undefined removes it (gc.schedule of the config applies again). */
-    async setGcSchedule(expression: string | undefined): Promise<void> {
-      if (expression === undefined) {
-        await db.deleteFrom('settings').where('key', '=', GC_SCHEDULE_SETTING).execute()
-        return
-      }
-      await db
-        .insertInto('settings')
-        .values({ key: GC_SCHEDULE_SETTING, value: expression })
-        .onConflict((oc) => oc.column('key').doUpdateSet({ value: expression }))
-        .execute()
-    },
   }
 }
 
-export type PolicyRepository = ReturnType<typeof createPolicyRepository>
+export type RetentionRepository = ReturnType<typeof createRetentionRepository>
