@@ -17,6 +17,9 @@ export type DirectoryLogin = (username: string, password: string) => Promise<{ g
 
 export const ROBOT_PREFIX = 'robot$'
 
+/** A user's lastLoginAt (a robot's lastUsedAt) is written at most this often per account. */
+const LOGIN_RECORD_INTERVAL_MS = 60_000
+
 /**
  * Turns credentials into a Principal: Basic (users, robots, OIDC users' CLI secrets, LDAP
  * users) and Bearer (Berth's tokens or an external issuer's). Successful password checks are
@@ -34,6 +37,11 @@ export class Authenticator {
   private readonly cacheKey = randomBytes(32)
   /** Signature checks cost more than the rest of a manifest GET: remember valid tokens. */
   private readonly validTokens = new Map<string, { claims: TokenClaims; external: boolean; exp: number }>()
+  /**
+   * When each account's login was last written: a client sending Basic on every /v2 request
+   * must not cost a database write per request, so a login is recorded once a minute at most.
+   */
+  private readonly loginsRecorded = new Map<string, number>()
 
   constructor(
     private readonly meta: MetadataRepositories,
@@ -92,6 +100,7 @@ export class Authenticator {
     if (row.source === 'local' && isLegacyHash(stored)) {
       await this.meta.users.update(username, { passwordHash: await hashSecret(password) }, this.now())
     }
+    this.recordLogin(`user:${username}`, (now) => this.meta.users.recordLogin(username, now))
     return { kind: 'user', name: username, admin: Boolean(row.admin), groups: parseGroups(row.groups), via: row.source === 'oidc' ? 'cli-secret' : 'password' }
   }
 
@@ -121,8 +130,18 @@ export class Authenticator {
     const row = await this.robot(name)
     if (!row || row.disabled || (row.expires_at !== null && row.expires_at <= this.now())) return verifyNothing(secret).then(() => undefined)
     if (!(await this.check(name, secret, row.secret_hash))) return undefined
-    void this.meta.robots.touch(name, this.now()).catch(() => undefined)
+    this.recordLogin(`robot:${name}`, (now) => this.meta.robots.touch(name, now))
     return { kind: 'robot', name, grants: parseGrants(row.permissions), via: 'password' }
+  }
+
+  /** Writes a login in the background, unless this account's was written in the last minute. */
+  private recordLogin(account: string, write: (now: number) => Promise<void>): void {
+    const now = this.now()
+    const last = this.loginsRecorded.get(account)
+    if (last !== undefined && now - last < LOGIN_RECORD_INTERVAL_MS) return
+    if (this.loginsRecorded.size >= 10_000) this.loginsRecorded.clear()
+    this.loginsRecorded.set(account, now)
+    void write(now).catch(() => this.loginsRecorded.delete(account))
   }
 
   private async check(name: string, secret: string, storedHash: string): Promise<boolean> {

@@ -83,6 +83,11 @@ export function createUserRepository(db: Db) {
       })
     },
 
+    /** Records a successful login (nothing else changes, updated_at included). */
+    async recordLogin(username: string, now: number): Promise<void> {
+      await db.updateTable('users').set({ last_login_at: now }).where('username', '=', username).execute()
+    },
+
     /** Deletes the user with its memberships and its sessions and refresh tokens, in one transaction. */
     async delete(username: string): Promise<boolean> {
       return db.transaction().execute(async (trx) => {
