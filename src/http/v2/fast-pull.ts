@@ -66,25 +66,27 @@ export function fastPull(opts: FastPullOptions, full: RequestListener): RequestL
       const refused = errorAnswer(err, req.method ?? '')
       reply(id, err.statusCode, refused.headers, refused.body)
     }
-    const serve = () => {
-      let now: Answer | undefined
-      try {
-        now = cachedAnswer(opts, req, route)
-      } catch (err) {
-        return refused(err)
-      }
-      if (now) return answered(now)
-      answer(opts, req, route).then(answered, refused)
-    }
     let guarded: Promise<void> | undefined
     try {
       guarded = opts.guard?.(req, address)
     } catch (err) {
       return refused(err)
     }
-    if (guarded) return void guarded.then(serve, refused)
-    serve()
+    if (guarded) return void guarded.then(() => serve(opts, req, route, answered, refused), refused)
+    serve(opts, req, route, answered, refused)
   }
+}
+
+/** The answer from memory when the manifest cache has it, else from the registry. */
+function serve(opts: FastPullOptions, req: IncomingMessage, route: MatchedRoute, answered: (a: Answer) => void, refused: (err: unknown) => void): void {
+  let now: Answer | undefined
+  try {
+    now = cachedAnswer(opts, req, route)
+  } catch (err) {
+    return refused(err)
+  }
+  if (now) return answered(now)
+  answer(opts, req, route).then(answered, refused)
 }
 
 interface Answer {
