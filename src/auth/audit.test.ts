@@ -63,4 +63,25 @@ describe('audit log buffering', () => {
     assert.deepEqual(JSON.parse(written[0]![0]!.detail!).count, 2)
     assert.deepEqual(written[1]!.map((r) => `${r.action}:${r.detail ?? ''}`), ['pull:', 'push:', 'push:', 'pull:{"reason":"x"}', 'pull:{"reason":"x"}'])
   })
+
+  it('keeps rows a failed write could not store and writes them at the next flush (a full disk)', async () => {
+    const written: NewAuditRow[][] = []
+    let failing = true
+    const repo = {
+      insertMany: async (rows: NewAuditRow[]) => {
+        if (failing) throw Object.assign(new Error('SQLITE_FULL: database or disk is full'), { code: 'SQLITE_FULL' })
+        written.push(rows)
+      },
+    } as unknown as AuditRepository
+    const log = new AuditLog(repo, pino({ level: 'silent' }), () => Date.now(), 60_000)
+    log.record(pull({ action: 'push', resource: 'sha256:a' }))
+    await log.flush()
+    log.record(pull({ action: 'push', resource: 'sha256:b' }))
+    await log.flush()
+    assert.equal(written.length, 0)
+    failing = false
+    log.record(pull({ action: 'push', resource: 'sha256:c' }))
+    await log.close()
+    assert.deepEqual(written.flat().map((r) => r.resource), ['sha256:a', 'sha256:b', 'sha256:c'])
+  })
 })

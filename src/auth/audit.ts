@@ -33,8 +33,13 @@ interface Repeated {
  * Failed logins are aggregated the same way per (user, address, reason): a password-guessing
  * run, throttled (429) attempts included, is a row per window, not a row per guess.
  */
+/** Rows kept for a retry while the database refuses writes (a full disk); the oldest go beyond. */
+const MAX_UNWRITTEN = 100_000
+
 export class AuditLog {
   private buffer: NewAuditRow[] = []
+  /** rows a failed flush could not write, written first by the next one */
+  private unwritten: NewAuditRow[] = []
   private repeated = new Map<string, Repeated>()
   private timer: NodeJS.Timeout
   private flushing: Promise<void> = Promise.resolve()
@@ -84,11 +89,17 @@ export class AuditLog {
     }
     this.repeated = new Map()
     this.flushing = this.flushing.then(async () => {
-      if (rows.length === 0) return
+      const batch = this.unwritten.length > 0 ? [...this.unwritten, ...rows] : rows
+      if (batch.length === 0) return
       try {
-        await this.repo.insertMany(rows)
+        await this.repo.insertMany(batch)
+        if (this.unwritten.length > 0) this.log.info({ rows: this.unwritten.length }, 'audit rows held back by a failed write are stored now')
+        this.unwritten = []
       } catch (err) {
-        this.log.error({ err, rows: rows.length }, 'audit rows could not be written')
+        // Kept and retried at the next flush (a full disk, a database outage), within a bound.
+        const dropped = Math.max(0, batch.length - MAX_UNWRITTEN)
+        this.unwritten = batch.slice(dropped)
+        this.log.error({ err, rows: batch.length, dropped }, 'audit rows could not be written; retrying at the next flush')
       }
     })
     return this.flushing
