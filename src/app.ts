@@ -1,5 +1,5 @@
 import { join, resolve } from 'node:path'
-import pino, { type Logger } from 'pino'
+import type { Logger } from 'pino'
 import type { FastifyInstance } from 'fastify'
 import type { Config } from './config/schema.js'
 import { parseDuration } from './config/duration.js'
@@ -8,7 +8,7 @@ import { Scheduler } from './jobs/scheduler.js'
 import { JobQueue } from './jobs/queue.js'
 import { openMetadata, type MetadataDb } from './metadata/db.js'
 import { createMetadataRepositories } from './metadata/repositories/index.js'
-import { loggerOptions } from './observability/logger.js'
+import { createLogger } from './observability/logger.js'
 import { Metrics } from './observability/metrics.js'
 import { IdleGc, runtimeGc, runtimeScavenge } from './observability/idle-gc.js'
 import { createRegistry, type Registry } from './registry/registry.js'
@@ -99,7 +99,7 @@ async function storageWarnings(storage: StorageDriver, minFreeBytes: number): Pr
 
 /** Wires config → storage + metadata → registry services → HTTP. Does not listen. */
 export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App> {
-  const log = deps.logger ?? pino(loggerOptions(config.log.level))
+  const log = deps.logger ?? createLogger(config.log)
   const now = deps.now ?? Date.now
   const directory = await ldapDirectory(config, log)
   const configured = await createStorage(config)

@@ -151,6 +151,8 @@ export function buildConfigSchema(z: typeof Zod) {
           level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
           /** One line per request at info level. */
           accessLog: z.boolean().default(true),
+          /** json: one JSON object a line; pretty: readable lines. Unset: pretty on a terminal, json otherwise. */
+          format: z.enum(['json', 'pretty']).optional(),
         })
         .strict()
         .prefault({}),

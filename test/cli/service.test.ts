@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { describe, it } from 'node:test'
-import { canConnect, freePort, waitFor, waitHealthy } from '../helpers/e2e-process.js'
+import { canConnect, findBinary, freePort, waitFor, waitHealthy } from '../helpers/e2e-process.js'
 import { orphanBlob, pushImage } from '../gc/helpers.js'
 import { startServer } from '../helpers/server.js'
 
@@ -189,5 +189,63 @@ describe('berth gc right after a delete', () => {
       await srv.close()
       await rm(dir, { recursive: true, force: true })
     }
+  })
+})
+
+/** What `berth serve` writes on stdout from start to SIGTERM (under `script`, stdout is a terminal). */
+async function serveStdout(env: Record<string, string>, opts: { terminal?: string } = {}): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'berth-log-'))
+  const port = await freePort()
+  const argv = [BIN, 'serve', '--data-dir', dir, '--addr', `127.0.0.1:${port}`]
+  // Under script, the shell names the server's pid: the one to stop.
+  const shell = `${[process.execPath, ...argv].map((a) => `'${a}'`).join(' ')} & echo berth-pid=$!; wait`
+  const child = opts.terminal
+    ? spawn(opts.terminal, ['-qec', shell, '/dev/null'], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'ignore'] })
+    : spawn(process.execPath, argv, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'ignore'] })
+  let out = ''
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()))
+  const done = exited(child)
+  try {
+    await waitHealthy(`http://127.0.0.1:${port}`)
+    await fetch(`http://127.0.0.1:${port}/v2/`)
+    await waitFor('the request line', async () => out.includes('url=/v2/') || out.includes('"url":"/v2/"'))
+    process.kill(opts.terminal ? Number(/berth-pid=(\d+)/.exec(out)?.[1]) : child.pid!, 'SIGTERM')
+    await done
+    return out.replace(/\r\n/g, '\n')
+  } finally {
+    child.kill('SIGKILL')
+    await rm(dir, { recursive: true, force: true })
+  }
+}
+
+const ISO = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/
+const PRETTY = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (INFO |WARN |ERROR|DEBUG) \S/
+
+describe('server logs', () => {
+  it('are JSON lines with ISO times when stdout is not a terminal', async () => {
+    const lines = (await serveStdout({})).trim().split('\n')
+    assert.ok(lines.length > 5, lines.join('\n'))
+    for (const line of lines) {
+      const entry = JSON.parse(line) as { time: string }
+      assert.match(entry.time, ISO, line)
+    }
+    assert.ok(lines.some((l) => l.includes('"url":"/v2/"')), 'the request line is there')
+  })
+
+  it('are readable lines with ISO times with log.format: pretty', async () => {
+    const lines = (await serveStdout({ BERTH_LOG_FORMAT: 'pretty' })).trim().split('\n')
+    for (const line of lines) assert.match(line, PRETTY)
+    assert.ok(lines.some((l) => / INFO {2}request .*method=GET url=\/v2\/ status=401/.test(l)), lines.join('\n'))
+    assert.ok(lines.some((l) => / INFO {2}stopped$/.test(l)), lines.join('\n'))
+  })
+
+  const script = findBinary('script')
+  it('are readable lines on a terminal by default, JSON there with log.format: json', { skip: script ? false : 'needs script(1) from util-linux for a terminal' }, async () => {
+    const lines = (await serveStdout({}, { terminal: script })).trim().split('\n')
+    const logLines = lines.filter((l) => /^\d{4}-/.test(l))
+    assert.ok(logLines.length > 5 && logLines.every((l) => PRETTY.test(l)), lines.join('\n'))
+    const json = (await serveStdout({ BERTH_LOG_FORMAT: 'json' }, { terminal: script })).trim().split('\n').filter((l) => l.startsWith('{'))
+    assert.ok(json.length > 5, json.join('\n'))
+    for (const line of json) assert.match((JSON.parse(line) as { time: string }).time, ISO)
   })
 })
