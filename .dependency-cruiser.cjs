@@ -15,6 +15,7 @@ module.exports = {
     lower('metadata', ['oci', 'errors', 'observability']),
     lower('config', ['errors']),
     lower('observability', ['errors']),
+    lower('runtime', []),
     lower('registry', ['oci', 'errors', 'storage', 'metadata', 'observability', 'config']),
     lower('auth', ['oci', 'errors', 'metadata', 'observability', 'config']),
     lower('jobs', ['oci', 'errors', 'registry', 'observability', 'metadata']),
@@ -29,7 +30,7 @@ module.exports = {
     {
       name: 'services-never-import-http',
       severity: 'error',
-      from: { path: '^src/(registry|storage|metadata|oci|errors|jobs|config|gc|policy)/' },
+      from: { path: '^src/(registry|storage|metadata|oci|errors|jobs|config|gc|policy|runtime)/' },
       to: { path: '^src/(http|cli)/' },
     },
     { name: 'no-circular', severity: 'error', from: {}, to: { circular: true } },

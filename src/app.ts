@@ -10,7 +10,7 @@ import { openMetadata, type MetadataDb } from './metadata/db.js'
 import { createMetadataRepositories } from './metadata/repositories/index.js'
 import { createLogger } from './observability/logger.js'
 import { Metrics } from './observability/metrics.js'
-import { IdleGc, runtimeGc, runtimeScavenge } from './observability/idle-gc.js'
+import { createRuntimeTuning } from './runtime/tuning.js'
 import { createRegistry, type Registry } from './registry/registry.js'
 import { AuthService } from './auth/service.js'
 import type { OidcLogin } from './auth/oidc.js'
@@ -135,7 +135,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
   }
   const immutability = new ImmutabilityService(meta, now)
   const pulls = new PullTracker(meta.pulls, log, { now })
-  const idleGc = new IdleGc(runtimeGc(), { scavenge: runtimeScavenge() })
+  const runtime = createRuntimeTuning({ enabled: config.runtime.tuning, busyPollMicros: config.http.busyPollMicros })
   // Set once GC exists (below); deletes before that cannot happen (nothing listens yet).
   let gcAfterDelete = () => {}
   const registry = createRegistry(
@@ -154,7 +154,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
     {
       onBytesIn: (n, receiving) => {
         metrics?.bytesIn.inc(n)
-        idleGc.received(n, receiving)
+        runtime.received(n, receiving)
       },
     },
   )
@@ -236,7 +236,6 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
       maxConnectionsPerAddress: config.http.maxConnectionsPerAddress,
     },
     trustProxy: config.http.trustProxy,
-    busyPollMicros: config.http.busyPollMicros,
     services: {
       gc,
       gcSchedule: { get: () => policySchedules.gcSchedule(), set: (body) => policySchedules.setGcSchedule(body) },
@@ -258,8 +257,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
       },
       bytesOut: (n) => metrics.bytesOut.inc(n),
     },
-    onBytesOut: (n) => idleGc.record(n),
-    onResponse: () => idleGc.touch(),
+    onBytesOut: (n) => runtime.sent(n),
+    onResponse: () => runtime.responded(),
   })
   // Every handler is registered by now (scheduled tasks, cron schedules): start claiming.
   jobs.start()
@@ -285,7 +284,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
       stopSchedules()
       policySchedules.stop()
       trigger.close()
-      idleGc.close()
+      runtime.close()
       await http.close()
       await pulls.close()
       await scheduler.stop()

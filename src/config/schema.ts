@@ -304,6 +304,16 @@ export function buildConfigSchema(z: typeof Zod) {
         })
         .strict()
         .prefault({}),
+      runtime: z
+        .object({
+          /**
+           * V8 and event-loop tuning (src/runtime/): idle collections, scavenges during uploads,
+           * busy polling after responses, and npm start's V8 flags. false: plain Node.js.
+           */
+          tuning: z.boolean().default(true),
+        })
+        .strict()
+        .prefault({}),
     })
     .strict()
 }

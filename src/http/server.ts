@@ -16,7 +16,6 @@ import { canList, canPull, v2Authorizer } from './v2/authorize.js'
 import type { Caller } from './auth/credentials.js'
 import type { MatchedRoute } from './v2/route.js'
 import { fastPull } from './v2/fast-pull.js'
-import { BusyPoll } from './busy-poll.js'
 import { Guards, REQUEST_HOOKS } from './guards.js'
 import { listenMetrics } from './metrics-listener.js'
 import { boundedBody, capConnectionsPerAddress, declaredTooLarge, type ConnectionLimits } from './limits.js'
@@ -68,10 +67,8 @@ export interface HttpOptions {
   metricsAddr?: string
   /** bytes of blob bodies sent (downloads), whether or not metrics are on */
   onBytesOut?: (n: number) => void
-  /** called as every response finishes */
+  /** called as every response finishes (runtime tuning: idle accounting, busy polling) */
   onResponse?: () => void
-  /** http.busyPollMicros: how long the event loop keeps polling after a response (0: off) */
-  busyPollMicros?: number
 }
 
 /** How often Node checks http.headersTimeout and http.requestTimeout (its default is 30 s). */
@@ -140,12 +137,10 @@ export function buildHttpServer(opts: HttpOptions): FastifyInstance {
     done(null, payload)
   })
   const metrics = opts.metrics
-  const busyPoll = new BusyPoll(opts.busyPollMicros ?? 0)
   /** Metrics, idle accounting and the access line of every response (Fastify's or the fast path's). */
   const finished = (method: string, url: string, route: string, status: number, ms: number, logLine: (fields: object) => void) => {
     metrics?.observe(method, route, status, ms / 1000)
     opts.onResponse?.()
-    busyPoll.touch()
     if (opts.accessLog) {
       // The OIDC callback's query carries the authorization code: keep it out of the log.
       const shown = url.startsWith('/auth/oidc/callback?') ? '/auth/oidc/callback?(redacted)' : url
@@ -196,7 +191,6 @@ export function buildHttpServer(opts: HttpOptions): FastifyInstance {
   let closing = false
   app.addHook('preClose', (done) => {
     closing = true
-    busyPoll.stop()
     done()
   })
   // A request hook added to the whole server from here on (by a feature, or a plugin wrapped

@@ -206,8 +206,8 @@ describe('busy polling after responses (http.busyPollMicros)', () => {
   /** Immediates pending in this process: the servers below run in it. */
   const immediates = () => process.getActiveResourcesInfo().filter((r) => r === 'Immediate').length
 
-  async function pendingAfterPull(busyPollMicros: number): Promise<number> {
-    const s = await startServer({ http: { busyPollMicros } })
+  async function pendingAfterPull(busyPollMicros: number, tuning = true): Promise<number> {
+    const s = await startServer({ http: { busyPollMicros }, runtime: { tuning } })
     try {
       const img = await buildImage(s.url, 'poll/app', 'poll')
       assert.equal((await putManifest(s.url, 'poll/app', 'v1', img.manifest)).status, 201)
@@ -231,5 +231,11 @@ describe('busy polling after responses (http.busyPollMicros)', () => {
     const polling = await pendingAfterPull(10_000)
     const off = await pendingAfterPull(0)
     assert.equal(polling - off, 1, `pending immediates: ${polling} with polling, ${off} without`)
+  })
+
+  it('does not poll when runtime.tuning is false, whatever http.busyPollMicros says', async () => {
+    const switchedOff = await pendingAfterPull(10_000, false)
+    const off = await pendingAfterPull(0)
+    assert.equal(switchedOff, off, `pending immediates: ${switchedOff} with tuning off, ${off} with polling 0`)
   })
 })

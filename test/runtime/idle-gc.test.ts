@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import { getHeapSpaceStatistics } from 'node:v8'
-import { IdleGc, runtimeGc, runtimeScavenge } from '../../src/observability/idle-gc.js'
+import { IdleGc, runtimeGc, runtimeScavenge } from '../../src/runtime/idle-gc.js'
 import { freePort, waitHealthy } from '../helpers/e2e-process.js'
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
