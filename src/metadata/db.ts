@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import SQLite from 'better-sqlite3'
-import { Kysely, SqliteDialect } from 'kysely'
+import { Kysely, SqliteDialect, type Driver } from 'kysely'
 import type { Database } from './schema.js'
 import { CAPABILITIES } from './capabilities.js'
 import { migrate } from './migrate.js'
@@ -49,7 +49,7 @@ async function openSqlite(path: string, synchronous: 'normal' | 'full'): Promise
   sqlite.exec('pragma busy_timeout = 5000')
   sqlite.exec('pragma foreign_keys = ON')
   const writes = { count: 0 }
-  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite, writes) }) })
+  const db = new Kysely<Database>({ dialect: new RollbackSafeSqliteDialect(sqlite, withStatementCache(sqlite, writes)) })
   const caps = CAPABILITIES.sqlite
   await migrate(db, caps)
   // data_version changes when another connection commits; our own writes are counted by the
@@ -76,6 +76,29 @@ async function openSqlite(path: string, synchronous: 'normal' | 'full'): Promise
       probe.get()
     },
     close: () => db.destroy(),
+  }
+}
+
+/**
+ * SQLite rolls a transaction back by itself on some errors (SQLITE_FULL, SQLITE_IOERR, …); Kysely
+ * then sends its own `rollback`, which fails with "no transaction is active" and hides the
+ * error that mattered (a full disk became a 500 instead of a 507). Roll back only what is open.
+ */
+class RollbackSafeSqliteDialect extends SqliteDialect {
+  constructor(
+    private readonly sqlite: SQLite.Database,
+    database: SQLite.Database,
+  ) {
+    super({ database })
+  }
+
+  override createDriver(): Driver {
+    const driver = super.createDriver()
+    const rollback = driver.rollbackTransaction.bind(driver)
+    driver.rollbackTransaction = async (connection) => {
+      if (this.sqlite.inTransaction) await rollback(connection)
+    }
+    return driver
   }
 }
 

@@ -81,3 +81,46 @@ describe('full disk (a real 1 MiB tmpfs as the filesystem store)', () => {
     assert.equal((await fetch(`${s.url}/v2/tiny/app/blobs/${after}`)).status, 200)
   })
 })
+
+describe('full metadata disk (SQLite on a real tmpfs)', () => {
+  const isRoot = process.getuid?.() === 0
+  let s: TestServer
+  let mountPoint: string
+  before(async () => {
+    if (!isRoot) return
+    mountPoint = await mkdtemp(join(tmpdir(), 'berth-tiny-db-'))
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=4m', 'tmpfs', mountPoint])
+    s = await startServer({ database: { url: `sqlite:${join(mountPoint, 'berth.db')}` } })
+  })
+  after(async () => {
+    if (!isRoot) return
+    await s.close()
+    execFileSync('umount', [mountPoint])
+    await rm(mountPoint, { recursive: true, force: true })
+  })
+
+  it('answers 507 when the database cannot grow, and keeps what it acknowledged', { skip: isRoot ? false : 'skipped: mounting a tmpfs needs root' }, async () => {
+    const acknowledged = await pushBlob(s.url, 'dbfull/app', 'pushed before the disk filled')
+    // Take every free byte of the database's file system; SQLite's next page then has no room.
+    try {
+      execFileSync('dd', ['if=/dev/zero', `of=${join(mountPoint, 'filler')}`, 'bs=64k'], { stdio: 'ignore' })
+    } catch {
+      // dd ends with "No space left on device": the file system is full, as wanted.
+    }
+    let full: Response | undefined
+    for (let i = 0; i < 500 && !full; i++) {
+      const data = `blob ${i} ${randomBytes(16).toString('hex')}`
+      const res = await fetch(`${s.url}/v2/dbfull/app/blobs/uploads/?digest=${sha256(data)}`, { method: 'POST', body: data })
+      assert.ok(res.status === 201 || res.status === 507, `a full database answered ${res.status}: ${await res.clone().text()}`)
+      if (res.status === 507) full = res
+      else await res.arrayBuffer()
+    }
+    assert.ok(full, 'the database never filled')
+    assert.ok(full.headers.get('retry-after'))
+    const body = (await full.json()) as { errors: { code: string; message: string }[] }
+    assert.match(body.errors[0]!.message, /metadata database is out of space/)
+    await rm(join(mountPoint, 'filler'))
+    assert.equal((await fetch(`${s.url}/v2/dbfull/app/blobs/${acknowledged}`)).status, 200)
+    await pushBlob(s.url, 'dbfull/app', 'fits again once space is back')
+  })
+})

@@ -47,6 +47,14 @@ function toRegistryError(err: unknown, req: FastifyRequest): RegistryError {
   if (e.code && CLIENT_GONE.has(e.code)) return new RegistryError('UNAVAILABLE', 'a backend connection was reset; retry', { cause: err })
   if (e.statusCode === 400) return new RegistryError('UNSUPPORTED', e.message ?? 'bad request', { status: 400 })
   if (isUnavailable(err)) return new RegistryError('UNAVAILABLE', 'the metadata database is unavailable; retry', { cause: err })
+  // SQLite's file system is full: like a full blob store, 507 that clients may retry later.
+  if (e.code === 'SQLITE_FULL') {
+    return new RegistryError('UNAVAILABLE', 'the metadata database is out of space; retry later or ask the administrator to free space', {
+      cause: err,
+      status: 507,
+      headers: { 'retry-after': '60', connection: 'close' },
+    })
+  }
   return new RegistryError('UNKNOWN', 'internal error', { cause: err })
 }
 
