@@ -21,6 +21,27 @@ async function expectFull(res: Response): Promise<void> {
   assert.match(body.errors[0]!.message, /out of space/)
 }
 
+const isRoot = process.getuid?.() === 0
+
+/** A real tmpfs of `size` (root only), with a server on it that `serve` starts; unmounted after. */
+function onTmpfs(size: string, serve: (mountPoint: string) => Promise<TestServer>): { server: () => TestServer; mountPoint: () => string } {
+  let mountPoint = ''
+  let s: TestServer | undefined
+  before(async () => {
+    if (!isRoot) return
+    mountPoint = await mkdtemp(join(tmpdir(), 'berth-tiny-'))
+    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', mountPoint])
+    s = await serve(mountPoint)
+  })
+  after(async () => {
+    if (!isRoot) return
+    await s?.close()
+    execFileSync('umount', [mountPoint])
+    await rm(mountPoint, { recursive: true, force: true })
+  })
+  return { server: () => s!, mountPoint: () => mountPoint }
+}
+
 describe('full disk (injected ENOSPC, any driver)', () => {
   let s: TestServer
   let storage: FaultyStorage
@@ -46,23 +67,10 @@ describe('full disk (injected ENOSPC, any driver)', () => {
 })
 
 describe('full disk (a real 1 MiB tmpfs as the filesystem store)', () => {
-  const isRoot = process.getuid?.() === 0
-  let mountPoint: string
-  let s: TestServer
-  before(async () => {
-    if (!isRoot) return
-    mountPoint = await mkdtemp(join(tmpdir(), 'berth-tiny-'))
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', mountPoint])
-    s = await startServer({ storage: { driver: 'filesystem', filesystem: { rootDirectory: mountPoint }, minFreeBytes: 512 * 1024 * 1024 } })
-  })
-  after(async () => {
-    if (!isRoot) return
-    await s.close()
-    execFileSync('umount', [mountPoint])
-    await rm(mountPoint, { recursive: true, force: true })
-  })
+  const tiny = onTmpfs('1m', (dir) => startServer({ storage: { driver: 'filesystem', filesystem: { rootDirectory: dir }, minFreeBytes: 512 * 1024 * 1024 } }))
 
   it('reports free space, warns on /readyz below the floor, and answers 507 when full', { skip: isRoot ? false : 'skipped: mounting a tmpfs needs root' }, async () => {
+    const s = tiny.server()
     const metrics = await (await fetch(`${s.url}/metrics`)).text()
     const free = Number(/^berth_storage_free_bytes (\d+)/m.exec(metrics)?.[1])
     assert.ok(free > 0 && free <= 1024 * 1024, `berth_storage_free_bytes ${free}`)
@@ -83,23 +91,11 @@ describe('full disk (a real 1 MiB tmpfs as the filesystem store)', () => {
 })
 
 describe('full metadata disk (SQLite on a real tmpfs)', () => {
-  const isRoot = process.getuid?.() === 0
-  let s: TestServer
-  let mountPoint: string
-  before(async () => {
-    if (!isRoot) return
-    mountPoint = await mkdtemp(join(tmpdir(), 'berth-tiny-db-'))
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=4m', 'tmpfs', mountPoint])
-    s = await startServer({ database: { url: `sqlite:${join(mountPoint, 'berth.db')}` } })
-  })
-  after(async () => {
-    if (!isRoot) return
-    await s.close()
-    execFileSync('umount', [mountPoint])
-    await rm(mountPoint, { recursive: true, force: true })
-  })
+  const tiny = onTmpfs('4m', (dir) => startServer({ database: { url: `sqlite:${join(dir, 'berth.db')}` } }))
 
   it('answers 507 when the database cannot grow, and keeps what it acknowledged', { skip: isRoot ? false : 'skipped: mounting a tmpfs needs root' }, async () => {
+    const s = tiny.server()
+    const mountPoint = tiny.mountPoint()
     const acknowledged = await pushBlob(s.url, 'dbfull/app', 'pushed before the disk filled')
     // Take every free byte of the database's file system; SQLite's next page then has no room.
     try {
