@@ -4,7 +4,8 @@
 // How the commands are run (mechanical; nothing else is changed):
 // - The `sh` blocks under the two headings are read; `\` continuations are joined.
 // - `localhost:5000` becomes `127.0.0.1:<ephemeral port>`.
-// - `npm install` and `npm test` are not run: this test runs inside `npm test` of an installed checkout.
+// - `npm install` and `npm test` are not run: this test runs inside `npm test` of an installed checkout
+//   (`npm install && npm start` runs only `npm start`).
 // - `export NAME=VALUE` sets NAME (as bash evaluates VALUE) for every later command.
 // - `npm start` starts the server in the background, in the checkout, with
 //   BERTH_HTTP_ADDR=127.0.0.1:<port> and BERTH_DATA_DIR=<temp>/data in its environment (every
@@ -67,6 +68,11 @@ function withoutComment(line: string): string {
   return line.replace(/\s+#[^'"]*$/, '').trim()
 }
 
+/** What this test runs of a README line: without its comment, and without `npm install && `. */
+function runnable(line: string): string {
+  return withoutComment(line).replace(/^npm install && /, '')
+}
+
 describe('README.md, as written', { skip }, () => {
   let work: string
   let port: number
@@ -124,12 +130,12 @@ describe('README.md, as written', { skip }, () => {
     const commands = [...sectionCommands(readme, 'Quick start'), ...sectionCommands(readme, 'Using it')]
     // The README must keep showing the whole path; an emptied block would pass vacuously.
     for (const expected of [/^npm start$/, /^npx berth project create team\b/, /^skopeo /, /^podman /, /^docker /, /^ctr /, /^crane /, /^helm push /]) {
-      assert.ok(commands.some((c) => expected.test(withoutComment(c))), `README shows a command matching ${String(expected)}`)
+      assert.ok(commands.some((c) => expected.test(runnable(c))), `README shows a command matching ${String(expected)}`)
     }
 
     for (const original of commands) {
       const line = original.replaceAll('localhost:5000', `127.0.0.1:${port}`)
-      const command = withoutComment(line)
+      const command = runnable(line)
       if (command === 'npm install' || command === 'npm test') continue
       const exported = /^export ([A-Z_][A-Z0-9_]*)=/.exec(command)
       if (exported?.[1]) {
@@ -138,7 +144,7 @@ describe('README.md, as written', { skip }, () => {
         continue
       }
       if (command === 'npm start') {
-        server = spawn('bash', ['-c', line], { cwd: ROOT, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] })
+        server = spawn('bash', ['-c', command], { cwd: ROOT, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] })
         server.stdout?.on('data', (d: Buffer) => (serverLog += d.toString()))
         server.stderr?.on('data', (d: Buffer) => (serverLog += d.toString()))
         await waitHealthy(`http://127.0.0.1:${port}`, { timeoutMs: 60_000 }).catch((err: unknown) => {
