@@ -8,6 +8,7 @@ import { Scheduler } from './jobs/scheduler.js'
 import { JobQueue } from './jobs/queue.js'
 import { openMetadata, type MetadataDb } from './metadata/db.js'
 import { createMetadataRepositories } from './metadata/repositories/index.js'
+import { ACCESS_KINDS } from './metadata/changes.js'
 import { createLogger } from './observability/logger.js'
 import { Metrics } from './observability/metrics.js'
 import { createRuntimeTuning } from './runtime/tuning.js'
@@ -116,9 +117,9 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
     sqliteSynchronous: config.database.sqliteSynchronous,
     log,
   })
-  const meta = createMetadataRepositories(metadata.db, metadata.generation)
+  const meta = createMetadataRepositories(metadata.db, metadata.changes)
   const metrics = config.metrics.enabled ? new Metrics({ blobs: () => meta.blobs.stats(), uploads: () => meta.uploads.count(), freeBytes: async () => storage.freeBytes?.() }) : undefined
-  const auth = await AuthService.create(meta, metadata.generation, { ...authOptions(config, deps.adminPassword), directory: directory?.login, directoryCacheMs: parseDuration(config.auth.ldap.cacheTtl) ?? 0 }, log, now)
+  const auth = await AuthService.create(meta, metadata.changes.generation(ACCESS_KINDS), { ...authOptions(config, deps.adminPassword), directory: directory?.login, directoryCacheMs: parseDuration(config.auth.ldap.cacheTtl) ?? 0 }, log, now)
   const { generatedAdminPassword, adminPasswordIgnored } = await auth.bootstrap(meta, now())
   const oidcConfig = config.auth.oidc
   let oidc: OidcLogin | undefined

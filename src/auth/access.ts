@@ -1,4 +1,5 @@
 import { ReadCache } from '../metadata/read-cache.js'
+import type { Generation } from '../metadata/changes.js'
 import type { MetadataRepositories } from '../metadata/repositories/index.js'
 import type { ProjectRow } from '../metadata/repositories/projects.js'
 import { isRole, projectOf, ROLE_ACTIONS, type ProjectAction, type RepositoryAction } from './permissions.js'
@@ -19,7 +20,7 @@ export class AccessPolicy {
 
   constructor(
     private readonly meta: MetadataRepositories,
-    generation: () => string | undefined,
+    generation: Generation,
     private readonly opts: AccessOptions,
   ) {
     this.projects = new ReadCache(generation, 10_000)

@@ -1,5 +1,6 @@
 import { createHmac, randomBytes } from 'node:crypto'
 import { ReadCache } from '../metadata/read-cache.js'
+import type { Generation } from '../metadata/changes.js'
 import type { MetadataRepositories } from '../metadata/repositories/index.js'
 import type { RobotRow } from '../metadata/repositories/robots.js'
 import type { UserRow } from '../metadata/repositories/users.js'
@@ -45,7 +46,7 @@ export class Authenticator {
 
   constructor(
     private readonly meta: MetadataRepositories,
-    generation: () => string | undefined,
+    generation: Generation,
     private readonly tokens: TokenService,
     private readonly throttle: LoginThrottle,
     private readonly audit: AuditLog,

@@ -3,6 +3,7 @@ import type { Logger } from 'pino'
 import { RegistryError } from '../errors/registry-error.js'
 import type { MetadataRepositories } from '../metadata/repositories/index.js'
 import { ReadCache } from '../metadata/read-cache.js'
+import type { Generation } from '../metadata/changes.js'
 import { projectOf } from './permissions.js'
 import { AccessPolicy } from './access.js'
 import { AuditLog } from './audit.js'
@@ -54,7 +55,7 @@ export class AuthService {
     readonly audit: AuditLog,
     private readonly meta: MetadataRepositories,
     /** the metadata write generation; undefined when reads are not cached */
-    readonly generation: () => string | undefined,
+    readonly generation: Generation,
     private readonly now: () => number,
   ) {
     this.policy = new AccessPolicy(meta, generation, { enabled: options.enabled, autoCreateProjects: options.autoCreateProjects })
@@ -74,7 +75,7 @@ export class AuthService {
     return new ReadCache<V>(this.generation, max)
   }
 
-  static async create(meta: MetadataRepositories, generation: () => string | undefined, options: AuthOptions, log: Logger, now: () => number): Promise<AuthService> {
+  static async create(meta: MetadataRepositories, generation: Generation, options: AuthOptions, log: Logger, now: () => number): Promise<AuthService> {
     const tokens = await TokenService.create(meta.settings, options.issuer, options.service, options.external)
     const audit = new AuditLog(meta.audit, log, now)
     return new AuthService(options, tokens, audit, meta, generation, now)

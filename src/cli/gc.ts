@@ -30,7 +30,7 @@ export async function withGc<T>(flags: GcFlags, work: (s: ReturnType<typeof gcSe
   await storage.check()
   const metadata = await openMetadata(databaseUrl(config))
   try {
-    const meta = createMetadataRepositories(metadata.db, metadata.generation)
+    const meta = createMetadataRepositories(metadata.db, metadata.changes)
     const registry = createRegistry({ storage, meta, log, now: Date.now })
     const services = gcServices({ ...config, gc: { ...config.gc, schedule: undefined }, scrub: { schedule: undefined } }, { meta, storage, uploads: registry.uploads, log, now: Date.now })
     return await work(services, config)

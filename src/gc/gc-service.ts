@@ -105,7 +105,7 @@ export class GcService {
     private readonly deps: GcDeps,
     private readonly options: GcOptions,
   ) {
-    this.repo = createGcRepository(deps.meta.db)
+    this.repo = createGcRepository(deps.meta.db, deps.meta.changes)
     this.now = deps.now ?? Date.now
     this.batch = options.batchSize ?? 100
     this.leaseMs = options.leaseMs ?? 30_000

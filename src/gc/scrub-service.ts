@@ -46,7 +46,7 @@ export class ScrubService {
   private readonly now: () => number
 
   constructor(private readonly deps: { meta: MetadataRepositories; storage: StorageDriver; log: Logger; now?: () => number }) {
-    this.repo = createGcRepository(deps.meta.db)
+    this.repo = createGcRepository(deps.meta.db, deps.meta.changes)
     this.now = deps.now ?? Date.now
   }
 

@@ -1,18 +1,19 @@
 import pg from 'pg'
+import { isChangeKind, type ChangeFeed } from './changes.js'
 
-/** The channel the 0004 migration's triggers notify on every change to a cached table. */
+/** The channel the triggers (migrations 0004, 0007, 0009) notify on every change to a cached table. */
 export const CHANGE_CHANNEL = 'berth_metadata_changes'
 
 /**
- * Keeps one connection LISTENing on CHANGE_CHANNEL and counts the notifications. PostgreSQL
- * delivers a notification only after its transaction commits, so once the count moves, every
- * later read sees the change. While the connection is down (PostgreSQL restarted, network
- * trouble, a pooler that cannot LISTEN) `generation()` is undefined, which turns read caching
- * off; the count moves again on reconnect, dropping whatever was cached before.
+ * Keeps one connection LISTENing on CHANGE_CHANNEL and hands what changed (the payload names a
+ * change kind, see changes.ts) to the change feed. PostgreSQL delivers a notification only
+ * after its transaction commits, so once the feed moves, every later read sees the change.
+ * While the connection is down (PostgreSQL restarted, network trouble, a pooler that cannot
+ * LISTEN) `listening()` is false, which turns read caching off; on reconnect everything counts
+ * as changed, dropping whatever was cached before.
  */
 export class ChangeListener {
   private client: pg.Client | undefined
-  private count = 0
   private live = false
   private closed = false
   private retry: NodeJS.Timeout | undefined
@@ -21,14 +22,15 @@ export class ChangeListener {
 
   constructor(
     private readonly config: pg.ClientConfig,
+    private readonly changes: ChangeFeed,
     private readonly log?: { warn(obj: object, msg: string): void },
     /** How often the connection proves it is alive; a silent connection stops caching. */
     private readonly heartbeatMs = 5_000,
   ) {}
 
-  /** undefined while not listening (nothing may be cached then). */
-  generation(): number | undefined {
-    return this.live ? this.count : undefined
+  /** false while not listening (nothing may be cached then). */
+  listening(): boolean {
+    return this.live
   }
 
   /** Resolves once listening or after the first failure (caching stays off until it recovers). */
@@ -40,8 +42,10 @@ export class ChangeListener {
     if (this.closed) return
     const client = new pg.Client({ ...this.config, query_timeout: Math.max(this.heartbeatMs, 1_000) })
     this.client = client
-    client.on('notification', () => {
-      this.count++
+    client.on('notification', (n) => {
+      // An empty or unknown payload (a trigger of an older Berth) may mean anything.
+      if (n.payload && isChangeKind(n.payload)) this.changes.received([n.payload])
+      else this.changes.everything()
     })
     const lost = (err?: Error) => {
       if (this.client !== client) return
@@ -58,7 +62,7 @@ export class ChangeListener {
         return
       }
       // Anything may have changed while nobody was listening.
-      this.count++
+      this.changes.everything()
       this.live = true
       this.backoff = 250
       this.heartbeat = setInterval(() => {

@@ -5,7 +5,8 @@ import { Kysely, SqliteDialect, type Driver } from 'kysely'
 import type { Database } from './schema.js'
 import { CAPABILITIES } from './capabilities.js'
 import { migrate } from './migrate.js'
-import { isCacheNeutral } from './cache-neutral.js'
+import { CHANGE_KINDS, ChangeFeed } from './changes.js'
+import { trackTransactions } from './tracked-dialect.js'
 import type { PostgresOptions } from './postgres.js'
 import type { MetadataDb } from './metadata-db.js'
 import { isPostgresUrl } from './postgres-url.js'
@@ -48,30 +49,34 @@ async function openSqlite(path: string, synchronous: 'normal' | 'full'): Promise
   sqlite.exec(`pragma synchronous = ${synchronous === 'full' ? 'FULL' : 'NORMAL'}`)
   sqlite.exec('pragma busy_timeout = 5000')
   sqlite.exec('pragma foreign_keys = ON')
-  const writes = { count: 0 }
-  const db = new Kysely<Database>({ dialect: new RollbackSafeSqliteDialect(sqlite, withStatementCache(sqlite, writes)) })
+  // data_version moves when another connection (the `berth gc` CLI, another process on the same
+  // file) commits; what it changed is unknown, so every cache starts over. It is read at most
+  // every DATA_VERSION_TTL; this process's own writes are announced by the code that writes.
+  const dataVersion = sqlite.prepare('pragma data_version').pluck()
+  let version = dataVersion.get() as number
+  let checkedAt = 0
+  const changes: ChangeFeed = new ChangeFeed({
+    live: () => true,
+    poll: () => {
+      const now = performance.now()
+      if (now - checkedAt < DATA_VERSION_TTL) return
+      checkedAt = now
+      const seen = dataVersion.get() as number
+      if (seen === version) return
+      version = seen
+      changes.everything()
+    },
+  })
+  const db = new Kysely<Database>({ dialect: trackTransactions(new RollbackSafeSqliteDialect(sqlite, withStatementCache(sqlite)), changes) })
   const caps = CAPABILITIES.sqlite
   await migrate(db, caps)
-  // data_version changes when another connection commits; our own writes are counted by the
-  // statement wrapper below.
-  // Other processes (the `berth gc` CLI) are noticed within DATA_VERSION_TTL; this process's
-  // own writes immediately.
-  const dataVersion = sqlite.prepare('pragma data_version').pluck()
   const probe = sqlite.prepare('select 1')
-  let version = 0
-  let checkedAt = 0
-  const generation = () => {
-    const now = Date.now()
-    if (now - checkedAt >= DATA_VERSION_TTL) {
-      version = dataVersion.get() as number
-      checkedAt = now
-    }
-    return `${version}:${writes.count}`
-  }
+  const everything = changes.generation(CHANGE_KINDS)
   return {
     db,
     caps,
-    generation,
+    changes,
+    generation: everything,
     ping: async () => {
       probe.get()
     },
@@ -109,13 +114,12 @@ class RollbackSafeSqliteDialect extends SqliteDialect {
  * (`Assertion failed: (env) != nullptr` in RemoveEnvironmentCleanupHook). The set of SQL texts
  * is bounded by the code's query shapes (IN lists are batched to at most 500 values).
  */
-function withStatementCache(sqlite: SQLite.Database, writes: { count: number }): SQLite.Database {
+function withStatementCache(sqlite: SQLite.Database): SQLite.Database {
   const cache = new Map<string, SQLite.Statement>()
   const prepare = (source: string): SQLite.Statement => {
     let stmt = cache.get(source)
     if (!stmt) {
       stmt = sqlite.prepare(source)
-      if (!/^\s*select\b/i.test(source) && !isCacheNeutral(source)) stmt = countingWrites(stmt, writes)
       cache.set(source, stmt)
     }
     return stmt
@@ -127,21 +131,4 @@ function withStatementCache(sqlite: SQLite.Database, writes: { count: number }):
       return typeof value === 'function' ? value.bind(target) : value
     },
   })
-}
-
-/** Counts executions of a writing statement, so read caches know to drop what they hold. */
-function countingWrites(stmt: SQLite.Statement, writes: { count: number }): SQLite.Statement {
-  const counted =
-    <A extends unknown[], R>(fn: (...args: A) => R) =>
-    (...args: A): R => {
-      writes.count++
-      return fn(...args)
-    }
-  return {
-    reader: stmt.reader,
-    run: counted(stmt.run.bind(stmt)),
-    all: counted(stmt.all.bind(stmt)),
-    get: counted(stmt.get.bind(stmt)),
-    iterate: counted(stmt.iterate.bind(stmt)),
-  } as unknown as SQLite.Statement
 }

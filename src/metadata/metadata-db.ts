@@ -1,16 +1,19 @@
 import type { Kysely } from 'kysely'
 import type { Capabilities } from './capabilities.js'
 import type { Database } from './schema.js'
+import type { ChangeFeed, Generation } from './changes.js'
 
 /** An open metadata database of either dialect. */
 export interface MetadataDb {
   db: Kysely<Database>
   caps: Capabilities
+  /** What changed, announced by this process's writers and heard from other processes. */
+  changes: ChangeFeed
   /**
-   * A value that changes whenever any connection (this process or another, such as `berth gc`)
-   * commits a write; undefined when the dialect cannot tell cheaply (then nothing is cached).
+   * Moves whenever rows any read cache holds change (in this process or another, such as
+   * `berth gc`); undefined while changes elsewhere cannot be heard (then nothing is cached).
    */
-  generation(): string | undefined
+  generation: Generation
   /** Cheap liveness query for /readyz. */
   ping(): Promise<void>
   close(): Promise<void>

@@ -1,8 +1,9 @@
 import pg from 'pg'
-import { Kysely, PostgresDialect, type CompiledQuery, type DatabaseConnection, type Driver, type QueryResult } from 'kysely'
+import { Kysely, PostgresDialect } from 'kysely'
 import type { Database } from './schema.js'
 import { ChangeListener } from './change-listener.js'
-import { isCacheNeutral } from './cache-neutral.js'
+import { CHANGE_KINDS, ChangeFeed } from './changes.js'
+import { trackTransactions } from './tracked-dialect.js'
 import { CAPABILITIES, type Capabilities } from './capabilities.js'
 import type { MetadataDb } from './metadata-db.js'
 import { describePostgresUrl } from './postgres-url.js'
@@ -71,22 +72,25 @@ export interface PostgresHandle {
   db: Kysely<Database>
   pool: pg.Pool
   listener: ChangeListener
-  /** Counts this process's committed writes (bumped after each commit and autocommitted write). */
-  writes: { count: number }
+  /** This process's writers announce their changes here; the listener adds other nodes'. */
+  changes: ChangeFeed
 }
 
-/** A pool + Kysely whose driver counts this process's writes, and a change listener. */
+/** A pool + Kysely whose driver tells the change feed about transactions, and a change listener. */
 export function createPostgres(url: string, o: PostgresOptions): PostgresHandle {
   const pool = new pg.Pool(poolConfig(url, o))
   // An idle client whose server went away (restart, failover) emits here; without a listener
   // the process would crash. The pool drops the client; the next query opens a new one.
   pool.on('error', (err) => o.log?.warn({ err }, 'metadata: idle PostgreSQL connection failed'))
   guardClients(pool)
-  const writes = { count: 0 }
-  const db = new Kysely<Database>({ dialect: new CountingPostgresDialect({ pool }, writes) })
+  // No caching while the listener is down: other nodes' changes would go unheard.
+  const listening = { now: () => false }
+  const changes = new ChangeFeed({ live: () => listening.now() })
+  const db = new Kysely<Database>({ dialect: trackTransactions(new PostgresDialect({ pool }), changes) })
   const { max: _max, idleTimeoutMillis: _idle, connectionTimeoutMillis, ...client } = poolConfig(url, o)
-  const listener = new ChangeListener({ ...client, connectionTimeoutMillis, application_name: 'berth-listener' }, o.log)
-  return { db, pool, listener, writes }
+  const listener = new ChangeListener({ ...client, connectionTimeoutMillis, application_name: 'berth-listener' }, changes, o.log)
+  listening.now = () => listener.listening()
+  return { db, pool, listener, changes }
 }
 
 /**
@@ -101,84 +105,10 @@ export function guardClients(pool: pg.Pool): void {
   })
 }
 
-/** PostgresDialect whose driver counts writes, so this node's read caches drop stale rows at once. */
-class CountingPostgresDialect extends PostgresDialect {
-  constructor(
-    config: ConstructorParameters<typeof PostgresDialect>[0],
-    private readonly writes: { count: number },
-  ) {
-    super(config)
-  }
-
-  override createDriver(): Driver {
-    const inner = super.createDriver()
-    const writes = this.writes
-    return new Proxy(inner, {
-      get(target, prop, receiver) {
-        if (prop === 'acquireConnection') {
-          return async () => countingConnection(await target.acquireConnection(), writes)
-        }
-        if (prop === 'commitTransaction') {
-          return async (conn: DatabaseConnection) => {
-            await target.commitTransaction(conn)
-            // Bumped again after the commit: a read between the write and the commit may have
-            // cached the old rows under the first bump.
-            const c = conn as CountingConnection
-            if (c.dirty) writes.count++
-            c.dirty = false
-          }
-        }
-        if (prop === 'releaseConnection') {
-          return (conn: DatabaseConnection) => target.releaseConnection(unwrap(conn))
-        }
-        if (prop === 'beginTransaction' || prop === 'rollbackTransaction' || prop === 'savepoint' || prop === 'rollbackToSavepoint' || prop === 'releaseSavepoint') {
-          const fn = Reflect.get(target, prop, receiver) as ((conn: DatabaseConnection, ...rest: unknown[]) => Promise<void>) | undefined
-          return fn && ((conn: DatabaseConnection, ...rest: unknown[]) => fn.call(target, unwrap(conn), ...rest))
-        }
-        const value = Reflect.get(target, prop, receiver) as unknown
-        return typeof value === 'function' ? value.bind(target) : value
-      },
-    })
-  }
-}
-
-const INNER = Symbol('inner connection')
-
-function unwrap(conn: DatabaseConnection): DatabaseConnection {
-  return (conn as DatabaseConnection & { [INNER]?: DatabaseConnection })[INNER] ?? conn
-}
-
-type CountingConnection = DatabaseConnection & { [INNER]: DatabaseConnection; dirty?: boolean }
-
-function countingConnection(conn: DatabaseConnection, writes: { count: number }): DatabaseConnection {
-  const wrapped: CountingConnection = {
-    [INNER]: conn,
-    async executeQuery<R>(query: CompiledQuery): Promise<QueryResult<R>> {
-      const result = await conn.executeQuery<R>(query)
-      if (isWrite(query) && !isCacheNeutral(query.sql)) {
-        writes.count++
-        wrapped.dirty = true
-      }
-      return result
-    },
-    streamQuery<R>(query: CompiledQuery, chunkSize?: number): AsyncIterableIterator<QueryResult<R>> {
-      return conn.streamQuery<R>(query, chunkSize)
-    },
-  }
-  return wrapped
-}
-
-function isWrite(query: CompiledQuery): boolean {
-  const kind = query.query.kind
-  if (kind === 'SelectQueryNode') return false
-  if (kind === 'RawNode') return !/^\s*(select|with|show|set|begin|commit|rollback|savepoint|release)\b/i.test(query.sql)
-  return true
-}
-
 /** Opens a PostgreSQL metadata database (see openMetadata in db.ts, which loads this module). */
 export async function openPostgres(url: string, options: PostgresOptions): Promise<MetadataDb> {
   const caps = CAPABILITIES.postgres
-  const { db, pool, listener, writes } = createPostgres(url, options)
+  const { db, pool, listener, changes } = createPostgres(url, options)
   try {
     await checkConnection(pool, url)
     await migratePostgres(url, options, caps)
@@ -191,12 +121,8 @@ export async function openPostgres(url: string, options: PostgresOptions): Promi
   return {
     db,
     caps,
-    // Remote commits arrive as notifications, this node's own commits are counted by the
-    // driver at once; no caching while the listener is down.
-    generation: () => {
-      const remote = listener.generation()
-      return remote === undefined ? undefined : `${remote}:${writes.count}`
-    },
+    changes,
+    generation: changes.generation(CHANGE_KINDS),
     ping: async () => {
       await pool.query('select 1')
     },

@@ -1,16 +1,18 @@
+import type { Generation } from './changes.js'
+
 /**
- * A bounded cache of metadata reads that is emptied whenever the database's write generation
- * moves (any commit, by this process or another). Reads on the pull path (manifest by tag,
- * blob link lookups) hit it; a write anywhere makes the next read go to the database.
+ * A bounded cache of metadata reads that is emptied whenever its generation moves: a change of
+ * a kind of row it holds (see ChangeFeed), by this process or another. Reads on the pull path
+ * (manifest by tag, blob link lookups) and access decisions hit it.
  */
 export class ReadCache<V> {
   private readonly entries = new Map<string, V>()
-  private seen: string | undefined
+  private seen: number | undefined
   private weight = 0
 
   /** `weigh` gives an entry's cost (bytes); the cache holds at most `budget` in total. */
   constructor(
-    private readonly generation: () => string | undefined,
+    private readonly generation: Generation,
     private readonly budget: number,
     private readonly weigh: (value: V) => number = () => 1,
   ) {}
@@ -31,7 +33,7 @@ export class ReadCache<V> {
   }
 
   /** Keeps a value read while the generation was `at`, unless something was written since. */
-  offer(key: string, value: V, at: string | undefined): void {
+  offer(key: string, value: V, at: number | undefined): void {
     if (at === undefined || this.current() !== at) return
     this.add(key, value)
   }
@@ -44,7 +46,7 @@ export class ReadCache<V> {
   }
 
   /** The write generation now; everything held is dropped when it moved. */
-  private current(): string | undefined {
+  private current(): number | undefined {
     const now = this.generation()
     if (now !== undefined && now !== this.seen) {
       this.entries.clear()

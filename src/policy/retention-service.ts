@@ -114,7 +114,7 @@ export class RetentionService {
   private readonly now: () => number
 
   constructor(private readonly deps: RetentionDeps) {
-    this.gcRepo = createGcRepository(deps.meta.db)
+    this.gcRepo = createGcRepository(deps.meta.db, deps.meta.changes)
     this.now = deps.now ?? Date.now
   }
 

@@ -43,7 +43,7 @@ export class BlobCommitter {
     /** removes an upload session whose bytes cannot become the blob */
     private readonly discardSession: (id: string) => Promise<void>,
   ) {
-    this.gc = createGcRepository(ctx.meta.db)
+    this.gc = createGcRepository(ctx.meta.db, ctx.meta.changes)
   }
 
   async commit(blob: VerifiedBlob): Promise<void> {

@@ -4,23 +4,23 @@ import { ReadCache } from '../../src/metadata/read-cache.js'
 
 describe('read cache', () => {
   it('loads once per generation and forgets everything when the generation moves', async () => {
-    let generation = 'g1'
+    let generation = 1
     let loads = 0
     const cache = new ReadCache<string>(() => generation, 10)
     const load = async () => `v${++loads}`
     assert.equal(await cache.get('a', load), 'v1')
     assert.equal(await cache.get('a', load), 'v1')
     assert.equal(cache.peek('a'), 'v1')
-    generation = 'g2'
+    generation = 2
     assert.equal(cache.peek('a'), undefined, 'a write anywhere empties it')
     assert.equal(await cache.get('a', load), 'v2')
   })
 
   it('keeps an offered value only if nothing was written since it was read', () => {
-    let generation = 'g1'
+    let generation = 1
     const cache = new ReadCache<string>(() => generation, 10)
     const at = generation
-    generation = 'g2'
+    generation = 2
     cache.offer('k', 'stale', at)
     assert.equal(cache.peek('k'), undefined)
     cache.offer('k', 'fresh', generation)
@@ -36,8 +36,8 @@ describe('read cache', () => {
     let loads = 0
     assert.equal(await off.get('k', async () => `v${++loads}`), 'v1')
     assert.equal(await off.get('k', async () => `v${++loads}`), 'v2')
-    const small = new ReadCache<string>(() => 'g', 8)
-    for (const k of ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i']) small.offer(k, k, 'g')
+    const small = new ReadCache<string>(() => 7, 8)
+    for (const k of ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i']) small.offer(k, k, 7)
     assert.equal(small.peek('a'), undefined, 'the oldest went first')
     assert.equal(small.peek('i'), 'i')
     assert.equal(small.peek('b'), 'b')

@@ -2,6 +2,7 @@ import { sql } from 'kysely'
 import type { Db } from './repositories.js'
 import { missingDigests } from './missing.js'
 import { ReadCache } from '../read-cache.js'
+import { BLOB_LINK_KINDS, type ChangeFeed } from '../changes.js'
 import { capabilitiesOf } from '../capabilities.js'
 import { prepared } from './prepared.js'
 
@@ -26,8 +27,8 @@ const insertLink = prepared((db, repositoryId: number, digest: string, now: numb
     .onConflict((oc) => oc.columns(['repository_id', 'digest']).doUpdateSet({ created_at: now })),
 )
 
-export function createBlobRepository(db: Db, generation: () => string | undefined = () => undefined) {
-  const links = new ReadCache<number>(generation, 50_000)
+export function createBlobRepository(db: Db, changes: ChangeFeed) {
+  const links = new ReadCache<number>(changes.generation(BLOB_LINK_KINDS), 50_000)
   const { rowLocks } = capabilitiesOf(db)
   async function findLinkedUncached(repository: string, digest: string): Promise<number | undefined> {
     const row = (await selectLinkedSize(db, repository, digest)).rows[0]
@@ -48,10 +49,12 @@ export function createBlobRepository(db: Db, generation: () => string | undefine
     async addAndLink(repositoryId: number, digest: string, size: number, now: number, trx: Db = db): Promise<void> {
       await insertBlob(trx, digest, size, now)
       await insertLink(trx, repositoryId, digest, now)
+      changes.changed('blob')
     },
 
     async unlink(repositoryId: number, digest: string): Promise<boolean> {
       const res = await db.deleteFrom('repository_blobs').where('repository_id', '=', repositoryId).where('digest', '=', digest).executeTakeFirst()
+      changes.changed('blob')
       return Number(res.numDeletedRows) > 0
     },
 

@@ -3,6 +3,7 @@ import type { Database } from '../schema.js'
 import { capabilitiesOf } from '../capabilities.js'
 import type { Db } from './repositories.js'
 import { prepared } from './prepared.js'
+import { announced, type ChangeFeed } from '../changes.js'
 
 // Queries of garbage collection and scrub (src/gc). Reachability is computed here, in SQL,
 // page by page (keyset pagination), never by walking storage or loading every digest.
@@ -84,7 +85,7 @@ const selectBlobDeletion = prepared((db, digest: string, lease: string, now: num
     .where('l.expires_at', '>', now),
 )
 
-export function createGcRepository(db: Db) {
+export function createGcRepository(db: Db, changes: ChangeFeed) {
   const g = db.withTables<GcTables>()
   const { rowLocks } = capabilitiesOf(db)
 
@@ -167,12 +168,14 @@ export function createGcRepository(db: Db) {
     },
 
     /**
-     * Batch form of deleteManifest: one transaction for up to a page of candidates, each
-     * re-checked inside it. Returns the ones deleted.
+     * Deletes the candidates that are still garbage: one transaction for up to a page, each
+     * re-checked inside it (with the rows locked on PostgreSQL, so a concurrent push that relies
+     * on one either commits first and keeps it, or finds it gone). Their children are recorded
+     * as orphans. Returns the ones deleted.
      */
     async deleteManifests(runId: string, rules: ManifestRules, cs: ManifestCandidate[]): Promise<ManifestCandidate[]> {
       if (cs.length === 0) return []
-      return g.transaction().execute(async (trx) => {
+      return announced(changes, ['manifest', 'tag'], () => g.transaction().execute(async (trx) => {
         const ids = cs.map((c) => c.id)
         if (rowLocks) await trx.selectFrom('manifests').select('id').where('id', 'in', ids).forUpdate().execute()
         const still = new Set((await manifestCandidates(runId, rules, trx).where('m.id', 'in', ids).execute()).map((r) => Number(r.id)))
@@ -187,16 +190,18 @@ export function createGcRepository(db: Db) {
         // No manifest_id: the rows are really gone, and SQLite may give their ids to new manifests.
         if (gone.length > 0) await trx.insertInto('gc_run_items').values(gone.map((c) => ({ run_id: runId, kind: 'manifest' as const, digest: c.digest, repository_id: c.repositoryId, manifest_id: null, size: c.size, detail: null }))).execute()
         return gone
-      })
+      }))
     },
 
     /**
-     * Batch form of deleteBlob: markers first (the write lock on SQLite), then the re-check and
-     * the deletes, in one transaction. Returns the blobs whose rows are gone (files to delete).
+     * Deletes the rows and links of the blobs that are still garbage, leaving a marker that each
+     * file is being deleted (removed by `blobFilesDeleted`): markers first (so on SQLite the
+     * transaction holds the write lock before it checks), then the re-check and the deletes, in
+     * one transaction. Returns the blobs whose rows are gone (files to delete).
      */
     async deleteBlobs(runId: string, cutoff: number, cs: BlobCandidate[], now: number): Promise<BlobCandidate[]> {
       if (cs.length === 0) return []
-      return g.transaction().execute(async (trx) => {
+      return announced(changes, ['blob'], () => g.transaction().execute(async (trx) => {
         const digests = cs.map((c) => c.digest)
         await trx
           .insertInto('gc_blob_deletions')
@@ -217,55 +222,11 @@ export function createGcRepository(db: Db) {
         await trx.deleteFrom('blobs').where('digest', 'in', goneDigests).execute()
         await trx.insertInto('gc_run_items').values(gone.map((c) => ({ run_id: runId, kind: 'blob' as const, digest: c.digest, repository_id: null, manifest_id: null, size: c.size, detail: null }))).execute()
         return gone
-      })
+      }))
     },
 
     async blobFilesDeleted(digests: string[]): Promise<void> {
       if (digests.length > 0) await g.deleteFrom('gc_blob_deletions').where('digest', 'in', digests).execute()
-    },
-
-    /**
-     * Deletes one manifest when it is still garbage (re-checked inside the transaction, with the
-     * row locked on PostgreSQL so a concurrent push that relies on it either commits first and
-     * keeps it, or finds it gone). Its children are recorded as orphans. True when deleted.
-     */
-    async deleteManifest(runId: string, rules: ManifestRules, c: ManifestCandidate): Promise<boolean> {
-      return g.transaction().execute(async (trx) => {
-        if (rowLocks) await trx.selectFrom('manifests').select('id').where('id', '=', c.id).forUpdate().execute()
-        const still = await manifestCandidates(runId, rules, trx).where('m.id', '=', c.id).executeTakeFirst()
-        if (!still) return false
-        await orphanChildren(trx, c.id, Date.now())
-        await trx.deleteFrom('manifests').where('id', '=', c.id).execute()
-        await trx.deleteFrom('tags').where('repository_id', '=', c.repositoryId).where('manifest_digest', '=', c.digest).execute()
-        await trx.deleteFrom('gc_orphaned_manifests').where('repository_id', '=', c.repositoryId).where('digest', '=', c.digest).execute()
-        // No manifest_id: the row is really gone, and SQLite may give its id to a new manifest.
-        await trx.insertInto('gc_run_items').values({ run_id: runId, kind: 'manifest', digest: c.digest, repository_id: c.repositoryId, manifest_id: null, size: c.size, detail: null }).execute()
-        return true
-      })
-    },
-
-    /**
-     * Deletes one blob's row and links when it is still garbage, and leaves a marker that its
-     * file is being deleted (removed by `blobFileDeleted`). The marker is written first, so on
-     * SQLite the transaction holds the write lock before it checks.
-     */
-    async deleteBlob(runId: string, cutoff: number, c: BlobCandidate, now: number): Promise<boolean> {
-      return g.transaction().execute(async (trx) => {
-        await trx.insertInto('gc_blob_deletions').values({ digest: c.digest, run_id: runId, at: now }).onConflict((oc) => oc.column('digest').doUpdateSet({ run_id: runId, at: now })).execute()
-        if (rowLocks) {
-          await trx.selectFrom('blobs').select('digest').where('digest', '=', c.digest).forUpdate().execute()
-          await trx.selectFrom('repository_blobs').select('digest').where('digest', '=', c.digest).forUpdate().execute()
-        }
-        const still = await blobCandidates(runId, cutoff, trx).where('b.digest', '=', c.digest).executeTakeFirst()
-        if (!still) {
-          await trx.deleteFrom('gc_blob_deletions').where('digest', '=', c.digest).execute()
-          return false
-        }
-        await trx.deleteFrom('repository_blobs').where('digest', '=', c.digest).execute()
-        await trx.deleteFrom('blobs').where('digest', '=', c.digest).execute()
-        await trx.insertInto('gc_run_items').values({ run_id: runId, kind: 'blob', digest: c.digest, repository_id: null, manifest_id: null, size: Number(still.size), detail: null }).execute()
-        return true
-      })
     },
 
     /** Which of the digests have a blob row. */
@@ -438,7 +399,7 @@ export function createGcRepository(db: Db) {
      * clients push it again, which heals it), and a quarantine row remembers where it was linked.
      */
     async quarantine(digest: string, size: number, reason: 'corrupt' | 'missing', now: number): Promise<string[]> {
-      return g.transaction().execute(async (trx) => {
+      return announced(changes, ['blob'], () => g.transaction().execute(async (trx) => {
         const repos = await trx.selectFrom('repository_blobs as rb').innerJoin('repositories as r', 'r.id', 'rb.repository_id').select('r.name').where('rb.digest', '=', digest).execute()
         const names = repos.map((r) => r.name)
         await trx.deleteFrom('repository_blobs').where('digest', '=', digest).execute()
@@ -449,7 +410,7 @@ export function createGcRepository(db: Db) {
           .onConflict((oc) => oc.column('digest').doUpdateSet({ size, reason, repositories: JSON.stringify(names), at: now }))
           .execute()
         return names
-      })
+      }))
     },
 
     async quarantined(limit: number, offset: number): Promise<{ digest: string; size: number; reason: string; repositories: string[]; at: number }[]> {

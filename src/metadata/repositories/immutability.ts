@@ -1,6 +1,7 @@
 import type { Selectable } from 'kysely'
 import type { ImmutabilityRulesTable } from '../schema.js'
 import type { Db } from './repositories.js'
+import type { ChangeFeed } from '../changes.js'
 
 // Queries of tag immutability (src/policy): each project's rules, and the tag writes and reads
 // that honour them.
@@ -21,7 +22,7 @@ export interface NewImmutabilityRule {
   tagsExclude?: string
 }
 
-export function createImmutabilityRepository(db: Db) {
+export function createImmutabilityRepository(db: Db, changes: ChangeFeed) {
   const toRule = (r: Selectable<ImmutabilityRulesTable>): ImmutabilityRuleRow => ({
     id: Number(r.id),
     repositories: r.repositories,
@@ -83,6 +84,7 @@ export function createImmutabilityRepository(db: Db) {
           .onConflict((oc) => oc.columns(['repository_id', 'name']).doNothing())
           .returning('manifest_digest')
           .executeTakeFirst()
+        if (inserted) changes.changed('tag')
         if (inserted) return inserted.manifest_digest
         const row = await trx.selectFrom('tags').select('manifest_digest').where('repository_id', '=', repositoryId).where('name', '=', name).executeTakeFirst()
         if (row) return row.manifest_digest

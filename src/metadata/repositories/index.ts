@@ -1,5 +1,6 @@
 import type { Kysely } from 'kysely'
 import type { Database } from '../schema.js'
+import { uncachedFeed, type ChangeFeed } from '../changes.js'
 import { createBlobRepository } from './blobs.js'
 import { createManifestRepository } from './manifests.js'
 import { createRepositoryRepository } from './repositories.js'
@@ -16,23 +17,27 @@ import { createPullRepository } from './pulls.js'
 import { createJobRepository } from './jobs.js'
 import { createCredentialRepository } from './credentials.js'
 
-/** `generation` (see MetadataDb) lets pull-path reads be cached safely; omit it to cache nothing. */
-export function createMetadataRepositories(db: Kysely<Database>, generation: () => string | undefined = () => undefined) {
+/**
+ * Each writing method announces what it changed to `changes` (see MetadataDb), which lets
+ * pull-path reads be cached safely; omit it to cache nothing.
+ */
+export function createMetadataRepositories(db: Kysely<Database>, changes: ChangeFeed = uncachedFeed()) {
   return {
     db,
-    repositories: createRepositoryRepository(db),
-    blobs: createBlobRepository(db, generation),
-    manifests: createManifestRepository(db, generation),
-    tags: createTagRepository(db),
+    changes,
+    repositories: createRepositoryRepository(db, changes),
+    blobs: createBlobRepository(db, changes),
+    manifests: createManifestRepository(db, changes),
+    tags: createTagRepository(db, changes),
     uploads: createUploadRepository(db),
-    users: createUserRepository(db),
-    projects: createProjectRepository(db),
-    robots: createRobotRepository(db),
+    users: createUserRepository(db, changes),
+    projects: createProjectRepository(db, changes),
+    robots: createRobotRepository(db, changes),
     credentials: createCredentialRepository(db),
     audit: createAuditRepository(db),
     settings: createSettingsRepository(db),
-    immutability: createImmutabilityRepository(db),
-    retention: createRetentionRepository(db),
+    immutability: createImmutabilityRepository(db, changes),
+    retention: createRetentionRepository(db, changes),
     pulls: createPullRepository(db),
     jobs: createJobRepository(db),
   }

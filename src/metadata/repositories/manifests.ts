@@ -1,6 +1,7 @@
 import type { Db } from './repositories.js'
 import { missingDigests } from './missing.js'
 import { ReadCache } from '../read-cache.js'
+import { MANIFEST_KINDS, type ChangeFeed } from '../changes.js'
 import { capabilitiesOf } from '../capabilities.js'
 import { orphanChildrenOf } from './gc.js'
 import { createHash } from 'node:crypto'
@@ -32,9 +33,9 @@ export interface ReferrerRow {
   annotations: string | null
 }
 
-export function createManifestRepository(db: Db, generation: () => string | undefined = () => undefined) {
+export function createManifestRepository(db: Db, changes: ChangeFeed) {
   // Manifest bytes by tag or digest: the hot path of every pull. Up to 32 MiB of manifests.
-  const cache = new ReadCache<ManifestRow>(generation, 32 * 1024 * 1024, (m) => 256 + (m.content?.length ?? 0))
+  const cache = new ReadCache<ManifestRow>(changes.generation(MANIFEST_KINDS), 32 * 1024 * 1024, (m) => 256 + (m.content?.length ?? 0))
   const { rowLocks } = capabilitiesOf(db)
 
   const base = (repository: string) =>
@@ -85,18 +86,22 @@ export function createManifestRepository(db: Db, generation: () => string | unde
      * the DELETE won the race, the row is inserted afresh.
      */
     async insert(repositoryId: number, m: NewManifest, now: number, trx: Db = db): Promise<void> {
-      for (let attempt = 0; ; attempt++) {
-        if (await insertOnce(repositoryId, m, now, trx)) return
-        if (!rowLocks || !trx.isTransaction) return
-        const kept = await trx
-          .selectFrom('manifests')
-          .select('id')
-          .where('repository_id', '=', repositoryId)
-          .where('digest', '=', m.digest)
-          .forKeyShare()
-          .executeTakeFirst()
-        if (kept) return
-        if (attempt >= 3) throw new Error(`manifest ${m.digest} keeps being deleted while it is pushed`)
+      try {
+        for (let attempt = 0; ; attempt++) {
+          if (await insertOnce(repositoryId, m, now, trx)) return
+          if (!rowLocks || !trx.isTransaction) return
+          const kept = await trx
+            .selectFrom('manifests')
+            .select('id')
+            .where('repository_id', '=', repositoryId)
+            .where('digest', '=', m.digest)
+            .forKeyShare()
+            .executeTakeFirst()
+          if (kept) return
+          if (attempt >= 3) throw new Error(`manifest ${m.digest} keeps being deleted while it is pushed`)
+        }
+      } finally {
+        changes.changed('manifest')
       }
     },
 
@@ -106,6 +111,7 @@ export function createManifestRepository(db: Db, generation: () => string | unde
       await orphanChildrenOf(trx, repositoryId, digest, Date.now())
       const res = await trx.deleteFrom('manifests').where('repository_id', '=', repositoryId).where('digest', '=', digest).executeTakeFirst()
       await trx.deleteFrom('tags').where('repository_id', '=', repositoryId).where('manifest_digest', '=', digest).execute()
+      changes.changed('manifest', 'tag')
       return Number(res.numDeletedRows) > 0
     },
 

@@ -1,6 +1,7 @@
 import { sql, type Expression, type Selectable, type SqlBool } from 'kysely'
 import type { ProjectsTable, ProjectMembersTable } from '../schema.js'
 import type { Db } from './repositories.js'
+import type { ChangeFeed } from '../changes.js'
 
 export type ProjectRow = Selectable<ProjectsTable>
 export type MemberRow = Selectable<ProjectMembersTable>
@@ -11,7 +12,7 @@ function inProject(column: string, project: string): Expression<SqlBool> {
   return sql<SqlBool>`(${sql.ref(column)} = ${project} or substr(${sql.ref(column)}, 1, ${prefix.length}) = ${prefix})`
 }
 
-export function createProjectRepository(db: Db) {
+export function createProjectRepository(db: Db, changes: ChangeFeed) {
   return {
     async find(name: string): Promise<ProjectRow | undefined> {
       return db.selectFrom('projects').selectAll().where('name', '=', name).executeTakeFirst()
@@ -27,6 +28,7 @@ export function createProjectRepository(db: Db) {
         .values({ name, public: isPublic ? 1 : 0, quota_bytes: quotaBytes, created_at: now })
         .onConflict((oc) => oc.column('name').doNothing())
         .executeTakeFirst()
+      changes.changed('project')
       return Number(res.numInsertedOrUpdatedRows ?? 0) > 0
     },
 
@@ -40,11 +42,13 @@ export function createProjectRepository(db: Db) {
         })
         .where('name', '=', name)
         .executeTakeFirst()
+      changes.changed('project')
       return Number(res.numUpdatedRows) > 0
     },
 
     async delete(name: string): Promise<boolean> {
       const res = await db.deleteFrom('projects').where('name', '=', name).executeTakeFirst()
+      changes.changed('project', 'member')
       return Number(res.numDeletedRows) > 0
     },
 
@@ -80,6 +84,7 @@ export function createProjectRepository(db: Db) {
         }))
         .onConflict((oc) => oc.columns(['project_id', 'member_type', 'member_name']).doUpdateSet({ role }))
         .execute()
+      changes.changed('member')
     },
 
     async findMember(projectId: number, type: 'user' | 'group', name: string): Promise<MemberRow | undefined> {
@@ -99,6 +104,7 @@ export function createProjectRepository(db: Db) {
         .where('member_type', '=', type)
         .where('member_name', '=', name)
         .executeTakeFirst()
+      changes.changed('member')
       return Number(res.numDeletedRows) > 0
     },
 

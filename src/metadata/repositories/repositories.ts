@@ -1,5 +1,6 @@
 import type { Kysely } from 'kysely'
 import type { Database } from '../schema.js'
+import type { ChangeFeed } from '../changes.js'
 import { prepared } from './prepared.js'
 
 export type Db = Kysely<Database>
@@ -7,7 +8,7 @@ export type Db = Kysely<Database>
 // Every push asks for its repository's id: compiled once.
 const selectId = prepared((db, name: string) => db.selectFrom('repositories').select('id').where('name', '=', name))
 
-export function createRepositoryRepository(db: Db) {
+export function createRepositoryRepository(db: Db, changes: ChangeFeed) {
   return {
     async findId(name: string): Promise<number | undefined> {
       const row = await db.selectFrom('repositories').select('id').where('name', '=', name).executeTakeFirst()
@@ -30,6 +31,7 @@ export function createRepositoryRepository(db: Db) {
         .onConflict((oc) => oc.column('name').doNothing())
         .returning('id')
         .executeTakeFirst()
+      changes.changed('repository')
       if (inserted) return Number(inserted.id)
       const row = await find()
       if (!row) throw new Error(`repository ${name} vanished while being created`)

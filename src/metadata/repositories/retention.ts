@@ -1,6 +1,7 @@
 import { sql } from 'kysely'
 import type { RetentionRunsTable } from '../schema.js'
 import type { Db } from './repositories.js'
+import type { ChangeFeed } from '../changes.js'
 
 // Queries of tag retention (src/policy): each project's policy, the runs and what they removed,
 // and what a run looks at and removes.
@@ -18,7 +19,7 @@ export interface ArtifactRow {
   lastPulledAt: number | null
 }
 
-export function createRetentionRepository(db: Db) {
+export function createRetentionRepository(db: Db, changes: ChangeFeed) {
   return {
     async retentionPolicy(projectId: number): Promise<string | undefined> {
       return (await db.selectFrom('retention_policies').select('policy').where('project_id', '=', projectId).executeTakeFirst())?.policy
@@ -159,6 +160,7 @@ export function createRetentionRepository(db: Db) {
         const removed = tags.length === 0
           ? []
           : (await trx.deleteFrom('tags').where('repository_id', '=', repositoryId).where('manifest_digest', '=', digest).where('name', 'in', tags).returning('name').execute()).map((r) => r.name)
+        if (removed.length > 0) changes.changed('tag')
         const tagged = await trx.selectFrom('tags').select('name').where('repository_id', '=', repositoryId).where('manifest_digest', '=', digest).executeTakeFirst()
         if (tagged) return { tags: removed, manifest: false }
         const listed = await trx

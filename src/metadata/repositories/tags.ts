@@ -1,6 +1,7 @@
 import type { Db } from './repositories.js'
+import type { ChangeFeed } from '../changes.js'
 
-export function createTagRepository(db: Db) {
+export function createTagRepository(db: Db, changes: ChangeFeed) {
   return {
     async upsert(repositoryId: number, name: string, digest: string, now: number, trx: Db = db): Promise<void> {
       await trx
@@ -8,6 +9,7 @@ export function createTagRepository(db: Db) {
         .values({ repository_id: repositoryId, name, manifest_digest: digest, updated_at: now })
         .onConflict((oc) => oc.columns(['repository_id', 'name']).doUpdateSet({ manifest_digest: digest, updated_at: now }))
         .execute()
+      changes.changed('tag')
     },
 
     /** Tag names in lexical order after `last`, at most `limit`. */
@@ -46,11 +48,13 @@ export function createTagRepository(db: Db) {
 
     async delete(repositoryId: number, name: string): Promise<boolean> {
       const res = await db.deleteFrom('tags').where('repository_id', '=', repositoryId).where('name', '=', name).executeTakeFirst()
+      changes.changed('tag')
       return Number(res.numDeletedRows) > 0
     },
 
     async deleteForManifest(repositoryId: number, digest: string, trx: Db = db): Promise<void> {
       await trx.deleteFrom('tags').where('repository_id', '=', repositoryId).where('manifest_digest', '=', digest).execute()
+      changes.changed('tag')
     },
   }
 }

@@ -2,6 +2,7 @@ import type { Selectable } from 'kysely'
 import type { UsersTable } from '../schema.js'
 import { revokePrincipalTokens } from './credentials.js'
 import type { Db } from './repositories.js'
+import type { ChangeFeed } from '../changes.js'
 
 export type UserRow = Selectable<UsersTable>
 
@@ -14,7 +15,7 @@ export interface NewUser {
   groups?: string[]
 }
 
-export function createUserRepository(db: Db) {
+export function createUserRepository(db: Db, changes: ChangeFeed) {
   return {
     async find(username: string): Promise<UserRow | undefined> {
       return db.selectFrom('users').selectAll().where('username', '=', username).executeTakeFirst()
@@ -46,6 +47,7 @@ export function createUserRepository(db: Db) {
         })
         .onConflict((oc) => oc.column('username').doNothing())
         .executeTakeFirst()
+      changes.changed('user')
       return Number(res.numInsertedOrUpdatedRows ?? 0) > 0
     },
 
@@ -75,12 +77,17 @@ export function createUserRepository(db: Db) {
           .where('username', '=', username)
           .returning('id')
           .executeTakeFirst()
-      if (!opts.revoke) return (await change(db)) !== undefined
-      return db.transaction().execute(async (trx) => {
-        const row = await change(trx)
-        if (row) await revokePrincipalTokens(trx, 'user', row.id)
-        return row !== undefined
-      })
+      try {
+        if (!opts.revoke) return (await change(db)) !== undefined
+        return await db.transaction().execute(async (trx) => {
+          const row = await change(trx)
+          if (row) await revokePrincipalTokens(trx, 'user', row.id)
+          return row !== undefined
+        })
+      } finally {
+        // The last login time alone is no change the access caches hold.
+        if (Object.keys(patch).some((k) => k !== 'lastLoginAt')) changes.changed('user')
+      }
     },
 
     /** Records a successful login (nothing else changes, updated_at included). */
@@ -90,14 +97,18 @@ export function createUserRepository(db: Db) {
 
     /** Deletes the user with its memberships and its sessions and refresh tokens, in one transaction. */
     async delete(username: string): Promise<boolean> {
-      return db.transaction().execute(async (trx) => {
-        const row = await trx.selectFrom('users').select('id').where('username', '=', username).executeTakeFirst()
-        if (!row) return false
-        await revokePrincipalTokens(trx, 'user', row.id)
-        await trx.deleteFrom('project_members').where('user_id', '=', row.id).execute()
-        await trx.deleteFrom('users').where('id', '=', row.id).execute()
-        return true
-      })
+      try {
+        return await db.transaction().execute(async (trx) => {
+          const row = await trx.selectFrom('users').select('id').where('username', '=', username).executeTakeFirst()
+          if (!row) return false
+          await revokePrincipalTokens(trx, 'user', row.id)
+          await trx.deleteFrom('project_members').where('user_id', '=', row.id).execute()
+          await trx.deleteFrom('users').where('id', '=', row.id).execute()
+          return true
+        })
+      } finally {
+        changes.changed('user', 'member')
+      }
     },
   }
 }
