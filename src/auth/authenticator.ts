@@ -109,7 +109,7 @@ export class Authenticator {
     if (!this.directory) return undefined
     const key = this.credentialKey(username, password)
     const hit = this.directoryHits.get(key)
-    if (hit && row && !fresh && hit.until > Date.now()) return { kind: 'user', name: username, admin: Boolean(row.admin), groups: hit.groups, via: 'ldap' }
+    if (hit && row && !fresh && hit.until > this.now()) return { kind: 'user', name: username, admin: Boolean(row.admin), groups: hit.groups, via: 'ldap' }
     const found = await this.directory(username, password)
     if (!found) {
       this.directoryHits.delete(key)
@@ -117,7 +117,7 @@ export class Authenticator {
     }
     if (this.directoryCacheMs > 0) {
       if (this.directoryHits.size >= 10_000) this.directoryHits.clear()
-      this.directoryHits.set(key, { groups: found.groups, until: Date.now() + this.directoryCacheMs })
+      this.directoryHits.set(key, { groups: found.groups, until: this.now() + this.directoryCacheMs })
     }
     const now = this.now()
     const existing = await this.meta.users.find(username)
@@ -148,16 +148,16 @@ export class Authenticator {
   private async check(name: string, secret: string, storedHash: string): Promise<boolean> {
     const key = this.credentialKey(name, secret)
     const hit = this.verified.get(key)
-    if (hit && hit.storedHash === storedHash && hit.until > Date.now()) return true
+    if (hit && hit.storedHash === storedHash && hit.until > this.now()) return true
     if (!(await verifySecret(storedHash, secret))) return false
     if (this.verified.size > 10_000) this.verified.clear()
-    this.verified.set(key, { storedHash, until: Date.now() + 60_000 })
+    this.verified.set(key, { storedHash, until: this.now() + 60_000 })
     return true
   }
 
   private recentlyVerified(name: string, secret: string): boolean {
     const hit = this.verified.get(this.credentialKey(name, secret))
-    return hit !== undefined && hit.until > Date.now()
+    return hit !== undefined && hit.until > this.now()
   }
 
   private credentialKey(name: string, secret: string): string {
@@ -198,7 +198,7 @@ export class Authenticator {
 
   private async verifyCached(token: string): Promise<{ claims: TokenClaims; external: boolean } | undefined> {
     const hit = this.validTokens.get(token)
-    const nowSeconds = Date.now() / 1000
+    const nowSeconds = this.now() / 1000
     if (hit && hit.exp > nowSeconds) return hit
     if (hit) this.validTokens.delete(token)
     const verified = await this.tokens.verify(token)

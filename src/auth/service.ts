@@ -56,7 +56,8 @@ export class AuthService {
     private readonly meta: MetadataRepositories,
     /** the metadata write generation; undefined when reads are not cached */
     readonly generation: Generation,
-    private readonly now: () => number,
+    /** the injected clock */
+    readonly now: () => number,
   ) {
     this.policy = new AccessPolicy(meta, generation, { enabled: options.enabled, autoCreateProjects: options.autoCreateProjects })
     const throttle = new LoginThrottle(meta.credentials, options.throttle.maxFailures, options.throttle.window, now)
@@ -76,7 +77,7 @@ export class AuthService {
   }
 
   static async create(meta: MetadataRepositories, generation: Generation, options: AuthOptions, log: Logger, now: () => number): Promise<AuthService> {
-    const tokens = await TokenService.create(meta.settings, options.issuer, options.service, options.external)
+    const tokens = await TokenService.create(meta.settings, options.issuer, options.service, options.external, now)
     const audit = new AuditLog(meta.audit, log, now)
     return new AuthService(options, tokens, audit, meta, generation, now)
   }
@@ -122,7 +123,7 @@ export class AuthService {
     const uid = await this.principalId(principal)
     const expiresIn = Math.round(this.options.tokenExpiry / 1000)
     const token = await this.tokens.sign({ sub, access: granted, kind, use: 'access', ...(uid === undefined ? {} : { uid }) }, expiresIn)
-    return { token, expiresIn, issuedAt: new Date().toISOString(), access: granted }
+    return { token, expiresIn, issuedAt: new Date(this.now()).toISOString(), access: granted }
   }
 
   /**

@@ -47,10 +47,12 @@ export class TokenService {
     private readonly kid: string,
     readonly issuer: string,
     readonly service: string,
-    private readonly external?: { issuer: string; service: string; key: JWTVerifyGetKey | CryptoKey[] },
+    private readonly external: { issuer: string; service: string; key: JWTVerifyGetKey | CryptoKey[] } | undefined,
+    /** the injected clock: issue and expiry times, and the time tokens are checked against */
+    private readonly now: () => number,
   ) {}
 
-  static async create(settings: SettingsRepository, issuer: string, service: string, external?: ExternalIssuer): Promise<TokenService> {
+  static async create(settings: SettingsRepository, issuer: string, service: string, external: ExternalIssuer | undefined, now: () => number): Promise<TokenService> {
     let stored = await settings.get(KEY_SETTING)
     if (!stored) {
       const { privateKey } = await generateKeyPair('ES256', { extractable: true })
@@ -62,25 +64,26 @@ export class TokenService {
     const privateKey = (await importJWK(jwk, 'ES256')) as CryptoKey
     const { d: _d, ...pub } = jwk
     const publicKey = (await importJWK(pub, 'ES256')) as CryptoKey
-    return new TokenService(privateKey, publicKey, jwk.kid ?? 'berth', issuer, service, external && { issuer: external.issuer, service: external.service, key: await loadExternalKey(external) })
+    return new TokenService(privateKey, publicKey, jwk.kid ?? 'berth', issuer, service, external && { issuer: external.issuer, service: external.service, key: await loadExternalKey(external) }, now)
   }
 
   async sign(claims: TokenClaims, expiresInSeconds: number): Promise<string> {
+    const issuedAt = Math.floor(this.now() / 1000)
     return new SignJWT({ ...claims })
       .setProtectedHeader({ alg: 'ES256', kid: this.kid, typ: 'JWT' })
       .setIssuer(this.issuer)
       .setAudience(this.service)
-      .setIssuedAt()
-      .setNotBefore('0s')
+      .setIssuedAt(issuedAt)
+      .setNotBefore(issuedAt)
       .setJti(claims.jti ?? randomUUID())
-      .setExpirationTime(Math.floor(Date.now() / 1000) + expiresInSeconds)
+      .setExpirationTime(issuedAt + expiresInSeconds)
       .sign(this.privateKey)
   }
 
   /** Verifies signature, algorithm, issuer, audience and times; undefined when anything is off. */
   async verify(token: string): Promise<{ claims: TokenClaims; external: boolean } | undefined> {
     try {
-      const { payload } = await jwtVerify(token, this.publicKey, { algorithms: ['ES256'], issuer: this.issuer, audience: this.service })
+      const { payload } = await jwtVerify(token, this.publicKey, { algorithms: ['ES256'], issuer: this.issuer, audience: this.service, currentDate: new Date(this.now()) })
       if (!isClaims(payload)) return undefined
       return { claims: payload, external: false }
     } catch {
@@ -88,7 +91,7 @@ export class TokenService {
     }
     try {
       const key = this.external.key
-      const opts = { issuer: this.external.issuer, audience: this.external.service, algorithms: ['ES256', 'ES384', 'RS256', 'RS384', 'RS512', 'PS256', 'EdDSA'] }
+      const opts = { issuer: this.external.issuer, audience: this.external.service, currentDate: new Date(this.now()), algorithms: ['ES256', 'ES384', 'RS256', 'RS384', 'RS512', 'PS256', 'EdDSA'] }
       const { payload } = Array.isArray(key) ? await verifyWithAny(token, key, opts) : await jwtVerify(token, key, opts)
       const claims = { ...payload, access: Array.isArray(payload.access) ? payload.access : [] } as TokenClaims
       return typeof claims.sub === 'string' ? { claims, external: true } : undefined

@@ -35,7 +35,7 @@ export async function migrateMetadataCommand(flags: MigrateFlags): Promise<void>
   const batchSize = Number(flags.batchSize ?? 500)
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new Error('migrate-metadata: --batch-size must be a positive integer')
 
-  const started = Date.now()
+  const started = performance.now()
   const bar = process.stdout.isTTY && !flags.json ? new cliProgress.SingleBar({ format: 'copying {table} [{bar}] {value}/{total} rows', hideCursor: true }, cliProgress.Presets.shades_classic) : undefined
   const source = await openMetadata(from)
   let target: MetadataDb | undefined
@@ -48,7 +48,7 @@ export async function migrateMetadataCommand(flags: MigrateFlags): Promise<void>
     })
     bar?.stop()
     const rows = tables.reduce((sum, t) => sum + t.rows, 0)
-    const result = { from, to: describePostgresUrl(flags.to), tables, rows, durationMs: Date.now() - started }
+    const result = { from, to: describePostgresUrl(flags.to), tables, rows, durationMs: Math.round(performance.now() - started) }
     if (flags.json) process.stdout.write(JSON.stringify(result, null, 2) + '\n')
     else {
       for (const t of tables) process.stdout.write(`${t.table.padEnd(24)} ${t.rows}\n`)

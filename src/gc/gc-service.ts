@@ -115,15 +115,16 @@ export class GcService {
   async start(opts: StartOptions): Promise<{ id: string; done: Promise<GcRunRecord> }> {
     const id = randomUUID()
     const startedAt = this.now()
-    if (!(await this.repo.acquireLease(GC_LEASE, id, Date.now(), Date.now() + this.leaseMs))) throw new GcRunning()
+    if (!(await this.repo.acquireLease(GC_LEASE, id, this.now(), this.now() + this.leaseMs))) throw new GcRunning()
     try {
-      await this.repo.failAbandonedRuns('gc', GC_LEASE, Date.now())
+      await this.repo.failAbandonedRuns('gc', GC_LEASE, this.now())
       await this.repo.createRun({ id, kind: 'gc', trigger: opts.trigger, dryRun: opts.dryRun === true, now: startedAt })
     } catch (err) {
       await this.repo.releaseLease(GC_LEASE, id)
       throw err
     }
-    const done = this.execute(id, startedAt, opts).then(async () => {
+    // Cutoffs count on the clock that stamped the rows (the database's, on PostgreSQL).
+    const done = this.execute(id, await this.repo.now(startedAt), opts).then(async () => {
       const record = await this.get(id, { items: true })
       if (!record) throw new Error(`gc run ${id} vanished`)
       record.keptByGracePeriod = this.keptByGrace.get(id)
@@ -165,11 +166,11 @@ export class GcService {
     const stats = { blobsExamined: 0, blobsDeleted: 0, manifestsExamined: 0, manifestsDeleted: 0, uploadsDeleted: 0, bytesFreed: 0 }
     const kept = { blobs: 0, bytes: 0, gracePeriodMs: this.options.gracePeriodMs }
     // Renewed per item once a third of the lease has passed, so a slow store cannot let it lapse.
-    let renewedAt = Date.now()
+    let renewedAt = this.now()
     const renew = async () => {
-      if (Date.now() - renewedAt < this.leaseMs / 3) return
-      if (!(await this.repo.acquireLease(GC_LEASE, id, Date.now(), Date.now() + this.leaseMs))) throw new Error('lost the GC lease to another run')
-      renewedAt = Date.now()
+      if (this.now() - renewedAt < this.leaseMs / 3) return
+      if (!(await this.repo.acquireLease(GC_LEASE, id, this.now(), this.now() + this.leaseMs))) throw new Error('lost the GC lease to another run')
+      renewedAt = this.now()
     }
     try {
       log.info({ dryRun: dry, trigger: opts.trigger }, 'garbage collection started')
@@ -179,7 +180,7 @@ export class GcService {
       stats.manifestsExamined = counts.manifests
       await this.repo.updateRun(id, { blobs_examined: counts.blobs, manifests_examined: counts.manifests })
 
-      const now = this.now()
+      const now = await this.repo.now(this.now())
       const cutoff = Math.min(now - this.options.gracePeriodMs, startedAt)
       const rules: ManifestRules = {
         cutoff,
@@ -198,7 +199,7 @@ export class GcService {
           for (let i = 0; i < page.length; i += DELETE_BATCH) {
             const slice = page.slice(i, i + DELETE_BATCH)
             if (dry) for (const m of slice) await this.repo.recordItem(id, { kind: 'manifest', digest: m.digest, size: m.size, manifestId: m.id, repositoryId: m.repositoryId })
-            const gone = dry ? slice : await this.repo.deleteManifests(id, rules, slice)
+            const gone = dry ? slice : await this.repo.deleteManifests(id, rules, slice, this.now())
             deletedThisPass += gone.length
             stats.manifestsDeleted += gone.length
             for (const m of gone) stats.bytesFreed += m.size
@@ -230,7 +231,7 @@ export class GcService {
         for (let i = 0; i < page.length; i += DELETE_BATCH) {
           const slice = page.slice(i, i + DELETE_BATCH)
           if (dry) for (const b of slice) await this.repo.recordItem(id, { kind: 'blob', digest: b.digest, size: b.size })
-          const gone = dry ? slice : await this.repo.deleteBlobs(id, cutoff, slice, Date.now())
+          const gone = dry ? slice : await this.repo.deleteBlobs(id, cutoff, slice, this.now())
           // Rows first, then files, then the markers that kept pushes of these digests off.
           if (!dry) {
             // Two at a time: libuv has 4 threads for all file work, and pushes need them too.
@@ -295,7 +296,7 @@ export class GcService {
   /** Markers of a run that died between deleting a blob's row and its file: finish the job. */
   private async finishStaleDeletions(): Promise<void> {
     for (;;) {
-      const stale = await this.repo.staleBlobDeletions(GC_LEASE, Date.now(), this.batch)
+      const stale = await this.repo.staleBlobDeletions(GC_LEASE, this.now(), this.batch)
       for (const s of stale) {
         if (s.rowExists) await this.repo.blobFileDeleted(s.digest)
         else await this.deleteBlobFile(s.digest)
@@ -330,7 +331,7 @@ export class GcService {
             const info = await unlessMissing(storage.stat(path))
             if (!info || info.modifiedAt.getTime() >= cutoff) continue
             if (dry) await this.repo.recordItem(id, { kind: 'blob', digest, size: info.size, detail: { reason: 'file without metadata' } })
-            else if (!(await this.repo.deleteOrphanFile(id, digest, info.size, Date.now()))) continue
+            else if (!(await this.repo.deleteOrphanFile(id, digest, info.size, this.now()))) continue
             else await this.deleteBlobFile(digest)
             count++
             bytes += info.size

@@ -21,7 +21,8 @@ export function schedule(name: string, expression: string | undefined, work: () 
   const job = new Cron(expression, { protect: true, catch: (err: unknown) => log.warn({ err, task: name }, `scheduled ${name} did not run`) }, async (self: Cron) => {
     if (!queue) return void (await work())
     // The firing is named by its scheduled time (the latest occurrence not after now; croner
-    // never fires early), the same on every node even when a busy one fires late.
+    // never fires early), the same on every node even when a busy one fires late. Read on the
+    // system clock, which is the clock croner fires by (not the injected one).
     const at = (self.previousRuns(1, new Date(Date.now() + 1))[0] ?? new Date(Math.floor(Date.now() / 1000) * 1000)).getTime()
     await queue.enqueue(`schedule:${name}`, { at: new Date(at).toISOString() }, { dedupeKey: `${name}@${Math.floor(at / 1000)}`, maxAttempts: SCHEDULED_ATTEMPTS })
   })

@@ -53,16 +53,16 @@ export class ScrubService {
   async run(opts: { trigger: string; onProgress?: (p: ScrubProgress) => void; batchSize?: number }): Promise<ScrubRecord> {
     const id = randomUUID()
     const leaseMs = 120_000
-    if (!(await this.repo.acquireLease(SCRUB_LEASE, id, Date.now(), Date.now() + leaseMs))) throw new RegistryError('CONFLICT', 'a scrub is already in progress')
+    if (!(await this.repo.acquireLease(SCRUB_LEASE, id, this.now(), this.now() + leaseMs))) throw new RegistryError('CONFLICT', 'a scrub is already in progress')
     const log = this.deps.log.child({ task: 'scrub', runId: id })
     const batch = opts.batchSize ?? 200
     const progress = opts.onProgress ?? (() => undefined)
     const record: ScrubRecord = { id, status: 'succeeded', blobsExamined: 0, manifestsExamined: 0, bytesRead: 0, healed: 0, problems: [], error: null }
     const renew = async () => {
-      if (!(await this.repo.acquireLease(SCRUB_LEASE, id, Date.now(), Date.now() + leaseMs))) throw new Error('lost the scrub lease')
+      if (!(await this.repo.acquireLease(SCRUB_LEASE, id, this.now(), this.now() + leaseMs))) throw new Error('lost the scrub lease')
     }
     try {
-      await this.repo.failAbandonedRuns('scrub', SCRUB_LEASE, Date.now())
+      await this.repo.failAbandonedRuns('scrub', SCRUB_LEASE, this.now())
       await this.repo.createRun({ id, kind: 'scrub', trigger: opts.trigger, dryRun: false, now: this.now() })
       const counts = await this.repo.counts()
       record.healed = await this.repo.healQuarantine()

@@ -137,7 +137,7 @@ export class RetentionService {
     const policy = await this.policy(project)
     const id = randomUUID()
     const lease = `retention:${projectId}`
-    if (!(await this.gcRepo.acquireLease(lease, id, Date.now(), Date.now() + LEASE_MS))) throw RegistryError.conflict(`a retention run of project ${project} is already in progress`)
+    if (!(await this.gcRepo.acquireLease(lease, id, this.now(), this.now() + LEASE_MS))) throw RegistryError.conflict(`a retention run of project ${project} is already in progress`)
     const startedAt = this.now()
     try {
       await this.deps.meta.retention.failAbandonedRuns(projectId, startedAt)
@@ -172,11 +172,11 @@ export class RetentionService {
     const { meta } = this.deps
     const log = this.deps.log.child({ task: 'retention', project: run.project, runId: run.id })
     let removed = 0
-    let renewedAt = Date.now()
+    let renewedAt = this.now()
     const renew = async () => {
-      if (Date.now() - renewedAt < LEASE_MS / 3) return
-      if (!(await this.gcRepo.acquireLease(run.lease, run.id, Date.now(), Date.now() + LEASE_MS))) throw new Error('lost the retention lease to another run')
-      renewedAt = Date.now()
+      if (this.now() - renewedAt < LEASE_MS / 3) return
+      if (!(await this.gcRepo.acquireLease(run.lease, run.id, this.now(), this.now() + LEASE_MS))) throw new Error('lost the retention lease to another run')
+      renewedAt = this.now()
     }
     try {
       log.info({ dryRun: run.dryRun, trigger: run.trigger }, 'retention run started')
@@ -197,12 +197,12 @@ export class RetentionService {
             continue
           }
           // Tags and manifest in one transaction, re-checked there: a tag moved meanwhile stays.
-          const gone = await meta.retention.removeArtifact(repo.id, a.digest, a.tags, (trx) => meta.manifests.delete(repo.id, a.digest, trx))
+          const gone = await meta.retention.removeArtifact(repo.id, a.digest, a.tags, (trx) => meta.manifests.delete(repo.id, a.digest, this.now(), trx))
           for (const tag of gone.tags) items.push({ repository: repo.name, tag, digest: a.digest })
           await renew()
         }
         for (const digest of plan.untagged) {
-          if (run.dryRun || (await meta.retention.removeArtifact(repo.id, digest, [], (trx) => meta.manifests.delete(repo.id, digest, trx))).manifest) {
+          if (run.dryRun || (await meta.retention.removeArtifact(repo.id, digest, [], (trx) => meta.manifests.delete(repo.id, digest, this.now(), trx))).manifest) {
             items.push({ repository: repo.name, tag: null, digest })
           }
           await renew()

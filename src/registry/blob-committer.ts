@@ -81,7 +81,7 @@ export class BlobCommitter {
         await this.ctx.meta.blobs.addAndLink(repositoryId, digest.value, size, now, trx)
         // A GC run that removed this digest's row may still be deleting its file: committing now
         // would link bytes about to vanish. Roll back, wait for it, and check the file again.
-        if (await this.gc.blobBeingDeleted(digest.value, GC_LEASE, Date.now(), trx)) throw new GcClash()
+        if (await this.gc.blobBeingDeleted(digest.value, GC_LEASE, this.ctx.now(), trx)) throw new GcClash()
         if (session && !(await this.ctx.meta.uploads.delete(session.id, trx, session.size))) throw new SessionChanged()
         return true
       }).catch((err: unknown) => {
@@ -91,7 +91,7 @@ export class BlobCommitter {
       })
       if (committed) break
       if (attempt >= 3) throw new RegistryError('UNAVAILABLE', 'garbage collection is deleting this blob; retry', { headers: { 'Retry-After': '1' } })
-      for (let i = 0; i < 200 && (await this.gc.blobBeingDeleted(digest.value, GC_LEASE, Date.now())); i++) await delay(50)
+      for (let i = 0; i < 200 && (await this.gc.blobBeingDeleted(digest.value, GC_LEASE, this.ctx.now())); i++) await delay(50)
     }
     // The blob is committed and acknowledged from here on: a leftover copy (the bytes were
     // already there, or an empty blob) is only garbage, which the upload purge removes later.

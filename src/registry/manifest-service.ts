@@ -151,7 +151,7 @@ export class ManifestService {
     }
     const deleted = await db.transaction().execute(async (trx) => {
       await tags.deleteForManifest(repositoryId, digest, trx)
-      return manifests.delete(repositoryId, digest, trx)
+      return manifests.delete(repositoryId, digest, this.ctx.now(), trx)
     })
     if (!deleted) throw RegistryError.manifestUnknown(reference)
     this.ctx.afterDelete?.(repository, reference)

@@ -125,6 +125,8 @@ function writes(c: Caches, metadata: MetadataDb): [string, () => Promise<unknown
   const repo = async () => (await meta.repositories.findId('team/app'))!
   const project = async () => (await meta.projects.find('team'))!.id
   const now = Date.now()
+  // GC cutoffs past every stamp (PostgreSQL stamps rows with its own clock, later than `now`).
+  const later = now + 3_600_000
   return [
     ['gc.createRun', () => gc.createRun({ id: 'run', kind: 'gc', trigger: 'test', dryRun: false, now })],
     ['projects.insert', () => meta.projects.insert('team', false, null, now)],
@@ -146,14 +148,14 @@ function writes(c: Caches, metadata: MetadataDb): [string, () => Promise<unknown
     ['tags.upsert', async () => meta.tags.upsert(await repo(), 'v1', DIGEST_A, now)],
     ['policies.removeArtifact', async () => meta.policies.removeArtifact(await repo(), DIGEST_A, ['v1'], async () => false)],
     ['tags.upsert', async () => meta.tags.upsert(await repo(), 'v1', DIGEST_A, now)],
-    ['manifests.delete', async () => meta.manifests.delete(await repo(), DIGEST_A)],
+    ['manifests.delete', async () => meta.manifests.delete(await repo(), DIGEST_A, now)],
     ['blobs.unlink', async () => meta.blobs.unlink(await repo(), DIGEST_B)],
     ['blobs.addAndLink', async () => meta.blobs.addAndLink(await repo(), DIGEST_B, 7, now)],
     ['gc.quarantine', () => gc.quarantine(DIGEST_B, 7, 'corrupt', now)],
     ['manifests.insert', async () => meta.manifests.insert(await repo(), manifest(CONTENT.c), now)],
-    ['gc.deleteManifests', async () => gc.deleteManifests('run', { cutoff: now + 1, untaggedCutoff: now + 1 }, [{ id: (await metadata.db.selectFrom('manifests').select('id').where('digest', '=', DIGEST_C).executeTakeFirstOrThrow()).id, repositoryId: await repo(), digest: DIGEST_C, size: CONTENT.c.length }])],
+    ['gc.deleteManifests', async () => gc.deleteManifests('run', { cutoff: later, untaggedCutoff: later }, [{ id: (await metadata.db.selectFrom('manifests').select('id').where('digest', '=', DIGEST_C).executeTakeFirstOrThrow()).id, repositoryId: await repo(), digest: DIGEST_C, size: CONTENT.c.length }], now)],
     ['blobs.addAndLink', async () => meta.blobs.addAndLink(await repo(), DIGEST_B, 9, now - 10_000)],
-    ['gc.deleteBlobs', () => gc.deleteBlobs('run', now + 1, [{ digest: DIGEST_B, size: 9 }], now)],
+    ['gc.deleteBlobs', () => gc.deleteBlobs('run', later, [{ digest: DIGEST_B, size: 9 }], now)],
     ['robots.delete', () => meta.robots.delete('robot$team+ci')],
     ['users.delete', () => meta.users.delete('ann')],
     ['projects.delete', () => meta.projects.delete('team')],

@@ -118,7 +118,7 @@ describe('PostgreSQL metadata', { skip }, () => {
       // T2: DELETE by digest, as the manifest service runs it.
       const del = meta.db.transaction().execute(async (trx) => {
         await repos.tags.deleteForManifest(repoId, m.digest, trx)
-        return repos.manifests.delete(repoId, m.digest, trx)
+        return repos.manifests.delete(repoId, m.digest, Date.now(), trx)
       })
       const waiting = async () => Number((await admin.query(`select count(*) as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'`)).rows[0].n) > 0
       await Promise.race([del, eventually(waiting, 'the DELETE to wait for the push')])

@@ -56,7 +56,7 @@ export function v2Authorizer(auth: AuthService, realm: string | undefined, servi
     const caller = key === undefined ? undefined : decisions.peek(key)
     if (!caller || key === undefined) return undefined
     const exp = caller.claims?.exp
-    if (exp !== undefined && exp > Date.now() / 1000) return caller
+    if (exp !== undefined && exp > auth.now() / 1000) return caller
     decisions.drop(key)
     return undefined
   }

@@ -5,6 +5,7 @@ import { ReadCache } from '../read-cache.js'
 import { BLOB_LINK_KINDS, type ChangeFeed } from '../changes.js'
 import { capabilitiesOf } from '../capabilities.js'
 import { prepared } from './prepared.js'
+import { stamp } from '../clock.js'
 
 // The queries of every blob push and pull, compiled once.
 const selectLinkedSize = prepared((db, repository: string, digest: string) =>
@@ -17,14 +18,14 @@ const selectLinkedSize = prepared((db, repository: string, digest: string) =>
     .where('rb.digest', '=', digest),
 )
 const insertBlob = prepared((db, digest: string, size: number, now: number) =>
-  db.insertInto('blobs').values({ digest, size, created_at: now }).onConflict((oc) => oc.column('digest').doNothing()),
+  db.insertInto('blobs').values({ digest, size, created_at: stamp(db, now) }).onConflict((oc) => oc.column('digest').doNothing()),
 )
 const insertLink = prepared((db, repositoryId: number, digest: string, now: number) =>
   db
     .insertInto('repository_blobs')
-    .values({ repository_id: repositoryId, digest, created_at: now })
+    .values({ repository_id: repositoryId, digest, created_at: stamp(db, now) })
     // A re-push or mount refreshes the link's age, which GC's grace period counts from.
-    .onConflict((oc) => oc.columns(['repository_id', 'digest']).doUpdateSet({ created_at: now })),
+    .onConflict((oc) => oc.columns(['repository_id', 'digest']).doUpdateSet((eb) => ({ created_at: eb.ref('excluded.created_at') }))),
 )
 
 export function createBlobRepository(db: Db, changes: ChangeFeed) {

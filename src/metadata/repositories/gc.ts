@@ -4,6 +4,7 @@ import { capabilitiesOf } from '../capabilities.js'
 import type { Db } from './repositories.js'
 import { prepared } from './prepared.js'
 import { announced, type ChangeFeed } from '../changes.js'
+import { databaseTime, stamp } from '../clock.js'
 
 // Queries of garbage collection and scrub (src/gc). Reachability is computed here, in SQL,
 // page by page (keyset pagination), never by walking storage or loading every digest.
@@ -82,7 +83,7 @@ const selectBlobDeletion = prepared((db, digest: string, lease: string, now: num
     .select('d.digest')
     .where('d.digest', '=', digest)
     .where('l.name', '=', lease)
-    .where('l.expires_at', '>', now),
+    .where('l.expires_at', '>', stamp(db, now)),
 )
 
 export function createGcRepository(db: Db, changes: ChangeFeed) {
@@ -173,14 +174,18 @@ export function createGcRepository(db: Db, changes: ChangeFeed) {
      * on one either commits first and keeps it, or finds it gone). Their children are recorded
      * as orphans. Returns the ones deleted.
      */
-    async deleteManifests(runId: string, rules: ManifestRules, cs: ManifestCandidate[]): Promise<ManifestCandidate[]> {
+    /** The time GC's cutoffs count from: the database's clock on PostgreSQL (see clock.ts). */
+    async now(now: number): Promise<number> {
+      return databaseTime(db, now)
+    },
+
+    async deleteManifests(runId: string, rules: ManifestRules, cs: ManifestCandidate[], now: number): Promise<ManifestCandidate[]> {
       if (cs.length === 0) return []
       return announced(changes, ['manifest', 'tag'], () => g.transaction().execute(async (trx) => {
         const ids = cs.map((c) => c.id)
         if (rowLocks) await trx.selectFrom('manifests').select('id').where('id', 'in', ids).forUpdate().execute()
         const still = new Set((await manifestCandidates(runId, rules, trx).where('m.id', 'in', ids).execute()).map((r) => Number(r.id)))
         const gone = cs.filter((c) => still.has(c.id))
-        const now = Date.now()
         for (const c of gone) await orphanChildren(trx, c.id, now)
         for (const c of gone) {
           await trx.deleteFrom('manifests').where('id', '=', c.id).execute()
@@ -274,7 +279,7 @@ export function createGcRepository(db: Db, changes: ChangeFeed) {
       const rows = await g
         .selectFrom('gc_blob_deletions as d')
         .select(['d.digest', sql<number>`(select count(*) from blobs b where b.digest = d.digest)`.as('n')])
-        .where(sql<boolean>`not exists (select 1 from gc_leases l where l.name = ${lease} and l.holder = d.run_id and l.expires_at > ${now})`)
+        .where(sql<boolean>`not exists (select 1 from gc_leases l where l.name = ${lease} and l.holder = d.run_id and l.expires_at > ${stamp(g, now)})`)
         .orderBy('d.digest')
         .limit(limit)
         .execute()
@@ -293,12 +298,14 @@ export function createGcRepository(db: Db, changes: ChangeFeed) {
     /** Takes (or renews) the named lease for `holder` until `until`; false when another holds it. */
     async acquireLease(name: string, holder: string, now: number, until: number): Promise<boolean> {
       return g.transaction().execute(async (trx) => {
-        await trx.insertInto('gc_leases').values({ name, holder, expires_at: until }).onConflict((oc) => oc.column('name').doNothing()).execute()
+        // On PostgreSQL the lease runs on the database's clock, like everything GC compares.
+        const expires = stamp(trx, now, until - now)
+        await trx.insertInto('gc_leases').values({ name, holder, expires_at: expires }).onConflict((oc) => oc.column('name').doNothing()).execute()
         const res = await trx
           .updateTable('gc_leases')
-          .set({ holder, expires_at: until })
+          .set({ holder, expires_at: expires })
           .where('name', '=', name)
-          .where((eb) => eb.or([eb('holder', '=', holder), eb('expires_at', '<=', now)]))
+          .where((eb) => eb.or([eb('holder', '=', holder), eb('expires_at', '<=', stamp(trx, now))]))
           .executeTakeFirst()
         return Number(res.numUpdatedRows) > 0
       })
@@ -351,7 +358,7 @@ export function createGcRepository(db: Db, changes: ChangeFeed) {
         .set({ status: 'failed', ended_at: now, error: 'the process running it stopped' })
         .where('kind', '=', kind)
         .where('status', '=', 'running')
-        .where(sql<boolean>`not exists (select 1 from gc_leases l where l.name = ${lease} and l.holder = gc_runs.id and l.expires_at > ${now})`)
+        .where(sql<boolean>`not exists (select 1 from gc_leases l where l.name = ${lease} and l.holder = gc_runs.id and l.expires_at > ${stamp(g, now)})`)
         .execute()
     },
 
@@ -444,7 +451,7 @@ export function createGcRepository(db: Db, changes: ChangeFeed) {
 /** Children of a manifest about to be deleted become orphans: GC may remove them when unreferenced. */
 async function orphanChildren(trx: GcDb, manifestId: number, now: number): Promise<void> {
   await sql`insert into gc_orphaned_manifests (repository_id, digest, at)
-    select m.repository_id, mr.digest, ${now} from manifest_references mr join manifests m on m.id = mr.manifest_id
+    select m.repository_id, mr.digest, ${stamp(trx, now)} from manifest_references mr join manifests m on m.id = mr.manifest_id
     where mr.manifest_id = ${manifestId} and mr.kind = 'manifest'
     on conflict (repository_id, digest) do update set at = excluded.at`.execute(trx)
 }

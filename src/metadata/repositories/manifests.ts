@@ -5,6 +5,7 @@ import { MANIFEST_KINDS, type ChangeFeed } from '../changes.js'
 import { capabilitiesOf } from '../capabilities.js'
 import { orphanChildrenOf } from './gc.js'
 import { createHash } from 'node:crypto'
+import { stamp } from '../clock.js'
 
 export interface ManifestRow {
   digest: string
@@ -106,9 +107,9 @@ export function createManifestRepository(db: Db, changes: ChangeFeed) {
     },
 
     /** DELETE removes the tags that point at the manifest too (after the row, see insert). */
-    async delete(repositoryId: number, digest: string, trx: Db = db): Promise<boolean> {
+    async delete(repositoryId: number, digest: string, now: number, trx: Db = db): Promise<boolean> {
       // The children of a deleted index may be garbage even when untagged manifests are kept.
-      await orphanChildrenOf(trx, repositoryId, digest, Date.now())
+      await orphanChildrenOf(trx, repositoryId, digest, now)
       const res = await trx.deleteFrom('manifests').where('repository_id', '=', repositoryId).where('digest', '=', digest).executeTakeFirst()
       await trx.deleteFrom('tags').where('repository_id', '=', repositoryId).where('manifest_digest', '=', digest).execute()
       changes.changed('manifest', 'tag')
@@ -154,7 +155,7 @@ async function insertOnce(repositoryId: number, m: NewManifest, now: number, trx
       content: m.content,
       subject_digest: m.subjectDigest,
       annotations: m.annotations,
-      created_at: now,
+      created_at: stamp(trx, now),
     })
     .onConflict((oc) => oc.columns(['repository_id', 'digest']).doNothing())
     .returning('id')

@@ -15,6 +15,17 @@ interface Template {
 
 const MARK = '\u0000berth-arg:'
 
+/** While a template compiles: the arguments the dialect replaces by a value of its own. */
+let replaced: Set<unknown> | undefined
+
+/**
+ * Called by a query builder for an argument this dialect does not use, because the database
+ * supplies the value itself (the database clock, see clock.ts): it is not a parameter then.
+ */
+export function replacedByDatabase(arg: unknown): void {
+  replaced?.add(arg)
+}
+
 /**
  * A query on the push and pull paths, built and compiled by Kysely once per SQL dialect; each
  * call only puts its own values into the parameters. Kysely otherwise builds a fresh query tree
@@ -40,7 +51,14 @@ export function prepared<A extends unknown[], R>(build: (db: Db, ...args: A) => 
 
 function compileTemplate<A extends unknown[], R>(db: Db, build: (db: Db, ...args: A) => Compilable<R>, count: number): Template {
   const marks = Array.from({ length: count }, (_, i) => `${MARK}${i}`)
-  const compiled = build(db, ...(marks as unknown as A)).compile() as CompiledQuery<unknown>
+  const skipped = new Set<unknown>()
+  replaced = skipped
+  let compiled: CompiledQuery<unknown>
+  try {
+    compiled = build(db, ...(marks as unknown as A)).compile() as CompiledQuery<unknown>
+  } finally {
+    replaced = undefined
+  }
   const slots = compiled.parameters.map((value): Slot => {
     const index = typeof value === 'string' ? marks.indexOf(value) : -1
     if (index >= 0) return { arg: index }
@@ -49,7 +67,7 @@ function compileTemplate<A extends unknown[], R>(db: Db, build: (db: Db, ...args
     }
     return { value }
   })
-  const unused = marks.findIndex((_, i) => !slots.some((slot) => 'arg' in slot && slot.arg === i))
+  const unused = marks.findIndex((mark, i) => !skipped.has(mark) && !slots.some((slot) => 'arg' in slot && slot.arg === i))
   if (unused >= 0) throw new Error(`prepared query does not pass argument ${unused} as a parameter: ${compiled.sql}`)
   return { compiled, slots }
 }
