@@ -74,7 +74,8 @@ const UNCACHED_WRITES = new Set([
   'immutability.addImmutabilityRule', 'immutability.deleteImmutabilityRule',
   'retention.putRetentionPolicy', 'retention.createRun', 'retention.updateRun', 'retention.failAbandonedRuns', 'retention.addRunItems', 'retention.prunePulls',
   'pulls.addPulls',
-  'robots.touch',
+  // Last login and last use: book-keeping no access decision reads (the 0007 triggers ignore them too).
+  'robots.touch', 'users.recordLogin',
 ])
 
 interface Caches {
