@@ -2,7 +2,6 @@ import { join, resolve } from 'node:path'
 import type { Logger } from 'pino'
 import type { FastifyInstance } from 'fastify'
 import type { Config } from './config/schema.js'
-import { parseDuration } from './config/duration.js'
 import { buildHttpServer } from './http/server.js'
 import { Scheduler } from './jobs/scheduler.js'
 import { JobQueue } from './jobs/queue.js'
@@ -82,8 +81,8 @@ export async function createStorage(config: Config): Promise<StorageDriver> {
       const driver = new S3Driver({
         ...s3,
         bucket: s3.bucket ?? '',
-        requestTimeoutMs: parseDuration(s3.requestTimeout) || undefined,
-        redirectExpiresIn: s3.redirect ? Math.round((parseDuration(s3.redirectExpiry) ?? 1_200_000) / 1000) : undefined,
+        requestTimeoutMs: s3.requestTimeout || undefined,
+        redirectExpiresIn: s3.redirect ? Math.round(s3.redirectExpiry / 1000) : undefined,
       })
       return s3.cache.directory ? new CachingDriver(driver, s3.cache.directory, s3.cache.maxBytes) : driver
     }
@@ -111,15 +110,15 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
   })
   const metadata = await openMetadata(databaseUrl(config), {
     poolMax: config.database.pool.max,
-    idleTimeoutMs: parseDuration(config.database.pool.idleTimeout),
-    connectTimeoutMs: parseDuration(config.database.connectTimeout),
-    statementTimeoutMs: parseDuration(config.database.statementTimeout),
+    idleTimeoutMs: config.database.pool.idleTimeout,
+    connectTimeoutMs: config.database.connectTimeout,
+    statementTimeoutMs: config.database.statementTimeout,
     sqliteSynchronous: config.database.sqliteSynchronous,
     log,
   })
   const meta = createMetadataRepositories(metadata.db, metadata.changes)
   const metrics = config.metrics.enabled ? new Metrics({ blobs: () => meta.blobs.stats(), uploads: () => meta.uploads.count(), freeBytes: async () => storage.freeBytes?.() }) : undefined
-  const auth = await AuthService.create(meta, metadata.changes.generation(ACCESS_KINDS), { ...authOptions(config, deps.adminPassword), directory: directory?.login, directoryCacheMs: parseDuration(config.auth.ldap.cacheTtl) ?? 0 }, log, now)
+  const auth = await AuthService.create(meta, metadata.changes.generation(ACCESS_KINDS), { ...authOptions(config, deps.adminPassword), directory: directory?.login, directoryCacheMs: config.auth.ldap.cacheTtl }, log, now)
   const { generatedAdminPassword, adminPasswordIgnored } = await auth.bootstrap(meta, now())
   const oidcConfig = config.auth.oidc
   let oidc: OidcLogin | undefined
@@ -168,21 +167,21 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
 
   const jobs = new JobQueue(meta.jobs, log.child({ module: 'jobs' }), {
     concurrency: config.jobs.concurrency,
-    leaseMs: parseDuration(config.jobs.leaseTimeout) ?? 60_000,
-    pollMs: parseDuration(config.jobs.pollInterval) ?? 1_000,
+    leaseMs: config.jobs.leaseTimeout,
+    pollMs: config.jobs.pollInterval,
   })
   const scheduler = new Scheduler(log, jobs)
-  const expiry = parseDuration(config.uploads.expiry) ?? 86_400_000
+  const expiry = config.uploads.expiry
   scheduler.add({
     name: 'purge-uploads',
-    every: parseDuration(config.uploads.purgeInterval) ?? 3_600_000,
+    every: config.uploads.purgeInterval,
     run: async ({ log: taskLog }) => {
       const removed = await registry.uploads.purge(now() - expiry)
       if (removed > 0) taskLog.info({ removed }, 'expired upload sessions removed')
     },
   })
 
-  const auditRetention = parseDuration(config.audit.retention) ?? 90 * 86_400_000
+  const auditRetention = config.audit.retention
   scheduler.add({
     name: 'prune-audit',
     every: 3_600_000,
@@ -192,7 +191,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
     },
   })
 
-  const jobRetention = parseDuration(config.jobs.retention) ?? 7 * 86_400_000
+  const jobRetention = config.jobs.retention
   scheduler.add({
     name: 'prune-jobs',
     every: 3_600_000,
@@ -228,12 +227,12 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
     maxManifestSize: config.manifests.maxSize,
     minChunkSize: config.uploads.minChunkSize,
     accessLog: config.log.accessLog,
-    requestTimeout: parseDuration(config.http.requestTimeout) ?? 0,
+    requestTimeout: config.http.requestTimeout,
     limits: {
-      headersTimeoutMs: parseDuration(config.http.headersTimeout) ?? 10_000,
-      idleTimeoutMs: parseDuration(config.http.idleTimeout) ?? 60_000,
+      headersTimeoutMs: config.http.headersTimeout,
+      idleTimeoutMs: config.http.idleTimeout,
       anonymousBodyLimit: config.http.anonymousBodyLimit,
-      anonymousBodyTimeoutMs: parseDuration(config.http.anonymousBodyTimeout) ?? 10_000,
+      anonymousBodyTimeoutMs: config.http.anonymousBodyTimeout,
       maxConnectionsPerAddress: config.http.maxConnectionsPerAddress,
     },
     trustProxy: config.http.trustProxy,
@@ -300,10 +299,10 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
 /** GC and scrub services from config (gc.*, scrub.*, uploads.expiry), with their cron schedules. */
 export function gcServices(config: Config, deps: ConstructorParameters<typeof GcService>[0], opts: { scheduleGc?: boolean; queue?: JobQueue } = {}) {
   const gc = new GcService(deps, {
-    gracePeriodMs: parseDuration(config.gc.gracePeriod) ?? 3_600_000,
+    gracePeriodMs: config.gc.gracePeriod,
     untagged: config.gc.untagged,
-    untaggedAfterMs: parseDuration(config.gc.untaggedAfter) ?? 86_400_000,
-    uploadExpiryMs: parseDuration(config.uploads.expiry) ?? 86_400_000,
+    untaggedAfterMs: config.gc.untaggedAfter,
+    uploadExpiryMs: config.uploads.expiry,
   })
   const scrub = new ScrubService(deps)
   const runs = [
@@ -321,7 +320,7 @@ async function ldapDirectory(config: Config, log: Logger): Promise<LdapDirectory
     return undefined
   }
   const { LdapDirectory } = await import('./auth/ldap.js')
-  const directory = await LdapDirectory.create({ ...l, url: l.url, baseDN: l.baseDN, timeout: parseDuration(l.timeout) ?? 10_000 }, log)
+  const directory = await LdapDirectory.create({ ...l, url: l.url, baseDN: l.baseDN, timeout: l.timeout }, log)
   const tls = l.url.startsWith('ldaps:') ? 'ldaps' : l.startTLS ? 'starttls' : 'none'
   log.info({ url: l.url, baseDN: l.baseDN, bindDN: l.bindDN ?? 'anonymous', tls }, 'LDAP login enabled')
   if (tls === 'none') log.warn({ url: l.url }, 'LDAP without TLS: passwords cross the network in clear (use ldaps:// or auth.ldap.startTLS)')
@@ -335,12 +334,12 @@ function authOptions(config: Config, adminPassword: string | undefined) {
     enabled: a.enabled,
     service: a.service,
     issuer: a.issuer,
-    tokenExpiry: parseDuration(a.tokenExpiry) ?? 300_000,
-    refreshTokenExpiry: parseDuration(a.refreshTokenExpiry) ?? 30 * 86_400_000,
-    sessionExpiry: parseDuration(a.sessionExpiry) ?? 12 * 3_600_000,
+    tokenExpiry: a.tokenExpiry,
+    refreshTokenExpiry: a.refreshTokenExpiry,
+    sessionExpiry: a.sessionExpiry,
     autoCreateProjects: a.autoCreateProjects,
     projectCreation: a.projectCreation,
-    throttle: { maxFailures: a.throttle.maxFailures, window: parseDuration(a.throttle.window) ?? 900_000 },
+    throttle: { maxFailures: a.throttle.maxFailures, window: a.throttle.window },
     external: ext.issuer && (ext.jwks || ext.rootCertBundle) ? { issuer: ext.issuer, service: ext.service ?? a.service, jwks: ext.jwks, rootCertBundle: ext.rootCertBundle } : undefined,
     adminPassword,
   }

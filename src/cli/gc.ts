@@ -1,6 +1,7 @@
 import cliProgress from 'cli-progress'
 import pino from 'pino'
 import { createStorage, databaseUrl, gcServices } from '../app.js'
+import { formatDuration } from '../config/duration.js'
 import { loadConfig } from '../config/load.js'
 import type { Config } from '../config/schema.js'
 import type { GcProgress } from '../gc/gc-service.js'
@@ -64,7 +65,7 @@ export function progressBar(enabled: boolean): { update(p: GcProgress | ScrubPro
 export async function gcCommand(flags: GcFlags): Promise<void> {
   let gracePeriod = ''
   const record = await withGc(flags, async ({ gc }, config) => {
-    gracePeriod = config.gc.gracePeriod
+    gracePeriod = formatDuration(config.gc.gracePeriod)
     const bar = progressBar(process.stdout.isTTY === true && !flags.json)
     try {
       return await gc.run({ trigger: 'cli', dryRun: flags.dryRun === true, onProgress: (p) => bar.update(p) })

@@ -2,7 +2,6 @@ import { createServer } from 'node:net'
 import { splitAddr } from '../config/addr.js'
 import { buildApp } from '../app.js'
 import { berthCommand, dataFlags, registryHost, startBanner } from './banner.js'
-import { parseDuration } from '../config/duration.js'
 import { loadConfig, maskSecrets, releaseConfigModules } from '../config/load.js'
 
 interface ServeFlags {
@@ -50,7 +49,7 @@ export async function serveCommand(flags: ServeFlags): Promise<void> {
   }
   void app.scheduler.runNow('purge-uploads').catch(() => undefined)
 
-  const timeout = parseDuration(config.http.shutdownTimeout) ?? 30_000
+  const timeout = config.http.shutdownTimeout
   let stopping = false
   const stop = (signal: string) => {
     if (stopping) return

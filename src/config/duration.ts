@@ -6,3 +6,12 @@ export function parseDuration(text: string): number | undefined {
   if (!match) return undefined
   return Math.round(Number(match[1]) * (UNITS[match[2] ?? 'ms'] ?? 1))
 }
+
+/** A duration in the config's own notation: the largest unit that divides it ("90m", "1h", "250ms"). */
+export function formatDuration(ms: number): string {
+  for (const unit of ['d', 'h', 'm', 's'] as const) {
+    const size = UNITS[unit] as number
+    if (ms >= size && ms % size === 0) return `${ms / size}${unit}`
+  }
+  return `${ms}ms`
+}

@@ -23,7 +23,17 @@ describe('config', () => {
     assert.equal(config.dataDir, './data')
     assert.equal(config.storage.driver, 'filesystem')
     assert.equal(config.manifests.maxSize, 4 * 1024 * 1024)
-    assert.equal(config.uploads.expiry, '24h')
+    assert.equal(config.uploads.expiry, 86_400_000, 'durations are parsed once, into milliseconds')
+  })
+
+  it('parses every duration once, into milliseconds, from files and the environment alike', async () => {
+    const file = await yamlFile('gc:\n  gracePeriod: 90m\njobs:\n  pollInterval: 250\n')
+    const { config } = await loadConfig({ file, env: { BERTH_AUTH_TOKEN_EXPIRY: '2h' } })
+    assert.equal(config.gc.gracePeriod, 90 * 60_000)
+    assert.equal(config.jobs.pollInterval, 250, 'a plain number is milliseconds')
+    assert.equal(config.auth.tokenExpiry, 2 * 3_600_000)
+    assert.equal(config.http.shutdownTimeout, 30_000, 'defaults too')
+    assert.deepEqual(parseConfig(config), config, 'a parsed config parses to itself')
   })
 
   const envCases: [string, string, (c: Awaited<ReturnType<typeof loadConfig>>['config']) => unknown, unknown][] = [

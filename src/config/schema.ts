@@ -10,7 +10,16 @@ import { parseDuration } from './duration.js'
 
 /** The config schema, built with the zod given. */
 export function buildConfigSchema(z: typeof Zod) {
-  const duration = z.string().refine((v) => parseDuration(v) !== undefined, { message: 'expected a duration such as 30s, 15m, 24h' })
+  // Parsed here, once: the config holds every duration in milliseconds (a plain number in the
+  // file is milliseconds already, and lets a parsed config be parsed again).
+  const duration = z.union([z.string(), z.number().nonnegative()]).transform((v, ctx) => {
+    const ms = typeof v === 'number' ? Math.round(v) : parseDuration(v)
+    if (ms === undefined) {
+      ctx.addIssue({ code: 'custom', message: 'expected a duration such as 30s, 15m, 24h' })
+      return z.NEVER
+    }
+    return ms
+  })
   const size = z.number().int().nonnegative()
   const cron = z.string().superRefine((v, ctx) => {
     const problem = cronProblem(v)
@@ -28,17 +37,17 @@ export function buildConfigSchema(z: typeof Zod) {
           /** External URL clients reach Berth at (used in Location headers); derived from the request when empty. */
           baseUrl: z.string().url().optional(),
           tls: z.object({ certificate: z.string().optional(), key: z.string().optional() }).strict().prefault({}),
-          shutdownTimeout: duration.default('30s'),
+          shutdownTimeout: duration.prefault('30s'),
           /** A bound on how long a whole request may take (0: none; uploads can be long). */
-          requestTimeout: duration.default('0s'),
+          requestTimeout: duration.prefault('0s'),
           /** A bound on how long a client may take to send a request's headers. */
-          headersTimeout: duration.default('10s'),
+          headersTimeout: duration.prefault('10s'),
           /** A connection with no bytes in either direction for this long is closed (an upload that stopped progressing). 0: none. */
-          idleTimeout: duration.default('60s'),
+          idleTimeout: duration.prefault('60s'),
           /** The largest body of a request not yet authenticated (/token, login, anonymous /api/v1). */
           anonymousBodyLimit: size.default(64 * 1024),
           /** How long a request not yet authenticated may take to send its body. */
-          anonymousBodyTimeout: duration.default('10s'),
+          anonymousBodyTimeout: duration.prefault('10s'),
           /** Open connections allowed from one client address; more are closed at once. 0: no cap. */
           maxConnectionsPerAddress: z.number().int().min(0).default(128),
           /**
@@ -90,10 +99,10 @@ export function buildConfigSchema(z: typeof Zod) {
               secretAccessKey: z.string().optional(),
               /** attempts per request, first included (SDK standard retry: exponential backoff with jitter) */
               maxAttempts: z.number().int().min(1).default(5),
-              requestTimeout: duration.default('60s'),
+              requestTimeout: duration.prefault('60s'),
               /** answer blob GETs with 307 to a presigned URL, so pull bandwidth bypasses Berth */
               redirect: z.boolean().default(false),
-              redirectExpiry: duration.default('20m'),
+              redirectExpiry: duration.prefault('20m'),
               /** local disk read cache of whole blobs (LRU, bounded by maxBytes); off when no directory */
               cache: z
                 .object({
@@ -118,7 +127,7 @@ export function buildConfigSchema(z: typeof Zod) {
             .object({
               max: z.number().int().positive().default(10),
               /** An idle pooled connection is closed after this long. */
-              idleTimeout: duration.default('30s'),
+              idleTimeout: duration.prefault('30s'),
             })
             .strict()
             .prefault({}),
@@ -129,17 +138,17 @@ export function buildConfigSchema(z: typeof Zod) {
            */
           sqliteSynchronous: z.enum(['normal', 'full']).default('normal'),
           /** PostgreSQL only: bound on opening a connection or waiting for a free one. */
-          connectTimeout: duration.default('10s'),
+          connectTimeout: duration.prefault('10s'),
           /** PostgreSQL only: statement_timeout and idle_in_transaction_session_timeout ('0s' disables). */
-          statementTimeout: duration.default('30s'),
+          statementTimeout: duration.prefault('30s'),
         })
         .strict()
         .prefault({}),
       uploads: z
         .object({
           /** Sessions idle longer than this are removed with their data. */
-          expiry: duration.default('24h'),
-          purgeInterval: duration.default('1h'),
+          expiry: duration.prefault('24h'),
+          purgeInterval: duration.prefault('1h'),
           /** Advertised in OCI-Chunk-Min-Length; chunks smaller than this (other than the last) are refused. */
           minChunkSize: size.default(0),
         })
@@ -173,14 +182,14 @@ export function buildConfigSchema(z: typeof Zod) {
           issuer: z.string().min(1).default('berth'),
           /** token endpoint announced in challenges; <request origin>/token when unset */
           realm: z.string().url().optional(),
-          tokenExpiry: duration.default('5m'),
-          refreshTokenExpiry: duration.default('30d'),
-          sessionExpiry: duration.default('12h'),
+          tokenExpiry: duration.prefault('5m'),
+          refreshTokenExpiry: duration.prefault('30d'),
+          sessionExpiry: duration.prefault('12h'),
           /** who may create projects through the API: admins only, or every signed-in user */
           projectCreation: z.enum(['admin', 'everyone']).default('everyone'),
           /** pushing to a missing project creates it (the pusher becomes its project admin) */
           autoCreateProjects: z.boolean().default(false),
-          throttle: z.object({ maxFailures: size.default(10), window: duration.default('15m') }).strict().prefault({}),
+          throttle: z.object({ maxFailures: size.default(10), window: duration.prefault('15m') }).strict().prefault({}),
           /** An external token issuer (like Distribution's auth.token): Berth verifies its tokens. */
           token: z
             .object({
@@ -248,12 +257,12 @@ export function buildConfigSchema(z: typeof Zod) {
               /** the group attribute that names it in Berth (project members {"group": …}) */
               groupNameAttribute: z.string().min(1).default('cn'),
               /** bound on connecting and on each LDAP operation */
-              timeout: duration.default('10s'),
+              timeout: duration.prefault('10s'),
               /**
                * how long a successful bind is remembered for Basic requests to /v2 and /api (a push
                * sends credentials on every request); /token and UI logins always bind. 0s: never.
                */
-              cacheTtl: duration.default('1m'),
+              cacheTtl: duration.prefault('1m'),
               /** upgrade ldap:// to TLS with StartTLS (refused with ldaps://) */
               startTLS: z.boolean().default(false),
               /** PEM CA bundle for ldaps:// and StartTLS (default: Node's trusted CAs) */
@@ -272,15 +281,15 @@ export function buildConfigSchema(z: typeof Zod) {
         })
         .strict()
         .prefault({}),
-      audit: z.object({ retention: duration.default('90d') }).strict().prefault({}),
+      audit: z.object({ retention: duration.prefault('90d') }).strict().prefault({}),
       /** Online garbage collection (src/gc): runs while pushes continue. */
       gc: z
         .object({
           /** nothing younger than this (blob, repository link, manifest) is collected; '0s' allowed */
-          gracePeriod: duration.default('1h'),
+          gracePeriod: duration.prefault('1h'),
           /** untagged manifests: keep them, or delete those older than untaggedAfter */
           untagged: z.enum(['keep', 'delete']).default('keep'),
-          untaggedAfter: duration.default('24h'),
+          untaggedAfter: duration.prefault('24h'),
           /** cron expression (5 or 6 fields) of scheduled runs; none when unset (PUT /api/v1/gc/schedule wins) */
           schedule: cron.optional(),
           /** start a GC run a few seconds after the last manifest or tag DELETE (debounced) */
@@ -296,11 +305,11 @@ export function buildConfigSchema(z: typeof Zod) {
           /** jobs this node runs at once */
           concurrency: z.number().int().min(1).max(64).default(2),
           /** a job whose node stops renewing this long is taken over by another node */
-          leaseTimeout: duration.default('60s'),
+          leaseTimeout: duration.prefault('60s'),
           /** how often each node looks for due jobs */
-          pollInterval: duration.default('1s'),
+          pollInterval: duration.prefault('1s'),
           /** finished jobs are kept this long (GET /api/v1/jobs) */
-          retention: duration.default('7d'),
+          retention: duration.prefault('7d'),
         })
         .strict()
         .prefault({}),
