@@ -6,11 +6,11 @@ import { buildHttpServer } from './http/server.js'
 import { Scheduler } from './jobs/scheduler.js'
 import { JobQueue } from './jobs/queue.js'
 import { openMetadata, type MetadataDb } from './metadata/db.js'
-import { createMetadataRepositories } from './metadata/repositories/index.js'
+import { createMetadataRepositories, type MetadataRepositories } from './metadata/repositories/index.js'
 import { ACCESS_KINDS } from './metadata/changes.js'
 import { createLogger } from './observability/logger.js'
 import { Metrics } from './observability/metrics.js'
-import { createRuntimeTuning } from './runtime/tuning.js'
+import { createRuntimeTuning, type RuntimeTuning } from './runtime/tuning.js'
 import { createRegistry, type Registry } from './registry/registry.js'
 import { AuthService } from './auth/service.js'
 import type { OidcLogin } from './auth/oidc.js'
@@ -97,17 +97,91 @@ async function storageWarnings(storage: StorageDriver, minFreeBytes: number): Pr
   return [`the blob store has ${free} bytes free, below storage.minFreeBytes (${minFreeBytes}): pushes will fail with 507 when it is full`]
 }
 
-/** Wires config → storage + metadata → registry services → HTTP. Does not listen. */
+/**
+ * What the modules of an app opened, closed in the reverse order of opening (so each closes
+ * after everything that uses it). When a module fails to open, those opened before it close.
+ */
+class Opened {
+  private readonly closers: (() => unknown)[] = []
+
+  /** How to close what a module has just opened. */
+  add(close: () => unknown): void {
+    this.closers.push(close)
+  }
+
+  async close(): Promise<void> {
+    for (let close = this.closers.pop(); close; close = this.closers.pop()) await close()
+  }
+}
+
+/** What every module after storage and metadata is built on. */
+interface Core {
+  config: Config
+  log: Logger
+  now: () => number
+  storage: StorageDriver
+  metadata: MetadataDb
+  meta: MetadataRepositories
+}
+
+/**
+ * Wires config → storage + metadata → auth → jobs → registry → GC and policies → HTTP, each
+ * module opening what it owns; close() closes them in reverse. Does not listen.
+ */
 export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App> {
   const log = deps.logger ?? createLogger(config.log)
-  const now = deps.now ?? Date.now
-  const directory = await ldapDirectory(config, log)
+  const opened = new Opened()
+  try {
+    const storage = await openStorage(config, deps, opened)
+    const { metadata, meta } = await openMetadataModule(config, log, opened)
+    const core: Core = { config, log, now: deps.now ?? Date.now, storage, metadata, meta }
+    const metrics = config.metrics.enabled ? new Metrics({ blobs: () => meta.blobs.stats(), uploads: () => meta.uploads.count(), freeBytes: async () => storage.freeBytes?.() }) : undefined
+    const login = await openAuth(core, deps, opened)
+    const { jobs, scheduler } = openJobs(core, login.auth, opened)
+    const runtime = createRuntimeTuning({ enabled: config.runtime.tuning, busyPollMicros: config.http.busyPollMicros })
+    opened.add(() => runtime.close())
+    const oci = await openRegistry(core, { auth: login.auth, metrics, runtime, scheduler }, opened)
+    const policies = await openGcAndPolicies(core, deps, { uploads: oci.registry.uploads, immutability: oci.immutability, jobs }, opened)
+    oci.afterDelete(() => policies.trigger.request('delete'))
+    const http = openHttp(core, { login, registry: oci.registry, metrics, runtime, jobs, immutability: oci.immutability, ...policies }, opened)
+    // Every handler is registered by now (scheduled tasks, cron schedules): start claiming.
+    jobs.start()
+    return {
+      http,
+      registry: oci.registry,
+      gc: policies.gc,
+      scrub: policies.scrub,
+      retention: policies.retention,
+      immutability: oci.immutability,
+      pulls: oci.pulls,
+      schedules: policies.policySchedules,
+      auth: login.auth,
+      generatedAdminPassword: login.generatedAdminPassword,
+      adminPasswordIgnored: login.adminPasswordIgnored,
+      scheduler,
+      jobs,
+      storage,
+      metadata,
+      log,
+      close: () => opened.close(),
+    }
+  } catch (err) {
+    await opened.close().catch((closeErr: unknown) => log.warn({ err: closeErr }, 'could not close what was opened before start-up failed'))
+    throw err
+  }
+}
+
+/** The configured blob store, checked before anything else opens. */
+async function openStorage(config: Config, deps: AppDeps, opened: Opened): Promise<StorageDriver> {
   const configured = await createStorage(config)
   const storage = deps.wrapStorage ? deps.wrapStorage(configured) : configured
-  await storage.check().catch(async (err: unknown) => {
-    await storage.close?.()
-    throw err
-  })
+  opened.add(() => storage.close?.())
+  await storage.check()
+  return storage
+}
+
+/** The metadata database and its repositories. */
+async function openMetadataModule(config: Config, log: Logger, opened: Opened): Promise<{ metadata: MetadataDb; meta: MetadataRepositories }> {
   const metadata = await openMetadata(databaseUrl(config), {
     poolMax: config.database.pool.max,
     idleTimeoutMs: config.database.pool.idleTimeout,
@@ -116,9 +190,15 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
     sqliteSynchronous: config.database.sqliteSynchronous,
     log,
   })
-  const meta = createMetadataRepositories(metadata.db, metadata.changes)
-  const metrics = config.metrics.enabled ? new Metrics({ blobs: () => meta.blobs.stats(), uploads: () => meta.uploads.count(), freeBytes: async () => storage.freeBytes?.() }) : undefined
+  opened.add(() => metadata.close())
+  return { metadata, meta: createMetadataRepositories(metadata.db, metadata.changes) }
+}
+
+/** Accounts and tokens (AuthService), with LDAP and OIDC logins when configured. */
+async function openAuth({ config, log, now, meta, metadata }: Core, deps: AppDeps, opened: Opened) {
+  const directory = await ldapDirectory(config, log)
   const auth = await AuthService.create(meta, metadata.changes.generation(ACCESS_KINDS), { ...authOptions(config, deps.adminPassword), directory: directory?.login, directoryCacheMs: config.auth.ldap.cacheTtl }, log, now)
+  opened.add(() => auth.close())
   const { generatedAdminPassword, adminPasswordIgnored } = await auth.bootstrap(meta, now())
   const oidcConfig = config.auth.oidc
   let oidc: OidcLogin | undefined
@@ -126,17 +206,57 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
     const oidcOptions = { ...oidcConfig, issuer: oidcConfig.issuer, clientId: oidcConfig.clientId, redirectUrl: oidcConfig.redirectUrl }
     // The provider is asked once, at start-up; /readyz does not depend on it afterwards.
     const { OidcLogin } = await import('./auth/oidc.js')
-    oidc = await OidcLogin.create(oidcOptions, { meta, audit: auth.audit, now }).catch(async (err: unknown) => {
-      await auth.close()
-      await metadata.close()
-      throw err
-    })
+    oidc = await OidcLogin.create(oidcOptions, { meta, audit: auth.audit, now })
     log.info({ issuer: oidc.issuer }, 'OIDC login enabled at /auth/oidc/login')
   }
+  return { auth, oidc, generatedAdminPassword, adminPasswordIgnored }
+}
+
+/** The durable job queue and the periodic tasks (buildApp starts the queue once every handler is registered). */
+function openJobs({ config, log, now, meta }: Core, auth: AuthService, opened: Opened) {
+  const jobs = new JobQueue(meta.jobs, log.child({ module: 'jobs' }), {
+    concurrency: config.jobs.concurrency,
+    leaseMs: config.jobs.leaseTimeout,
+    pollMs: config.jobs.pollInterval,
+  })
+  const scheduler = new Scheduler(log, jobs)
+  opened.add(async () => {
+    await scheduler.stop()
+    await jobs.stop()
+  })
+
+  const auditRetention = config.audit.retention
+  scheduler.add({
+    name: 'prune-audit',
+    every: 3_600_000,
+    run: async ({ log: taskLog }) => {
+      const removed = await auth.audit.prune(now() - auditRetention)
+      if (removed > 0) taskLog.info({ removed }, 'audit rows past retention removed')
+    },
+  })
+
+  const jobRetention = config.jobs.retention
+  scheduler.add({
+    name: 'prune-jobs',
+    every: 3_600_000,
+    run: async ({ log: taskLog }) => {
+      const removed = await meta.jobs.prune(now() - jobRetention)
+      if (removed > 0) taskLog.info({ removed }, 'finished jobs past jobs.retention removed')
+    },
+  })
+  return { jobs, scheduler }
+}
+
+/** The OCI registry services, with the checks and counts of the policies and the purge of expired uploads. */
+async function openRegistry(
+  { config, log, now, storage, meta }: Core,
+  { auth, metrics, runtime, scheduler }: { auth: AuthService; metrics: Metrics | undefined; runtime: RuntimeTuning; scheduler: Scheduler },
+  opened: Opened,
+) {
   const immutability = new ImmutabilityService(meta, now)
   const pulls = new PullTracker(meta.pulls, log, { now })
-  const runtime = createRuntimeTuning({ enabled: config.runtime.tuning, busyPollMicros: config.http.busyPollMicros })
-  // Set once GC exists (below); deletes before that cannot happen (nothing listens yet).
+  opened.add(() => pulls.close())
+  // Set once GC exists (afterDelete below); deletes before that cannot happen (nothing listens yet).
   let gcAfterDelete = () => {}
   const registry = createRegistry(
     {
@@ -165,12 +285,6 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
   })
   if (adopted > 0) log.info({ sessions: adopted }, 'upload sessions moved to the flat uploads/<id> layout')
 
-  const jobs = new JobQueue(meta.jobs, log.child({ module: 'jobs' }), {
-    concurrency: config.jobs.concurrency,
-    leaseMs: config.jobs.leaseTimeout,
-    pollMs: config.jobs.pollInterval,
-  })
-  const scheduler = new Scheduler(log, jobs)
   const expiry = config.uploads.expiry
   scheduler.add({
     name: 'purge-uploads',
@@ -180,46 +294,66 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
       if (removed > 0) taskLog.info({ removed }, 'expired upload sessions removed')
     },
   })
-
-  const auditRetention = config.audit.retention
-  scheduler.add({
-    name: 'prune-audit',
-    every: 3_600_000,
-    run: async ({ log: taskLog }) => {
-      const removed = await auth.audit.prune(now() - auditRetention)
-      if (removed > 0) taskLog.info({ removed }, 'audit rows past retention removed')
+  return {
+    registry,
+    immutability,
+    pulls,
+    /** What runs after a delete (gc.afterDelete): the GC trigger, once it exists. */
+    afterDelete: (run: () => void) => {
+      gcAfterDelete = run
     },
-  })
+  }
+}
 
-  const jobRetention = config.jobs.retention
-  scheduler.add({
-    name: 'prune-jobs',
-    every: 3_600_000,
-    run: async ({ log: taskLog }) => {
-      const removed = await meta.jobs.prune(now() - jobRetention)
-      if (removed > 0) taskLog.info({ removed }, 'finished jobs past jobs.retention removed')
-    },
-  })
-
+/** GC, scrub and the after-delete trigger; retention and the cron schedules kept in the database. */
+async function openGcAndPolicies(
+  { config, log, now, storage, meta }: Core,
+  deps: AppDeps,
+  { uploads, immutability, jobs }: { uploads: Registry['uploads']; immutability: ImmutabilityService; jobs: JobQueue },
+  opened: Opened,
+) {
   // The GC schedule is kept by PolicySchedules (the API's setting wins over gc.schedule).
-  const { gc, scrub, stopSchedules } = gcServices(config, { meta, storage, uploads: registry.uploads, log, now }, { scheduleGc: false, queue: jobs })
+  const { gc, scrub, stopSchedules } = gcServices(config, { meta, storage, uploads, log, now }, { scheduleGc: false, queue: jobs })
   const trigger = new GcTrigger(gc, log, { debounceMs: deps.gcAfterDeleteDelayMs ?? 2_000 })
-  gcAfterDelete = () => trigger.request('delete')
   log.info({ reason: config.gc.afterDelete ? undefined : 'gc.afterDelete is false' }, config.gc.afterDelete ? 'GC after deletes enabled' : 'GC after deletes disabled')
   let onPolicyChange = () => {}
   const retention = new RetentionService({ meta, immutability, log, now, startGc: (t) => trigger.start(t), onPolicyChange: () => onPolicyChange() })
   const policySchedules = new PolicySchedules({ meta, gc, retention, log, configGcSchedule: config.gc.schedule, queue: jobs })
   onPolicyChange = () => policySchedules.changed()
+  opened.add(() => {
+    stopSchedules()
+    policySchedules.stop()
+    trigger.close()
+  })
   await policySchedules.start()
+  return { gc, scrub, trigger, retention, policySchedules }
+}
 
+/** The HTTP server (routes of every surface, metrics, readiness); it does not listen yet. */
+function openHttp(
+  { config, log, storage, metadata }: Core,
+  s: {
+    login: Awaited<ReturnType<typeof openAuth>>
+    registry: Registry
+    metrics: Metrics | undefined
+    runtime: RuntimeTuning
+    jobs: JobQueue
+    immutability: ImmutabilityService
+    gc: GcService
+    retention: RetentionService
+    policySchedules: PolicySchedules
+  },
+  opened: Opened,
+): FastifyInstance {
+  const { metrics, runtime, policySchedules } = s
   const http = buildHttpServer({
     logger: log,
-    registry,
-    auth,
+    registry: s.registry,
+    auth: s.login.auth,
     authEnabled: config.auth.enabled,
     realm: config.auth.token.realm ?? config.auth.realm,
     ownTokenEndpoint: !config.auth.token.realm,
-    oidc,
+    oidc: s.login.oidc,
     service: config.auth.token.realm ? (config.auth.token.service ?? config.auth.service) : config.auth.service,
     secureCookies: Boolean(config.http.tls.certificate) || (config.http.baseUrl?.startsWith('https:') ?? false),
     baseUrl: config.http.baseUrl?.replace(/\/$/, ''),
@@ -237,11 +371,11 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
     },
     trustProxy: config.http.trustProxy,
     services: {
-      gc,
+      gc: s.gc,
       gcSchedule: { get: () => policySchedules.gcSchedule(), set: (body) => policySchedules.setGcSchedule(body) },
-      jobs,
-      retention,
-      immutability,
+      jobs: s.jobs,
+      retention: s.retention,
+      immutability: s.immutability,
     },
     ready: async () => {
       await storage.check()
@@ -260,40 +394,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
     onBytesOut: (n) => runtime.sent(n),
     onResponse: () => runtime.responded(),
   })
-  // Every handler is registered by now (scheduled tasks, cron schedules): start claiming.
-  jobs.start()
-
-  return {
-    http,
-    registry,
-    gc,
-    scrub,
-    retention,
-    immutability,
-    pulls,
-    schedules: policySchedules,
-    auth,
-    generatedAdminPassword,
-    adminPasswordIgnored,
-    scheduler,
-    jobs,
-    storage,
-    metadata,
-    log,
-    async close() {
-      stopSchedules()
-      policySchedules.stop()
-      trigger.close()
-      runtime.close()
-      await http.close()
-      await pulls.close()
-      await scheduler.stop()
-      await jobs.stop()
-      await auth.close()
-      await metadata.close()
-      await storage.close?.()
-    },
-  }
+  opened.add(() => http.close())
+  return http
 }
 
 /** GC and scrub services from config (gc.*, scrub.*, uploads.expiry), with their cron schedules. */
