@@ -225,25 +225,18 @@ function openJobs({ config, log, now, meta }: Core, auth: AuthService, opened: O
     await jobs.stop()
   })
 
-  const auditRetention = config.audit.retention
-  scheduler.add({
-    name: 'prune-audit',
-    every: 3_600_000,
-    run: async ({ log: taskLog }) => {
-      const removed = await auth.audit.prune(now() - auditRetention)
-      if (removed > 0) taskLog.info({ removed }, 'audit rows past retention removed')
-    },
-  })
-
-  const jobRetention = config.jobs.retention
-  scheduler.add({
-    name: 'prune-jobs',
-    every: 3_600_000,
-    run: async ({ log: taskLog }) => {
-      const removed = await meta.jobs.prune(now() - jobRetention)
-      if (removed > 0) taskLog.info({ removed }, 'finished jobs past jobs.retention removed')
-    },
-  })
+  // Hourly removal of rows past their retention: audit rows, finished jobs.
+  const prune = (name: string, retention: number, remove: (before: number) => Promise<number>, what: string) =>
+    scheduler.add({
+      name,
+      every: 3_600_000,
+      run: async ({ log: taskLog }) => {
+        const removed = await remove(now() - retention)
+        if (removed > 0) taskLog.info({ removed }, what)
+      },
+    })
+  prune('prune-audit', config.audit.retention, (before) => auth.audit.prune(before), 'audit rows past retention removed')
+  prune('prune-jobs', config.jobs.retention, (before) => meta.jobs.prune(before), 'finished jobs past jobs.retention removed')
   return { jobs, scheduler }
 }
 
