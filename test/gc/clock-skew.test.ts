@@ -1,9 +1,6 @@
 import assert from 'node:assert/strict'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import { createTestDatabase, dropTestDatabase, postgresSkip, startServer, type TestServer } from '../helpers/server.js'
+import { postgresSkip, testCluster, type TestServer } from '../helpers/server.js'
 import { blobDigest, orphanBlob } from './helpers.js'
 
 const skip = postgresSkip()
@@ -13,26 +10,16 @@ const MINUTES = 60_000
 // (or a collecting node whose clock is ahead) must not make a blob being pushed look older than
 // the grace period.
 describe('GC on nodes whose clocks differ by minutes (PostgreSQL)', { skip }, () => {
-  let url: string
-  let blobs: string
+  const cluster = testCluster({ gc: { gracePeriod: '1m' } })
   let slow: TestServer
   let fast: TestServer
   let exact: TestServer
   before(async () => {
-    blobs = await mkdtemp(join(tmpdir(), 'berth-clock-skew-'))
-    url = await createTestDatabase()
-    const shared = { database: { url }, storage: { filesystem: { rootDirectory: blobs } }, gc: { gracePeriod: '1m' } }
-    slow = await startServer(shared, { now: () => Date.now() - 10 * MINUTES })
-    fast = await startServer(shared, { now: () => Date.now() + 10 * MINUTES })
-    exact = await startServer(shared)
+    slow = await cluster.start({ now: () => Date.now() - 10 * MINUTES })
+    fast = await cluster.start({ now: () => Date.now() + 10 * MINUTES })
+    exact = await cluster.start()
   })
-  after(async () => {
-    await slow?.close()
-    await fast?.close()
-    await exact?.close()
-    if (url) await dropTestDatabase(url)
-    await rm(blobs, { recursive: true, force: true })
-  })
+  after(() => cluster.close())
 
   it('a blob pushed through a slow node (its manifest still to come) survives GC on the others', async () => {
     const digest = await orphanBlob(slow.url, 'skew/app')

@@ -166,3 +166,31 @@ export async function startServer(overrides: ConfigInput = {}, opts: StartOption
     },
   }
 }
+
+/** Nodes of one test cluster: one fresh PostgreSQL database and one blob folder that every node shares. */
+export interface TestCluster {
+  /** Starts a node on the shared database and blob folder (`config` adds to the cluster's). */
+  start(opts?: StartOptions): Promise<TestServer>
+  /** Stops every node, then drops the database and removes the blob folder. */
+  close(): Promise<void>
+}
+
+export function testCluster(config: ConfigInput = {}): TestCluster {
+  let url: string | undefined
+  let blobs: string | undefined
+  const nodes: TestServer[] = []
+  return {
+    async start(opts = {}) {
+      blobs ??= await mkdtemp(join(tmpdir(), 'berth-cluster-'))
+      url ??= await createTestDatabase()
+      const node = await startServer({ ...config, database: { url }, storage: { filesystem: { rootDirectory: blobs } } }, opts)
+      nodes.push(node)
+      return node
+    },
+    async close() {
+      for (const node of nodes) await node.close()
+      if (url) await dropTestDatabase(url)
+      if (blobs) await rm(blobs, { recursive: true, force: true })
+    },
+  }
+}

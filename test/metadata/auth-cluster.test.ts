@@ -1,10 +1,7 @@
 import assert from 'node:assert/strict'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { ADMIN, ADMIN_PASSWORD, apiOk, addUser, basic } from '../helpers/auth.js'
-import { createTestDatabase, dropTestDatabase, postgresSkip, startServer, type TestServer } from '../helpers/server.js'
+import { postgresSkip, testCluster, type TestServer } from '../helpers/server.js'
 import { eventually } from '../helpers/eventually.js'
 
 const skip = postgresSkip()
@@ -12,24 +9,15 @@ const skip = postgresSkip()
 // Access decisions are cached per node; a change made through one node must reach the others'
 // caches (PostgreSQL notifications), or a disabled user keeps pushing through the rest.
 describe('access changes reach every node (PostgreSQL)', { skip }, () => {
-  let url: string
-  let blobs: string
+  const cluster = testCluster({ auth: { enabled: true } })
   let a: TestServer
   let b: TestServer
   before(async () => {
-    blobs = await mkdtemp(join(tmpdir(), 'berth-auth-cluster-'))
-    url = await createTestDatabase()
-    const shared = { database: { url }, storage: { filesystem: { rootDirectory: blobs } }, auth: { enabled: true } }
-    a = await startServer(shared, { adminPassword: ADMIN_PASSWORD })
-    b = await startServer(shared, { adminPassword: ADMIN_PASSWORD })
+    a = await cluster.start({ adminPassword: ADMIN_PASSWORD })
+    b = await cluster.start({ adminPassword: ADMIN_PASSWORD })
     await apiOk(a, 'POST', '/projects', ADMIN, { name: 'team', public: false }, 201)
   })
-  after(async () => {
-    await a?.close()
-    await b?.close()
-    if (url) await dropTestDatabase(url)
-    await rm(blobs, { recursive: true, force: true })
-  })
+  after(() => cluster.close())
 
   // A read that writes nothing on the node asked (a write there would empty its own caches and
   // hide a missing notification): a member may list the tags of an unknown repository (404).

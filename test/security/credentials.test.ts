@@ -4,11 +4,8 @@
 
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { ADMIN, ADMIN_PASSWORD, addUser, api, apiOk, basic, startAuthServer, token } from '../helpers/auth.js'
-import { createTestDatabase, dropTestDatabase, postgresSkip, startServer, type TestServer } from '../helpers/server.js'
+import { postgresSkip, testCluster, type TestServer } from '../helpers/server.js'
 
 /** The OAuth2 form of /token (what docker sends with a refresh token). */
 async function tokenForm(s: TestServer, fields: Record<string, string>, headers: Record<string, string> = {}): Promise<Response> {
@@ -292,23 +289,14 @@ describe('password guessing', () => {
 // Two nodes on one PostgreSQL database: what one node revokes, the other refuses at once (the
 // record is read on every use, no cache to wait for), and guesses count on both.
 describe('credentials end on every node (PostgreSQL)', { skip: postgresSkip() }, () => {
-  let url: string
-  let blobs: string
+  const cluster = testCluster({ auth: { enabled: true }, http: { trustProxy: '*' } })
   let a: TestServer
   let b: TestServer
   before(async () => {
-    blobs = await mkdtemp(join(tmpdir(), 'berth-creds-cluster-'))
-    url = await createTestDatabase()
-    const shared = { database: { url }, storage: { filesystem: { rootDirectory: blobs } }, auth: { enabled: true }, http: { trustProxy: '*' } }
-    a = await startServer(shared, { adminPassword: ADMIN_PASSWORD })
-    b = await startServer(shared, { adminPassword: ADMIN_PASSWORD })
+    a = await cluster.start({ adminPassword: ADMIN_PASSWORD })
+    b = await cluster.start({ adminPassword: ADMIN_PASSWORD })
   })
-  after(async () => {
-    await a?.close()
-    await b?.close()
-    if (url) await dropTestDatabase(url)
-    await rm(blobs, { recursive: true, force: true })
-  })
+  after(() => cluster.close())
 
   it('a password change or a logout on one node ends the credentials on the other', async () => {
     await addUser(a, 'nina')
