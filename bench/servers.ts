@@ -163,15 +163,18 @@ export function ensureBuilt(berthDir: string): string | undefined {
 }
 
 /**
- * The Node.js flags `npm start` gives Berth (package.json's start script, `exec node FLAGS
- * bin/berth.js serve`): the bench measures Berth as users start it.
+ * The Node.js flags `npm start` gives Berth: the bench measures Berth as users start it. The start
+ * script is `exec sh bin/serve.sh`, whose last line execs `node FLAGS "$bin/berth.js" serve`
+ * (older commits: `exec node FLAGS bin/berth.js serve` in package.json itself).
  */
 function startFlags(berthDir: string): string[] {
   const pkg = JSON.parse(readFileSync(join(berthDir, 'package.json'), 'utf8')) as { scripts?: Record<string, string> }
   const start = pkg.scripts?.start ?? ''
-  const match = /^(?:exec\s+)?node((?:\s+--[\w-]+(?:=\S+)?)*)\s+bin\/berth\.js\s/.exec(start)
-  if (!match) throw new Error(`package.json's start script is not "exec node [FLAGS] bin/berth.js serve": ${start}`)
-  return (match[1] ?? '').split(/\s+/).filter(Boolean)
+  const launcher = /^exec\s+sh\s+(\S+)$/.exec(start.trim())
+  const source = launcher?.[1] ? readFileSync(join(berthDir, launcher[1]), 'utf8') : start
+  const flags = [...source.matchAll(/^(?:exec\s+)?node((?:\s+--[\w-]+(?:=\S+)?)*)\s+"?(?:\$bin\/|bin\/)berth\.js"?\s/gm)].at(-1)
+  if (!flags) throw new Error(`npm start runs no "node [FLAGS] bin/berth.js serve": ${start}`)
+  return (flags[1] ?? '').split(/\s+/).filter(Boolean)
 }
 
 /** The Node.js flags Berth runs with: npm start's, then BENCH_BERTH_NODE_OPTIONS (later flags win). */
