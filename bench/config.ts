@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url'
 
 const MiB = 1024 * 1024
 
-export type BenchMode = 'default' | 'auth' | 'scaleout'
+export type BenchMode = 'default' | 'auth' | 'scaleout' | 'proxy' | 'replication'
 
 export interface BenchConfig {
   quick: boolean
@@ -62,6 +62,17 @@ export interface BenchConfig {
   /** scale-out push throughput: this many clients push one blob of pushBytes each at once */
   pushClients: number
   pushBytes: number
+  /** proxy mode: the image pulled cold and warm through a proxy project (layers × layer size) */
+  proxyLayers: number
+  proxyLayerBytes: number
+  /** proxy mode: clients pulling one image at once, cold, for the upstream request count */
+  herdClients: number
+  herdBytes: number
+  /** replication mode: small images copied (one layer each of smallBytes), and the big image */
+  replicationImages: number
+  replicationSmallBytes: number
+  replicationBigLayers: number
+  replicationBigLayerBytes: number
 }
 
 function num(name: string, fallback: number, opts: { min?: number; integer?: boolean } = {}): number {
@@ -109,10 +120,10 @@ export function loadConfig(): BenchConfig {
   if (downloadTool !== 'curl' && downloadTool !== 'undici') throw new Error(`BENCH_DOWNLOAD_TOOL=${downloadTool}: expected curl or undici`)
   if (downloadTool === 'curl' && !findBinary('curl')) throw new Error('BENCH_DOWNLOAD_TOOL=curl but curl is not installed')
   const mode = (process.env.BENCH_MODE ?? 'default').toLowerCase() || 'default'
-  if (mode !== 'default' && mode !== 'auth' && mode !== 'scaleout') throw new Error(`BENCH_MODE=${mode}: expected default, auth or scaleout`)
+  if (!['default', 'auth', 'scaleout', 'proxy', 'replication'].includes(mode)) throw new Error(`BENCH_MODE=${mode}: expected default, auth, scaleout, proxy or replication`)
   const cfg: BenchConfig = {
     quick,
-    mode,
+    mode: mode as BenchMode,
     repoRoot,
     berthDir: resolve(process.env.BENCH_BERTH_DIR ?? repoRoot),
     distributionBin: distribution === 'none' || distribution === '' ? undefined : findBinary(distribution),
@@ -135,7 +146,7 @@ export function loadConfig(): BenchConfig {
     clients: num('BENCH_CLIENTS', 32, { min: 1, integer: true }),
     clientBytes: num('BENCH_CLIENT_MB', quick ? 2 : 32, { min: 1, integer: true }) * MiB,
     // The auth and scale-out modes compare configurations run for run: 3 rounds unless told.
-    repeat: num('BENCH_REPEAT', mode === 'default' || quick ? 1 : 3, { min: 1, integer: true }),
+    repeat: num('BENCH_REPEAT', mode === 'default' || mode === 'proxy' || mode === 'replication' || quick ? 1 : 3, { min: 1, integer: true }),
     idleWaitS: num('BENCH_IDLE_WAIT_S', quick ? 1 : 3, { min: 0 }),
     idleQuietS: num('BENCH_IDLE_QUIET_S', quick ? 0 : 20, { min: 0 }),
     rssIntervalMs: num('BENCH_RSS_INTERVAL_MS', 50, { min: 5, integer: true }),
@@ -145,6 +156,14 @@ export function loadConfig(): BenchConfig {
     databaseUrl: process.env.BENCH_DATABASE_URL ?? 'postgres://berth_ci:berth_ci@127.0.0.1:5432/postgres',
     pushClients: num('BENCH_PUSH_CLIENTS', 8, { min: 1, integer: true }),
     pushBytes: num('BENCH_PUSH_MB', quick ? 4 : 32, { min: 1, integer: true }) * MiB,
+    proxyLayers: num('BENCH_PROXY_LAYERS', 4, { min: 1, integer: true }),
+    proxyLayerBytes: num('BENCH_PROXY_LAYER_MB', quick ? 16 : 128, { min: 1, integer: true }) * MiB,
+    herdClients: num('BENCH_HERD_CLIENTS', 32, { min: 1, integer: true }),
+    herdBytes: num('BENCH_HERD_MB', quick ? 8 : 64, { min: 1, integer: true }) * MiB,
+    replicationImages: num('BENCH_REPLICATION_IMAGES', quick ? 20 : 200, { min: 1, integer: true }),
+    replicationSmallBytes: num('BENCH_REPLICATION_SMALL_KB', 64, { min: 1, integer: true }) * 1024,
+    replicationBigLayers: num('BENCH_REPLICATION_BIG_LAYERS', 4, { min: 1, integer: true }),
+    replicationBigLayerBytes: num('BENCH_REPLICATION_BIG_LAYER_MB', quick ? 16 : 256, { min: 1, integer: true }) * MiB,
   }
   if (process.env.BENCH_DISTRIBUTION_BIN && distribution !== 'none' && !cfg.distributionBin) {
     throw new Error(`BENCH_DISTRIBUTION_BIN=${distribution} is not an executable`)

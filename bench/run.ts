@@ -12,6 +12,8 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { authMode } from './auth.js'
 import { loadConfig, type BenchConfig } from './config.js'
 import { scaleOutMode } from './scaleout.js'
+import { proxyMode } from './proxy.js'
+import { replicationMode } from './replication.js'
 import { blobBytes, blobDigest, sha256 } from './data.js'
 import { MANIFEST_ACCEPT, makeImage, pushImage, RegistryClient, type Image } from './client.js'
 import { curlDownload, runAutocannon, runWrk, type LoadResult } from './load.js'
@@ -295,11 +297,13 @@ async function main(): Promise<void> {
   }
 
   if (cfg.mode !== 'default') {
-    // BENCH_MODE=auth (bench/auth.ts) or scaleout (bench/scaleout.ts).
+    // BENCH_MODE=auth (bench/auth.ts), scaleout (bench/scaleout.ts), proxy (bench/proxy.ts) or
+    // replication (bench/replication.ts).
     const stale = ensureBuilt(cfg.berthDir)
     if (stale) log(`warning: ${stale}`)
     try {
-      await (cfg.mode === 'auth' ? authMode(cfg) : scaleOutMode(cfg))
+      const modes = { auth: authMode, scaleout: scaleOutMode, proxy: proxyMode, replication: replicationMode }
+      await modes[cfg.mode](cfg)
     } finally {
       await cleanupAll()
       clearTimeout(watchdog)

@@ -251,16 +251,25 @@ function readLog(file: string): string {
   }
 }
 
-export async function startDistribution(binary: string, root: string): Promise<Server> {
-  const dataDir = join(root, 'distribution')
+export interface DistributionOptions {
+  /** the data dir, config and log file under root: <name>, <name>.yml, <name>.log (default distribution) */
+  name?: string
+  /** keep the access log (one line per request, in the log file): the proxy mode counts upstream requests */
+  accessLog?: boolean
+}
+
+export async function startDistribution(binary: string, root: string, opts: DistributionOptions = {}): Promise<Server> {
+  const name = opts.name ?? 'distribution'
+  const dataDir = join(root, name)
   await mkdir(dataDir, { recursive: true })
-  const logFile = join(root, 'distribution.log')
+  const logFile = join(root, `${name}.log`)
   let lastError: unknown
   for (let attempt = 0; attempt < 3; attempt++) {
     const port = await freePort()
-    const config = join(root, 'distribution.yml')
+    const config = join(root, `${name}.yml`)
     // Debian's stock config minus auth and health checks: filesystem storage with the in-memory
-    // blob descriptor cache, deletes enabled; logs at error, no access log (Berth's is off too).
+    // blob descriptor cache, deletes enabled; logs at error, no access log (Berth's is off too)
+    // unless asked for.
     await writeFile(
       config,
       [
@@ -268,7 +277,7 @@ export async function startDistribution(binary: string, root: string): Promise<S
         'log:',
         '  level: error',
         '  accesslog:',
-        '    disabled: true',
+        `    disabled: ${opts.accessLog ? 'false' : 'true'}`,
         'storage:',
         '  cache:',
         '    blobdescriptor: inmemory',
