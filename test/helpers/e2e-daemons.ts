@@ -132,12 +132,18 @@ export interface Dockerd {
 /**
  * Starts dockerd with its data, exec root and socket under `dir`, no bridge and no iptables,
  * using an already running containerd. 127.0.0.0/8 is an insecure registry by default.
+ * `daemonConfig` is written to its daemon.json (e.g. `registry-mirrors`).
  */
-export async function startDockerd(dir: string, containerdAddress: string, binaries: { dockerd?: string; docker?: string } = {}): Promise<Dockerd> {
+export async function startDockerd(
+  dir: string,
+  containerdAddress: string,
+  binaries: { dockerd?: string; docker?: string } = {},
+  daemonConfig: Record<string, unknown> = {},
+): Promise<Dockerd> {
   await mkdir(join(dir, 'cfg'), { recursive: true })
   const socket = join(dir, 'docker.sock')
   const daemonJson = join(dir, 'daemon.json')
-  await writeFile(daemonJson, '{}\n')
+  await writeFile(daemonJson, `${JSON.stringify(daemonConfig)}\n`)
   const args = [
     '--config-file',
     daemonJson,

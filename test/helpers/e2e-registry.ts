@@ -93,23 +93,37 @@ export async function containersEnv(dir: string): Promise<NodeJS.ProcessEnv> {
 /**
  * Pushes a manifest or index from an OCI layout, with everything it references, straight over
  * the distribution API (monolithic blob uploads, manifest PUTs). For test setup where the client
- * under test only pulls.
+ * under test only pulls. `headers` go with every request (e.g. Basic credentials).
  */
-export async function pushFromLayout(base: string, name: string, layoutDir: string, descriptor: Descriptor, tag?: string): Promise<void> {
+export async function pushFromLayout(base: string, name: string, layoutDir: string, descriptor: Descriptor, tag?: string, headers: Record<string, string> = {}): Promise<void> {
   const body = await layoutBlob(layoutDir, descriptor.digest)
   const parsed = JSON.parse(body.toString()) as { manifests?: Descriptor[]; config?: Descriptor; layers?: Descriptor[] }
-  for (const child of parsed.manifests ?? []) await pushFromLayout(base, name, layoutDir, child)
+  for (const child of parsed.manifests ?? []) await pushFromLayout(base, name, layoutDir, child, undefined, headers)
   for (const blob of [...(parsed.config ? [parsed.config] : []), ...(parsed.layers ?? [])]) {
-    const head = await fetch(`${base}/v2/${name}/blobs/${blob.digest}`, { method: 'HEAD' })
+    const head = await fetch(`${base}/v2/${name}/blobs/${blob.digest}`, { method: 'HEAD', headers })
     if (head.status === 200) continue
-    const data = await layoutBlob(layoutDir, blob.digest)
-    const res = await fetch(`${base}/v2/${name}/blobs/uploads/?digest=${blob.digest}`, { method: 'POST', body: data as unknown as BodyInit })
-    if (res.status !== 201) throw new Error(`pushing blob ${blob.digest} to ${name}: HTTP ${res.status} ${await res.text()}`)
+    await pushBlob(base, name, blob.digest, await layoutBlob(layoutDir, blob.digest), headers)
   }
   const res = await fetch(`${base}/v2/${name}/manifests/${tag ?? descriptor.digest}`, {
     method: 'PUT',
     body: body as unknown as BodyInit,
-    headers: { 'content-type': descriptor.mediaType },
+    headers: { ...headers, 'content-type': descriptor.mediaType },
   })
   if (res.status !== 201) throw new Error(`pushing manifest ${descriptor.digest} to ${name}: HTTP ${res.status} ${await res.text()}`)
+}
+
+/**
+ * One blob in a single POST with `?digest=`; a registry that answers that with an open upload
+ * (Distribution 2.8 does) gets the bytes in one PUT to the upload's Location.
+ */
+async function pushBlob(base: string, name: string, digest: string, data: Buffer, headers: Record<string, string>): Promise<void> {
+  const res = await fetch(`${base}/v2/${name}/blobs/uploads/?digest=${digest}`, { method: 'POST', body: data as unknown as BodyInit, headers })
+  if (res.status === 201) return
+  const location = res.headers.get('location')
+  if (res.status !== 202 || !location) throw new Error(`pushing blob ${digest} to ${name}: HTTP ${res.status} ${await res.text()}`)
+  await res.arrayBuffer()
+  const url = new URL(location, base)
+  url.searchParams.set('digest', digest)
+  const put = await fetch(url, { method: 'PUT', body: data as unknown as BodyInit, headers: { ...headers, 'content-type': 'application/octet-stream' } })
+  if (put.status !== 201) throw new Error(`pushing blob ${digest} to ${name}: PUT HTTP ${put.status} ${await put.text()}`)
 }
