@@ -2,7 +2,7 @@
 // containerd and dockerd. Each runs entirely under a temp directory of the test, on loopback or a
 // unix socket, and is stopped by PID.
 
-import { mkdir, writeFile } from 'node:fs/promises'
+import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { freePort, run, startDaemon, waitFor, waitForPort, waitForSocket, type Daemon } from './e2e-process.js'
 
@@ -13,15 +13,56 @@ export interface Distribution {
   daemon: Daemon
   host: string
   url: string
+  /** the access log's request lines so far (the daemon writes them to its log file as they are served) */
+  requests(): Promise<AccessLogEntry[]>
+  /** how many requests of `method` on exactly `path` (no query) the registry has served so far */
+  countRequests(method: string, path: string): Promise<number>
   stop(): Promise<void>
+}
+
+export interface AccessLogEntry {
+  method: string
+  /** the request target as sent, query included */
+  target: string
+  /** the target without its query */
+  path: string
+  status: number
+}
+
+export interface DistributionOptions {
+  binary?: string
+  proxyRemoteUrl?: string
+  /** Basic auth (htpasswd, bcrypt via `htpasswd -Bbn`) with this one user */
+  htpasswd?: { username: string; password: string }
+}
+
+// gorilla's combined log format: HOST - USER [DATE] "METHOD TARGET HTTP/x" STATUS SIZE "REFERER" "UA"
+const ACCESS_LINE = /^\S+ \S+ \S+ \[[^\]]*\] "([A-Z]+) (\S+) HTTP\/[\d.]+" (\d{3}) /
+
+/** The access log lines of a Distribution log file. */
+export async function readAccessLog(logFile: string): Promise<AccessLogEntry[]> {
+  const text = await readFile(logFile, 'utf8').catch(() => '')
+  const entries: AccessLogEntry[] = []
+  for (const line of text.split('\n')) {
+    const m = ACCESS_LINE.exec(line)
+    if (!m) continue
+    const target = m[2]!
+    entries.push({ method: m[1]!, target, path: target.split('?')[0]!, status: Number(m[3]) })
+  }
+  return entries
 }
 
 /**
  * Starts `docker-registry serve` with filesystem storage under `dir` and deletes enabled; with
  * `proxyRemoteUrl`, as a pull-through cache of that registry.
  */
-export async function startDistribution(dir: string, opts: { binary?: string; proxyRemoteUrl?: string } = {}): Promise<Distribution> {
+export async function startDistribution(dir: string, opts: DistributionOptions = {}): Promise<Distribution> {
   await mkdir(join(dir, 'storage'), { recursive: true })
+  const htpasswdFile = join(dir, 'htpasswd')
+  if (opts.htpasswd) {
+    const { stdout } = await run('htpasswd', ['-Bbn', opts.htpasswd.username, opts.htpasswd.password])
+    await writeFile(htpasswdFile, stdout)
+  }
   let lastError: unknown
   // The free port can be taken between probing and binding: try a few.
   for (let attempt = 0; attempt < 3; attempt++) {
@@ -47,16 +88,27 @@ export async function startDistribution(dir: string, opts: { binary?: string; pr
         `  addr: 127.0.0.1:${port}`,
         '  secret: berth-e2e-not-a-secret',
         ...(opts.proxyRemoteUrl ? ['proxy:', `  remoteurl: ${opts.proxyRemoteUrl}`] : []),
+        ...(opts.htpasswd ? ['auth:', '  htpasswd:', '    realm: berth-e2e', `    path: ${htpasswdFile}`] : []),
         '',
       ].join('\n'),
     )
-    const daemon = startDaemon('docker-registry', opts.binary ?? 'docker-registry', ['serve', config], { logFile: join(dir, `registry-${port}.log`) })
+    const logFile = join(dir, `registry-${port}.log`)
+    const daemon = startDaemon('docker-registry', opts.binary ?? 'docker-registry', ['serve', config], { logFile })
     try {
       await waitForPort('127.0.0.1', port, { daemon, timeoutMs: 20_000 })
       // The port answers; make sure it is this registry answering.
-      await waitFor('docker-registry /v2/', async () => (await fetch(`http://127.0.0.1:${port}/v2/`)).status === 200, { daemon, timeoutMs: 10_000 })
+      const ready = opts.htpasswd ? 401 : 200
+      await waitFor('docker-registry /v2/', async () => (await fetch(`http://127.0.0.1:${port}/v2/`)).status === ready, { daemon, timeoutMs: 10_000 })
       const host = `127.0.0.1:${port}`
-      return { daemon, host, url: `http://${host}`, stop: () => daemon.stop() }
+      const requests = () => readAccessLog(logFile)
+      return {
+        daemon,
+        host,
+        url: `http://${host}`,
+        requests,
+        countRequests: async (method, path) => (await requests()).filter((e) => e.method === method && e.path === path).length,
+        stop: () => daemon.stop(),
+      }
     } catch (err) {
       lastError = err
       await daemon.stop()
