@@ -25,6 +25,8 @@ import { ImmutabilityService } from './policy/immutability.js'
 import { PolicySchedules } from './policy/schedules.js'
 import { PullTracker } from './policy/pull-tracker.js'
 import { RetentionService } from './policy/retention-service.js'
+import { RegistryEndpoints } from './replication/registries.js'
+import { keyFromConfig, keyFromFile, SecretBox } from './replication/secrets.js'
 
 export interface App {
   http: FastifyInstance
@@ -45,6 +47,8 @@ export interface App {
   pulls: PullTracker
   /** the GC and retention cron schedules kept in the database */
   schedules: PolicySchedules
+  /** registry endpoints, the proxy cache and replication (src/replication) */
+  replication: Replication
   storage: StorageDriver
   metadata: MetadataDb
   log: Logger
@@ -143,7 +147,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
     const oci = await openRegistry(core, { auth: login.auth, metrics, runtime, scheduler }, opened)
     const policies = await openGcAndPolicies(core, deps, { uploads: oci.registry.uploads, immutability: oci.immutability, jobs }, opened)
     oci.afterDelete(() => policies.trigger.request('delete'))
-    const http = openHttp(core, { login, registry: oci.registry, metrics, runtime, jobs, immutability: oci.immutability, ...policies }, opened)
+    const replication = await openReplication(core, opened)
+    const http = openHttp(core, { login, registry: oci.registry, metrics, runtime, jobs, immutability: oci.immutability, replication, ...policies }, opened)
     // Every handler is registered by now (scheduled tasks, cron schedules): start claiming.
     jobs.start()
     return {
@@ -155,6 +160,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
       immutability: oci.immutability,
       pulls: oci.pulls,
       schedules: policies.policySchedules,
+      replication,
       auth: login.auth,
       generatedAdminPassword: login.generatedAdminPassword,
       adminPasswordIgnored: login.adminPasswordIgnored,
@@ -322,6 +328,32 @@ async function openGcAndPolicies(
   return { gc, scrub, trigger, retention, policySchedules }
 }
 
+/** What src/replication provides to the rest of the app. */
+export interface Replication {
+  /** the registry endpoints and their outbound clients */
+  endpoints: RegistryEndpoints
+}
+
+/** Registry endpoints (with the key that encrypts their passwords), the proxy cache and replication. */
+async function openReplication({ config, log, now, meta }: Core, opened: Opened): Promise<Replication> {
+  const box = new SecretBox(await secretsKey(config, log))
+  const endpoints = new RegistryEndpoints(meta, box, { now, log: log.child({ module: 'registries' }), client: { maxManifestBytes: config.manifests.maxSize } })
+  opened.add(() => endpoints.close())
+  return { endpoints }
+}
+
+/** secrets.key, else the key file of the data directory (generated on first start). */
+async function secretsKey(config: Config, log: Logger): Promise<Buffer> {
+  if (config.secrets.key) return keyFromConfig(config.secrets.key)
+  const path = join(resolve(config.dataDir), 'secrets.key')
+  const { key, generated } = await keyFromFile(path)
+  if (generated) log.info({ path }, 'generated the key that encrypts stored credentials (back it up with the database)')
+  if (config.database.url?.startsWith('postgres')) {
+    log.warn({ path }, 'secrets.key is not set: on PostgreSQL every node must have the same key (set secrets.key / BERTH_SECRETS_KEY), or credentials stored by one node do not decrypt on another')
+  }
+  return key
+}
+
 /** The HTTP server (routes of every surface, metrics, readiness); it does not listen yet. */
 function openHttp(
   { config, log, storage, metadata }: Core,
@@ -335,6 +367,7 @@ function openHttp(
     gc: GcService
     retention: RetentionService
     policySchedules: PolicySchedules
+    replication: Replication
   },
   opened: Opened,
 ): FastifyInstance {
@@ -369,6 +402,7 @@ function openHttp(
       jobs: s.jobs,
       retention: s.retention,
       immutability: s.immutability,
+      registries: s.replication.endpoints,
     },
     ready: async () => {
       await storage.check()

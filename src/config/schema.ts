@@ -282,6 +282,12 @@ export function buildConfigSchema(z: typeof Zod) {
         .strict()
         .prefault({}),
       audit: z.object({ retention: duration.prefault('90d') }).strict().prefault({}),
+      /**
+       * Encryption at rest of stored credentials (registry endpoint passwords): 32 bytes as 64 hex
+       * digits or base64, or a passphrase (scrypt). Unset: a key generated in <dataDir>/secrets.key.
+       * On PostgreSQL every node needs the same key.
+       */
+      secrets: z.object({ key: z.string().min(1).optional() }).strict().prefault({}),
       /** Online garbage collection (src/gc): runs while pushes continue. */
       gc: z
         .object({

@@ -213,6 +213,20 @@ export interface JobsTable {
   finished_at: number | null
 }
 
+/** Other registries the proxy cache and replication talk to (migration 0010). */
+export interface RegistryEndpointsTable {
+  id: Generated<number>
+  name: string
+  url: string
+  username: string | null
+  /** encrypted (src/replication/secrets.ts), never in clear */
+  password: string | null
+  insecure: number
+  ca_certificate: string | null
+  created_at: number
+  updated_at: number
+}
+
 export interface Database {
   users: UsersTable
   projects: ProjectsTable
@@ -235,4 +249,5 @@ export interface Database {
   retention_run_items: RetentionRunItemsTable
   manifest_pulls: ManifestPullsTable
   jobs: JobsTable
+  registry_endpoints: RegistryEndpointsTable
 }

@@ -6,6 +6,7 @@ import type { ImmutabilityService } from '../../policy/immutability.js'
 import type { RetentionService } from '../../policy/retention-service.js'
 import type { JobQueue } from '../../jobs/queue.js'
 import type { Registry } from '../../registry/registry.js'
+import type { RegistryEndpoints } from '../../replication/registries.js'
 import { identify } from '../auth/credentials.js'
 import { visiblePage } from '../v2/lists.js'
 import { auditRoutes } from './audit.js'
@@ -14,6 +15,7 @@ import { gcRoutes, type GcRoutesOptions } from './gc.js'
 import { jobRoutes } from './jobs.js'
 import { OPENAPI, renderDocs } from './openapi.js'
 import { projectRoutes } from './projects.js'
+import { registryRoutes } from './registries.js'
 import { policyRoutes } from './retention.js'
 import { robotRoutes } from './robots.js'
 import { sessionRoutes } from './session.js'
@@ -27,6 +29,8 @@ export interface ApiServices {
   jobs: JobQueue
   retention: RetentionService
   immutability: ImmutabilityService
+  /** registry endpoints (proxy upstreams, replication targets) */
+  registries?: RegistryEndpoints
 }
 
 export interface ApiOptions extends ApiContext {
@@ -79,6 +83,7 @@ export async function apiRoutes(app: FastifyInstance, opts: ApiOptions): Promise
     await app.register(gcRoutes, { gc: services.gc, schedule: services.gcSchedule, requireAdmin: adminOnly })
     await app.register(jobRoutes, { queue: services.jobs, requireAdmin: adminOnly })
     await app.register(policyRoutes, { ...ctx, authEnabled: opts.authEnabled, retention: services.retention, immutability: services.immutability })
+    if (services.registries) await app.register(registryRoutes, { ...ctx, endpoints: services.registries, requireAdmin: adminOnly })
   }
 
   app.get<{ Querystring: { q?: string; limit?: string } }>('/search', async (req) => {

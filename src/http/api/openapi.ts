@@ -15,7 +15,7 @@ const createdOp = (summary: string, ref: string) => ({ summary, ...body(ref), re
 
 export const OPENAPI = {
   openapi: '3.1.0',
-  info: { title: 'Berth management API', version: '1', description: 'Users, projects, members, robots, the audit log, tag retention and immutability, and garbage collection. Accepts Basic credentials and the UI session cookie (with X-CSRF-Token on writes). Registry tokens from /token are for /v2 and are refused here (401) whatever their scope.' },
+  info: { title: 'Berth management API', version: '1', description: 'Users, projects, members, robots, the audit log, tag retention and immutability, garbage collection, and registry endpoints. Accepts Basic credentials and the UI session cookie (with X-CSRF-Token on writes). Registry tokens from /token are for /v2 and are refused here (401) whatever their scope.' },
   servers: [{ url: '/api/v1' }],
   components: {
     securitySchemes: { basic: { type: 'http', scheme: 'basic' }, session: { type: 'apiKey', in: 'cookie', name: 'berth_session' } },
@@ -92,6 +92,30 @@ export const OPENAPI = {
         },
       },
       GcSchedule: { type: 'object', properties: { schedule: { type: ['string', 'null'] }, source: { enum: ['api', 'config', 'none'], readOnly: true }, next: { type: ['string', 'null'], readOnly: true } } },
+      RegistryEndpoint: {
+        type: 'object',
+        required: ['name', 'url'],
+        properties: {
+          name: { type: 'string', pattern: '^[a-z0-9]+(?:[._-][a-z0-9]+)*$', maxLength: 64, description: 'cannot change after creation' },
+          url: { type: 'string', description: 'http(s)://host[:port], no path (not /v2)' },
+          username: { type: ['string', 'null'] },
+          password: { type: ['string', 'null'], writeOnly: true, description: 'stored encrypted, never answered; omitted in a PATCH: kept; null or "": removed' },
+          insecure: { type: 'boolean', default: false, description: 'skip TLS verification' },
+          caCertificate: { type: ['string', 'null'], description: 'PEM certificate(s) trusted besides the system CAs' },
+          hasPassword: { type: 'boolean', readOnly: true },
+          createdAt: { type: 'string', format: 'date-time', readOnly: true },
+          updatedAt: { type: 'string', format: 'date-time', readOnly: true },
+        },
+      },
+      PingResult: {
+        type: 'object',
+        properties: {
+          reachable: { type: 'boolean', description: 'false: no connection, TLS failure or timeout' },
+          authenticated: { type: 'boolean', description: 'false when reachable: the registry refused the credentials (or wants some)' },
+          status: { type: ['integer', 'null'], description: 'the HTTP status of GET /v2/' },
+          message: { type: 'string' },
+        },
+      },
       Login: { type: 'object', required: ['username', 'password'], properties: { username: { type: 'string' }, password: { type: 'string' } } },
     },
   },
@@ -128,6 +152,15 @@ export const OPENAPI = {
         summary: 'Rotate the secret: answers the robot with its new secret, shown once; the old secret and its refresh tokens stop working at once',
         responses: { '201': { description: 'the robot and its new `secret`' }, ...errors },
       },
+    },
+    '/registries': { post: createdOp('Create a registry endpoint (admin)', 'RegistryEndpoint'), get: op('Registry endpoints, without their passwords (admin)') },
+    '/registries/{name}': {
+      get: op('A registry endpoint (admin)'),
+      patch: op('Change a registry endpoint; an omitted password is kept (admin)', body('RegistryEndpoint')),
+      delete: { summary: 'Delete a registry endpoint (admin); 409 while a proxy project or replication policy uses it', responses: { '204': { description: 'deleted' }, '409': { description: 'in use', ...json(problem) }, ...errors } },
+    },
+    '/registries/{name}/ping': {
+      post: op('Check reachability and credentials: GET /v2/ with the auth dance (admin)', { responses: { '200': { description: 'what failed, if anything', ...json({ $ref: '#/components/schemas/PingResult' }) }, ...errors } }),
     },
     '/audit': {
       get: op('Audit log', { parameters: ['user', 'project', 'repository', 'action', 'from', 'to', 'limit', 'offset'].map((name) => ({ name, in: 'query' })) }),

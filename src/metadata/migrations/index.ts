@@ -9,6 +9,7 @@ import * as m0006 from './0006-jobs.js'
 import * as m0007 from './0007-auth-notify.js'
 import * as m0008 from './0008-credentials.js'
 import * as m0009 from './0009-change-kinds.js'
+import * as m0010 from './0010-registries.js'
 
 export interface MigrationStep {
   up(db: Kysely<unknown>, caps: Capabilities): Promise<void>
@@ -25,4 +26,5 @@ export const MIGRATIONS: Record<string, MigrationStep> = {
   '0007-auth-notify': m0007,
   '0008-credentials': m0008,
   '0009-change-kinds': m0009,
+  '0010-registries': m0010,
 }

@@ -16,6 +16,7 @@ import { createRetentionRepository } from './retention.js'
 import { createPullRepository } from './pulls.js'
 import { createJobRepository } from './jobs.js'
 import { createCredentialRepository } from './credentials.js'
+import { createRegistryEndpointRepository } from './registries.js'
 
 /**
  * Each writing method announces what it changed to `changes` (see MetadataDb), which lets
@@ -40,6 +41,7 @@ export function createMetadataRepositories(db: Kysely<Database>, changes: Change
     retention: createRetentionRepository(db, changes),
     pulls: createPullRepository(db),
     jobs: createJobRepository(db),
+    registryEndpoints: createRegistryEndpointRepository(db),
   }
 }
 
