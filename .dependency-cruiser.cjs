@@ -21,6 +21,7 @@ module.exports = {
     lower('jobs', ['oci', 'errors', 'registry', 'observability', 'metadata']),
     lower('gc', ['registry', 'metadata', 'storage', 'oci', 'errors', 'observability', 'jobs', 'config']),
     lower('policy', ['gc', 'metadata', 'oci', 'errors', 'observability', 'jobs', 'config']),
+    lower('browse', ['registry', 'metadata', 'oci', 'errors', 'observability']),
     lower('replication', ['registry', 'auth', 'policy', 'gc', 'jobs', 'metadata', 'storage', 'oci', 'errors', 'observability', 'config']),
     {
       name: 'http-never-touches-storage-or-metadata',
@@ -31,7 +32,7 @@ module.exports = {
     {
       name: 'services-never-import-http',
       severity: 'error',
-      from: { path: '^src/(registry|storage|metadata|oci|errors|jobs|config|gc|policy|runtime|replication)/' },
+      from: { path: '^src/(registry|storage|metadata|oci|errors|jobs|config|gc|policy|runtime|replication|browse)/' },
       to: { path: '^src/(http|cli)/' },
     },
     { name: 'no-circular', severity: 'error', from: {}, to: { circular: true } },

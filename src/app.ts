@@ -24,6 +24,7 @@ import { GcTrigger } from './gc/gc-trigger.js'
 import { ImmutabilityService } from './policy/immutability.js'
 import { PolicySchedules } from './policy/schedules.js'
 import { PullTracker } from './policy/pull-tracker.js'
+import { CatalogService } from './browse/catalog-service.js'
 import { RetentionService } from './policy/retention-service.js'
 import { RegistryEndpoints } from './replication/registries.js'
 import { keyFromConfig, keyFromFile, SecretBox } from './replication/secrets.js'
@@ -356,7 +357,7 @@ async function secretsKey(config: Config, log: Logger): Promise<Buffer> {
 
 /** The HTTP server (routes of every surface, metrics, readiness); it does not listen yet. */
 function openHttp(
-  { config, log, storage, metadata }: Core,
+  { config, log, storage, metadata, meta }: Core,
   s: {
     login: Awaited<ReturnType<typeof openAuth>>
     registry: Registry
@@ -403,6 +404,7 @@ function openHttp(
       retention: s.retention,
       immutability: s.immutability,
       registries: s.replication.endpoints,
+      catalog: new CatalogService({ meta, registry: s.registry, log }),
     },
     ready: async () => {
       await storage.check()

@@ -50,6 +50,13 @@ export class ProjectService {
     return out
   }
 
+  /** Names of the projects `visible` accepts, by name (without the usage figures of `list`). */
+  async names(visible: (p: ProjectRow) => Promise<boolean>): Promise<string[]> {
+    const out: string[] = []
+    for (const p of await this.meta.projects.list()) if (await visible(p)) out.push(p.name)
+    return out
+  }
+
   async update(name: string, patch: { public?: unknown; quotaBytes?: unknown }): Promise<ProjectView> {
     const ok = await this.meta.projects.update(name, { public: optionalBool(patch.public, 'public'), quotaBytes: optionalQuota(patch.quotaBytes) })
     if (!ok) throw RegistryError.notFound(`project ${name}`)

@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest, preHandlerHookHandler } from 'fastify'
 import { safeEqual } from '../../auth/passwords.js'
 import { RegistryError } from '../../errors/registry-error.js'
+import type { CatalogService } from '../../browse/catalog-service.js'
 import type { GcService } from '../../gc/gc-service.js'
 import type { ImmutabilityService } from '../../policy/immutability.js'
 import type { RetentionService } from '../../policy/retention-service.js'
@@ -8,9 +9,9 @@ import type { JobQueue } from '../../jobs/queue.js'
 import type { Registry } from '../../registry/registry.js'
 import type { RegistryEndpoints } from '../../replication/registries.js'
 import { identify } from '../auth/credentials.js'
-import { visiblePage } from '../v2/lists.js'
 import { auditRoutes } from './audit.js'
-import { callerOf, requireAdmin, type ApiContext } from './context.js'
+import { browseRoutes } from './browse.js'
+import { requireAdmin, type ApiContext } from './context.js'
 import { gcRoutes, type GcRoutesOptions } from './gc.js'
 import { jobRoutes } from './jobs.js'
 import { OPENAPI, renderDocs } from './openapi.js'
@@ -31,6 +32,8 @@ export interface ApiServices {
   immutability: ImmutabilityService
   /** registry endpoints (proxy upstreams, replication targets) */
   registries?: RegistryEndpoints
+  /** the registry browser of the web UI (repositories, tags, artifacts, search, storage) */
+  catalog: CatalogService
 }
 
 export interface ApiOptions extends ApiContext {
@@ -84,17 +87,8 @@ export async function apiRoutes(app: FastifyInstance, opts: ApiOptions): Promise
     await app.register(jobRoutes, { queue: services.jobs, requireAdmin: adminOnly })
     await app.register(policyRoutes, { ...ctx, authEnabled: opts.authEnabled, retention: services.retention, immutability: services.immutability })
     if (services.registries) await app.register(registryRoutes, { ...ctx, endpoints: services.registries, requireAdmin: adminOnly })
+    await app.register(browseRoutes, { ...ctx, authEnabled: opts.authEnabled, catalog: services.catalog })
   }
-
-  app.get<{ Querystring: { q?: string; limit?: string } }>('/search', async (req) => {
-    const q = (req.query.q ?? '').toLowerCase()
-    if (q.length > 255) throw RegistryError.invalidField('q', 'at most 255 characters')
-    const p = callerOf(req)
-    // The first 100 matches the caller may pull (cut over what it may see, never over everything).
-    const visible = async (name: string) => name.includes(q) && (await opts.auth.policy.repositoryActions(p, name)).has('pull')
-    const names = await visiblePage((limit, last) => opts.registry.repositories.catalog(limit, last), 100, undefined, visible)
-    return { repositories: names.map((name) => ({ name })) }
-  })
 }
 
 /** The problem+json answer of an error of /api/v1 (Fastify's own, for bodies, included). */

@@ -11,6 +11,14 @@ const errors = {
 }
 const op = (summary: string, extra: object = {}) => ({ summary, responses: { '200': { description: 'OK' }, ...errors }, ...extra })
 const body = (ref: string) => ({ requestBody: { required: true, ...json({ $ref: `#/components/schemas/${ref}` }) } })
+const query = (name: string, type: string | string[], description?: string) => ({ name, in: 'query', ...(description ? { description } : {}), schema: Array.isArray(type) ? { enum: type } : { type } })
+const PAGING = [query('limit', 'integer', '1-1000, default 100'), query('offset', 'integer', 'default 0')]
+const ORDER = query('order', ['asc', 'desc'], 'default asc for name, desc for the others')
+const REPOSITORY = { name: 'repository', in: 'path', required: true, description: 'the repository path inside the project, URL-encoded (tools%2Fapi)', schema: { type: 'string' } }
+const pageOf = (ref: string) => ({ type: 'object', properties: { total: { type: 'integer' }, limit: { type: 'integer' }, offset: { type: 'integer' }, items: { type: 'array', items: { $ref: `#/components/schemas/${ref}` } } } })
+const time = { type: ['string', 'null'], format: 'date-time' }
+const platform = { type: 'object', properties: { os: { type: 'string' }, architecture: { type: 'string' }, variant: { type: 'string' } } }
+const where = { name: { type: 'string', description: 'the full repository name' }, project: { type: 'string' }, repository: { type: 'string', description: 'the path inside the project' } }
 const createdOp = (summary: string, ref: string) => ({ summary, ...body(ref), responses: { '201': { description: 'created' }, '409': { description: 'conflict', ...json(problem) }, ...errors } })
 
 export const OPENAPI = {
@@ -116,6 +124,77 @@ export const OPENAPI = {
           message: { type: 'string' },
         },
       },
+      Repository: {
+        type: 'object',
+        properties: {
+          ...where,
+          tagCount: { type: 'integer' },
+          artifactCount: { type: 'integer', description: 'manifests and indexes' },
+          sizeBytes: { type: 'integer', description: 'linked blobs and manifests' },
+          pullCount: { type: 'integer' },
+          lastPushedAt: time,
+          lastPulledAt: time,
+        },
+      },
+      Tag: {
+        type: 'object',
+        properties: {
+          name: { type: 'string' },
+          digest: { type: 'string' },
+          mediaType: { type: ['string', 'null'] },
+          artifactType: { type: ['string', 'null'] },
+          sizeBytes: { type: 'integer', description: 'the manifest, its children and their blobs, each digest once' },
+          platforms: { type: 'array', items: platform },
+          pushedAt: { type: 'string', format: 'date-time' },
+          pullCount: { type: 'integer' },
+          lastPulledAt: time,
+        },
+      },
+      Artifact: {
+        type: 'object',
+        properties: {
+          ...where,
+          digest: { type: 'string' },
+          mediaType: { type: 'string' },
+          artifactType: { type: ['string', 'null'] },
+          kind: { enum: ['image', 'index'] },
+          manifestSize: { type: 'integer' },
+          sizeBytes: { type: 'integer' },
+          manifest: { type: 'object' },
+          config: { type: ['object', 'null'], description: 'the image config (up to 4 MiB), null for an index or a non-image artifact' },
+          annotations: { type: 'object' },
+          subject: { type: ['object', 'null'] },
+          platforms: { type: 'array', items: { type: 'object', properties: { digest: { type: 'string' }, mediaType: { type: 'string' }, size: { type: 'integer' }, platform: platform, present: { type: 'boolean', description: 'the child manifest is stored in the repository' } } } },
+          layers: { type: 'array', items: { type: 'object', properties: { index: { type: 'integer' }, digest: { type: 'string' }, mediaType: { type: 'string' }, size: { type: 'integer' } } } },
+          history: { type: 'array', items: { type: 'object', properties: { created: time, createdBy: { type: ['string', 'null'] }, comment: { type: ['string', 'null'] }, emptyLayer: { type: 'boolean' }, layerIndex: { type: ['integer', 'null'] } } } },
+          referrers: { type: 'array', items: { type: 'object', properties: { digest: { type: 'string' }, mediaType: { type: 'string' }, artifactType: { type: ['string', 'null'] }, size: { type: 'integer' }, annotations: { type: 'object' } } } },
+          tags: { type: 'array', items: { type: 'string' }, description: 'tags naming this manifest (first 100 by name)' },
+          pullCount: { type: 'integer' },
+          lastPulledAt: time,
+        },
+      },
+      SearchResult: {
+        type: 'object',
+        properties: {
+          repositories: { type: 'array', items: { type: 'object', properties: where } },
+          tags: { type: 'array', items: { type: 'object', properties: { ...where, tag: { type: 'string' }, digest: { type: 'string' } } } },
+          digests: { type: 'array', items: { type: 'object', properties: { ...where, digest: { type: 'string' }, mediaType: { type: 'string' } } } },
+          annotations: { type: 'array', items: { type: 'object', properties: { ...where, digest: { type: 'string' }, key: { type: 'string' }, value: { type: 'string' } } } },
+        },
+      },
+      StorageOverview: {
+        type: 'object',
+        properties: {
+          physicalBytes: { type: 'integer', description: 'each blob and manifest digest once' },
+          logicalBytes: { type: 'integer', description: 'summed over repositories' },
+          dedupeRatio: { type: 'number' },
+          repositoryCount: { type: 'integer' },
+          projects: { type: 'array', items: { type: 'object', properties: { name: { type: 'string' }, bytes: { type: 'integer' }, repositoryCount: { type: 'integer' } } } },
+          largestRepositories: { type: 'array', items: { type: 'object', properties: { ...where, sizeBytes: { type: 'integer' } } } },
+        },
+      },
+      StorageOfProject: { type: 'object', properties: { project: { type: 'string' }, bytes: { type: 'integer' }, repositories: { type: 'object', properties: { total: { type: 'integer' }, items: { type: 'array', items: { type: 'object', properties: { ...where, sizeBytes: { type: 'integer' } } } } } } } },
+      StorageFreed: { type: 'object', properties: { ...where, tag: { type: 'string' }, digest: { type: 'string' }, sizeBytes: { type: 'integer' }, freedBytes: { type: 'integer' } } },
       Login: { type: 'object', required: ['username', 'password'], properties: { username: { type: 'string' }, password: { type: 'string' } } },
     },
   },
@@ -165,9 +244,54 @@ export const OPENAPI = {
     '/audit': {
       get: op('Audit log', { parameters: ['user', 'project', 'repository', 'action', 'from', 'to', 'limit', 'offset'].map((name) => ({ name, in: 'query' })) }),
     },
-    '/search': { get: op('Repositories whose name contains q, among those the caller may pull', { parameters: [{ name: 'q', in: 'query' }] }) },
+    '/search': {
+      get: op('Search what the caller may pull: repositories whose name contains q (all of them, by name, when q is empty), tags whose name contains q, manifests whose digest starts with q (a hex prefix, with or without sha256:, 4+ characters) and manifest annotations containing q (3+ characters); each list at most `limit`', {
+        parameters: [query('q', 'string'), query('limit', 'integer', 'each list at most this many (1-100, default 100)')],
+        responses: { '200': { description: 'matches', ...json({ $ref: '#/components/schemas/SearchResult' }) }, ...errors },
+      }),
+    },
+    '/projects/{project}/repositories': {
+      get: op('Repositories of the project with their figures, a page at a time (pull on the project)', {
+        parameters: [query('q', 'string', 'the path contains this (case-insensitive)'), query('sort', ['name', 'pushed', 'pulled', 'size'], 'default name'), ORDER, ...PAGING],
+        responses: { '200': { description: 'a page', ...json(pageOf('Repository')) }, ...errors },
+      }),
+    },
+    '/projects/{project}/repositories/{repository}': {
+      parameters: [REPOSITORY],
+      get: op('One repository with its figures', { responses: { '200': { description: 'the repository', ...json({ $ref: '#/components/schemas/Repository' }) }, ...errors } }),
+      delete: {
+        summary: 'Delete the repository: every manifest and tag (refused, 403, while an immutability rule protects one of its tags) and its blob links; the bytes go at the next GC (delete on the project: project admins, maintainers, system admins)',
+        responses: { '204': { description: 'deleted' }, ...errors },
+      },
+    },
+    '/projects/{project}/repositories/{repository}/tags': {
+      parameters: [REPOSITORY],
+      get: op('Tags, a page at a time, paged in SQL (fast with 100,000 tags). sort=semver orders semantic versions (1, 1.2 and v1.2.3 count; newest first by default) and puts the other tags after them, by name', {
+        parameters: [query('q', 'string', 'the tag contains this (case-insensitive)'), query('sort', ['name', 'semver', 'pushed', 'pulled'], 'default pushed'), ORDER, ...PAGING],
+        responses: { '200': { description: 'a page', ...json(pageOf('Tag')) }, ...errors },
+      }),
+    },
+    '/projects/{project}/repositories/{repository}/tags/{tag}': {
+      parameters: [REPOSITORY, { name: 'tag', in: 'path', required: true, schema: { type: 'string' } }],
+      delete: { summary: 'Delete the tag (its manifest stays, untagged); 403 for an immutable tag (delete on the project)', responses: { '204': { description: 'deleted' }, ...errors } },
+    },
+    '/projects/{project}/repositories/{repository}/artifacts/{reference}': {
+      parameters: [REPOSITORY, { name: 'reference', in: 'path', required: true, description: 'a digest (or a tag)', schema: { type: 'string' } }],
+      get: op('A manifest or index with its config, platforms, layers, history, referrers and sizes', { responses: { '200': { description: 'the artifact', ...json({ $ref: '#/components/schemas/Artifact' }) }, ...errors } }),
+    },
+    '/storage': {
+      get: op(
+        'Storage accounting. Without parameters (system admins): physical and logical bytes, the dedupe ratio (logical/physical), bytes per project, the largest repositories. With project (pull on it): the project\'s bytes and its repositories by size (limit, offset). With project and repository: the repository\'s bytes and freedBytes, what deleting it would free (bytes no other repository holds). With project, repository and tag (a tag or digest): the artifact\'s bytes and freedBytes, the bytes of its manifests and blobs that no other manifest references, no other repository holds and no other tag keeps (0 when another tag names the same manifest); the bytes go at the GC after the delete',
+        {
+          parameters: [query('project', 'string'), query('repository', 'string', 'path inside the project'), query('tag', 'string', 'a tag or a digest'), ...PAGING],
+          responses: { '200': { description: 'StorageOverview, StorageOfProject or StorageFreed', ...json({ oneOf: ['StorageOverview', 'StorageOfProject', 'StorageFreed'].map((n) => ({ $ref: `#/components/schemas/${n}` })) }) }, ...errors },
+        },
+      ),
+    },
   },
 }
+
+const HTTP_METHODS = new Set(['get', 'put', 'post', 'patch', 'delete', 'head', 'options'])
 
 /** A self-contained HTML page listing every operation of the document. */
 export function renderDocs(): string {
@@ -175,6 +299,7 @@ export function renderDocs(): string {
   const rows: string[] = []
   for (const [path, ops] of Object.entries(OPENAPI.paths)) {
     for (const [method, o] of Object.entries(ops as Record<string, { summary: string }>)) {
+      if (!HTTP_METHODS.has(method)) continue
       rows.push(`<tr><td><code>${method.toUpperCase()}</code></td><td><code>/api/v1${esc(path)}</code></td><td>${esc(o.summary)}</td></tr>`)
     }
   }

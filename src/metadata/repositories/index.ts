@@ -17,6 +17,7 @@ import { createPullRepository } from './pulls.js'
 import { createJobRepository } from './jobs.js'
 import { createCredentialRepository } from './credentials.js'
 import { createRegistryEndpointRepository } from './registries.js'
+import { createCatalogRepository } from './catalog.js'
 
 /**
  * Each writing method announces what it changed to `changes` (see MetadataDb), which lets
@@ -35,6 +36,7 @@ export function createMetadataRepositories(db: Kysely<Database>, changes: Change
     projects: createProjectRepository(db, changes),
     robots: createRobotRepository(db, changes),
     credentials: createCredentialRepository(db),
+    catalog: createCatalogRepository(db),
     audit: createAuditRepository(db),
     settings: createSettingsRepository(db),
     immutability: createImmutabilityRepository(db, changes),

@@ -1,0 +1,421 @@
+import type { Logger } from 'pino'
+import { RegistryError } from '../errors/registry-error.js'
+import { ReadCache } from '../metadata/read-cache.js'
+import type { MetadataRepositories } from '../metadata/repositories/index.js'
+import type { RepositorySort, Scope, TagRow } from '../metadata/repositories/catalog.js'
+import { isValidName, isValidTag } from '../oci/reference.js'
+import { looksLikeDigest } from '../oci/digest.js'
+import type { Registry } from '../registry/registry.js'
+import { requireDigest } from '../registry/validate.js'
+import { ConfigCache } from './blob-reader.js'
+import { describe, IMAGE_CONFIG_TYPES, platformOf, type Described, type Platform } from './describe.js'
+import { semverSlice, sortBySemver } from './semver-order.js'
+
+// The web UI's read side of the registry: repositories of a project with their figures, tag
+// pages (100,000 tags stay fast: SQL paging, and the semantic-version order cached until a tag
+// changes), artifacts with their config, search, and storage accounting.
+
+export type TagSort = 'name' | 'semver' | 'pushed' | 'pulled'
+export interface PageQuery<S> {
+  q: string
+  sort: S
+  desc: boolean
+  limit: number
+  offset: number
+}
+
+export interface RepositorySummary {
+  /** the full name, as clients pull it */
+  name: string
+  project: string
+  /** the path inside the project */
+  repository: string
+  tagCount: number
+  artifactCount: number
+  sizeBytes: number
+  pullCount: number
+  lastPushedAt: string | null
+  lastPulledAt: string | null
+}
+
+export interface TagSummary {
+  name: string
+  digest: string
+  mediaType: string | null
+  artifactType: string | null
+  /** the manifest, its children and every blob they reference, each digest once */
+  sizeBytes: number
+  platforms: Platform[]
+  pushedAt: string
+  pullCount: number
+  lastPulledAt: string | null
+}
+
+export interface Page<T> {
+  total: number
+  limit: number
+  offset: number
+  items: T[]
+}
+
+/** Which repositories a caller may see: every one (undefined), or those of these projects. */
+export type Visibility = string[] | undefined
+
+const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString())
+
+export class CatalogService {
+  private readonly configs: ConfigCache
+  private readonly semverOrders: ReadCache<{ versions: string[]; others: string[] }>
+
+  constructor(private readonly deps: { meta: MetadataRepositories; registry: Registry; log: Logger }) {
+    this.configs = new ConfigCache(deps.registry)
+    // Sorted tag names per repository and filter, dropped when any tag changes.
+    this.semverOrders = new ReadCache(deps.meta.changes.generation(['repository', 'tag']), 2_000_000, (o) => o.versions.length + o.others.length + 1)
+  }
+
+  /** Repositories of a project, a page at a time. */
+  async repositories(project: string, query: PageQuery<RepositorySort>): Promise<Page<RepositorySummary>> {
+    const { total, items } = await this.deps.meta.catalog.repositories(projectScope(project), query.q, query.sort, query.desc, query.limit, query.offset)
+    return { total, limit: query.limit, offset: query.offset, items: items.map((r) => summary(r)) }
+  }
+
+  /** The full name of a repository given by project and path; NOT_FOUND when it does not exist. */
+  async resolve(project: string, path: string): Promise<{ name: string; id: number }> {
+    const candidates = [`${project}/${path}`]
+    // One-part names (`alpine`) belong to the library project, as Docker Hub's do.
+    if (project === 'library' && !path.includes('/')) candidates.push(path)
+    for (const name of candidates) {
+      if (!isValidName(name)) continue
+      const id = await this.deps.meta.repositories.findId(name)
+      if (id !== undefined) return { name, id }
+    }
+    throw RegistryError.notFound(`repository ${path} in project ${project}`)
+  }
+
+  async repository(project: string, path: string): Promise<RepositorySummary> {
+    const { name } = await this.resolve(project, path)
+    const row = await this.deps.meta.catalog.repository(name)
+    if (!row) throw RegistryError.notFound(`repository ${path} in project ${project}`)
+    return summary(row)
+  }
+
+  /**
+   * Deletes every manifest of the repository through the registry (immutable tags refuse it,
+   * GC is told), then the repository itself with its blob links; the bytes go at the next GC.
+   */
+  async deleteRepository(project: string, path: string): Promise<{ name: string; manifests: number }> {
+    const { name, id } = await this.resolve(project, path)
+    const digests = await this.deps.meta.catalog.manifestDigests(id)
+    for (const digest of digests) {
+      try {
+        await this.deps.registry.manifests.delete(name, digest)
+      } catch (err) {
+        // Gone meanwhile (deleted with its index, or by another request): nothing to do.
+        if (!(err instanceof RegistryError && err.code === 'MANIFEST_UNKNOWN')) throw err
+      }
+    }
+    await this.deps.meta.catalog.deleteRepository(id)
+    return { name, manifests: digests.length }
+  }
+
+  /** Tags of a repository, a page at a time, with sizes and platforms. */
+  async tags(project: string, path: string, query: PageQuery<TagSort>): Promise<Page<TagSummary>> {
+    const { id, name } = await this.resolve(project, path)
+    const { catalog } = this.deps.meta
+    let rows: TagRow[]
+    let total: number
+    if (query.sort === 'semver') {
+      const order = (await this.semverOrders.get(`${id}\0${query.q}`, async () => sortBySemver(await catalog.tagNames(id, query.q)))) ?? { versions: [], others: [] }
+      total = order.versions.length + order.others.length
+      const names = semverSlice(order, query.desc, query.offset, query.limit)
+      const byName = new Map((await catalog.tagsNamed(id, names)).map((r) => [r.name, r]))
+      rows = names.flatMap((n) => byName.get(n) ?? [])
+    } else {
+      total = await catalog.countTags(id, query.q)
+      rows = await catalog.tags(id, query.q, query.sort, query.desc, query.limit, query.offset)
+    }
+    return { total, limit: query.limit, offset: query.offset, items: await this.tagSummaries(id, name, rows) }
+  }
+
+  /** Removes one tag (the manifest stays, untagged) through the registry's rules. */
+  async deleteTag(project: string, path: string, tag: string): Promise<void> {
+    const { name } = await this.resolve(project, path)
+    if (!isValidTag(tag)) throw RegistryError.notFound(`tag ${tag}`)
+    try {
+      await this.deps.registry.manifests.delete(name, tag)
+    } catch (err) {
+      if (err instanceof RegistryError && err.code === 'MANIFEST_UNKNOWN') throw RegistryError.notFound(`tag ${tag}`)
+      throw err
+    }
+  }
+
+  private async tagSummaries(repositoryId: number, repository: string, rows: TagRow[]): Promise<TagSummary[]> {
+    const { catalog } = this.deps.meta
+    const digests = [...new Set(rows.map((r) => r.digest))]
+    const manifests = await catalog.manifests(repositoryId, digests)
+    const described = new Map<string, Described>()
+    for (const [digest, m] of manifests) described.set(digest, describe(m.content, m.mediaType))
+    const children = [...new Set([...described.values()].flatMap((d) => d.manifests.map((c) => c.digest)))].filter((d) => !manifests.has(d))
+    const childRows = await catalog.manifests(repositoryId, children)
+    for (const [digest, m] of childRows) described.set(digest, describe(m.content, m.mediaType))
+    const sizeOf = new Map<string, number>()
+    for (const [digest, m] of [...manifests, ...childRows]) sizeOf.set(digest, m.size)
+    const out: TagSummary[] = []
+    for (const r of rows) {
+      const d = described.get(r.digest)
+      out.push({
+        name: r.name,
+        digest: r.digest,
+        mediaType: r.mediaType,
+        artifactType: r.artifactType,
+        sizeBytes: d ? totalSize(r.digest, sizeOf, described) : (r.manifestSize ?? 0),
+        platforms: d ? await this.platforms(repository, d) : [],
+        pushedAt: new Date(r.pushedAt).toISOString(),
+        pullCount: r.pullCount,
+        lastPulledAt: iso(r.lastPulledAt),
+      })
+    }
+    return out
+  }
+
+  /** An index's platforms from its descriptors; an image's from its config (cached by digest). */
+  private async platforms(repository: string, d: Described): Promise<Platform[]> {
+    if (d.kind === 'index') return d.manifests.flatMap((c) => platformOf(c.platform) ?? [])
+    if (!d.config || !IMAGE_CONFIG_TYPES.has(d.config.mediaType)) return []
+    const config = await this.config(repository, d.config.digest)
+    const p = platformOf(config)
+    return p ? [p] : []
+  }
+
+  private async config(repository: string, digest: string): Promise<Record<string, unknown> | undefined> {
+    try {
+      return await this.configs.get(repository, digest)
+    } catch (err) {
+      // A missing or oversized config leaves the platform unknown; the listing still answers.
+      this.deps.log.debug({ err, digest }, 'image config unreadable')
+      return undefined
+    }
+  }
+
+  /** A manifest (by digest or tag) with its config, platforms, layers, history and referrers. */
+  async artifact(project: string, path: string, reference: string): Promise<Record<string, unknown>> {
+    const { name, id } = await this.resolve(project, path)
+    if (looksLikeDigest(reference)) requireDigest(reference)
+    else if (!isValidTag(reference)) throw RegistryError.notFound(`artifact ${reference}`)
+    const row = await this.deps.registry.manifests.get(name, reference).catch((err: unknown) => {
+      if (err instanceof RegistryError && err.code === 'MANIFEST_UNKNOWN') throw RegistryError.notFound(`artifact ${reference}`)
+      throw err
+    })
+    const content = row.content ?? Buffer.alloc(0)
+    const d = describe(content, row.mediaType)
+    const sizes = new Map<string, number>([[row.digest, row.size]])
+    const described = new Map<string, Described>([[row.digest, d]])
+    const childRows = await this.deps.meta.catalog.manifests(id, d.manifests.map((c) => c.digest))
+    for (const [digest, m] of childRows) {
+      described.set(digest, describe(m.content, m.mediaType))
+      sizes.set(digest, m.size)
+    }
+    const configDigest = d.config && IMAGE_CONFIG_TYPES.has(d.config.mediaType) ? d.config.digest : undefined
+    const config = configDigest ? await this.config(name, configDigest) : undefined
+    const pulls = await this.deps.meta.pulls.pulls(name, row.digest)
+    const referrers = await this.deps.meta.manifests.referrers(name, row.digest, undefined)
+    return {
+      name,
+      project,
+      repository: path,
+      digest: row.digest,
+      mediaType: row.mediaType,
+      artifactType: d.artifactType ?? (d.config && !IMAGE_CONFIG_TYPES.has(d.config.mediaType) ? d.config.mediaType : null),
+      kind: d.kind,
+      manifestSize: row.size,
+      sizeBytes: totalSize(row.digest, sizes, described),
+      manifest: JSON.parse(content.toString('utf8')) as unknown,
+      config: config ?? null,
+      annotations: d.annotations ?? {},
+      subject: d.subject ?? null,
+      platforms:
+        d.kind === 'index'
+          ? d.manifests.map((c) => ({ digest: c.digest, mediaType: c.mediaType, size: c.size, platform: platformOf(c.platform) ?? null, present: childRows.has(c.digest) }))
+          : platformOf(config)
+            ? [{ digest: row.digest, mediaType: row.mediaType, size: row.size, platform: platformOf(config), present: true }]
+            : [],
+      layers: d.layers.map((l, index) => ({ index, digest: l.digest, mediaType: l.mediaType, size: l.size, ...(l.annotations ? { annotations: l.annotations } : {}) })),
+      history: history(config, d.layers.length),
+      referrers: referrers.map((r) => ({
+        digest: r.digest,
+        mediaType: r.mediaType,
+        artifactType: r.artifactType,
+        size: r.size,
+        annotations: r.annotations ? (JSON.parse(r.annotations) as Record<string, string>) : {},
+      })),
+      tags: await this.deps.meta.catalog.tagsOf(id, row.digest, 100),
+      pullCount: pulls?.count ?? 0,
+      lastPulledAt: iso(pulls?.lastPulledAt ?? null),
+    }
+  }
+
+  /** Repositories, tags, digests (a hex prefix) and annotations matching q, among those visible. */
+  async search(visible: Visibility, q: string, limit = 20) {
+    const scope = scopeOf(visible)
+    const found = await this.deps.meta.catalog.search(scope, q, limit)
+    const where = (name: string) => ({ name, ...split(name) })
+    const needle = q.toLowerCase()
+    return {
+      repositories: found.repositories.map(where),
+      tags: found.tags.map((t) => ({ ...where(t.repository), tag: t.tag, digest: t.digest })),
+      digests: found.digests.map((m) => ({ ...where(m.repository), digest: m.digest, mediaType: m.media_type })),
+      annotations: found.annotations.flatMap((m) => {
+        const annotations = JSON.parse(m.annotations ?? '{}') as Record<string, string>
+        const hits = Object.entries(annotations).filter(([k, v]) => k.toLowerCase().includes(needle) || String(v).toLowerCase().includes(needle))
+        return hits.slice(0, 5).map(([key, value]) => ({ ...where(m.repository), digest: m.digest, key, value }))
+      }),
+    }
+  }
+
+  /** Registry-wide figures: physical and logical bytes, dedupe ratio, projects, largest repositories. */
+  async storageOverview(projects: string[], largest = 10) {
+    const { catalog } = this.deps.meta
+    const totals = await catalog.storageTotals()
+    const perProject = []
+    for (const name of projects) {
+      perProject.push({ name, bytes: await this.deps.meta.projects.usage(name), repositoryCount: await this.deps.meta.projects.repositoryCount(name) })
+    }
+    perProject.sort((a, b) => b.bytes - a.bytes || (a.name < b.name ? -1 : 1))
+    const top = await catalog.repositories({}, '', 'size', true, largest, 0)
+    return {
+      physicalBytes: totals.physicalBytes,
+      logicalBytes: totals.logicalBytes,
+      dedupeRatio: totals.physicalBytes === 0 ? 1 : Math.round((totals.logicalBytes / totals.physicalBytes) * 1000) / 1000,
+      repositoryCount: totals.repositories,
+      projects: perProject,
+      largestRepositories: top.items.map((r) => ({ ...where(r.name), sizeBytes: r.sizeBytes })),
+    }
+  }
+
+  /** A project's bytes and its repositories by size. */
+  async storageOfProject(project: string, limit: number, offset: number) {
+    const page = await this.deps.meta.catalog.repositories(projectScope(project), '', 'size', true, limit, offset)
+    return {
+      project,
+      bytes: await this.deps.meta.projects.usage(project),
+      repositories: { total: page.total, limit, offset, items: page.items.map((r) => ({ ...where(r.name), sizeBytes: r.sizeBytes })) },
+    }
+  }
+
+  /** What deleting a repository would free: the bytes no other repository holds. */
+  async storageOfRepository(project: string, path: string) {
+    const { name, id } = await this.resolve(project, path)
+    const row = await this.deps.meta.catalog.repository(name)
+    return { ...where(name), sizeBytes: row?.sizeBytes ?? 0, freedBytes: await this.deps.meta.catalog.exclusiveBytes(id) }
+  }
+
+  /**
+   * What deleting a tag's artifact would free: the bytes of its manifests and blobs that no
+   * other manifest references, no other repository holds and no other tag keeps (0 when
+   * another tag points at the same manifest). Freed by the next GC after the delete.
+   */
+  async storageOfTag(project: string, path: string, reference: string) {
+    const { name, id } = await this.resolve(project, path)
+    const row = await this.deps.registry.manifests.get(name, reference).catch((err: unknown) => {
+      if (err instanceof RegistryError && (err.code === 'MANIFEST_UNKNOWN' || err.code === 'NAME_UNKNOWN')) throw RegistryError.notFound(`tag ${reference}`)
+      throw err
+    })
+    const { catalog } = this.deps.meta
+    const top = describe(row.content ?? Buffer.alloc(0), row.mediaType)
+    const children = await catalog.manifests(id, top.manifests.map((c) => c.digest))
+    const manifestSizes = new Map<string, number>([[row.digest, row.size]])
+    const blobsOf = new Map<string, string[]>([[row.digest, blobDigests(top)]])
+    for (const [digest, m] of children) {
+      manifestSizes.set(digest, m.size)
+      blobsOf.set(digest, blobDigests(describe(m.content, m.mediaType)))
+    }
+    const blobs = [...new Set([...blobsOf.values()].flat())]
+    const blobSizes = await catalog.blobSizes(blobs)
+    const own = [...manifestSizes.keys()]
+    const tag = looksLikeDigest(reference) ? undefined : reference
+    const shared = await catalog.sharedDigests(id, own, [...own, ...blobs], tag)
+    // A manifest something else keeps keeps its blobs too.
+    const kept = new Set(shared)
+    for (const m of own) if (shared.has(m)) for (const b of blobsOf.get(m) ?? []) kept.add(b)
+    if (shared.has(row.digest)) for (const m of own) kept.add(m)
+    let total = 0
+    let freed = 0
+    for (const [digest, size] of [...manifestSizes, ...blobSizes]) {
+      total += size
+      if (!kept.has(digest)) freed += size
+    }
+    return { ...where(name), ...(tag ? { tag } : {}), digest: row.digest, sizeBytes: total, freedBytes: freed }
+  }
+}
+
+function where(name: string) {
+  return { name, ...split(name) }
+}
+
+/** project and path of a full repository name (one-part names are the library project's). */
+function split(name: string): { project: string; repository: string } {
+  const slash = name.indexOf('/')
+  return slash === -1 ? { project: 'library', repository: name } : { project: name.slice(0, slash), repository: name.slice(slash + 1) }
+}
+
+function projectScope(project: string): Scope {
+  return { prefixes: [`${project}/`], oneLevel: project === 'library' }
+}
+
+function scopeOf(visible: Visibility): Scope {
+  return visible === undefined ? {} : { prefixes: visible.map((p) => `${p}/`), oneLevel: visible.includes('library') }
+}
+
+function summary(r: { name: string; tagCount: number; artifactCount: number; sizeBytes: number; pullCount: number; lastPushedAt: number | null; lastPulledAt: number | null }): RepositorySummary {
+  return {
+    ...where(r.name),
+    tagCount: r.tagCount,
+    artifactCount: r.artifactCount,
+    sizeBytes: r.sizeBytes,
+    pullCount: r.pullCount,
+    lastPushedAt: iso(r.lastPushedAt),
+    lastPulledAt: iso(r.lastPulledAt),
+  }
+}
+
+function blobDigests(d: Described): string[] {
+  return [...(d.config ? [d.config.digest] : []), ...d.layers.map((l) => l.digest)]
+}
+
+/** Bytes of a manifest, its children present in the repository and their blobs, each digest once. */
+function totalSize(digest: string, manifestSizes: Map<string, number>, described: Map<string, Described>): number {
+  const seen = new Set<string>()
+  let total = 0
+  const add = (d: string, size: number) => {
+    if (seen.has(d)) return
+    seen.add(d)
+    total += size
+  }
+  const visit = (m: string) => {
+    const d = described.get(m)
+    add(m, manifestSizes.get(m) ?? 0)
+    if (!d) return
+    if (d.config) add(d.config.digest, d.config.size)
+    for (const l of d.layers) add(l.digest, l.size)
+    for (const c of d.manifests) if (described.has(c.digest) && !seen.has(c.digest)) visit(c.digest)
+  }
+  visit(digest)
+  return total
+}
+
+/** The config's history, each step with the index of the layer it made (null for empty layers). */
+function history(config: Record<string, unknown> | undefined, layerCount: number) {
+  const steps = Array.isArray(config?.history) ? (config.history as Record<string, unknown>[]) : []
+  let layer = 0
+  return steps.map((h) => {
+    const empty = h.empty_layer === true
+    const index = empty || layer >= layerCount ? null : layer++
+    return {
+      created: typeof h.created === 'string' ? h.created : null,
+      createdBy: typeof h.created_by === 'string' ? h.created_by : null,
+      comment: typeof h.comment === 'string' ? h.comment : null,
+      emptyLayer: empty,
+      layerIndex: index,
+    }
+  })
+}
