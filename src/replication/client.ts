@@ -230,6 +230,7 @@ export class RemoteRegistry {
       return { reachable: status !== null, authenticated: false, status, message: err instanceof Error ? err.message : String(err) }
     }
     await res.body.dump()
+    if (res.status === 404) return { reachable: true, authenticated: false, status: 404, message: `${this.origin}/v2/ answered 404: not an OCI registry` }
     const who = this.endpoint.username ? `as ${this.endpoint.username}` : 'anonymously'
     return { reachable: true, authenticated: true, status: res.status, message: `registry reachable; signed in ${who}` }
   }
@@ -292,7 +293,7 @@ export class RemoteRegistry {
    * bytes do not hash to `digest` or their count differs from the announced length; it is
    * never buffered whole, and a slow reader slows the download (backpressure).
    */
-  async getBlob(repo: string, digest: string, opts: { signal?: AbortSignal } = {}): Promise<{ size: number; stream: Readable } | null> {
+  async getBlob(repo: string, digest: string, opts: { signal?: AbortSignal } = {}): Promise<{ /** Content-Length, -1 when the registry sent none */ size: number; stream: Readable } | null> {
     const parsed = parseDigest(digest)
     if (typeof parsed !== 'object') throw new RemoteError('invalid', `not a digest: ${digest}`)
     const res = await this.send({
@@ -327,12 +328,30 @@ export class RemoteRegistry {
     opts: { mountFrom?: string } = {},
   ): Promise<'exists' | 'mounted' | 'uploaded'> {
     if ((await this.headBlob(repo, desc.digest)) !== null) return 'exists'
-    const scope = opts.mountFrom ? `${pushScope(repo)} ${pullScope(opts.mountFrom)}` : pushScope(repo)
-    const query = opts.mountFrom ? `?mount=${encodeURIComponent(desc.digest)}&from=${encodeURIComponent(opts.mountFrom)}` : ''
+    // A PUT retried after a failure can find its session gone (404 BLOB_UPLOAD_UNKNOWN): start over once.
+    for (let session = 0; ; session++) {
+      const outcome = await this.uploadOnce(repo, desc, open, session === 0 ? opts.mountFrom : undefined)
+      if (outcome !== 'session-lost') return outcome
+      if (session >= 1) throw new RemoteError('upstream', `upload of ${desc.digest} to ${repo}: ${this.origin} lost the upload session twice`, { status: 404 })
+    }
+  }
+
+  /** POST (mounting when asked), then the monolithic PUT ?digest= streamed from `open()`. */
+  private async uploadOnce(
+    repo: string,
+    desc: { digest: string; size: number },
+    open: () => Promise<Readable>,
+    mountFrom: string | undefined,
+  ): Promise<'mounted' | 'uploaded' | 'session-lost'> {
+    const scope = mountFrom ? `${pushScope(repo)} ${pullScope(mountFrom)}` : pushScope(repo)
+    const query = mountFrom ? `?mount=${encodeURIComponent(desc.digest)}&from=${encodeURIComponent(mountFrom)}` : ''
     const started = await this.send({ method: 'POST', path: `/v2/${repo}/blobs/uploads/${query}`, scope, headers: { 'content-length': '0' } })
-    await started.body.dump()
-    if (started.status === 201 && opts.mountFrom) return 'mounted'
+    if (started.status === 201 && mountFrom) {
+      await started.body.dump()
+      return 'mounted'
+    }
     if (started.status !== 202) throw await this.unexpected(started, `start upload of ${desc.digest} to ${repo}`)
+    await started.body.dump()
     const location = header(started.headers, 'location')
     if (!location) throw new RemoteError('invalid', `upload of ${desc.digest} to ${repo}: no Location from ${this.origin}`)
     const target = new URL(location, `${this.origin}/`)
@@ -344,8 +363,12 @@ export class RemoteRegistry {
       headers: { 'content-type': 'application/octet-stream', 'content-length': String(desc.size) },
       body: open,
     })
-    await put.body.dump()
+    if (put.status === 404) {
+      await put.body.dump()
+      return 'session-lost'
+    }
     if (put.status !== 201) throw await this.unexpected(put, `upload of ${desc.digest} to ${repo}`)
+    await put.body.dump()
     return 'uploaded'
   }
 

@@ -464,6 +464,64 @@ describe('retries, timeouts and verification (scripted faults)', () => {
     }
   })
 
+  test('an upload PUT that fails is retried with the stream opened again; a lost session starts over', async () => {
+    const blob = randomBytes(100_000)
+    const digest = sha256(blob)
+    const puts: { status: number; bytes: number }[] = []
+    const plan = [503, 404, 201]
+    let posts = 0
+    const server = createServer((req, res) => {
+      const chunks: Buffer[] = []
+      req.on('data', (c: Buffer) => chunks.push(c))
+      req.on('end', () => {
+        if (req.method === 'HEAD') return void res.writeHead(404).end()
+        if (req.method === 'POST') {
+          posts++
+          return void res.writeHead(202, { location: `/v2/up/blobs/uploads/session-${posts}?_state=x` }).end()
+        }
+        const body = Buffer.concat(chunks)
+        const status = plan[puts.length] ?? 500
+        puts.push({ status, bytes: body.length })
+        assert.equal(new URL(req.url ?? '', 'http://x').searchParams.get('digest'), digest)
+        res.writeHead(status).end()
+      })
+    })
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    const client = new RemoteRegistry({ url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` }, { retryBaseMs: 5 })
+    let opened = 0
+    try {
+      const outcome = await client.pushBlob('up', { digest, size: blob.length }, async () => {
+        opened++
+        return Readable.from([blob.subarray(0, 50_000), blob.subarray(50_000)])
+      })
+      assert.equal(outcome, 'uploaded')
+      assert.deepEqual(puts, [
+        { status: 503, bytes: blob.length },
+        { status: 404, bytes: blob.length },
+        { status: 201, bytes: blob.length },
+      ])
+      assert.equal(opened, 3, 'each attempt streams from a freshly opened source')
+      assert.equal(posts, 2, 'the lost session was started again')
+    } finally {
+      await client.close()
+      server.closeAllConnections()
+      await new Promise((r) => server.close(r))
+    }
+  })
+
+  test('ping of something that is not a registry says so', async () => {
+    const server = await scripted((_req, res) => void res.writeHead(404).end())
+    const client = new RemoteRegistry({ url: server.url })
+    try {
+      const ping = await client.ping()
+      assert.deepEqual({ reachable: ping.reachable, authenticated: ping.authenticated, status: ping.status }, { reachable: true, authenticated: false, status: 404 })
+      assert.match(ping.message, /not an OCI registry/)
+    } finally {
+      await client.close()
+      await server.close()
+    }
+  })
+
   test('rateLimit() reports Docker Hub style headers', async () => {
     let remaining = 76
     const server = await scripted((_req, res) => {
