@@ -28,6 +28,9 @@ import { CatalogService } from './browse/catalog-service.js'
 import { RetentionService } from './policy/retention-service.js'
 import { RegistryEndpoints } from './replication/registries.js'
 import { keyFromConfig, keyFromFile, SecretBox } from './replication/secrets.js'
+import { ReplicationExecutions } from './replication/executions.js'
+import { ReplicationPolicies } from './replication/policies.js'
+import { ReplicationTriggers } from './replication/triggers.js'
 
 export interface App {
   http: FastifyInstance
@@ -148,7 +151,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
     const oci = await openRegistry(core, { auth: login.auth, metrics, runtime, scheduler }, opened)
     const policies = await openGcAndPolicies(core, deps, { uploads: oci.registry.uploads, immutability: oci.immutability, jobs }, opened)
     oci.afterDelete(() => policies.trigger.request('delete'))
-    const replication = await openReplication(core, opened)
+    const replication = await openReplication(core, { registry: oci.registry, jobs, onManifestChanges: oci.onManifestChanges }, opened)
     const http = openHttp(core, { login, registry: oci.registry, metrics, runtime, jobs, immutability: oci.immutability, replication, ...policies }, opened)
     // Every handler is registered by now (scheduled tasks, cron schedules): start claiming.
     jobs.start()
@@ -256,8 +259,10 @@ async function openRegistry(
   const immutability = new ImmutabilityService(meta, now)
   const pulls = new PullTracker(meta.pulls, log, { now })
   opened.add(() => pulls.close())
-  // Set once GC exists (afterDelete below); deletes before that cannot happen (nothing listens yet).
+  // Set once GC and replication exist (afterDelete, onManifestChanges below); pushes and deletes
+  // before that cannot happen (nothing listens yet).
   let gcAfterDelete = () => {}
+  let replicationHooks: ManifestHooks = { pushed: () => {}, deleted: () => {} }
   const registry = createRegistry(
     {
       storage,
@@ -269,7 +274,11 @@ async function openRegistry(
       immutableTag: (repository, tag) => immutability.check(repository, tag),
       immutableBlob: (repository, repositoryId, digest) => immutability.checkBlob(repository, repositoryId, digest),
       onPull: (repository, digest) => pulls.record(repository, digest),
-      afterDelete: config.gc.afterDelete ? () => gcAfterDelete() : undefined,
+      afterPush: (repository, _digest, tags, subject) => replicationHooks.pushed(repository, tags, subject),
+      afterDelete: (repository, reference) => {
+        if (config.gc.afterDelete) gcAfterDelete()
+        replicationHooks.deleted(repository, reference)
+      },
     },
     {
       onBytesIn: (n, receiving) => {
@@ -302,7 +311,17 @@ async function openRegistry(
     afterDelete: (run: () => void) => {
       gcAfterDelete = run
     },
+    /** Who hears of manifest pushes and deletes (event replication), once it exists. */
+    onManifestChanges: (hooks: ManifestHooks) => {
+      replicationHooks = hooks
+    },
   }
+}
+
+/** Listeners of the registry's manifest pushes and deletes. */
+interface ManifestHooks {
+  pushed(repository: string, tags: string[], subject: string | undefined): void
+  deleted(repository: string, reference: string): void
 }
 
 /** GC, scrub and the after-delete trigger; retention and the cron schedules kept in the database. */
@@ -333,14 +352,30 @@ async function openGcAndPolicies(
 export interface Replication {
   /** the registry endpoints and their outbound clients */
   endpoints: RegistryEndpoints
+  /** replication policies and their executions */
+  policies: ReplicationPolicies
+  executions: ReplicationExecutions
 }
 
 /** Registry endpoints (with the key that encrypts their passwords), the proxy cache and replication. */
-async function openReplication({ config, log, now, meta }: Core, opened: Opened): Promise<Replication> {
+async function openReplication(
+  { config, log, now, meta }: Core,
+  { registry, jobs, onManifestChanges }: { registry: Registry; jobs: JobQueue; onManifestChanges: (hooks: ManifestHooks) => void },
+  opened: Opened,
+): Promise<Replication> {
   const box = new SecretBox(await secretsKey(config, log))
   const endpoints = new RegistryEndpoints(meta, box, { now, log: log.child({ module: 'registries' }), client: { maxManifestBytes: config.manifests.maxSize } })
   opened.add(() => endpoints.close())
-  return { endpoints }
+  // Replication policies; their executions are jobs of the queue, started by the API, by cron
+  // schedules and by the registry's pushes and deletes (event policies).
+  const replicationLog = log.child({ module: 'replication' })
+  const policies = new ReplicationPolicies({ meta, endpoints, now })
+  const executions = new ReplicationExecutions({ meta, jobs, policies, registry, client: (name) => endpoints.client(name), log: replicationLog, now })
+  const triggers = new ReplicationTriggers({ policies, executions, jobs, log: replicationLog })
+  opened.add(() => triggers.close())
+  await triggers.start()
+  onManifestChanges(triggers)
+  return { endpoints, policies, executions }
 }
 
 /** secrets.key, else the key file of the data directory (generated on first start). */
@@ -405,6 +440,7 @@ function openHttp(
       immutability: s.immutability,
       registries: s.replication.endpoints,
       catalog: new CatalogService({ meta, registry: s.registry, log }),
+      replication: { policies: s.replication.policies, executions: s.replication.executions },
     },
     ready: async () => {
       await storage.check()

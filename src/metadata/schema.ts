@@ -227,6 +227,49 @@ export interface RegistryEndpointsTable {
   updated_at: number
 }
 
+export interface ReplicationPoliciesTable {
+  name: string
+  /** JSON */
+  definition: string
+  created_at: number
+  updated_at: number
+}
+
+export interface ReplicationExecutionsTable {
+  id: string
+  policy: string
+  trigger: string
+  status: 'pending' | 'running' | 'succeeded' | 'failed' | 'stopped'
+  /** JSON */
+  scope: string | null
+  job_id: string | null
+  attempts: number
+  error: string | null
+  created_at: number
+  started_at: number | null
+  finished_at: number | null
+}
+
+export interface ReplicationTasksTable {
+  execution_id: string
+  kind: 'copy' | 'delete'
+  source: string
+  destination: string
+  status: 'pending' | 'running' | 'succeeded' | 'skipped' | 'failed' | 'stopped'
+  digest: string | null
+  bytes: number
+  error: string | null
+  attempts: number
+  updated_at: number
+}
+
+export interface ReplicationRemoteBlobsTable {
+  registry: string
+  digest: string
+  repository: string
+  updated_at: number
+}
+
 export interface Database {
   users: UsersTable
   projects: ProjectsTable
@@ -250,4 +293,8 @@ export interface Database {
   manifest_pulls: ManifestPullsTable
   jobs: JobsTable
   registry_endpoints: RegistryEndpointsTable
+  replication_policies: ReplicationPoliciesTable
+  replication_executions: ReplicationExecutionsTable
+  replication_tasks: ReplicationTasksTable
+  replication_remote_blobs: ReplicationRemoteBlobsTable
 }

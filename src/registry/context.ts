@@ -26,6 +26,8 @@ export interface RegistryContext {
    * that an immutability rule protects references it, and the DELETE is refused with DENIED.
    */
   immutableBlob?: (repository: string, repositoryId: number, digest: string) => Promise<string | undefined>
+  /** Told after a manifest was stored through the registry API, with the tags pointed at it and its subject (event replication). */
+  afterPush?: (repository: string, digest: string, tags: string[], subject: string | undefined) => void
   /** Told after a manifest or tag was deleted through the registry API (e.g. to schedule GC). */
   afterDelete?: (repository: string, reference: string) => void
   /** Told of every manifest GET (not HEAD): counted in memory, never a write on the pull path. */

@@ -123,6 +123,7 @@ export class ManifestService {
         if (current !== digest) throw RegistryError.denied(why, { tag, rule: why })
       }
     })
+    this.ctx.afterPush?.(repository, digest, uniqueTags, parsed.subject?.digest)
     return { digest, subject: parsed.subject?.digest, tags: uniqueTags }
   }
 

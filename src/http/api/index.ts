@@ -6,6 +6,8 @@ import type { GcService } from '../../gc/gc-service.js'
 import type { ImmutabilityService } from '../../policy/immutability.js'
 import type { RetentionService } from '../../policy/retention-service.js'
 import type { JobQueue } from '../../jobs/queue.js'
+import type { ReplicationExecutions } from '../../replication/executions.js'
+import type { ReplicationPolicies } from '../../replication/policies.js'
 import type { Registry } from '../../registry/registry.js'
 import type { RegistryEndpoints } from '../../replication/registries.js'
 import { identify } from '../auth/credentials.js'
@@ -18,6 +20,7 @@ import { OPENAPI, renderDocs } from './openapi.js'
 import { projectRoutes } from './projects.js'
 import { registryRoutes } from './registries.js'
 import { policyRoutes } from './retention.js'
+import { replicationRoutes } from './replication.js'
 import { robotRoutes } from './robots.js'
 import { sessionRoutes } from './session.js'
 import { userRoutes } from './users.js'
@@ -34,6 +37,8 @@ export interface ApiServices {
   registries?: RegistryEndpoints
   /** the registry browser of the web UI (repositories, tags, artifacts, search, storage) */
   catalog: CatalogService
+  /** replication policies and executions (absent until the replication module is opened) */
+  replication?: { policies: ReplicationPolicies; executions: ReplicationExecutions }
 }
 
 export interface ApiOptions extends ApiContext {
@@ -88,6 +93,7 @@ export async function apiRoutes(app: FastifyInstance, opts: ApiOptions): Promise
     await app.register(policyRoutes, { ...ctx, authEnabled: opts.authEnabled, retention: services.retention, immutability: services.immutability })
     if (services.registries) await app.register(registryRoutes, { ...ctx, endpoints: services.registries, requireAdmin: adminOnly })
     await app.register(browseRoutes, { ...ctx, authEnabled: opts.authEnabled, catalog: services.catalog })
+    if (services.replication) await app.register(replicationRoutes, { ...ctx, ...services.replication, requireAdmin: adminOnly })
   }
 }
 

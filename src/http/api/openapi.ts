@@ -23,7 +23,7 @@ const createdOp = (summary: string, ref: string) => ({ summary, ...body(ref), re
 
 export const OPENAPI = {
   openapi: '3.1.0',
-  info: { title: 'Berth management API', version: '1', description: 'Users, projects, members, robots, the audit log, tag retention and immutability, garbage collection, and registry endpoints. Accepts Basic credentials and the UI session cookie (with X-CSRF-Token on writes). Registry tokens from /token are for /v2 and are refused here (401) whatever their scope.' },
+  info: { title: 'Berth management API', version: '1', description: 'Users, projects, members, robots, the audit log, tag retention and immutability, garbage collection, registry endpoints and replication. Accepts Basic credentials and the UI session cookie (with X-CSRF-Token on writes). Registry tokens from /token are for /v2 and are refused here (401) whatever their scope.' },
   servers: [{ url: '/api/v1' }],
   components: {
     securitySchemes: { basic: { type: 'http', scheme: 'basic' }, session: { type: 'apiKey', in: 'cookie', name: 'berth_session' } },
@@ -195,6 +195,59 @@ export const OPENAPI = {
       },
       StorageOfProject: { type: 'object', properties: { project: { type: 'string' }, bytes: { type: 'integer' }, repositories: { type: 'object', properties: { total: { type: 'integer' }, items: { type: 'array', items: { type: 'object', properties: { ...where, sizeBytes: { type: 'integer' } } } } } } } },
       StorageFreed: { type: 'object', properties: { ...where, tag: { type: 'string' }, digest: { type: 'string' }, sizeBytes: { type: 'integer' }, freedBytes: { type: 'integer' } } },
+      ReplicationPolicy: {
+        type: 'object',
+        required: ['name', 'direction', 'registry'],
+        properties: {
+          name: { type: 'string', pattern: '^[a-zA-Z0-9][a-zA-Z0-9._-]{0,63}$' },
+          direction: { enum: ['push', 'pull'], description: 'push: this Berth → the registry; pull: the registry → this Berth' },
+          registry: { type: 'string', description: 'a registry endpoint (/registries)' },
+          source: {
+            type: 'object',
+            properties: {
+              repositories: { type: 'string', default: '**', description: 'doublestar glob over full repository names (a name without glob characters needs no catalog)' },
+              tags: { type: 'string', default: '**' },
+              excludeTags: { type: ['string', 'null'] },
+            },
+          },
+          destination: {
+            type: 'object',
+            properties: {
+              namespace: { type: 'string', default: '', description: 'put in front of the destination repository path' },
+              flatten: { enum: [0, 1, 2], default: 0, description: '0 keeps the source path, 1 drops its first component, 2 keeps only its last (the image name is never dropped)' },
+            },
+          },
+          trigger: { type: 'object', properties: { kind: { enum: ['manual', 'schedule', 'event'], default: 'manual' }, cron: { type: ['string', 'null'], description: 'schedule: cron expression (5 or 6 fields)' } } },
+          deletes: { type: 'boolean', default: false, description: 'event push policies: replay local deletes on the target' },
+          overwrite: { type: 'boolean', default: true, description: 'false: a destination tag pointing elsewhere is left alone' },
+          platforms: { type: 'array', items: { type: 'string' }, description: 'of an index, only these (os/arch[/variant]); empty: all. A filtered index gets a new digest; its children keep theirs' },
+          referrers: { type: 'boolean', default: true, description: 'copy signatures, SBOMs and other referrers along (the sha256-<hex> tag schema on targets without the referrers API)' },
+          concurrency: { type: 'integer', minimum: 1, maximum: 32, default: 4 },
+          bandwidth: { type: ['string', 'null'], description: 'limit over the execution\'s blob streams, e.g. "50MiB/s"' },
+          createdAt: { type: 'string', format: 'date-time', readOnly: true },
+          updatedAt: { type: 'string', format: 'date-time', readOnly: true },
+        },
+      },
+      ReplicationExecution: {
+        type: 'object',
+        properties: {
+          id: { type: 'string' },
+          policy: { type: 'string' },
+          trigger: { enum: ['manual', 'schedule', 'event'] },
+          status: { enum: ['pending', 'running', 'succeeded', 'failed', 'stopped'] },
+          attempts: { type: 'integer', description: 'runs of the execution\'s job (a failed run is retried with backoff)' },
+          error: { type: ['string', 'null'] },
+          counts: { type: 'object', properties: Object.fromEntries(['total', 'pending', 'running', 'succeeded', 'skipped', 'failed', 'stopped'].map((k) => [k, { type: 'integer' }])) },
+          bytes: { type: 'integer', description: 'blob and manifest bytes sent' },
+          tasks: {
+            type: 'array',
+            items: {
+              type: 'object',
+              properties: { kind: { enum: ['copy', 'delete'] }, source: { type: 'string' }, destination: { type: 'string' }, status: { enum: ['pending', 'running', 'succeeded', 'skipped', 'failed', 'stopped'] }, digest: { type: ['string', 'null'] }, bytes: { type: 'integer' }, attempts: { type: 'integer' }, error: { type: ['string', 'null'] } },
+            },
+          },
+        },
+      },
       Login: { type: 'object', required: ['username', 'password'], properties: { username: { type: 'string' }, password: { type: 'string' } } },
     },
   },
@@ -224,6 +277,16 @@ export const OPENAPI = {
     '/gc/schedule': { get: op('The GC cron schedule in effect (admin)'), put: op('Set the GC cron schedule; "" or null clears it (admin)', body('GcSchedule')) },
     '/jobs': { get: op('Background jobs, newest first (admin)', { parameters: ['status', 'kind', 'limit', 'offset'].map((name) => ({ name, in: 'query' })) }) },
     '/jobs/{id}': { get: op('A background job: kind, payload, status, attempts, lease, last error (admin)') },
+    '/replication/policies': { get: op('Replication policies (admin)'), post: createdOp('Create a replication policy (admin); 400 names the invalid field', 'ReplicationPolicy') },
+    '/replication/policies/{name}': { get: op('A replication policy (admin)'), patch: op('Change a replication policy: the fields given are merged, the result validated (admin)', body('ReplicationPolicy')), delete: op('Delete a replication policy and its history (admin)') },
+    '/replication/policies/{name}/executions': {
+      post: { summary: 'Start an execution of the policy (admin)', responses: { '202': { description: 'started: {"id"}' }, ...errors } },
+      get: op('Executions of the policy, newest first (admin)', { parameters: [{ name: 'limit', in: 'query' }, { name: 'offset', in: 'query' }] }),
+    },
+    '/replication/executions/{id}': {
+      get: op('An execution with its counts, bytes and a task per artifact (admin)', { responses: { '200': { description: 'the execution', ...json({ $ref: '#/components/schemas/ReplicationExecution' }) }, ...errors } }),
+      delete: op('Stop a pending or running execution; 409 once finished (admin)'),
+    },
     '/robots': { post: createdOp('Create a robot account; the secret is answered once', 'Robot'), get: op('List robots', { parameters: [{ name: 'project', in: 'query' }] }) },
     '/robots/{name}': { get: op('A robot'), patch: op('Disable or enable'), delete: op('Delete a robot (and its refresh tokens)') },
     '/robots/{name}/secret': {

@@ -10,6 +10,7 @@ import * as m0007 from './0007-auth-notify.js'
 import * as m0008 from './0008-credentials.js'
 import * as m0009 from './0009-change-kinds.js'
 import * as m0010 from './0010-registries.js'
+import * as m0012 from './0012-replication.js'
 import * as m0013 from './0013-ui-browse.js'
 
 export interface MigrationStep {
@@ -28,5 +29,6 @@ export const MIGRATIONS: Record<string, MigrationStep> = {
   '0008-credentials': m0008,
   '0009-change-kinds': m0009,
   '0010-registries': m0010,
+  '0012-replication': m0012,
   '0013-ui-browse': m0013,
 }

@@ -18,6 +18,7 @@ import { createJobRepository } from './jobs.js'
 import { createCredentialRepository } from './credentials.js'
 import { createRegistryEndpointRepository } from './registries.js'
 import { createCatalogRepository } from './catalog.js'
+import { createReplicationRepository } from './replication.js'
 
 /**
  * Each writing method announces what it changed to `changes` (see MetadataDb), which lets
@@ -44,6 +45,7 @@ export function createMetadataRepositories(db: Kysely<Database>, changes: Change
     pulls: createPullRepository(db),
     jobs: createJobRepository(db),
     registryEndpoints: createRegistryEndpointRepository(db),
+    replication: createReplicationRepository(db),
   }
 }
 
