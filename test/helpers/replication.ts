@@ -62,9 +62,9 @@ export async function pushImage(base: string, repo: string, tag: string | null, 
 }
 
 /** A two-platform index (linux/amd64, linux/arm64) under `tag`. */
-export async function pushIndex(base: string, repo: string, tag: string): Promise<{ digest: string; bytes: Buffer; amd64: PushedImage; arm64: PushedImage }> {
-  const amd64 = await pushImage(base, repo, null, { platform: { os: 'linux', architecture: 'amd64' } })
-  const arm64 = await pushImage(base, repo, null, { platform: { os: 'linux', architecture: 'arm64' } })
+export async function pushIndex(base: string, repo: string, tag: string, headers: Record<string, string> = {}): Promise<{ digest: string; bytes: Buffer; amd64: PushedImage; arm64: PushedImage }> {
+  const amd64 = await pushImage(base, repo, null, { platform: { os: 'linux', architecture: 'amd64' }, headers })
+  const arm64 = await pushImage(base, repo, null, { platform: { os: 'linux', architecture: 'arm64' }, headers })
   const bytes = Buffer.from(
     JSON.stringify({
       schemaVersion: 2,
@@ -75,7 +75,7 @@ export async function pushIndex(base: string, repo: string, tag: string): Promis
       ],
     }),
   )
-  await putManifestAt(base, repo, tag, bytes, OCI_INDEX)
+  await putManifestAt(base, repo, tag, bytes, OCI_INDEX, headers)
   return { digest: sha256(bytes), bytes, amd64, arm64 }
 }
 
