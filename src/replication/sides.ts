@@ -4,6 +4,7 @@ import type { ReplicationRepository } from '../metadata/repositories/replication
 import { parseDigest, type Digest } from '../oci/digest.js'
 import { MediaTypes } from '../oci/media-types.js'
 import type { Registry } from '../registry/registry.js'
+import { RemoteError, type RemoteRegistry } from './client.js'
 
 // The two ends of a copy: this Berth (its registry services) and a remote registry (the
 // outbound client). The copier moves artifacts from one side to the other without knowing
@@ -47,18 +48,8 @@ export interface Side {
   referrers(repository: string, digest: string): Promise<ReferrerDesc[] | null>
 }
 
-/** The outbound client's methods the copier uses (src/replication/client.ts, RemoteRegistry). */
-export interface RemoteClient {
-  headManifest(repo: string, ref: string): Promise<{ digest: string; mediaType: string; size: number } | null>
-  getManifest(repo: string, ref: string): Promise<{ bytes: Buffer; mediaType: string; digest: string } | null>
-  getBlob(repo: string, digest: string, opts?: { signal?: AbortSignal }): Promise<{ size: number; stream: Readable } | null>
-  pushBlob(repo: string, desc: { digest: string; size: number }, open: () => Promise<Readable>, opts?: { mountFrom?: string }): Promise<'exists' | 'mounted' | 'uploaded'>
-  putManifest(repo: string, ref: string, bytes: Buffer, mediaType: string): Promise<string>
-  deleteManifest(repo: string, ref: string): Promise<boolean>
-  listTags(repo: string): Promise<string[]>
-  catalog(): Promise<string[]>
-  referrers(repo: string, digest: string): Promise<{ manifests: ReferrerDesc[] } | null>
-}
+/** The outbound client's methods the copier uses. */
+export type RemoteClient = Pick<RemoteRegistry, 'headManifest' | 'getManifest' | 'getBlob' | 'pushBlob' | 'putManifest' | 'deleteManifest' | 'listTags' | 'catalog' | 'referrers'>
 
 const PAGE = 1000
 
@@ -169,7 +160,7 @@ export class RemoteSide implements Side {
     try {
       return await this.client.deleteManifest(repository, ref)
     } catch (err) {
-      if (ref.includes(':')) throw err
+      if (ref.includes(':') || !(err instanceof RemoteError) || (err.status !== 400 && err.status !== 405)) throw err
       const digest = await this.manifestDigest(repository, ref)
       if (!digest) return false
       return this.client.deleteManifest(repository, digest)
