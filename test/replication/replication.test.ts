@@ -192,6 +192,56 @@ describe('replication to a real docker-registry', { skip }, () => {
   })
 })
 
+describe('replication to a docker-registry with htpasswd Basic auth', { skip: skip || requireClients('replication htpasswd', [needBinary('htpasswd')]) }, () => {
+  let dir: string
+  let berth: TestServer
+  let target: Distribution
+  let call: Api
+  const user = { username: 'robot', password: 'S3cret-replication' }
+  const basic = { authorization: `Basic ${Buffer.from(`${user.username}:${user.password}`).toString('base64')}` }
+
+  before(async () => {
+    dir = await makeTempDir('berth-replication-auth-')
+    target = await startDistribution(dir, { htpasswd: user })
+    berth = await startServer()
+    call = api(berth.url)
+  })
+
+  after(async () => {
+    await berth?.close()
+    await target?.stop()
+    await removeTempDir(dir)
+  })
+
+  test('a push policy with the endpoint credentials copies exact digests; wrong credentials fail the tasks', async () => {
+    assert.equal((await call('POST', '/registries', { name: 'locked', url: target.url, username: user.username, password: user.password })).status, 201)
+    assert.equal((await call('POST', '/registries', { name: 'wrong', url: target.url, username: user.username, password: 'nope-nope-nope' })).status, 201)
+    const image = await pushImage(berth.url, 'secure/app', 'v1', { layerBytes: 16 * 1024 })
+    assert.equal((await call('POST', '/replication/policies', { name: 'secure', direction: 'push', registry: 'locked', source: { repositories: 'secure/**' } })).status, 201)
+    const done = await waitExecution(call, (await call('POST', '/replication/policies/secure/executions')).body.id)
+    assert.equal(done.status, 'succeeded', JSON.stringify(done))
+    assert.equal((await fetchManifest(target.url, 'secure/app', 'v1', basic))?.digest, image.digest)
+
+    assert.equal((await call('POST', '/replication/policies', { name: 'denied', direction: 'push', registry: 'wrong', source: { repositories: 'secure/**' } })).status, 201)
+    const id = (await call('POST', '/replication/policies/denied/executions')).body.id
+    const failing = await waitExecution(call, id, 60_000, (e) => e.error !== null || !['running', 'pending'].includes(e.status))
+    assert.match(JSON.stringify(failing.tasks), /unauthori[sz]ed|401/i, JSON.stringify(failing))
+    assert.equal((await call('DELETE', `/replication/executions/${id}`)).status, 200)
+    const stopped = await call('GET', `/replication/executions/${id}`)
+    assert.equal(stopped.body.status, 'stopped')
+    assert.equal((await call('DELETE', `/replication/executions/${id}`)).status, 409)
+  })
+
+  test('a schedule trigger starts executions on its cron schedule', async () => {
+    assert.equal((await call('POST', '/replication/policies', { name: 'every-second', direction: 'push', registry: 'locked', source: { repositories: 'secure/**' }, trigger: { kind: 'schedule', cron: '* * * * * *' } })).status, 201)
+    await eventually(async () => {
+      const list = await call('GET', '/replication/policies/every-second/executions')
+      return list.body.executions.some((e: { trigger: string; status: string }) => e.trigger === 'schedule' && e.status === 'succeeded')
+    }, 'a scheduled execution', 15_000)
+    assert.equal((await call('PATCH', '/replication/policies/every-second', { trigger: { kind: 'manual' } })).status, 200)
+  })
+})
+
 /** Starts docker-registry again with the config (port, storage) it had. */
 async function restartDistribution(old: Distribution, dir: string): Promise<Distribution> {
   const port = Number(old.host.split(':')[1])

@@ -1,0 +1,54 @@
+import assert from 'node:assert/strict'
+import { PassThrough } from 'node:stream'
+import { describe, test } from 'node:test'
+import { platformMatches } from '../../src/replication/copier.js'
+import { destinationName } from '../../src/replication/policies.js'
+import { parseBandwidth, TokenBucket } from '../../src/replication/throttle.js'
+
+describe('replication rules', () => {
+  test('flattening as Harbor: 0 keeps the path, 1 drops the first component, 2 keeps the last', () => {
+    const name = (namespace: string, flatten: 0 | 1 | 2, repo: string) => destinationName({ destination: { namespace, flatten } }, repo)
+    assert.equal(name('mirror', 0, 'a/b/c/app'), 'mirror/a/b/c/app')
+    assert.equal(name('mirror', 1, 'a/b/c/app'), 'mirror/b/c/app')
+    assert.equal(name('mirror', 2, 'a/b/c/app'), 'mirror/app')
+    assert.equal(name('', 0, 'a/b/app'), 'a/b/app')
+    assert.equal(name('', 1, 'a/b/app'), 'b/app')
+    assert.equal(name('', 2, 'a/b/app'), 'app')
+    // the image name is never dropped
+    assert.equal(name('', 1, 'app'), 'app')
+    assert.equal(name('x', 2, 'app'), 'x/app')
+  })
+
+  test('bandwidth rates', () => {
+    assert.equal(parseBandwidth('50MiB/s'), 50 * 1024 * 1024)
+    assert.equal(parseBandwidth('500KB/s'), 500_000)
+    assert.equal(parseBandwidth('1GiB/s'), 1024 ** 3)
+    assert.equal(parseBandwidth('1.5MB'), 1_500_000)
+    assert.equal(parseBandwidth('1024'), 1024)
+    for (const bad of ['fast', '0MiB/s', '-1MB/s', '10 parsecs/s', '']) assert.equal(parseBandwidth(bad), undefined, bad)
+  })
+
+  test('platforms: os/arch matches every variant, os/arch/variant one', () => {
+    assert.ok(platformMatches('linux/arm64', { os: 'linux', architecture: 'arm64', variant: 'v8' }))
+    assert.ok(platformMatches('linux/arm64/v8', { os: 'linux', architecture: 'arm64', variant: 'v8' }))
+    assert.ok(!platformMatches('linux/arm/v7', { os: 'linux', architecture: 'arm', variant: 'v6' }))
+    assert.ok(!platformMatches('linux/amd64', undefined))
+  })
+
+  test('the token bucket holds a stream to its rate', async () => {
+    const bucket = new TokenBucket(200_000)
+    const source = new PassThrough()
+    const limited = bucket.throttle(source)
+    const started = Date.now()
+    let received = 0
+    limited.on('data', (c: Buffer) => (received += c.length))
+    const ended = new Promise((r) => limited.on('end', r))
+    // 600 kB at 200 kB/s with a one-second burst: about two seconds
+    for (let i = 0; i < 60; i++) source.write(Buffer.alloc(10_000))
+    source.end()
+    await ended
+    const took = Date.now() - started
+    assert.equal(received, 600_000)
+    assert.ok(took >= 1_800 && took < 4_000, `took ${took} ms`)
+  })
+})
