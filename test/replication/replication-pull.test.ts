@@ -14,6 +14,8 @@ describe('pull replication from a second Berth with token auth', () => {
     upstream = await startAuthServer()
     berth = await startServer()
     call = api(berth.url)
+    const project = await api(upstream.url, { username: 'admin', password: ADMIN_PASSWORD })('POST', '/projects', { name: 'src' })
+    assert.equal(project.status, 201, JSON.stringify(project.body))
     const r = await call('POST', '/registries', { name: 'up', url: upstream.url, username: 'admin', password: ADMIN_PASSWORD })
     assert.equal(r.status, 201, JSON.stringify(r.body))
   })
