@@ -10,7 +10,7 @@
 // same `secrets.key` (their data directories, and so their generated keys, differ).
 
 import { createCipheriv, createDecipheriv, createHash, randomBytes, scryptSync } from 'node:crypto'
-import { chmod, mkdir, open, readFile } from 'node:fs/promises'
+import { link, mkdir, open, readFile, unlink } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { RegistryError } from '../errors/registry-error.js'
 
@@ -77,20 +77,25 @@ export async function keyFromFile(path: string): Promise<{ key: Buffer; generate
   }
   await mkdir(dirname(path), { recursive: true })
   const key = randomBytes(32)
+  // Written whole under a temporary name, then linked into place: link() fails when the file
+  // exists, so two processes starting at once on one data dir agree on the first key, and no
+  // reader ever sees a half-written file.
+  const temporary = `${path}.${process.pid}.${randomBytes(4).toString('hex')}`
+  const file = await open(temporary, 'wx', 0o600)
   try {
-    // 'wx': two processes starting at once on one data dir must not each write their own key.
-    const file = await open(path, 'wx', 0o600)
-    try {
-      await file.writeFile(`${key.toString('base64')}\n`)
-      await file.sync()
-    } finally {
-      await file.close()
-    }
-    await chmod(path, 0o600)
+    await file.writeFile(`${key.toString('base64')}\n`)
+    await file.sync()
+  } finally {
+    await file.close()
+  }
+  try {
+    await link(temporary, path)
     return { key, generated: true }
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
     return { key: parseKeyFile(await readFile(path, 'utf8'), path), generated: false }
+  } finally {
+    await unlink(temporary).catch(() => undefined)
   }
 }
 

@@ -4,11 +4,12 @@
 // keeping the password, delete refused while a registered usage check names a user.
 
 import assert from 'node:assert/strict'
-import { readFile, stat } from 'node:fs/promises'
+import { readdir, readFile, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Writable } from 'node:stream'
 import { after, before, describe, test } from 'node:test'
-import { keyFromConfig, SecretBox } from '../../src/replication/secrets.js'
+import { loadConfig, maskSecrets } from '../../src/config/load.js'
+import { keyFromConfig, keyFromFile, SecretBox } from '../../src/replication/secrets.js'
 import { ADMIN, addUser, api, apiOk, startAuthServer } from '../helpers/auth.js'
 import { startDistribution, type Distribution } from '../helpers/e2e-daemons.js'
 import { freePort, makeTempDir, needBinary, removeTempDir, run } from '../helpers/e2e-process.js'
@@ -235,6 +236,28 @@ describe('secrets at rest', () => {
     const tampered = sealed.slice(0, -4) + (sealed.endsWith('AAAA') ? 'BBBB' : 'AAAA')
     assert.throws(() => box.decrypt(tampered, 'registry endpoint a'))
     assert.throws(() => new SecretBox(Buffer.alloc(32, 1)).decrypt(sealed, 'registry endpoint a'), /another key.*secrets\.key/)
+  })
+
+  test('the generated key file: created once, 0600, the same key for processes that start together', async () => {
+    const dir = await makeTempDir('berth-secrets-')
+    try {
+      const path = join(dir, 'data', 'secrets.key')
+      const results = await Promise.all(Array.from({ length: 8 }, () => keyFromFile(path)))
+      assert.equal(results.filter((r) => r.generated).length, 1)
+      for (const r of results) assert.deepEqual(r.key, results[0]!.key)
+      assert.equal((await stat(path)).mode & 0o777, 0o600)
+      assert.deepEqual((await keyFromFile(path)).key, results[0]!.key)
+      assert.deepEqual((await readdir(join(dir, 'data'))).sort(), ['secrets.key'], 'no temporary file is left')
+    } finally {
+      await removeTempDir(dir)
+    }
+  })
+
+  test('BERTH_SECRETS_KEY sets secrets.key, which config check masks', async () => {
+    const { config, unknownEnv } = await loadConfig({ env: { BERTH_SECRETS_KEY: 'd'.repeat(64) } })
+    assert.deepEqual(unknownEnv, [])
+    assert.equal(config.secrets.key, 'd'.repeat(64))
+    assert.equal((maskSecrets(config) as { secrets: { key: string } }).secrets.key, '*****')
   })
 
   test('secrets.key from the config: the same key after a restart, another key is named in the error', async () => {
