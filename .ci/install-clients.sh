@@ -12,6 +12,7 @@
 # - slapd + ldap-utils: test/auth/ldap.test.ts runs its own slapd (generated slapd.conf and
 #   database in a temp dir, 127.0.0.1 and an ephemeral port); the default instance Debian's
 #   postinst may configure is not used.
+# - chromium: the web UI tests (test/ui/) drive it headless through playwright-core.
 # - crane: Debian ships go-containerregistry's source as golang-github-google-go-containerregistry-dev
 #   in bookworm-backports (not in bookworm itself). The backports suite is added if no apt source
 #   names it yet, that one package is taken from it (its dependencies come from bookworm), and crane
@@ -34,7 +35,7 @@ fi
 PACKAGES=(
   skopeo podman buildah umoci containerd runc docker.io docker-registry
   apache2-utils jq golang-go wrk busybox-static unzip tar ca-certificates openssl
-  postgresql-15 slapd ldap-utils
+  postgresql-15 slapd ldap-utils chromium
 )
 
 missing=()

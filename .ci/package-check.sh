@@ -34,6 +34,11 @@ if ! node -e "
   cat "$tmp/serve.log" >&2
   exit 1
 fi
+# The package ships the built web UI: / answers its index.html, not the "not built" page.
+if ! node -e "fetch('http://127.0.0.1:$port/').then((r) => r.text()).then((t) => process.exit(t.includes('name=\"berth-runtime\"') ? 0 : 1), () => process.exit(1))"; then
+  echo "package check: / does not serve the built web UI (dist/ui missing from the package?)" >&2
+  exit 1
+fi
 kill -TERM "$pid"
 status=0
 wait "$pid" || status=$?

@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // npm's `prepare` script (a checkout's `npm install`, `npm pack`). It compiles src/ into dist/
-// with TypeScript when TypeScript is installed and dist/ is older than the sources. A production
-// install of a checkout (`npm install --omit=dev`) has no TypeScript: it keeps the dist/ already
-// built, or says what to do. Installing the package itself (`npm install -g ./berth-registry-*.tgz`)
+// with TypeScript when TypeScript is installed and dist/ is older than the sources, then builds
+// the web UI (ui/) into dist/ui with Vite when ui/ changed (scripts/build-ui.js). A production
+// install of a checkout (`npm install --omit=dev`) has neither: it keeps the dist/ already
+// built, or says what to do (the server runs without the UI and says how to build it). Installing the package itself (`npm install -g ./berth-registry-*.tgz`)
 // never runs this: the tarball ships dist/.
 import { spawnSync } from 'node:child_process'
 import { existsSync, readdirSync, rmSync, statSync } from 'node:fs'
@@ -39,19 +40,26 @@ function typescriptCompiler() {
 // An installed package has no src/: nothing to build.
 if (!existsSync(join(root, 'src'))) process.exit(0)
 
-const built = existsSync(entry) ? statSync(entry).mtimeMs : 0
-if (built >= newestSource()) process.exit(0)
-
-const tsc = typescriptCompiler()
-if (!tsc) {
-  if (built > 0) {
-    console.error('berth: TypeScript is not installed (npm install --omit=dev): keeping dist/ as built, although src/ changed since')
-    process.exit(0)
+/** Compiles src/ into dist/ when it is older than the sources; the exit status, or 0. */
+function buildServer() {
+  const built = existsSync(entry) ? statSync(entry).mtimeMs : 0
+  if (built >= newestSource()) return 0
+  const tsc = typescriptCompiler()
+  if (!tsc) {
+    if (built > 0) {
+      console.error('berth: TypeScript is not installed (npm install --omit=dev): keeping dist/ as built, although src/ changed since')
+      return 0
+    }
+    console.error('berth: dist/ is not built and TypeScript is not installed (npm install --omit=dev). Run a full `npm install` once to build, or install the package made by `npm pack`.')
+    return 1
   }
-  console.error('berth: dist/ is not built and TypeScript is not installed (npm install --omit=dev). Run a full `npm install` once to build, or install the package made by `npm pack`.')
-  process.exit(1)
+  // A clean build: files of removed sources must not stay in dist/ (nor ship in the package).
+  rmSync(join(root, 'dist'), { recursive: true, force: true })
+  const result = spawnSync(process.execPath, [tsc, '-p', join(root, 'tsconfig.build.json')], { stdio: 'inherit', cwd: root })
+  return result.status ?? 1
 }
-// A clean build: files of removed sources must not stay in dist/ (nor ship in the package).
-rmSync(join(root, 'dist'), { recursive: true, force: true })
-const result = spawnSync(process.execPath, [tsc, '-p', join(root, 'tsconfig.build.json')], { stdio: 'inherit', cwd: root })
-process.exit(result.status ?? 1)
+
+const status = buildServer()
+if (status !== 0) process.exit(status)
+const ui = spawnSync(process.execPath, [join(root, 'scripts', 'build-ui.js'), '--if-needed'], { stdio: 'inherit', cwd: root })
+process.exit(ui.status ?? 1)

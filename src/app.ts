@@ -432,6 +432,7 @@ function openHttp(
       maxConnectionsPerAddress: config.http.maxConnectionsPerAddress,
     },
     trustProxy: config.http.trustProxy,
+    ui: config.ui.enabled ? { basePath: config.ui.basePath, runtime: { authEnabled: config.auth.enabled, oidc: s.login.oidc !== undefined, projectCreation: config.auth.projectCreation } } : undefined,
     services: {
       gc: s.gc,
       gcSchedule: { get: () => policySchedules.gcSchedule(), set: (body) => policySchedules.setGcSchedule(body) },

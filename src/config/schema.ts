@@ -319,6 +319,20 @@ export function buildConfigSchema(z: typeof Zod) {
         })
         .strict()
         .prefault({}),
+      /** The web UI (ui/, built into dist/ui by `npm install`), served by this process. */
+      ui: z
+        .object({
+          /** false: no UI; `/` answers 404 like any unknown path */
+          enabled: z.boolean().default(true),
+          /** the path the UI is served under, e.g. `/` or `/registry-ui/` (the API stays at /api/v1) */
+          basePath: z
+            .string()
+            .regex(/^\/([A-Za-z0-9._~-]+\/)*$/, 'an absolute path starting and ending with /, e.g. /ui/')
+            .refine((p) => !/^\/(v2|api|token|auth|healthz|readyz|metrics)\//.test(p), 'must not be under a path Berth serves itself (/v2, /api, /token, /auth, /healthz, /readyz, /metrics)')
+            .default('/'),
+        })
+        .strict()
+        .prefault({}),
       runtime: z
         .object({
           /**

@@ -18,6 +18,7 @@ import type { MatchedRoute } from './v2/route.js'
 import { fastPull } from './v2/fast-pull.js'
 import { Guards, REQUEST_HOOKS } from './guards.js'
 import { listenMetrics } from './metrics-listener.js'
+import { serveUi, type UiOptions } from './ui.js'
 import { boundedBody, capConnectionsPerAddress, declaredTooLarge, type ConnectionLimits } from './limits.js'
 
 declare module 'fastify' {
@@ -69,6 +70,8 @@ export interface HttpOptions {
   onBytesOut?: (n: number) => void
   /** called as every response finishes (runtime tuning: idle accounting, busy polling) */
   onResponse?: () => void
+  /** the web UI (ui.enabled); unset: no UI, `/` is a 404 */
+  ui?: UiOptions
 }
 
 /** How often Node checks http.headersTimeout and http.requestTimeout (its default is 30 s). */
@@ -187,6 +190,8 @@ export function buildHttpServer(opts: HttpOptions): FastifyInstance {
     minChunkSize: opts.minChunkSize,
     countOut,
   })
+
+  if (opts.ui) serveUi(app, opts.ui)
 
   let closing = false
   app.addHook('preClose', (done) => {

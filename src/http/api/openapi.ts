@@ -40,7 +40,7 @@ export const OPENAPI = {
           disabled: { type: 'boolean' },
         },
       },
-      Project: { type: 'object', required: ['name'], properties: { name: { type: 'string' }, public: { type: 'boolean' }, quotaBytes: { type: ['integer', 'null'] }, usedBytes: { type: 'integer', readOnly: true } } },
+      Project: { type: 'object', required: ['name'], properties: { name: { type: 'string' }, public: { type: 'boolean' }, quotaBytes: { type: ['integer', 'null'] }, usedBytes: { type: 'integer', readOnly: true }, actions: { type: 'array', readOnly: true, items: { enum: ['pull', 'push', 'delete', 'manageMembers', 'managePolicies', 'readLogs', 'readMembers'] }, description: "the caller's actions in the project (GET /projects/{project} only): what the UI offers" } } },
       Member: { type: 'object', required: ['role'], properties: { username: { type: 'string' }, group: { type: 'string' }, role: { enum: ['projectAdmin', 'maintainer', 'developer', 'guest', 'limitedGuest'] } } },
       Robot: {
         type: 'object',
@@ -260,7 +260,7 @@ export const OPENAPI = {
     '/users/{username}': { get: op('A user (admin or self)'), patch: op('Change a user (admin, or self for password/email); a new password ends all the user\'s sessions and refresh tokens', body('UserPatch')), delete: op('Delete a user (admin)') },
     '/users/{username}/cli-secret': { post: op('New CLI secret for docker login (OIDC users)') },
     '/projects': { post: createdOp('Create a project', 'Project'), get: op('Projects the caller can see') },
-    '/projects/{project}': { get: op('A project with its usage'), patch: op('Change visibility or quota', body('Project')), delete: op('Delete an empty project') },
+    '/projects/{project}': { get: op("A project with its usage and the caller's actions in it"), patch: op('Change visibility or quota', body('Project')), delete: op('Delete an empty project') },
     '/projects/{project}/members': { get: op('Members'), post: createdOp('Add a member', 'Member') },
     '/projects/{project}/members/{member}': { patch: op('Change a role (member: a username or group:NAME)', body('Member')), delete: op('Remove a member') },
     '/projects/{project}/immutability-rules': { get: op('Tag immutability rules (project admins, maintainers)'), post: createdOp('Add a tag immutability rule', 'ImmutabilityRule') },

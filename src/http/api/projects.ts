@@ -25,7 +25,9 @@ export async function projectRoutes(app: FastifyInstance, ctx: ApiContext): Prom
 
   app.get<P>('/projects/:project', async (req) => {
     await requireProjectAction(ctx, req, req.params.project, 'pull')
-    return projects.get(req.params.project)
+    // What the caller may do here: the UI shows only the buttons the API would accept.
+    const actions = await policy.projectActions(callerOf(req), req.params.project)
+    return { ...(await projects.get(req.params.project)), actions: [...actions] }
   })
 
   app.patch<P & { Body: Body }>('/projects/:project', async (req) => {

@@ -1,0 +1,73 @@
+// The one way the UI talks to Berth: JSON over /api/v1 with the session cookie, the CSRF token
+// echoed on writes, and problem+json errors turned into ApiError with words a person can act on.
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message)
+  }
+}
+
+let csrfToken: string | undefined
+
+/** Remembers the session's CSRF token (from sign-in or /me). */
+export function setCsrfToken(token: string | undefined): void {
+  csrfToken = token
+}
+
+const WRITES = new Set(['POST', 'PUT', 'PATCH', 'DELETE'])
+
+export async function api<T>(method: string, path: string, body?: unknown): Promise<T> {
+  const headers: Record<string, string> = { accept: 'application/json' }
+  if (body !== undefined) headers['content-type'] = 'application/json'
+  if (WRITES.has(method) && csrfToken) headers['x-csrf-token'] = csrfToken
+  let res: Response
+  try {
+    res = await fetch(`/api/v1${path}`, { method, headers, credentials: 'same-origin', body: body === undefined ? undefined : JSON.stringify(body) })
+  } catch {
+    throw new ApiError(0, 'NETWORK', 'Berth did not answer. Check that the server is running and your network connection, then try again.')
+  }
+  const text = await res.text()
+  if (!res.ok) throw toError(res.status, text)
+  return (text ? JSON.parse(text) : undefined) as T
+}
+
+export const get = <T>(path: string) => api<T>('GET', path)
+
+function toError(status: number, text: string): ApiError {
+  let code = 'UNKNOWN'
+  let detail = ''
+  try {
+    const p = JSON.parse(text) as { code?: string; detail?: string; title?: string }
+    code = p.code ?? p.title ?? code
+    detail = p.detail ?? ''
+  } catch {
+    detail = text.slice(0, 200)
+  }
+  return new ApiError(status, code, explain(status, detail))
+}
+
+/** The server's words plus what to do about them. */
+function explain(status: number, detail: string): string {
+  const said = detail ? `${detail.charAt(0).toUpperCase()}${detail.slice(1)}.` : ''
+  if (status === 401) return `${said} Your session has ended: sign in again.`.trim()
+  if (status === 403) return `${said} Your role does not allow this; ask a project administrator.`.trim()
+  if (status === 404) return `${said || 'Not found.'} It may have been deleted, or you may not have access to it.`
+  if (status === 409) return `${said} Reload the page to see the current state.`.trim()
+  if (status === 429) return `${said} Too many attempts: wait a minute and try again.`.trim()
+  if (status >= 500) return `${said || 'The server failed.'} Try again; if it persists, the server log has the details (search for the request id).`
+  return said || `Request failed (HTTP ${status}).`
+}
+
+/** A path segment: repository paths inside a project keep their slashes encoded (tools%2Fapi). */
+export const seg = (s: string) => encodeURIComponent(s)
+
+export interface Page<T> {
+  total: number
+  limit: number
+  offset: number
+  items: T[]
+}

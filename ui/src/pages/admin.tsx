@@ -1,0 +1,287 @@
+import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query'
+import { useState } from 'react'
+import { NavLink, Route, Routes } from 'react-router'
+import { api, get, seg } from '../api'
+import { AuditTable, Pager } from '../audit-table'
+import { Dialog, Empty, ErrorMessage, Field, Loading } from '../components'
+import { ago, bytes } from '../format'
+import { runtime } from '../runtime'
+import { useIsAdmin } from '../session'
+
+interface UserView {
+  username: string
+  email: string | null
+  admin: boolean
+  disabled: boolean
+  source: string
+  createdAt: string
+  lastLoginAt: string | null
+}
+interface GcRun {
+  id: string
+  trigger: string
+  status: 'running' | 'succeeded' | 'failed'
+  dryRun: boolean
+  startedAt: string
+  endedAt: string | null
+  blobsDeleted: number
+  manifestsDeleted: number
+  bytesFreed: number
+  error: string | null
+}
+interface Job {
+  id: string
+  kind: string
+  status: string
+  attempts: number
+  maxAttempts: number
+  runAt: string
+  lastError: string | null
+  createdAt: string
+  finishedAt: string | null
+}
+
+export default function Admin() {
+  const admin = useIsAdmin()
+  if (!admin) return <ErrorMessage error={new Error('Administration is for system administrators.')} />
+  return (
+    <>
+      <h1>Administration</h1>
+      <nav className="tabs" aria-label="Administration sections">
+        {runtime.authEnabled && (
+          <NavLink to="" end>
+            Users
+          </NavLink>
+        )}
+        <NavLink to="gc" end={!runtime.authEnabled}>
+          Garbage collection
+        </NavLink>
+        <NavLink to="jobs">Jobs</NavLink>
+        {runtime.authEnabled && <NavLink to="audit">Audit log</NavLink>}
+      </nav>
+      <Routes>
+        <Route index element={runtime.authEnabled ? <Users /> : <Gc />} />
+        <Route path="gc" element={<Gc />} />
+        <Route path="jobs" element={<Jobs />} />
+        <Route path="audit" element={<AuditTable />} />
+      </Routes>
+    </>
+  )
+}
+
+const PAGE = 50
+
+function Users() {
+  const client = useQueryClient()
+  const [offset, setOffset] = useState(0)
+  const users = useQuery({ queryKey: ['users', offset], queryFn: () => get<UserView[]>(`/users?limit=${PAGE}&offset=${offset}`) })
+  const refresh = () => client.invalidateQueries({ queryKey: ['users'] })
+  const update = useMutation({ mutationFn: ({ u, patch }: { u: string; patch: object }) => api('PATCH', `/users/${seg(u)}`, patch), onSuccess: refresh })
+  const remove = useMutation({ mutationFn: (u: string) => api('DELETE', `/users/${seg(u)}`), onSuccess: refresh })
+  const [adding, setAdding] = useState(false)
+  const [username, setUsername] = useState('')
+  const [password, setPassword] = useState('')
+  const [isAdmin, setIsAdmin] = useState(false)
+  const add = useMutation({
+    mutationFn: () => api('POST', '/users', { username, password, admin: isAdmin }),
+    onSuccess: async () => {
+      setAdding(false)
+      setUsername('')
+      setPassword('')
+      await refresh()
+    },
+  })
+  return (
+    <section aria-label="Users">
+      <button type="button" className="primary" onClick={() => setAdding(true)}>
+        New user
+      </button>
+      {users.isPending && <Loading />}
+      <ErrorMessage error={users.error ?? update.error ?? remove.error} />
+      {users.data && (
+        <div className="table-wrap">
+          <table>
+            <thead>
+              <tr>
+                <th scope="col">Username</th>
+                <th scope="col">Source</th>
+                <th scope="col">Administrator</th>
+                <th scope="col">Last sign-in</th>
+                <th scope="col">Actions</th>
+              </tr>
+            </thead>
+            <tbody>
+              {users.data.map((u) => (
+                <tr key={u.username}>
+                  <td>
+                    {u.username} {u.disabled && <span className="badge">disabled</span>}
+                  </td>
+                  <td>{u.source}</td>
+                  <td>
+                    <input type="checkbox" aria-label={`${u.username} is an administrator`} checked={u.admin} onChange={(e) => update.mutate({ u: u.username, patch: { admin: e.target.checked } })} />
+                  </td>
+                  <td>{ago(u.lastLoginAt)}</td>
+                  <td className="row-actions">
+                    <button type="button" onClick={() => update.mutate({ u: u.username, patch: { disabled: !u.disabled } })}>
+                      {u.disabled ? 'Enable' : 'Disable'}
+                    </button>
+                    <button type="button" className="danger" aria-label={`Delete user ${u.username}`} onClick={() => remove.mutate(u.username)}>
+                      Delete
+                    </button>
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
+      <Pager offset={offset} size={PAGE} count={users.data?.length ?? 0} onChange={setOffset} />
+      <Dialog open={adding} title="New user" onClose={() => setAdding(false)}>
+        <form
+          onSubmit={(e) => {
+            e.preventDefault()
+            add.mutate()
+          }}
+        >
+          <Field label="Username">{(id) => <input id={id} required value={username} onChange={(e) => setUsername(e.target.value)} />}</Field>
+          <Field label="Password">{(id) => <input id={id} type="password" autoComplete="new-password" required value={password} onChange={(e) => setPassword(e.target.value)} />}</Field>
+          <label className="check">
+            <input type="checkbox" checked={isAdmin} onChange={(e) => setIsAdmin(e.target.checked)} /> System administrator
+          </label>
+          <ErrorMessage error={add.error} />
+          <div className="actions">
+            <button type="button" onClick={() => setAdding(false)}>
+              Cancel
+            </button>
+            <button type="submit" className="primary">
+              Create user
+            </button>
+          </div>
+        </form>
+      </Dialog>
+    </section>
+  )
+}
+
+function Gc() {
+  const client = useQueryClient()
+  const history = useQuery({
+    queryKey: ['gc-history'],
+    queryFn: () => get<{ runs: GcRun[] }>('/gc/history?limit=50'),
+    refetchInterval: (q) => (q.state.data?.runs.some((r) => r.status === 'running') ? 1000 : false),
+  })
+  const start = useMutation({ mutationFn: (dryRun: boolean) => api<{ id: string }>('POST', '/gc', { dryRun }), onSuccess: () => client.invalidateQueries({ queryKey: ['gc-history'] }) })
+  return (
+    <section aria-label="Garbage collection">
+      <p className="muted">Garbage collection deletes blobs and manifests nothing references any more (older than the grace period), while pushes go on.</p>
+      <div className="actions">
+        <button type="button" onClick={() => start.mutate(true)} disabled={start.isPending}>
+          Dry run
+        </button>
+        <button type="button" className="primary" onClick={() => start.mutate(false)} disabled={start.isPending}>
+          Run garbage collection
+        </button>
+      </div>
+      <ErrorMessage error={start.error ?? history.error} />
+      {history.isPending && <Loading />}
+      {history.data && history.data.runs.length === 0 && <Empty>No runs yet.</Empty>}
+      {history.data && history.data.runs.length > 0 && (
+        <div className="table-wrap">
+          <table>
+            <thead>
+              <tr>
+                <th scope="col">Started</th>
+                <th scope="col">Kind</th>
+                <th scope="col">Status</th>
+                <th scope="col">Blobs</th>
+                <th scope="col">Manifests</th>
+                <th scope="col">Freed</th>
+              </tr>
+            </thead>
+            <tbody>
+              {history.data.runs.map((r) => (
+                <tr key={r.id}>
+                  <td>
+                    <time dateTime={r.startedAt}>{new Date(r.startedAt).toLocaleString()}</time>
+                  </td>
+                  <td>
+                    {r.dryRun ? 'dry run' : 'run'} ({r.trigger})
+                  </td>
+                  <td>{r.status === 'failed' ? `failed: ${r.error ?? ''}` : r.status}</td>
+                  <td>{r.blobsDeleted}</td>
+                  <td>{r.manifestsDeleted}</td>
+                  <td>
+                    {bytes(r.bytesFreed)}
+                    {r.dryRun ? ' (would free)' : ''}
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
+    </section>
+  )
+}
+
+function Jobs() {
+  const [status, setStatus] = useState('')
+  const [detail, setDetail] = useState<Job | null>(null)
+  const jobs = useQuery({ queryKey: ['jobs', status], queryFn: () => get<{ jobs: Job[] }>(`/jobs?limit=100${status ? `&status=${status}` : ''}`) })
+  return (
+    <section aria-label="Jobs">
+      <Field label="Status">
+        {(id) => (
+          <select id={id} value={status} onChange={(e) => setStatus(e.target.value)}>
+            <option value="">all</option>
+            <option>queued</option>
+            <option>running</option>
+            <option>succeeded</option>
+            <option>failed</option>
+          </select>
+        )}
+      </Field>
+      {jobs.isPending && <Loading />}
+      <ErrorMessage error={jobs.error} />
+      {jobs.data && jobs.data.jobs.length === 0 && <Empty>No jobs.</Empty>}
+      {jobs.data && jobs.data.jobs.length > 0 && (
+        <div className="table-wrap">
+          <table>
+            <thead>
+              <tr>
+                <th scope="col">Kind</th>
+                <th scope="col">Status</th>
+                <th scope="col">Attempts</th>
+                <th scope="col">Created</th>
+                <th scope="col">Finished</th>
+              </tr>
+            </thead>
+            <tbody>
+              {jobs.data.jobs.map((j) => (
+                <tr key={j.id}>
+                  <td>
+                    <button type="button" className="link" onClick={() => setDetail(j)}>
+                      {j.kind}
+                    </button>
+                  </td>
+                  <td>{j.status}</td>
+                  <td>
+                    {j.attempts}/{j.maxAttempts}
+                  </td>
+                  <td>{ago(j.createdAt)}</td>
+                  <td>{ago(j.finishedAt)}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
+      <Dialog open={detail !== null} title={`Job ${detail?.kind ?? ''}`} onClose={() => setDetail(null)}>
+        <pre tabIndex={0}>{JSON.stringify(detail, null, 2)}</pre>
+        <button type="button" onClick={() => setDetail(null)}>
+          Close
+        </button>
+      </Dialog>
+    </section>
+  )
+}

@@ -1,0 +1,185 @@
+import { useQuery } from '@tanstack/react-query'
+import { lazy, Suspense, useState } from 'react'
+import { Link, useNavigate, useParams } from 'react-router'
+import { get, seg } from '../api'
+import { CopyButton, Empty, ErrorMessage, Field, Loading } from '../components'
+import { ago, bytes, platformName, shortDigest } from '../format'
+import { byDigest } from '../snippets'
+import type { Artifact } from '../types'
+import { pathParam } from './repository'
+
+const JsonView = lazy(() => import('../json-view'))
+const FileBrowser = lazy(() => import('./file-browser'))
+
+export default function ArtifactPage() {
+  const params = useParams()
+  const project = params.project ?? ''
+  const path = pathParam(params.repository)
+  const digest = params.digest ?? ''
+  const base = `/projects/${seg(project)}/repositories/${seg(path)}`
+  const artifact = useQuery({ queryKey: ['artifact', project, path, digest], queryFn: () => get<Artifact>(`${base}/artifacts/${seg(digest)}`) })
+  const navigate = useNavigate()
+  const [tab, setTab] = useState<'overview' | 'files' | 'json'>('overview')
+  if (artifact.isPending) return <Loading />
+  if (artifact.isError) return <ErrorMessage error={artifact.error} />
+  const a = artifact.data
+  const repoLink = `/repositories/${seg(project)}/${seg(path)}`
+  return (
+    <>
+      <h1>
+        <Link to={`/projects/${seg(project)}`}>{project}</Link> / <Link to={repoLink}>{path}</Link> @ <span className="mono">{shortDigest(a.digest)}</span>
+      </h1>
+      <p>
+        <code>{byDigest(a.name, a.digest)}</code> <CopyButton text={byDigest(a.name, a.digest)} label="Copy reference" />
+      </p>
+      <dl className="facts">
+        <dt>Tags</dt>
+        <dd>{a.tags.length ? a.tags.join(', ') : 'untagged'}</dd>
+        <dt>Kind</dt>
+        <dd>
+          {a.kind === 'index' ? 'index (multi-platform)' : 'image manifest'}
+          {a.artifactType && ` · ${a.artifactType}`}
+        </dd>
+        <dt>Media type</dt>
+        <dd className="mono">{a.mediaType}</dd>
+        <dt>Size</dt>
+        <dd>{bytes(a.sizeBytes)}</dd>
+        <dt>Pulls</dt>
+        <dd>
+          {a.pullCount} (last {ago(a.lastPulledAt)})
+        </dd>
+        {a.subject && (
+          <>
+            <dt>Refers to</dt>
+            <dd>
+              <Link to={`${repoLink}/artifacts/${a.subject.digest}`} className="mono">
+                {shortDigest(a.subject.digest)}
+              </Link>
+            </dd>
+          </>
+        )}
+      </dl>
+      {a.kind === 'index' && a.platforms.length > 0 && (
+        <Field label="Platform">
+          {(id) => (
+            <select id={id} defaultValue="" onChange={(e) => e.target.value && void navigate(`${repoLink}/artifacts/${e.target.value}`)}>
+              <option value="">Choose a platform…</option>
+              {a.platforms.map((p) => (
+                <option key={p.digest} value={p.digest} disabled={!p.present}>
+                  {platformName(p.platform)} ({bytes(p.size)}){p.present ? '' : ' — not in this registry'}
+                </option>
+              ))}
+            </select>
+          )}
+        </Field>
+      )}
+      <div className="tabs" role="tablist" aria-label="Artifact views">
+        {(['overview', ...(a.kind === 'image' && a.layers.length > 0 ? ['files'] : []), 'json'] as const).map((t) => (
+          <button key={t} type="button" role="tab" aria-selected={tab === t} className={tab === t ? 'active' : ''} onClick={() => setTab(t as typeof tab)}>
+            {t === 'overview' ? 'Layers and history' : t === 'files' ? 'Files' : 'Raw manifest and config'}
+          </button>
+        ))}
+      </div>
+      <div role="tabpanel">
+        {tab === 'overview' && <Overview artifact={a} repoLink={repoLink} />}
+        {tab === 'files' && (
+          <Suspense fallback={<Loading />}>
+            <FileBrowser base={`${base}/artifacts/${seg(a.digest)}`} layers={a.layers} />
+          </Suspense>
+        )}
+        {tab === 'json' && (
+          <Suspense fallback={<Loading />}>
+            <h2>Manifest</h2>
+            <JsonView data={a.manifest} label="Manifest JSON" />
+            {a.config && (
+              <>
+                <h2>Config</h2>
+                <JsonView data={a.config} label="Config JSON" />
+              </>
+            )}
+          </Suspense>
+        )}
+      </div>
+    </>
+  )
+}
+
+function Overview({ artifact: a, repoLink }: { artifact: Artifact; repoLink: string }) {
+  return (
+    <>
+      {a.layers.length > 0 && (
+        <section aria-labelledby="layers-title">
+          <h2 id="layers-title">Layers</h2>
+          <div className="table-wrap">
+            <table>
+              <thead>
+                <tr>
+                  <th scope="col">#</th>
+                  <th scope="col">Digest</th>
+                  <th scope="col">Size</th>
+                  <th scope="col">Media type</th>
+                </tr>
+              </thead>
+              <tbody>
+                {a.layers.map((l) => (
+                  <tr key={`${l.index}-${l.digest}`}>
+                    <td>{l.index + 1}</td>
+                    <td className="mono" title={l.digest}>
+                      {shortDigest(l.digest)}
+                    </td>
+                    <td>{bytes(l.size)}</td>
+                    <td className="mono">{l.mediaType}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </div>
+        </section>
+      )}
+      {a.history.length > 0 && (
+        <section aria-labelledby="history-title">
+          <h2 id="history-title">History</h2>
+          <ol className="history">
+            {a.history.map((h, i) => (
+              <li key={i}>
+                <code>{h.createdBy ?? h.created_by ?? '(no command recorded)'}</code>
+                {(h.emptyLayer ?? h.empty_layer) && <span className="badge">no layer</span>}
+                {h.created && <span className="muted"> {new Date(h.created).toLocaleString()}</span>}
+              </li>
+            ))}
+          </ol>
+        </section>
+      )}
+      <section aria-labelledby="referrers-title">
+        <h2 id="referrers-title">Referrers</h2>
+        {a.referrers.length === 0 ? (
+          <Empty>No signatures, SBOMs or attestations refer to this artifact.</Empty>
+        ) : (
+          <ul className="tree">
+            {a.referrers.map((r) => (
+              <li key={r.digest}>
+                <Link to={`${repoLink}/artifacts/${r.digest}`} className="mono">
+                  {shortDigest(r.digest)}
+                </Link>{' '}
+                {r.artifactType ?? r.mediaType} · {bytes(r.size)}
+              </li>
+            ))}
+          </ul>
+        )}
+      </section>
+      {Object.keys(a.annotations).length > 0 && (
+        <section aria-labelledby="annotations-title">
+          <h2 id="annotations-title">Annotations</h2>
+          <dl className="facts">
+            {Object.entries(a.annotations).map(([k, v]) => (
+              <div key={k}>
+                <dt className="mono">{k}</dt>
+                <dd>{v}</dd>
+              </div>
+            ))}
+          </dl>
+        </section>
+      )}
+    </>
+  )
+}

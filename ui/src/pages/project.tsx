@@ -1,0 +1,396 @@
+import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query'
+import { useState } from 'react'
+import { Link, NavLink, Route, Routes, useNavigate, useParams } from 'react-router'
+import { api, get, seg, type Page } from '../api'
+import { AuditTable, Pager } from '../audit-table'
+import { CopyButton, Dialog, Empty, ErrorMessage, Field, Loading, Snippet } from '../components'
+import { ago, bytes } from '../format'
+import { can, useIsAdmin } from '../session'
+import { pushCommands } from '../snippets'
+import type { Member, Project, RepositorySummary, Robot } from '../types'
+import { QuotaBar } from './projects'
+import { Policies } from './project-policies'
+
+const ROLES = ['projectAdmin', 'maintainer', 'developer', 'guest', 'limitedGuest']
+
+export default function ProjectPage() {
+  const name = useParams().project ?? ''
+  const project = useQuery({ queryKey: ['project', name], queryFn: () => get<Project>(`/projects/${seg(name)}`) })
+  if (project.isPending) return <Loading />
+  if (project.isError) return <ErrorMessage error={project.error} />
+  const p = project.data
+  return (
+    <>
+      <div className="title-row">
+        <h1>
+          <Link to="/projects">Projects</Link> / {p.name}
+        </h1>
+        <span className={`badge ${p.public ? 'public' : ''}`}>{p.public ? 'public' : 'private'}</span>
+      </div>
+      <p>
+        <QuotaBar used={p.usedBytes} quota={p.quotaBytes} />
+      </p>
+      <nav className="tabs" aria-label="Project sections">
+        <NavLink to="" end>
+          Repositories
+        </NavLink>
+        {can(p, 'readMembers') && <NavLink to="members">Members</NavLink>}
+        {can(p, 'manageMembers') && <NavLink to="robots">Robot accounts</NavLink>}
+        {can(p, 'managePolicies') && <NavLink to="policies">Retention and immutability</NavLink>}
+        {can(p, 'readLogs') && <NavLink to="audit">Audit log</NavLink>}
+        {can(p, 'manageMembers') && <NavLink to="settings">Settings</NavLink>}
+      </nav>
+      <Routes>
+        <Route index element={<Repositories project={p} />} />
+        <Route path="members" element={<Members project={p} />} />
+        <Route path="robots" element={<Robots project={p} />} />
+        <Route path="policies" element={<Policies project={p} />} />
+        <Route path="audit" element={<AuditTable project={p.name} />} />
+        <Route path="settings" element={<Settings project={p} />} />
+      </Routes>
+    </>
+  )
+}
+
+const PAGE = 50
+
+function Repositories({ project }: { project: Project }) {
+  const [q, setQ] = useState('')
+  const [sort, setSort] = useState('name')
+  const [offset, setOffset] = useState(0)
+  const params = new URLSearchParams({ q, sort, limit: String(PAGE), offset: String(offset) })
+  const repos = useQuery({
+    queryKey: ['repositories', project.name, params.toString()],
+    queryFn: () => get<Page<RepositorySummary>>(`/projects/${seg(project.name)}/repositories?${params}`),
+    placeholderData: (prev) => prev,
+  })
+  return (
+    <section aria-label="Repositories">
+      <div className="filters">
+        <Field label="Search repositories">{(id) => <input id={id} type="search" value={q} onChange={(e) => (setQ(e.target.value), setOffset(0))} />}</Field>
+        <Field label="Sort by">
+          {(id) => (
+            <select id={id} value={sort} onChange={(e) => (setSort(e.target.value), setOffset(0))}>
+              <option value="name">name</option>
+              <option value="pushed">last push</option>
+              <option value="pulled">last pull</option>
+              <option value="size">size</option>
+            </select>
+          )}
+        </Field>
+      </div>
+      {repos.isPending && <Loading />}
+      <ErrorMessage error={repos.error} />
+      {repos.data && repos.data.total === 0 && !q && (
+        <>
+          <Empty>No repositories in {project.name} yet.</Empty>
+          {can(project, 'push') && <Snippet title="Push the first image" text={pushCommands(project.name)} />}
+        </>
+      )}
+      {repos.data && repos.data.items.length > 0 && (
+        <div className="table-wrap">
+          <table>
+            <thead>
+              <tr>
+                <th scope="col">Repository</th>
+                <th scope="col">Tags</th>
+                <th scope="col">Size</th>
+                <th scope="col">Pulls</th>
+                <th scope="col">Last push</th>
+              </tr>
+            </thead>
+            <tbody>
+              {repos.data.items.map((r) => (
+                <tr key={r.name}>
+                  <td>
+                    <Link to={`/repositories/${seg(project.name)}/${seg(r.repository)}`}>{r.name}</Link>
+                  </td>
+                  <td>{r.tagCount}</td>
+                  <td>{bytes(r.sizeBytes)}</td>
+                  <td>{r.pullCount}</td>
+                  <td>{ago(r.lastPushedAt)}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
+      {repos.data && <Pager offset={offset} size={PAGE} count={repos.data.items.length} total={repos.data.total} onChange={setOffset} />}
+    </section>
+  )
+}
+
+function Members({ project }: { project: Project }) {
+  const client = useQueryClient()
+  const key = ['members', project.name]
+  const members = useQuery({ queryKey: key, queryFn: () => get<Member[]>(`/projects/${seg(project.name)}/members`) })
+  const manage = can(project, 'manageMembers')
+  const [who, setWho] = useState('')
+  const [kind, setKind] = useState<'username' | 'group'>('username')
+  const [role, setRole] = useState('developer')
+  const refresh = () => client.invalidateQueries({ queryKey: key })
+  const add = useMutation({
+    mutationFn: () => api('POST', `/projects/${seg(project.name)}/members`, { [kind]: who.trim(), role }),
+    onSuccess: async () => {
+      setWho('')
+      await refresh()
+    },
+  })
+  const change = useMutation({ mutationFn: ({ id, role }: { id: string; role: string }) => api('PATCH', `/projects/${seg(project.name)}/members/${seg(id)}`, { role }), onSuccess: refresh })
+  const remove = useMutation({ mutationFn: (id: string) => api('DELETE', `/projects/${seg(project.name)}/members/${seg(id)}`), onSuccess: refresh })
+  const idOf = (m: Member) => (m.username ? m.username : `group:${m.group}`)
+  return (
+    <section aria-label="Members">
+      {members.isPending && <Loading />}
+      <ErrorMessage error={members.error ?? change.error ?? remove.error} />
+      {members.data && members.data.length === 0 && <Empty>No members: only administrators{project.public ? ' and anyone pulling' : ''} have access.</Empty>}
+      {members.data && members.data.length > 0 && (
+        <div className="table-wrap">
+          <table>
+            <thead>
+              <tr>
+                <th scope="col">Member</th>
+                <th scope="col">Role</th>
+                {manage && <th scope="col">Actions</th>}
+              </tr>
+            </thead>
+            <tbody>
+              {members.data.map((m) => (
+                <tr key={idOf(m)}>
+                  <td>{m.username ?? `group ${m.group}`}</td>
+                  <td>
+                    {manage ? (
+                      <select aria-label={`Role of ${idOf(m)}`} value={m.role} onChange={(e) => change.mutate({ id: idOf(m), role: e.target.value })}>
+                        {ROLES.map((r) => (
+                          <option key={r}>{r}</option>
+                        ))}
+                      </select>
+                    ) : (
+                      m.role
+                    )}
+                  </td>
+                  {manage && (
+                    <td>
+                      <button type="button" className="danger" onClick={() => remove.mutate(idOf(m))}>
+                        Remove {idOf(m)}
+                      </button>
+                    </td>
+                  )}
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
+      {manage && (
+        <form
+          className="inline-form"
+          aria-label="Add a member"
+          onSubmit={(e) => {
+            e.preventDefault()
+            add.mutate()
+          }}
+        >
+          <h2>Add a member</h2>
+          <Field label="Kind">
+            {(id) => (
+              <select id={id} value={kind} onChange={(e) => setKind(e.target.value as 'username' | 'group')}>
+                <option value="username">user</option>
+                <option value="group">group (LDAP/OIDC)</option>
+              </select>
+            )}
+          </Field>
+          <Field label={kind === 'username' ? 'Username' : 'Group'}>{(id) => <input id={id} required value={who} onChange={(e) => setWho(e.target.value)} />}</Field>
+          <Field label="Role">
+            {(id) => (
+              <select id={id} value={role} onChange={(e) => setRole(e.target.value)}>
+                {ROLES.map((r) => (
+                  <option key={r}>{r}</option>
+                ))}
+              </select>
+            )}
+          </Field>
+          <button type="submit" className="primary" disabled={add.isPending}>
+            Add member
+          </button>
+          <ErrorMessage error={add.error} />
+        </form>
+      )}
+    </section>
+  )
+}
+
+function Robots({ project }: { project: Project }) {
+  const client = useQueryClient()
+  const key = ['robots', project.name]
+  const robots = useQuery({ queryKey: key, queryFn: () => get<Robot[]>(`/robots?project=${seg(project.name)}`) })
+  const [name, setName] = useState('')
+  const [actions, setActions] = useState<string[]>(['pull'])
+  const [days, setDays] = useState('')
+  const [secret, setSecret] = useState<Robot | null>(null)
+  const refresh = () => client.invalidateQueries({ queryKey: key })
+  const create = useMutation({
+    mutationFn: () => api<Robot>('POST', '/robots', { name, project: project.name, permissions: actions, ...(days ? { expiresInDays: Number(days) } : {}) }),
+    onSuccess: async (r) => {
+      setSecret(r)
+      setName('')
+      await refresh()
+    },
+  })
+  const rotate = useMutation({ mutationFn: (n: string) => api<Robot>('POST', `/robots/${seg(n)}/secret`), onSuccess: (r) => setSecret(r) })
+  const toggle = useMutation({ mutationFn: (r: Robot) => api('PATCH', `/robots/${seg(r.name)}`, { disabled: !r.disabled }), onSuccess: refresh })
+  const remove = useMutation({ mutationFn: (n: string) => api('DELETE', `/robots/${seg(n)}`), onSuccess: refresh })
+  const flip = (a: string) => setActions((cur) => (cur.includes(a) ? cur.filter((x) => x !== a) : [...cur, a]))
+  return (
+    <section aria-label="Robot accounts">
+      <p className="muted">Robot accounts sign CI jobs and clusters in to this project: docker login with the robot's name and secret.</p>
+      {robots.isPending && <Loading />}
+      <ErrorMessage error={robots.error ?? rotate.error ?? toggle.error ?? remove.error} />
+      {robots.data && robots.data.length === 0 && <Empty>No robot accounts.</Empty>}
+      {robots.data && robots.data.length > 0 && (
+        <div className="table-wrap">
+          <table>
+            <thead>
+              <tr>
+                <th scope="col">Name</th>
+                <th scope="col">Permissions</th>
+                <th scope="col">Expires</th>
+                <th scope="col">Last used</th>
+                <th scope="col">Actions</th>
+              </tr>
+            </thead>
+            <tbody>
+              {robots.data.map((r) => (
+                <tr key={r.name}>
+                  <td className="mono">
+                    {r.name} {r.disabled && <span className="badge">disabled</span>}
+                  </td>
+                  <td>{r.permissions.flatMap((g) => g.actions).join(', ')}</td>
+                  <td>{r.expiresAt ? new Date(r.expiresAt).toLocaleDateString() : 'never'}</td>
+                  <td>{ago(r.lastUsedAt)}</td>
+                  <td className="row-actions">
+                    <button type="button" onClick={() => rotate.mutate(r.name)}>
+                      New secret
+                    </button>
+                    <button type="button" onClick={() => toggle.mutate(r)}>
+                      {r.disabled ? 'Enable' : 'Disable'}
+                    </button>
+                    <button type="button" className="danger" onClick={() => remove.mutate(r.name)} aria-label={`Delete ${r.name}`}>
+                      Delete
+                    </button>
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
+      <form
+        className="inline-form"
+        aria-label="New robot account"
+        onSubmit={(e) => {
+          e.preventDefault()
+          create.mutate()
+        }}
+      >
+        <h2>New robot account</h2>
+        <Field label="Robot name">{(id) => <input id={id} required pattern="[a-z0-9]+([._-]+[a-z0-9]+)*" value={name} onChange={(e) => setName(e.target.value)} />}</Field>
+        <fieldset>
+          <legend>Permissions</legend>
+          {['pull', 'push', 'delete'].map((a) => (
+            <label key={a} className="check">
+              <input type="checkbox" checked={actions.includes(a)} onChange={() => flip(a)} /> {a}
+            </label>
+          ))}
+        </fieldset>
+        <Field label="Expires in days" hint="Empty: never.">
+          {(id) => <input id={id} type="number" min="1" value={days} onChange={(e) => setDays(e.target.value)} />}
+        </Field>
+        <button type="submit" className="primary" disabled={create.isPending || actions.length === 0}>
+          Create robot account
+        </button>
+        <ErrorMessage error={create.error} />
+      </form>
+      <Dialog open={secret !== null} title="Robot secret" onClose={() => setSecret(null)}>
+        {secret && (
+          <>
+            <p>
+              <strong>Copy the secret now: it is shown only once.</strong> Berth keeps only its hash.
+            </p>
+            <p>
+              Name: <code>{secret.name}</code> <CopyButton text={secret.name} label="Copy name" />
+            </p>
+            <p>
+              Secret: <code data-testid="robot-secret">{secret.secret}</code> <CopyButton text={secret.secret ?? ''} label="Copy secret" />
+            </p>
+            <button type="button" className="primary" onClick={() => setSecret(null)}>
+              Done
+            </button>
+          </>
+        )}
+      </Dialog>
+    </section>
+  )
+}
+
+function Settings({ project }: { project: Project }) {
+  const client = useQueryClient()
+  const navigate = useNavigate()
+  const admin = useIsAdmin()
+  const [isPublic, setPublic] = useState(project.public)
+  const [quotaGb, setQuotaGb] = useState(project.quotaBytes === null ? '' : String(project.quotaBytes / 1e9))
+  const [confirm, setConfirm] = useState(false)
+  const save = useMutation({
+    mutationFn: () => api('PATCH', `/projects/${seg(project.name)}`, { public: isPublic, ...(admin ? { quotaBytes: quotaGb === '' ? null : Math.round(Number(quotaGb) * 1e9) } : {}) }),
+    onSuccess: () => client.invalidateQueries({ queryKey: ['project', project.name] }),
+  })
+  const remove = useMutation({
+    mutationFn: () => api('DELETE', `/projects/${seg(project.name)}`),
+    onSuccess: async () => {
+      await client.invalidateQueries({ queryKey: ['projects'] })
+      await navigate('/projects')
+    },
+  })
+  return (
+    <section aria-label="Settings">
+      <form
+        className="inline-form"
+        onSubmit={(e) => {
+          e.preventDefault()
+          save.mutate()
+        }}
+      >
+        <label className="check">
+          <input type="checkbox" checked={isPublic} onChange={(e) => setPublic(e.target.checked)} /> Public: anyone may pull without signing in
+        </label>
+        {admin && (
+          <Field label="Quota (GB)" hint="Empty: no quota.">
+            {(id) => <input id={id} type="number" min="0" step="any" value={quotaGb} onChange={(e) => setQuotaGb(e.target.value)} />}
+          </Field>
+        )}
+        <button type="submit" className="primary" disabled={save.isPending}>
+          Save
+        </button>
+        {save.isSuccess && <span role="status">Saved.</span>}
+        <ErrorMessage error={save.error} />
+      </form>
+      <h2>Delete the project</h2>
+      <p className="muted">Only an empty project can be deleted: delete its repositories first.</p>
+      <button type="button" className="danger" onClick={() => setConfirm(true)}>
+        Delete project {project.name}
+      </button>
+      <Dialog open={confirm} title={`Delete ${project.name}?`} onClose={() => setConfirm(false)}>
+        <p>Its members, robot accounts and policies are deleted with it.</p>
+        <ErrorMessage error={remove.error} />
+        <div className="actions">
+          <button type="button" onClick={() => setConfirm(false)}>
+            Cancel
+          </button>
+          <button type="button" className="danger" onClick={() => remove.mutate()}>
+            Delete
+          </button>
+        </div>
+      </Dialog>
+    </section>
+  )
+}

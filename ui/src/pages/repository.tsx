@@ -1,0 +1,239 @@
+import { useInfiniteQuery, useMutation, useQuery, useQueryClient } from '@tanstack/react-query'
+import { createColumnHelper, flexRender, getCoreRowModel, useReactTable, type RowSelectionState } from '@tanstack/react-table'
+import { useVirtualizer } from '@tanstack/react-virtual'
+import { useEffect, useMemo, useRef, useState } from 'react'
+import { Link, useNavigate, useParams } from 'react-router'
+import { api, get, seg, type Page } from '../api'
+import { CopyButton, Dialog, Empty, ErrorMessage, Field, Loading } from '../components'
+import { ago, bytes, platformName, shortDigest } from '../format'
+import { can } from '../session'
+import { byDigest, podmanPullCommand, pullCommand } from '../snippets'
+import type { Project, RepositorySummary, TagSummary } from '../types'
+
+const PAGE = 100
+const ROW_HEIGHT = 44
+
+/** A route parameter that carries an encoded path (tools%2Fapi), decoded once. */
+export const pathParam = (s: string | undefined) => (s && s.includes('%') ? decodeURIComponent(s) : (s ?? ''))
+
+const column = createColumnHelper<TagSummary>()
+
+export default function RepositoryPage() {
+  const params = useParams()
+  const projectName = params.project ?? ''
+  const path = pathParam(params.repository)
+  const base = `/projects/${seg(projectName)}/repositories/${seg(path)}`
+  const project = useQuery({ queryKey: ['project', projectName], queryFn: () => get<Project>(`/projects/${seg(projectName)}`) })
+  const repo = useQuery({ queryKey: ['repository', projectName, path], queryFn: () => get<RepositorySummary>(base) })
+  const mayDelete = can(project.data, 'delete')
+  const [confirmRepo, setConfirmRepo] = useState(false)
+  const navigate = useNavigate()
+  const client = useQueryClient()
+  const removeRepo = useMutation({
+    mutationFn: () => api('DELETE', base),
+    onSuccess: async () => {
+      await client.invalidateQueries({ queryKey: ['repositories', projectName] })
+      await navigate(`/projects/${seg(projectName)}`)
+    },
+  })
+  if (repo.isPending) return <Loading />
+  if (repo.isError) return <ErrorMessage error={repo.error} />
+  const r = repo.data
+  return (
+    <>
+      <div className="title-row">
+        <h1>
+          <Link to={`/projects/${seg(projectName)}`}>{projectName}</Link> / {path}
+        </h1>
+        {mayDelete && (
+          <button type="button" className="danger" onClick={() => setConfirmRepo(true)}>
+            Delete repository
+          </button>
+        )}
+      </div>
+      <p className="muted">
+        {r.tagCount} tags · {r.artifactCount} artifacts · {bytes(r.sizeBytes)} · {r.pullCount} pulls · last push {ago(r.lastPushedAt)}
+      </p>
+      <Tags base={base} repository={r.name} project={projectName} path={path} mayDelete={mayDelete} />
+      <Dialog open={confirmRepo} title={`Delete ${r.name}?`} onClose={() => setConfirmRepo(false)}>
+        <p>Every tag and artifact of the repository is deleted; garbage collection frees their storage later.</p>
+        <ErrorMessage error={removeRepo.error} />
+        <div className="actions">
+          <button type="button" onClick={() => setConfirmRepo(false)}>
+            Cancel
+          </button>
+          <button type="button" className="danger" onClick={() => removeRepo.mutate()}>
+            Delete repository
+          </button>
+        </div>
+      </Dialog>
+    </>
+  )
+}
+
+function Tags({ base, repository, project, path, mayDelete }: { base: string; repository: string; project: string; path: string; mayDelete: boolean }) {
+  const [q, setQ] = useState('')
+  const [sort, setSort] = useState('pushed')
+  const [selection, setSelection] = useState<RowSelectionState>({})
+  const [confirm, setConfirm] = useState(false)
+  const client = useQueryClient()
+  const key = ['tags', project, path, q, sort]
+  const tags = useInfiniteQuery({
+    queryKey: key,
+    initialPageParam: 0,
+    queryFn: ({ pageParam }) => get<Page<TagSummary>>(`${base}/tags?${new URLSearchParams({ q, sort, limit: String(PAGE), offset: String(pageParam) })}`),
+    getNextPageParam: (last) => (last.offset + last.items.length < last.total ? last.offset + last.items.length : undefined),
+    placeholderData: (prev) => prev,
+  })
+  const rows = useMemo(() => tags.data?.pages.flatMap((p) => p.items) ?? [], [tags.data])
+  const total = tags.data?.pages[0]?.total ?? 0
+  const remove = useMutation({
+    mutationFn: async (names: string[]) => {
+      for (const t of names) await api('DELETE', `${base}/tags/${seg(t)}`)
+    },
+    onSettled: async () => {
+      setSelection({})
+      setConfirm(false)
+      await client.invalidateQueries({ queryKey: ['tags', project, path] })
+      await client.invalidateQueries({ queryKey: ['repository', project, path] })
+    },
+  })
+  const columns = useMemo(
+    () => [
+      ...(mayDelete
+        ? [
+            column.display({
+              id: 'select',
+              header: ({ table }) => (
+                <input type="checkbox" aria-label="Select all loaded tags" checked={table.getIsAllRowsSelected()} onChange={table.getToggleAllRowsSelectedHandler()} />
+              ),
+              cell: ({ row }) => <input type="checkbox" aria-label={`Select ${row.original.name}`} checked={row.getIsSelected()} onChange={row.getToggleSelectedHandler()} />,
+            }),
+          ]
+        : []),
+      column.accessor('name', {
+        header: 'Tag',
+        cell: (c) => <Link to={`/repositories/${seg(project)}/${seg(path)}/artifacts/${c.row.original.digest}`}>{c.getValue()}</Link>,
+      }),
+      column.accessor('digest', { header: 'Digest', cell: (c) => <span className="mono" title={c.getValue()}>{shortDigest(c.getValue())}</span> }),
+      column.accessor('sizeBytes', { header: 'Size', cell: (c) => bytes(c.getValue()) }),
+      column.accessor('platforms', { header: 'Platforms', cell: (c) => c.getValue().map(platformName).join(', ') || '—' }),
+      column.accessor('pushedAt', { header: 'Pushed', cell: (c) => <time dateTime={c.getValue()}>{ago(c.getValue())}</time> }),
+      column.accessor('pullCount', { header: 'Pulls' }),
+      column.accessor('lastPulledAt', { header: 'Last pull', cell: (c) => ago(c.getValue()) }),
+      column.display({
+        id: 'copy',
+        header: 'Pull',
+        cell: ({ row }) => (
+          <span className="row-actions">
+            <CopyButton text={pullCommand(repository, row.original.name)} label="docker pull" />
+            <CopyButton text={podmanPullCommand(repository, row.original.name)} label="podman pull" />
+            <CopyButton text={byDigest(repository, row.original.digest)} label="by digest" />
+          </span>
+        ),
+      }),
+    ],
+    [mayDelete, project, path, repository],
+  )
+  const table = useReactTable({
+    data: rows,
+    columns,
+    getCoreRowModel: getCoreRowModel(),
+    getRowId: (t) => t.name,
+    state: { rowSelection: selection },
+    onRowSelectionChange: setSelection,
+    enableRowSelection: mayDelete,
+  })
+  const scroller = useRef<HTMLDivElement>(null)
+  const virtual = useVirtualizer({ count: rows.length, getScrollElement: () => scroller.current, estimateSize: () => ROW_HEIGHT, overscan: 10 })
+  const items = virtual.getVirtualItems()
+  const lastIndex = items[items.length - 1]?.index ?? 0
+  // Scrolling near the end of what is loaded fetches the next page from the server.
+  useEffect(() => {
+    if (lastIndex >= rows.length - 20 && tags.hasNextPage && !tags.isFetchingNextPage) void tags.fetchNextPage()
+  }, [lastIndex, rows.length, tags])
+  const selected = Object.keys(selection).filter((k) => selection[k])
+  const padTop = items[0]?.start ?? 0
+  const padBottom = virtual.getTotalSize() - (items[items.length - 1]?.end ?? 0)
+  const tableRows = table.getRowModel().rows
+  return (
+    <section aria-label="Tags">
+      <div className="filters">
+        <Field label="Filter tags">{(id) => <input id={id} type="search" value={q} onChange={(e) => (setQ(e.target.value), setSelection({}))} />}</Field>
+        <Field label="Sort by">
+          {(id) => (
+            <select id={id} value={sort} onChange={(e) => setSort(e.target.value)}>
+              <option value="pushed">push time</option>
+              <option value="pulled">pull time</option>
+              <option value="name">name</option>
+              <option value="semver">semantic version</option>
+            </select>
+          )}
+        </Field>
+        {mayDelete && (
+          <button type="button" className="danger" disabled={selected.length === 0} onClick={() => setConfirm(true)}>
+            Delete {selected.length || ''} selected
+          </button>
+        )}
+      </div>
+      <p className="muted" aria-live="polite">
+        {tags.isPending ? 'Loading tags…' : `${total} ${total === 1 ? 'tag' : 'tags'}${rows.length < total ? `, ${rows.length} loaded (scroll for more)` : ''}`}
+      </p>
+      <ErrorMessage error={tags.error} />
+      {tags.data && total === 0 && <Empty>{q ? 'No tag matches.' : 'No tags.'}</Empty>}
+      {rows.length > 0 && (
+        <div ref={scroller} className="table-wrap virtual" tabIndex={0} aria-label="Tag list, scrollable">
+          <table>
+            <thead>
+              {table.getHeaderGroups().map((g) => (
+                <tr key={g.id}>
+                  {g.headers.map((h) => (
+                    <th key={h.id} scope="col">
+                      {flexRender(h.column.columnDef.header, h.getContext())}
+                    </th>
+                  ))}
+                </tr>
+              ))}
+            </thead>
+            <tbody>
+              {padTop > 0 && (
+                <tr aria-hidden="true">
+                  <td style={{ height: padTop }} colSpan={columns.length} />
+                </tr>
+              )}
+              {items.map((v) => {
+                const row = tableRows[v.index]
+                if (!row) return null
+                return (
+                  <tr key={row.id} data-index={v.index} style={{ height: ROW_HEIGHT }}>
+                    {row.getVisibleCells().map((cell) => (
+                      <td key={cell.id}>{flexRender(cell.column.columnDef.cell, cell.getContext())}</td>
+                    ))}
+                  </tr>
+                )
+              })}
+              {padBottom > 0 && (
+                <tr aria-hidden="true">
+                  <td style={{ height: padBottom }} colSpan={columns.length} />
+                </tr>
+              )}
+            </tbody>
+          </table>
+        </div>
+      )}
+      <Dialog open={confirm} title={`Delete ${selected.length} ${selected.length === 1 ? 'tag' : 'tags'}?`} onClose={() => setConfirm(false)}>
+        <p className="mono">{selected.slice(0, 20).join(', ')}{selected.length > 20 ? ' …' : ''}</p>
+        <p>The tags go at once; artifacts no longer tagged stay until retention or garbage collection removes them.</p>
+        <ErrorMessage error={remove.error} />
+        <div className="actions">
+          <button type="button" onClick={() => setConfirm(false)}>
+            Cancel
+          </button>
+          <button type="button" className="danger" disabled={remove.isPending} onClick={() => remove.mutate(selected)}>
+            Delete
+          </button>
+        </div>
+      </Dialog>
+    </section>
+  )
+}

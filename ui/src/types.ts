@@ -1,0 +1,169 @@
+// The shapes of /api/v1 answers the UI reads (the OpenAPI document at /api/v1/openapi.json).
+
+export type ProjectAction = 'pull' | 'push' | 'delete' | 'manageMembers' | 'managePolicies' | 'readLogs' | 'readMembers'
+
+export interface Me {
+  kind: 'user' | 'robot' | 'external'
+  username?: string
+  name?: string
+  admin?: boolean
+  groups?: string[]
+  csrfToken?: string
+}
+
+export interface Project {
+  name: string
+  public: boolean
+  quotaBytes: number | null
+  usedBytes: number
+  repositoryCount: number
+  createdAt: string
+  /** the caller's actions in the project (GET /projects/{p} only) */
+  actions?: ProjectAction[]
+}
+
+export interface Member {
+  username?: string
+  group?: string
+  role: string
+}
+
+export interface Robot {
+  name: string
+  project: string | null
+  description?: string | null
+  permissions: { project: string; actions: string[] }[]
+  disabled: boolean
+  expiresAt: string | null
+  createdAt: string
+  lastUsedAt: string | null
+  secret?: string
+}
+
+export interface Platform {
+  os: string
+  architecture: string
+  variant?: string
+}
+
+export interface RepositorySummary {
+  name: string
+  project: string
+  repository: string
+  tagCount: number
+  artifactCount: number
+  sizeBytes: number
+  pullCount: number
+  lastPushedAt: string | null
+  lastPulledAt: string | null
+}
+
+export interface TagSummary {
+  name: string
+  digest: string
+  mediaType: string | null
+  artifactType: string | null
+  sizeBytes: number
+  platforms: Platform[]
+  pushedAt: string
+  pullCount: number
+  lastPulledAt: string | null
+}
+
+export interface Layer {
+  index: number
+  digest: string
+  mediaType: string
+  size: number
+  annotations?: Record<string, string>
+}
+
+export interface Artifact {
+  name: string
+  project: string
+  repository: string
+  digest: string
+  mediaType: string
+  artifactType: string | null
+  kind: 'image' | 'index'
+  manifestSize: number
+  sizeBytes: number
+  manifest: unknown
+  config: Record<string, unknown> | null
+  annotations: Record<string, string>
+  subject: { digest: string; mediaType: string } | null
+  platforms: { digest: string; mediaType: string; size: number; platform: Platform | null; present: boolean }[]
+  layers: Layer[]
+  history: { created?: string; createdBy?: string; created_by?: string; comment?: string; emptyLayer?: boolean; empty_layer?: boolean; layer?: number | null }[]
+  referrers: { digest: string; mediaType: string; artifactType: string | null; size: number; annotations: Record<string, string> }[]
+  tags: string[]
+  pullCount: number
+  lastPulledAt: string | null
+}
+
+export interface FileEntry {
+  name: string
+  path?: string
+  type: string
+  size: number
+  mode?: number | string
+  uid?: number
+  gid?: number
+  uname?: string
+  gname?: string
+  linkname?: string | null
+  linkTarget?: string | null
+  layer?: number
+}
+
+export interface SearchResult {
+  repositories: { name: string; project: string; repository: string }[]
+  tags: { name: string; project: string; repository: string; tag: string; digest: string }[]
+  digests: { name: string; project: string; repository: string; digest: string; mediaType: string }[]
+  annotations: { name: string; project: string; repository: string; digest: string; key: string; value: string }[]
+}
+
+export interface User {
+  username: string
+  admin: boolean
+  disabled?: boolean
+  source?: string
+  createdAt?: string
+}
+
+export interface AuditEvent {
+  id: number
+  at: string
+  user: string
+  userType: string
+  address: string
+  action: string
+  project: string | null
+  repository: string | null
+  resource: string | null
+  result: string
+}
+
+export interface GcRun {
+  id: string
+  dryRun?: boolean
+  status?: string
+  startedAt?: string
+  finishedAt?: string | null
+  bytesFreed?: number
+  blobsDeleted?: number
+  manifestsDeleted?: number
+  [k: string]: unknown
+}
+
+export interface Job {
+  id: string
+  kind: string
+  status: string
+  attempts?: number
+  createdAt?: string
+  runAt?: string
+  finishedAt?: string | null
+  lastError?: string | null
+  [k: string]: unknown
+}
