@@ -12,6 +12,8 @@ export interface CopyOptions {
   referrers: boolean
   bandwidth?: TokenBucket
   signal?: AbortSignal
+  /** blobs of one manifest sent at once (default 4) */
+  blobConcurrency?: number
 }
 
 export interface CopyResult {
@@ -77,7 +79,11 @@ export class Copier {
       if (!m) throw new Error(`${repository}@${child.digest} (a child of ${original.digest}) is missing from the source`)
       await this.copyManifest(repository, target, m, m, null, bytes)
     }
-    for (const blob of parsed.blobs) bytes.n += await this.copyBlob(repository, target, blob)
+    // The layers of one image travel side by side (as skopeo and docker push them).
+    await eachLimit(parsed.blobs, this.opts.blobConcurrency ?? 4, async (blob) => {
+      const sent = await this.copyBlob(repository, target, blob)
+      bytes.n += sent
+    })
     if (tag !== null || !(await this.destination.manifestDigest(target, sent.digest))) {
       await this.destination.putManifest(target, tag ?? sent.digest, sent)
       bytes.n += sent.bytes.length
@@ -127,6 +133,18 @@ export class Copier {
     const bytes = Buffer.from(JSON.stringify({ ...doc, manifests: kept }))
     return { bytes, mediaType: m.mediaType, digest: digestOf(bytes) }
   }
+}
+
+/** Runs `work` on every item, at most `limit` at once; rejects with the first failure once all have settled. */
+async function eachLimit<T>(items: T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
+  let next = 0
+  const results = await Promise.allSettled(
+    Array.from({ length: Math.min(limit, items.length) }, async () => {
+      while (next < items.length) await work(items[next++] as T)
+    }),
+  )
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected')
+  if (failed) throw failed.reason
 }
 
 /** "linux/arm64" matches every arm64 variant; "linux/arm64/v8" only that one. */

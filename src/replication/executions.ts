@@ -165,7 +165,7 @@ export class ReplicationExecutions {
       const local = new LocalSide(this.deps.registry)
       const [source, destination] = policy.direction === 'push' ? [local, remote] : [remote, local]
       const rate = policy.bandwidth ? parseBandwidth(policy.bandwidth) : undefined
-      const copier = new Copier(source, destination, { overwrite: policy.overwrite, platforms: policy.platforms, referrers: policy.referrers, bandwidth: rate ? new TokenBucket(rate) : undefined, signal: ctx.signal })
+      const copier = new Copier(source, destination, { overwrite: policy.overwrite, platforms: policy.platforms, referrers: policy.referrers, bandwidth: rate ? new TokenBucket(rate) : undefined, signal: ctx.signal, blobConcurrency: policy.concurrency })
       const planned = await plan(policy, source, row.scope ? (JSON.parse(row.scope) as ScopeItem[]) : null)
       await replication.addTasks(execution, planned, this.deps.now())
       await this.work(execution, policy, copier, ctx, log)

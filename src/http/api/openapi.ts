@@ -222,7 +222,7 @@ export const OPENAPI = {
           overwrite: { type: 'boolean', default: true, description: 'false: a destination tag pointing elsewhere is left alone' },
           platforms: { type: 'array', items: { type: 'string' }, description: 'of an index, only these (os/arch[/variant]); empty: all. A filtered index gets a new digest; its children keep theirs' },
           referrers: { type: 'boolean', default: true, description: 'copy signatures, SBOMs and other referrers along (the sha256-<hex> tag schema on targets without the referrers API)' },
-          concurrency: { type: 'integer', minimum: 1, maximum: 32, default: 4 },
+          concurrency: { type: 'integer', minimum: 1, maximum: 32, default: 4, description: 'artifacts copied at once, and blobs of one artifact sent at once' },
           bandwidth: { type: ['string', 'null'], description: 'limit over the execution\'s blob streams, e.g. "50MiB/s"' },
           createdAt: { type: 'string', format: 'date-time', readOnly: true },
           updatedAt: { type: 'string', format: 'date-time', readOnly: true },
