@@ -659,7 +659,9 @@ class VerifyingStream extends Transform {
     private readonly size: number,
     private readonly what: string,
   ) {
-    super()
+    // undici hands on 64 KiB chunks: a buffer of a few of them keeps the socket from pausing
+    // at every chunk, and still bounds what a slow reader holds in memory.
+    super({ highWaterMark: 256 * 1024 })
     this.hash = createHash(algorithm)
   }
 
