@@ -100,7 +100,7 @@ function RetentionEditor({ project, base, saved }: { project: Project; base: str
             )}
           </Field>
           {r.kind !== 'always' && (
-            <Field label="N">
+            <Field label={r.kind.startsWith('latest') ? 'How many' : 'Days'}>
               {(id) => (
                 <input
                   id={id}

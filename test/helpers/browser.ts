@@ -1,0 +1,49 @@
+import { existsSync } from 'node:fs'
+import { mkdir, readFile } from 'node:fs/promises'
+import { createRequire } from 'node:module'
+import { join } from 'node:path'
+import { chromium, type Browser, type Page } from 'playwright-core'
+
+/** Debian's chromium (.ci/install-clients.sh installs it); playwright-core downloads no browser. */
+export const CHROMIUM = '/usr/bin/chromium'
+
+/** Why the browser tests cannot run here, or false; in CI a missing chromium is a failure. */
+export function browserSkip(): string | false {
+  if (existsSync(CHROMIUM)) return false
+  if (process.env.CI === 'true') throw new Error(`CI=true but ${CHROMIUM} is missing: the web UI tests must run in CI (.ci/install-clients.sh installs chromium)`)
+  return `skipped: ${CHROMIUM} is missing (apt-get install chromium)`
+}
+
+export async function launchBrowser(): Promise<Browser> {
+  return chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-dev-shm-usage'] })
+}
+
+/** Where the tests write their screenshots (a few are copied by hand into docs/ for the README). */
+export const SCREENSHOTS = join(import.meta.dirname, '..', '..', '.cache', 'ui-screenshots')
+
+export async function screenshot(page: Page, name: string): Promise<void> {
+  await mkdir(SCREENSHOTS, { recursive: true })
+  await page.screenshot({ path: join(SCREENSHOTS, `${name}.png`), fullPage: true })
+}
+
+export interface AxeViolation {
+  id: string
+  impact: string | null
+  help: string
+  nodes: { target: string[] }[]
+}
+
+let axeSource: string | undefined
+
+/** axe-core's serious and critical violations (WCAG 2 A and AA rules) on the page as it is now. */
+export async function axeViolations(page: Page): Promise<AxeViolation[]> {
+  axeSource ??= await readFile(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8')
+  // Evaluated through the DevTools protocol: the page's CSP (script-src 'self') stays as served.
+  if (!(await page.evaluate(() => 'axe' in window))) await page.evaluate(axeSource)
+  const violations = await page.evaluate(async () => {
+    const axe = (window as unknown as { axe: { run(ctx: Document, opts: object): Promise<{ violations: AxeViolation[] }> } }).axe
+    const result = await axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] } })
+    return result.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.slice(0, 5).map((n) => ({ target: n.target })) }))
+  })
+  return violations.filter((v) => v.impact === 'serious' || v.impact === 'critical')
+}
