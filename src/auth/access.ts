@@ -68,6 +68,9 @@ export class AccessPolicy {
     const actions = await this.projectActions(principal, project)
     const out = new Set<RepositoryAction>()
     for (const a of ['pull', 'push', 'delete'] as const) if (actions.has(a)) out.add(a)
+    // A proxy cache project is filled from its upstream only: nobody pushes into it (deletes,
+    // which evict cached content, stay with the rights that allow them).
+    if ((await this.project(project))?.proxy) out.delete('push')
     return out
   }
 

@@ -10,6 +10,20 @@ export interface ProjectView {
   usedBytes: number
   repositoryCount: number
   createdAt: string
+  /** a proxy cache project's settings (absent for ordinary projects) */
+  proxy?: Record<string, unknown>
+}
+
+/**
+ * The `proxy` field of projects (proxy cache projects, src/replication/proxy-settings.ts): how
+ * it is checked before it is stored, and how it is shown. Given by the app, which knows the
+ * registry endpoints.
+ */
+export interface ProxySettingsHooks {
+  /** Checks a create's or update's `proxy` field (RegistryError naming the field): the JSON to store, or null to clear it. */
+  parse(input: unknown, project: string, current: string | null): Promise<string | null>
+  /** The stored settings as the API shows them. */
+  view(stored: string, project: string): Record<string, unknown>
 }
 
 export interface MemberView {
@@ -20,18 +34,27 @@ export interface MemberView {
 
 /** Projects (the first path component of repository names) and their members. */
 export class ProjectService {
+  private proxyHooks: ProxySettingsHooks | undefined
+
   constructor(
     private readonly meta: MetadataRepositories,
     private readonly now: () => number,
   ) {}
 
-  async create(input: { name?: unknown; public?: unknown; quotaBytes?: unknown }, creator?: string): Promise<ProjectView> {
+  /** Enables the `proxy` field (proxy cache projects). */
+  useProxySettings(hooks: ProxySettingsHooks): void {
+    this.proxyHooks = hooks
+  }
+
+  async create(input: { name?: unknown; public?: unknown; quotaBytes?: unknown; proxy?: unknown }, creator?: string): Promise<ProjectView> {
     if (typeof input.name !== 'string' || input.name.length > 64 || !PROJECT_NAME.test(input.name)) {
       throw RegistryError.invalidField('name', 'lowercase letters, digits and separators . _ - (up to 64 characters)')
     }
     const isPublic = optionalBool(input.public, 'public') ?? false
     const quota = optionalQuota(input.quotaBytes)
+    const proxy = input.proxy === undefined || input.proxy === null ? null : await this.parseProxy(input.proxy, input.name, null)
     if (!(await this.meta.projects.insert(input.name, isPublic, quota ?? null, this.now()))) throw RegistryError.conflict(`project ${input.name} already exists`)
+    if (proxy !== null) await this.meta.projects.setProxy(input.name, proxy)
     if (creator) await this.addMember(input.name, { username: creator, role: 'projectAdmin' })
     return this.get(input.name)
   }
@@ -57,10 +80,20 @@ export class ProjectService {
     return out
   }
 
-  async update(name: string, patch: { public?: unknown; quotaBytes?: unknown }): Promise<ProjectView> {
-    const ok = await this.meta.projects.update(name, { public: optionalBool(patch.public, 'public'), quotaBytes: optionalQuota(patch.quotaBytes) })
+  async update(name: string, patch: { public?: unknown; quotaBytes?: unknown; proxy?: unknown }): Promise<ProjectView> {
+    const isPublic = optionalBool(patch.public, 'public')
+    const quotaBytes = optionalQuota(patch.quotaBytes)
+    // `proxy`: settings to merge into the current ones; null makes it an ordinary project.
+    const proxy = patch.proxy === undefined ? undefined : await this.parseProxy(patch.proxy, name, (await this.row(name)).proxy)
+    const ok = await this.meta.projects.update(name, { public: isPublic, quotaBytes })
     if (!ok) throw RegistryError.notFound(`project ${name}`)
+    if (proxy !== undefined) await this.meta.projects.setProxy(name, proxy)
     return this.get(name)
+  }
+
+  private async parseProxy(input: unknown, project: string, current: string | null): Promise<string | null> {
+    if (!this.proxyHooks) throw RegistryError.invalidField('proxy', 'proxy cache projects are not available on this server')
+    return this.proxyHooks.parse(input, project, current)
   }
 
   /** Refused while the project still holds repositories (delete them first). */
@@ -115,6 +148,7 @@ export class ProjectService {
       usedBytes: await this.meta.projects.usage(p.name),
       repositoryCount: await this.meta.projects.repositoryCount(p.name),
       createdAt: new Date(Number(p.created_at)).toISOString(),
+      ...(p.proxy && this.proxyHooks ? { proxy: this.proxyHooks.view(p.proxy, p.name) } : {}),
     }
   }
 }

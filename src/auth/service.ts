@@ -48,6 +48,8 @@ export class AuthService {
   readonly users: UserService
   readonly projects: ProjectService
   readonly robots: RobotService
+  /** other repositories a pull of a name may be served from (proxy cache projects) */
+  private pullAliases: ((name: string) => Promise<string[]>) | undefined
 
   private constructor(
     readonly options: AuthOptions,
@@ -104,12 +106,22 @@ export class AuthService {
     return inserted && !this.options.adminPassword ? { generatedAdminPassword: password } : {}
   }
 
+  /**
+   * Pulls of a name may be served from other repositories (a proxy cache project answering
+   * `?ns=` or as the default proxy): a token then grants pull on the name when the principal may
+   * pull one of them. /v2 checks the principal's rights on the repository actually served.
+   */
+  usePullAliases(aliases: (name: string) => Promise<string[]>): void {
+    this.pullAliases = aliases
+  }
+
   /** A registry token granting the requested access as far as the principal's rights go. */
   async issueRegistryToken(principal: Principal, requested: TokenAccess[]): Promise<IssuedToken> {
     const granted: TokenAccess[] = []
     for (const r of requested) {
       if (r.type === 'repository') {
         const allowed = await this.policy.repositoryActions(principal, r.name)
+        if (!allowed.has('pull') && r.actions.some((a) => a === 'pull' || a === '*') && (await this.mayPullAlias(principal, r.name))) allowed.add('pull')
         const wants = r.actions.includes('*') ? ['pull', 'push', 'delete'] : r.actions
         const actions = wants.filter((a): a is 'pull' | 'push' | 'delete' => allowed.has(a as 'pull'))
         if (actions.length > 0) granted.push({ type: 'repository', name: r.name, actions })
@@ -124,6 +136,11 @@ export class AuthService {
     const expiresIn = Math.round(this.options.tokenExpiry / 1000)
     const token = await this.tokens.sign({ sub, access: granted, kind, use: 'access', ...(uid === undefined ? {} : { uid }) }, expiresIn)
     return { token, expiresIn, issuedAt: new Date(this.now()).toISOString(), access: granted }
+  }
+
+  private async mayPullAlias(principal: Principal, name: string): Promise<boolean> {
+    for (const alias of (await this.pullAliases?.(name)) ?? []) if ((await this.policy.repositoryActions(principal, alias)).has('pull')) return true
+    return false
   }
 
   /**

@@ -16,6 +16,7 @@ import { canList, canPull, v2Authorizer } from './v2/authorize.js'
 import type { Caller } from './auth/credentials.js'
 import type { MatchedRoute } from './v2/route.js'
 import { fastPull } from './v2/fast-pull.js'
+import type { V2Proxy } from './v2/proxy.js'
 import { Guards, REQUEST_HOOKS } from './guards.js'
 import { listenMetrics } from './metrics-listener.js'
 import { serveUi, type UiOptions } from './ui.js'
@@ -72,6 +73,8 @@ export interface HttpOptions {
   onResponse?: () => void
   /** the web UI (ui.enabled); unset: no UI, `/` is a 404 */
   ui?: UiOptions
+  /** proxy cache projects (pulls through them under /v2) */
+  proxy?: V2Proxy
 }
 
 /** How often Node checks http.headersTimeout and http.requestTimeout (its default is 30 s). */
@@ -189,6 +192,7 @@ export function buildHttpServer(opts: HttpOptions): FastifyInstance {
     maxManifestSize: opts.maxManifestSize,
     minChunkSize: opts.minChunkSize,
     countOut,
+    proxy: opts.proxy,
   })
 
   if (opts.ui) serveUi(app, opts.ui)
@@ -231,6 +235,7 @@ export function buildHttpServer(opts: HttpOptions): FastifyInstance {
           bypass: () => closing || foreignHooks,
           guard: (req, address) => (guards.empty ? undefined : guards.run({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, ip: address })),
           logger: opts.logger,
+          proxy: opts.proxy,
         },
         listeners[0],
       ),

@@ -80,6 +80,8 @@ export interface ProjectsTable {
   public: number
   quota_bytes: number | null
   created_at: number
+  /** proxy cache settings (JSON, see src/replication/proxy-settings.ts); null: an ordinary project */
+  proxy: string | null
 }
 
 export interface ProjectMembersTable {
@@ -270,6 +272,19 @@ export interface ReplicationRemoteBlobsTable {
   updated_at: number
 }
 
+export interface ProxyTagsTable {
+  repository: string
+  tag: string
+  digest: string
+  checked_at: number
+}
+
+export interface ProxyFetchesTable {
+  key: string
+  owner: string
+  expires_at: number
+}
+
 export interface Database {
   users: UsersTable
   projects: ProjectsTable
@@ -297,4 +312,6 @@ export interface Database {
   replication_executions: ReplicationExecutionsTable
   replication_tasks: ReplicationTasksTable
   replication_remote_blobs: ReplicationRemoteBlobsTable
+  proxy_tags: ProxyTagsTable
+  proxy_fetches: ProxyFetchesTable
 }

@@ -14,6 +14,10 @@ export class Metrics {
   readonly latency: Histogram<'method' | 'route'>
   readonly bytesIn: Counter
   readonly bytesOut: Counter
+  /** proxy cache projects: requests by project, kind (manifest, blob, tags) and result (hit, miss, stale) */
+  readonly proxyRequests: Counter<'project' | 'kind' | 'result'>
+  readonly proxyUpstreamBytes: Counter<'project'>
+  readonly proxyUpstreamErrors: Counter<'project' | 'kind'>
 
   constructor(stats: StoreStats) {
     const registers = [this.registry]
@@ -28,6 +32,14 @@ export class Metrics {
     })
     this.bytesIn = new Counter({ name: 'berth_http_received_bytes_total', help: 'Blob bytes received from clients', registers })
     this.bytesOut = new Counter({ name: 'berth_http_sent_bytes_total', help: 'Blob and manifest bytes sent to clients', registers })
+    this.proxyRequests = new Counter({
+      name: 'berth_proxy_requests_total',
+      help: 'Pulls through proxy cache projects by project, kind and result (hit: from the cache, miss: fetched upstream, stale: cached copy served while the upstream failed)',
+      labelNames: ['project', 'kind', 'result'],
+      registers,
+    })
+    this.proxyUpstreamBytes = new Counter({ name: 'berth_proxy_upstream_bytes_total', help: 'Bytes proxy cache projects fetched from their upstream registries', labelNames: ['project'], registers })
+    this.proxyUpstreamErrors = new Counter({ name: 'berth_proxy_upstream_errors_total', help: 'Failed upstream requests of proxy cache projects by project and kind', labelNames: ['project', 'kind'], registers })
     new Gauge({
       name: 'berth_uploads_in_progress',
       help: 'Open blob upload sessions',

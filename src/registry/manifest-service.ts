@@ -13,6 +13,14 @@ export interface PutResult {
   tags: string[]
 }
 
+export interface PutOptions {
+  /**
+   * Store the manifest before what it references (a proxy cache fetches the blobs and platform
+   * manifests of a manifest from its upstream when they are first asked for).
+   */
+  partial?: boolean
+}
+
 /** Manifests, tags pointing at them, and the referrers index. */
 export class ManifestService {
   constructor(private readonly ctx: RegistryContext) {}
@@ -49,7 +57,7 @@ export class ManifestService {
    * Stores the exact bytes under their digest, after checking that everything they reference is
    * in the repository, and points the tags (the reference when it is a tag, plus `?tag=`) at it.
    */
-  async put(repository: string, reference: string, body: Buffer, contentType: string | undefined, extraTags: string[]): Promise<PutResult> {
+  async put(repository: string, reference: string, body: Buffer, contentType: string | undefined, extraTags: string[], opts: PutOptions = {}): Promise<PutResult> {
     let algorithm: Algorithm = 'sha256'
     const tags: string[] = []
     let expected: string | undefined
@@ -85,14 +93,14 @@ export class ManifestService {
       const missingBlobs = [...new Set(parsed.blobs.map((b) => b.digest))].filter((d) => !stored.has(d))
       const missingManifests = await manifests.missing(repositoryId, parsed.manifests.map((m) => m.digest), trx)
       const missing = [...missingBlobs, ...missingManifests]
-      if (missing.length > 0) {
+      if (missing.length > 0 && !opts.partial) {
         throw new RegistryError('MANIFEST_BLOB_UNKNOWN', `manifest references ${missing.length} unknown blob(s) or manifest(s) in ${repository}`, {
           detail: { digests: missing.slice(0, 50) },
         })
       }
       // Clients rely on descriptor sizes (range requests, progress, verification): a size that
       // is not the stored blob's is refused, where Distribution accepts it.
-      const wrong = parsed.blobs.find((b) => stored.get(b.digest) !== b.size)
+      const wrong = parsed.blobs.find((b) => stored.has(b.digest) ? stored.get(b.digest) !== b.size : !opts.partial)
       if (wrong) {
         const actual = stored.get(wrong.digest)
         throw RegistryError.manifestInvalid(`descriptor of ${wrong.digest} says size ${wrong.size} but the stored blob has ${actual} bytes`, { digest: wrong.digest, size: wrong.size, stored: actual })

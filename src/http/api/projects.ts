@@ -13,8 +13,10 @@ export async function projectRoutes(app: FastifyInstance, ctx: ApiContext): Prom
     if (!me.admin && ctx.auth.options.projectCreation === 'admin') throw RegistryError.denied('only system administrators create projects')
     const body = req.body ?? {}
     if (!me.admin && body.quotaBytes !== undefined) throw RegistryError.denied('only system administrators set quotas')
+    // A proxy cache project makes Berth call another registry with the endpoint's credentials.
+    if (!me.admin && body.proxy !== undefined) throw RegistryError.denied('only system administrators create proxy cache projects')
     const project = await projects.create(body, me.admin ? undefined : me.name)
-    audit(ctx, req, 'project.create', { project: project.name, detail: { public: project.public, quotaBytes: project.quotaBytes } })
+    audit(ctx, req, 'project.create', { project: project.name, detail: { public: project.public, quotaBytes: project.quotaBytes, proxy: project.proxy } })
     return created(reply, project)
   })
 
@@ -34,8 +36,9 @@ export async function projectRoutes(app: FastifyInstance, ctx: ApiContext): Prom
     await requireProjectAction(ctx, req, req.params.project, 'manageMembers')
     const body = req.body ?? {}
     if (body.quotaBytes !== undefined && !requireUser(req).admin) throw RegistryError.denied('only system administrators set quotas')
+    if (body.proxy !== undefined && !requireUser(req).admin) throw RegistryError.denied('only system administrators change proxy cache settings')
     const project = await projects.update(req.params.project, body)
-    audit(ctx, req, 'policy.change', { project: project.name, detail: { public: body.public, quotaBytes: body.quotaBytes } })
+    audit(ctx, req, 'policy.change', { project: project.name, detail: { public: body.public, quotaBytes: body.quotaBytes, proxy: body.proxy } })
     return project
   })
 

@@ -48,8 +48,8 @@ export function v2Authorizer(auth: AuthService, realm: string | undefined, servi
   // Allowed bearer decisions by operation, repository and token, until the metadata changes
   // or the token expires.
   const decisions = auth.decisionCache<Caller>(4096)
-  const keyOf = (method: string, route: MatchedRoute, header: string | undefined) =>
-    required(route, method).length > 0 && header !== undefined && /^bearer /i.test(header) ? `${method}\0${route.op}\0${route.name}\0${header}` : undefined
+  const keyOf = (method: string, route: MatchedRoute, header: string | undefined, resolved: string) =>
+    required(route, method).length > 0 && header !== undefined && /^bearer /i.test(header) ? `${method}\0${route.op}\0${route.name}\0${resolved}\0${header}` : undefined
   // A bearer token already allowed this operation on this repository: skip the checks while
   // nothing in the metadata changed (a disabled user or removed member moves the generation).
   const known = (key: string | undefined): Caller | undefined => {
@@ -60,9 +60,14 @@ export function v2Authorizer(auth: AuthService, realm: string | undefined, servi
     decisions.drop(key)
     return undefined
   }
-  const authorize = async (req: FastifyRequest, route: MatchedRoute): Promise<Caller> => {
+  /**
+   * `resolved`: the repository the request is served from, when a proxy cache project serves a
+   * pull of another name (`?ns=`, the default proxy). The caller's rights are checked on it; a
+   * token's claims on the name the client asked for (the scope it requested).
+   */
+  const authorize = async (req: FastifyRequest, route: MatchedRoute, resolved: string = route.name): Promise<Caller> => {
     const needs = required(route, req.method)
-    const key = keyOf(req.method, route, req.headers.authorization)
+    const key = keyOf(req.method, route, req.headers.authorization, resolved)
     const cached = known(key)
     if (cached) return cached
     const generation = auth.generation()
@@ -80,7 +85,7 @@ export function v2Authorizer(auth: AuthService, realm: string | undefined, servi
       return caller
     }
     if (needs.length === 0) return caller
-    const allowed = await auth.policy.repositoryActions(principal, route.name)
+    const allowed = await auth.policy.repositoryActions(principal, resolved)
     const inToken = caller.scheme === 'bearer' && caller.claims && principal.kind !== 'external' ? tokenActions(caller, route.name) : undefined
     const missing = needs.filter((a) => !allowed.has(a) || (inToken !== undefined && !inToken.has(a)))
     if (missing.length === 0) {
@@ -89,7 +94,7 @@ export function v2Authorizer(auth: AuthService, realm: string | undefined, servi
     }
     const scope = `repository:${route.name}:${route.op === 'upload' || (route.op === 'manifest' && req.method === 'PUT') ? 'pull,push' : needs.join(',')}`
     if (caller.scheme === 'none') throw unauthorized(req, 'authentication required', scope)
-    const why = await denial(auth, principal, route.name, missing, allowed)
+    const why = await denial(auth, principal, resolved, missing, allowed)
     if (caller.scheme === 'bearer') {
       const headers = { 'www-authenticate': challenge(req, scope, { code: 'insufficient_scope', description: why.message }) }
       throw new RegistryError('DENIED', why.message, { status: 401, headers, detail: why.detail })
@@ -97,7 +102,7 @@ export function v2Authorizer(auth: AuthService, realm: string | undefined, servi
     throw RegistryError.denied(why.message, why.detail)
   }
   /** The caller of an operation a cached decision already allowed (no I/O), if any. */
-  const cachedCaller = (method: string, route: MatchedRoute, header: string | undefined) => known(keyOf(method, route, header))
+  const cachedCaller = (method: string, route: MatchedRoute, header: string | undefined) => known(keyOf(method, route, header, route.name))
   return { authorize, cachedCaller }
 }
 
@@ -116,6 +121,9 @@ async function denial(auth: AuthService, principal: Principal, repository: strin
     }
   }
   const lacking = missing.filter((a) => !allowed.has(a))
+  if (lacking.includes('push') && (await auth.policy.project(project))?.proxy) {
+    return { message: `requested access to the resource is denied: project ${project} is a proxy cache, filled from its upstream registry only (pushes are refused)`, detail: { repository, project, proxy: true } }
+  }
   if (lacking.length === 0) {
     // The rights are there; the token was asked for less than this operation needs.
     return { message: `requested access to the resource is denied: the token does not grant ${missing.join(',')} on ${repository}`, detail: { repository, missing } }

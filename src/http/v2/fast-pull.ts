@@ -30,6 +30,12 @@ export interface FastPullOptions {
   guard?: (req: IncomingMessage, address: string) => Promise<void> | undefined
   /** where refusals are logged, as the full path logs them */
   logger: Pick<Logger, 'info'>
+  /**
+   * Proxy cache projects (from memory): their repositories take the full path (a miss fetches
+   * upstream, a tag is checked after its ttl), and so does a pull that finds nothing locally
+   * while a default proxy project may serve it.
+   */
+  proxy?: { mayProxy(repository: string): boolean; mayFallThrough(): boolean }
 }
 
 /**
@@ -44,7 +50,8 @@ export interface FastPullOptions {
  */
 export function fastPull(opts: FastPullOptions, full: RequestListener): RequestListener {
   return (req, res) => {
-    const route = opts.bypass() ? undefined : pullRoute(req)
+    const found = opts.bypass() ? undefined : pullRoute(req)
+    const route = found && opts.proxy?.mayProxy(found.name) ? undefined : found
     const caller = route && opts.knownCaller(req.method ?? '', route, req.headers.authorization)
     const address = caller !== null && route ? opts.address(req) : undefined
     if (!route || caller === null || address === undefined) return full(req, res)
@@ -61,6 +68,7 @@ export function fastPull(opts: FastPullOptions, full: RequestListener): RequestL
     }
     const refused = (err: unknown) => {
       if (!(err instanceof RegistryError) || err.statusCode >= 500) return full(req, res)
+      if (err.statusCode === 404 && opts.proxy?.mayFallThrough()) return full(req, res)
       const id = opts.requestId(req)
       opts.logger.info({ reqId: id, ...refusal(err) }, 'request refused')
       const refused = errorAnswer(err, req.method ?? '')

@@ -10,11 +10,12 @@ import type { Caller } from '../auth/credentials.js'
 import { uploadHandlers } from './uploads.js'
 import { UrlBuilder } from './urls.js'
 import { renderV2Error } from './errors.js'
+import { proxiedBlob, proxiedManifest, proxiedTags, type V2Proxy } from './proxy.js'
 
 export interface V2Options {
   registry: Registry
-  /** identifies and authorizes the caller; absent when auth is disabled */
-  authorize?: (req: FastifyRequest, route: MatchedRoute) => Promise<Caller>
+  /** identifies and authorizes the caller (rights checked on `resolved`, the repository served); absent when auth is disabled */
+  authorize?: (req: FastifyRequest, route: MatchedRoute, resolved?: string) => Promise<Caller>
   /** may the caller pull from this repository by its rights (mount sources)? */
   canPull?: (caller: Caller, repository: string) => Promise<boolean>
   /** does the catalog list this repository to the caller? */
@@ -25,6 +26,8 @@ export interface V2Options {
   maxManifestSize: number
   minChunkSize: number
   countOut: (n: number) => void
+  /** proxy cache projects (pulls through `?ns=`, the default proxy, and proxied repositories) */
+  proxy?: V2Proxy
 }
 
 type Handler = (r: V2Request) => Promise<unknown>
@@ -41,13 +44,17 @@ export async function v2Routes(app: FastifyInstance, opts: V2Options): Promise<v
   const lists = listHandlers(opts.registry, urls, opts.canList)
   const referrers = referrersHandler(opts.registry)
   const base: Handler = async ({ reply }) => reply.code(200).send({})
+  const proxy = opts.proxy
+  const manifestGet = proxy ? proxiedManifest(proxy, manifests.GET) : manifests.GET
+  const blobGet = proxy ? proxiedBlob(proxy, blobs.GET) : blobs.GET
+  const tagList = proxy ? proxiedTags(proxy, lists.tags, (name, n, last) => urls.next(`/v2/${name}/tags/list`, n, last)) : lists.tags
 
   const table: Record<Operation, Partial<Record<string, Handler>>> = {
     base: { GET: base, HEAD: base },
     catalog: { GET: lists.catalog },
-    tags: { GET: lists.tags },
-    manifest: { GET: manifests.GET, HEAD: manifests.GET, PUT: manifests.PUT, DELETE: manifests.DELETE },
-    blob: { GET: blobs.GET, HEAD: blobs.GET, DELETE: blobs.DELETE },
+    tags: { GET: tagList },
+    manifest: { GET: manifestGet, HEAD: manifestGet, PUT: manifests.PUT, DELETE: manifests.DELETE },
+    blob: { GET: blobGet, HEAD: blobGet, DELETE: blobs.DELETE },
     upload: { POST: uploads.POST, PATCH: uploads.PATCH, PUT: uploads.PUT, GET: uploads.GET, DELETE: uploads.DELETE },
     referrers: { GET: referrers },
   }
@@ -74,16 +81,22 @@ export async function v2Routes(app: FastifyInstance, opts: V2Options): Promise<v
     const handler = table[route.op][req.method]
     if (!handler) notAllowed(req.method)
     if (route.op !== 'base' && route.op !== 'catalog') requireName(route.name)
-    const caller = opts.authorize ? await opts.authorize(req, route) : undefined
     const query = new URLSearchParams(q === -1 ? '' : url.slice(q + 1))
+    // A pull may be served by a proxy cache project (`?ns=`, the default proxy): the caller's
+    // rights are checked on that repository, the one served.
+    const name = proxy && route.name !== '' ? await proxy.resolve(route.name, route.op, req.method, query.get('ns')) : route.name
+    const caller = opts.authorize ? await opts.authorize(req, route, name) : undefined
+    if (proxy && name !== '' && proxy.projectOf(name) && (route.op === 'upload' || (route.op === 'manifest' && req.method === 'PUT'))) {
+      throw RegistryError.denied(`project ${name.slice(0, name.indexOf('/'))} is a proxy cache, filled from its upstream registry only (pushes are refused)`)
+    }
     const from = query.get('from')
     if (caller && from !== null && opts.canPull && !(await opts.canPull(caller, from))) {
       // No read access to the mount source: the mount quietly becomes a normal upload.
       query.delete('mount')
       query.delete('from')
     }
-    const result = await handler({ req, reply, name: route.name, ref: route.ref, query, caller })
-    opts.audit?.(req.method, req.ip, caller, route)
+    const result = await handler({ req, reply, name, ref: route.ref, query, caller })
+    opts.audit?.(req.method, req.ip, caller, name === route.name ? route : { ...route, name })
     return result
   }
 

@@ -12,6 +12,7 @@ import * as m0009 from './0009-change-kinds.js'
 import * as m0010 from './0010-registries.js'
 import * as m0012 from './0012-replication.js'
 import * as m0013 from './0013-ui-browse.js'
+import * as m0011 from './0011-proxy.js'
 
 export interface MigrationStep {
   up(db: Kysely<unknown>, caps: Capabilities): Promise<void>
@@ -31,4 +32,5 @@ export const MIGRATIONS: Record<string, MigrationStep> = {
   '0010-registries': m0010,
   '0012-replication': m0012,
   '0013-ui-browse': m0013,
+  '0011-proxy': m0011,
 }

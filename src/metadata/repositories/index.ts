@@ -19,6 +19,7 @@ import { createCredentialRepository } from './credentials.js'
 import { createRegistryEndpointRepository } from './registries.js'
 import { createCatalogRepository } from './catalog.js'
 import { createReplicationRepository } from './replication.js'
+import { createProxyRepository } from './proxy.js'
 
 /**
  * Each writing method announces what it changed to `changes` (see MetadataDb), which lets
@@ -46,6 +47,7 @@ export function createMetadataRepositories(db: Kysely<Database>, changes: Change
     jobs: createJobRepository(db),
     registryEndpoints: createRegistryEndpointRepository(db),
     replication: createReplicationRepository(db),
+    proxy: createProxyRepository(db),
   }
 }
 

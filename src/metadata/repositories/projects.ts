@@ -46,6 +46,13 @@ export function createProjectRepository(db: Db, changes: ChangeFeed) {
       return Number(res.numUpdatedRows) > 0
     },
 
+    /** Sets (or with null, clears) the proxy cache settings of a project (JSON). */
+    async setProxy(name: string, proxy: string | null): Promise<boolean> {
+      const res = await db.updateTable('projects').set({ proxy }).where('name', '=', name).executeTakeFirst()
+      changes.changed('project')
+      return Number(res.numUpdatedRows) > 0
+    },
+
     async delete(name: string): Promise<boolean> {
       const res = await db.deleteFrom('projects').where('name', '=', name).executeTakeFirst()
       changes.changed('project', 'member')
