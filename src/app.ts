@@ -31,6 +31,8 @@ import { keyFromConfig, keyFromFile, SecretBox } from './replication/secrets.js'
 import { ReplicationExecutions } from './replication/executions.js'
 import { ReplicationPolicies } from './replication/policies.js'
 import { ReplicationTriggers } from './replication/triggers.js'
+import { ProxyService } from './replication/proxy.js'
+import type { UpstreamEndpoints } from './replication/proxy-upstream.js'
 
 export interface App {
   http: FastifyInstance
@@ -152,7 +154,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
     const policies = await openGcAndPolicies(core, deps, { uploads: oci.registry.uploads, immutability: oci.immutability, jobs }, opened)
     oci.afterDelete(() => policies.trigger.request('delete'))
     const replication = await openReplication(core, { registry: oci.registry, jobs, onManifestChanges: oci.onManifestChanges }, opened)
-    const http = openHttp(core, { login, registry: oci.registry, metrics, runtime, jobs, immutability: oci.immutability, replication, ...policies }, opened)
+    const proxy = openProxy(core, { registry: oci.registry, jobs, scheduler, auth: login.auth, metrics, endpoints: replication.endpoints })
+    const http = openHttp(core, { login, registry: oci.registry, metrics, runtime, jobs, immutability: oci.immutability, replication, proxy, ...policies }, opened)
     // Every handler is registered by now (scheduled tasks, cron schedules): start claiming.
     jobs.start()
     return {
@@ -404,6 +407,7 @@ function openHttp(
     retention: RetentionService
     policySchedules: PolicySchedules
     replication: Replication
+    proxy?: ProxyService
   },
   opened: Opened,
 ): FastifyInstance {
@@ -459,9 +463,46 @@ function openHttp(
     },
     onBytesOut: (n) => runtime.sent(n),
     onResponse: () => runtime.responded(),
+    proxy: s.proxy,
   })
   opened.add(() => http.close())
   return http
+}
+
+/**
+ * Proxy cache projects: the `proxy` field of projects, pulls through them under /v2, the token
+ * endpoint's view of pulls they serve, their metrics, and the hourly removal of dead leases.
+ */
+function openProxy(
+  { config, log, now, meta }: Core,
+  s: { registry: Registry; jobs: JobQueue; scheduler: Scheduler; auth: AuthService; metrics: Metrics | undefined; endpoints: UpstreamEndpoints },
+): ProxyService {
+  const { metrics } = s
+  const proxy = new ProxyService({
+    meta,
+    registry: s.registry,
+    endpoints: s.endpoints,
+    jobs: s.jobs,
+    log: log.child({ module: 'proxy' }),
+    now,
+    maxManifestSize: config.manifests.maxSize,
+    owner: s.jobs.owner,
+    metrics: metrics && {
+      request: (project, kind, result) => metrics.proxyRequests.inc({ project, kind, result }),
+      upstreamBytes: (project, n) => metrics.proxyUpstreamBytes.inc({ project }, n),
+      upstreamError: (project, kind) => metrics.proxyUpstreamErrors.inc({ project, kind }),
+    },
+  })
+  s.auth.projects.useProxySettings({ parse: (input, project, current) => proxy.parseSettings(input, project, current), view: (stored) => proxy.settingsView(stored) })
+  s.auth.usePullAliases((name) => proxy.pullAliases(name))
+  s.scheduler.add({
+    name: 'prune-proxy-leases',
+    every: 3_600_000,
+    run: async () => {
+      await meta.proxy.pruneLeases(now() - 3_600_000)
+    },
+  })
+  return proxy
 }
 
 /** GC and scrub services from config (gc.*, scrub.*, uploads.expiry), with their cron schedules. */

@@ -1,24 +1,11 @@
-import type { Readable } from 'node:stream'
+import { RemoteError, type RateLimit, type RemoteErrorKind, type RemoteRegistry } from './client.js'
 
 // What the proxy cache needs of the outbound client (src/replication/client.ts) and of the
-// registry endpoints (src/replication/registries.ts): their shapes, so that the cache can be
-// built and tested against any implementation of them.
+// registry endpoints (src/replication/registries.ts).
 
-export interface UpstreamRateLimit {
-  limit: number
-  remaining: number
-  windowSeconds: number | null
-  observedAt: number
-}
+export type UpstreamRateLimit = RateLimit
 
-export interface UpstreamClient {
-  headManifest(repo: string, ref: string): Promise<{ digest: string; mediaType: string; size: number } | null>
-  getManifest(repo: string, ref: string): Promise<{ bytes: Buffer; mediaType: string; digest: string } | null>
-  headBlob(repo: string, digest: string): Promise<number | null>
-  getBlob(repo: string, digest: string, opts?: { signal?: AbortSignal }): Promise<{ size: number; stream: Readable } | null>
-  listTags(repo: string): Promise<string[]>
-  rateLimit(): UpstreamRateLimit | null
-}
+export type UpstreamClient = Pick<RemoteRegistry, 'headManifest' | 'getManifest' | 'headBlob' | 'getBlob' | 'listTags' | 'rateLimit'>
 
 export interface UpstreamEndpoints {
   get(name: string): Promise<{ name: string; url: string }>
@@ -26,15 +13,13 @@ export interface UpstreamEndpoints {
   onUsage(check: (name: string) => Promise<string | null>): void
 }
 
-/** The kinds of the client's RemoteError. */
-export type UpstreamErrorKind = 'unreachable' | 'timeout' | 'unauthorized' | 'denied' | 'not-found' | 'rate-limited' | 'invalid' | 'digest-mismatch' | 'upstream'
+export type UpstreamErrorKind = RemoteErrorKind
 
 /** The kind of a failure of the outbound client (its RemoteError), or undefined for anything else. */
 export function upstreamKind(err: unknown): UpstreamErrorKind | undefined {
-  if (!(err instanceof Error) || !('kind' in err) || typeof err.kind !== 'string') return undefined
-  return err.kind as UpstreamErrorKind
+  return err instanceof RemoteError ? err.kind : undefined
 }
 
 export function retryAfterOf(err: unknown): number | undefined {
-  return err instanceof Error && 'retryAfterMs' in err && typeof err.retryAfterMs === 'number' ? err.retryAfterMs : undefined
+  return err instanceof RemoteError ? err.retryAfterMs : undefined
 }
