@@ -44,8 +44,17 @@ export class FetchCoalescer {
    * Runs `fetch` for `key` unless it runs already (here: its result is shared; on another node:
    * waits until `stored()` says its result is in storage, and answers `undefined`).
    */
-  async run<T>(key: string, stored: () => Promise<boolean>, fetch: () => Promise<T>): Promise<T | undefined> {
+  async run<T>(key: string, stored: () => Promise<boolean>, fetch: () => Promise<T>, joined = false): Promise<T | undefined> {
     const running = this.flights.get(key)
+    if (running && !joined) {
+      // A caller that joined a fetch which then failed (it may have been finishing already when
+      // this caller came) tries once more: with its own fetch, or the one started meanwhile.
+      try {
+        return (await running) as T | undefined
+      } catch {
+        return this.run(key, stored, fetch, true)
+      }
+    }
     if (running) return running as Promise<T | undefined>
     const flight = this.leased(key, stored, fetch)
     this.flights.set(key, flight)

@@ -49,10 +49,11 @@ export function teeBlob(source: Readable, onBytes: (n: number) => void): Tee {
   client.on('close', () => {
     clientGone = true
   })
-  // Errors of a side are handled by its reader; the tee only stops writing to it.
+  // Errors of a side reach its reader; the tee only stops writing to it.
   client.on('error', () => {
     clientGone = true
   })
+  store.on('error', () => undefined)
   const ended = new Promise<void>((resolve, reject) => {
     source.on('data', (chunk: Buffer) => {
       onBytes(chunk.length)
@@ -70,7 +71,7 @@ export function teeBlob(source: Readable, onBytes: (n: number) => void): Tee {
       store.end()
       resolve()
     })
-    source.once('error', (err) => {
+    source.on('error', (err) => {
       store.destroy(err)
       client.destroy(err)
       reject(err)

@@ -433,8 +433,10 @@ export class ProxyService {
         return new RegistryError(what === 'blob' ? 'BLOB_UNKNOWN' : what === 'manifest' ? 'MANIFEST_UNKNOWN' : 'NAME_UNKNOWN', `the upstream registry ${endpoint} refused ${ref}: it does not exist there, or the endpoint's credentials may not pull it (${message})`, { detail: { upstream: endpoint } })
       case 'rate-limited':
         return tooManyRequests(endpoint, retryAfterOf(err) ?? 60_000)
-      case 'invalid':
-        return new RegistryError('MANIFEST_INVALID', `the upstream registry ${endpoint} sent what cannot be cached: ${message}`, { status: 502, detail: { upstream: endpoint } })
+      case 'invalid': {
+        const limit = what === 'manifest' ? ` (manifests.maxSize is ${this.deps.maxManifestSize} bytes)` : ''
+        return new RegistryError('MANIFEST_INVALID', `the upstream registry ${endpoint} sent what cannot be cached: ${message}${limit}`, { status: 502, detail: { upstream: endpoint } })
+      }
       case 'digest-mismatch':
         return new RegistryError('UNAVAILABLE', `the upstream registry ${endpoint} sent bytes that do not match ${ref}; nothing was stored`, { status: 502, detail: { upstream: endpoint } })
       default:

@@ -78,6 +78,8 @@ export interface Front {
   count(method: string, path: string): number
   /** changes a response before it goes back: status, headers and body of the upstream */
   alter?: (req: IncomingMessage, res: { status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }) => void
+  /** a promise for a request: half of the answer's body is sent, the rest once it resolves (a slow upstream) */
+  hold?: (req: IncomingMessage) => Promise<void> | undefined
   close(): Promise<void>
 }
 
@@ -108,7 +110,11 @@ export async function startFront(upstream: string): Promise<Front> {
           if (req.method !== 'HEAD' && answer.headers['content-length'] !== undefined) answer.headers['content-length'] = String(answer.body.length)
           delete answer.headers['transfer-encoding']
           res.writeHead(answer.status, answer.headers)
-          res.end(req.method === 'HEAD' ? undefined : answer.body)
+          const held = req.method === 'HEAD' ? undefined : front.hold?.(req)
+          if (!held) return void res.end(req.method === 'HEAD' ? undefined : answer.body)
+          const half = Math.floor(answer.body.length / 2)
+          res.write(answer.body.subarray(0, half))
+          void held.then(() => res.end(answer.body.subarray(half)))
         })
       })
       out.on('error', () => {
