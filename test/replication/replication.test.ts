@@ -116,6 +116,27 @@ describe('replication to a real docker-registry', { skip }, () => {
     assert.deepEqual(history.body.executions.map((e: { id: string }) => e.id), [again.body.id, started.body.id])
   })
 
+  test('a blob the target received in another repository is mounted, not uploaded again', async () => {
+    const image = await pushImage(berth.url, 'share/one', 'v1', { layerBytes: 32 * 1024 })
+    for (const digest of image.blobs) {
+      const mount = await fetch(`${berth.url}/v2/share/two/blobs/uploads/?mount=${digest}&from=share/one`, { method: 'POST' })
+      assert.equal(mount.status, 201)
+    }
+    const put = await fetch(`${berth.url}/v2/share/two/manifests/v1`, { method: 'PUT', body: image.bytes as unknown as BodyInit, headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' } })
+    assert.equal(put.status, 201)
+    // one artifact at a time: share/one goes first, share/two finds its blobs on the target
+    assert.equal((await call('POST', '/replication/policies', { name: 'share', direction: 'push', registry: 'dist', source: { repositories: 'share/*' }, concurrency: 1 })).status, 201)
+    const done = await waitExecution(call, (await call('POST', '/replication/policies/share/executions')).body.id)
+    assert.equal(done.status, 'succeeded', JSON.stringify(done))
+    assert.equal((await fetchManifest(target.url, 'share/two', 'v1'))?.digest, image.digest)
+    const log = await target.requests()
+    const mounts = log.filter((r) => r.method === 'POST' && r.path === '/v2/share/two/blobs/uploads/' && r.target.includes('mount=') && r.status === 201)
+    assert.equal(mounts.length, image.blobs.length, JSON.stringify(log.filter((r) => r.path.startsWith('/v2/share/two/'))))
+    assert.equal(log.filter((r) => r.method === 'PUT' && r.path.startsWith('/v2/share/two/blobs/uploads/')).length, 0)
+    const two = done.tasks.find((t) => t.source === 'share/two:v1')
+    assert.equal(two?.bytes, image.bytes.length, 'only the manifest was sent')
+  })
+
   test('platforms: an index filtered to linux/arm64 (children exact); overwrite:false leaves a tag alone', async () => {
     const index = await pushIndex(berth.url, 'plat/app', 'multi')
     const policy = { name: 'arm-only', direction: 'push', registry: 'dist', source: { repositories: 'plat/**' }, destination: { namespace: 'arm' }, platforms: ['linux/arm64'], overwrite: false }
