@@ -25,6 +25,7 @@ import { ImmutabilityService } from './policy/immutability.js'
 import { PolicySchedules } from './policy/schedules.js'
 import { PullTracker } from './policy/pull-tracker.js'
 import { CatalogService } from './browse/catalog-service.js'
+import { FileService } from './browse/file-service.js'
 import { RetentionService } from './policy/retention-service.js'
 import { RegistryEndpoints } from './replication/registries.js'
 import { keyFromConfig, keyFromFile, SecretBox } from './replication/secrets.js'
@@ -446,6 +447,7 @@ function openHttp(
       registries: s.replication.endpoints,
       catalog: new CatalogService({ meta, registry: s.registry, log }),
       replication: { policies: s.replication.policies, executions: s.replication.executions },
+      files: new FileService({ registry: s.registry, log: log.child({ module: 'browse' }) }),
     },
     ready: async () => {
       await storage.check()

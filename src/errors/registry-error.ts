@@ -24,6 +24,8 @@ export const ErrorCodes = {
   NOT_FOUND: 404,
   CONFLICT: 409,
   INVALID_FIELD: 400,
+  /** well-formed request, content that cannot be processed (a layer that is no readable tar) */
+  UNPROCESSABLE: 422,
 } as const satisfies Record<string, number>
 
 export type ErrorCode = keyof typeof ErrorCodes

@@ -386,6 +386,9 @@ describe('/api/v1 registry browser', () => {
       ['/projects/{project}/repositories/{repository}/tags', 'get'],
       ['/projects/{project}/repositories/{repository}/tags/{tag}', 'delete'],
       ['/projects/{project}/repositories/{repository}/artifacts/{reference}', 'get'],
+      ['/projects/{project}/repositories/{repository}/artifacts/{reference}/files', 'get'],
+      ['/projects/{project}/repositories/{repository}/artifacts/{reference}/files/content', 'get'],
+      ['/projects/{project}/repositories/{repository}/diff', 'get'],
       ['/search', 'get'],
       ['/storage', 'get'],
     ]

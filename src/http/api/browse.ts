@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { CatalogService, PageQuery, TagSort, Visibility } from '../../browse/catalog-service.js'
+import type { FileService } from '../../browse/file-service.js'
 import { RegistryError } from '../../errors/registry-error.js'
 import { audit, callerOf, paging, requireAdmin, requireProjectAction, type ApiContext } from './context.js'
 
@@ -9,6 +10,7 @@ import { audit, callerOf, paging, requireAdmin, requireProjectAction, type ApiCo
 
 export interface BrowseRoutesOptions extends ApiContext {
   catalog: CatalogService
+  files: FileService
   authEnabled: boolean
 }
 
@@ -71,6 +73,44 @@ export async function browseRoutes(app: FastifyInstance, opts: BrowseRoutesOptio
   app.get<{ Params: RepoParams & { reference: string } }>('/projects/:project/repositories/:repository/artifacts/:reference', async (req) => {
     await may(req, req.params.project, 'pull')
     return catalog.artifact(req.params.project, req.params.repository, req.params.reference)
+  })
+
+  type FileRoute = { Params: RepoParams & { reference: string }; Querystring: Query }
+  app.get<FileRoute>('/projects/:project/repositories/:repository/artifacts/:reference/files', async (req) => {
+    const { project, repository, reference } = req.params
+    await may(req, project, 'pull')
+    const { name } = await catalog.resolve(project, repository)
+    const limit = req.query.limit === undefined ? 1000 : Number(req.query.limit)
+    if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw RegistryError.invalidField('limit', 'an integer from 1 to 10000')
+    const offset = req.query.offset === undefined ? 0 : Number(req.query.offset)
+    if (!Number.isInteger(offset) || offset < 0) throw RegistryError.invalidField('offset', 'a non-negative integer')
+    return opts.files.list(name, reference, req.query.path ?? '/', req.query.layer, { limit, offset })
+  })
+
+  app.get<FileRoute>('/projects/:project/repositories/:repository/artifacts/:reference/files/content', async (req, reply) => {
+    const { project, repository, reference } = req.params
+    await may(req, project, 'pull')
+    const { name } = await catalog.resolve(project, repository)
+    if (!req.query.path) throw RegistryError.invalidField('path', 'required')
+    const file = await opts.files.content(name, reference, req.query.path, req.query.layer)
+    return reply
+      .header('content-type', 'application/octet-stream')
+      .header('x-content-type-options', 'nosniff')
+      .header('content-disposition', `attachment; filename="${encodeURIComponent(file.path.slice(file.path.lastIndexOf('/') + 1))}"`)
+      .header('x-berth-layer', String(file.layer))
+      .send(file.data)
+  })
+
+  app.get<{ Params: RepoParams; Querystring: Query }>('/projects/:project/repositories/:repository/diff', async (req) => {
+    const { project, repository } = req.params
+    await may(req, project, 'pull')
+    const { from, to } = req.query
+    if (!from) throw RegistryError.invalidField('from', 'a tag or digest')
+    if (!to) throw RegistryError.invalidField('to', 'a tag or digest')
+    const { name } = await catalog.resolve(project, repository)
+    const limit = req.query.limit === undefined ? 1000 : Number(req.query.limit)
+    if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw RegistryError.invalidField('limit', 'an integer from 1 to 10000')
+    return opts.files.diff(name, from, to, limit)
   })
 
   app.get<{ Querystring: Query }>('/search', async (req) => {

@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest, preHandlerHookHandl
 import { safeEqual } from '../../auth/passwords.js'
 import { RegistryError } from '../../errors/registry-error.js'
 import type { CatalogService } from '../../browse/catalog-service.js'
+import type { FileService } from '../../browse/file-service.js'
 import type { GcService } from '../../gc/gc-service.js'
 import type { ImmutabilityService } from '../../policy/immutability.js'
 import type { RetentionService } from '../../policy/retention-service.js'
@@ -39,6 +40,8 @@ export interface ApiServices {
   catalog: CatalogService
   /** replication policies and executions (absent until the replication module is opened) */
   replication?: { policies: ReplicationPolicies; executions: ReplicationExecutions }
+  /** the layer file browser */
+  files: FileService
 }
 
 export interface ApiOptions extends ApiContext {
@@ -92,7 +95,7 @@ export async function apiRoutes(app: FastifyInstance, opts: ApiOptions): Promise
     await app.register(jobRoutes, { queue: services.jobs, requireAdmin: adminOnly })
     await app.register(policyRoutes, { ...ctx, authEnabled: opts.authEnabled, retention: services.retention, immutability: services.immutability })
     if (services.registries) await app.register(registryRoutes, { ...ctx, endpoints: services.registries, requireAdmin: adminOnly })
-    await app.register(browseRoutes, { ...ctx, authEnabled: opts.authEnabled, catalog: services.catalog })
+    await app.register(browseRoutes, { ...ctx, authEnabled: opts.authEnabled, catalog: services.catalog, files: services.files })
     if (services.replication) await app.register(replicationRoutes, { ...ctx, ...services.replication, requireAdmin: adminOnly })
   }
 }

@@ -23,7 +23,7 @@ const createdOp = (summary: string, ref: string) => ({ summary, ...body(ref), re
 
 export const OPENAPI = {
   openapi: '3.1.0',
-  info: { title: 'Berth management API', version: '1', description: 'Users, projects, members, robots, the audit log, tag retention and immutability, garbage collection, registry endpoints and replication. Accepts Basic credentials and the UI session cookie (with X-CSRF-Token on writes). Registry tokens from /token are for /v2 and are refused here (401) whatever their scope.' },
+  info: { title: 'Berth management API', version: '1', description: 'Users, projects, members, robots, the audit log, tag retention and immutability, garbage collection, registry endpoints and replication, and the registry browser (repositories, tags, artifacts, layer files, search, storage). Accepts Basic credentials and the UI session cookie (with X-CSRF-Token on writes). Registry tokens from /token are for /v2 and are refused here (401) whatever their scope.' },
   servers: [{ url: '/api/v1' }],
   components: {
     securitySchemes: { basic: { type: 'http', scheme: 'basic' }, session: { type: 'apiKey', in: 'cookie', name: 'berth_session' } },
@@ -180,6 +180,45 @@ export const OPENAPI = {
           tags: { type: 'array', items: { type: 'object', properties: { ...where, tag: { type: 'string' }, digest: { type: 'string' } } } },
           digests: { type: 'array', items: { type: 'object', properties: { ...where, digest: { type: 'string' }, mediaType: { type: 'string' } } } },
           annotations: { type: 'array', items: { type: 'object', properties: { ...where, digest: { type: 'string' }, key: { type: 'string' }, value: { type: 'string' } } } },
+        },
+      },
+      FileEntry: {
+        type: 'object',
+        properties: {
+          name: { type: 'string' },
+          path: { type: 'string', description: 'absolute, /etc/passwd' },
+          type: { enum: ['file', 'directory', 'symlink', 'hardlink', 'char-device', 'block-device', 'fifo', 'whiteout', 'other'] },
+          size: { type: 'integer' },
+          mode: { type: ['integer', 'null'], description: 'permission bits (0o755 = 493); null for a directory the tar lists only implicitly' },
+          uid: { type: ['integer', 'null'] },
+          gid: { type: ['integer', 'null'] },
+          linkTarget: { type: 'string' },
+          mtime: { type: 'string', format: 'date-time' },
+          opaque: { type: 'boolean', description: 'an opaque directory of this layer' },
+          layer: { type: 'integer', description: 'merged view: the index of the layer the entry comes from' },
+        },
+      },
+      FileListing: {
+        type: 'object',
+        properties: {
+          digest: { type: 'string' },
+          path: { type: 'string' },
+          layer: { type: ['integer', 'null'] },
+          total: { type: 'integer' },
+          limit: { type: 'integer' },
+          offset: { type: 'integer' },
+          entries: { type: 'array', items: { $ref: '#/components/schemas/FileEntry' } },
+        },
+      },
+      FileDiff: {
+        type: 'object',
+        properties: {
+          from: { type: 'string' },
+          to: { type: 'string' },
+          truncated: { type: 'boolean' },
+          added: { type: 'array', items: { $ref: '#/components/schemas/FileEntry' } },
+          removed: { type: 'array', items: { $ref: '#/components/schemas/FileEntry' } },
+          changed: { type: 'array', items: { type: 'object', properties: { path: { type: 'string' }, from: { $ref: '#/components/schemas/FileEntry' }, to: { $ref: '#/components/schemas/FileEntry' } } } },
         },
       },
       StorageOverview: {
@@ -341,6 +380,28 @@ export const OPENAPI = {
     '/projects/{project}/repositories/{repository}/artifacts/{reference}': {
       parameters: [REPOSITORY, { name: 'reference', in: 'path', required: true, description: 'a digest (or a tag)', schema: { type: 'string' } }],
       get: op('A manifest or index with its config, platforms, layers, history, referrers and sizes', { responses: { '200': { description: 'the artifact', ...json({ $ref: '#/components/schemas/Artifact' }) }, ...errors } }),
+    },
+    '/projects/{project}/repositories/{repository}/artifacts/{reference}/files': {
+      parameters: [REPOSITORY, { name: 'reference', in: 'path', required: true, description: 'an image manifest digest (or tag); an index answers 400: pick one of its manifests', schema: { type: 'string' } }],
+      get: op('The layer file browser: the entries directly under path, of the merged image (layers in order, whiteouts `.wh.` and opaque directories `.wh..wh..opq` applied; each entry names the layer it comes from) or of one layer (layer=index or digest; its whiteouts listed as type whiteout). The layer tar is streamed (gzip, zstd or plain) and indexed once per layer digest (kept in memory, bounded); a layer that is no readable tar, or passes a bound (200,000 entries, 8 GiB decompressed, paths of 4096 characters or 256 levels, `..` components, 1 MiB pax records, 120 s) answers 422 UNPROCESSABLE', {
+        parameters: [query('path', 'string', 'a directory, default /'), query('layer', 'string', 'a layer index (0 = bottom) or digest; absent: the merged image'), query('limit', 'integer', '1-10000, default 1000'), query('offset', 'integer', 'default 0')],
+        responses: { '200': { description: 'the listing', ...json({ $ref: '#/components/schemas/FileListing' }) }, '422': { description: 'the layer cannot be browsed (the reason in detail)', ...json(problem) }, ...errors },
+      }),
+    },
+    '/projects/{project}/repositories/{repository}/artifacts/{reference}/files/content': {
+      parameters: [REPOSITORY, { name: 'reference', in: 'path', required: true, schema: { type: 'string' } }],
+      get: {
+        summary: "A regular file's bytes (a hard link's target's), from the merged image or one layer; application/octet-stream, the layer index in X-Berth-Layer. 400 for a directory, symlink or device; 413 past 1 MiB",
+        parameters: [query('path', 'string', 'the file (required)'), query('layer', 'string', 'a layer index or digest; absent: the merged image')],
+        responses: { '200': { description: 'the bytes', content: { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } } }, '413': { description: 'the file is larger than the limit', ...json(problem) }, '422': { description: 'the layer cannot be browsed', ...json(problem) }, ...errors },
+      },
+    },
+    '/projects/{project}/repositories/{repository}/diff': {
+      parameters: [REPOSITORY],
+      get: op("The difference of two images' merged file trees: files (not directories) added, removed and changed (type, size, mode, owner, link target or time), each with the layer it comes from", {
+        parameters: [query('from', 'string', 'a tag or digest (required)'), query('to', 'string', 'a tag or digest (required)'), query('limit', 'integer', 'each list at most this many (1-10000, default 1000); truncated says more differ')],
+        responses: { '200': { description: 'the difference', ...json({ $ref: '#/components/schemas/FileDiff' }) }, '422': { description: 'a layer cannot be browsed', ...json(problem) }, ...errors },
+      }),
     },
     '/storage': {
       get: op(
