@@ -236,6 +236,12 @@ export class ProxyService {
       return this.counted(project, 'manifest', result ?? 'hit')
     } catch (err) {
       const kind = upstreamKind(err) ?? (err instanceof RegistryError && err.code === 'TOOMANYREQUESTS' ? 'rate-limited' : undefined)
+      // An immutability rule (or the quota) keeps the cached tag where the upstream moved it.
+      if (local && err instanceof RegistryError && err.code === 'DENIED') {
+        this.deps.log.info({ repository, tag, project: project.name, reason: err.message }, 'the upstream moved a tag the cache may not move: serving the cached one')
+        this.deps.metrics?.request(project.name, 'manifest', 'stale')
+        return { headers: { [CACHE_HEADER]: 'stale', [STALE_HEADER]: 'true', [STALE_REASON_HEADER]: 'denied' } }
+      }
       if (local && kind && SERVE_STALE.has(kind)) {
         this.deps.log.warn({ err, repository, tag, project: project.name }, 'upstream not available: serving the cached tag')
         this.deps.metrics?.request(project.name, 'manifest', 'stale')

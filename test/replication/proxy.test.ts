@@ -106,6 +106,11 @@ describe('proxy cache projects', { skip, timeout: 180_000 }, () => {
     assert.equal(asked.filter((s) => s === 'GET /v2/library/cold/manifests/v1').length, 1, asked.join('\n'))
     for (const layer of image.layers) assert.equal(asked.filter((s) => s === `GET /v2/library/cold/blobs/${layer.digest}`).length, 1)
 
+    // Pulls through the proxy count for retention ("pulled within N days"), the cold one included.
+    await berth.app.pulls.flush()
+    const pulled = await berth.app.metadata.db.selectFrom('manifest_pulls').select('pull_count').where('digest', '=', image.digest).executeTakeFirst()
+    assert.equal(Number(pulled?.pull_count), 3, 'cold GET, warm GET and the GET by digest')
+
     const tags = await v2('hub/library/cold/tags/list')
     assert.deepEqual(await tags.json(), { name: 'hub/library/cold', tags: ['v1'] })
   })
@@ -171,6 +176,18 @@ describe('proxy cache projects', { skip, timeout: 180_000 }, () => {
     const checked = await v2('hub/library/moving/manifests/latest')
     assert.equal(checked.headers.get('berth-proxy-cache'), 'hit')
     assert.equal(front.count('HEAD', '/v2/library/moving/manifests/latest'), heads + 1, 'an expired tag is checked with one HEAD')
+  })
+
+  test('immutability applies to proxy projects: a protected tag moved upstream keeps its cached manifest', async () => {
+    await apiOk(berth, 'POST', '/projects/hub/immutability-rules', ADMIN, { repositories: 'library/pinned', tags: 'v*' }, 201)
+    const first = await seedImage(upstream.url, 'library/pinned', 'v1')
+    assert.equal((await v2('hub/library/pinned/manifests/v1')).headers.get('docker-content-digest'), first.digest)
+    await seedImage(upstream.url, 'library/pinned', 'v1')
+    await delay(1200)
+    const kept = await v2('hub/library/pinned/manifests/v1')
+    assert.equal(kept.status, 200)
+    assert.equal(kept.headers.get('docker-content-digest'), first.digest)
+    assert.equal(kept.headers.get('berth-proxy-stale-reason'), 'denied')
   })
 
   test('concurrent cold pulls make one upstream request per manifest and blob', async () => {
