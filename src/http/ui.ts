@@ -29,7 +29,7 @@ export interface UiOptions {
  * these only, so every other path keeps the 404 it had (JSON), and Berth's own routes (/v2,
  * /api/v1, /token, /healthz, /metrics …) cannot be shadowed whatever the base path.
  */
-export const CLIENT_ROUTES = ['', 'sign-in', 'projects', 'projects/*', 'repositories/*', 'search', 'admin', 'admin/*', 'connect']
+export const CLIENT_ROUTES = ['', 'sign-in', 'projects', 'projects/*', 'repositories/*', 'search', 'admin', 'admin/*', 'connect', 'account']
 
 const TYPES: Record<string, string> = {
   '.js': 'text/javascript; charset=utf-8',

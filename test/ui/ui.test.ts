@@ -102,7 +102,8 @@ describe('web UI in chromium', { skip }, () => {
 
   test('add a member with a role', async () => {
     await addUser(s, 'viewer')
-    await page.goto(url('/projects/webteam/members'))
+    await page.getByRole('link', { name: 'Members' }).click()
+    await page.waitForURL(url('/projects/webteam/members'))
     const form = page.getByRole('form', { name: 'Add a member' })
     await form.getByLabel('Username').fill('viewer')
     await form.getByLabel('Role').selectOption('guest')
@@ -113,7 +114,9 @@ describe('web UI in chromium', { skip }, () => {
   })
 
   test('create a robot account: its secret is shown once and works for docker login', async () => {
-    await page.goto(url('/projects/webteam/robots'))
+    // Tab to tab: each link leads to its own section, not under the current one.
+    await page.getByRole('link', { name: 'Robot accounts' }).click()
+    await page.waitForURL(url('/projects/webteam/robots'))
     const form = page.getByRole('form', { name: 'New robot account' })
     await form.getByLabel('Robot name').fill('ci')
     await form.getByLabel('push').check()
@@ -163,7 +166,9 @@ describe('web UI in chromium', { skip }, () => {
   })
 
   test('retention: a dry run previews what a rule would delete, and deletes nothing', async () => {
-    await page.goto(url('/projects/webteam/policies'))
+    await page.goto(url('/projects/webteam/audit'))
+    await page.getByRole('link', { name: 'Retention and immutability' }).click()
+    await page.waitForURL(url('/projects/webteam/policies'))
     await page.getByRole('button', { name: 'Add rule' }).click()
     await page.getByLabel('How many').fill('1')
     await page.getByRole('button', { name: 'Preview (dry run)' }).click()
@@ -197,6 +202,32 @@ describe('web UI in chromium', { skip }, () => {
     await page.getByRole('link', { name: 'Garbage collection' }).click()
     await page.getByRole('button', { name: 'Dry run' }).click()
     await page.getByRole('cell', { name: /dry run \(/ }).waitFor()
+    await page.getByRole('link', { name: 'Storage' }).click()
+    await page.waitForURL(url('/admin/storage'))
+    await page.getByText('Deduplication ratio').waitFor()
+    await page.getByRole('link', { name: 'webteam/app' }).waitFor()
+    await noSeriousViolations(page, 'admin storage')
+  })
+
+  test('what deleting frees: the repository and each selected tag', async () => {
+    await page.goto(url('/repositories/webteam/app'))
+    await page.getByText(/deleting it would free \d/).waitFor()
+    await page.getByRole('checkbox', { name: 'Select multi-arm64' }).check()
+    await page.getByRole('button', { name: 'Delete 1 selected' }).click()
+    await page.getByRole('dialog').getByText(/multi-arm64 — would free \d/).waitFor()
+    await page.getByRole('dialog').getByRole('button', { name: 'Cancel' }).click()
+    await page.getByRole('checkbox', { name: 'Select multi-arm64' }).uncheck()
+  })
+
+  test('your account: a local user changes the password (the current one required)', async () => {
+    await page.goto(url('/account'))
+    await page.getByRole('heading', { name: 'Your account' }).waitFor()
+    assert.equal(await page.getByRole('button', { name: 'New CLI secret' }).count(), 0, 'CLI secrets are for OIDC users')
+    await page.getByLabel('Current password').fill('not-the-password')
+    await page.getByLabel('New password').fill('another-admin-password-1')
+    await page.getByRole('button', { name: 'Change password' }).click()
+    await page.getByRole('alert').waitFor()
+    assert.match((await page.getByRole('alert').textContent()) ?? '', /current password is wrong/i)
   })
 
   test('dark theme and a phone-sized viewport: still usable, no sideways scrolling of the page', async () => {

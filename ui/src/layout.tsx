@@ -88,7 +88,11 @@ export function Layout() {
         <HeaderSearch />
         <div className="who">
           <ThemeToggle />
-          {name && <span className="muted">{name}</span>}
+          {name && me.data?.kind === 'user' && (
+            <NavLink to="/account" aria-label={`${name} (your account)`}>
+              {name}
+            </NavLink>
+          )}
           {runtime.authEnabled && (
             <button type="button" className="ghost" onClick={signOut}>
               Sign out

@@ -25,6 +25,7 @@ const routes: RouteObject[] = [
       { path: 'search', ...page(() => import('./pages/search')) },
       { path: 'admin/*', ...page(() => import('./pages/admin')) },
       { path: 'connect', ...page(() => import('./pages/connect')) },
+      { path: 'account', ...page(() => import('./pages/account')) },
       { path: '*', ...page(() => import('./pages/not-found')) },
     ],
   },

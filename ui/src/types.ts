@@ -102,17 +102,18 @@ export interface Artifact {
 }
 
 export interface FileEntry {
+  /** the full path, from / */
+  path: string
   name: string
-  path?: string
-  type: string
+  type: 'file' | 'directory' | 'symlink' | 'hardlink' | 'char-device' | 'block-device' | 'fifo' | 'whiteout' | 'other'
   size: number
-  mode?: number | string
-  uid?: number
-  gid?: number
-  uname?: string
-  gname?: string
-  linkname?: string | null
-  linkTarget?: string | null
+  mode: number | null
+  uid: number | null
+  gid: number | null
+  /** symlink or hard link target */
+  linkTarget?: string
+  mtime?: string
+  /** the layer the entry comes from (merged view) */
   layer?: number
 }
 

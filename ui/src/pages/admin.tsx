@@ -1,6 +1,7 @@
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query'
 import { useState } from 'react'
 import { NavLink, Route, Routes } from 'react-router'
+import { Link } from 'react-router'
 import { api, get, seg } from '../api'
 import { AuditTable, Pager } from '../audit-table'
 import { Dialog, Empty, ErrorMessage, Field, Loading } from '../components'
@@ -49,20 +50,22 @@ export default function Admin() {
       <h1>Administration</h1>
       <nav className="tabs" aria-label="Administration sections">
         {runtime.authEnabled && (
-          <NavLink to="" end>
+          <NavLink to="/admin" end>
             Users
           </NavLink>
         )}
-        <NavLink to="gc" end={!runtime.authEnabled}>
+        <NavLink to="/admin/gc">
           Garbage collection
         </NavLink>
-        <NavLink to="jobs">Jobs</NavLink>
-        {runtime.authEnabled && <NavLink to="audit">Audit log</NavLink>}
+        <NavLink to="/admin/jobs">Jobs</NavLink>
+        <NavLink to="/admin/storage">Storage</NavLink>
+        {runtime.authEnabled && <NavLink to="/admin/audit">Audit log</NavLink>}
       </nav>
       <Routes>
         <Route index element={runtime.authEnabled ? <Users /> : <Gc />} />
         <Route path="gc" element={<Gc />} />
         <Route path="jobs" element={<Jobs />} />
+        <Route path="storage" element={<Storage />} />
         <Route path="audit" element={<AuditTable />} />
       </Routes>
     </>
@@ -282,6 +285,72 @@ function Jobs() {
           Close
         </button>
       </Dialog>
+    </section>
+  )
+}
+
+interface StorageOverview {
+  physicalBytes: number
+  logicalBytes: number
+  dedupeRatio: number
+  repositoryCount: number
+  projects: { name: string; bytes: number; repositoryCount: number }[]
+  largestRepositories: { name: string; project: string; repository: string; sizeBytes: number }[]
+}
+
+/** Bytes stored, what deduplication saves, and where the bytes are. */
+function Storage() {
+  const storage = useQuery({ queryKey: ['storage'], queryFn: () => get<StorageOverview>('/storage') })
+  if (storage.isPending) return <Loading />
+  if (storage.isError) return <ErrorMessage error={storage.error} />
+  const st = storage.data
+  return (
+    <section aria-label="Storage">
+      <dl className="facts">
+        <dt>Stored (each blob once)</dt>
+        <dd>{bytes(st.physicalBytes)}</dd>
+        <dt>Referenced (summed over repositories)</dt>
+        <dd>{bytes(st.logicalBytes)}</dd>
+        <dt>Deduplication ratio</dt>
+        <dd>{st.dedupeRatio.toFixed(2)}×</dd>
+        <dt>Repositories</dt>
+        <dd>{st.repositoryCount}</dd>
+      </dl>
+      <h2>Projects by size</h2>
+      <div className="table-wrap">
+        <table>
+          <thead>
+            <tr>
+              <th scope="col">Project</th>
+              <th scope="col">Repositories</th>
+              <th scope="col">Size</th>
+            </tr>
+          </thead>
+          <tbody>
+            {st.projects.map((p) => (
+              <tr key={p.name}>
+                <td>
+                  <Link to={`/projects/${seg(p.name)}`}>{p.name}</Link>
+                </td>
+                <td>{p.repositoryCount}</td>
+                <td>{bytes(p.bytes)}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </div>
+      <h2>Largest repositories</h2>
+      {st.largestRepositories.length === 0 ? (
+        <Empty>No repositories.</Empty>
+      ) : (
+        <ol>
+          {st.largestRepositories.map((r) => (
+            <li key={r.name}>
+              <Link to={`/repositories/${seg(r.project)}/${seg(r.repository)}`}>{r.name}</Link> {bytes(r.sizeBytes)}
+            </li>
+          ))}
+        </ol>
+      )}
     </section>
   )
 }

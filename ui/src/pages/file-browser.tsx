@@ -7,19 +7,19 @@ import type { FileEntry, Layer } from '../types'
 
 interface Listing {
   path: string
+  total: number
+  limit: number
+  offset: number
   entries: FileEntry[]
 }
 
 const TEXT_LIMIT = 256 * 1024
 
 /** The octal permission string of a mode: 0o100755 → "rwxr-xr-x". */
-function perms(mode: number | string | undefined): string {
-  if (mode === undefined) return ''
-  const m = typeof mode === 'string' ? parseInt(mode, 8) : mode
+function perms(m: number | null): string {
+  if (m === null) return ''
   return [6, 3, 0].map((s) => `${m & (4 << s) ? 'r' : '-'}${m & (2 << s) ? 'w' : '-'}${m & (1 << s) ? 'x' : '-'}`).join('')
 }
-
-const join = (dir: string, name: string) => `${dir.replace(/\/$/, '')}/${name}`
 
 /** The merged image (whiteouts applied) or one layer, a directory at a time; small text files viewed. */
 export default function FileBrowser({ base, layers }: { base: string; layers: Layer[] }) {
@@ -78,6 +78,11 @@ export default function FileBrowser({ base, layers }: { base: string; layers: La
       {listing.isPending && <Loading what="Reading the layer" />}
       <ErrorMessage error={listing.error} />
       {listing.data && listing.data.entries.length === 0 && <Empty>This directory is empty.</Empty>}
+      {listing.data && listing.data.total > listing.data.entries.length && (
+        <p className="muted">
+          The first {listing.data.entries.length} of {listing.data.total} entries.
+        </p>
+      )}
       {listing.data && listing.data.entries.length > 0 && (
         <div className="table-wrap files">
           <table>
@@ -86,13 +91,14 @@ export default function FileBrowser({ base, layers }: { base: string; layers: La
                 <th scope="col">Name</th>
                 <th scope="col">Size</th>
                 <th scope="col">Mode</th>
-                <th scope="col">Owner</th>
+                <th scope="col">Owner (uid:gid)</th>
+                {layer === '' && <th scope="col">Layer</th>}
               </tr>
             </thead>
             <tbody>
               {listing.data.entries.map((e) => {
-                const path = join(dir, e.name)
-                const target = e.linkTarget ?? e.linkname
+                const path = e.path
+                const target = e.linkTarget
                 return (
                   <tr key={e.name}>
                     <td>
@@ -114,7 +120,10 @@ export default function FileBrowser({ base, layers }: { base: string; layers: La
                       {e.type === 'directory' ? 'd' : e.type === 'symlink' ? 'l' : '-'}
                       {perms(e.mode)}
                     </td>
-                    <td>{e.uname || e.gname ? `${e.uname ?? e.uid}:${e.gname ?? e.gid}` : `${e.uid ?? 0}:${e.gid ?? 0}`}</td>
+                    <td>
+                      {e.uid ?? '?'}:{e.gid ?? '?'}
+                    </td>
+                    {layer === '' && <td>{e.layer === undefined ? '' : e.layer + 1}</td>}
                   </tr>
                 )
               })}

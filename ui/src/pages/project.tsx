@@ -19,6 +19,8 @@ export default function ProjectPage() {
   if (project.isPending) return <Loading />
   if (project.isError) return <ErrorMessage error={project.error} />
   const p = project.data
+  // Absolute links: relative ones would resolve against the splat (/projects/p/members/robots).
+  const home = `/projects/${seg(p.name)}`
   return (
     <>
       <div className="title-row">
@@ -31,14 +33,14 @@ export default function ProjectPage() {
         <QuotaBar used={p.usedBytes} quota={p.quotaBytes} />
       </p>
       <nav className="tabs" aria-label="Project sections">
-        <NavLink to="" end>
+        <NavLink to={home} end>
           Repositories
         </NavLink>
-        {can(p, 'readMembers') && <NavLink to="members">Members</NavLink>}
-        {can(p, 'manageMembers') && <NavLink to="robots">Robot accounts</NavLink>}
-        {can(p, 'managePolicies') && <NavLink to="policies">Retention and immutability</NavLink>}
-        {can(p, 'readLogs') && <NavLink to="audit">Audit log</NavLink>}
-        {can(p, 'manageMembers') && <NavLink to="settings">Settings</NavLink>}
+        {can(p, 'readMembers') && <NavLink to={`${home}/members`}>Members</NavLink>}
+        {can(p, 'manageMembers') && <NavLink to={`${home}/robots`}>Robot accounts</NavLink>}
+        {can(p, 'managePolicies') && <NavLink to={`${home}/policies`}>Retention and immutability</NavLink>}
+        {can(p, 'readLogs') && <NavLink to={`${home}/audit`}>Audit log</NavLink>}
+        {can(p, 'manageMembers') && <NavLink to={`${home}/settings`}>Settings</NavLink>}
       </nav>
       <Routes>
         <Route index element={<Repositories project={p} />} />

@@ -1,7 +1,7 @@
 import { useInfiniteQuery, useMutation, useQuery, useQueryClient } from '@tanstack/react-query'
 import { createColumnHelper, flexRender, getCoreRowModel, useReactTable, type RowSelectionState } from '@tanstack/react-table'
 import { useVirtualizer } from '@tanstack/react-virtual'
-import { useEffect, useMemo, useRef, useState } from 'react'
+import { lazy, Suspense, useEffect, useMemo, useRef, useState } from 'react'
 import { Link, useNavigate, useParams } from 'react-router'
 import { api, get, seg, type Page } from '../api'
 import { CopyButton, Dialog, Empty, ErrorMessage, Field, Loading } from '../components'
@@ -9,6 +9,8 @@ import { ago, bytes, platformName, shortDigest } from '../format'
 import { can } from '../session'
 import { byDigest, podmanPullCommand, pullCommand } from '../snippets'
 import type { Project, RepositorySummary, TagSummary } from '../types'
+
+const TagDiff = lazy(() => import('./tag-diff'))
 
 const PAGE = 100
 const ROW_HEIGHT = 44
@@ -26,6 +28,12 @@ export default function RepositoryPage() {
   const project = useQuery({ queryKey: ['project', projectName], queryFn: () => get<Project>(`/projects/${seg(projectName)}`) })
   const repo = useQuery({ queryKey: ['repository', projectName, path], queryFn: () => get<RepositorySummary>(base) })
   const mayDelete = can(project.data, 'delete')
+  // What deleting the repository would free: bytes no other repository shares.
+  const freed = useQuery({
+    queryKey: ['storage', projectName, path],
+    queryFn: () => get<{ sizeBytes: number; freedBytes: number }>(`/storage?${new URLSearchParams({ project: projectName, repository: path })}`),
+    enabled: mayDelete,
+  })
   const [confirmRepo, setConfirmRepo] = useState(false)
   const navigate = useNavigate()
   const client = useQueryClient()
@@ -53,6 +61,7 @@ export default function RepositoryPage() {
       </div>
       <p className="muted">
         {r.tagCount} tags · {r.artifactCount} artifacts · {bytes(r.sizeBytes)} · {r.pullCount} pulls · last push {ago(r.lastPushedAt)}
+        {freed.data && ` · deleting it would free ${bytes(freed.data.freedBytes)}`}
       </p>
       <Tags base={base} repository={r.name} project={projectName} path={path} mayDelete={mayDelete} />
       <Dialog open={confirmRepo} title={`Delete ${r.name}?`} onClose={() => setConfirmRepo(false)}>
@@ -221,8 +230,13 @@ function Tags({ base, repository, project, path, mayDelete }: { base: string; re
           </table>
         </div>
       )}
+      {rows.length > 1 && (
+        <Suspense fallback={<Loading />}>
+          <TagDiff base={base} tags={rows.map((t) => t.name)} />
+        </Suspense>
+      )}
       <Dialog open={confirm} title={`Delete ${selected.length} ${selected.length === 1 ? 'tag' : 'tags'}?`} onClose={() => setConfirm(false)}>
-        <p className="mono">{selected.slice(0, 20).join(', ')}{selected.length > 20 ? ' …' : ''}</p>
+        {confirm && <WouldFree project={project} path={path} tags={selected} />}
         <p>The tags go at once; artifacts no longer tagged stay until retention or garbage collection removes them.</p>
         <ErrorMessage error={remove.error} />
         <div className="actions">
@@ -235,5 +249,25 @@ function Tags({ base, repository, project, path, mayDelete }: { base: string; re
         </div>
       </Dialog>
     </section>
+  )
+}
+
+/** For each selected tag (the first 10): the bytes its deletion alone would free. */
+function WouldFree({ project, path, tags }: { project: string; path: string; tags: string[] }) {
+  const shown = tags.slice(0, 10)
+  const freed = useQuery({
+    queryKey: ['storage', project, path, 'tags', shown],
+    queryFn: () => Promise.all(shown.map((tag) => get<{ freedBytes: number }>(`/storage?${new URLSearchParams({ project, repository: path, tag })}`))),
+  })
+  return (
+    <ul className="mono">
+      {shown.map((t, i) => (
+        <li key={t}>
+          {t}
+          {freed.data?.[i] && <span className="muted"> — would free {bytes(freed.data[i].freedBytes)} if deleted alone</span>}
+        </li>
+      ))}
+      {tags.length > shown.length && <li>… and {tags.length - shown.length} more</li>}
+    </ul>
   )
 }
