@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
-import { ADMIN_PASSWORD, startAuthServer } from '../helpers/auth.js'
+import { ADMIN, ADMIN_PASSWORD, addUser, startAuthServer } from '../helpers/auth.js'
 import { startServer, type TestServer } from '../helpers/server.js'
 import { api, fetchManifest, pushImage, pushIndex, waitExecution, type Api } from '../helpers/replication.js'
 
@@ -23,6 +23,18 @@ describe('pull replication from a second Berth with token auth', () => {
   after(async () => {
     await berth?.close()
     await upstream?.close()
+  })
+
+  test('the replication API is for system administrators', async () => {
+    const developer = await addUser(upstream, 'dev1')
+    const paths: [string, string][] = [['GET', '/replication/policies'], ['POST', '/replication/policies'], ['GET', '/replication/policies/x'], ['PATCH', '/replication/policies/x'], ['DELETE', '/replication/policies/x'], ['POST', '/replication/policies/x/executions'], ['GET', '/replication/policies/x/executions'], ['GET', '/replication/executions/00000000-0000-0000-0000-000000000000'], ['DELETE', '/replication/executions/00000000-0000-0000-0000-000000000000']]
+    for (const [method, path] of paths) {
+      const body = method === 'POST' || method === 'PATCH' ? JSON.stringify({}) : undefined
+      const headers = (authorization?: string) => ({ ...(authorization ? { authorization } : {}), ...(body ? { 'content-type': 'application/json' } : {}) })
+      assert.equal((await fetch(`${upstream.url}/api/v1${path}`, { method, body, headers: headers() })).status, 401, `${method} ${path} anonymous`)
+      assert.equal((await fetch(`${upstream.url}/api/v1${path}`, { method, body, headers: headers(developer) })).status, 403, `${method} ${path} as a user`)
+    }
+    assert.equal((await fetch(`${upstream.url}/api/v1/replication/policies`, { headers: { authorization: ADMIN } })).status, 200)
   })
 
   test('copies tags, an index and a signature with exact digests; the local referrers API lists it', async () => {

@@ -169,6 +169,13 @@ describe('replication to a real docker-registry', { skip }, () => {
     assert.ok(took < 10_000, `copied in ${took} ms`)
     // a repository the policy does not match is not copied
     await pushImage(berth.url, 'other/app', 'v1')
+    // a signature pushed later (by digest, with a subject) follows its subject
+    const sig = await pushImage(berth.url, 'live/app', null, { artifactType: 'application/vnd.dev.sigstore.bundle.v0.3+json', subject: { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: image.digest, size: image.bytes.length } })
+    await eventually(async () => {
+      const index = await fetchManifest(target.url, 'live/app', image.digest.replace(':', '-'))
+      return index !== null && JSON.parse(index.bytes.toString()).manifests.some((m: { digest: string }) => m.digest === sig.digest)
+    }, 'the signature listed on the target', 10_000)
+    assert.equal((await fetchManifest(target.url, 'live/app', sig.digest))?.digest, sig.digest)
 
     const del = await fetch(`${berth.url}/v2/live/app/manifests/${image.digest}`, { method: 'DELETE' })
     assert.equal(del.status, 202)
