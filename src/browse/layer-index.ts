@@ -103,7 +103,7 @@ export function zstdStream(): Transform {
 }
 
 function decompressor(kind: 'gzip' | 'zstd' | 'none'): Transform | undefined {
-  if (kind === 'gzip') return createGunzip()
+  if (kind === 'gzip') return createGunzip({ chunkSize: 256 * 1024 })
   if (kind === 'zstd') return zstdStream()
   return undefined
 }
