@@ -27,6 +27,8 @@ export interface AccessLogEntry {
   /** the target without its query */
   path: string
   status: number
+  /** the client's User-Agent */
+  userAgent: string
 }
 
 export interface DistributionOptions {
@@ -37,7 +39,7 @@ export interface DistributionOptions {
 }
 
 // gorilla's combined log format: HOST - USER [DATE] "METHOD TARGET HTTP/x" STATUS SIZE "REFERER" "UA"
-const ACCESS_LINE = /^\S+ \S+ \S+ \[[^\]]*\] "([A-Z]+) (\S+) HTTP\/[\d.]+" (\d{3}) /
+const ACCESS_LINE = /^\S+ \S+ \S+ \[[^\]]*\] "([A-Z]+) (\S+) HTTP\/[\d.]+" (\d{3}) \S+ "[^"]*" "([^"]*)"/
 
 /** The access log lines of a Distribution log file. */
 export async function readAccessLog(logFile: string): Promise<AccessLogEntry[]> {
@@ -47,7 +49,7 @@ export async function readAccessLog(logFile: string): Promise<AccessLogEntry[]> 
     const m = ACCESS_LINE.exec(line)
     if (!m) continue
     const target = m[2]!
-    entries.push({ method: m[1]!, target, path: target.split('?')[0]!, status: Number(m[3]) })
+    entries.push({ method: m[1]!, target, path: target.split('?')[0]!, status: Number(m[3]), userAgent: m[4]! })
   }
   return entries
 }

@@ -5,23 +5,15 @@
 
 import { readFile } from 'node:fs/promises'
 import { randomBytes } from 'node:crypto'
-import { ADMIN, ADMIN_PASSWORD, apiOk, startAuthServer } from './auth.js'
-import { startDistribution, type Distribution } from './e2e-daemons.js'
+import { join } from 'node:path'
+import { ADMIN, ADMIN_PASSWORD, apiOk, basic, startAuthServer } from './auth.js'
+import { startDistribution, type AccessLogEntry, type Distribution, type DistributionOptions } from './e2e-daemons.js'
 import { addBusyboxImage, multiArchLayout, OciLayout, type Image, type Index } from './e2e-layout.js'
 import { findBinary } from './e2e-process.js'
 import { pushFromLayout } from './e2e-registry.js'
 import type { TestServer } from './server.js'
 
 export const BUSYBOX = '/bin/busybox'
-
-/** One request an upstream served, from its access log. */
-export interface AccessEntry {
-  method: string
-  /** the request URI: path and query */
-  uri: string
-  status: number
-  userAgent: string
-}
 
 export interface Upstream {
   /** http://host:port */
@@ -34,32 +26,30 @@ export interface Upstream {
   /** Pushes a manifest or index of an OCI layout under `name:tag`, with what it references. */
   push(name: string, layoutDir: string, image: { descriptor: Image['descriptor'] }, tag: string): Promise<void>
   /** Requests served so far (only Distribution keeps an access log; a Berth upstream throws). */
-  requests(): Promise<AccessEntry[]>
+  requests(): Promise<AccessLogEntry[]>
   stop(): Promise<void>
 }
 
-// Distribution's access log, Apache combined format:
-// 127.0.0.1 - - [05/Dec/2026:22:53:09 +0000] "GET /v2/ HTTP/1.1" 200 2 "" "node"
-const ACCESS_LINE = /^\S+ - \S+ \[[^\]]+\] "(\S+) (\S+) HTTP\/[\d.]+" (\d{3}) \d+ "[^"]*" "([^"]*)"$/
-
-export function parseAccessLog(text: string): AccessEntry[] {
-  const entries: AccessEntry[] = []
-  for (const line of text.split('\n')) {
-    const m = ACCESS_LINE.exec(line)
-    if (m) entries.push({ method: m[1] ?? '', uri: m[2] ?? '', status: Number(m[3]), userAgent: m[4] ?? '' })
-  }
-  return entries
-}
-
-/** Docker Distribution 2.8 on an ephemeral loopback port, its storage under `dir`. */
-export async function distributionUpstream(dir: string): Promise<Upstream & { distribution: Distribution }> {
-  const distribution = await startDistribution(dir, { binary: findBinary('docker-registry') })
+/**
+ * Docker Distribution 2.8 on an ephemeral loopback port, its storage under `dir`; with `htpasswd`,
+ * it wants those Basic credentials (and pushes made here send them).
+ */
+export async function distributionUpstream(dir: string, opts: Pick<DistributionOptions, 'htpasswd'> = {}): Promise<Upstream & { distribution: Distribution; blobFile(digest: string): string }> {
+  const distribution = await startDistribution(dir, { binary: findBinary('docker-registry'), ...opts })
+  const headers: Record<string, string> = opts.htpasswd ? { authorization: basic(opts.htpasswd.username, opts.htpasswd.password) } : {}
   return {
     distribution,
+    username: opts.htpasswd?.username,
+    password: opts.htpasswd?.password,
+    // Distribution's filesystem layout (it serves these bytes as they are, never re-checking them).
+    blobFile: (digest) => {
+      const hex = digest.replace(/^sha256:/, '')
+      return join(dir, 'storage', 'docker', 'registry', 'v2', 'blobs', 'sha256', hex.slice(0, 2), hex, 'data')
+    },
     url: distribution.url,
     host: distribution.host,
-    push: (name, layoutDir, image, tag) => pushFromLayout(distribution.url, name, layoutDir, image.descriptor, tag),
-    requests: async () => parseAccessLog(await readFile(distribution.daemon.logFile, 'utf8')),
+    push: (name, layoutDir, image, tag) => pushFromLayout(distribution.url, name, layoutDir, image.descriptor, tag, headers),
+    requests: () => distribution.requests(),
     stop: () => distribution.stop(),
   }
 }
