@@ -1,7 +1,8 @@
 // End-to-end: one Berth mirrors two upstream registries at once for containerd. `ctr images pull
 // --hosts-dir` with a hosts.toml per upstream host sends every pull to Berth with `?ns=<host>`
 // (containerd's mirror convention); Berth serves each from the proxy project bound to that host.
-// Both upstreams hold `shared/app:1` with different content, so the right one must be chosen.
+// Both upstreams hold `shared/app:1` with different content, so the right one must be chosen. The
+// second mirror prefetches every platform of an index, which then pulls with its upstream stopped.
 
 import assert from 'node:assert/strict'
 import { mkdir, writeFile } from 'node:fs/promises'
@@ -12,6 +13,8 @@ import { startContainerd, type Containerd } from '../helpers/e2e-daemons.js'
 import type { Image, Index } from '../helpers/e2e-layout.js'
 import { findBinary, isStaticElf, makeTempDir, needBinary, needRoot, removeTempDir, requireClients } from '../helpers/e2e-process.js'
 import type { TestServer } from '../helpers/server.js'
+import { eventually } from '../helpers/eventually.js'
+import { blobPath } from '../../src/storage/paths.js'
 import { addEndpoint, addProxyProject, BUSYBOX, distributionUpstream, seedBusybox, seedMultiPlatform, type Upstream } from '../helpers/upstream.js'
 
 const skip = requireClients('proxy containerd e2e', [
@@ -64,7 +67,8 @@ describe('containerd mirrors two upstream hosts through one Berth (?ns=)', { ski
     await addEndpoint(berth, 'second', second)
     // The namespace is the registry host containerd is asked for: host:port here.
     await addProxyProject(berth, 'first-mirror', { registry: 'first', ttl: '5m', namespaces: [first.host] })
-    await addProxyProject(berth, 'second-mirror', { registry: 'second', ttl: '5m', namespaces: [second.host] })
+    // The second mirror fetches every platform of an index as soon as one is pulled.
+    await addProxyProject(berth, 'second-mirror', { registry: 'second', ttl: '5m', namespaces: [second.host], prefetchPlatforms: true })
 
     // One hosts.toml per upstream host: Berth is its only mirror; `server` stays the upstream, so
     // a mirror failure would fall back to it, which the access logs below would show.
@@ -117,5 +121,22 @@ describe('containerd mirrors two upstream hosts through one Berth (?ns=)', { ski
     // Each upstream served its own image only: the second host's blobs were never asked of the first.
     const firstBlobs = (await first.requests()).filter((e) => e.target.includes('/blobs/')).map((e) => e.target)
     for (const layer of secondApp.amd64.layers) assert.ok(!firstBlobs.some((u) => u.endsWith(layer.descriptor.digest)), `first host was asked for ${layer.descriptor.digest}`)
+  })
+
+  it('prefetchPlatforms: the platform no client pulled is served after its upstream has stopped', async () => {
+    // The arm64 pull above made Berth fetch the amd64 image in the background.
+    const amd64Blobs = [tool.amd64.config, ...tool.amd64.layers.map((l) => l.descriptor)]
+    const stored = async (digest: string): Promise<boolean> => berth.app.storage.stat(blobPath('sha256', digest.slice('sha256:'.length))).then(
+      () => true,
+      () => false,
+    )
+    await eventually(async () => (await Promise.all(amd64Blobs.map((b) => stored(b.digest)))).every(Boolean), 'the amd64 image prefetched', 30_000)
+    await second.stop()
+    const ref = `${second.host}/org/tool:2`
+    await containerd.ctr(NS, 'images', 'rm', ref)
+    await containerd.ctr(NS, 'images', 'pull', '--hosts-dir', hostsDir, '--platform', 'linux/amd64', ref)
+    assert.equal((await imageList(containerd)).get(ref), tool.index.descriptor.digest)
+    const content = await contentDigests(containerd)
+    for (const blob of amd64Blobs) assert.ok(content.has(blob.digest), `has amd64 blob ${blob.digest}`)
   })
 })

@@ -109,6 +109,7 @@ export interface ProxySettings {
   ttl?: string
   namespaces?: string[]
   default?: boolean
+  prefetchPlatforms?: boolean
 }
 
 /** `POST /api/v1/registries`: an endpoint named `name` for `upstream`, with its credentials if any. */
