@@ -11,7 +11,7 @@ import { after, before, describe, it } from 'node:test'
 import { ADMIN, ADMIN_PASSWORD, startAuthServer } from '../helpers/auth.js'
 import { ensureCrane } from '../helpers/e2e-crane.js'
 import type { AccessLogEntry } from '../helpers/e2e-daemons.js'
-import { layoutBlob, layoutRef, sha256Digest, type Image, type Index } from '../helpers/e2e-layout.js'
+import { layoutBlob, layoutRef, MT, sha256Digest, type Image, type Index } from '../helpers/e2e-layout.js'
 import { findBinary, isStaticElf, makeTempDir, needBinary, removeTempDir, requireClients, run } from '../helpers/e2e-process.js'
 import { containersEnv } from '../helpers/e2e-registry.js'
 import type { TestServer } from '../helpers/server.js'
@@ -160,6 +160,10 @@ describe('skopeo and crane through a proxy project', { skip }, () => {
     assert.equal(sha256Digest(raw), busybox.descriptor.digest)
     await skopeo('copy', '--src-tls-verify=false', `docker://${berth.host}/hub/library/busybox:1`, `oci:${join(work, 'offline')}:1`)
     assert.equal((await layoutRef(join(work, 'offline'), '1')).digest, busybox.descriptor.digest)
+    // The answer says it is the cached tag, not checked upstream.
+    const head = await fetch(`${berth.url}/v2/hub/library/busybox/manifests/1`, { method: 'HEAD', headers: { authorization: ADMIN, accept: MT.manifest } })
+    assert.equal(head.status, 200)
+    assert.equal(head.headers.get('berth-proxy-stale'), 'true')
 
     const uncached = `${berth.host}/hub/library/busybox:uncached`
     const failed = await skopeo('inspect', '--raw', '--tls-verify=false', `docker://${uncached}`).then(
