@@ -19,7 +19,7 @@ import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import type { BenchConfig } from './config.js'
 import { MANIFEST_ACCEPT, makeImage, manifestOf, pushImage, RegistryClient, type Image } from './client.js'
-import { basic, berthRevision, elapsedS, fmt, load, log, machine, median, ratio, times, writeReport } from './common.js'
+import { basic, bearerToken, berthRevision, elapsedS, fmt, load, log, machine, median, ratio, times, writeReport } from './common.js'
 import { sha256 } from './data.js'
 import { distributionVersion, startBerth, startDistribution, trackDir, type Server } from './servers.js'
 
@@ -38,17 +38,25 @@ export async function proxyMode(cfg: BenchConfig): Promise<void> {
   await mkdir(cfg.tmpRoot, { recursive: true })
   const root = await mkdtemp(join(cfg.tmpRoot, 'berth-bench-proxy-'))
   trackDir(root)
-  const password = randomBytes(18).toString('base64url')
   const upstream = await startDistribution(cfg.distributionBin, root, { name: 'upstream', accessLog: true })
-  const berth = await startBerth(cfg.berthDir, root, { name: 'berth', env: { BERTH_ADMIN_PASSWORD: password } })
+  // Proxy projects are projects: they need auth on (an admin creates them). Every pull below
+  // carries a bearer token, as docker's would; the upstream is open.
+  const password = randomBytes(18).toString('base64url')
+  const admin = basic('admin', password)
+  const berth = await startBerth(cfg.berthDir, root, { name: 'berth', env: { BERTH_AUTH_ENABLED: 'true', BERTH_ADMIN_PASSWORD: password }, readyStatuses: [401] })
   log(`upstream ${upstream.url}, Berth ${berth.url}; data under ${root}`)
-  const api = adminApi(berth, basic('admin', password))
+  const api = adminApi(berth, admin)
   await api('POST', '/registries', { name: 'upstream', url: upstream.url }, 201)
   await api('POST', '/projects', { name: 'hub', proxy: { registry: 'upstream', ttl: '5m' } }, 201)
   await api('POST', '/projects', { name: 'local' }, 201)
 
   const up = new RegistryClient(upstream.url, 600_000)
-  const local = new RegistryClient(berth.url, 600_000)
+  /** a client of Berth holding a token for one repository */
+  const berthClient = async (repo: string, actions: string) => {
+    const client = new RegistryClient(berth.url, 600_000)
+    client.headers = { authorization: `Bearer ${await bearerToken(berth.url, admin, `repository:${repo}:${actions}`)}` }
+    return client
+  }
   const imageBytes = cfg.proxyLayers * cfg.proxyLayerBytes
   const mbps: Record<Way, number[]> = { direct: [], cold: [], warm: [], local: [] }
   try {
@@ -56,20 +64,24 @@ export async function proxyMode(cfg: BenchConfig): Promise<void> {
       const image = makeImage(7000 + round, cfg.proxyLayers, cfg.proxyLayerBytes)
       const repo = `library/big${round}`
       await pushImage(up, repo, 'latest', image, 3)
+      const local = await berthClient(`local/big${round}`, 'pull,push')
+      const proxied = await berthClient(`hub/${repo}`, 'pull')
       await pushImage(local, `local/big${round}`, 'latest', image, 3)
       for (const way of WAYS) {
-        const [client, name] = way === 'direct' ? [up, repo] : way === 'local' ? [local, `local/big${round}`] : [local, `hub/${repo}`]
+        const [client, name] = way === 'direct' ? [up, repo] : way === 'local' ? [local, `local/big${round}`] : [proxied, `hub/${repo}`]
         const seconds = await pull(client, name, image)
         mbps[way].push(imageBytes / 1e6 / seconds)
         log(`round ${round + 1}: ${LABEL[way]}: ${fmt(imageBytes / 1e6 / seconds)} MB/s`)
       }
+      await local.close()
+      await proxied.close()
     }
 
     // The herd: every client asks for the same cold image at once.
     const herd = makeImage(8000, 1, cfg.herdBytes)
     await pushImage(up, 'library/herd', 'latest', herd, 1)
     const before = (await readFile(upstream.logFile, 'utf8')).length
-    const clients = Array.from({ length: cfg.herdClients }, () => new RegistryClient(berth.url, 600_000))
+    const clients = await Promise.all(Array.from({ length: cfg.herdClients }, () => berthClient('hub/library/herd', 'pull')))
     const t0 = performance.now()
     await Promise.all(clients.map((c) => pull(c, 'hub/library/herd', herd)))
     const herdS = (performance.now() - t0) / 1000
@@ -98,13 +110,12 @@ export async function proxyMode(cfg: BenchConfig): Promise<void> {
     await writeReport(cfg, report, { mbps, herd: { seconds: herdS, ...counts } })
   } finally {
     await up.close()
-    await local.close()
   }
 }
 
 function adminApi(server: Server, authorization: string) {
   return async (method: string, path: string, body: unknown, expect: number): Promise<unknown> => {
-    const res = await fetch(`${server.url}/api/v1${path}`, { method, headers: { authorization, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) })
+    const res = await fetch(`${server.url}/api/v1${path}`, { method, headers: body === undefined ? { authorization } : { authorization, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) })
     const text = await res.text()
     if (res.status !== expect) throw new Error(`${method} /api/v1${path} answered ${res.status}: ${text}`)
     return text ? (JSON.parse(text) as unknown) : undefined

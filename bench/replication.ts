@@ -18,7 +18,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import type { BenchConfig } from './config.js'
 import { findBinary } from './config.js'
 import { makeImage, pushImage, RegistryClient } from './client.js'
-import { basic, berthRevision, elapsedS, fmt, load, log, machine, median, ratio, times, writeReport } from './common.js'
+import { basic, bearerToken, berthRevision, elapsedS, fmt, load, log, machine, median, ratio, times, writeReport } from './common.js'
 import { distributionVersion, startBerth, startDistribution, trackDir, type Server } from './servers.js'
 
 type Job = 'small' | 'big'
@@ -31,15 +31,20 @@ export async function replicationMode(cfg: BenchConfig): Promise<void> {
   await mkdir(cfg.tmpRoot, { recursive: true })
   const root = await mkdtemp(join(cfg.tmpRoot, 'berth-bench-replication-'))
   trackDir(root)
+  // Replication policies need an admin: auth is on, the pushes carry a token and skopeo logs in
+  // the way docker does; the targets are open.
   const password = randomBytes(18).toString('base64url')
-  const berth = await startBerth(cfg.berthDir, root, { name: 'berth', env: { BERTH_ADMIN_PASSWORD: password } })
-  const api = adminApi(berth, basic('admin', password))
+  const admin = basic('admin', password)
+  const berth = await startBerth(cfg.berthDir, root, { name: 'berth', env: { BERTH_AUTH_ENABLED: 'true', BERTH_ADMIN_PASSWORD: password }, readyStatuses: [401] })
+  const api = adminApi(berth, admin)
   const seconds: Record<Job, { berth: number[]; skopeo: number[] }> = { small: { berth: [], skopeo: [] }, big: { berth: [], skopeo: [] } }
   const source = new RegistryClient(berth.url, 600_000)
   try {
     await api('POST', '/projects', { name: 'src' }, 201)
     log(`pushing ${cfg.replicationImages} small images and one of ${cfg.replicationBigLayers} × ${fmt(cfg.replicationBigLayerBytes / 2 ** 20)} MiB into Berth`)
+    source.headers = { authorization: `Bearer ${await bearerToken(berth.url, admin, 'repository:src/many:pull,push')}` }
     for (let i = 0; i < cfg.replicationImages; i++) await pushImage(source, 'src/many', `t${i}`, makeImage(9000 + i, 1, cfg.replicationSmallBytes), 1)
+    source.headers = { authorization: `Bearer ${await bearerToken(berth.url, admin, 'repository:src/big:pull,push')}` }
     await pushImage(source, 'src/big', 'latest', makeImage(9999, cfg.replicationBigLayers, cfg.replicationBigLayerBytes), 3)
     const host = new URL(berth.url).host
 
@@ -55,8 +60,8 @@ export async function replicationMode(cfg: BenchConfig): Promise<void> {
         const b = await runExecution(api, policy)
         seconds[job].berth.push(b)
         const args = job === 'small'
-          ? ['--insecure-policy', 'sync', '--src', 'docker', '--dest', 'docker', '--src-tls-verify=false', '--dest-tls-verify=false', `${host}/${repo}`, `${skopeoTarget}/mirror`]
-          : ['--insecure-policy', 'copy', '--src-tls-verify=false', '--dest-tls-verify=false', `docker://${host}/${repo}:latest`, `docker://${skopeoTarget}/mirror/big:latest`]
+          ? ['--insecure-policy', 'sync', '--src', 'docker', '--dest', 'docker', `--src-creds=admin:${password}`, '--src-tls-verify=false', '--dest-tls-verify=false', `${host}/${repo}`, `${skopeoTarget}/mirror`]
+          : ['--insecure-policy', 'copy', `--src-creds=admin:${password}`, '--src-tls-verify=false', '--dest-tls-verify=false', `docker://${host}/${repo}:latest`, `docker://${skopeoTarget}/mirror/big:latest`]
         const s = await timed(skopeo, args)
         seconds[job].skopeo.push(s)
         log(`round ${round + 1}, ${job}: Berth ${b.toFixed(1)} s, skopeo ${s.toFixed(1)} s`)
@@ -92,7 +97,7 @@ type Api = (method: string, path: string, body: unknown, expect: number) => Prom
 
 function adminApi(server: Server, authorization: string): Api {
   return async (method, path, body, expect) => {
-    const res = await fetch(`${server.url}/api/v1${path}`, { method, headers: { authorization, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) })
+    const res = await fetch(`${server.url}/api/v1${path}`, { method, headers: body === undefined ? { authorization } : { authorization, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) })
     const text = await res.text()
     if (res.status !== expect) throw new Error(`${method} /api/v1${path} answered ${res.status}: ${text}`)
     return text ? (JSON.parse(text) as unknown) : undefined
