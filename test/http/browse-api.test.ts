@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { ADMIN, addUser, api, apiOk, startAuthServer } from '../helpers/auth.js'
 import { asBody, sha256 } from '../helpers/oci.js'
-import type { TestServer } from '../helpers/server.js'
+import { startServer, type TestServer } from '../helpers/server.js'
 
 // The registry browser of /api/v1 (repositories, tags, artifacts, search, storage) over HTTP,
 // for every role.
@@ -431,5 +431,30 @@ describe('/api/v1 registry browser', () => {
       const repos = await apiOk<Page<Repo>>(s, 'GET', '/projects/team/repositories?q=huge', ADMIN)
       assert.equal(repos.items[0]?.tagCount, 100_001)
     })
+  })
+})
+
+describe('/api/v1 registry browser of an open registry (auth.enabled false)', () => {
+  let s: TestServer
+  before(async () => {
+    s = await startServer()
+  })
+  after(() => s.close())
+
+  it('lets anyone browse, delete a tag and a repository, and see storage', async () => {
+    await pushImage(s, 'library/alpine', '3.20')
+    await pushImage(s, 'library/alpine', '3.21')
+    await pushImage(s, 'solo', 'latest')
+    const repos = await apiOk<Page<Repo>>(s, 'GET', '/projects/library/repositories', undefined)
+    assert.deepEqual(repos.items.map((r) => [r.name, r.repository]), [['library/alpine', 'alpine'], ['solo', 'solo']])
+    assert.deepEqual((await apiOk<Page<Tag>>(s, 'GET', '/projects/library/repositories/solo/tags', undefined)).items.map((t) => t.name), ['latest'])
+    assert.equal((await api(s, 'DELETE', '/projects/library/repositories/alpine/tags/3.20', undefined)).status, 204)
+    assert.deepEqual((await apiOk<Page<Tag>>(s, 'GET', '/projects/library/repositories/alpine/tags?sort=semver', undefined)).items.map((t) => t.name), ['3.21'])
+    assert.equal((await api(s, 'DELETE', '/projects/library/repositories/solo', undefined)).status, 204)
+    assert.equal((await apiOk<Page<Repo>>(s, 'GET', '/projects/library/repositories', undefined)).total, 1)
+    const st = await apiOk<{ physicalBytes: number }>(s, 'GET', '/storage', undefined)
+    assert.ok(st.physicalBytes > 0)
+    const found = await apiOk<{ repositories: { name: string }[] }>(s, 'GET', '/search?q=alp', undefined)
+    assert.deepEqual(found.repositories.map((r) => r.name), ['library/alpine'])
   })
 })

@@ -37,7 +37,10 @@ function searchText(query: Query): string {
 
 export async function browseRoutes(app: FastifyInstance, opts: BrowseRoutesOptions): Promise<void> {
   const { catalog } = opts
-  const may = (req: FastifyRequest, project: string, action: 'pull' | 'delete') => requireProjectAction(opts, req, project, action)
+  // An open registry (auth.enabled false) has no accounts: anyone reads and deletes, as on /v2.
+  const may = async (req: FastifyRequest, project: string, action: 'pull' | 'delete') => {
+    if (opts.authEnabled) await requireProjectAction(opts, req, project, action)
+  }
 
   app.get<{ Params: { project: string }; Querystring: Query }>('/projects/:project/repositories', async (req) => {
     await may(req, req.params.project, 'pull')
