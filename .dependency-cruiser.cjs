@@ -22,6 +22,7 @@ module.exports = {
     lower('gc', ['registry', 'metadata', 'storage', 'oci', 'errors', 'observability', 'jobs', 'config']),
     lower('policy', ['gc', 'metadata', 'oci', 'errors', 'observability', 'jobs', 'config']),
     lower('browse', ['registry', 'metadata', 'oci', 'errors', 'observability']),
+    lower('charts', ['browse', 'registry', 'metadata', 'oci', 'errors', 'observability']),
     lower('replication', ['registry', 'auth', 'policy', 'gc', 'jobs', 'metadata', 'storage', 'oci', 'errors', 'observability', 'config']),
     {
       name: 'http-never-touches-storage-or-metadata',
@@ -32,7 +33,7 @@ module.exports = {
     {
       name: 'services-never-import-http',
       severity: 'error',
-      from: { path: '^src/(registry|storage|metadata|oci|errors|jobs|config|gc|policy|runtime|replication|browse)/' },
+      from: { path: '^src/(registry|storage|metadata|oci|errors|jobs|config|gc|policy|runtime|replication|browse|charts)/' },
       to: { path: '^src/(http|cli)/' },
     },
     { name: 'no-circular', severity: 'error', from: {}, to: { circular: true } },

@@ -26,6 +26,7 @@ import { PolicySchedules } from './policy/schedules.js'
 import { PullTracker } from './policy/pull-tracker.js'
 import { CatalogService } from './browse/catalog-service.js'
 import { FileService } from './browse/file-service.js'
+import { ChartService } from './charts/chart-service.js'
 import { RetentionService } from './policy/retention-service.js'
 import { RegistryEndpoints } from './replication/registries.js'
 import { keyFromConfig, keyFromFile, SecretBox } from './replication/secrets.js'
@@ -466,6 +467,7 @@ function openHttp(
     onBytesOut: (n) => runtime.sent(n),
     onResponse: () => runtime.responded(),
     proxy: s.proxy,
+    charts: new ChartService({ meta, registry: s.registry, log, maxUploadSize: config.charts.maxUploadSize }),
   })
   opened.add(() => http.close())
   return http

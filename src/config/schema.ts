@@ -155,6 +155,8 @@ export function buildConfigSchema(z: typeof Zod) {
         .strict()
         .prefault({}),
       manifests: z.object({ maxSize: size.default(4 * 1024 * 1024) }).strict().prefault({}),
+      /** The classic Helm chart repository (/chartrepo): the largest chart archive an upload may send. */
+      charts: z.object({ maxUploadSize: size.default(20 * 1024 * 1024) }).strict().prefault({}),
       log: z
         .object({
           level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

@@ -20,6 +20,8 @@ import type { V2Proxy } from './v2/proxy.js'
 import { Guards, REQUEST_HOOKS } from './guards.js'
 import { listenMetrics } from './metrics-listener.js'
 import { serveUi, type UiOptions } from './ui.js'
+import { chartRepoRoutes } from './chartrepo.js'
+import type { ChartService } from '../charts/chart-service.js'
 import { boundedBody, capConnectionsPerAddress, declaredTooLarge, type ConnectionLimits } from './limits.js'
 
 declare module 'fastify' {
@@ -75,6 +77,8 @@ export interface HttpOptions {
   ui?: UiOptions
   /** proxy cache projects (pulls through them under /v2) */
   proxy?: V2Proxy
+  /** the classic Helm chart repository of each project, under /chartrepo */
+  charts?: ChartService
 }
 
 /** How often Node checks http.headersTimeout and http.requestTimeout (its default is 30 s). */
@@ -195,6 +199,7 @@ export function buildHttpServer(opts: HttpOptions): FastifyInstance {
     proxy: opts.proxy,
   })
 
+  if (opts.charts) app.register(chartRepoRoutes, { prefix: '/chartrepo', auth, charts: opts.charts, authEnabled: opts.authEnabled })
   if (opts.ui) serveUi(app, opts.ui)
 
   let closing = false

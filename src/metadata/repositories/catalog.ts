@@ -182,6 +182,24 @@ export function createCatalogRepository(db: Db) {
       return out
     },
 
+    /**
+     * Tagged manifests of one artifact type in the repositories under `prefix` (a project's
+     * Helm charts), with their bytes: one row per tag.
+     */
+    async taggedArtifacts(prefix: string, artifactType: string): Promise<{ repository: string; tag: string; digest: string; content: Buffer; pushedAt: number }[]> {
+      const rows = await db
+        .selectFrom('tags as t')
+        .innerJoin('manifests as m', (j) => j.onRef('m.repository_id', '=', 't.repository_id').onRef('m.digest', '=', 't.manifest_digest'))
+        .innerJoin('repositories as r', 'r.id', 't.repository_id')
+        .select(['r.name as repository', 't.name as tag', 'm.digest', 'm.content', 't.updated_at'])
+        .where('m.artifact_type', '=', artifactType)
+        .where(inScope('r.name', { prefixes: [prefix] }))
+        .orderBy('r.name')
+        .orderBy('t.updated_at', 'desc')
+        .execute()
+      return rows.map((r) => ({ repository: r.repository, tag: r.tag, digest: r.digest, content: r.content, pushedAt: Number(r.updated_at) }))
+    },
+
     async manifestDigests(repositoryId: number): Promise<string[]> {
       return (await db.selectFrom('manifests').select('digest').where('repository_id', '=', repositoryId).orderBy('id', 'desc').execute()).map((r) => r.digest)
     },
