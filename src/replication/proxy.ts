@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream'
+import { setTimeout as delay } from 'node:timers/promises'
 import type { Logger } from 'pino'
 import { RegistryError } from '../errors/registry-error.js'
 import type { JobQueue } from '../jobs/queue.js'
@@ -37,6 +38,8 @@ export interface ProxyDeps {
   metrics?: ProxyMetrics
   leaseMs?: number
   pollMs?: number
+  /** how long a pull of a cached tag waits for the upstream's answer before it is served as it is (default 5 s) */
+  staleAfterMs?: number
 }
 
 /** Response headers that say how the proxy answered (documented in docs/proxy-cache.md). */
@@ -65,6 +68,12 @@ const SERVE_STALE: ReadonlySet<UpstreamErrorKind> = new Set(['unreachable', 'tim
 
 const PREFETCH_JOB = 'proxy-prefetch'
 
+/** A tag check still running when a cached copy is served instead. */
+const SLOW = Symbol('slow')
+
+/** How long a pull of a cached tag waits for its check upstream before it is served as it is. */
+const STALE_AFTER_MS = 5_000
+
 /**
  * Proxy cache projects: a project bound to a registry endpoint, filled from it on first use.
  * Manifests are stored byte for byte (digests for good, tags checked again after the ttl),
@@ -79,11 +88,13 @@ export class ProxyService {
   private readonly generation: Generation
   private readonly coalescer: FetchCoalescer
   readonly budget: UpstreamBudget
+  private readonly staleAfterMs: number
 
   constructor(private readonly deps: ProxyDeps) {
     this.generation = deps.meta.changes.generation(['project'])
     this.coalescer = new FetchCoalescer(deps.meta.proxy, { owner: deps.owner, now: deps.now, leaseMs: deps.leaseMs, pollMs: deps.pollMs })
     this.budget = new UpstreamBudget(deps.now)
+    this.staleAfterMs = deps.staleAfterMs ?? STALE_AFTER_MS
     deps.endpoints.onUsage(async (endpoint) => {
       const users = [...(await this.projects()).values()].filter((p) => p.settings.registry === endpoint).map((p) => p.name)
       return users.length === 0 ? null : `used by proxy cache project${users.length > 1 ? 's' : ''} ${users.join(', ')}`
@@ -225,7 +236,7 @@ export class ProxyService {
     const checked = local && (await this.deps.meta.proxy.tagChecked(repository, tag))
     if (local && checked && checked.digest === local.digest && this.deps.now() - checked.checkedAt < project.settings.ttlMs) return this.counted(project, 'manifest', 'hit')
     try {
-      const result = await this.coalescer.run(
+      const check = this.coalescer.run(
         `t:${repository}:${tag}`,
         async () => {
           const c = await this.deps.meta.proxy.tagChecked(repository, tag)
@@ -233,6 +244,13 @@ export class ProxyService {
         },
         () => this.revalidate(project, repository, tag, local?.digest),
       )
+      const result = local ? await this.withinStaleWait(check) : await check
+      if (result === SLOW) {
+        // A slow upstream does not hold the pull: the cached tag is served, the check goes on.
+        this.deps.log.warn({ repository, tag, project: project.name, waitedMs: this.staleAfterMs }, 'upstream slow: serving the cached tag')
+        this.deps.metrics?.request(project.name, 'manifest', 'stale')
+        return { headers: { [CACHE_HEADER]: 'stale', [STALE_HEADER]: 'true', [STALE_REASON_HEADER]: 'slow' } }
+      }
       return this.counted(project, 'manifest', result ?? 'hit')
     } catch (err) {
       const kind = upstreamKind(err) ?? (err instanceof RegistryError && err.code === 'TOOMANYREQUESTS' ? 'rate-limited' : undefined)
@@ -248,6 +266,22 @@ export class ProxyService {
         return { headers: { [CACHE_HEADER]: 'stale', [STALE_HEADER]: 'true', [STALE_REASON_HEADER]: kind } }
       }
       throw this.clientError(project, err, 'manifest', `${repository}:${tag}`)
+    }
+  }
+
+  /** What `check` gives, or SLOW when it takes longer than staleAfterMs (it goes on; its failure is only logged). */
+  private async withinStaleWait<T>(check: Promise<T>): Promise<T | typeof SLOW> {
+    const abort = new AbortController()
+    const slow: Promise<typeof SLOW> = delay(this.staleAfterMs, undefined, { signal: abort.signal }).then(
+      () => SLOW,
+      () => SLOW,
+    )
+    try {
+      const first: T | typeof SLOW = await Promise.race([check, slow])
+      if (first === SLOW) check.catch((err: unknown) => this.deps.log.warn({ err }, 'tag check of a slow upstream failed'))
+      return first
+    } finally {
+      abort.abort()
     }
   }
 

@@ -78,6 +78,8 @@ export interface Front {
   count(method: string, path: string): number
   /** changes a response before it goes back: status, headers and body of the upstream */
   alter?: (req: IncomingMessage, res: { status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }) => void
+  /** a promise for a request: it is forwarded once it resolves (an upstream slow to answer) */
+  stall?: (req: IncomingMessage) => Promise<void> | undefined
   /** a promise for a request: half of the answer's body is sent, the rest once it resolves (a slow upstream) */
   hold?: (req: IncomingMessage) => Promise<void> | undefined
   close(): Promise<void>
@@ -99,7 +101,8 @@ export async function startFront(upstream: string): Promise<Front> {
     front.seen.push(`${req.method} ${(req.url ?? '').split('?')[0]}`)
     const chunks: Buffer[] = []
     req.on('data', (c: Buffer) => chunks.push(c))
-    req.on('end', () => {
+    req.on('end', async () => {
+      await front.stall?.(req)
       const headers = { ...req.headers, host: target.host }
       const out = request({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers }, (up) => {
         const body: Buffer[] = []

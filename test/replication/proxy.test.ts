@@ -178,6 +178,29 @@ describe('proxy cache projects', { skip, timeout: 180_000 }, () => {
     assert.equal(front.count('HEAD', '/v2/library/moving/manifests/latest'), heads + 1, 'an expired tag is checked with one HEAD')
   })
 
+  test('a slow upstream: an expired cached tag is served after a short wait, the check goes on', async () => {
+    const image = await seedImage(upstream.url, 'library/sluggish', 'v1')
+    assert.equal((await v2('hub/library/sluggish/manifests/v1')).status, 200)
+    await delay(1200)
+    let release: () => void = () => undefined
+    const stalled = new Promise<void>((resolve) => {
+      release = resolve
+    })
+    front.stall = (req) => (req.method === 'HEAD' && req.url?.includes('/library/sluggish/') ? stalled : undefined)
+    try {
+      const started = Date.now()
+      const res = await v2('hub/library/sluggish/manifests/v1')
+      const waited = Date.now() - started
+      assert.equal(res.status, 200)
+      assert.equal(res.headers.get('docker-content-digest'), image.digest)
+      assert.equal(res.headers.get('berth-proxy-stale-reason'), 'slow')
+      assert.ok(waited >= 4500 && waited < 15_000, `waited ${waited} ms`)
+    } finally {
+      front.stall = undefined
+      release()
+    }
+  })
+
   test('immutability applies to proxy projects: a protected tag moved upstream keeps its cached manifest', async () => {
     await apiOk(berth, 'POST', '/projects/hub/immutability-rules', ADMIN, { repositories: 'library/pinned', tags: 'v*' }, 201)
     const first = await seedImage(upstream.url, 'library/pinned', 'v1')
