@@ -44,7 +44,7 @@ export default function RepositoryPage() {
       await navigate(`/projects/${seg(projectName)}`)
     },
   })
-  if (repo.isPending) return <Loading />
+  // The tags load side by side with the repository's figures, not after them.
   if (repo.isError) return <ErrorMessage error={repo.error} />
   const r = repo.data
   return (
@@ -60,11 +60,13 @@ export default function RepositoryPage() {
         )}
       </div>
       <p className="muted">
-        {r.tagCount} tags · {r.artifactCount} artifacts · {bytes(r.sizeBytes)} · {r.pullCount} pulls · last push {ago(r.lastPushedAt)}
+        {r
+          ? `${r.tagCount} tags · ${r.artifactCount} artifacts · ${bytes(r.sizeBytes)} · ${r.pullCount} pulls · last push ${ago(r.lastPushedAt)}`
+          : '…'}
         {freed.data && ` · deleting it would free ${bytes(freed.data.freedBytes)}`}
       </p>
-      <Tags base={base} repository={r.name} project={projectName} path={path} mayDelete={mayDelete} />
-      <Dialog open={confirmRepo} title={`Delete ${r.name}?`} onClose={() => setConfirmRepo(false)}>
+      <Tags base={base} repository={r?.name ?? `${projectName}/${path}`} project={projectName} path={path} mayDelete={mayDelete} />
+      <Dialog open={confirmRepo} title={`Delete ${r?.name ?? path}?`} onClose={() => setConfirmRepo(false)}>
         <p>Every tag and artifact of the repository is deleted; garbage collection frees their storage later.</p>
         <ErrorMessage error={removeRepo.error} />
         <div className="actions">
