@@ -7,7 +7,7 @@ import type { Browser, BrowserContext, Page } from 'playwright-core'
 import { ADMIN, ADMIN_PASSWORD, addUser, apiOk, basic } from '../helpers/auth.js'
 import { startAuthServer } from '../helpers/auth.js'
 import { axeViolations, browserSkip, launchBrowser, screenshot } from '../helpers/browser.js'
-import { multiArchLayout } from '../helpers/e2e-layout.js'
+import { multiArchLayout, OciLayout } from '../helpers/e2e-layout.js'
 import { pushFromLayout } from '../helpers/e2e-registry.js'
 import type { TestServer } from '../helpers/server.js'
 import { ensureUiBuilt } from '../helpers/ui.js'
@@ -165,6 +165,53 @@ describe('web UI in chromium', { skip }, () => {
     await page.getByRole('heading', { name: 'Config' }).waitFor()
   })
 
+  test('the file browser: a multi-arch image down to a text file inside a layer, read in the page', async () => {
+    const layout = await new OciLayout(join(layoutDir, 'web')).init()
+    const base = [
+      { path: 'etc', type: 'dir' as const },
+      { path: 'etc/motd', data: 'hello from berth\n' },
+      { path: 'etc/hostname', data: 'web\n' },
+    ]
+    const amd64 = await layout.addImage({ platform: { architecture: 'amd64', os: 'linux' }, layers: [base, [{ path: 'app', type: 'dir' }, { path: 'app/run.sh', data: '#!/bin/sh\necho v1\n', mode: 0o755 }]] })
+    const arm64 = await layout.addImage({ platform: { architecture: 'arm64', os: 'linux' }, layers: [base] })
+    const v1 = await layout.addIndex([amd64, arm64])
+    const v2 = await layout.addImage({
+      platform: { architecture: 'amd64', os: 'linux' },
+      layers: [base, [{ path: 'app', type: 'dir' }, { path: 'app/run.sh', data: '#!/bin/sh\necho version two\n', mode: 0o755 }, { path: 'app/VERSION', data: '2\n' }]],
+    })
+    const auth = { authorization: ADMIN }
+    await pushFromLayout(s.url, 'webteam/web', layout.dir, v1.descriptor, 'v1', auth)
+    await pushFromLayout(s.url, 'webteam/web', layout.dir, amd64.descriptor, 'v1-amd64', auth)
+    await pushFromLayout(s.url, 'webteam/web', layout.dir, v2.descriptor, 'v2', auth)
+
+    await page.goto(url('/repositories/webteam/web'))
+    await page.getByRole('link', { name: 'v1', exact: true }).click()
+    const child = await page.locator('option', { hasText: 'linux/amd64' }).getAttribute('value')
+    await page.getByLabel('Platform').selectOption(child ?? '')
+    await page.waitForURL(new RegExp(`/artifacts/${amd64.descriptor.digest}$`))
+    await page.getByRole('tab', { name: 'Files' }).click()
+    await page.getByRole('button', { name: 'etc/', exact: true }).click()
+    await page.getByRole('button', { name: 'motd', exact: true }).click()
+    await page.getByTestId('file-content').getByText('hello from berth').waitFor()
+    await noSeriousViolations(page, 'file browser')
+    await screenshot(page, 'files')
+    // One layer alone: layer 2 holds app/ only.
+    await page.getByLabel('Show').selectOption('1')
+    await page.getByRole('button', { name: 'app/', exact: true }).waitFor()
+    assert.equal(await page.getByRole('button', { name: 'etc/', exact: true }).count(), 0, 'layer 2 has no etc/')
+  })
+
+  test('the diff of two tags: files added and changed', async () => {
+    await page.goto(url('/repositories/webteam/web'))
+    await page.getByLabel('From tag').fill('v1-amd64')
+    await page.getByLabel('To tag').fill('v2')
+    await page.getByRole('button', { name: 'Compare' }).click()
+    const diff = page.getByTestId('diff')
+    await diff.getByText('+ /app/VERSION').waitFor()
+    await diff.getByText(/~ \/app\/run\.sh/).waitFor()
+    await screenshot(page, 'diff')
+  })
+
   test('retention: a dry run previews what a rule would delete, and deletes nothing', async () => {
     await page.goto(url('/projects/webteam/audit'))
     await page.getByRole('link', { name: 'Retention and immutability' }).click()
@@ -174,7 +221,9 @@ describe('web UI in chromium', { skip }, () => {
     await page.getByRole('button', { name: 'Preview (dry run)' }).click()
     await page.getByText(/would be deleted/).waitFor()
     const preview = (await page.locator('.dry-run').textContent()) ?? ''
-    assert.match(preview, /2 tags and manifests would be deleted/)
+    // Latest one kept per repository: two of webteam/app's three tags, two of webteam/web's three.
+    assert.match(preview, /4 tags and manifests would be deleted/)
+    assert.match(preview, /webteam\/app:multi-amd64/)
     const tags = await apiOk<{ total: number }>(s, 'GET', '/projects/webteam/repositories/app/tags', ADMIN)
     assert.equal(tags.total, 3, 'a dry run deletes nothing')
   })
