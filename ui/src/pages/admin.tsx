@@ -8,6 +8,7 @@ import { Dialog, Empty, ErrorMessage, Field, Loading } from '../components'
 import { ago, bytes } from '../format'
 import { runtime } from '../runtime'
 import { useIsAdmin } from '../session'
+import { Replication } from './replication'
 
 interface UserView {
   username: string
@@ -58,6 +59,7 @@ export default function Admin() {
           Garbage collection
         </NavLink>
         <NavLink to="/admin/jobs">Jobs</NavLink>
+        <NavLink to="/admin/replication">Replication</NavLink>
         <NavLink to="/admin/storage">Storage</NavLink>
         {runtime.authEnabled && <NavLink to="/admin/audit">Audit log</NavLink>}
       </nav>
@@ -65,6 +67,7 @@ export default function Admin() {
         <Route index element={runtime.authEnabled ? <Users /> : <Gc />} />
         <Route path="gc" element={<Gc />} />
         <Route path="jobs" element={<Jobs />} />
+        <Route path="replication" element={<Replication />} />
         <Route path="storage" element={<Storage />} />
         <Route path="audit" element={<AuditTable />} />
       </Routes>
