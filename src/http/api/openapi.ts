@@ -40,7 +40,20 @@ export const OPENAPI = {
           disabled: { type: 'boolean' },
         },
       },
-      Project: { type: 'object', required: ['name'], properties: { name: { type: 'string' }, public: { type: 'boolean' }, quotaBytes: { type: ['integer', 'null'] }, usedBytes: { type: 'integer', readOnly: true }, actions: { type: 'array', readOnly: true, items: { enum: ['pull', 'push', 'delete', 'manageMembers', 'managePolicies', 'readLogs', 'readMembers'] }, description: "the caller's actions in the project (GET /projects/{project} only): what the UI offers" } } },
+      Project: { type: 'object', required: ['name'], properties: { name: { type: 'string' }, public: { type: 'boolean' }, quotaBytes: { type: ['integer', 'null'] }, usedBytes: { type: 'integer', readOnly: true }, actions: { type: 'array', readOnly: true, items: { enum: ['pull', 'push', 'delete', 'manageMembers', 'managePolicies', 'readLogs', 'readMembers'] }, description: "the caller's actions in the project (GET /projects/{project} only): what the UI offers" }, proxy: { $ref: '#/components/schemas/ProxySettings' } } },
+      ProxySettings: {
+        type: ['object', 'null'],
+        description: 'a proxy cache project (read-only, filled from a registry endpoint; docs/proxy-cache.md). System administrators only. PATCH merges the fields given; null makes an ordinary project.',
+        required: ['registry'],
+        properties: {
+          registry: { type: 'string', description: 'the registry endpoint mirrored (POST /registries)' },
+          ttl: { type: 'string', description: 'how long a cached tag is served before it is checked upstream again (default 5m)' },
+          namespaces: { type: 'array', items: { type: 'string' }, description: 'upstream hosts served for ?ns= (containerd hosts.toml), e.g. docker.io' },
+          default: { type: 'boolean', description: 'pulls of names no local repository holds fall through to this project (dockerd registry-mirrors); at most one' },
+          prefetchPlatforms: { type: 'boolean', description: 'an index fetched upstream has all its platforms fetched in the background' },
+          rateLimit: { type: ['object', 'null'], readOnly: true, description: "the upstream's pull budget as last seen: limit, remaining, windowSeconds, observedAt, pausedUntil" },
+        },
+      },
       Member: { type: 'object', required: ['role'], properties: { username: { type: 'string' }, group: { type: 'string' }, role: { enum: ['projectAdmin', 'maintainer', 'developer', 'guest', 'limitedGuest'] } } },
       Robot: {
         type: 'object',
