@@ -24,6 +24,7 @@ module.exports = {
     lower('browse', ['registry', 'metadata', 'oci', 'errors', 'observability']),
     lower('charts', ['browse', 'registry', 'metadata', 'oci', 'errors', 'observability']),
     lower('replication', ['registry', 'auth', 'policy', 'gc', 'jobs', 'metadata', 'storage', 'oci', 'errors', 'observability', 'config']),
+    lower('events', ['registry', 'auth', 'replication', 'jobs', 'metadata', 'oci', 'errors', 'observability', 'config']),
     {
       name: 'http-never-touches-storage-or-metadata',
       severity: 'error',
@@ -33,7 +34,7 @@ module.exports = {
     {
       name: 'services-never-import-http',
       severity: 'error',
-      from: { path: '^src/(registry|storage|metadata|oci|errors|jobs|config|gc|policy|runtime|replication|browse|charts)/' },
+      from: { path: '^src/(registry|storage|metadata|oci|errors|jobs|config|gc|policy|runtime|replication|browse|charts|events)/' },
       to: { path: '^src/(http|cli)/' },
     },
     { name: 'no-circular', severity: 'error', from: {}, to: { circular: true } },

@@ -34,6 +34,7 @@ import { ReplicationExecutions } from './replication/executions.js'
 import { ReplicationPolicies } from './replication/policies.js'
 import { ReplicationTriggers } from './replication/triggers.js'
 import { ProxyService } from './replication/proxy.js'
+import { openEvents, type Events } from './events/index.js'
 import type { UpstreamEndpoints } from './replication/proxy-upstream.js'
 
 export interface App {
@@ -57,6 +58,8 @@ export interface App {
   schedules: PolicySchedules
   /** registry endpoints, the proxy cache and replication (src/replication) */
   replication: Replication
+  /** the event outbox's delivery and the webhook policies (src/events) */
+  events: Events
   storage: StorageDriver
   metadata: MetadataDb
   log: Logger
@@ -157,7 +160,10 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
     oci.afterDelete(() => policies.trigger.request('delete'))
     const replication = await openReplication(core, { registry: oci.registry, jobs, onManifestChanges: oci.onManifestChanges }, opened)
     const proxy = openProxy(core, { registry: oci.registry, jobs, scheduler, auth: login.auth, metrics, endpoints: replication.endpoints })
-    const http = openHttp(core, { login, registry: oci.registry, metrics, runtime, jobs, immutability: oci.immutability, replication, proxy, ...policies }, opened)
+    const events = openEvents({ config, log, now: core.now, repo: meta.events, box: replication.box })
+    opened.add(() => events.close())
+    oci.onEvents(events)
+    const http = openHttp(core, { login, registry: oci.registry, metrics, runtime, jobs, immutability: oci.immutability, replication, proxy, events, ...policies }, opened)
     // Every handler is registered by now (scheduled tasks, cron schedules): start claiming.
     jobs.start()
     return {
@@ -170,6 +176,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
       pulls: oci.pulls,
       schedules: policies.policySchedules,
       replication,
+      events,
       auth: login.auth,
       generatedAdminPassword: login.generatedAdminPassword,
       adminPasswordIgnored: login.adminPasswordIgnored,
@@ -268,6 +275,7 @@ async function openRegistry(
   // before that cannot happen (nothing listens yet).
   let gcAfterDelete = () => {}
   let replicationHooks: ManifestHooks = { pushed: () => {}, deleted: () => {} }
+  let eventHooks: Pick<Events, 'written' | 'pulled'> | undefined
   const registry = createRegistry(
     {
       storage,
@@ -278,9 +286,17 @@ async function openRegistry(
       uploadAllowance: (repository, digest) => auth.quotaAllowance(repository, digest),
       immutableTag: (repository, tag) => immutability.check(repository, tag),
       immutableBlob: (repository, repositoryId, digest) => immutability.checkBlob(repository, repositoryId, digest),
-      onPull: (repository, digest) => pulls.record(repository, digest),
-      afterPush: (repository, _digest, tags, subject) => replicationHooks.pushed(repository, tags, subject),
+      outbox: true,
+      onPull: (repository, digest, manifest) => {
+        pulls.record(repository, digest)
+        eventHooks?.pulled(repository, digest, manifest)
+      },
+      afterPush: (repository, _digest, tags, subject) => {
+        eventHooks?.written()
+        replicationHooks.pushed(repository, tags, subject)
+      },
       afterDelete: (repository, reference) => {
+        eventHooks?.written()
         if (config.gc.afterDelete) gcAfterDelete()
         replicationHooks.deleted(repository, reference)
       },
@@ -319,6 +335,10 @@ async function openRegistry(
     /** Who hears of manifest pushes and deletes (event replication), once it exists. */
     onManifestChanges: (hooks: ManifestHooks) => {
       replicationHooks = hooks
+    },
+    /** Who delivers the events the registry writes to the outbox, once it exists. */
+    onEvents: (hooks: Pick<Events, 'written' | 'pulled'>) => {
+      eventHooks = hooks
     },
   }
 }
@@ -360,6 +380,8 @@ export interface Replication {
   /** replication policies and their executions */
   policies: ReplicationPolicies
   executions: ReplicationExecutions
+  /** the key that encrypts stored credentials (also webhook secrets) */
+  box: SecretBox
 }
 
 /** Registry endpoints (with the key that encrypts their passwords), the proxy cache and replication. */
@@ -380,7 +402,7 @@ async function openReplication(
   opened.add(() => triggers.close())
   await triggers.start()
   onManifestChanges(triggers)
-  return { endpoints, policies, executions }
+  return { endpoints, policies, executions, box }
 }
 
 /** secrets.key, else the key file of the data directory (generated on first start). */
@@ -410,6 +432,7 @@ function openHttp(
     policySchedules: PolicySchedules
     replication: Replication
     proxy?: ProxyService
+    events: Events
   },
   opened: Opened,
 ): FastifyInstance {
@@ -449,6 +472,7 @@ function openHttp(
       catalog: new CatalogService({ meta, registry: s.registry, log }),
       replication: { policies: s.replication.policies, executions: s.replication.executions },
       files: new FileService({ registry: s.registry, log: log.child({ module: 'browse' }) }),
+      webhooks: s.events.webhooks,
     },
     ready: async () => {
       await storage.check()

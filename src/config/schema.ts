@@ -290,6 +290,64 @@ export function buildConfigSchema(z: typeof Zod) {
        * On PostgreSQL every node needs the same key.
        */
       secrets: z.object({ key: z.string().min(1).optional() }).strict().prefault({}),
+      /**
+       * Distribution's notifications (same key and fields as Distribution's config): each event
+       * is POSTed to every endpoint in Distribution's envelope. Endpoints written here are trusted
+       * (no network restriction).
+       */
+      notifications: z
+        .object({
+          endpoints: z
+            .array(
+              z
+                .object({
+                  name: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'letters, digits, . _ - (at most 64)'),
+                  url: z.string().url().refine((u) => /^https?:\/\//.test(u), 'an http:// or https:// URL'),
+                  /** extra request headers; a list of values is joined with ", " (Distribution's form) */
+                  headers: z.record(z.string(), z.union([z.string(), z.array(z.string())])).default({}),
+                  /** a request with no full answer within this is a failure */
+                  timeout: duration.prefault('1s'),
+                  /** failures in a row before the retries back off (until then: retried after 100 ms) */
+                  threshold: z.number().int().min(0).default(10),
+                  /** first backoff delay, doubled per failure up to events.maxBackoff, with jitter */
+                  backoff: duration.prefault('1s'),
+                  ignoredmediatypes: z.array(z.string()).default([]),
+                  ignore: z.object({ mediatypes: z.array(z.string()).default([]), actions: z.array(z.enum(['push', 'pull', 'delete', 'mount'])).default([]) }).strict().prefault({}),
+                  disabled: z.boolean().default(false),
+                })
+                .strict(),
+            )
+            .default([])
+            .superRefine((list, ctx) => {
+              const seen = new Set<string>()
+              for (const [i, e] of list.entries()) {
+                if (seen.has(e.name)) ctx.addIssue({ code: 'custom', path: [i, 'name'], message: `endpoint name ${e.name} is used twice` })
+                seen.add(e.name)
+              }
+            }),
+        })
+        .strict()
+        .prefault({}),
+      /** Events (src/events): the outbox and its delivery to notification endpoints and webhooks. */
+      events: z
+        .object({
+          /** CIDRs that webhook URLs set by non-administrators may reach although private/loopback/link-local */
+          allowedNetworks: z.array(z.string().regex(/^[0-9a-fA-F:.]+(\/\d{1,3})?$/, 'an address or CIDR')).default([]),
+          /** a delivery still failing this long after its event is dead-lettered (replay it through the API) */
+          deadLetterAfter: duration.prefault('24h'),
+          /** the longest wait between two attempts of a delivery */
+          maxBackoff: duration.prefault('5m'),
+          /** how often the outbox is looked at (a local change wakes the drainer at once) */
+          pollInterval: duration.prefault('1s'),
+          /** pulls are counted in memory and written as one artifact.pulled event per artifact this often */
+          pullBatchInterval: duration.prefault('10s'),
+          /** the node delivering events holds a lease this long; another node takes over after it */
+          leaseTimeout: duration.prefault('30s'),
+          /** the default timeout of webhook deliveries */
+          webhookTimeout: duration.prefault('10s'),
+        })
+        .strict()
+        .prefault({}),
       /** Online garbage collection (src/gc): runs while pushes continue. */
       gc: z
         .object({

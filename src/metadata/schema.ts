@@ -285,6 +285,42 @@ export interface ProxyFetchesTable {
   expires_at: number
 }
 
+export interface EventOutboxTable {
+  seq: Generated<number>
+  event: string
+  created_at: number
+}
+
+export interface EventDeliveriesTable {
+  id: Generated<number>
+  sink: string
+  event_id: string
+  event_type: string
+  event: string
+  status: 'pending' | 'delivered' | 'dead'
+  attempts: number
+  next_at: number
+  status_code: number | null
+  latency_ms: number | null
+  last_error: string | null
+  created_at: number
+  updated_at: number
+}
+
+export interface WebhookPoliciesTable {
+  scope: string
+  name: string
+  definition: string
+  created_at: number
+  updated_at: number
+}
+
+export interface EventLeasesTable {
+  name: string
+  owner: string
+  expires_at: number
+}
+
 export interface Database {
   users: UsersTable
   projects: ProjectsTable
@@ -314,4 +350,8 @@ export interface Database {
   replication_remote_blobs: ReplicationRemoteBlobsTable
   proxy_tags: ProxyTagsTable
   proxy_fetches: ProxyFetchesTable
+  event_outbox: EventOutboxTable
+  event_deliveries: EventDeliveriesTable
+  webhook_policies: WebhookPoliciesTable
+  event_leases: EventLeasesTable
 }

@@ -30,8 +30,13 @@ export interface RegistryContext {
   afterPush?: (repository: string, digest: string, tags: string[], subject: string | undefined) => void
   /** Told after a manifest or tag was deleted through the registry API (e.g. to schedule GC). */
   afterDelete?: (repository: string, reference: string) => void
+  /**
+   * Write events (artifact pushed/deleted, tag created/moved/deleted, repository created/deleted)
+   * to the outbox (src/events) in the transaction of each manifest and tag change.
+   */
+  outbox?: boolean
   /** Told of every manifest GET (not HEAD): counted in memory, never a write on the pull path. */
-  onPull?: (repository: string, digest: string) => void
+  onPull?: (repository: string, digest: string, manifest: { mediaType: string; size: number }) => void
 }
 
 /** Bytes a project may still take before its quota is reached. */

@@ -4,6 +4,9 @@ import { ManifestProblem, parseManifest, type ParsedManifest } from '../oci/mani
 import { MediaTypes } from '../oci/media-types.js'
 import { isValidTag } from '../oci/reference.js'
 import type { ManifestRow } from '../metadata/repositories/manifests.js'
+import type { BerthEvent, EventActor, EventType } from '../metadata/repositories/events.js'
+import type { Db } from '../metadata/repositories/index.js'
+import { randomUUID } from 'node:crypto'
 import type { RegistryContext } from './context.js'
 import { requireDigest, requireTag } from './validate.js'
 
@@ -19,6 +22,8 @@ export interface PutOptions {
    * manifests of a manifest from its upstream when they are first asked for).
    */
   partial?: boolean
+  /** who pushes (written into the events of the push) */
+  actor?: EventActor
 }
 
 /** Manifests, tags pointing at them, and the referrers index. */
@@ -49,7 +54,7 @@ export class ManifestService {
 
   private found(repository: string, row: ManifestRow, opts: { pull?: boolean }): ManifestRow {
     // A pull (GET, not HEAD) is counted in memory and flushed in batches (see RegistryContext.onPull).
-    if (opts.pull) this.ctx.onPull?.(repository, row.digest)
+    if (opts.pull) this.ctx.onPull?.(repository, row.digest, row)
     return row
   }
 
@@ -105,6 +110,7 @@ export class ManifestService {
         const actual = stored.get(wrong.digest)
         throw RegistryError.manifestInvalid(`descriptor of ${wrong.digest} says size ${wrong.size} but the stored blob has ${actual} bytes`, { digest: wrong.digest, size: wrong.size, stored: actual })
       }
+      const events = this.ctx.outbox ? await this.pushEvents(trx, repositoryId, repository, digest, parsed.mediaType, body.length, uniqueTags, opts.actor, now) : []
       await manifests.insert(repositoryId, {
         digest,
         mediaType: parsed.mediaType,
@@ -130,13 +136,14 @@ export class ManifestService {
         const current = await this.ctx.meta.immutability.insertTagIfAbsent(repositoryId, tag, digest, now, trx)
         if (current !== digest) throw RegistryError.denied(why, { tag, rule: why })
       }
+      if (events.length > 0) await this.ctx.meta.events.append(events, now, trx)
     })
     this.ctx.afterPush?.(repository, digest, uniqueTags, parsed.subject?.digest)
     return { digest, subject: parsed.subject?.digest, tags: uniqueTags }
   }
 
   /** DELETE by digest removes the manifest and its tags; by tag removes only the tag. */
-  async delete(repository: string, reference: string): Promise<void> {
+  async delete(repository: string, reference: string, opts: { actor?: EventActor } = {}): Promise<void> {
     const { db, repositories, manifests, tags } = this.ctx.meta
     const repositoryId = await repositories.findId(repository)
     if (repositoryId === undefined) throw RegistryError.nameUnknown(repository)
@@ -146,7 +153,17 @@ export class ManifestService {
       const tag = reference
       const why = await this.ctx.immutableTag?.(repository, tag)
       if (why !== undefined && (await manifests.findByTag(repository, tag))) throw RegistryError.denied(why, { tag, rule: why })
-      if (!(await tags.delete(repositoryId, tag))) throw RegistryError.manifestUnknown(reference)
+      const now = this.ctx.now()
+      const removed = await db.transaction().execute(async (trx) => {
+        const digest = (await tags.current(repositoryId, [tag], trx)).get(tag)
+        if (digest === undefined || !(await tags.delete(repositoryId, tag, trx))) return false
+        if (this.ctx.outbox) {
+          const found = await manifests.describe(repositoryId, digest, trx)
+          await this.ctx.meta.events.append([event('tag.deleted', now, repository, opts.actor, { digest, tag, ...found })], now, trx)
+        }
+        return true
+      })
+      if (!removed) throw RegistryError.manifestUnknown(reference)
       this.ctx.afterDelete?.(repository, reference)
       return
     }
@@ -158,9 +175,16 @@ export class ManifestService {
         if (why !== undefined) throw RegistryError.denied(why, { tag, rule: why })
       }
     }
+    const now = this.ctx.now()
     const deleted = await db.transaction().execute(async (trx) => {
+      const events = this.ctx.outbox ? await this.deleteEvents(trx, repositoryId, repository, digest, opts.actor, now) : []
       await tags.deleteForManifest(repositoryId, digest, trx)
-      return manifests.delete(repositoryId, digest, this.ctx.now(), trx)
+      const gone = await manifests.delete(repositoryId, digest, now, trx)
+      if (gone && events.length > 0) {
+        if (!(await manifests.any(repositoryId, trx))) events.push(event('repository.deleted', now, repository, opts.actor, {}))
+        await this.ctx.meta.events.append(events, now, trx)
+      }
+      return gone
     })
     if (!deleted) throw RegistryError.manifestUnknown(reference)
     this.ctx.afterDelete?.(repository, reference)
@@ -183,6 +207,33 @@ export class ManifestService {
     }
   }
 
+  /** The events of a push, read in its transaction before the manifest and tags are written. */
+  private async pushEvents(trx: Db, repositoryId: number, repository: string, digest: string, mediaType: string, size: number, tags: string[], actor: EventActor | undefined, now: number): Promise<BerthEvent[]> {
+    const { manifests, tags: tagRepo } = this.ctx.meta
+    const events: BerthEvent[] = []
+    if (!(await manifests.any(repositoryId, trx))) events.push(event('repository.created', now, repository, actor, {}))
+    const artifact = { digest, mediaType, size }
+    events.push(event('artifact.pushed', now, repository, actor, { ...artifact, ...(tags.length > 0 ? { tag: tags[0] } : {}) }))
+    const before = await tagRepo.current(repositoryId, tags, trx)
+    for (const tag of tags) {
+      const previous = before.get(tag)
+      if (previous === undefined) events.push(event('tag.created', now, repository, actor, { ...artifact, tag }))
+      else if (previous !== digest) events.push(event('tag.moved', now, repository, actor, { ...artifact, tag, previousDigest: previous }))
+    }
+    return events
+  }
+
+  /** The events of a manifest DELETE: the artifact, and each tag that goes with it. */
+  private async deleteEvents(trx: Db, repositoryId: number, repository: string, digest: string, actor: EventActor | undefined, now: number): Promise<BerthEvent[]> {
+    const { manifests, tags } = this.ctx.meta
+    const found = await manifests.describe(repositoryId, digest, trx)
+    if (!found) return []
+    const artifact = { digest, ...found }
+    const events = [event('artifact.deleted', now, repository, actor, artifact)]
+    for (const tag of await tags.ofManifest(repositoryId, digest, trx)) events.push(event('tag.deleted', now, repository, actor, { ...artifact, tag }))
+    return events
+  }
+
   private parse(body: Buffer, contentType: string | undefined): ParsedManifest {
     try {
       return parseManifest(body, contentType)
@@ -191,6 +242,10 @@ export class ManifestService {
       throw err
     }
   }
+}
+
+function event(type: EventType, time: number, repository: string, actor: EventActor | undefined, fields: Partial<BerthEvent>): BerthEvent {
+  return { id: randomUUID(), type, time, repository, ...(actor ? { actor } : {}), ...fields }
 }
 
 /**

@@ -23,3 +23,4 @@ export function createRegistry(ctx: RegistryContext, hooks: { onBytesIn?: (n: nu
 
 export type { RegistryContext } from './context.js'
 export { requireDigest, requireName, requireTag } from './validate.js'
+export type { EventActor, BerthEvent, EventType } from '../metadata/repositories/events.js'

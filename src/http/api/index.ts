@@ -25,6 +25,8 @@ import { replicationRoutes } from './replication.js'
 import { robotRoutes } from './robots.js'
 import { sessionRoutes } from './session.js'
 import { userRoutes } from './users.js'
+import { webhookRoutes } from './webhooks.js'
+import type { WebhookPolicies } from '../../events/index.js'
 
 /** The background services whose routes live under /api/v1 too (absent in some tests). */
 export interface ApiServices {
@@ -42,6 +44,8 @@ export interface ApiServices {
   replication?: { policies: ReplicationPolicies; executions: ReplicationExecutions }
   /** the layer file browser */
   files: FileService
+  /** webhook policies and their deliveries (src/events) */
+  webhooks?: WebhookPolicies
 }
 
 export interface ApiOptions extends ApiContext {
@@ -97,6 +101,7 @@ export async function apiRoutes(app: FastifyInstance, opts: ApiOptions): Promise
     if (services.registries) await app.register(registryRoutes, { ...ctx, endpoints: services.registries, requireAdmin: adminOnly })
     await app.register(browseRoutes, { ...ctx, authEnabled: opts.authEnabled, catalog: services.catalog, files: services.files })
     if (services.replication) await app.register(replicationRoutes, { ...ctx, ...services.replication, requireAdmin: adminOnly })
+    if (services.webhooks) await app.register(webhookRoutes, { ...ctx, webhooks: services.webhooks, requireAdmin: adminOnly })
   }
 }
 

@@ -4,6 +4,8 @@ import { RegistryError } from '../../errors/registry-error.js'
 import { readBounded } from './body.js'
 import type { V2Request } from './route.js'
 import type { UrlBuilder } from './urls.js'
+import type { EventActor } from '../../registry/registry.js'
+import { principalName } from '../../auth/principal.js'
 
 export function manifestHandlers(registry: Registry, urls: UrlBuilder, maxSize: number, countOut: (n: number) => void) {
   return {
@@ -16,19 +18,35 @@ export function manifestHandlers(registry: Registry, urls: UrlBuilder, maxSize: 
       return reply.code(200).send(m.content)
     },
 
-    async PUT({ req, reply, name, ref, query }: V2Request) {
+    async PUT(r: V2Request) {
+      const { req, reply, name, ref, query } = r
       const body = await readBounded(req, maxSize)
-      const result = await registry.manifests.put(name, ref, body, req.headers['content-type'], query.getAll('tag'))
+      const result = await registry.manifests.put(name, ref, body, req.headers['content-type'], query.getAll('tag'), { actor: actorOf(r) })
       reply.header('location', urls.manifest(name, result.digest)).header('docker-content-digest', result.digest).header('content-length', 0)
       if (result.subject) reply.header('oci-subject', result.subject)
       if (result.tags.length > 0) reply.header('oci-tag', result.tags)
       return reply.code(201).send()
     },
 
-    async DELETE({ reply, name, ref }: V2Request) {
-      await registry.manifests.delete(name, ref)
+    async DELETE(r: V2Request) {
+      const { reply, name, ref } = r
+      await registry.manifests.delete(name, ref, { actor: actorOf(r) })
       return reply.code(202).header('content-length', 0).send()
     },
+  }
+}
+
+/** Who made a request, for the events it causes. */
+export function actorOf({ req, caller }: V2Request): EventActor {
+  const p = caller?.principal
+  return {
+    name: p ? principalName(p) : 'anonymous',
+    kind: p?.kind ?? 'anonymous',
+    addr: req.ip,
+    requestId: String(req.id),
+    host: req.headers.host ?? '',
+    method: req.method,
+    userAgent: req.headers['user-agent'] ?? '',
   }
 }
 

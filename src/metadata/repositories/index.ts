@@ -20,6 +20,7 @@ import { createRegistryEndpointRepository } from './registries.js'
 import { createCatalogRepository } from './catalog.js'
 import { createReplicationRepository } from './replication.js'
 import { createProxyRepository } from './proxy.js'
+import { createEventRepository } from './events.js'
 
 /**
  * Each writing method announces what it changed to `changes` (see MetadataDb), which lets
@@ -48,6 +49,7 @@ export function createMetadataRepositories(db: Kysely<Database>, changes: Change
     registryEndpoints: createRegistryEndpointRepository(db),
     replication: createReplicationRepository(db),
     proxy: createProxyRepository(db),
+    events: createEventRepository(db),
   }
 }
 

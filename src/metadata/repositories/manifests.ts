@@ -116,6 +116,17 @@ export function createManifestRepository(db: Db, changes: ChangeFeed) {
       return Number(res.numDeletedRows) > 0
     },
 
+    /** Whether the repository holds any manifest (repository.created / .deleted events). */
+    async any(repositoryId: number, trx: Db = db): Promise<boolean> {
+      return (await trx.selectFrom('manifests').select('id').where('repository_id', '=', repositoryId).limit(1).executeTakeFirst()) !== undefined
+    },
+
+    /** Media type and size of a manifest, read in the caller's transaction. */
+    async describe(repositoryId: number, digest: string, trx: Db = db): Promise<{ mediaType: string; size: number } | undefined> {
+      const r = await trx.selectFrom('manifests').select(['media_type', 'size']).where('repository_id', '=', repositoryId).where('digest', '=', digest).executeTakeFirst()
+      return r && { mediaType: r.media_type, size: Number(r.size) }
+    },
+
     /** Which of the digests are not manifests of the repository (locked like blobs.linkedSizes). */
     async missing(repositoryId: number, digests: string[], trx: Db = db): Promise<string[]> {
       return missingDigests(digests, async (batch) => {

@@ -46,8 +46,21 @@ export function createTagRepository(db: Db, changes: ChangeFeed) {
       return (await direct.union(viaIndex).execute()).map((r) => r.name)
     },
 
-    async delete(repositoryId: number, name: string): Promise<boolean> {
-      const res = await db.deleteFrom('tags').where('repository_id', '=', repositoryId).where('name', '=', name).executeTakeFirst()
+    /** The manifests the named tags point at now (in the caller's transaction). */
+    async current(repositoryId: number, names: string[], trx: Db = db): Promise<Map<string, string>> {
+      if (names.length === 0) return new Map()
+      const rows = await trx.selectFrom('tags').select(['name', 'manifest_digest']).where('repository_id', '=', repositoryId).where('name', 'in', names).execute()
+      return new Map(rows.map((r) => [r.name, r.manifest_digest]))
+    },
+
+    /** The tags pointing at a manifest. */
+    async ofManifest(repositoryId: number, digest: string, trx: Db = db): Promise<string[]> {
+      const rows = await trx.selectFrom('tags').select('name').where('repository_id', '=', repositoryId).where('manifest_digest', '=', digest).orderBy('name').execute()
+      return rows.map((r) => r.name)
+    },
+
+    async delete(repositoryId: number, name: string, trx: Db = db): Promise<boolean> {
+      const res = await trx.deleteFrom('tags').where('repository_id', '=', repositoryId).where('name', '=', name).executeTakeFirst()
       changes.changed('tag')
       return Number(res.numDeletedRows) > 0
     },

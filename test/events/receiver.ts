@@ -1,0 +1,53 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+
+export interface Received {
+  headers: IncomingMessage['headers']
+  body: string
+}
+
+/**
+ * A webhook receiver on 127.0.0.1: records every request it answers; `down()` closes its port
+ * (connections refused) and `up()` opens the same port again; `mode` makes it hang or fail.
+ */
+export class Receiver {
+  readonly received: Received[] = []
+  mode: 'ok' | 'hang' | 'fail' = 'ok'
+  private server: Server | undefined
+  private port = 0
+  private readonly open = new Set<ServerResponse>()
+
+  async up(): Promise<this> {
+    const server = createServer((req, res) => {
+      const chunks: Buffer[] = []
+      req.on('data', (c: Buffer) => chunks.push(c))
+      req.on('end', () => {
+        if (this.mode === 'hang') {
+          this.open.add(res)
+          return
+        }
+        if (this.mode === 'fail') return res.writeHead(503).end('try later')
+        this.received.push({ headers: req.headers, body: Buffer.concat(chunks).toString('utf8') })
+        res.writeHead(200).end()
+      })
+    })
+    await new Promise<void>((resolve) => server.listen(this.port, '127.0.0.1', resolve))
+    this.port = (server.address() as AddressInfo).port
+    this.server = server
+    return this
+  }
+
+  async down(): Promise<void> {
+    for (const res of this.open) res.destroy()
+    this.open.clear()
+    const s = this.server
+    this.server = undefined
+    if (!s) return
+    s.closeAllConnections()
+    await new Promise<void>((resolve) => s.close(() => resolve()))
+  }
+
+  get url(): string {
+    return `http://127.0.0.1:${this.port}/hook`
+  }
+}
