@@ -312,7 +312,14 @@ describe('web UI in chromium', { skip }, () => {
     try {
       const guest = await guestContext.newPage()
       await guest.goto(url('/repositories/webteam/app'))
-      await signIn(guest, 'viewer', 'viewer-password-1')
+      // With the keyboard alone: Tab to each field, Enter to sign in.
+      await guest.getByRole('button', { name: 'Sign in' }).waitFor()
+      await guest.keyboard.press('Tab')
+      assert.equal(await guest.evaluate(() => document.activeElement?.getAttribute('name')), 'username')
+      await guest.keyboard.type('viewer')
+      await guest.keyboard.press('Tab')
+      await guest.keyboard.type('viewer-password-1')
+      await guest.keyboard.press('Enter')
       await guest.waitForURL(url('/repositories/webteam/app'))
       await guest.getByRole('link', { name: 'multi', exact: true }).waitFor()
       assert.equal(await guest.getByRole('button', { name: /delete/i }).count(), 0, 'no delete button')
