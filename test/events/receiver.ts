@@ -12,10 +12,13 @@ export interface Received {
  */
 export class Receiver {
   readonly received: Received[] = []
-  mode: 'ok' | 'hang' | 'fail' = 'ok'
+  mode: 'ok' | 'hang' | 'fail' | 'huge' = 'ok'
   private server: Server | undefined
   private port = 0
   private readonly open = new Set<ServerResponse>()
+
+  /** `host`: a loopback address other than 127.0.0.1 tells receivers apart for the network guard */
+  constructor(private readonly host = '127.0.0.1') {}
 
   async up(): Promise<this> {
     const server = createServer((req, res) => {
@@ -27,11 +30,19 @@ export class Receiver {
           return
         }
         if (this.mode === 'fail') return res.writeHead(503).end('try later')
+        if (this.mode === 'huge') {
+          // announces 10 MB, sends the first 64 KiB and stalls: only a client reading it all waits
+          this.received.push({ headers: req.headers, body: Buffer.concat(chunks).toString('utf8') })
+          this.open.add(res)
+          res.writeHead(200, { 'content-length': 10 * 1024 * 1024 })
+          res.write(Buffer.alloc(64 * 1024, 120))
+          return
+        }
         this.received.push({ headers: req.headers, body: Buffer.concat(chunks).toString('utf8') })
         res.writeHead(200).end()
       })
     })
-    await new Promise<void>((resolve) => server.listen(this.port, '127.0.0.1', resolve))
+    await new Promise<void>((resolve) => server.listen(this.port, this.host, resolve))
     this.port = (server.address() as AddressInfo).port
     this.server = server
     return this
@@ -48,6 +59,6 @@ export class Receiver {
   }
 
   get url(): string {
-    return `http://127.0.0.1:${this.port}/hook`
+    return `http://${this.host}:${this.port}/hook`
   }
 }
