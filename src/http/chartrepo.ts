@@ -77,9 +77,9 @@ export async function chartRepoRoutes(app: FastifyInstance, opts: ChartRepoOptio
     return reply.header('content-type', 'application/gzip').header('content-length', String(size)).header('etag', `"${digest}"`).send(stream)
   })
 
-  const upload = async (req: FastifyRequest<{ Params: P; Querystring: { force?: string } }>, reply: FastifyReply) => {
+  type Upload = { Params: P; Querystring: { force?: string } }
+  const upload = async (req: FastifyRequest<Upload>, reply: FastifyReply) => {
     const { project } = req.params
-    await requireProject(req, project, 'push')
     const { chart, prov } = uploadedFiles(req, charts.maxUploadSize)
     const parsed = await charts.parse(chart, prov, project)
     await requireRepository(req, parsed.repository, 'push')
@@ -88,9 +88,11 @@ export async function chartRepoRoutes(app: FastifyInstance, opts: ChartRepoOptio
     auditChart(opts, req, 'push', project, `${parsed.repository}:${parsed.tag}`)
     return reply.code(201).send({ saved: true, name: parsed.metadata.name, version: parsed.metadata.version, digest })
   }
-  app.post('/:project/charts', upload)
+  // Push rights are checked before the body is read: a caller who may not upload sends no 20 MiB first.
+  const mayPush = async (req: FastifyRequest) => requireProject(req, (req.params as P).project, 'push')
+  app.post<Upload>('/:project/charts', { onRequest: mayPush }, upload)
   // helm cm-push (ChartMuseum's client) posts to {repository URL}/api/charts.
-  app.post('/:project/api/charts', upload)
+  app.post<Upload>('/:project/api/charts', { onRequest: mayPush }, upload)
 
   const remove = async (req: FastifyRequest<{ Params: P & { name: string; version: string } }>, reply: FastifyReply) => {
     const { project, name, version } = req.params

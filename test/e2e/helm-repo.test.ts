@@ -217,6 +217,22 @@ describe('the classic Helm chart repository with helm', { skip }, () => {
     assert.equal(byGuest.status, 403, await byGuest.clone().text())
     assert.match(((await byGuest.json()) as { error: string }).error, /push/)
     assert.equal((await upload('open', chart, 'application/gzip', outsider)).status, 403)
+    // Refused before the body is read: a caller without push rights cannot make the server take in
+    // an upload (the answer comes while the body is still being sent, and the connection closes).
+    const { request } = await import('node:http')
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = request(`${repoUrl('team')}/charts`, { method: 'POST', headers: { authorization: guest, 'content-type': 'application/gzip', 'content-length': String(MAX_UPLOAD) } }, (res) => {
+        res.resume()
+        resolve(res.statusCode ?? 0)
+      })
+      req.on('error', reject)
+      req.setTimeout(15_000, () => {
+        req.destroy()
+        reject(new Error('no answer while the body was pending: the server waited for the upload'))
+      })
+      req.write(chart.subarray(0, 100)) // and never the rest
+    })
+    assert.equal(status, 403)
   })
 
   it('bad uploads: not gzip, no Chart.yaml, bad version, too large, an existing version', async () => {
