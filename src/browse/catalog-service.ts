@@ -254,6 +254,39 @@ export class CatalogService {
     }
   }
 
+  /**
+   * The images this one is built on and those built on it, found as Zot does by layer prefix:
+   * a base image's layers are a strict prefix of this image's, a dependent's start with all of
+   * them. Candidates are the visible manifests sharing the first layer (at most 1000 examined).
+   */
+  async relations(visible: Visibility, project: string, path: string, reference: string) {
+    const { name } = await this.resolve(project, path)
+    const row = await this.deps.registry.manifests.get(name, reference).catch((err: unknown) => {
+      if (err instanceof RegistryError && err.code === 'MANIFEST_UNKNOWN') throw RegistryError.notFound(`artifact ${reference}`)
+      throw err
+    })
+    const layers = describe(row.content ?? Buffer.alloc(0), row.mediaType).layers.map((l) => l.digest)
+    const base: Related[] = []
+    const dependents: Related[] = []
+    const first = layers[0]
+    if (first === undefined) return { digest: row.digest, layerCount: 0, baseImages: base, dependents }
+    const candidates = await this.deps.meta.catalog.manifestsWithBlob(scopeOf(visible), first, 1000)
+    for (const c of candidates) {
+      if (c.digest === row.digest) continue
+      const theirs = describe(c.content, c.mediaType).layers.map((l) => l.digest)
+      const shared = commonPrefix(layers, theirs)
+      const isBase = shared === theirs.length && theirs.length < layers.length
+      const isDependent = shared === layers.length && theirs.length > layers.length
+      if (!isBase && !isDependent) continue
+      const related = { ...where(c.repository), digest: c.digest, layerCount: theirs.length, tags: await this.deps.meta.catalog.tagsOf(c.repositoryId, c.digest, 10) }
+      ;(isBase ? base : dependents).push(related)
+    }
+    // The nearest base first (the most layers), the nearest dependents first (the fewest).
+    base.sort((a, b) => b.layerCount - a.layerCount)
+    dependents.sort((a, b) => a.layerCount - b.layerCount)
+    return { digest: row.digest, layerCount: layers.length, baseImages: base, dependents }
+  }
+
   /** Repositories, tags, digests (a hex prefix) and annotations matching q, among those visible. */
   async search(visible: Visibility, q: string, limit = 20) {
     const scope = scopeOf(visible)
@@ -346,6 +379,21 @@ export class CatalogService {
     }
     return { ...where(name), ...(tag ? { tag } : {}), digest: row.digest, sizeBytes: total, freedBytes: freed }
   }
+}
+
+interface Related {
+  name: string
+  project: string
+  repository: string
+  digest: string
+  layerCount: number
+  tags: string[]
+}
+
+function commonPrefix(a: string[], b: string[]): number {
+  let n = 0
+  while (n < a.length && n < b.length && a[n] === b[n]) n++
+  return n
 }
 
 function where(name: string) {

@@ -276,6 +276,27 @@ describe('/api/v1 registry browser', () => {
     })
   })
 
+  it('GET …/relations: base images and dependents by layer prefix, among what the caller may see', async () => {
+    const l1 = Buffer.from('relations base layer')
+    const l2 = Buffer.from('relations middle layer')
+    const l3 = Buffer.from('relations top layer')
+    const base = await pushImage(s, 'pub/base', 'v1', { layers: [l1] })
+    const mid = await pushImage(s, 'team/mid', 'v1', { layers: [l1, l2] })
+    const top = await pushImage(s, 'team/top', 'v1', { layers: [l1, l2, l3] })
+    await pushImage(s, 'team/other', 'v1', { layers: [l1, l3] })
+    type Rel = { baseImages: { name: string; digest: string; tags: string[] }[]; dependents: { name: string; digest: string }[] }
+    const r = await apiOk<Rel>(s, 'GET', '/projects/team/repositories/mid/artifacts/v1/relations', as('guest'))
+    assert.deepEqual(r.baseImages.map((b) => [b.name, b.digest, b.tags]), [['pub/base', base.digest, ['v1']]])
+    assert.deepEqual(r.dependents.map((d) => [d.name, d.digest]), [['team/top', top.digest]])
+    const fromTop = await apiOk<Rel>(s, 'GET', `/projects/team/repositories/top/artifacts/${top.digest}/relations`, ADMIN)
+    assert.deepEqual(fromTop.baseImages.map((b) => b.digest), [mid.digest, base.digest])
+    // A public base image's page shows a stranger no private dependents.
+    const seen = await apiOk<Rel>(s, 'GET', '/projects/pub/repositories/base/artifacts/v1/relations', as('nonMember'))
+    assert.deepEqual(seen.dependents, [])
+    const all = await apiOk<Rel>(s, 'GET', '/projects/pub/repositories/base/artifacts/v1/relations', ADMIN)
+    assert.deepEqual(all.dependents.map((d) => d.name), ['team/mid', 'team/other', 'team/top'])
+  })
+
   describe('GET /search', () => {
     it('finds repositories, tags, digests and annotations the caller may see', async () => {
       const byName = await apiOk<Record<string, { name: string }[]>>(s, 'GET', '/search?q=tools', as('guest'))
@@ -389,6 +410,7 @@ describe('/api/v1 registry browser', () => {
       ['/projects/{project}/repositories/{repository}/artifacts/{reference}/files', 'get'],
       ['/projects/{project}/repositories/{repository}/artifacts/{reference}/files/content', 'get'],
       ['/projects/{project}/repositories/{repository}/diff', 'get'],
+      ['/projects/{project}/repositories/{repository}/artifacts/{reference}/relations', 'get'],
       ['/search', 'get'],
       ['/storage', 'get'],
     ]

@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto'
 import { after, before, describe, it } from 'node:test'
 import { gzipSync } from 'node:zlib'
 import { pack, type Headers } from 'tar-stream'
+import { DEFAULT_LIMITS } from '../../src/browse/layer-index.js'
 import { parseDigest } from '../../src/oci/digest.js'
 import { blobPath } from '../../src/storage/paths.js'
 import { ADMIN, addUser, api, apiOk, startAuthServer } from '../helpers/auth.js'
@@ -251,7 +252,8 @@ describe('/api/v1 layer file browser', () => {
       const r = await bad('bomb', gzipSync(Buffer.concat(blocks)))
       assert.equal(r.status, 422)
       assert.match(r.body.detail, /more than 200000 entries/)
-      assert.ok(r.ms < 30_000, `${r.ms} ms`)
+      // ~5 s on an idle machine; the bound that holds however busy it is: the indexer's time limit
+      assert.ok(r.ms < DEFAULT_LIMITS.timeoutMs, `${r.ms} ms`)
     })
 
     it('a 1 TB entry is never read (the stream ends where the header says data follows)', async () => {

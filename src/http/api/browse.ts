@@ -78,6 +78,12 @@ export async function browseRoutes(app: FastifyInstance, opts: BrowseRoutesOptio
     return catalog.artifact(req.params.project, req.params.repository, req.params.reference)
   })
 
+  app.get<{ Params: RepoParams & { reference: string } }>('/projects/:project/repositories/:repository/artifacts/:reference/relations', async (req) => {
+    const { project, repository, reference } = req.params
+    await may(req, project, 'pull')
+    return catalog.relations(await visibleProjects(opts, req), project, repository, reference)
+  })
+
   type FileRoute = { Params: RepoParams & { reference: string }; Querystring: Query }
   app.get<FileRoute>('/projects/:project/repositories/:repository/artifacts/:reference/files', async (req) => {
     const { project, repository, reference } = req.params

@@ -394,6 +394,12 @@ export const OPENAPI = {
       parameters: [REPOSITORY, { name: 'reference', in: 'path', required: true, description: 'a digest (or a tag)', schema: { type: 'string' } }],
       get: op('A manifest or index with its config, platforms, layers, history, referrers and sizes', { responses: { '200': { description: 'the artifact', ...json({ $ref: '#/components/schemas/Artifact' }) }, ...errors } }),
     },
+    '/projects/{project}/repositories/{repository}/artifacts/{reference}/relations': {
+      parameters: [REPOSITORY, { name: 'reference', in: 'path', required: true, description: 'a digest (or a tag)', schema: { type: 'string' } }],
+      get: op('The images this one is built on (baseImages: their layers are a strict prefix of its layers, nearest first) and those built on it (dependents: their layers start with all of its layers, nearest first), among the repositories the caller may pull; each {name, project, repository, digest, layerCount, tags}', {
+        responses: { '200': { description: '{digest, layerCount, baseImages, dependents}' }, ...errors },
+      }),
+    },
     '/projects/{project}/repositories/{repository}/artifacts/{reference}/files': {
       parameters: [REPOSITORY, { name: 'reference', in: 'path', required: true, description: 'an image manifest digest (or tag); an index answers 400: pick one of its manifests', schema: { type: 'string' } }],
       get: op('The layer file browser: the entries directly under path, of the merged image (layers in order, whiteouts `.wh.` and opaque directories `.wh..wh..opq` applied; each entry names the layer it comes from) or of one layer (layer=index or digest; its whiteouts listed as type whiteout). The layer tar is streamed (gzip, zstd or plain) and indexed once per layer digest (kept in memory, bounded); a layer that is no readable tar, or passes a bound (200,000 entries, 8 GiB decompressed, paths of 4096 characters or 256 levels, `..` components, 1 MiB pax records, 120 s) answers 422 UNPROCESSABLE', {

@@ -321,6 +321,22 @@ export function createCatalogRepository(db: Db) {
       return shared
     },
 
+    /** Manifests in scope that reference the blob (as config or layer), with their bytes; at most `limit`. */
+    async manifestsWithBlob(scope: Scope, digest: string, limit: number) {
+      const rows = await db
+        .selectFrom('manifest_references as mr')
+        .innerJoin('manifests as m', 'm.id', 'mr.manifest_id')
+        .innerJoin('repositories as r', 'r.id', 'm.repository_id')
+        .select(['r.id as repository_id', 'r.name as repository', 'm.digest', 'm.media_type', 'm.content'])
+        .where('mr.digest', '=', digest)
+        .where('mr.kind', '=', 'blob')
+        .where(inScope('r.name', scope))
+        .orderBy('m.id')
+        .limit(limit)
+        .execute()
+      return rows.map((r) => ({ repositoryId: Number(r.repository_id), repository: r.repository, digest: r.digest, mediaType: r.media_type, content: r.content }))
+    },
+
     /** Sizes of blobs by digest. */
     async blobSizes(digests: string[]): Promise<Map<string, number>> {
       const out = new Map<string, number>()
