@@ -438,7 +438,7 @@ export class ProxyService {
   private async upstream(project: ProxyProject, repository: string): Promise<{ client: UpstreamClient; upstream: string; endpoint: string }> {
     const endpoint = project.settings.registry
     const [view, client] = await Promise.all([this.deps.endpoints.get(endpoint), this.deps.endpoints.client(endpoint)])
-    return { client, endpoint, upstream: upstreamName(repository, project.name, isDockerHub(view.url)) }
+    return { client, endpoint, upstream: upstreamName(repository, project.name, isDockerHub(view.url) || project.settings.namespaces.includes('docker.io')) }
   }
 
   /** Runs an upstream request: counts failures, and pauses the budget after a 429. */
@@ -463,24 +463,26 @@ export class ProxyService {
     const kind = upstreamKind(err)
     if (!kind) return err
     const endpoint = project.settings.registry
-    const message = err instanceof Error ? err.message : String(err)
+    // The upstream's own error names its address and paths: logged for the operator, never
+    // sent to a client (who may be anonymous and may not see the endpoint's settings).
+    this.deps.log.warn({ err, project: project.name, ref, reason: kind }, 'proxy cache: the upstream could not give what a client asked for')
     switch (kind) {
       case 'not-found':
         return what === 'blob' ? RegistryError.blobUnknown(ref) : what === 'manifest' ? RegistryError.manifestUnknown(ref) : RegistryError.nameUnknown(ref)
       case 'unauthorized':
       case 'denied':
         // Upstreams answer 401/403 for names that do not exist as for names they keep private.
-        return new RegistryError(what === 'blob' ? 'BLOB_UNKNOWN' : what === 'manifest' ? 'MANIFEST_UNKNOWN' : 'NAME_UNKNOWN', `the upstream registry ${endpoint} refused ${ref}: it does not exist there, or the endpoint's credentials may not pull it (${message})`, { detail: { upstream: endpoint } })
+        return new RegistryError(what === 'blob' ? 'BLOB_UNKNOWN' : what === 'manifest' ? 'MANIFEST_UNKNOWN' : 'NAME_UNKNOWN', `the upstream registry ${endpoint} refused ${ref}: it does not exist there, or the endpoint's credentials may not pull it`, { detail: { upstream: endpoint } })
       case 'rate-limited':
         return tooManyRequests(endpoint, retryAfterOf(err) ?? 60_000)
       case 'invalid': {
         const limit = what === 'manifest' ? ` (manifests.maxSize is ${this.deps.maxManifestSize} bytes)` : ''
-        return new RegistryError('MANIFEST_INVALID', `the upstream registry ${endpoint} sent what cannot be cached: ${message}${limit}`, { status: 502, detail: { upstream: endpoint } })
+        return new RegistryError('MANIFEST_INVALID', `the upstream registry ${endpoint} sent a manifest that cannot be cached${limit}`, { status: 502, detail: { upstream: endpoint } })
       }
       case 'digest-mismatch':
         return new RegistryError('UNAVAILABLE', `the upstream registry ${endpoint} sent bytes that do not match ${ref}; nothing was stored`, { status: 502, detail: { upstream: endpoint } })
       default:
-        return new RegistryError('UNAVAILABLE', `the upstream registry ${endpoint} is not available (${kind}) and ${ref} is not cached: ${message}`, { headers: { 'retry-after': '10' }, detail: { upstream: endpoint, reason: kind } })
+        return new RegistryError('UNAVAILABLE', `the upstream registry ${endpoint} is not available (${kind}) and ${ref} is not cached`, { headers: { 'retry-after': '10' }, detail: { upstream: endpoint, reason: kind } })
     }
   }
 }

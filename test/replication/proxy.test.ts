@@ -367,6 +367,9 @@ describe('proxy cache projects', { skip, timeout: 180_000 }, () => {
     const missing = await v2('hub/library/never/manifests/v1')
     const detail = await expectOciError(missing, 'UNAVAILABLE', 503)
     assert.equal((detail as { upstream: string }).upstream, 'up')
+    // The upstream's address (in its own error) is for the operator's log, not for clients.
+    const again = await (await v2('hub/library/never/manifests/v1')).text()
+    assert.doesNotMatch(again, /127\.0\.0\.1|http:/, again)
     const metrics = await (await fetch(`${berth.url}/metrics`)).text()
     assert.match(metrics, /berth_proxy_requests_total\{project="hub",kind="manifest",result="hit"\} [1-9]/)
     // The front answers 502 for the stopped upstream: an "upstream" failure (unreachable without it).
