@@ -1,7 +1,7 @@
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query'
 import { useState } from 'react'
-import { NavLink, Route, Routes } from 'react-router'
-import { Link } from 'react-router'
+import { Link, NavLink, Route, Routes } from 'react-router'
+import { Robots } from './project'
 import { api, get, seg } from '../api'
 import { AuditTable, Pager } from '../audit-table'
 import { Dialog, Empty, ErrorMessage, Field, Loading } from '../components'
@@ -55,6 +55,7 @@ export default function Admin() {
             Users
           </NavLink>
         )}
+        {runtime.authEnabled && <NavLink to="/admin/robots">System robots</NavLink>}
         <NavLink to="/admin/gc">
           Garbage collection
         </NavLink>
@@ -65,6 +66,7 @@ export default function Admin() {
       </nav>
       <Routes>
         <Route index element={runtime.authEnabled ? <Users /> : <Gc />} />
+        <Route path="robots" element={<Robots />} />
         <Route path="gc" element={<Gc />} />
         <Route path="jobs" element={<Jobs />} />
         <Route path="replication" element={<Replication />} />

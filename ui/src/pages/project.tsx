@@ -45,7 +45,7 @@ export default function ProjectPage() {
       <Routes>
         <Route index element={<Repositories project={p} />} />
         <Route path="members" element={<Members project={p} />} />
-        <Route path="robots" element={<Robots project={p} />} />
+        <Route path="robots" element={<Robots project={p.name} />} />
         <Route path="policies" element={<Policies project={p} />} />
         <Route path="audit" element={<AuditTable project={p.name} />} />
         <Route path="settings" element={<Settings project={p} />} />
@@ -222,17 +222,18 @@ function Members({ project }: { project: Project }) {
   )
 }
 
-function Robots({ project }: { project: Project }) {
+/** Robot accounts of a project, or the system robots (every project) when `project` is unset. */
+export function Robots({ project }: { project?: string }) {
   const client = useQueryClient()
-  const key = ['robots', project.name]
-  const robots = useQuery({ queryKey: key, queryFn: () => get<Robot[]>(`/robots?project=${seg(project.name)}`) })
+  const key = ['robots', project ?? '(system)']
+  const robots = useQuery({ queryKey: key, queryFn: () => get<Robot[]>(project ? `/robots?project=${seg(project)}` : '/robots') })
   const [name, setName] = useState('')
   const [actions, setActions] = useState<string[]>(['pull'])
   const [days, setDays] = useState('')
   const [secret, setSecret] = useState<Robot | null>(null)
   const refresh = () => client.invalidateQueries({ queryKey: key })
   const create = useMutation({
-    mutationFn: () => api<Robot>('POST', '/robots', { name, project: project.name, permissions: actions, ...(days ? { expiresInDays: Number(days) } : {}) }),
+    mutationFn: () => api<Robot>('POST', '/robots', { name, ...(project ? { project } : {}), permissions: actions, ...(days ? { expiresInDays: Number(days) } : {}) }),
     onSuccess: async (r) => {
       setSecret(r)
       setName('')
@@ -245,7 +246,9 @@ function Robots({ project }: { project: Project }) {
   const flip = (a: string) => setActions((cur) => (cur.includes(a) ? cur.filter((x) => x !== a) : [...cur, a]))
   return (
     <section aria-label="Robot accounts">
-      <p className="muted">Robot accounts sign CI jobs and clusters in to this project: docker login with the robot's name and secret.</p>
+      <p className="muted">
+        Robot accounts sign CI jobs and clusters in{project ? ' to this project' : ' to every project (system robots)'}: docker login with the robot's name and secret.
+      </p>
       {robots.isPending && <Loading />}
       <ErrorMessage error={robots.error ?? rotate.error ?? toggle.error ?? remove.error} />
       {robots.data && robots.data.length === 0 && <Empty>No robot accounts.</Empty>}
