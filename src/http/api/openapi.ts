@@ -113,6 +113,38 @@ export const OPENAPI = {
         },
       },
       GcSchedule: { type: 'object', properties: { schedule: { type: ['string', 'null'] }, source: { enum: ['api', 'config', 'none'], readOnly: true }, next: { type: ['string', 'null'], readOnly: true } } },
+      Webhook: {
+        type: 'object',
+        required: ['name', 'url', 'eventTypes'],
+        properties: {
+          name: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$', description: 'cannot change after creation' },
+          url: { type: 'string', description: 'http(s) URL; for non-administrators not a loopback, link-local, private or reserved address unless events.allowedNetworks allows it' },
+          eventTypes: { type: 'array', items: { enum: ['artifact.pushed', 'artifact.pulled', 'artifact.deleted', 'tag.created', 'tag.moved', 'tag.deleted', 'repository.created', 'repository.deleted', 'quota.warning', 'gc.finished', 'retention.finished', 'replication.succeeded', 'replication.failed'] } },
+          format: { enum: ['default', 'cloudevents', 'slack'], default: 'default', description: "default: Harbor's payload; cloudevents: CloudEvents 1.0 structured JSON; slack: {text} for Slack/Teams" },
+          secret: { type: 'string', writeOnly: true, description: 'Standard Webhooks secret whsec_<base64>; generated when omitted and answered once by the POST; stored encrypted, never answered again' },
+          authHeader: { type: 'string', writeOnly: true, description: 'sent as Authorization; stored encrypted, never answered' },
+          enabled: { type: 'boolean', default: true },
+          scope: { type: 'string', readOnly: true, description: 'system or the project' },
+          hasSecret: { type: 'boolean', readOnly: true },
+          hasAuthHeader: { type: 'boolean', readOnly: true },
+        },
+      },
+      WebhookDelivery: {
+        type: 'object',
+        properties: {
+          id: { type: 'integer' },
+          eventId: { type: 'string', description: 'the webhook-id header; the same on every attempt and replay' },
+          eventType: { type: 'string' },
+          status: { enum: ['pending', 'delivered', 'dead'] },
+          attempts: { type: 'integer' },
+          statusCode: { type: ['integer', 'null'] },
+          latencyMs: { type: ['integer', 'null'] },
+          lastError: { type: ['string', 'null'] },
+          createdAt: { type: 'string', format: 'date-time' },
+          updatedAt: { type: 'string', format: 'date-time' },
+          nextAttemptAt: time,
+        },
+      },
       RegistryEndpoint: {
         type: 'object',
         required: ['name', 'url'],
@@ -356,6 +388,28 @@ export const OPENAPI = {
     '/registries/{name}/ping': {
       post: op('Check reachability and credentials: GET /v2/ with the auth dance (admin)', { responses: { '200': { description: 'what failed, if anything', ...json({ $ref: '#/components/schemas/PingResult' }) }, ...errors } }),
     },
+    '/webhooks': { post: createdOp('Create a webhook policy (system administrators; the events of every project)', 'Webhook'), get: op('Webhook policies, without their secrets') },
+    '/webhooks/{name}': {
+      get: op('A webhook policy'),
+      patch: op('Change a webhook policy; omitted secret and authHeader are kept', body('Webhook')),
+      delete: { summary: 'Delete a webhook policy', responses: { '204': { description: 'deleted' }, ...errors } },
+    },
+    '/webhooks/{name}/test': { post: op('Send a test event now: {statusCode, latencyMs, error}') },
+    '/webhooks/{name}/deliveries': {
+      get: op('Deliveries, newest first', { parameters: [query('limit', 'integer', '1-1000, default 100')], responses: { '200': { description: 'deliveries', ...json({ type: 'array', items: { $ref: '#/components/schemas/WebhookDelivery' } }) }, ...errors } }),
+    },
+    '/webhooks/{name}/deliveries/{id}/replay': { post: { summary: 'Queue the delivery\'s event again (same id)', responses: { '202': { description: 'the new delivery', ...json({ $ref: '#/components/schemas/WebhookDelivery' }) }, ...errors } } },
+    '/projects/{project}/webhooks': { post: createdOp('Create a webhook policy (the project administrators; the events of the project)', 'Webhook'), get: op('Webhook policies, without their secrets') },
+    '/projects/{project}/webhooks/{name}': {
+      get: op('A webhook policy'),
+      patch: op('Change a webhook policy; omitted secret and authHeader are kept', body('Webhook')),
+      delete: { summary: 'Delete a webhook policy', responses: { '204': { description: 'deleted' }, ...errors } },
+    },
+    '/projects/{project}/webhooks/{name}/test': { post: op('Send a test event now: {statusCode, latencyMs, error}') },
+    '/projects/{project}/webhooks/{name}/deliveries': {
+      get: op('Deliveries, newest first', { parameters: [query('limit', 'integer', '1-1000, default 100')], responses: { '200': { description: 'deliveries', ...json({ type: 'array', items: { $ref: '#/components/schemas/WebhookDelivery' } }) }, ...errors } }),
+    },
+    '/projects/{project}/webhooks/{name}/deliveries/{id}/replay': { post: { summary: 'Queue the delivery\'s event again (same id)', responses: { '202': { description: 'the new delivery', ...json({ $ref: '#/components/schemas/WebhookDelivery' }) }, ...errors } } },
     '/audit': {
       get: op('Audit log', { parameters: ['user', 'project', 'repository', 'action', 'from', 'to', 'limit', 'offset'].map((name) => ({ name, in: 'query' })) }),
     },
