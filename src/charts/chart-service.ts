@@ -33,6 +33,9 @@ export interface ChartVersion {
   file: string
 }
 
+/** Config blobs read at once while an index is built. */
+const CONFIG_READS = 8
+
 /** A project's charts and the index.yaml made of them (held until a manifest or tag changes). */
 interface ProjectCharts {
   versions: ChartVersion[]
@@ -172,12 +175,18 @@ export class ChartService {
     const rows = await this.deps.meta.catalog.taggedArtifacts(`${project}/`, HELM_CONFIG)
     const versions: ChartVersion[] = []
     const byFile = new Map<string, ChartVersion>()
-    for (const row of rows) {
-      const found = await this.versionOf(project, row)
+    // Config blobs are read a few at a time: storage latency (S3) would add up row after row.
+    const found = new Array<ChartVersion | undefined>(rows.length)
+    let next = 0
+    const worker = async () => {
+      for (let i = next++; i < rows.length; i = next++) found[i] = await this.versionOf(project, rows[i] as (typeof rows)[number])
+    }
+    await Promise.all(Array.from({ length: Math.min(CONFIG_READS, rows.length) }, worker))
+    for (const version of found) {
       // One entry per name and version: rows come newest tag first, several tags may name it.
-      if (!found || byFile.has(found.file)) continue
-      byFile.set(found.file, found)
-      versions.push(found)
+      if (!version || byFile.has(version.file)) continue
+      byFile.set(version.file, version)
+      versions.push(version)
     }
     versions.sort(newestFirst)
     return { versions, byFile, indexYaml: renderIndex(versions, new Date(this.now()).toISOString()) }
