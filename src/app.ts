@@ -150,7 +150,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
     const storage = await openStorage(config, deps, opened)
     const { metadata, meta } = await openMetadataModule(config, log, opened)
     const core: Core = { config, log, now: deps.now ?? Date.now, storage, metadata, meta }
-    const metrics = config.metrics.enabled ? new Metrics({ blobs: () => meta.blobs.stats(), uploads: () => meta.uploads.count(), freeBytes: async () => storage.freeBytes?.() }) : undefined
+    const metrics = config.metrics.enabled ? new Metrics({ blobs: () => meta.blobs.stats(), uploads: () => meta.uploads.count(), freeBytes: async () => storage.freeBytes?.(), eventBacklog: () => meta.events.backlog() }) : undefined
     const login = await openAuth(core, deps, opened)
     const { jobs, scheduler } = openJobs(core, login.auth, opened)
     const runtime = createRuntimeTuning({ enabled: config.runtime.tuning, busyPollMicros: config.http.busyPollMicros })
@@ -160,7 +160,13 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
     oci.afterDelete(() => policies.trigger.request('delete'))
     const replication = await openReplication(core, { registry: oci.registry, jobs, onManifestChanges: oci.onManifestChanges }, opened)
     const proxy = openProxy(core, { registry: oci.registry, jobs, scheduler, auth: login.auth, metrics, endpoints: replication.endpoints })
-    const events = openEvents({ config, log, now: core.now, repo: meta.events, box: replication.box })
+    const events = openEvents({ config, log, now: core.now, repo: meta.events, box: replication.box }, metrics && {
+      onFanOut: (n) => metrics.eventsEmitted.inc(n),
+      onAttempt: (sink, result, lagMs) => {
+        metrics.eventDeliveries.inc({ sink, result: result.error === undefined ? 'delivered' : 'failed' })
+        if (result.error === undefined) metrics.eventDeliveryLag.observe({ sink }, lagMs / 1000)
+      },
+    })
     opened.add(() => events.close())
     oci.onEvents(events)
     const http = openHttp(core, { login, registry: oci.registry, metrics, runtime, jobs, immutability: oci.immutability, replication, proxy, events, ...policies }, opened)

@@ -13,6 +13,8 @@ export interface DrainerOptions {
   now?: () => number
   /** told of every attempt (metrics) */
   onAttempt?: (sink: string, result: PostResult, lagMs: number) => void
+  /** told how many outbox events were fanned out (metrics) */
+  onFanOut?: (events: number) => void
 }
 
 const LEASE = 'events-drainer'
@@ -86,7 +88,11 @@ export class EventDrainer {
     const sinks = await this.sinks()
     const byKey = new Map(sinks.map((s) => [s.key, s]))
     const route = (e: BerthEvent) => sinks.filter((s) => s.enabled && s.accepts(e)).map((s) => s.key)
-    while ((await this.repo.fanOut(500, this.now(), route)) === 500 && !this.stopped);
+    for (;;) {
+      const n = await this.repo.fanOut(500, this.now(), route)
+      if (n > 0) this.opts.onFanOut?.(n)
+      if (n < 500 || this.stopped) break
+    }
     for (const key of await this.repo.pendingSinks()) {
       if (this.workers.has(key) || this.stopped) continue
       const sink = byKey.get(key)

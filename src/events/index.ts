@@ -3,8 +3,7 @@ import type { Logger } from 'pino'
 import type { Config } from '../config/schema.js'
 import type { EventRepository } from '../metadata/repositories/events.js'
 import type { SecretBox } from '../replication/secrets.js'
-import { EventDrainer } from './drainer.js'
-import type { PostResult } from './deliver.js'
+import { EventDrainer, type DrainerOptions } from './drainer.js'
 import { PullEvents } from './pulls.js'
 import { notificationSink, type Sink } from './sinks.js'
 import { NetworkGuard } from './ssrf.js'
@@ -23,7 +22,7 @@ export interface Events {
 
 export function openEvents(
   { config, log, now, repo, box }: { config: Config; log: Logger; now: () => number; repo: EventRepository; box: SecretBox },
-  hooks: { onAttempt?: (sink: string, result: PostResult, lagMs: number) => void } = {},
+  hooks: Pick<DrainerOptions, 'onAttempt' | 'onFanOut'> = {},
 ): Events {
   const ev = config.events
   const source = { addr: config.http.addr, instanceID: randomUUID(), ...(config.http.baseUrl ? { baseUrl: config.http.baseUrl } : {}) }
@@ -37,7 +36,7 @@ export function openEvents(
     deadLetterMs: ev.deadLetterAfter,
     maxBackoffMs: ev.maxBackoff,
     now,
-    ...(hooks.onAttempt ? { onAttempt: hooks.onAttempt } : {}),
+    ...hooks,
   })
   const pulls = new PullEvents(repo, log, ev.pullBatchInterval, now, () => drainer.wake())
   drainer.start()

@@ -5,6 +5,8 @@ export interface StoreStats {
   uploads(): Promise<number>
   /** free bytes of the blob store; undefined where the store does not tell (S3) */
   freeBytes(): Promise<number | undefined>
+  /** event deliveries waiting per sink, with the time the oldest was queued (ms) */
+  eventBacklog?(): Promise<{ sink: string; pending: number; oldest: number }[]>
 }
 
 /** Prometheus metrics of one Berth process (an instance registry, never the global one). */
@@ -18,6 +20,12 @@ export class Metrics {
   readonly proxyRequests: Counter<'project' | 'kind' | 'result'>
   readonly proxyUpstreamBytes: Counter<'project'>
   readonly proxyUpstreamErrors: Counter<'project' | 'kind'>
+  /** events fanned out of the outbox (by the node that fans out) */
+  readonly eventsEmitted: Counter
+  /** delivery attempts by sink and result (delivered, failed) */
+  readonly eventDeliveries: Counter<'sink' | 'result'>
+  /** seconds from an event to its delivery, by sink */
+  readonly eventDeliveryLag: Histogram<'sink'>
 
   constructor(stats: StoreStats) {
     const registers = [this.registry]
@@ -40,6 +48,41 @@ export class Metrics {
     })
     this.proxyUpstreamBytes = new Counter({ name: 'berth_proxy_upstream_bytes_total', help: 'Bytes proxy cache projects fetched from their upstream registries', labelNames: ['project'], registers })
     this.proxyUpstreamErrors = new Counter({ name: 'berth_proxy_upstream_errors_total', help: 'Failed upstream requests of proxy cache projects by project and kind', labelNames: ['project', 'kind'], registers })
+    this.eventsEmitted = new Counter({ name: 'berth_events_emitted_total', help: 'Events taken from the outbox and queued for their sinks', registers })
+    this.eventDeliveries = new Counter({ name: 'berth_event_deliveries_total', help: 'Event delivery attempts by sink and result (delivered, failed)', labelNames: ['sink', 'result'], registers })
+    this.eventDeliveryLag = new Histogram({
+      name: 'berth_event_delivery_lag_seconds',
+      help: 'Seconds from an event to its delivery, by sink',
+      labelNames: ['sink'],
+      buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600],
+      registers,
+    })
+    const backlog = stats.eventBacklog
+    if (backlog) {
+      // one query per scrape for both gauges
+      let last: Promise<{ sink: string; pending: number; oldest: number }[]> | undefined
+      const read = () => (last ??= backlog().finally(() => setTimeout(() => (last = undefined), 100).unref()))
+      new Gauge({
+        name: 'berth_event_deliveries_pending',
+        help: 'Event deliveries waiting, by sink',
+        labelNames: ['sink'],
+        registers,
+        async collect() {
+          this.reset()
+          for (const b of await read()) this.set({ sink: b.sink }, b.pending)
+        },
+      })
+      new Gauge({
+        name: 'berth_event_delivery_oldest_pending_seconds',
+        help: 'Age of the oldest waiting event delivery, by sink (the lag of a sink that is behind)',
+        labelNames: ['sink'],
+        registers,
+        async collect() {
+          this.reset()
+          for (const b of await read()) this.set({ sink: b.sink }, Math.max(0, (Date.now() - b.oldest) / 1000))
+        },
+      })
+    }
     new Gauge({
       name: 'berth_uploads_in_progress',
       help: 'Open blob upload sessions',

@@ -149,12 +149,12 @@ test('webhook policies: SSRF guard, formats, signatures, test send, deliveries a
   }
 })
 
-test('a webhook answering 10 MB is not read to the end; a failing one is retried and listed', async () => {
+test('a webhook answering 10 MB is not read to the end; a failing one is retried, listed, dead-lettered, replayed; metrics count it', async () => {
   const huge = await new Receiver().up()
   huge.mode = 'huge'
   const failing = await new Receiver().up()
   failing.mode = 'fail'
-  const s = await startAuthServer({ events: { pollInterval: '50ms', maxBackoff: '200ms', webhookTimeout: '20s' } })
+  const s = await startAuthServer({ events: { pollInterval: '50ms', maxBackoff: '200ms', webhookTimeout: '20s', deadLetterAfter: '1500ms' } })
   try {
     await apiOk(s, 'POST', '/webhooks', ADMIN, { name: 'huge', url: huge.url, eventTypes: ['artifact.pushed'] }, 201)
     await apiOk(s, 'POST', '/webhooks', ADMIN, { name: 'failing', url: failing.url, eventTypes: ['artifact.pushed'] }, 201)
@@ -165,8 +165,19 @@ test('a webhook answering 10 MB is not read to the end; a failing one is retried
     await push(s, 'library/x', 'v1', 'x')
     await eventually(async () => {
       const list = await apiOk<{ attempts: number; statusCode: number; lastError: string; status: string }[]>(s, 'GET', '/webhooks/failing/deliveries', ADMIN)
-      return list.length === 1 && (list[0]?.attempts ?? 0) >= 3 && list[0]?.statusCode === 503 && /HTTP 503: try later/.test(list[0]?.lastError ?? '') && list[0]?.status === 'pending'
+      return list.length === 1 && (list[0]?.attempts ?? 0) >= 3 && list[0]?.statusCode === 503 && /HTTP 503: try later/.test(list[0]?.lastError ?? '')
     }, 'a failing delivery retried and listed', 10_000)
+    type D = { id: number; status: string; eventId: string }
+    await eventually(async () => (await apiOk<D[]>(s, 'GET', '/webhooks/failing/deliveries', ADMIN))[0]?.status === 'dead', 'dead-lettered after events.deadLetterAfter', 10_000)
+    const metrics = await (await fetch(`${s.url}/metrics`)).text()
+    assert.match(metrics, /berth_event_deliveries_total\{sink="webhook:system:failing",result="failed"\} [1-9]/)
+    assert.match(metrics, /berth_events_emitted_total [1-9]/)
+    const [dead] = await apiOk<D[]>(s, 'GET', '/webhooks/failing/deliveries', ADMIN)
+    failing.mode = 'ok'
+    await apiOk(s, 'POST', `/webhooks/failing/deliveries/${dead?.id}/replay`, ADMIN, undefined, 202)
+    await eventually(() => failing.received.length === 1, 'the replayed dead letter delivered', 10_000)
+    assert.equal(failing.received[0]?.headers['webhook-id'], dead?.eventId)
+    assert.match(await (await fetch(`${s.url}/metrics`)).text(), /berth_event_delivery_lag_seconds_count\{sink="webhook:system:failing"\} 1/)
     const ok = await apiOk<{ status: string }[]>(s, 'GET', '/webhooks/huge/deliveries', ADMIN)
     await eventually(async () => (await apiOk<{ status: string }[]>(s, 'GET', '/webhooks/huge/deliveries', ADMIN))[0]?.status === 'delivered', 'the huge answer counts as delivered', 10_000)
     assert.ok(ok.length === 1)
