@@ -271,15 +271,23 @@ export class GcService {
       })
       this.keptByGrace.set(id, kept)
       log.info({ dryRun: dry, ...stats, keptByGracePeriod: kept }, 'garbage collection finished')
+      await this.runEvent(log, { runId: id, status: 'succeeded', trigger: opts.trigger, dryRun: dry, ...stats })
     } catch (err) {
       log.error({ err }, 'garbage collection failed')
       await this.repo
         .updateRun(id, { status: 'failed', ended_at: this.now(), error: (err as Error).message, ...snake(stats) })
         .catch((e: unknown) => log.error({ err: e }, 'could not record the failed GC run'))
+      await this.runEvent(log, { runId: id, status: 'failed', trigger: opts.trigger, dryRun: dry, error: (err as Error).message, ...stats })
       throw err
     } finally {
       await this.repo.releaseLease(GC_LEASE, id).catch(() => undefined)
     }
+  }
+
+  /** A gc.finished event in the outbox (after the run row: a crash in between loses the event). */
+  private async runEvent(log: Logger, detail: Record<string, unknown>): Promise<void> {
+    const now = this.now()
+    await this.deps.meta.events.append([{ id: randomUUID(), type: 'gc.finished', time: now, detail }], now).catch((err: unknown) => log.warn({ err }, 'could not write the gc.finished event'))
   }
 
   /** Deletes the file of a blob whose row is gone, then lifts the marker that kept pushes off it. */

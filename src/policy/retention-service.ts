@@ -215,15 +215,24 @@ export class RetentionService {
       if (!run.dryRun && removed > 0 && this.deps.startGc) gcRunId = (await this.deps.startGc('retention')) ?? null
       await meta.retention.updateRun(run.id, { status: 'succeeded', ended_at: this.now(), removed, gc_run_id: gcRunId })
       log.info({ dryRun: run.dryRun, removed, gcRunId }, 'retention run finished')
+      await this.runEvent(run, { status: 'succeeded', removed, gcRunId })
     } catch (err) {
       log.error({ err }, 'retention run failed')
       await meta.retention
         .updateRun(run.id, { status: 'failed', ended_at: this.now(), removed, error: (err as Error).message })
         .catch((e: unknown) => log.error({ err: e }, 'could not record the failed retention run'))
+      await this.runEvent(run, { status: 'failed', removed, error: (err as Error).message })
       throw err
     } finally {
       await this.gcRepo.releaseLease(run.lease, run.id).catch(() => undefined)
     }
+  }
+
+  /** A retention.finished event in the outbox (after the run row: a crash in between loses the event). */
+  private async runEvent(run: { id: string; project: string; dryRun: boolean; trigger: string }, detail: Record<string, unknown>): Promise<void> {
+    const now = this.now()
+    const event = { id: randomUUID(), type: 'retention.finished' as const, time: now, project: run.project, detail: { runId: run.id, trigger: run.trigger, dryRun: run.dryRun, ...detail } }
+    await this.deps.meta.events.append([event], now).catch((err: unknown) => this.deps.log.warn({ err }, 'could not write the retention.finished event'))
   }
 
   private async projectId(project: string): Promise<number> {

@@ -178,6 +178,14 @@ test('a webhook answering 10 MB is not read to the end; a failing one is retried
     await eventually(() => failing.received.length === 1, 'the replayed dead letter delivered', 10_000)
     assert.equal(failing.received[0]?.headers['webhook-id'], dead?.eventId)
     assert.match(await (await fetch(`${s.url}/metrics`)).text(), /berth_event_delivery_lag_seconds_count\{sink="webhook:system:failing"\} 1/)
+
+    // a GC run is an event too (system scope)
+    await apiOk(s, 'POST', '/webhooks', ADMIN, { name: 'runs', url: failing.url, eventTypes: ['gc.finished'], format: 'cloudevents' }, 201)
+    const { id: runId } = await apiOk<{ id: string }>(s, 'POST', '/gc', ADMIN, { dryRun: true }, 202)
+    await eventually(() => failing.received.length === 2, 'the gc.finished event', 10_000)
+    const ce = JSON.parse(failing.received[1]?.body ?? '{}') as { type: string; data: { detail: { runId: string; status: string; dryRun: boolean } } }
+    assert.equal(ce.type, 'io.berth.gc.finished')
+    assert.deepEqual([ce.data.detail.runId, ce.data.detail.status, ce.data.detail.dryRun], [runId, 'succeeded', true])
     const ok = await apiOk<{ status: string }[]>(s, 'GET', '/webhooks/huge/deliveries', ADMIN)
     await eventually(async () => (await apiOk<{ status: string }[]>(s, 'GET', '/webhooks/huge/deliveries', ADMIN))[0]?.status === 'delivered', 'the huge answer counts as delivered', 10_000)
     assert.ok(ok.length === 1)
