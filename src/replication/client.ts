@@ -10,7 +10,7 @@
 import { createHash, type Hash } from 'node:crypto'
 import { Transform, type Readable, type TransformCallback } from 'node:stream'
 import { rootCertificates } from 'node:tls'
-import { Agent, type Dispatcher } from 'undici'
+import type { Agent, Dispatcher } from 'undici'
 import type { Logger } from 'pino'
 import { parseDigest } from '../oci/digest.js'
 
@@ -161,7 +161,8 @@ interface CachedToken {
 
 export class RemoteRegistry {
   private readonly origin: string
-  private readonly agent: Agent
+  /** made on the first request: a registry with no endpoint never loads undici */
+  private agent: Promise<Agent> | undefined
   private readonly opts: typeof DEFAULTS
   private readonly log: Logger | undefined
   /** the scheme the registry asked for last (null until the first 401) */
@@ -188,18 +189,25 @@ export class RemoteRegistry {
       pageSize: options.pageSize ?? DEFAULTS.pageSize,
     }
     this.log = options.log
-    this.agent = new Agent({
-      headersTimeout: this.opts.timeoutMs,
-      bodyTimeout: this.opts.bodyTimeoutMs,
-      connectTimeout: Math.min(this.opts.timeoutMs, 10_000),
-      keepAliveTimeout: 30_000,
-      connect: {
-        rejectUnauthorized: !endpoint.insecure,
-        // Added to the system's roots, not instead of them: a private CA in front of a mirror
-        // must not break the public CDN the registry redirects blobs to.
-        ...(endpoint.caCertificate ? { ca: [...rootCertificates, endpoint.caCertificate] } : {}),
-      },
-    })
+  }
+
+  private dispatcher(): Promise<Agent> {
+    this.agent ??= import('undici').then(
+      ({ Agent }) =>
+        new Agent({
+          headersTimeout: this.opts.timeoutMs,
+          bodyTimeout: this.opts.bodyTimeoutMs,
+          connectTimeout: Math.min(this.opts.timeoutMs, 10_000),
+          keepAliveTimeout: 30_000,
+          connect: {
+            rejectUnauthorized: !this.endpoint.insecure,
+            // Added to the system's roots, not instead of them: a private CA in front of a mirror
+            // must not break the public CDN the registry redirects blobs to.
+            ...(this.endpoint.caCertificate ? { ca: [...rootCertificates, this.endpoint.caCertificate] } : {}),
+          },
+        }),
+    )
+    return this.agent
   }
 
   get url(): string {
@@ -207,7 +215,7 @@ export class RemoteRegistry {
   }
 
   async close(): Promise<void> {
-    await this.agent.close()
+    if (this.agent) await (await this.agent).close()
   }
 
   rateLimit(): RateLimit | null {
@@ -486,7 +494,7 @@ export class RemoteRegistry {
       const headers: Record<string, string> = { ...call.headers }
       if (auth && sameOrigin) headers.authorization = auth
       const body = call.body === undefined ? undefined : Buffer.isBuffer(call.body) ? call.body : await call.body()
-      const res = await this.agent.request({
+      const res = await (await this.dispatcher()).request({
         origin: url.origin,
         path: url.pathname + url.search,
         method: call.method,
@@ -546,7 +554,7 @@ export class RemoteRegistry {
     let res: Dispatcher.ResponseData | undefined
     for (let attempt = 0; ; attempt++) {
       try {
-        res = await this.agent.request({ origin: realm.origin, path: realm.pathname + realm.search, method: 'GET', headers })
+        res = await (await this.dispatcher()).request({ origin: realm.origin, path: realm.pathname + realm.search, method: 'GET', headers })
       } catch (err) {
         if (attempt < this.opts.retries && isRetryableError(err)) {
           await this.backoff(attempt, undefined, null)
