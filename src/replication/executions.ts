@@ -179,7 +179,16 @@ export class ReplicationExecutions {
       await this.failed(execution, ctx, err)
       throw err
     }
-    if (await replication.finishExecution(execution, 'succeeded', null, this.deps.now())) log.info({ ...counts }, 'replication execution succeeded')
+    if (await replication.finishExecution(execution, 'succeeded', null, this.deps.now())) {
+      log.info({ ...counts }, 'replication execution succeeded')
+      await this.event('replication.succeeded', { execution, policy: policy.name, ...counts })
+    }
+  }
+
+  /** A replication.succeeded / .failed event in the outbox (after the execution row is final). */
+  private async event(type: 'replication.succeeded' | 'replication.failed', detail: Record<string, unknown>): Promise<void> {
+    const now = this.deps.now()
+    await this.deps.meta.events.append([{ id: randomUUID(), type, time: now, detail }], now).catch((err: unknown) => this.deps.log.warn({ err }, `could not write the ${type} event`))
   }
 
   /** Records a failed attempt: the execution stays running while the queue will retry it. */
@@ -187,6 +196,7 @@ export class ReplicationExecutions {
     const message = err instanceof Error ? err.message : String(err)
     const last = ctx.attempt >= EXECUTION_ATTEMPTS
     await this.deps.meta.replication.finishExecution(execution, last ? 'failed' : 'running', message, this.deps.now())
+    if (last) await this.event('replication.failed', { execution, error: message })
   }
 
   /** Runs the execution's open tasks, `policy.concurrency` at a time, until done or stopped. */

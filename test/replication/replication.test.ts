@@ -6,6 +6,7 @@ import { startDistribution, type Distribution } from '../helpers/e2e-daemons.js'
 import { makeTempDir, needBinary, removeTempDir, requireClients, startDaemon, waitFor } from '../helpers/e2e-process.js'
 import { eventually } from '../helpers/eventually.js'
 import { api, fetchManifest, pushImage, pushIndex, waitExecution, type Api } from '../helpers/replication.js'
+import { Receiver } from '../events/receiver.js'
 
 const skip = requireClients('replication', [needBinary('docker-registry')])
 
@@ -18,7 +19,8 @@ describe('replication to a real docker-registry', { skip }, () => {
   before(async () => {
     dir = await makeTempDir('berth-replication-')
     target = await startDistribution(dir)
-    berth = await startServer()
+    // the webhook receiver of replication events listens on loopback
+    berth = await startServer({ events: { allowedNetworks: ['127.0.0.0/8'], pollInterval: '50ms' } })
     call = api(berth.url)
     const r = await call('POST', '/registries', { name: 'dist', url: target.url })
     assert.equal(r.status, 201, JSON.stringify(r.body))
@@ -89,10 +91,19 @@ describe('replication to a real docker-registry', { skip }, () => {
     assert.equal(created.body.overwrite, true)
     assert.equal((await call('GET', '/replication/policies')).body.policies.length, 1)
 
+    const receiver = await new Receiver().up()
+    const hook = await call('POST', '/webhooks', { name: 'replication', url: receiver.url, eventTypes: ['replication.succeeded', 'replication.failed'], format: 'cloudevents' })
+    assert.equal(hook.status, 201, JSON.stringify(hook.body))
     const started = await call('POST', '/replication/policies/to-dist/executions')
     assert.equal(started.status, 202)
     const done = await waitExecution(call, started.body.id)
     assert.equal(done.status, 'succeeded', JSON.stringify(done))
+    // the replication.succeeded event names the execution and its counts
+    await eventually(() => receiver.received.length >= 1, 'the replication.succeeded event', 10_000)
+    const event = JSON.parse(receiver.received[0]?.body ?? '{}') as { type: string; data: { detail: { execution: string; policy: string; succeeded: number } } }
+    assert.equal(event.type, 'io.berth.replication.succeeded')
+    assert.deepEqual([event.data.detail.execution, event.data.detail.policy, event.data.detail.succeeded], [started.body.id, 'to-dist', 3])
+    await receiver.down()
     assert.equal(done.counts.succeeded, 3)
     assert.equal(done.counts.failed, 0)
     assert.ok(done.bytes > 128 * 1024, `bytes counted: ${done.bytes}`)
