@@ -20,6 +20,18 @@ export interface Project {
   createdAt: string
   /** the caller's actions in the project (GET /projects/{p} only) */
   actions?: ProjectAction[]
+  /** proxy cache settings (GET /projects/{p}); null or absent: an ordinary project */
+  proxy?: ProxyView | null
+}
+
+export interface ProxyView {
+  registry: string
+  ttl: string
+  namespaces: string[]
+  default: boolean
+  prefetchPlatforms: boolean
+  /** the upstream's pull budget as its RateLimit headers said last; null before any request */
+  rateLimit: { limit: number | null; remaining: number | null; windowSeconds: number | null; observedAt: string | null; pausedUntil: string | null } | null
 }
 
 export interface Member {

@@ -8,6 +8,7 @@ import { Dialog, Empty, ErrorMessage, Field, Loading } from '../components'
 import { ago, bytes } from '../format'
 import { runtime } from '../runtime'
 import { useIsAdmin } from '../session'
+import { Registries } from './registries'
 import { Replication } from './replication'
 
 interface UserView {
@@ -60,6 +61,7 @@ export default function Admin() {
           Garbage collection
         </NavLink>
         <NavLink to="/admin/jobs">Jobs</NavLink>
+        <NavLink to="/admin/registries">Registries</NavLink>
         <NavLink to="/admin/replication">Replication</NavLink>
         <NavLink to="/admin/storage">Storage</NavLink>
         {runtime.authEnabled && <NavLink to="/admin/audit">Audit log</NavLink>}
@@ -69,6 +71,7 @@ export default function Admin() {
         <Route path="robots" element={<Robots />} />
         <Route path="gc" element={<Gc />} />
         <Route path="jobs" element={<Jobs />} />
+        <Route path="registries" element={<Registries />} />
         <Route path="replication" element={<Replication />} />
         <Route path="storage" element={<Storage />} />
         <Route path="audit" element={<AuditTable />} />

@@ -10,6 +10,7 @@ import { pushCommands } from '../snippets'
 import type { Member, Project, RepositorySummary, Robot } from '../types'
 import { QuotaBar } from './projects'
 import { Policies } from './project-policies'
+import { ProxySettings } from './project-proxy'
 
 const ROLES = ['projectAdmin', 'maintainer', 'developer', 'guest', 'limitedGuest']
 
@@ -32,6 +33,7 @@ export default function ProjectPage() {
       <p>
         <QuotaBar used={p.usedBytes} quota={p.quotaBytes} />
       </p>
+      {p.proxy && <ProxySettings project={p} proxy={p.proxy} />}
       <nav className="tabs" aria-label="Project sections">
         <NavLink to={home} end>
           Repositories

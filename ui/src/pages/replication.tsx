@@ -160,7 +160,7 @@ function PolicyForm({ onCancel, onCreated }: { onCancel: () => void; onCreated: 
           </select>
         )}
       </Field>
-      <Field label="Registry endpoint" hint={endpoints.length === 0 ? 'Add an endpoint under /api/v1/registries first.' : undefined}>
+      <Field label="Registry endpoint" hint={endpoints.length === 0 ? 'Add an endpoint in the Registries tab first.' : undefined}>
         {(id) => (
           <select id={id} value={form.registry || endpoints[0]?.name || ''} onChange={set('registry')}>
             {endpoints.map((r) => (
