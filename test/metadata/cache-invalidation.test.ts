@@ -52,8 +52,8 @@ describe('an idle server keeps its read caches', () => {
 const READS = new Set([
   'repositories.findId', 'repositories.list',
   'blobs.findLinked', 'blobs.find', 'blobs.linkedSizes', 'blobs.stats',
-  'manifests.findByDigest', 'manifests.peek', 'manifests.findByTag', 'manifests.missing', 'manifests.referrers',
-  'tags.list', 'tags.referencingBlob',
+  'manifests.findByDigest', 'manifests.peek', 'manifests.findByTag', 'manifests.missing', 'manifests.referrers', 'manifests.any', 'manifests.describe',
+  'tags.list', 'tags.referencingBlob', 'tags.current', 'tags.ofManifest',
   'users.find', 'users.list', 'users.count',
   'projects.find', 'projects.list', 'projects.members', 'projects.membershipsOf', 'projects.findMember', 'projects.usage', 'projects.holdsBlob', 'projects.repositoryCount',
   'robots.find', 'robots.list',
@@ -63,9 +63,18 @@ const READS = new Set([
   'uploads.find', 'uploads.idleSince', 'uploads.withData', 'uploads.exists', 'uploads.count',
   'credentials.findToken', 'credentials.failures',
   'audit.query', 'jobs.find', 'jobs.list', 'settings.get',
+  ...['repositories', 'repository', 'countTags', 'tags', 'tagNames', 'tagsNamed', 'tagsOf', 'manifests', 'taggedArtifacts', 'manifestDigests', 'search', 'storageTotals', 'exclusiveBytes', 'sharedDigests', 'manifestsWithBlob', 'blobSizes'].map((m) => `catalog.${m}`),
+  'registryEndpoints.find', 'registryEndpoints.list',
+  ...['policies', 'policy', 'execution', 'executions', 'tasks', 'counts', 'remoteBlobRepository'].map((m) => `replication.${m}`),
+  'proxy.tagChecked', 'proxy.heldByOther',
+  ...['pendingSinks', 'head', 'deliveries', 'delivery', 'backlog', 'webhookPolicies'].map((m) => `events.${m}`),
 ])
 /** Writes of rows no cache holds (bookkeeping): nothing to announce. */
 const UNCACHED_WRITES = new Set([
+  'registryEndpoints.insert', 'registryEndpoints.update', 'registryEndpoints.delete',
+  ...['insertPolicy', 'updatePolicy', 'deletePolicy', 'insertExecution', 'setExecutionJob', 'startAttempt', 'finishExecution', 'stopExecution', 'deleteExecutionsOf', 'addTasks', 'updateTask', 'rememberRemoteBlob', 'forgetRemoteBlobs'].map((m) => `replication.${m}`),
+  'proxy.markTagChecked', 'proxy.acquire', 'proxy.release', 'proxy.pruneLeases', 'proxy.forgetProject',
+  ...['append', 'fanOut', 'finish', 'replay', 'lease', 'release', 'insertWebhook', 'updateWebhook', 'deleteWebhook'].map((m) => `events.${m}`),
   'uploads.create', 'uploads.setSize', 'uploads.delete',
   'credentials.insertToken', 'credentials.markUsed', 'credentials.revoke', 'credentials.revokeFamily', 'credentials.revokePrincipal', 'credentials.pruneTokens', 'credentials.addFailure', 'credentials.block', 'credentials.clearFailures', 'credentials.pruneFailures',
   'audit.insertMany', 'audit.deleteBefore',
@@ -104,7 +113,7 @@ async function cachedView(c: Caches) {
     link: (await meta.blobs.findLinked('team/app', DIGEST_B)) ?? null,
     user: (await auth.authenticator.user('ann'))?.disabled ?? null,
     robot: robotView(await auth.authenticator.robot('robot$team+ci')),
-    project: (await auth.policy.project('team'))?.public ?? null,
+    project: await auth.policy.project('team').then((p) => (p ? { public: p.public, proxy: p.proxy } : null)),
     actions: [...(await auth.policy.repositoryActions(member, 'team/app'))].sort().join(','),
   }
 }
@@ -161,8 +170,11 @@ function writes(c: Caches, metadata: MetadataDb): [string, () => Promise<unknown
     ['gc.deleteManifests', async () => gc.deleteManifests('run', { cutoff: later, untaggedCutoff: later }, [{ id: (await metadata.db.selectFrom('manifests').select('id').where('digest', '=', DIGEST_C).executeTakeFirstOrThrow()).id, repositoryId: await repo(), digest: DIGEST_C, size: CONTENT.c.length }], now)],
     ['blobs.addAndLink', async () => meta.blobs.addAndLink(await repo(), DIGEST_B, 9, now - 10_000)],
     ['gc.deleteBlobs', () => gc.deleteBlobs('run', later, [{ digest: DIGEST_B, size: 9 }], now)],
+    ['blobs.addAndLink', async () => meta.blobs.addAndLink(await repo(), DIGEST_B, 7, now)],
+    ['catalog.deleteRepository', async () => meta.catalog.deleteRepository(await repo())],
     ['robots.delete', () => meta.robots.delete('robot$team+ci')],
     ['users.delete', () => meta.users.delete('ann')],
+    ['projects.setProxy', () => meta.projects.setProxy('team', '{"registry":"up"}')],
     ['projects.delete', () => meta.projects.delete('team')],
   ]
 }

@@ -1,5 +1,6 @@
 import { sql, type Expression, type SqlBool } from 'kysely'
 import type { Db } from './repositories.js'
+import type { ChangeFeed } from '../changes.js'
 
 // Read-only queries of the web UI's browser: repositories with their figures, tag pages, search
 // and storage accounting. Every list is paged in SQL (a repository may hold 100,000 tags).
@@ -54,7 +55,7 @@ function inScope(column: string, scope: Scope): Expression<SqlBool> {
 
 const later = (a: Expression<unknown>, b: Expression<unknown>) => sql<number | null>`case when ${a} is null then ${b} when ${b} is null or ${a} >= ${b} then ${a} else ${b} end`
 
-export function createCatalogRepository(db: Db) {
+export function createCatalogRepository(db: Db, changes: ChangeFeed) {
   function figures() {
     const size = sql<number>`(select coalesce(sum(b.size), 0) from repository_blobs rb inner join blobs b on b.digest = rb.digest where rb.repository_id = r.id)
       + (select coalesce(sum(m.size), 0) from manifests m where m.repository_id = r.id)`
@@ -210,6 +211,9 @@ export function createCatalogRepository(db: Db) {
         await trx.deleteFrom('manifest_pulls').where('repository_id', '=', repositoryId).execute()
         await trx.deleteFrom('repositories').where('id', '=', repositoryId).execute()
       })
+      // The row goes with its blob links (and whatever tags and manifests are left): every
+      // cache holding a repository's rows drops them.
+      changes.changed('repository', 'blob', 'manifest', 'tag')
     },
 
     /** Repositories, tags, manifest digests and annotations matching q, each list at most `limit`. */

@@ -39,7 +39,7 @@ export function createMetadataRepositories(db: Kysely<Database>, changes: Change
     projects: createProjectRepository(db, changes),
     robots: createRobotRepository(db, changes),
     credentials: createCredentialRepository(db),
-    catalog: createCatalogRepository(db),
+    catalog: createCatalogRepository(db, changes),
     audit: createAuditRepository(db),
     settings: createSettingsRepository(db),
     immutability: createImmutabilityRepository(db, changes),
