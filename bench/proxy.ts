@@ -7,6 +7,8 @@
 // client does (manifest, config, then the layers three at a time, as docker's
 // max-concurrent-downloads) four ways:
 //   direct — from the upstream itself (the figure a proxy cannot beat);
+//   ceiling — through bench/proxy-ceiling.ts, a bare forwarder doing only what no proxy cache
+//            can avoid (receive, hash, write durably, send): the ceiling on this machine;
 //   cold   — through the proxy project, nothing cached (Berth fetches, streams and stores);
 //   warm   — through the proxy project again (served from Berth's storage);
 //   local  — the same image from Berth's own project (what a warm pull should equal).
@@ -14,19 +16,23 @@
 // proxy all at once, cold, and the upstream's access log says how many times each of its
 // manifest and blob was fetched (the target: exactly once).
 
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
 import { mkdir, mkdtemp, readFile } from 'node:fs/promises'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import type { BenchConfig } from './config.js'
 import { MANIFEST_ACCEPT, makeImage, manifestOf, pushImage, RegistryClient, type Image } from './client.js'
 import { basic, bearerToken, berthRevision, elapsedS, fmt, load, log, machine, median, ratio, times, writeReport } from './common.js'
 import { sha256 } from './data.js'
-import { distributionVersion, startBerth, startDistribution, trackDir, type Server } from './servers.js'
+import { atCleanup, distributionVersion, freePort, startBerth, startDistribution, trackDir, type Server } from './servers.js'
 
-type Way = 'direct' | 'cold' | 'warm' | 'local'
-const WAYS: Way[] = ['direct', 'cold', 'warm', 'local']
+type Way = 'direct' | 'ceiling' | 'cold' | 'warm' | 'local'
+const WAYS: Way[] = ['direct', 'ceiling', 'cold', 'warm', 'local']
 const LABEL: Record<Way, string> = {
   direct: 'from the upstream directly',
+  ceiling: 'through a bare forwarder (receive, hash, write, fsync, send: the ceiling)',
   cold: 'through the proxy, cold',
   warm: 'through the proxy, warm',
   local: "from Berth's own project",
@@ -58,7 +64,9 @@ export async function proxyMode(cfg: BenchConfig): Promise<void> {
     return client
   }
   const imageBytes = cfg.proxyLayers * cfg.proxyLayerBytes
-  const mbps: Record<Way, number[]> = { direct: [], cold: [], warm: [], local: [] }
+  const mbps: Record<Way, number[]> = { direct: [], ceiling: [], cold: [], warm: [], local: [] }
+  const forwarder = await startForwarder(upstream.url, root)
+  const bare = new RegistryClient(forwarder.url, 600_000)
   try {
     for (let round = 0; round < cfg.repeat; round++) {
       const image = makeImage(7000 + round, cfg.proxyLayers, cfg.proxyLayerBytes)
@@ -68,7 +76,7 @@ export async function proxyMode(cfg: BenchConfig): Promise<void> {
       const proxied = await berthClient(`hub/${repo}`, 'pull')
       await pushImage(local, `local/big${round}`, 'latest', image, 3)
       for (const way of WAYS) {
-        const [client, name] = way === 'direct' ? [up, repo] : way === 'local' ? [local, `local/big${round}`] : [proxied, `hub/${repo}`]
+        const [client, name] = way === 'direct' ? [up, repo] : way === 'ceiling' ? [bare, repo] : way === 'local' ? [local, `local/big${round}`] : [proxied, `hub/${repo}`]
         const seconds = await pull(client, name, image)
         mbps[way].push(imageBytes / 1e6 / seconds)
         log(`round ${round + 1}: ${LABEL[way]}: ${fmt(imageBytes / 1e6 / seconds)} MB/s`)
@@ -100,7 +108,8 @@ export async function proxyMode(cfg: BenchConfig): Promise<void> {
       '| pull | MB/s | ratio |',
       '| --- | ---: | --- |',
       `| ${LABEL.direct} | ${fmt(m('direct'))} | 1.00× (the reference) |`,
-      `| ${LABEL.cold} | ${fmt(m('cold'))} | ${times(ratio(m('cold'), m('direct')))} of direct (target ≥ 0.9×) |`,
+      `| ${LABEL.ceiling} | ${fmt(m('ceiling'))} | ${times(ratio(m('ceiling'), m('direct')))} of direct |`,
+      `| ${LABEL.cold} | ${fmt(m('cold'))} | ${times(ratio(m('cold'), m('direct')))} of direct (target ≥ 0.9×), ${times(ratio(m('cold'), m('ceiling')))} of the ceiling |`,
       `| ${LABEL.warm} | ${fmt(m('warm'))} | ${times(ratio(m('warm'), m('local')))} of a local pull (target 1×) |`,
       `| ${LABEL.local} | ${fmt(m('local'))} | |`,
       '',
@@ -110,7 +119,22 @@ export async function proxyMode(cfg: BenchConfig): Promise<void> {
     await writeReport(cfg, report, { mbps, herd: { seconds: herdS, ...counts } })
   } finally {
     await up.close()
+    await bare.close()
   }
+}
+
+/** bench/proxy-ceiling.ts in a child process of its own (not on the load generator's event loop). */
+async function startForwarder(upstreamUrl: string, root: string): Promise<{ url: string }> {
+  const dir = join(root, 'forwarder')
+  await mkdir(dir, { recursive: true })
+  const port = await freePort()
+  const child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'proxy-ceiling.ts'), upstreamUrl, String(port), dir], { stdio: ['ignore', 'pipe', 'inherit'] })
+  atCleanup(async () => {
+    child.kill('SIGKILL')
+  })
+  const [line] = (await Promise.race([once(child.stdout, 'data'), sleep(30_000).then(() => [Buffer.from('timeout')])])) as [Buffer]
+  if (!line.toString().includes('ready')) throw new Error(`the bare forwarder did not start: ${line.toString()}`)
+  return { url: `http://127.0.0.1:${port}` }
 }
 
 function adminApi(server: Server, authorization: string) {
