@@ -5,30 +5,13 @@ import assert from 'node:assert/strict'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { startServer, type TestServer } from '../helpers/server.js'
-import { startContainerd, type Containerd } from '../helpers/e2e-daemons.js'
+import { ctrContentDigests, ctrImages, startContainerd, type Containerd } from '../helpers/e2e-daemons.js'
 import { multiArchLayout, sampleFiles, type Image, type Index } from '../helpers/e2e-layout.js'
 import { findBinary, makeTempDir, needBinary, needRoot, removeTempDir, requireClients } from '../helpers/e2e-process.js'
 import { getManifest, pushFromLayout } from '../helpers/e2e-registry.js'
 
 const skip = requireClients('containerd e2e', [needBinary('containerd'), needBinary('ctr'), needRoot('containerd')])
 const NS = 'berth-e2e'
-
-/** `ctr images ls` as {ref → digest}. */
-async function imageList(containerd: Containerd): Promise<Map<string, string>> {
-  const { stdout } = await containerd.ctr(NS, 'images', 'ls')
-  const images = new Map<string, string>()
-  for (const line of stdout.trim().split('\n').slice(1)) {
-    const [ref, , digest] = line.split(/\s+/)
-    if (ref && digest) images.set(ref, digest)
-  }
-  return images
-}
-
-/** Digests in the content store (`ctr content ls -q`). */
-async function contentDigests(containerd: Containerd): Promise<Set<string>> {
-  const { stdout } = await containerd.ctr(NS, 'content', 'ls', '-q')
-  return new Set(stdout.trim().split('\n').filter(Boolean))
-}
 
 describe('containerd (ctr) against Berth', { skip }, () => {
   let server: TestServer
@@ -57,8 +40,8 @@ describe('containerd (ctr) against Berth', { skip }, () => {
   it('ctr images pull --plain-http pulls and unpacks a single image', async () => {
     const ref = `${server.host}/ctr/app:1`
     await containerd.ctr(NS, 'images', 'pull', '--plain-http', ref)
-    assert.equal((await imageList(containerd)).get(ref), single.descriptor.digest)
-    const content = await contentDigests(containerd)
+    assert.equal((await ctrImages(containerd, NS)).get(ref), single.descriptor.digest)
+    const content = await ctrContentDigests(containerd, NS)
     for (const d of [single.descriptor.digest, single.config.digest, ...single.layers.map((l) => l.descriptor.digest)]) {
       assert.ok(content.has(d), `content store has ${d}`)
     }
@@ -71,8 +54,8 @@ describe('containerd (ctr) against Berth', { skip }, () => {
   it('ctr images pull --platform linux/arm64 takes one platform of an index', async () => {
     const ref = `${server.host}/ctr/app:multi`
     await containerd.ctr(NS, 'images', 'pull', '--plain-http', '--platform', 'linux/arm64', ref)
-    assert.equal((await imageList(containerd)).get(ref), multi.index.descriptor.digest)
-    const content = await contentDigests(containerd)
+    assert.equal((await ctrImages(containerd, NS)).get(ref), multi.index.descriptor.digest)
+    const content = await ctrContentDigests(containerd, NS)
     assert.ok(content.has(multi.index.descriptor.digest), 'has the index')
     assert.ok(content.has(multi.arm64.descriptor.digest), 'has the arm64 manifest')
     assert.ok(content.has(multi.arm64.config.digest), 'has the arm64 config')

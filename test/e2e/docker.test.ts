@@ -7,29 +7,13 @@ import { readFile, writeFile, mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { startServer, type TestServer } from '../helpers/server.js'
-import { startContainerd, startDockerd, type Containerd, type Dockerd } from '../helpers/e2e-daemons.js'
+import { DOCKER_CANDIDATES, dockerPrintedDigest, dockerSkip, startContainerd, startDockerd, type Containerd, type Dockerd } from '../helpers/e2e-daemons.js'
 import { addBusyboxImage, MT, OciLayout, sha256Digest, type Image } from '../helpers/e2e-layout.js'
-import { findBinary, isStaticElf, makeTempDir, needBinary, needRoot, removeTempDir, requireClients } from '../helpers/e2e-process.js'
+import { findBinary, makeTempDir, removeTempDir } from '../helpers/e2e-process.js'
 import { getBlob, getManifest, pushFromLayout } from '../helpers/e2e-registry.js'
 
 const BUSYBOX = '/bin/busybox'
-// Prefer Debian's CLI, which matches Debian's dockerd, over any other docker on PATH.
-const DOCKER_CANDIDATES = ['/usr/bin/docker']
-const skip = requireClients('docker e2e', [
-  needBinary('dockerd'),
-  needBinary('docker', DOCKER_CANDIDATES),
-  needBinary('containerd'),
-  needBinary('runc'),
-  needRoot('dockerd'),
-  isStaticElf(BUSYBOX) ? undefined : `${BUSYBOX} is not a static binary (Debian package busybox-static)`,
-])
-
-/** The digest docker prints after `push` ("TAG: digest: sha256:… size: N") or `pull` ("Digest: sha256:…"). */
-function printedDigest(output: string): string {
-  const match = /digest: (sha256:[0-9a-f]{64})/i.exec(output)
-  assert.ok(match?.[1], `no digest in docker output:\n${output}`)
-  return match[1]
-}
+const skip = dockerSkip('docker e2e', BUSYBOX)
 
 describe('docker against Berth', { skip }, () => {
   let server: TestServer
@@ -59,7 +43,7 @@ describe('docker against Berth', { skip }, () => {
 
   it('docker pull of an OCI image', async () => {
     const { stdout } = await docker('pull', `${server.host}/docker/busybox:1`)
-    assert.equal(printedDigest(stdout), busybox.descriptor.digest)
+    assert.equal(dockerPrintedDigest(stdout), busybox.descriptor.digest)
     const { stdout: repoDigests } = await docker('image', 'inspect', '--format', '{{json .RepoDigests}}', `${server.host}/docker/busybox:1`)
     assert.deepEqual(JSON.parse(repoDigests), [`${server.host}/docker/busybox@${busybox.descriptor.digest}`])
   })
@@ -75,7 +59,7 @@ describe('docker against Berth', { skip }, () => {
     const target = `${server.host}/docker/copy:1`
     await docker('tag', `${server.host}/docker/busybox:1`, target)
     const { stdout } = await docker('push', target)
-    const digest = printedDigest(stdout)
+    const digest = dockerPrintedDigest(stdout)
     assert.match(stdout, /Mounted from docker\/busybox/, stdout)
     const got = await getManifest(server.url, 'docker/copy', '1')
     assert.equal(got.status, 200)
@@ -95,7 +79,7 @@ describe('docker against Berth', { skip }, () => {
     const built = `${server.host}/docker/built:1`
     await dockerd.docker('build', '--network', 'none', '-t', built, context)
     const { stdout } = await docker('push', built)
-    builtDigest = printedDigest(stdout)
+    builtDigest = dockerPrintedDigest(stdout)
 
     const got = await getManifest(server.url, 'docker/built', '1')
     assert.equal(got.digest, builtDigest)
@@ -109,7 +93,7 @@ describe('docker against Berth', { skip }, () => {
     const { stdout: images } = await docker('images', '-q')
     assert.equal(images.trim(), '', 'no images left locally')
     const pulled = await docker('pull', built)
-    assert.equal(printedDigest(pulled.stdout), builtDigest)
+    assert.equal(dockerPrintedDigest(pulled.stdout), builtDigest)
     const { stdout: out } = await docker('run', '--rm', '--network', 'none', built)
     assert.equal(out, 'built in docker\na note\n')
   })

@@ -9,7 +9,7 @@ import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { startAuthServer } from '../helpers/auth.js'
-import { startContainerd, type Containerd } from '../helpers/e2e-daemons.js'
+import { ctrContentDigests, ctrImages, startContainerd, type Containerd } from '../helpers/e2e-daemons.js'
 import type { Image, Index } from '../helpers/e2e-layout.js'
 import { findBinary, isStaticElf, makeTempDir, needBinary, needRoot, removeTempDir, requireClients } from '../helpers/e2e-process.js'
 import type { TestServer } from '../helpers/server.js'
@@ -25,23 +25,6 @@ const skip = requireClients('proxy containerd e2e', [
   isStaticElf(BUSYBOX) ? undefined : `${BUSYBOX} is not a static binary (Debian package busybox-static)`,
 ])
 const NS = 'berth-e2e-mirror'
-
-/** `ctr images ls` as {ref → digest}. */
-async function imageList(containerd: Containerd): Promise<Map<string, string>> {
-  const { stdout } = await containerd.ctr(NS, 'images', 'ls')
-  const images = new Map<string, string>()
-  for (const line of stdout.trim().split('\n').slice(1)) {
-    const [ref, , digest] = line.split(/\s+/)
-    if (ref && digest) images.set(ref, digest)
-  }
-  return images
-}
-
-/** Digests in the content store (`ctr content ls -q`). */
-async function contentDigests(containerd: Containerd): Promise<Set<string>> {
-  const { stdout } = await containerd.ctr(NS, 'content', 'ls', '-q')
-  return new Set(stdout.trim().split('\n').filter(Boolean))
-}
 
 describe('containerd mirrors two upstream hosts through one Berth (?ns=)', { skip }, () => {
   let berth: TestServer
@@ -94,18 +77,18 @@ describe('containerd mirrors two upstream hosts through one Berth (?ns=)', { ski
   it('the same name on two hosts is pulled from each through its own proxy project', async () => {
     await containerd.ctr(NS, 'images', 'pull', '--hosts-dir', hostsDir, `${first.host}/shared/app:1`)
     await containerd.ctr(NS, 'images', 'pull', '--hosts-dir', hostsDir, '--platform', 'linux/amd64', `${second.host}/shared/app:1`)
-    const images = await imageList(containerd)
+    const images = await ctrImages(containerd, NS)
     assert.equal(images.get(`${first.host}/shared/app:1`), firstApp.descriptor.digest)
     assert.equal(images.get(`${second.host}/shared/app:1`), secondApp.index.descriptor.digest)
-    const content = await contentDigests(containerd)
+    const content = await ctrContentDigests(containerd, NS)
     for (const d of [firstApp.config.digest, ...firstApp.layers.map((l) => l.descriptor.digest)]) assert.ok(content.has(d), `has ${d} of the first host`)
     for (const d of [secondApp.amd64.config.digest, ...secondApp.amd64.layers.map((l) => l.descriptor.digest)]) assert.ok(content.has(d), `has ${d} of the second host`)
   })
 
   it('one platform of an index is fetched, the other platform’s layers are not', async () => {
     await containerd.ctr(NS, 'images', 'pull', '--hosts-dir', hostsDir, '--platform', 'linux/arm64', `${second.host}/org/tool:2`)
-    assert.equal((await imageList(containerd)).get(`${second.host}/org/tool:2`), tool.index.descriptor.digest)
-    const content = await contentDigests(containerd)
+    assert.equal((await ctrImages(containerd, NS)).get(`${second.host}/org/tool:2`), tool.index.descriptor.digest)
+    const content = await ctrContentDigests(containerd, NS)
     for (const layer of tool.arm64.layers) assert.ok(content.has(layer.descriptor.digest), `has arm64 layer ${layer.descriptor.digest}`)
     const amd64Only = tool.amd64.layers.filter((l) => !tool.arm64.layers.some((a) => a.descriptor.digest === l.descriptor.digest))
     for (const layer of amd64Only) assert.ok(!content.has(layer.descriptor.digest), `has not fetched amd64 layer ${layer.descriptor.digest}`)
@@ -135,8 +118,8 @@ describe('containerd mirrors two upstream hosts through one Berth (?ns=)', { ski
     const ref = `${second.host}/org/tool:2`
     await containerd.ctr(NS, 'images', 'rm', ref)
     await containerd.ctr(NS, 'images', 'pull', '--hosts-dir', hostsDir, '--platform', 'linux/amd64', ref)
-    assert.equal((await imageList(containerd)).get(ref), tool.index.descriptor.digest)
-    const content = await contentDigests(containerd)
+    assert.equal((await ctrImages(containerd, NS)).get(ref), tool.index.descriptor.digest)
+    const content = await ctrContentDigests(containerd, NS)
     for (const blob of amd64Blobs) assert.ok(content.has(blob.digest), `has amd64 blob ${blob.digest}`)
   })
 })

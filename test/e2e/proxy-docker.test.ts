@@ -8,29 +8,14 @@ import assert from 'node:assert/strict'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { ADMIN, startAuthServer } from '../helpers/auth.js'
-import { startContainerd, startDockerd, type Containerd, type Dockerd } from '../helpers/e2e-daemons.js'
+import { DOCKER_CANDIDATES, dockerPrintedDigest, dockerSkip, startContainerd, startDockerd, type Containerd, type Dockerd } from '../helpers/e2e-daemons.js'
 import { OciLayout, type Image, type Index } from '../helpers/e2e-layout.js'
-import { findBinary, isStaticElf, makeTempDir, needBinary, needRoot, removeTempDir, requireClients } from '../helpers/e2e-process.js'
+import { findBinary, makeTempDir, removeTempDir } from '../helpers/e2e-process.js'
 import { pushFromLayout } from '../helpers/e2e-registry.js'
 import type { TestServer } from '../helpers/server.js'
 import { addEndpoint, addProxyProject, berthUpstream, BUSYBOX, seedBusybox, seedMultiPlatform, type Upstream } from '../helpers/upstream.js'
 
-const DOCKER_CANDIDATES = ['/usr/bin/docker']
-const skip = requireClients('proxy docker e2e', [
-  needBinary('dockerd'),
-  needBinary('docker', DOCKER_CANDIDATES),
-  needBinary('containerd'),
-  needBinary('runc'),
-  needRoot('dockerd'),
-  isStaticElf(BUSYBOX) ? undefined : `${BUSYBOX} is not a static binary (Debian package busybox-static)`,
-])
-
-/** The digest `docker pull` prints ("Digest: sha256:…"). */
-function pulledDigest(output: string): string {
-  const match = /digest: (sha256:[0-9a-f]{64})/i.exec(output)
-  assert.ok(match?.[1], `no digest in docker output:\n${output}`)
-  return match[1]
-}
+const skip = dockerSkip('proxy docker e2e', BUSYBOX)
 
 describe('dockerd with Berth as its registry mirror', { skip }, () => {
   let berth: TestServer
@@ -79,7 +64,7 @@ describe('dockerd with Berth as its registry mirror', { skip }, () => {
 
   it('docker pull busybox:1 comes from the upstream through the mirror, and runs', async () => {
     const { stdout } = await docker('pull', 'busybox:1')
-    assert.equal(pulledDigest(stdout), busybox.descriptor.digest)
+    assert.equal(dockerPrintedDigest(stdout), busybox.descriptor.digest)
     const { stdout: out } = await docker('run', '--rm', '--network', 'none', 'busybox:1')
     assert.equal(out, 'hello from berth\n')
     // Berth has cached it in the proxy project, under Docker Hub's name.
@@ -89,14 +74,14 @@ describe('dockerd with Berth as its registry mirror', { skip }, () => {
 
   it('docker pull of a multi-platform image takes the index and the amd64 image', async () => {
     const { stdout } = await docker('pull', 'multi:2')
-    assert.equal(pulledDigest(stdout), multi.index.descriptor.digest)
+    assert.equal(dockerPrintedDigest(stdout), multi.index.descriptor.digest)
     const { stdout: id } = await docker('image', 'inspect', '--format', '{{.Id}}', 'multi:2')
     assert.equal(id.trim(), multi.amd64.config.digest)
   })
 
   it('library/myapp pushed into Berth stays local: the upstream’s image of that name is not pulled', async () => {
     const { stdout } = await docker('pull', 'myapp:1')
-    assert.equal(pulledDigest(stdout), localApp.descriptor.digest)
+    assert.equal(dockerPrintedDigest(stdout), localApp.descriptor.digest)
     assert.notEqual(localApp.descriptor.digest, upstreamApp.descriptor.digest)
     // Asking the proxy project would make it fetch: look at what Berth stores instead.
     const catalog = (await (await fetch(`${berth.url}/v2/_catalog`, { headers: { authorization: ADMIN } })).json()) as { repositories: string[] }

@@ -4,7 +4,7 @@
 
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { freePort, run, startDaemon, waitFor, waitForPort, waitForSocket, type Daemon } from './e2e-process.js'
+import { freePort, isStaticElf, needBinary, needRoot, requireClients, run, startDaemon, waitFor, waitForPort, waitForSocket, type Daemon } from './e2e-process.js'
 
 // ---------------------------------------------------------------------------------------------
 // Docker Distribution 2.8 (Debian's docker-registry)
@@ -229,4 +229,43 @@ export async function startDockerd(
     throw err
   }
   return { daemon, env, docker, stop: () => daemon.stop(30_000) }
+}
+
+/** `ctr images ls` in namespace `ns` as {ref → digest}. */
+export async function ctrImages(containerd: Containerd, ns: string): Promise<Map<string, string>> {
+  const { stdout } = await containerd.ctr(ns, 'images', 'ls')
+  const images = new Map<string, string>()
+  for (const line of stdout.trim().split('\n').slice(1)) {
+    const [ref, , digest] = line.split(/\s+/)
+    if (ref && digest) images.set(ref, digest)
+  }
+  return images
+}
+
+/** Digests in the content store of namespace `ns` (`ctr content ls -q`). */
+export async function ctrContentDigests(containerd: Containerd, ns: string): Promise<Set<string>> {
+  const { stdout } = await containerd.ctr(ns, 'content', 'ls', '-q')
+  return new Set(stdout.trim().split('\n').filter(Boolean))
+}
+
+/** Debian's docker CLI, which matches Debian's dockerd, before any other docker on PATH. */
+export const DOCKER_CANDIDATES = ['/usr/bin/docker']
+
+/** Why a dockerd suite cannot run here (false: it can): the daemons, root, and a static busybox for `docker run`. */
+export function dockerSkip(suite: string, busybox: string): string | false {
+  return requireClients(suite, [
+    needBinary('dockerd'),
+    needBinary('docker', DOCKER_CANDIDATES),
+    needBinary('containerd'),
+    needBinary('runc'),
+    needRoot('dockerd'),
+    isStaticElf(busybox) ? undefined : `${busybox} is not a static binary (Debian package busybox-static)`,
+  ])
+}
+
+/** The digest docker prints after `push` ("TAG: digest: sha256:… size: N") or `pull` ("Digest: sha256:…"). */
+export function dockerPrintedDigest(output: string): string {
+  const match = /digest: (sha256:[0-9a-f]{64})/i.exec(output)
+  if (!match?.[1]) throw new Error(`no digest in docker output:\n${output}`)
+  return match[1]
 }
