@@ -58,6 +58,8 @@ export async function readAccessLog(logFile: string): Promise<AccessLogEntry[]> 
  * Starts `docker-registry serve` with filesystem storage under `dir` and deletes enabled; with
  * `proxyRemoteUrl`, as a pull-through cache of that registry.
  */
+const MARKER = '/v2/berth-access-log-marker/'
+
 export async function startDistribution(dir: string, opts: DistributionOptions = {}): Promise<Distribution> {
   await mkdir(join(dir, 'storage'), { recursive: true })
   const htpasswdFile = join(dir, 'htpasswd')
@@ -102,7 +104,23 @@ export async function startDistribution(dir: string, opts: DistributionOptions =
       const ready = opts.htpasswd ? 401 : 200
       await waitFor('docker-registry /v2/', async () => (await fetch(`http://127.0.0.1:${port}/v2/`)).status === ready, { daemon, timeoutMs: 10_000 })
       const host = `127.0.0.1:${port}`
-      const requests = () => readAccessLog(logFile)
+      let marks = 0
+      // Distribution writes a request's access-log line after answering it, so a count read
+      // right after a response can miss it: a marker request is made first, and once its line
+      // is in the log, so are the lines of everything answered before it.
+      const requests = async (): Promise<AccessLogEntry[]> => {
+        const marker = `${MARKER}${marks++}/tags/list`
+        const answered = await fetch(`http://${host}${marker}`).then(
+          (res) => res.arrayBuffer().then(() => true),
+          () => false, // stopped: the log is complete
+        )
+        const deadline = Date.now() + 5_000
+        for (;;) {
+          const entries = await readAccessLog(logFile)
+          if (!answered || entries.some((e) => e.path === marker) || Date.now() > deadline) return entries.filter((e) => !e.path.startsWith(MARKER))
+          await new Promise((r) => setTimeout(r, 10))
+        }
+      }
       return {
         daemon,
         host,
