@@ -75,6 +75,9 @@ export class FetchCoalescer {
         }, Math.max(100, Math.floor(this.leaseMs / 3)))
         renew.unref()
         try {
+          // Another node may have stored it and let go of the lease between the caller's look at
+          // the cache and this acquisition: look again, or the upstream is asked twice.
+          if (await stored()) return undefined
           return await fetch()
         } finally {
           clearInterval(renew)

@@ -1,6 +1,12 @@
 import assert from 'node:assert/strict'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { PassThrough } from 'node:stream'
 import { describe, test } from 'node:test'
+import { openMetadata } from '../../src/metadata/db.js'
+import { createProxyRepository } from '../../src/metadata/repositories/proxy.js'
+import { FetchCoalescer } from '../../src/replication/proxy-fetch.js'
 import { platformMatches } from '../../src/replication/copier.js'
 import { destinationName } from '../../src/replication/policies.js'
 import { parseBandwidth, TokenBucket } from '../../src/replication/throttle.js'
@@ -50,5 +56,33 @@ describe('replication rules', () => {
     const took = Date.now() - started
     assert.equal(received, 600_000)
     assert.ok(took >= 1_800 && took < 4_000, `took ${took} ms`)
+  })
+})
+
+describe('proxy fetch coalescing across nodes', () => {
+  test('a node that takes a free lease after another stored the blob does not fetch it again', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'berth-coalesce-'))
+    const metadata = await openMetadata(`sqlite:${join(dir, 'berth.db')}`)
+    try {
+      let storedYet = false
+      let fetches = 0
+      const fetch = async () => {
+        fetches++
+        storedYet = true
+      }
+      const stored = async () => storedYet
+      const leases = createProxyRepository(metadata.db)
+      const nodeA = new FetchCoalescer(leases, { owner: 'a', now: Date.now })
+      const nodeB = new FetchCoalescer(leases, { owner: 'b', now: Date.now })
+      // Node B looked at the cache (nothing there) just before node A fetched, stored and let go.
+      assert.equal(await stored(), false)
+      await nodeA.run('b:repo@sha256:x', stored, fetch)
+      // Now B goes on: the lease is free, but the blob is stored.
+      assert.equal(await nodeB.run('b:repo@sha256:x', stored, fetch), undefined)
+      assert.equal(fetches, 1, 'the upstream was asked once')
+    } finally {
+      await metadata.close()
+      await rm(dir, { recursive: true, force: true })
+    }
   })
 })
