@@ -22,6 +22,7 @@ module.exports = {
     lower('gc', ['registry', 'metadata', 'storage', 'oci', 'errors', 'observability', 'jobs', 'config']),
     lower('policy', ['gc', 'metadata', 'oci', 'errors', 'observability', 'jobs', 'config']),
     lower('browse', ['registry', 'metadata', 'oci', 'errors', 'observability']),
+    lower('scan', ['browse', 'registry', 'metadata', 'storage', 'oci', 'errors', 'observability', 'config', 'jobs', 'policy']),
     lower('charts', ['browse', 'registry', 'metadata', 'oci', 'errors', 'observability']),
     lower('replication', ['registry', 'auth', 'policy', 'gc', 'jobs', 'metadata', 'storage', 'oci', 'errors', 'observability', 'config']),
     lower('events', ['registry', 'auth', 'replication', 'jobs', 'metadata', 'oci', 'errors', 'observability', 'config']),
@@ -34,7 +35,7 @@ module.exports = {
     {
       name: 'services-never-import-http',
       severity: 'error',
-      from: { path: '^src/(registry|storage|metadata|oci|errors|jobs|config|gc|policy|runtime|replication|browse|charts|events)/' },
+      from: { path: '^src/(registry|storage|metadata|oci|errors|jobs|config|gc|policy|runtime|replication|browse|charts|events|scan)/' },
       to: { path: '^src/(http|cli)/' },
     },
     { name: 'no-circular', severity: 'error', from: {}, to: { circular: true } },
