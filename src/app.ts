@@ -34,6 +34,7 @@ import { ReplicationExecutions } from './replication/executions.js'
 import { ReplicationPolicies } from './replication/policies.js'
 import { ReplicationTriggers } from './replication/triggers.js'
 import { ProxyService } from './replication/proxy.js'
+import { PullGates } from './policy/pull-gate.js'
 import { openEvents, type Events } from './events/index.js'
 import type { UpstreamEndpoints } from './replication/proxy-upstream.js'
 
@@ -60,6 +61,8 @@ export interface App {
   replication: Replication
   /** the event outbox's delivery and the webhook policies (src/events) */
   events: Events
+  /** policies that may refuse a manifest GET; features add theirs (src/policy/pull-gate.ts) */
+  pullGates: PullGates
   storage: StorageDriver
   metadata: MetadataDb
   log: Logger
@@ -169,7 +172,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
     })
     opened.add(() => events.close())
     oci.onEvents(events)
-    const http = openHttp(core, { login, registry: oci.registry, metrics, runtime, jobs, immutability: oci.immutability, replication, proxy, events, ...policies }, opened)
+    const pullGates = new PullGates()
+    const http = openHttp(core, { login, registry: oci.registry, metrics, runtime, jobs, immutability: oci.immutability, replication, proxy, events, pullGates, ...policies }, opened)
     // Every handler is registered by now (scheduled tasks, cron schedules): start claiming.
     jobs.start()
     return {
@@ -183,6 +187,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
       schedules: policies.policySchedules,
       replication,
       events,
+      pullGates,
       auth: login.auth,
       generatedAdminPassword: login.generatedAdminPassword,
       adminPasswordIgnored: login.adminPasswordIgnored,
@@ -439,6 +444,7 @@ function openHttp(
     replication: Replication
     proxy?: ProxyService
     events: Events
+    pullGates: PullGates
   },
   opened: Opened,
 ): FastifyInstance {
@@ -497,6 +503,7 @@ function openHttp(
     onBytesOut: (n) => runtime.sent(n),
     onResponse: () => runtime.responded(),
     proxy: s.proxy,
+    pullGates: s.pullGates,
     charts: new ChartService({ meta, registry: s.registry, log, maxUploadSize: config.charts.maxUploadSize }),
   })
   opened.add(() => http.close())

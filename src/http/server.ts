@@ -17,6 +17,7 @@ import type { Caller } from './auth/credentials.js'
 import type { MatchedRoute } from './v2/route.js'
 import { fastPull } from './v2/fast-pull.js'
 import type { V2Proxy } from './v2/proxy.js'
+import type { PullGates } from '../policy/pull-gate.js'
 import { Guards, REQUEST_HOOKS } from './guards.js'
 import { listenMetrics } from './metrics-listener.js'
 import { serveUi, type UiOptions } from './ui.js'
@@ -77,6 +78,8 @@ export interface HttpOptions {
   ui?: UiOptions
   /** proxy cache projects (pulls through them under /v2) */
   proxy?: V2Proxy
+  /** policies that may refuse a manifest GET (signatures required, vulnerabilities blocked) */
+  pullGates?: PullGates
   /** the classic Helm chart repository of each project, under /chartrepo */
   charts?: ChartService
 }
@@ -197,6 +200,7 @@ export function buildHttpServer(opts: HttpOptions): FastifyInstance {
     minChunkSize: opts.minChunkSize,
     countOut,
     proxy: opts.proxy,
+    pullGates: opts.pullGates,
   })
 
   if (opts.charts) app.register(chartRepoRoutes, { prefix: '/chartrepo', auth, charts: opts.charts, authEnabled: opts.authEnabled })
@@ -241,6 +245,7 @@ export function buildHttpServer(opts: HttpOptions): FastifyInstance {
           guard: (req, address) => (guards.empty ? undefined : guards.run({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, ip: address })),
           logger: opts.logger,
           proxy: opts.proxy,
+          pullGates: opts.pullGates,
         },
         listeners[0],
       ),

@@ -53,9 +53,16 @@ export class ManifestService {
   }
 
   private found(repository: string, row: ManifestRow, opts: { pull?: boolean }): ManifestRow {
-    // A pull (GET, not HEAD) is counted in memory and flushed in batches (see RegistryContext.onPull).
-    if (opts.pull) this.ctx.onPull?.(repository, row.digest, row)
+    if (opts.pull) this.pulled(repository, row)
     return row
+  }
+
+  /**
+   * Counts a pull (GET, not HEAD) of a manifest read without `pull` (one that a pull gate let
+   * through afterwards): in memory, flushed in batches (see RegistryContext.onPull).
+   */
+  pulled(repository: string, row: ManifestRow): void {
+    this.ctx.onPull?.(repository, row.digest, row)
   }
 
   /**

@@ -1,6 +1,7 @@
 import type { IncomingMessage, OutgoingHttpHeaders, RequestListener } from 'node:http'
 import type { Logger } from 'pino'
 import { RegistryError } from '../../errors/registry-error.js'
+import type { PullGates } from '../../policy/pull-gate.js'
 import type { Registry } from '../../registry/registry.js'
 import { requireDigest, requireName } from '../../registry/registry.js'
 import type { Caller } from '../auth/credentials.js'
@@ -36,6 +37,8 @@ export interface FastPullOptions {
    * while a default proxy project may serve it.
    */
   proxy?: { mayProxy(repository: string): boolean; mayFallThrough(): boolean }
+  /** policies that may refuse a manifest GET: answered here when they decide from memory */
+  pullGates?: PullGates
 }
 
 /**
@@ -106,8 +109,20 @@ interface Answer {
 function cachedAnswer(opts: FastPullOptions, req: IncomingMessage, route: MatchedRoute): Answer | undefined {
   if (route.op !== 'manifest') return undefined
   const head = req.method === 'HEAD'
-  const m = opts.registry.manifests.cached(requireName(route.name), route.ref, { pull: !head })
-  return m && manifestAnswer(m, head)
+  const name = requireName(route.name)
+  const gates = head || !opts.pullGates || opts.pullGates.empty ? undefined : opts.pullGates
+  // A gated pull is counted once the gates let it through.
+  const m = opts.registry.manifests.cached(name, route.ref, { pull: !head && !gates })
+  if (!m) return undefined
+  if (gates) {
+    if (!m.content) return undefined
+    const verdict = gates.check(name, m.digest, m.mediaType)
+    // a gate that must look something up: `answer` waits for it
+    if (verdict instanceof Promise) return undefined
+    if (verdict) throw verdict
+    opts.registry.manifests.pulled(name, m)
+  }
+  return manifestAnswer(m, head)
 }
 
 function manifestAnswer(m: Awaited<ReturnType<Registry['manifests']['get']>>, head: boolean): Answer {
@@ -131,7 +146,13 @@ async function answer(opts: FastPullOptions, req: IncomingMessage, route: Matche
     const size = await opts.registry.blobs.stat(name, digest)
     return { headers: { ...blobHeaders(digest.value), 'content-length': size } }
   }
-  const m = await opts.registry.manifests.get(name, route.ref, { pull: !head })
+  const gates = head || !opts.pullGates || opts.pullGates.empty ? undefined : opts.pullGates
+  const m = await opts.registry.manifests.get(name, route.ref, { pull: !head && !gates })
   if (!head && !m.content) throw new Error('manifest bytes not loaded')
+  if (gates) {
+    const refused = await gates.check(name, m.digest, m.mediaType)
+    if (refused) throw refused
+    opts.registry.manifests.pulled(name, m)
+  }
   return manifestAnswer(m, head)
 }

@@ -10,6 +10,7 @@ import type { Caller } from '../auth/credentials.js'
 import { uploadHandlers } from './uploads.js'
 import { UrlBuilder } from './urls.js'
 import { renderV2Error } from './errors.js'
+import type { PullGates } from '../../policy/pull-gate.js'
 import { proxiedBlob, proxiedManifest, proxiedTags, type V2Proxy } from './proxy.js'
 
 export interface V2Options {
@@ -28,6 +29,8 @@ export interface V2Options {
   countOut: (n: number) => void
   /** proxy cache projects (pulls through `?ns=`, the default proxy, and proxied repositories) */
   proxy?: V2Proxy
+  /** policies that may refuse a manifest GET (signatures required, vulnerabilities blocked) */
+  pullGates?: PullGates
 }
 
 type Handler = (r: V2Request) => Promise<unknown>
@@ -38,7 +41,7 @@ type Handler = (r: V2Request) => Promise<unknown>
  */
 export async function v2Routes(app: FastifyInstance, opts: V2Options): Promise<void> {
   const urls = new UrlBuilder(opts.baseUrl)
-  const manifests = manifestHandlers(opts.registry, urls, opts.maxManifestSize, opts.countOut)
+  const manifests = manifestHandlers(opts.registry, urls, opts.maxManifestSize, opts.countOut, opts.pullGates)
   const blobs = blobHandlers(opts.registry, opts.countOut)
   const uploads = uploadHandlers(opts.registry, urls, opts.minChunkSize)
   const lists = listHandlers(opts.registry, urls, opts.canList)

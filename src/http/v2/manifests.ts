@@ -6,12 +6,20 @@ import type { V2Request } from './route.js'
 import type { UrlBuilder } from './urls.js'
 import type { EventActor } from '../../registry/registry.js'
 import { principalName } from '../../auth/principal.js'
+import type { PullGates } from '../../policy/pull-gate.js'
 
-export function manifestHandlers(registry: Registry, urls: UrlBuilder, maxSize: number, countOut: (n: number) => void) {
+export function manifestHandlers(registry: Registry, urls: UrlBuilder, maxSize: number, countOut: (n: number) => void, gates?: PullGates) {
   return {
     async GET({ reply, name, ref, req }: V2Request) {
       const head = req.method === 'HEAD'
-      const m = await registry.manifests.get(name, ref, { pull: !head })
+      const gated = !head && gates !== undefined && !gates.empty
+      // A gated pull is counted once the gates let it through.
+      const m = await registry.manifests.get(name, ref, { pull: !head && !gated })
+      if (gated) {
+        const refused = await gates.check(name, m.digest, m.mediaType)
+        if (refused) throw refused
+        registry.manifests.pulled(name, m)
+      }
       reply.headers(manifestHeaders(m))
       if (head) return reply.code(200).send()
       countOut(m.size)
