@@ -1,7 +1,8 @@
 import { useMutation, useQuery } from '@tanstack/react-query'
 import { useState } from 'react'
 import { api, get, seg } from '../api'
-import { CopyButton, ErrorMessage, Field, Loading, Snippet } from '../components'
+import { CopyButton, ErrorMessage, Loading, Snippet } from '../components'
+import { Form, TextField } from '../form'
 import { registryHost } from '../runtime'
 import { useMe } from '../session'
 
@@ -62,25 +63,10 @@ export default function Account() {
         </>
       )}
       {u.source === 'local' && (
-        <form
-          className="inline-form"
-          aria-label="Change password"
-          onSubmit={(e) => {
-            e.preventDefault()
-            password.mutate()
-          }}
-        >
-          <h2>Change password</h2>
-          <Field label="Current password">{(id) => <input id={id} type="password" autoComplete="current-password" required value={current} onChange={(e) => setCurrent(e.target.value)} />}</Field>
-          <Field label="New password" hint="At least 8 characters.">
-            {(id) => <input id={id} type="password" autoComplete="new-password" minLength={8} required value={next} onChange={(e) => setNext(e.target.value)} />}
-          </Field>
-          <button type="submit" className="primary" disabled={password.isPending}>
-            Change password
-          </button>
-          {password.isSuccess && <span role="status">Password changed.</span>}
-          <ErrorMessage error={password.error} />
-        </form>
+        <Form className="inline-form" title="Change password" action={password} submit="Change password" saved="Password changed.">
+          <TextField label="Current password" type="password" autoComplete="current-password" required value={current} onChange={setCurrent} />
+          <TextField label="New password" hint="At least 8 characters." type="password" autoComplete="new-password" minLength={8} required value={next} onChange={setNext} />
+        </Form>
       )}
     </>
   )

@@ -4,7 +4,8 @@ import { Link, NavLink, Route, Routes } from 'react-router'
 import { Robots } from './project'
 import { api, get, seg } from '../api'
 import { AuditTable, Pager } from '../audit-table'
-import { Dialog, Empty, ErrorMessage, Field, Loading } from '../components'
+import { Dialog, Empty, ErrorMessage, Loading } from '../components'
+import { CheckField, Form, SelectField, TextField, useValues } from '../form'
 import { ago, bytes } from '../format'
 import { runtime } from '../runtime'
 import { useIsAdmin } from '../session'
@@ -90,18 +91,6 @@ function Users() {
   const update = useMutation({ mutationFn: ({ u, patch }: { u: string; patch: object }) => api('PATCH', `/users/${seg(u)}`, patch), onSuccess: refresh })
   const remove = useMutation({ mutationFn: (u: string) => api('DELETE', `/users/${seg(u)}`), onSuccess: refresh })
   const [adding, setAdding] = useState(false)
-  const [username, setUsername] = useState('')
-  const [password, setPassword] = useState('')
-  const [isAdmin, setIsAdmin] = useState(false)
-  const add = useMutation({
-    mutationFn: () => api('POST', '/users', { username, password, admin: isAdmin }),
-    onSuccess: async () => {
-      setAdding(false)
-      setUsername('')
-      setPassword('')
-      await refresh()
-    },
-  })
   return (
     <section aria-label="Users">
       <button type="button" className="primary" onClick={() => setAdding(true)}>
@@ -148,29 +137,27 @@ function Users() {
       )}
       <Pager offset={offset} size={PAGE} count={users.data?.length ?? 0} onChange={setOffset} />
       <Dialog open={adding} title="New user" onClose={() => setAdding(false)}>
-        <form
-          onSubmit={(e) => {
-            e.preventDefault()
-            add.mutate()
+        <NewUser
+          onCancel={() => setAdding(false)}
+          onCreated={async () => {
+            setAdding(false)
+            await refresh()
           }}
-        >
-          <Field label="Username">{(id) => <input id={id} required value={username} onChange={(e) => setUsername(e.target.value)} />}</Field>
-          <Field label="Password">{(id) => <input id={id} type="password" autoComplete="new-password" required value={password} onChange={(e) => setPassword(e.target.value)} />}</Field>
-          <label className="check">
-            <input type="checkbox" checked={isAdmin} onChange={(e) => setIsAdmin(e.target.checked)} /> System administrator
-          </label>
-          <ErrorMessage error={add.error} />
-          <div className="actions">
-            <button type="button" onClick={() => setAdding(false)}>
-              Cancel
-            </button>
-            <button type="submit" className="primary">
-              Create user
-            </button>
-          </div>
-        </form>
+        />
       </Dialog>
     </section>
+  )
+}
+
+function NewUser({ onCancel, onCreated }: { onCancel: () => void; onCreated: () => Promise<void> }) {
+  const { values, text, check } = useValues({ username: '', password: '', admin: false })
+  const add = useMutation({ mutationFn: () => api('POST', '/users', values), onSuccess: onCreated })
+  return (
+    <Form action={add} submit="Create user" onCancel={onCancel}>
+      <TextField label="Username" required {...text('username')} />
+      <TextField label="Password" type="password" autoComplete="new-password" required {...text('password')} />
+      <CheckField label="System administrator" {...check('admin')} />
+    </Form>
   )
 }
 
@@ -241,17 +228,7 @@ function Jobs() {
   const jobs = useQuery({ queryKey: ['jobs', status], queryFn: () => get<{ jobs: Job[] }>(`/jobs?limit=100${status ? `&status=${status}` : ''}`) })
   return (
     <section aria-label="Jobs">
-      <Field label="Status">
-        {(id) => (
-          <select id={id} value={status} onChange={(e) => setStatus(e.target.value)}>
-            <option value="">all</option>
-            <option>queued</option>
-            <option>running</option>
-            <option>succeeded</option>
-            <option>failed</option>
-          </select>
-        )}
-      </Field>
+      <SelectField label="Status" value={status} onChange={setStatus} options={[['', 'all'], 'queued', 'running', 'succeeded', 'failed']} />
       {jobs.isPending && <Loading />}
       <ErrorMessage error={jobs.error} />
       {jobs.data && jobs.data.jobs.length === 0 && <Empty>No jobs.</Empty>}

@@ -1,7 +1,8 @@
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query'
 import { useState } from 'react'
 import { api, get, seg } from '../api'
-import { Empty, ErrorMessage, Field, Loading } from '../components'
+import { Empty, ErrorMessage, Loading } from '../components'
+import { Form, SelectField, TextField } from '../form'
 import { shortDigest } from '../format'
 import type { Project } from '../types'
 
@@ -88,33 +89,19 @@ function RetentionEditor({ project, base, saved }: { project: Project; base: str
       {draft.rules.map((r, i) => (
         <fieldset key={i} className="rule">
           <legend>Rule {i + 1}</legend>
-          <Field label="Keep">
-            {(id) => (
-              <select id={id} value={r.kind} onChange={(e) => setRule(i, { kind: e.target.value })}>
-                {Object.entries(KINDS).map(([k, label]) => (
-                  <option key={k} value={k}>
-                    {label}
-                  </option>
-                ))}
-              </select>
-            )}
-          </Field>
+          <SelectField label="Keep" value={r.kind} onChange={(kind) => setRule(i, { kind })} options={Object.entries(KINDS)} />
           {r.kind !== 'always' && (
-            <Field label={r.kind.startsWith('latest') ? 'How many' : 'Days'}>
-              {(id) => (
-                <input
-                  id={id}
-                  type="number"
-                  min="0"
-                  required
-                  value={(r.kind.startsWith('latest') ? r.count : r.days) ?? ''}
-                  onChange={(e) => setRule(i, r.kind.startsWith('latest') ? { count: Number(e.target.value), days: undefined } : { days: Number(e.target.value), count: undefined })}
-                />
-              )}
-            </Field>
+            <TextField
+              label={r.kind.startsWith('latest') ? 'How many' : 'Days'}
+              type="number"
+              min="0"
+              required
+              value={String((r.kind.startsWith('latest') ? r.count : r.days) ?? '')}
+              onChange={(v) => setRule(i, r.kind.startsWith('latest') ? { count: Number(v), days: undefined } : { days: Number(v), count: undefined })}
+            />
           )}
-          <Field label="Repositories">{(id) => <input id={id} value={r.repositories} onChange={(e) => setRule(i, { repositories: e.target.value })} />}</Field>
-          <Field label="Tags">{(id) => <input id={id} value={r.tags} onChange={(e) => setRule(i, { tags: e.target.value })} />}</Field>
+          <TextField label="Repositories" value={r.repositories} onChange={(repositories) => setRule(i, { repositories })} />
+          <TextField label="Tags" value={r.tags} onChange={(tags) => setRule(i, { tags })} />
           <button type="button" className="danger" onClick={() => setDraft({ ...draft, rules: draft.rules.filter((_, j) => j !== i) })}>
             Remove rule {i + 1}
           </button>
@@ -195,20 +182,10 @@ function Immutability({ project }: { project: Project }) {
           ))}
         </ul>
       )}
-      <form
-        className="inline-form"
-        onSubmit={(e) => {
-          e.preventDefault()
-          add.mutate()
-        }}
-      >
-        <Field label="Repositories (glob)">{(id) => <input id={id} required value={repositories} onChange={(e) => setRepositories(e.target.value)} />}</Field>
-        <Field label="Tags (glob)">{(id) => <input id={id} required placeholder="v*" value={tags} onChange={(e) => setTags(e.target.value)} />}</Field>
-        <button type="submit" className="primary">
-          Add immutability rule
-        </button>
-        <ErrorMessage error={add.error} />
-      </form>
+      <Form className="inline-form" label="New immutability rule" action={add} submit="Add immutability rule">
+        <TextField label="Repositories (glob)" required value={repositories} onChange={setRepositories} />
+        <TextField label="Tags (glob)" required placeholder="v*" value={tags} onChange={setTags} />
+      </Form>
     </section>
   )
 }

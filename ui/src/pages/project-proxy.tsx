@@ -1,7 +1,6 @@
 import { useMutation, useQueryClient } from '@tanstack/react-query'
-import { useState, type FormEvent } from 'react'
 import { api, seg } from '../api'
-import { ErrorMessage, Field } from '../components'
+import { CheckField, Form, TextField, useValues } from '../form'
 import { ago } from '../format'
 import { useIsAdmin } from '../session'
 import type { Project, ProxyView } from '../types'
@@ -52,8 +51,7 @@ function Budget({ proxy }: { proxy: ProxyView }) {
 
 function ProxyForm({ project, proxy }: { project: string; proxy: ProxyView }) {
   const client = useQueryClient()
-  const [form, setForm] = useState({ registry: proxy.registry, ttl: proxy.ttl, namespaces: proxy.namespaces.join(', '), default: proxy.default, prefetchPlatforms: proxy.prefetchPlatforms })
-  const set = (k: 'registry' | 'ttl' | 'namespaces') => (e: { target: { value: string } }) => setForm({ ...form, [k]: e.target.value })
+  const { values: form, text, check } = useValues({ registry: proxy.registry, ttl: proxy.ttl, namespaces: proxy.namespaces.join(', '), default: proxy.default, prefetchPlatforms: proxy.prefetchPlatforms })
   const save = useMutation({
     mutationFn: () =>
       api('PATCH', `/projects/${seg(project)}`, {
@@ -70,32 +68,13 @@ function ProxyForm({ project, proxy }: { project: string; proxy: ProxyView }) {
       }),
     onSuccess: () => client.invalidateQueries({ queryKey: ['project', project] }),
   })
-  const submit = (e: FormEvent) => {
-    e.preventDefault()
-    save.mutate()
-  }
   return (
-    <form onSubmit={submit} aria-label="Proxy cache settings">
-      <Field label="Upstream endpoint">{(id) => <input id={id} required value={form.registry} onChange={set('registry')} />}</Field>
-      <Field label="Tags rechecked after" hint="e.g. 5m, 1h">
-        {(id) => <input id={id} required value={form.ttl} onChange={set('ttl')} />}
-      </Field>
-      <Field label="Namespaces" hint="Comma-separated registry hosts this project answers for.">
-        {(id) => <input id={id} value={form.namespaces} onChange={set('namespaces')} />}
-      </Field>
-      <label className="check">
-        <input type="checkbox" checked={form.default} onChange={(e) => setForm({ ...form, default: e.target.checked })} /> Default proxy
-      </label>
-      <label className="check">
-        <input type="checkbox" checked={form.prefetchPlatforms} onChange={(e) => setForm({ ...form, prefetchPlatforms: e.target.checked })} /> Prefetch all platforms
-      </label>
-      <ErrorMessage error={save.error} />
-      <div className="actions">
-        <button type="submit" className="primary" disabled={save.isPending}>
-          Save proxy settings
-        </button>
-        {save.isSuccess && <span role="status">Saved.</span>}
-      </div>
-    </form>
+    <Form label="Proxy cache settings" action={save} submit="Save proxy settings" saved="Saved.">
+      <TextField label="Upstream endpoint" required {...text('registry')} />
+      <TextField label="Tags rechecked after" hint="e.g. 5m, 1h" required {...text('ttl')} />
+      <TextField label="Namespaces" hint="Comma-separated registry hosts this project answers for." {...text('namespaces')} />
+      <CheckField label="Default proxy" {...check('default')} />
+      <CheckField label="Prefetch all platforms" {...check('prefetchPlatforms')} />
+    </Form>
   )
 }

@@ -3,12 +3,13 @@ import { useState } from 'react'
 import { Link, NavLink, Route, Routes, useNavigate, useParams } from 'react-router'
 import { api, get, seg, type Page } from '../api'
 import { AuditTable, Pager } from '../audit-table'
-import { CopyButton, Dialog, Empty, ErrorMessage, Field, Loading, Snippet } from '../components'
+import { CopyButton, Dialog, Empty, ErrorMessage, Loading, Snippet } from '../components'
+import { CheckField, Form, SelectField, TextField, useValues } from '../form'
 import { ago, bytes } from '../format'
 import { can, useIsAdmin } from '../session'
 import { pushCommands } from '../snippets'
 import type { Member, Project, RepositorySummary, Robot } from '../types'
-import { QuotaBar } from './projects'
+import { NAME_PATTERN, ProjectAccessFields, QuotaBar } from './projects'
 import { Policies } from './project-policies'
 import { ProxySettings } from './project-proxy'
 
@@ -71,17 +72,18 @@ function Repositories({ project }: { project: Project }) {
   return (
     <section aria-label="Repositories">
       <div className="filters">
-        <Field label="Search repositories">{(id) => <input id={id} type="search" value={q} onChange={(e) => (setQ(e.target.value), setOffset(0))} />}</Field>
-        <Field label="Sort by">
-          {(id) => (
-            <select id={id} value={sort} onChange={(e) => (setSort(e.target.value), setOffset(0))}>
-              <option value="name">name</option>
-              <option value="pushed">last push</option>
-              <option value="pulled">last pull</option>
-              <option value="size">size</option>
-            </select>
-          )}
-        </Field>
+        <TextField label="Search repositories" type="search" value={q} onChange={(v) => (setQ(v), setOffset(0))} />
+        <SelectField
+          label="Sort by"
+          value={sort}
+          onChange={(v) => (setSort(v), setOffset(0))}
+          options={[
+            ['name', 'name'],
+            ['pushed', 'last push'],
+            ['pulled', 'last pull'],
+            ['size', 'size'],
+          ]}
+        />
       </div>
       {repos.isPending && <Loading />}
       <ErrorMessage error={repos.error} />
@@ -187,38 +189,19 @@ function Members({ project }: { project: Project }) {
         </div>
       )}
       {manage && (
-        <form
-          className="inline-form"
-          aria-label="Add a member"
-          onSubmit={(e) => {
-            e.preventDefault()
-            add.mutate()
-          }}
-        >
-          <h2>Add a member</h2>
-          <Field label="Kind">
-            {(id) => (
-              <select id={id} value={kind} onChange={(e) => setKind(e.target.value as 'username' | 'group')}>
-                <option value="username">user</option>
-                <option value="group">group (LDAP/OIDC)</option>
-              </select>
-            )}
-          </Field>
-          <Field label={kind === 'username' ? 'Username' : 'Group'}>{(id) => <input id={id} required value={who} onChange={(e) => setWho(e.target.value)} />}</Field>
-          <Field label="Role">
-            {(id) => (
-              <select id={id} value={role} onChange={(e) => setRole(e.target.value)}>
-                {ROLES.map((r) => (
-                  <option key={r}>{r}</option>
-                ))}
-              </select>
-            )}
-          </Field>
-          <button type="submit" className="primary" disabled={add.isPending}>
-            Add member
-          </button>
-          <ErrorMessage error={add.error} />
-        </form>
+        <Form className="inline-form" title="Add a member" action={add} submit="Add member">
+          <SelectField
+            label="Kind"
+            value={kind}
+            onChange={(v) => setKind(v as 'username' | 'group')}
+            options={[
+              ['username', 'user'],
+              ['group', 'group (LDAP/OIDC)'],
+            ]}
+          />
+          <TextField label={kind === 'username' ? 'Username' : 'Group'} required value={who} onChange={setWho} />
+          <SelectField label="Role" value={role} onChange={setRole} options={ROLES} />
+        </Form>
       )}
     </section>
   )
@@ -292,32 +275,16 @@ export function Robots({ project }: { project?: string }) {
           </table>
         </div>
       )}
-      <form
-        className="inline-form"
-        aria-label="New robot account"
-        onSubmit={(e) => {
-          e.preventDefault()
-          create.mutate()
-        }}
-      >
-        <h2>New robot account</h2>
-        <Field label="Robot name">{(id) => <input id={id} required pattern="[a-z0-9]+([._-]+[a-z0-9]+)*" value={name} onChange={(e) => setName(e.target.value)} />}</Field>
+      <Form className="inline-form" title="New robot account" action={create} submit="Create robot account" disabled={actions.length === 0}>
+        <TextField label="Robot name" required pattern={NAME_PATTERN} value={name} onChange={setName} />
         <fieldset>
           <legend>Permissions</legend>
           {['pull', 'push', 'delete'].map((a) => (
-            <label key={a} className="check">
-              <input type="checkbox" checked={actions.includes(a)} onChange={() => flip(a)} /> {a}
-            </label>
+            <CheckField key={a} label={a} checked={actions.includes(a)} onChange={() => flip(a)} />
           ))}
         </fieldset>
-        <Field label="Expires in days" hint="Empty: never.">
-          {(id) => <input id={id} type="number" min="1" value={days} onChange={(e) => setDays(e.target.value)} />}
-        </Field>
-        <button type="submit" className="primary" disabled={create.isPending || actions.length === 0}>
-          Create robot account
-        </button>
-        <ErrorMessage error={create.error} />
-      </form>
+        <TextField label="Expires in days" hint="Empty: never." type="number" min="1" value={days} onChange={setDays} />
+      </Form>
       <Dialog open={secret !== null} title="Robot secret" onClose={() => setSecret(null)}>
         {secret && (
           <>
@@ -344,11 +311,10 @@ function Settings({ project }: { project: Project }) {
   const client = useQueryClient()
   const navigate = useNavigate()
   const admin = useIsAdmin()
-  const [isPublic, setPublic] = useState(project.public)
-  const [quotaGb, setQuotaGb] = useState(project.quotaBytes === null ? '' : String(project.quotaBytes / 1e9))
+  const { values, text, check } = useValues({ public: project.public, quotaGb: project.quotaBytes === null ? '' : String(project.quotaBytes / 1e9) })
   const [confirm, setConfirm] = useState(false)
   const save = useMutation({
-    mutationFn: () => api('PATCH', `/projects/${seg(project.name)}`, { public: isPublic, ...(admin ? { quotaBytes: quotaGb === '' ? null : Math.round(Number(quotaGb) * 1e9) } : {}) }),
+    mutationFn: () => api('PATCH', `/projects/${seg(project.name)}`, { public: values.public, ...(admin ? { quotaBytes: values.quotaGb === '' ? null : Math.round(Number(values.quotaGb) * 1e9) } : {}) }),
     onSuccess: () => client.invalidateQueries({ queryKey: ['project', project.name] }),
   })
   const remove = useMutation({
@@ -360,27 +326,9 @@ function Settings({ project }: { project: Project }) {
   })
   return (
     <section aria-label="Settings">
-      <form
-        className="inline-form"
-        onSubmit={(e) => {
-          e.preventDefault()
-          save.mutate()
-        }}
-      >
-        <label className="check">
-          <input type="checkbox" checked={isPublic} onChange={(e) => setPublic(e.target.checked)} /> Public: anyone may pull without signing in
-        </label>
-        {admin && (
-          <Field label="Quota (GB)" hint="Empty: no quota.">
-            {(id) => <input id={id} type="number" min="0" step="any" value={quotaGb} onChange={(e) => setQuotaGb(e.target.value)} />}
-          </Field>
-        )}
-        <button type="submit" className="primary" disabled={save.isPending}>
-          Save
-        </button>
-        {save.isSuccess && <span role="status">Saved.</span>}
-        <ErrorMessage error={save.error} />
-      </form>
+      <Form className="inline-form" label="Project settings" action={save} submit="Save" saved="Saved.">
+        <ProjectAccessFields admin={admin} check={check('public')} quota={text('quotaGb')} />
+      </Form>
       <h2>Delete the project</h2>
       <p className="muted">Only an empty project can be deleted: delete its repositories first.</p>
       <button type="button" className="danger" onClick={() => setConfirm(true)}>

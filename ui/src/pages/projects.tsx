@@ -2,7 +2,8 @@ import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query'
 import { useState } from 'react'
 import { Link, useNavigate } from 'react-router'
 import { api, get } from '../api'
-import { Dialog, Empty, ErrorMessage, Field, Loading } from '../components'
+import { Dialog, Empty, ErrorMessage, Loading } from '../components'
+import { CheckField, Form, TextField, useValues } from '../form'
 import { bytes } from '../format'
 import { runtime } from '../runtime'
 import { useIsAdmin, useMe } from '../session'
@@ -19,14 +20,20 @@ export function QuotaBar({ used, quota }: { used: number; quota: number | null }
 }
 
 function CreateProject({ open, onClose }: { open: boolean; onClose: () => void }) {
+  return (
+    <Dialog open={open} title="New project" onClose={onClose}>
+      <CreateProjectForm onClose={onClose} />
+    </Dialog>
+  )
+}
+
+function CreateProjectForm({ onClose }: { onClose: () => void }) {
   const admin = useIsAdmin()
   const client = useQueryClient()
   const navigate = useNavigate()
-  const [name, setName] = useState('')
-  const [isPublic, setPublic] = useState(false)
-  const [quotaGb, setQuotaGb] = useState('')
+  const { values, text, check } = useValues({ name: '', public: false, quotaGb: '' })
   const create = useMutation({
-    mutationFn: () => api<Project>('POST', '/projects', { name, public: isPublic, ...(admin && quotaGb !== '' ? { quotaBytes: Math.round(Number(quotaGb) * 1e9) } : {}) }),
+    mutationFn: () => api<Project>('POST', '/projects', { name: values.name, public: values.public, ...(admin && values.quotaGb !== '' ? { quotaBytes: Math.round(Number(values.quotaGb) * 1e9) } : {}) }),
     onSuccess: async (p) => {
       await client.invalidateQueries({ queryKey: ['projects'] })
       onClose()
@@ -34,35 +41,23 @@ function CreateProject({ open, onClose }: { open: boolean; onClose: () => void }
     },
   })
   return (
-    <Dialog open={open} title="New project" onClose={onClose}>
-      <form
-        onSubmit={(e) => {
-          e.preventDefault()
-          create.mutate()
-        }}
-      >
-        <Field label="Name" hint="Lower case letters, digits and . _ - (the first part of image names).">
-          {(id) => <input id={id} required pattern="[a-z0-9]+([._-]+[a-z0-9]+)*" value={name} onChange={(e) => setName(e.target.value)} />}
-        </Field>
-        <label className="check">
-          <input type="checkbox" checked={isPublic} onChange={(e) => setPublic(e.target.checked)} /> Public: anyone may pull without signing in
-        </label>
-        {admin && (
-          <Field label="Quota (GB)" hint="Empty: no quota.">
-            {(id) => <input id={id} type="number" min="0" step="any" value={quotaGb} onChange={(e) => setQuotaGb(e.target.value)} />}
-          </Field>
-        )}
-        <ErrorMessage error={create.error} />
-        <div className="actions">
-          <button type="button" onClick={onClose}>
-            Cancel
-          </button>
-          <button type="submit" className="primary" disabled={create.isPending}>
-            Create project
-          </button>
-        </div>
-      </form>
-    </Dialog>
+    <Form action={create} submit="Create project" onCancel={onClose}>
+      <TextField label="Name" hint="Lower case letters, digits and . _ - (the first part of image names)." required pattern={NAME_PATTERN} {...text('name')} />
+      <ProjectAccessFields admin={admin} check={check('public')} quota={text('quotaGb')} />
+    </Form>
+  )
+}
+
+/** The name rule of projects and robot accounts. */
+export const NAME_PATTERN = '[a-z0-9]+([._-]+[a-z0-9]+)*'
+
+/** Public or private, and (for system administrators) the quota: on the new project form and the project's settings. */
+export function ProjectAccessFields({ admin, check, quota }: { admin: boolean; check: { checked: boolean; onChange: (v: boolean) => void }; quota: { value: string; onChange: (v: string) => void } }) {
+  return (
+    <>
+      <CheckField label="Public: anyone may pull without signing in" {...check} />
+      {admin && <TextField label="Quota (GB)" hint="Empty: no quota." type="number" min="0" step="any" {...quota} />}
+    </>
   )
 }
 

@@ -1,7 +1,8 @@
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query'
-import { useState, type FormEvent } from 'react'
+import { useState } from 'react'
 import { api, get, seg } from '../api'
-import { Dialog, Empty, ErrorMessage, Field, Loading } from '../components'
+import { Dialog, Empty, ErrorMessage, Loading } from '../components'
+import { CheckField, Form, TextField, useValues } from '../form'
 
 // Registry endpoints (admin tab; /api/v1/registries): the upstreams of proxy cache projects and
 // the targets of replication. Passwords are write-only: the API only says whether one is stored.
@@ -101,8 +102,7 @@ export function Registries() {
 }
 
 function EndpointForm({ onCancel, onCreated }: { onCancel: () => void; onCreated: () => void }) {
-  const [form, setForm] = useState({ name: '', url: '', username: '', password: '', insecure: false })
-  const set = (k: 'name' | 'url' | 'username' | 'password') => (e: { target: { value: string } }) => setForm({ ...form, [k]: e.target.value })
+  const { values: form, text, check } = useValues({ name: '', url: '', username: '', password: '', insecure: false })
   const create = useMutation({
     mutationFn: () =>
       api('POST', '/registries', {
@@ -114,32 +114,13 @@ function EndpointForm({ onCancel, onCreated }: { onCancel: () => void; onCreated
       }),
     onSuccess: onCreated,
   })
-  const submit = (e: FormEvent) => {
-    e.preventDefault()
-    create.mutate()
-  }
   return (
-    <form onSubmit={submit} aria-label="New registry endpoint">
-      <Field label="Name">{(id) => <input id={id} required value={form.name} onChange={set('name')} />}</Field>
-      <Field label="URL" hint="e.g. https://registry-1.docker.io">
-        {(id) => <input id={id} type="url" required value={form.url} onChange={set('url')} />}
-      </Field>
-      <Field label="Username" hint="Empty: anonymous.">
-        {(id) => <input id={id} autoComplete="off" value={form.username} onChange={set('username')} />}
-      </Field>
-      <Field label="Password or token">{(id) => <input id={id} type="password" autoComplete="new-password" value={form.password} onChange={set('password')} />}</Field>
-      <label className="check">
-        <input type="checkbox" checked={form.insecure} onChange={(e) => setForm({ ...form, insecure: e.target.checked })} /> Do not verify the TLS certificate
-      </label>
-      <ErrorMessage error={create.error} />
-      <div className="actions">
-        <button type="button" onClick={onCancel}>
-          Cancel
-        </button>
-        <button type="submit" className="primary" disabled={create.isPending}>
-          Create endpoint
-        </button>
-      </div>
-    </form>
+    <Form label="New registry endpoint" action={create} submit="Create endpoint" onCancel={onCancel}>
+      <TextField label="Name" required {...text('name')} />
+      <TextField label="URL" hint="e.g. https://registry-1.docker.io" type="url" required {...text('url')} />
+      <TextField label="Username" hint="Empty: anonymous." autoComplete="off" {...text('username')} />
+      <TextField label="Password or token" type="password" autoComplete="new-password" {...text('password')} />
+      <CheckField label="Do not verify the TLS certificate" {...check('insecure')} />
+    </Form>
   )
 }

@@ -1,7 +1,8 @@
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query'
-import { useState, type FormEvent } from 'react'
+import { useState } from 'react'
 import { api, get, seg } from '../api'
-import { Dialog, Empty, ErrorMessage, Field, Loading } from '../components'
+import { Dialog, Empty, ErrorMessage, Loading } from '../components'
+import { CheckField, Form, SelectField, TextField, useValues } from '../form'
 import { ago, bytes } from '../format'
 
 // Replication policies and their executions (admin tab; /api/v1/replication, docs/replication.md).
@@ -129,14 +130,14 @@ export function Replication() {
 function PolicyForm({ onCancel, onCreated }: { onCancel: () => void; onCreated: (name: string) => void }) {
   const registries = useQuery({ queryKey: ['registries'], queryFn: () => get<{ name: string; url: string }[]>('/registries') })
   const endpoints = registries.data ?? []
-  const [form, setForm] = useState({ name: '', direction: 'push', registry: '', repositories: '**', tags: '**', excludeTags: '', namespace: '', flatten: '0', trigger: 'manual', cron: '', deletes: false, overwrite: true })
-  const set = (k: keyof typeof form) => (e: { target: { value: string } }) => setForm({ ...form, [k]: e.target.value })
+  const { values: form, text, check } = useValues({ name: '', direction: 'push', registry: '', repositories: '**', tags: '**', excludeTags: '', namespace: '', flatten: '0', trigger: 'manual', cron: '', deletes: false, overwrite: true })
+  const registry = form.registry || endpoints[0]?.name || ''
   const create = useMutation({
     mutationFn: () =>
       api<Policy>('POST', '/replication/policies', {
         name: form.name,
         direction: form.direction,
-        registry: form.registry || endpoints[0]?.name || '',
+        registry,
         source: { repositories: form.repositories, tags: form.tags, excludeTags: form.excludeTags || null },
         destination: { namespace: form.namespace, flatten: Number(form.flatten) },
         trigger: form.trigger === 'schedule' ? { kind: 'schedule', cron: form.cron } : { kind: form.trigger },
@@ -145,73 +146,50 @@ function PolicyForm({ onCancel, onCreated }: { onCancel: () => void; onCreated: 
       }),
     onSuccess: (p) => onCreated(p.name),
   })
-  const submit = (e: FormEvent) => {
-    e.preventDefault()
-    create.mutate()
-  }
   return (
-    <form onSubmit={submit} aria-label="New replication policy">
-      <Field label="Name">{(id) => <input id={id} required value={form.name} onChange={set('name')} />}</Field>
-      <Field label="Direction">
-        {(id) => (
-          <select id={id} value={form.direction} onChange={set('direction')}>
-            <option value="push">push: this registry → the endpoint</option>
-            <option value="pull">pull: the endpoint → this registry</option>
-          </select>
-        )}
-      </Field>
-      <Field label="Registry endpoint" hint={endpoints.length === 0 ? 'Add an endpoint in the Registries tab first.' : undefined}>
-        {(id) => (
-          <select id={id} value={form.registry || endpoints[0]?.name || ''} onChange={set('registry')}>
-            {endpoints.map((r) => (
-              <option key={r.name} value={r.name}>
-                {r.name} ({r.url})
-              </option>
-            ))}
-          </select>
-        )}
-      </Field>
-      <Field label="Repositories" hint="glob over full repository names, e.g. team/**">
-        {(id) => <input id={id} value={form.repositories} onChange={set('repositories')} />}
-      </Field>
-      <Field label="Tags">{(id) => <input id={id} value={form.tags} onChange={set('tags')} />}</Field>
-      <Field label="Excluded tags">{(id) => <input id={id} value={form.excludeTags} onChange={set('excludeTags')} />}</Field>
-      <Field label="Destination namespace">{(id) => <input id={id} value={form.namespace} onChange={set('namespace')} />}</Field>
-      <Field label="Flattening">
-        {(id) => (
-          <select id={id} value={form.flatten} onChange={set('flatten')}>
-            <option value="0">keep the path</option>
-            <option value="1">drop the first component</option>
-            <option value="2">keep only the image name</option>
-          </select>
-        )}
-      </Field>
-      <Field label="Trigger">
-        {(id) => (
-          <select id={id} value={form.trigger} onChange={set('trigger')}>
-            <option value="manual">manual</option>
-            <option value="schedule">schedule</option>
-            <option value="event">after each push</option>
-          </select>
-        )}
-      </Field>
-      {form.trigger === 'schedule' && <Field label="Cron expression">{(id) => <input id={id} required value={form.cron} onChange={set('cron')} />}</Field>}
-      <label className="check">
-        <input type="checkbox" checked={form.deletes} onChange={(e) => setForm({ ...form, deletes: e.target.checked })} /> Replicate deletes
-      </label>
-      <label className="check">
-        <input type="checkbox" checked={form.overwrite} onChange={(e) => setForm({ ...form, overwrite: e.target.checked })} /> Overwrite tags on the destination
-      </label>
-      <ErrorMessage error={create.error ?? registries.error} />
-      <div className="actions">
-        <button type="button" onClick={onCancel}>
-          Cancel
-        </button>
-        <button type="submit" className="primary" disabled={create.isPending}>
-          Create policy
-        </button>
-      </div>
-    </form>
+    <Form label="New replication policy" action={create} error={registries.error} submit="Create policy" onCancel={onCancel}>
+      <TextField label="Name" required {...text('name')} />
+      <SelectField
+        label="Direction"
+        {...text('direction')}
+        options={[
+          ['push', 'push: this registry → the endpoint'],
+          ['pull', 'pull: the endpoint → this registry'],
+        ]}
+      />
+      <SelectField
+        label="Registry endpoint"
+        hint={endpoints.length === 0 ? 'Add an endpoint in the Registries tab first.' : undefined}
+        {...text('registry')}
+        value={registry}
+        options={endpoints.map((r) => [r.name, `${r.name} (${r.url})`] as const)}
+      />
+      <TextField label="Repositories" hint="glob over full repository names, e.g. team/**" {...text('repositories')} />
+      <TextField label="Tags" {...text('tags')} />
+      <TextField label="Excluded tags" {...text('excludeTags')} />
+      <TextField label="Destination namespace" {...text('namespace')} />
+      <SelectField
+        label="Flattening"
+        {...text('flatten')}
+        options={[
+          ['0', 'keep the path'],
+          ['1', 'drop the first component'],
+          ['2', 'keep only the image name'],
+        ]}
+      />
+      <SelectField
+        label="Trigger"
+        {...text('trigger')}
+        options={[
+          ['manual', 'manual'],
+          ['schedule', 'schedule'],
+          ['event', 'after each push'],
+        ]}
+      />
+      {form.trigger === 'schedule' && <TextField label="Cron expression" required {...text('cron')} />}
+      <CheckField label="Replicate deletes" {...check('deletes')} />
+      <CheckField label="Overwrite tags on the destination" {...check('overwrite')} />
+    </Form>
   )
 }
 

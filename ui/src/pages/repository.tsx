@@ -4,7 +4,8 @@ import { useVirtualizer } from '@tanstack/react-virtual'
 import { lazy, Suspense, useEffect, useMemo, useRef, useState } from 'react'
 import { Link, useNavigate, useParams } from 'react-router'
 import { api, get, seg, type Page } from '../api'
-import { CopyButton, Dialog, Empty, ErrorMessage, Field, Loading } from '../components'
+import { CopyButton, Dialog, Empty, ErrorMessage, Loading } from '../components'
+import { SelectField, TextField } from '../form'
 import { ago, bytes, platformName, shortDigest } from '../format'
 import { can } from '../session'
 import { byDigest, podmanPullCommand, pullCommand } from '../snippets'
@@ -170,17 +171,18 @@ function Tags({ base, repository, project, path, mayDelete }: { base: string; re
   return (
     <section aria-label="Tags">
       <div className="filters">
-        <Field label="Filter tags">{(id) => <input id={id} type="search" value={q} onChange={(e) => (setQ(e.target.value), setSelection({}))} />}</Field>
-        <Field label="Sort by">
-          {(id) => (
-            <select id={id} value={sort} onChange={(e) => setSort(e.target.value)}>
-              <option value="pushed">push time</option>
-              <option value="pulled">pull time</option>
-              <option value="name">name</option>
-              <option value="semver">semantic version</option>
-            </select>
-          )}
-        </Field>
+        <TextField label="Filter tags" type="search" value={q} onChange={(v) => (setQ(v), setSelection({}))} />
+        <SelectField
+          label="Sort by"
+          value={sort}
+          onChange={setSort}
+          options={[
+            ['pushed', 'push time'],
+            ['pulled', 'pull time'],
+            ['name', 'name'],
+            ['semver', 'semantic version'],
+          ]}
+        />
         {mayDelete && (
           <button type="button" className="danger" disabled={selected.length === 0} onClick={() => setConfirm(true)}>
             Delete {selected.length || ''} selected

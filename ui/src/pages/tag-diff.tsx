@@ -1,7 +1,8 @@
 import { useQuery } from '@tanstack/react-query'
 import { useId, useState } from 'react'
 import { get } from '../api'
-import { Empty, ErrorMessage, Field, Loading } from '../components'
+import { Empty, ErrorMessage, Loading } from '../components'
+import { TextField } from '../form'
 import { bytes } from '../format'
 import type { FileEntry } from '../types'
 
@@ -43,8 +44,8 @@ export default function TagDiff({ base, tags }: { base: string; tags: string[] }
           setAsked({ from: from.trim(), to: to.trim() })
         }}
       >
-        <Field label="From tag">{(id) => <input id={id} list={listId} required value={from} onChange={(e) => setFrom(e.target.value)} />}</Field>
-        <Field label="To tag">{(id) => <input id={id} list={listId} required value={to} onChange={(e) => setTo(e.target.value)} />}</Field>
+        <TextField label="From tag" list={listId} required value={from} onChange={setFrom} />
+        <TextField label="To tag" list={listId} required value={to} onChange={setTo} />
         <button type="submit">Compare</button>
       </form>
       {diff.isFetching && <Loading what="Reading both images' layers" />}
