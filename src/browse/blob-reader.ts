@@ -1,3 +1,4 @@
+import type { Readable } from 'node:stream'
 import { RegistryError } from '../errors/registry-error.js'
 import type { Registry } from '../registry/registry.js'
 import { requireDigest } from '../registry/validate.js'
@@ -18,6 +19,24 @@ export async function readSmallBlob(registry: Registry, repository: string, dige
     }
     chunks.push(chunk)
   }
+  return Buffer.concat(chunks)
+}
+
+/** A blob of a repository as a stream (the repository's link to it checked first). */
+export async function openBlob(registry: Registry, repository: string, digest: string): Promise<Readable> {
+  const d = requireDigest(digest)
+  const size = await registry.blobs.stat(repository, d)
+  return registry.blobs.open(d, size)
+}
+
+/** The first bytes of a blob (its compression's magic number). */
+export async function blobHead(registry: Registry, repository: string, digest: string, bytes = 4): Promise<Buffer> {
+  const d = requireDigest(digest)
+  const size = await registry.blobs.stat(repository, d)
+  if (size === 0) return Buffer.alloc(0)
+  const stream = await registry.blobs.open(d, size, 0, Math.min(bytes, size))
+  const chunks: Buffer[] = []
+  for await (const c of stream as AsyncIterable<Buffer>) chunks.push(c)
   return Buffer.concat(chunks)
 }
 

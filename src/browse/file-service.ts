@@ -3,7 +3,7 @@ import type { Logger } from 'pino'
 import { RegistryError } from '../errors/registry-error.js'
 import type { Registry } from '../registry/registry.js'
 import { requireDigest } from '../registry/validate.js'
-import { tooLarge } from './blob-reader.js'
+import { blobHead, openBlob, tooLarge } from './blob-reader.js'
 import { describe, type Descriptor } from './describe.js'
 import { DEFAULT_LIMITS, indexLayer, normalizePath, walkLayer, type FileEntry, type IndexLimits, type LayerIndex } from './layer-index.js'
 
@@ -199,21 +199,12 @@ export class FileService {
     return pending
   }
 
-  private async open(repository: string, digest: string): Promise<Readable> {
-    const d = requireDigest(digest)
-    const size = await this.deps.registry.blobs.stat(repository, d)
-    return this.deps.registry.blobs.open(d, size)
+  private open(repository: string, digest: string): Promise<Readable> {
+    return openBlob(this.deps.registry, repository, digest)
   }
 
-  /** The first bytes of a blob (its compression's magic number). */
-  private async head(repository: string, digest: string): Promise<Buffer> {
-    const d = requireDigest(digest)
-    const size = await this.deps.registry.blobs.stat(repository, d)
-    if (size === 0) return Buffer.alloc(0)
-    const stream = await this.deps.registry.blobs.open(d, size, 0, Math.min(4, size))
-    const chunks: Buffer[] = []
-    for await (const c of stream as AsyncIterable<Buffer>) chunks.push(c)
-    return Buffer.concat(chunks)
+  private head(repository: string, digest: string): Promise<Buffer> {
+    return blobHead(this.deps.registry, repository, digest)
   }
 
   private cached(key: string) {
@@ -264,7 +255,8 @@ export function mergedTree(layers: LayerIndex[]): Tree {
   return { entries: merged, children: childrenOf(merged) }
 }
 
-function removedBy(path: string, gone: Set<string>, hidden: Set<string>): boolean {
+/** Whether a layer's whiteouts (`gone`) or opaque directories (`hidden`) delete `path` of the layers below. */
+export function removedBy(path: string, gone: Set<string>, hidden: Set<string>): boolean {
   if (gone.has(path)) return true
   for (let i = path.lastIndexOf('/'); i > 0; i = path.lastIndexOf('/', i - 1)) {
     const parent = path.slice(0, i)
