@@ -50,6 +50,8 @@ export class AuthService {
   readonly robots: RobotService
   /** other repositories a pull of a name may be served from (proxy cache projects) */
   private pullAliases: ((name: string) => Promise<string[]>) | undefined
+  /** when this node last sent a quota warning, per project and level */
+  private readonly quotaWarned = new Map<string, number>()
 
   private constructor(
     readonly options: AuthOptions,
@@ -60,6 +62,7 @@ export class AuthService {
     readonly generation: Generation,
     /** the injected clock */
     readonly now: () => number,
+    private readonly log: Logger,
   ) {
     this.policy = new AccessPolicy(meta, generation, { enabled: options.enabled, autoCreateProjects: options.autoCreateProjects })
     const throttle = new LoginThrottle(meta.credentials, options.throttle.maxFailures, options.throttle.window, now)
@@ -81,7 +84,7 @@ export class AuthService {
   static async create(meta: MetadataRepositories, generation: Generation, options: AuthOptions, log: Logger, now: () => number): Promise<AuthService> {
     const tokens = await TokenService.create(meta.settings, options.issuer, options.service, options.external, now)
     const audit = new AuditLog(meta.audit, log, now)
-    return new AuthService(options, tokens, audit, meta, generation, now)
+    return new AuthService(options, tokens, audit, meta, generation, now, log)
   }
 
   /**
@@ -232,25 +235,61 @@ export class AuthService {
     if (await this.meta.projects.holdsBlob(project, digest, kind)) return
     const used = await this.meta.projects.usage(project, opts.upload)
     const quota = Number(row.quota_bytes)
+    const level = quotaLevelCrossed(used, size, quota)
+    if (level !== undefined) await this.quotaWarning(project, level, used, size, quota)
     if (used + size > quota) {
       throw RegistryError.denied(`quota of project ${project} exceeded: ${used} of ${quota} bytes used, this ${kind} needs ${size} more`, { project, quotaBytes: quota, usedBytes: used, blobBytes: size })
     }
   }
 
   /**
+   * A quota.warning event in the outbox: the project reached 80 % or 100 % of its quota, or a
+   * push was refused for it (100, `refused`). Refusals repeat while a client retries: one event
+   * per project and level every 10 minutes on a node.
+   */
+  private async quotaWarning(project: string, level: 80 | 100, used: number, size: number, quota: number): Promise<void> {
+    const now = this.now()
+    const key = `${project}\u0000${level}`
+    const last = this.quotaWarned.get(key)
+    if (last !== undefined && now - last < QUOTA_WARNING_EVERY_MS) return
+    this.quotaWarned.set(key, now)
+    const refused = used + size > quota
+    const detail = { level, quotaBytes: quota, usedBytes: refused ? used : used + size, refused, ...(refused ? { neededBytes: size } : {}) }
+    await this.meta.events.append([{ id: randomUUID(), type: 'quota.warning', time: now, project, detail }], now)
+  }
+
+  /**
    * Bytes an upload to the repository may still write before its project is over quota
    * (undefined: no limit). Open sessions count, so parallel uploads share what is left.
    */
-  async quotaAllowance(repository: string, digest?: string): Promise<{ project: string; bytes: number } | undefined> {
+  async quotaAllowance(repository: string, digest?: string): Promise<{ project: string; bytes: number; refused: (uploadBytes: number) => void } | undefined> {
     const project = projectOf(repository)
     const row = await this.policy.project(project)
     if (!row || row.quota_bytes === null) return undefined
     // A blob the project holds already costs nothing (a monolithic push names its digest first).
     if (digest !== undefined && (await this.meta.projects.holdsBlob(project, digest))) return undefined
-    return { project, bytes: Math.max(0, Number(row.quota_bytes) - (await this.meta.projects.usage(project))) }
+    const quota = Number(row.quota_bytes)
+    const used = await this.meta.projects.usage(project)
+    const refused = (uploadBytes: number) => {
+      this.quotaWarning(project, 100, used, uploadBytes, quota).catch((err: unknown) => this.log.warn({ err, project }, 'could not write the quota.warning event'))
+    }
+    return { project, bytes: Math.max(0, quota - used), refused }
   }
 
   async close(): Promise<void> {
     await this.audit.close()
   }
+}
+
+const QUOTA_WARNING_EVERY_MS = 10 * 60_000
+
+/**
+ * The quota level (80 or 100 %) that adding `size` bytes to `used` reaches from below, or that a
+ * refusal means (100); undefined when it crosses none.
+ */
+export function quotaLevelCrossed(used: number, size: number, quota: number): 80 | 100 | undefined {
+  const after = used + size
+  if (after >= quota) return 100
+  if (used < quota * 0.8 && after >= quota * 0.8) return 80
+  return undefined
 }

@@ -43,4 +43,6 @@ export interface RegistryContext {
 export interface Allowance {
   project: string
   bytes: number
+  /** told when an upload is refused for going past `bytes` (the project's quota warning) */
+  refused?: (uploadBytes: number) => void
 }

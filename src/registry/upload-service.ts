@@ -296,6 +296,7 @@ export class UploadService {
 
 /** A body that would take the project over its quota; the rest of it is not read. */
 function overQuota(bytes: number, limit: Allowance): RegistryError {
+  limit.refused?.(bytes)
   return new RegistryError('DENIED', `quota of project ${limit.project} exceeded: this upload brings at least ${bytes} bytes where ${limit.bytes} are left (open uploads count)`, {
     detail: { project: limit.project, uploadBytes: bytes, allowanceBytes: limit.bytes },
     headers: { connection: 'close' },
