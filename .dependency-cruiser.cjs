@@ -25,7 +25,7 @@ module.exports = {
     lower('scan', ['browse', 'registry', 'metadata', 'storage', 'oci', 'errors', 'observability', 'config', 'jobs', 'policy']),
     lower('charts', ['browse', 'registry', 'metadata', 'oci', 'errors', 'observability']),
     lower('replication', ['registry', 'auth', 'policy', 'gc', 'jobs', 'metadata', 'storage', 'oci', 'errors', 'observability', 'config']),
-    lower('events', ['registry', 'auth', 'replication', 'jobs', 'metadata', 'oci', 'errors', 'observability', 'config']),
+    lower('events', ['registry', 'auth', 'replication', 'policy', 'jobs', 'metadata', 'oci', 'errors', 'observability', 'config']),
     {
       name: 'http-never-touches-storage-or-metadata',
       severity: 'error',

@@ -107,11 +107,48 @@ export function cloudEvent(e: BerthEvent, baseUrl: string | undefined): Rendered
 }
 
 /** A chat message Slack's and Teams' incoming webhooks both accept (`text`). */
-export function chatMessage(e: BerthEvent): Rendered {
+export function chatMessage(e: BerthEvent, template?: string, baseUrl?: string): Rendered {
+  const text = template === undefined ? defaultChatText(e) : fillTemplate(template, chatFields(e, baseUrl))
+  return { contentType: 'application/json', body: JSON.stringify({ text }) }
+}
+
+function defaultChatText(e: BerthEvent): string {
   const what = e.repository ? `${e.repository}${e.tag ? `:${e.tag}` : ''}${e.digest ? ` (${e.digest.slice(0, 19)})` : ''}` : ''
   const who = e.actor ? ` by ${e.actor.name}` : ''
   const count = e.type === 'artifact.pulled' && e.count && e.count > 1 ? ` ×${e.count}` : ''
-  return { contentType: 'application/json', body: JSON.stringify({ text: `Berth: ${e.type}${count} ${what}${who}`.trim() }) }
+  return `Berth: ${e.type}${count} ${what}${who}`.trim()
+}
+
+export const MAX_CHAT_TEMPLATE = 4000
+
+/** The values a chat template's {{placeholders}} name; `detail.x` reaches into the event's details. */
+function chatFields(e: BerthEvent, baseUrl: string | undefined): Record<string, unknown> {
+  const project = e.project ?? (e.repository ? projectOf(e.repository) : undefined)
+  return {
+    type: e.type,
+    id: e.id,
+    time: new Date(e.time).toISOString(),
+    project,
+    repository: e.repository,
+    tag: e.tag,
+    digest: e.digest,
+    shortDigest: e.digest?.slice(0, 19),
+    mediaType: e.mediaType,
+    size: e.size,
+    count: e.count,
+    actor: e.actor?.name,
+    url: artifactUrl(e, baseUrl),
+    detail: e.detail,
+  }
+}
+
+/** `{{name}}` and `{{detail.level}}` replaced by the field's value; an unknown or absent one by nothing. */
+export function fillTemplate(template: string, fields: Record<string, unknown>): string {
+  return template.replace(/\{\{\s*([A-Za-z]+)(?:\.([A-Za-z]+))?\s*\}\}/g, (_m, name: string, sub: string | undefined) => {
+    let v = fields[name]
+    if (sub !== undefined) v = v && typeof v === 'object' ? (v as Record<string, unknown>)[sub] : undefined
+    return v === undefined || v === null || typeof v === 'object' ? '' : String(v)
+  })
 }
 
 /** The event as Berth's default JSON (without the request details). */

@@ -3,7 +3,8 @@ import { RegistryError } from '../errors/registry-error.js'
 import type { BerthEvent, DeliveryRow, EventRepository, EventType } from '../metadata/repositories/events.js'
 import type { SecretBox } from '../replication/secrets.js'
 import { projectOf } from '../auth/permissions.js'
-import { chatMessage, cloudEvent, harborPayload, type Rendered } from './formats.js'
+import { compilePattern, pathInProject } from '../policy/patterns.js'
+import { chatMessage, cloudEvent, harborPayload, MAX_CHAT_TEMPLATE, type Rendered } from './formats.js'
 import { post, type PostResult } from './deliver.js'
 import { isWebhookSecret, newWebhookSecret, signatureHeaders } from './signing.js'
 import type { NetworkGuard } from './ssrf.js'
@@ -28,6 +29,10 @@ interface StoredWebhook {
   restricted: boolean
   secret?: string
   authHeader?: string
+  /** only events of repositories matching this glob (the path inside the project; at system scope, the full name) */
+  repositories?: string
+  /** the chat message of the `slack` format, with {{placeholders}} (formats.ts) */
+  template?: string
 }
 
 /** What the API shows of a policy: never its secret or authorization header. */
@@ -40,6 +45,8 @@ export interface WebhookView {
   enabled: boolean
   hasSecret: boolean
   hasAuthHeader: boolean
+  repositories?: string
+  template?: string
 }
 
 export interface DeliveryView {
@@ -170,6 +177,11 @@ export class WebhookPolicies {
     if (b.authHeader !== undefined && b.authHeader !== null && (typeof b.authHeader !== 'string' || b.authHeader.length > 4096 || /[\r\n]/.test(b.authHeader))) {
       throw RegistryError.invalidField('authHeader', 'a header value (one line)')
     }
+    if (b.repositories !== undefined && b.repositories !== null) compilePattern('repositories', b.repositories)
+    if (b.template !== undefined && b.template !== null) {
+      if (b.format !== 'slack') throw RegistryError.invalidField('template', 'a template is for the slack format only')
+      if (typeof b.template !== 'string' || b.template.trim() === '' || b.template.length > MAX_CHAT_TEMPLATE) throw RegistryError.invalidField('template', `a message of 1 to ${MAX_CHAT_TEMPLATE} characters with {{placeholders}}`)
+    }
     if (!by.admin) {
       const why = await this.deps.guard.check(new URL(url).hostname)
       if (why) throw RegistryError.invalidField('url', `refused: ${why}`)
@@ -184,6 +196,8 @@ export class WebhookPolicies {
       restricted: !by.admin,
       ...(typeof b.secret === 'string' ? { secret: box.encrypt(b.secret, context(scope, name, 'secret')) } : {}),
       ...(typeof b.authHeader === 'string' && b.authHeader !== '' ? { authHeader: box.encrypt(b.authHeader, context(scope, name, 'authHeader')) } : {}),
+      ...(typeof b.repositories === 'string' ? { repositories: b.repositories } : {}),
+      ...(typeof b.template === 'string' ? { template: b.template } : {}),
     }
   }
 
@@ -192,7 +206,11 @@ export class WebhookPolicies {
     const secret = w.secret && box.decrypt(w.secret, context(scope, w.name, 'secret'))
     const auth = w.authHeader && box.decrypt(w.authHeader, context(scope, w.name, 'authHeader'))
     const types = new Set<string>(w.eventTypes)
-    const render = (e: BerthEvent): Rendered => (w.format === 'cloudevents' ? cloudEvent(e, baseUrl) : w.format === 'slack' ? chatMessage(e) : harborPayload(e, baseUrl))
+    const render = (e: BerthEvent): Rendered => (w.format === 'cloudevents' ? cloudEvent(e, baseUrl) : w.format === 'slack' ? chatMessage(e, w.template, baseUrl) : harborPayload(e, baseUrl))
+    const inScope = (e: BerthEvent) => scope === SYSTEM_SCOPE || (e.project ?? (e.repository ? projectOf(e.repository) : undefined)) === scope
+    // Events about no repository (a quota warning, a GC run) are not filtered by the pattern.
+    const repositories = w.repositories === undefined ? undefined : compilePattern('repositories', w.repositories)
+    const inRepositories = (e: BerthEvent) => !repositories || !e.repository || repositories(scope === SYSTEM_SCOPE ? e.repository : pathInProject(e.repository))
     return {
       key: sinkKey(scope, w.name),
       url: w.url,
@@ -201,7 +219,7 @@ export class WebhookPolicies {
       threshold: 3,
       backoffMs: 1000,
       ...(w.restricted ? { lookup: this.deps.guard.lookup() } : {}),
-      accepts: (e) => types.has(e.type) && (scope === SYSTEM_SCOPE || (e.project ?? (e.repository ? projectOf(e.repository) : undefined)) === scope),
+      accepts: (e) => types.has(e.type) && inScope(e) && inRepositories(e),
       render: (e, at) => {
         const r = render(e)
         return {
@@ -230,7 +248,18 @@ function parse(definition: string): StoredWebhook {
 }
 
 function view(scope: string, w: StoredWebhook): WebhookView {
-  return { scope, name: w.name, url: w.url, eventTypes: w.eventTypes, format: w.format, enabled: w.enabled, hasSecret: Boolean(w.secret), hasAuthHeader: Boolean(w.authHeader) }
+  return {
+    scope,
+    name: w.name,
+    url: w.url,
+    eventTypes: w.eventTypes,
+    format: w.format,
+    enabled: w.enabled,
+    hasSecret: Boolean(w.secret),
+    hasAuthHeader: Boolean(w.authHeader),
+    ...(w.repositories !== undefined ? { repositories: w.repositories } : {}),
+    ...(w.template !== undefined ? { template: w.template } : {}),
+  }
 }
 
 function deliveryView(d: DeliveryRow): DeliveryView {

@@ -1,5 +1,9 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import assert from 'node:assert/strict'
+import { ADMIN } from '../helpers/auth.js'
+import { asBody, sha256 } from '../helpers/oci.js'
+import type { TestServer } from '../helpers/server.js'
 
 export interface Received {
   headers: IncomingMessage['headers']
@@ -61,4 +65,24 @@ export class Receiver {
   get url(): string {
     return `http://${this.host}:${this.port}/hook`
   }
+}
+
+/** Pushes a small image with Basic credentials; returns its digest. */
+export async function pushAsAdmin(s: TestServer, repo: string, tag: string, seed: string): Promise<string> {
+  const h = { authorization: ADMIN }
+  const config = Buffer.from(JSON.stringify({ seed }))
+  const layer = Buffer.from(`layer ${seed}`)
+  for (const blob of [config, layer]) {
+    const res = await fetch(`${s.url}/v2/${repo}/blobs/uploads/?digest=${sha256(blob)}`, { method: 'POST', headers: h, body: asBody(blob) })
+    assert.equal(res.status, 201)
+  }
+  const manifest = Buffer.from(JSON.stringify({
+    schemaVersion: 2,
+    mediaType: 'application/vnd.oci.image.manifest.v1+json',
+    config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha256(config), size: config.length },
+    layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: sha256(layer), size: layer.length }],
+  }))
+  const res = await fetch(`${s.url}/v2/${repo}/manifests/${tag}`, { method: 'PUT', headers: { ...h, 'content-type': 'application/vnd.oci.image.manifest.v1+json' }, body: asBody(manifest) })
+  assert.equal(res.status, 201)
+  return sha256(manifest)
 }

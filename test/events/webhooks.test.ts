@@ -2,10 +2,8 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createHmac } from 'node:crypto'
 import { ADMIN, addUser, api, apiOk, startAuthServer } from '../helpers/auth.js'
-import { asBody, sha256 } from '../helpers/oci.js'
 import { eventually } from '../helpers/eventually.js'
-import type { TestServer } from '../helpers/server.js'
-import { Receiver, type Received } from './receiver.js'
+import { pushAsAdmin as push, Receiver, type Received } from './receiver.js'
 
 /** Standard Webhooks verification, written from the specification (standardwebhooks.com). */
 function verify(secret: string, r: Received): void {
@@ -20,26 +18,6 @@ function verify(secret: string, r: Received): void {
   const expected = createHmac('sha256', key).update(`${String(id)}.${String(ts)}.${r.body}`).digest('base64')
   const offered = String(sig).split(' ').map((s) => s.split(','))
   assert.ok(offered.some(([v, mac]) => v === 'v1' && mac === expected), `signature ${String(sig)} verifies`)
-}
-
-/** Pushes a small image with Basic credentials; returns its digest. */
-async function push(s: TestServer, repo: string, tag: string, seed: string): Promise<string> {
-  const h = { authorization: ADMIN }
-  const config = Buffer.from(JSON.stringify({ seed }))
-  const layer = Buffer.from(`layer ${seed}`)
-  for (const blob of [config, layer]) {
-    const res = await fetch(`${s.url}/v2/${repo}/blobs/uploads/?digest=${sha256(blob)}`, { method: 'POST', headers: h, body: asBody(blob) })
-    assert.equal(res.status, 201)
-  }
-  const manifest = Buffer.from(JSON.stringify({
-    schemaVersion: 2,
-    mediaType: 'application/vnd.oci.image.manifest.v1+json',
-    config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha256(config), size: config.length },
-    layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: sha256(layer), size: layer.length }],
-  }))
-  const res = await fetch(`${s.url}/v2/${repo}/manifests/${tag}`, { method: 'PUT', headers: { ...h, 'content-type': 'application/vnd.oci.image.manifest.v1+json' }, body: asBody(manifest) })
-  assert.equal(res.status, 201)
-  return sha256(manifest)
 }
 
 const SECRET = `whsec_${Buffer.from('0123456789abcdef0123456789abcdef').toString('base64')}`

@@ -124,6 +124,8 @@ export const OPENAPI = {
           secret: { type: 'string', writeOnly: true, description: 'Standard Webhooks secret whsec_<base64>; generated when omitted and answered once by the POST; stored encrypted, never answered again' },
           authHeader: { type: 'string', writeOnly: true, description: 'sent as Authorization; stored encrypted, never answered' },
           enabled: { type: 'boolean', default: true },
+          repositories: { type: 'string', description: 'only events of repositories matching this glob (the path inside the project; system webhooks: the full name); events about no repository are not filtered' },
+          template: { type: 'string', maxLength: 4000, description: 'slack format only: the message, with {{type}}, {{project}}, {{repository}}, {{tag}}, {{digest}}, {{shortDigest}}, {{actor}}, {{count}}, {{size}}, {{url}}, {{time}}, {{detail.<field>}}' },
           scope: { type: 'string', readOnly: true, description: 'system or the project' },
           hasSecret: { type: 'boolean', readOnly: true },
           hasAuthHeader: { type: 'boolean', readOnly: true },
