@@ -1,8 +1,9 @@
+import assert from 'node:assert/strict'
 import { existsSync } from 'node:fs'
 import { mkdir, readFile } from 'node:fs/promises'
 import { createRequire } from 'node:module'
 import { join } from 'node:path'
-import { chromium, type Browser, type Page } from 'playwright-core'
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core'
 
 /** Debian's chromium (.ci/install-clients.sh installs it); playwright-core downloads no browser. */
 export const CHROMIUM = '/usr/bin/chromium'
@@ -46,4 +47,28 @@ export async function axeViolations(page: Page): Promise<AxeViolation[]> {
     return result.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.slice(0, 5).map((n) => ({ target: n.target })) }))
   })
   return violations.filter((v) => v.impact === 'serious' || v.impact === 'critical')
+}
+
+/** Asserts that axe-core finds no serious or critical violation on the page as it is now. */
+export async function noSeriousViolations(page: Page, where: string): Promise<void> {
+  const found = await axeViolations(page)
+  assert.deepEqual(found, [], `axe-core on ${where}: ${JSON.stringify(found, null, 1)}`)
+}
+
+/** Fills the sign-in page and submits it. */
+export async function signIn(page: Page, username: string, password: string): Promise<void> {
+  await page.getByLabel('Username').fill(username)
+  await page.getByLabel('Password').fill(password)
+  await page.getByRole('button', { name: 'Sign in' }).click()
+}
+
+/** A new browser context and page (desktop size, 20 s for each step), signed in as `username` at `url`. */
+export async function signedInPage(browser: Browser, url: string, username: string, password: string): Promise<{ context: BrowserContext; page: Page }> {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } })
+  context.setDefaultTimeout(20_000)
+  const page = await context.newPage()
+  page.on('dialog', (d) => void d.accept())
+  await page.goto(url)
+  await signIn(page, username, password)
+  return { context, page }
 }

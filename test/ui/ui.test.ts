@@ -6,7 +6,7 @@ import { after, before, describe, test } from 'node:test'
 import type { Browser, BrowserContext, Page } from 'playwright-core'
 import { ADMIN, ADMIN_PASSWORD, addUser, apiOk, basic } from '../helpers/auth.js'
 import { startAuthServer } from '../helpers/auth.js'
-import { axeViolations, browserSkip, launchBrowser, screenshot } from '../helpers/browser.js'
+import { axeViolations, browserSkip, launchBrowser, noSeriousViolations, screenshot, signIn } from '../helpers/browser.js'
 import { multiArchLayout, OciLayout } from '../helpers/e2e-layout.js'
 import { pushFromLayout } from '../helpers/e2e-registry.js'
 import type { TestServer } from '../helpers/server.js'
@@ -18,17 +18,6 @@ import { ensureUiBuilt } from '../helpers/ui.js'
 
 const skip = browserSkip()
 const TIMEOUT = 20_000
-
-async function signIn(page: Page, username: string, password: string): Promise<void> {
-  await page.getByLabel('Username').fill(username)
-  await page.getByLabel('Password').fill(password)
-  await page.getByRole('button', { name: 'Sign in' }).click()
-}
-
-async function noSeriousViolations(page: Page, where: string): Promise<void> {
-  const found = await axeViolations(page)
-  assert.deepEqual(found, [], `axe-core on ${where}: ${JSON.stringify(found, null, 1)}`)
-}
 
 describe('web UI in chromium', { skip }, () => {
   let s: TestServer

@@ -1,16 +1,18 @@
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query'
-import { useState } from 'react'
+import { lazy, useState } from 'react'
 import { Link, NavLink, Route, Routes } from 'react-router'
 import { Robots } from './project'
 import { api, get, seg } from '../api'
 import { AuditTable, Pager } from '../audit-table'
-import { Dialog, Empty, ErrorMessage, Loading } from '../components'
+import { Dialog, Empty, ErrorMessage, Lazy, Loading } from '../components'
 import { CheckField, Form, SelectField, TextField, useValues } from '../form'
 import { ago, bytes } from '../format'
 import { runtime } from '../runtime'
 import { useIsAdmin } from '../session'
 import { Registries } from './registries'
 import { Replication } from './replication'
+
+const Webhooks = lazy(() => import('./webhooks'))
 
 interface UserView {
   username: string
@@ -64,6 +66,7 @@ export default function Admin() {
         <NavLink to="/admin/jobs">Jobs</NavLink>
         <NavLink to="/admin/registries">Registries</NavLink>
         <NavLink to="/admin/replication">Replication</NavLink>
+        <NavLink to="/admin/webhooks">Webhooks</NavLink>
         <NavLink to="/admin/storage">Storage</NavLink>
         {runtime.authEnabled && <NavLink to="/admin/audit">Audit log</NavLink>}
       </nav>
@@ -74,6 +77,7 @@ export default function Admin() {
         <Route path="jobs" element={<Jobs />} />
         <Route path="registries" element={<Registries />} />
         <Route path="replication" element={<Replication />} />
+        <Route path="webhooks" element={<Lazy page={<Webhooks />} />} />
         <Route path="storage" element={<Storage />} />
         <Route path="audit" element={<AuditTable />} />
       </Routes>

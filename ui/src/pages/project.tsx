@@ -1,9 +1,9 @@
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query'
-import { useState } from 'react'
+import { lazy, useState } from 'react'
 import { Link, NavLink, Route, Routes, useNavigate, useParams } from 'react-router'
 import { api, get, seg, type Page } from '../api'
 import { AuditTable, Pager } from '../audit-table'
-import { CopyButton, Dialog, Empty, ErrorMessage, Loading, Snippet } from '../components'
+import { CopyButton, Dialog, Empty, ErrorMessage, Lazy, Loading, Snippet } from '../components'
 import { CheckField, Form, SelectField, TextField, useValues } from '../form'
 import { ago, bytes } from '../format'
 import { can, useIsAdmin } from '../session'
@@ -12,6 +12,8 @@ import type { Member, Project, RepositorySummary, Robot } from '../types'
 import { NAME_PATTERN, ProjectAccessFields, QuotaBar } from './projects'
 import { Policies } from './project-policies'
 import { ProxySettings } from './project-proxy'
+
+const Webhooks = lazy(() => import('./webhooks'))
 
 const ROLES = ['projectAdmin', 'maintainer', 'developer', 'guest', 'limitedGuest']
 
@@ -42,6 +44,7 @@ export default function ProjectPage() {
         {can(p, 'readMembers') && <NavLink to={`${home}/members`}>Members</NavLink>}
         {can(p, 'manageMembers') && <NavLink to={`${home}/robots`}>Robot accounts</NavLink>}
         {can(p, 'managePolicies') && <NavLink to={`${home}/policies`}>Retention and immutability</NavLink>}
+        {can(p, 'manageMembers') && <NavLink to={`${home}/webhooks`}>Webhooks</NavLink>}
         {can(p, 'readLogs') && <NavLink to={`${home}/audit`}>Audit log</NavLink>}
         {can(p, 'manageMembers') && <NavLink to={`${home}/settings`}>Settings</NavLink>}
       </nav>
@@ -50,6 +53,7 @@ export default function ProjectPage() {
         <Route path="members" element={<Members project={p} />} />
         <Route path="robots" element={<Robots project={p.name} />} />
         <Route path="policies" element={<Policies project={p} />} />
+        <Route path="webhooks" element={<Lazy page={<Webhooks project={p.name} />} />} />
         <Route path="audit" element={<AuditTable project={p.name} />} />
         <Route path="settings" element={<Settings project={p} />} />
       </Routes>
