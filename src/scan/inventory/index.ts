@@ -9,10 +9,13 @@ import { apkReader } from './apk.js'
 import { dpkgReader } from './dpkg.js'
 import { finish, type Found } from './finish.js'
 import { goBinaryReader } from './go-binary.js'
+import { javaReader } from './java.js'
+import { cargoReader, composerReader, gemReader } from './lockfiles.js'
 import type { FileReader, FileSink, ParseResult } from './model.js'
 import { npmReader } from './npm.js'
 import { osReleaseReader } from './os-release.js'
 import { pythonReader } from './python.js'
+import { rpmLegacyReader } from './rpm.js'
 
 // The package inventory of an image: its layers are streamed in order through the layer
 // browser's tar reader (gzip, zstd or plain; bounded in entries, bytes, depth and time), and
@@ -22,7 +25,7 @@ import { pythonReader } from './python.js'
 // earlier one, so each package is reported from the last layer that wrote its record.
 
 /** In the order they are asked: the first that wants a file reads it (executables last). */
-export const READERS: FileReader[] = [osReleaseReader, dpkgReader, apkReader, npmReader, pythonReader, goBinaryReader]
+export const READERS: FileReader[] = [osReleaseReader, dpkgReader, apkReader, rpmLegacyReader, npmReader, pythonReader, javaReader, cargoReader, composerReader, gemReader, goBinaryReader]
 
 const LAYER_TYPE = /(^application\/vnd\.(oci\.image\.layer\.v1\.tar|docker\.image\.rootfs\.(foreign\.)?diff\.tar))(\+gzip|\+zstd|\.gzip)?$/
 
