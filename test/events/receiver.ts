@@ -17,6 +17,8 @@ export interface Received {
 export class Receiver {
   readonly received: Received[] = []
   mode: 'ok' | 'hang' | 'fail' | 'huge' = 'ok'
+  /** in mode ok: how long the answer waits after the request was recorded (a slow receiver) */
+  delayMs = 0
   private server: Server | undefined
   private port = 0
   private readonly open = new Set<ServerResponse>()
@@ -43,7 +45,12 @@ export class Receiver {
           return
         }
         this.received.push({ headers: req.headers, body: Buffer.concat(chunks).toString('utf8') })
-        res.writeHead(200).end()
+        if (this.delayMs === 0) return res.writeHead(200).end()
+        this.open.add(res)
+        setTimeout(() => {
+          this.open.delete(res)
+          if (!res.destroyed) res.writeHead(200).end()
+        }, this.delayMs)
       })
     })
     await new Promise<void>((resolve) => server.listen(this.port, this.host, resolve))
