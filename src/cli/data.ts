@@ -1,7 +1,12 @@
 import { existsSync } from 'node:fs'
-import { databaseUrl } from '../app.js'
+import pino, { type Logger } from 'pino'
+import { createStorage, databaseUrl } from '../app.js'
+import { loadConfig } from '../config/load.js'
 import type { Config } from '../config/schema.js'
 import { openMetadata, type MetadataDb } from '../metadata/db.js'
+import { createMetadataRepositories, type MetadataRepositories } from '../metadata/repositories/index.js'
+import { createRegistry, type Registry } from '../registry/registry.js'
+import type { StorageDriver } from '../storage/driver.js'
 
 /**
  * Only `berth serve` creates a Berth database. The one-shot commands (gc, scrub, user, project,
@@ -23,4 +28,43 @@ export async function openDeploymentMetadata(config: Config): Promise<MetadataDb
 /** Fails with one line when `path` holds no SQLite database; `where` names it as the user gave it. */
 export function requireSqliteDatabase(path: string, where: string): void {
   if (path !== ':memory:' && !existsSync(path)) throw new Error(`no Berth data in ${where}: pass --data-dir or --config`)
+}
+
+export interface Deployment {
+  config: Config
+  storage: StorageDriver
+  meta: MetadataRepositories
+  registry: Registry
+  log: Logger
+}
+
+/** Opens the deployment's config, storage and metadata, and its registry services, without HTTP. */
+export async function withDeployment<T>(flags: { config?: string; dataDir?: string }, work: (d: Deployment) => Promise<T>): Promise<T> {
+  const { config } = await loadConfig({ file: flags.config, env: process.env, flags: { dataDir: flags.dataDir } })
+  requireBerthData(config)
+  const log = pino({ level: config.log.level === 'info' ? 'warn' : config.log.level }, pino.destination(2))
+  const storage = await createStorage(config)
+  await storage.check()
+  const metadata = await openMetadata(databaseUrl(config))
+  try {
+    const meta = createMetadataRepositories(metadata.db, metadata.changes)
+    const registry = createRegistry({ storage, meta, log, now: Date.now })
+    return await work({ config, storage, meta, registry, log })
+  } finally {
+    await metadata.close()
+    await storage.close?.()
+  }
+}
+
+/** Decimal units, one decimal: 1.1 MB. */
+export function formatBytes(n: number): string {
+  const units = ['kB', 'MB', 'GB', 'TB']
+  let value = n
+  let unit = 'bytes'
+  for (const u of units) {
+    if (value < 1000) break
+    value /= 1000
+    unit = u
+  }
+  return unit === 'bytes' ? `${n} bytes` : `${value.toFixed(1)} ${unit}`
 }

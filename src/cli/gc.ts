@@ -1,15 +1,10 @@
 import cliProgress from 'cli-progress'
-import pino from 'pino'
-import { createStorage, databaseUrl, gcServices } from '../app.js'
+import { gcServices } from '../app.js'
 import { formatDuration } from '../config/duration.js'
-import { loadConfig } from '../config/load.js'
 import type { Config } from '../config/schema.js'
 import type { GcProgress } from '../gc/gc-service.js'
 import type { ScrubProgress } from '../gc/scrub-service.js'
-import { openMetadata } from '../metadata/db.js'
-import { createMetadataRepositories } from '../metadata/repositories/index.js'
-import { createRegistry } from '../registry/registry.js'
-import { requireBerthData } from './data.js'
+import { formatBytes, withDeployment } from './data.js'
 
 export interface GcFlags {
   config?: string
@@ -24,21 +19,10 @@ export interface GcFlags {
  * read caches notice this process's commits through PRAGMA data_version.
  */
 export async function withGc<T>(flags: GcFlags, work: (s: ReturnType<typeof gcServices>, config: Config) => Promise<T>): Promise<T> {
-  const { config } = await loadConfig({ file: flags.config, env: process.env, flags: { dataDir: flags.dataDir } })
-  requireBerthData(config)
-  const log = pino({ level: config.log.level === 'info' ? 'warn' : config.log.level }, pino.destination(2))
-  const storage = await createStorage(config)
-  await storage.check()
-  const metadata = await openMetadata(databaseUrl(config))
-  try {
-    const meta = createMetadataRepositories(metadata.db, metadata.changes)
-    const registry = createRegistry({ storage, meta, log, now: Date.now })
+  return withDeployment(flags, ({ config, meta, storage, registry, log }) => {
     const services = gcServices({ ...config, gc: { ...config.gc, schedule: undefined }, scrub: { schedule: undefined } }, { meta, storage, uploads: registry.uploads, log, now: Date.now })
-    return await work(services, config)
-  } finally {
-    await metadata.close()
-    await storage.close?.()
-  }
+    return work(services, config)
+  })
 }
 
 /** A progress bar on stderr's terminal when stdout is one and JSON was not asked for. */
@@ -82,17 +66,4 @@ export async function gcCommand(flags: GcFlags): Promise<void> {
   for (const digest of record.deleted ?? []) console.log(`  ${digest}`)
   const kept = record.keptByGracePeriod
   if (kept && kept.blobs > 0) console.log(`${kept.blobs} blob${kept.blobs === 1 ? '' : 's'} (${formatBytes(kept.bytes)}) younger than gc.gracePeriod ${gracePeriod} kept`)
-}
-
-/** Decimal units, one decimal: 1.1 MB. */
-export function formatBytes(n: number): string {
-  const units = ['kB', 'MB', 'GB', 'TB']
-  let value = n
-  let unit = 'bytes'
-  for (const u of units) {
-    if (value < 1000) break
-    value /= 1000
-    unit = u
-  }
-  return unit === 'bytes' ? `${n} bytes` : `${value.toFixed(1)} ${unit}`
 }

@@ -57,6 +57,35 @@ program
   .option('--json', 'print the result as JSON')
   .action(lazy(async () => (await import('./scrub.js')).scrubCommand))
 
+program
+  .command('export')
+  .description('write images (with their index children and, with --referrers, signatures and SBOMs) as an OCI image layout')
+  .argument('<refs...>', 'REPO, REPO:TAG or REPO@DIGEST (REPO alone: every tag)')
+  .requiredOption('--to <dir|file.tar>', 'the layout directory (resumable) or tar file to write')
+  .option('-c, --config <file>', 'YAML config file of the Berth to read')
+  .option('--data-dir <dir>', 'data directory of the Berth to read (config key dataDir)')
+  .option('--url <url>', 'or: read from this registry (http(s)://host[:port])')
+  .option('--user <user>', 'user name for --url')
+  .option('--password <password>', 'password or token for --url')
+  .option('--platform <os/arch>', 'keep only these platforms of a multi-platform index (repeatable)', (v: string, all: string[] = []) => [...all, v])
+  .option('--referrers', 'also export the referrers (signatures, SBOMs, attestations)')
+  .option('--since <file>', 'index.json (or layout dir or tar) of what the other side has: leave its blobs out')
+  .option('--json', 'print the result as JSON')
+  .action(lazy(async () => (await import('./export.js')).exportCommand))
+
+program
+  .command('import')
+  .description('load an OCI image layout (directory or tar) into Berth, every digest verified first')
+  .argument('<layout>', 'layout directory or tar file')
+  .requiredOption('--into <project[/repo]>', 'PROJECT (images keep their repository names) or PROJECT/REPO')
+  .option('-c, --config <file>', 'YAML config file of the Berth to load into')
+  .option('--data-dir <dir>', 'data directory of the Berth to load into (config key dataDir)')
+  .option('--url <url>', 'or: push to this registry (http(s)://host[:port])')
+  .option('--user <user>', 'user name for --url')
+  .option('--password <password>', 'password or token for --url')
+  .option('--json', 'print the result as JSON')
+  .action(lazy(async () => (await import('./import.js')).importCommand))
+
 registerUserCommands(program)
 registerProjectCommands(program)
 
