@@ -7,6 +7,7 @@ import { Scheduler } from './jobs/scheduler.js'
 import { JobQueue } from './jobs/queue.js'
 import { openMetadata, type MetadataDb } from './metadata/db.js'
 import { createMetadataRepositories, type MetadataRepositories } from './metadata/repositories/index.js'
+import { projectOf } from './auth/permissions.js'
 import { ACCESS_KINDS } from './metadata/changes.js'
 import { createLogger } from './observability/logger.js'
 import { Metrics } from './observability/metrics.js'
@@ -153,13 +154,24 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
     const storage = await openStorage(config, deps, opened)
     const { metadata, meta } = await openMetadataModule(config, log, opened)
     const core: Core = { config, log, now: deps.now ?? Date.now, storage, metadata, meta }
-    const metrics = config.metrics.enabled ? new Metrics({ blobs: () => meta.blobs.stats(), uploads: () => meta.uploads.count(), freeBytes: async () => storage.freeBytes?.(), eventBacklog: () => meta.events.backlog() }) : undefined
+    const metrics = config.metrics.enabled
+      ? new Metrics({
+          blobs: () => meta.blobs.stats(),
+          uploads: () => meta.uploads.count(),
+          freeBytes: async () => storage.freeBytes?.(),
+          eventBacklog: () => meta.events.backlog(),
+          projectBytes: () => projectBytes(meta),
+          jobs: () => meta.jobs.countByStatus(),
+        })
+      : undefined
+    if (metrics) storage.onRequest?.((operation, result, seconds) => metrics.storageLatency.observe({ operation, result }, seconds))
     const login = await openAuth(core, deps, opened)
+    if (metrics) login.auth.onLoginFailure(() => metrics.authFailures.inc())
     const { jobs, scheduler } = openJobs(core, login.auth, opened)
     const runtime = createRuntimeTuning({ enabled: config.runtime.tuning, busyPollMicros: config.http.busyPollMicros })
     opened.add(() => runtime.close())
     const oci = await openRegistry(core, { auth: login.auth, metrics, runtime, scheduler }, opened)
-    const policies = await openGcAndPolicies(core, deps, { uploads: oci.registry.uploads, immutability: oci.immutability, jobs }, opened)
+    const policies = await openGcAndPolicies(core, deps, { uploads: oci.registry.uploads, immutability: oci.immutability, jobs, metrics }, opened)
     oci.afterDelete(() => policies.trigger.request('delete'))
     const replication = await openReplication(core, { registry: oci.registry, jobs, onManifestChanges: oci.onManifestChanges }, opened)
     const proxy = openProxy(core, { registry: oci.registry, jobs, scheduler, auth: login.auth, metrics, endpoints: replication.endpoints })
@@ -299,10 +311,12 @@ async function openRegistry(
       immutableBlob: (repository, repositoryId, digest) => immutability.checkBlob(repository, repositoryId, digest),
       outbox: true,
       onPull: (repository, digest, manifest) => {
+        metrics?.pulls.inc({ project: projectOf(repository) })
         pulls.record(repository, digest)
         eventHooks?.pulled(repository, digest, manifest)
       },
       afterPush: (repository, _digest, tags, subject) => {
+        metrics?.pushes.inc({ project: projectOf(repository) })
         eventHooks?.written()
         replicationHooks.pushed(repository, tags, subject)
       },
@@ -364,11 +378,15 @@ interface ManifestHooks {
 async function openGcAndPolicies(
   { config, log, now, storage, meta }: Core,
   deps: AppDeps,
-  { uploads, immutability, jobs }: { uploads: Registry['uploads']; immutability: ImmutabilityService; jobs: JobQueue },
+  { uploads, immutability, jobs, metrics }: { uploads: Registry['uploads']; immutability: ImmutabilityService; jobs: JobQueue; metrics: Metrics | undefined },
   opened: Opened,
 ) {
+  const onRunEnded = metrics && ((result: string, bytesFreed: number) => {
+    metrics.gcRuns.inc({ result })
+    metrics.gcFreedBytes.inc(bytesFreed)
+  })
   // The GC schedule is kept by PolicySchedules (the API's setting wins over gc.schedule).
-  const { gc, scrub, stopSchedules } = gcServices(config, { meta, storage, uploads, log, now }, { scheduleGc: false, queue: jobs })
+  const { gc, scrub, stopSchedules } = gcServices(config, { meta, storage, uploads, log, now, onRunEnded }, { scheduleGc: false, queue: jobs })
   const trigger = new GcTrigger(gc, log, { debounceMs: deps.gcAfterDeleteDelayMs ?? 2_000 })
   log.info({ reason: config.gc.afterDelete ? undefined : 'gc.afterDelete is false' }, config.gc.afterDelete ? 'GC after deletes enabled' : 'GC after deletes disabled')
   let onPolicyChange = () => {}
@@ -593,4 +611,11 @@ function authOptions(config: Config, adminPassword: string | undefined) {
     external: ext.issuer && (ext.jwks || ext.rootCertBundle) ? { issuer: ext.issuer, service: ext.service ?? a.service, jwks: ext.jwks, rootCertBundle: ext.rootCertBundle } : undefined,
     adminPassword,
   }
+}
+
+/** Bytes each project holds against its quota (the first 500 projects: one query each). */
+async function projectBytes(meta: MetadataRepositories): Promise<{ project: string; bytes: number }[]> {
+  const out: { project: string; bytes: number }[] = []
+  for (const p of (await meta.projects.list()).slice(0, 500)) out.push({ project: p.name, bytes: await meta.projects.usage(p.name) })
+  return out
 }

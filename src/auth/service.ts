@@ -50,6 +50,7 @@ export class AuthService {
   readonly robots: RobotService
   /** other repositories a pull of a name may be served from (proxy cache projects) */
   private pullAliases: ((name: string) => Promise<string[]>) | undefined
+  private readonly throttle: LoginThrottle
   /** when this node last sent a quota warning, per project and level */
   private readonly quotaWarned = new Map<string, number>()
 
@@ -65,8 +66,8 @@ export class AuthService {
     private readonly log: Logger,
   ) {
     this.policy = new AccessPolicy(meta, generation, { enabled: options.enabled, autoCreateProjects: options.autoCreateProjects })
-    const throttle = new LoginThrottle(meta.credentials, options.throttle.maxFailures, options.throttle.window, now)
-    this.authenticator = new Authenticator(meta, generation, tokens, throttle, audit, now, options.directory, options.directoryCacheMs ?? 0)
+    this.throttle = new LoginThrottle(meta.credentials, options.throttle.maxFailures, options.throttle.window, now)
+    this.authenticator = new Authenticator(meta, generation, tokens, this.throttle, audit, now, options.directory, options.directoryCacheMs ?? 0)
     this.users = new UserService(meta, now)
     this.projects = new ProjectService(meta, now)
     this.robots = new RobotService(meta, now)
@@ -240,6 +241,11 @@ export class AuthService {
     if (used + size > quota) {
       throw RegistryError.denied(`quota of project ${project} exceeded: ${used} of ${quota} bytes used, this ${kind} needs ${size} more`, { project, quotaBytes: quota, usedBytes: used, blobBytes: size })
     }
+  }
+
+  /** `count` is told of every failed sign-in (metrics). */
+  onLoginFailure(count: () => void): void {
+    this.throttle.onFail = count
   }
 
   /**

@@ -36,7 +36,11 @@ export class LoginThrottle {
     return { waitMs, pairFailed: rows.some((r) => isPair(r, username)) }
   }
 
+  /** told of every failed sign-in (metrics) */
+  onFail: (() => void) | undefined
+
   async fail(username: string, address: string): Promise<void> {
+    this.onFail?.()
     const now = this.now()
     const since = now - this.window
     await this.count(username, address, this.free, now, since)

@@ -44,6 +44,8 @@ export interface GcDeps {
   uploads: UploadService
   log: Logger
   now?: () => number
+  /** told when a run ends: its result and the bytes it freed (metrics) */
+  onRunEnded?: (result: 'succeeded' | 'failed' | 'dry-run', bytesFreed: number) => void
 }
 
 export interface GcProgress {
@@ -271,12 +273,14 @@ export class GcService {
       })
       this.keptByGrace.set(id, kept)
       log.info({ dryRun: dry, ...stats, keptByGracePeriod: kept }, 'garbage collection finished')
+      this.deps.onRunEnded?.(dry ? 'dry-run' : 'succeeded', dry ? 0 : stats.bytesFreed)
       await this.runEvent(log, { runId: id, status: 'succeeded', trigger: opts.trigger, dryRun: dry, ...stats })
     } catch (err) {
       log.error({ err }, 'garbage collection failed')
       await this.repo
         .updateRun(id, { status: 'failed', ended_at: this.now(), error: (err as Error).message, ...snake(stats) })
         .catch((e: unknown) => log.error({ err: e }, 'could not record the failed GC run'))
+      this.deps.onRunEnded?.('failed', dry ? 0 : stats.bytesFreed)
       await this.runEvent(log, { runId: id, status: 'failed', trigger: opts.trigger, dryRun: dry, error: (err as Error).message, ...stats })
       throw err
     } finally {

@@ -7,6 +7,10 @@ export interface StoreStats {
   freeBytes(): Promise<number | undefined>
   /** event deliveries waiting per sink, with the time the oldest was queued (ms) */
   eventBacklog?(): Promise<{ sink: string; pending: number; oldest: number }[]>
+  /** bytes each project holds against its quota */
+  projectBytes?(): Promise<{ project: string; bytes: number }[]>
+  /** background jobs by state (pending, running, …) */
+  jobs?(): Promise<{ status: string; count: number }[]>
 }
 
 /** Prometheus metrics of one Berth process (an instance registry, never the global one). */
@@ -26,6 +30,16 @@ export class Metrics {
   readonly eventDeliveries: Counter<'sink' | 'result'>
   /** seconds from an event to its delivery, by sink */
   readonly eventDeliveryLag: Histogram<'sink'>
+  /** manifests pushed and pulled (GET), by project */
+  readonly pushes: Counter<'project'>
+  readonly pulls: Counter<'project'>
+  /** failed sign-ins (wrong password, unknown user, bad token) */
+  readonly authFailures: Counter
+  /** garbage collection runs by result, and what they freed */
+  readonly gcRuns: Counter<'result'>
+  readonly gcFreedBytes: Counter
+  /** object store requests by operation, with their latency */
+  readonly storageLatency: Histogram<'operation' | 'result'>
 
   constructor(stats: StoreStats) {
     const registers = [this.registry]
@@ -57,6 +71,47 @@ export class Metrics {
       buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600],
       registers,
     })
+    this.pushes = new Counter({ name: 'berth_manifest_pushes_total', help: 'Manifests pushed, by project', labelNames: ['project'], registers })
+    this.pulls = new Counter({ name: 'berth_manifest_pulls_total', help: 'Manifests pulled (GET, not HEAD), by project', labelNames: ['project'], registers })
+    this.authFailures = new Counter({ name: 'berth_auth_failures_total', help: 'Failed sign-ins: wrong or unknown credentials', registers })
+    this.gcRuns = new Counter({ name: 'berth_gc_runs_total', help: 'Garbage collection runs that ended, by result (succeeded, failed, dry-run)', labelNames: ['result'], registers })
+    this.gcFreedBytes = new Counter({ name: 'berth_gc_freed_bytes_total', help: 'Bytes of blobs garbage collection deleted', registers })
+    this.storageLatency = new Histogram({
+      name: 'berth_storage_request_duration_seconds',
+      help: 'Object store (S3) requests by operation and result, and their latency',
+      labelNames: ['operation', 'result'],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers,
+    })
+    const projectBytes = stats.projectBytes
+    if (projectBytes) {
+      // one query per project: read at most once a minute, whatever the scrape interval
+      let last: { at: number; rows: Promise<{ project: string; bytes: number }[]> } | undefined
+      new Gauge({
+        name: 'berth_project_stored_bytes',
+        help: 'Bytes each project holds against its quota (distinct blobs and manifests, open uploads), read at most once a minute',
+        labelNames: ['project'],
+        registers,
+        async collect() {
+          if (!last || Date.now() - last.at > 60_000) last = { at: Date.now(), rows: projectBytes() }
+          this.reset()
+          for (const r of await last.rows) this.set({ project: r.project }, r.bytes)
+        },
+      })
+    }
+    const jobs = stats.jobs
+    if (jobs) {
+      new Gauge({
+        name: 'berth_jobs',
+        help: 'Background jobs by state (queued: the queue depth, running, and those that ended)',
+        labelNames: ['status'],
+        registers,
+        async collect() {
+          this.reset()
+          for (const r of await jobs()) this.set({ status: r.status }, r.count)
+        },
+      })
+    }
     const backlog = stats.eventBacklog
     if (backlog) {
       // one query per scrape for both gauges

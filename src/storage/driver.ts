@@ -78,6 +78,11 @@ export interface StorageDriver {
   abortIncomplete?(prefix: string, olderThan: Date): Promise<number>
   /** Bytes free for writing where the store keeps its files; absent where unknown (object stores). */
   freeBytes?(): Promise<number>
+  /**
+   * `observe` is told of each request to an object store: its operation (the SDK command, e.g.
+   * GetObject), result (ok, error) and seconds; absent for the filesystem.
+   */
+  onRequest?(observe: (operation: string, result: 'ok' | 'error', seconds: number) => void): void
   /** Closes connections and handles. */
   close?(): Promise<void>
 }

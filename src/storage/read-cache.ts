@@ -184,6 +184,10 @@ export class CachingDriver implements StorageDriver {
     return (await this.inner.abortIncomplete?.(prefix, olderThan)) ?? 0
   }
 
+  onRequest(observe: Parameters<NonNullable<StorageDriver['onRequest']>>[0]): void {
+    this.inner.onRequest?.(observe)
+  }
+
   async close(): Promise<void> {
     await this.inner.close?.()
   }

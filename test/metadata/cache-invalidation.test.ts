@@ -62,7 +62,7 @@ const READS = new Set([
   'pulls.pulls', 'settings.gcSchedule',
   'uploads.find', 'uploads.idleSince', 'uploads.withData', 'uploads.exists', 'uploads.count',
   'credentials.findToken', 'credentials.failures',
-  'audit.query', 'jobs.find', 'jobs.list', 'settings.get',
+  'audit.query', 'jobs.find', 'jobs.list', 'jobs.countByStatus', 'settings.get',
   ...['repositories', 'repository', 'countTags', 'tags', 'tagNames', 'tagsNamed', 'tagsOf', 'manifests', 'taggedArtifacts', 'manifestDigests', 'search', 'storageTotals', 'exclusiveBytes', 'sharedDigests', 'manifestsWithBlob', 'blobSizes'].map((m) => `catalog.${m}`),
   'registryEndpoints.find', 'registryEndpoints.list',
   ...['policies', 'policy', 'execution', 'executions', 'tasks', 'counts', 'remoteBlobRepository'].map((m) => `replication.${m}`),

@@ -118,6 +118,13 @@ describe('S3 storage: chunked uploads across two nodes', () => {
     assert.ok(keys.length >= 4)
     assert.ok(keys.every((k) => k.startsWith('blobs/')), keys.join(', '))
   })
+
+  it('times its requests to the store in /metrics, by operation', async () => {
+    const text = await (await fetch(`${a.url}/metrics`)).text()
+    const count = (operation: string) => Number(/^\S+ (\S+)$/.exec(text.split('\n').find((l) => l.startsWith(`berth_storage_request_duration_seconds_count{operation="${operation}",result="ok"}`)) ?? '')?.[1] ?? 0)
+    assert.ok(count('UploadPart') + count('PutObject') > 0, 'writes timed')
+    assert.ok(count('CompleteMultipartUpload') + count('CopyObject') + count('PutObject') > 0, 'blob commits timed')
+  })
 })
 
 describe('S3 storage: redirects and the read cache', () => {

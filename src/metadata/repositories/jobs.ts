@@ -102,6 +102,12 @@ export function createJobRepository(db: Db) {
       return db.selectFrom('jobs').selectAll().where('id', '=', id).executeTakeFirst()
     },
 
+    /** How many jobs are in each state. */
+    async countByStatus(): Promise<{ status: string; count: number }[]> {
+      const rows = await db.selectFrom('jobs').select(['status', db.fn.countAll<number>().as('n')]).groupBy('status').execute()
+      return rows.map((r) => ({ status: r.status, count: Number(r.n) }))
+    },
+
     async list(filter: { status?: string; kind?: string }, limit: number, offset: number): Promise<JobRow[]> {
       let q = db.selectFrom('jobs').selectAll()
       if (filter.status) q = q.where('status', '=', filter.status as JobRow['status'])

@@ -101,6 +101,25 @@ export class S3Driver implements StorageDriver {
     })
   }
 
+  onRequest(observe: (operation: string, result: 'ok' | 'error', seconds: number) => void): void {
+    // Around the whole command, retries included: the latency a request of Berth's waited.
+    this.client.middlewareStack.add(
+      (next, context) => async (args) => {
+        const started = performance.now()
+        const operation = String(context.commandName ?? 'unknown').replace(/Command$/, '')
+        try {
+          const out = await next(args)
+          observe(operation, 'ok', (performance.now() - started) / 1000)
+          return out
+        } catch (err) {
+          observe(operation, 'error', (performance.now() - started) / 1000)
+          throw err
+        }
+      },
+      { step: 'initialize', name: 'berthRequestMetrics' },
+    )
+  }
+
   key(path: string): string {
     if (path.includes('..') || path.startsWith('/')) throw new Error(`refusing storage path ${path}`)
     return this.prefix + path
