@@ -149,6 +149,38 @@ export class CatalogService {
     }
   }
 
+  /** Deletes a manifest by digest, with its tags (as DELETE /v2/…/manifests/{digest}); the repository's name. */
+  async deleteArtifact(project: string, path: string, digest: string): Promise<string> {
+    const { name } = await this.resolve(project, path)
+    if (!looksLikeDigest(digest)) throw RegistryError.invalidField('digest', 'a digest (delete a tag through …/tags/{tag})')
+    requireDigest(digest)
+    try {
+      await this.deps.registry.manifests.delete(name, digest)
+    } catch (err) {
+      if (err instanceof RegistryError && err.code === 'MANIFEST_UNKNOWN') throw RegistryError.notFound(`artifact ${digest}`)
+      throw err
+    }
+    return name
+  }
+
+  /**
+   * Points `tag` at the artifact `reference` (a digest or tag) by storing its exact manifest bytes
+   * under the tag, as a client re-pushing it would: immutability rules, events and audit apply.
+   */
+  async addTag(project: string, path: string, reference: string, tag: string): Promise<{ name: string; digest: string }> {
+    const { name } = await this.resolve(project, path)
+    if (typeof tag !== 'string' || !isValidTag(tag)) throw RegistryError.invalidField('name', 'a tag: up to 128 letters, digits, _ . and -, not starting with . or -')
+    if (looksLikeDigest(reference)) requireDigest(reference)
+    else if (!isValidTag(reference)) throw RegistryError.notFound(`artifact ${reference}`)
+    const row = await this.deps.registry.manifests.get(name, reference).catch((err: unknown) => {
+      if (err instanceof RegistryError && err.code === 'MANIFEST_UNKNOWN') throw RegistryError.notFound(`artifact ${reference}`)
+      throw err
+    })
+    if (!row.content) throw RegistryError.notFound(`artifact ${reference} (its manifest is not stored here yet)`)
+    await this.deps.registry.manifests.put(name, tag, row.content, row.mediaType, [])
+    return { name, digest: row.digest }
+  }
+
   private async tagSummaries(repositoryId: number, repository: string, rows: TagRow[]): Promise<TagSummary[]> {
     const { catalog } = this.deps.meta
     const digests = [...new Set(rows.map((r) => r.digest))]

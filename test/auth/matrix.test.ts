@@ -160,6 +160,8 @@ describe('permission matrix: every role against every route', () => {
       ['POST', '/projects/team/webhooks', [401]],
       ['GET', '/projects/team/webhooks', [401]],
       ['GET', '/projects/team/webhooks/w/deliveries', [401]],
+      ['DELETE', `/projects/team/repositories/app/artifacts/sha256:${'0'.repeat(64)}`, [401]],
+      ['POST', '/projects/team/repositories/app/artifacts/latest/tags', [401]],
       ['GET', '/me', [401]],
       ['GET', '/search?q=team', [200]],
       ['GET', '/openapi.json', [200]],

@@ -389,12 +389,70 @@ describe('/api/v1 registry browser', () => {
       assert.equal((await api(s, 'DELETE', '/projects/team/repositories/gone%2Fdeep', ADMIN)).status, 404)
     })
 
+    it('an artifact by digest: its tags go with it; delete right only', async () => {
+      const img = await pushImage(s, 'team/arts', 'one')
+      await putManifest(s, 'team/arts', 'two', img.manifest)
+      const other = await pushImage(s, 'team/arts', 'other')
+      const path = `/projects/team/repositories/arts/artifacts/${img.digest}`
+      for (const who of ['developer', 'guest', 'limitedGuest', 'nonMember', 'anonymous'] as Who[]) {
+        assert.equal((await api(s, 'DELETE', path, as(who))).status, who === 'anonymous' ? 401 : who === 'nonMember' ? 404 : 403, who)
+      }
+      assert.equal((await api(s, 'DELETE', '/projects/team/repositories/arts/artifacts/one', ADMIN)).status, 400, 'a tag is deleted through …/tags/{tag}')
+      assert.equal((await api(s, 'DELETE', '/projects/team/repositories/arts/artifacts/sha256:nothex', ADMIN)).status, 400)
+      assert.equal((await api(s, 'DELETE', path, as('maintainer'))).status, 204)
+      assert.equal((await api(s, 'GET', path, ADMIN)).status, 404)
+      const tags = await apiOk<Page<Tag>>(s, 'GET', '/projects/team/repositories/arts/tags', ADMIN)
+      assert.deepEqual(tags.items.map((t) => [t.name, t.digest]), [['other', other.digest]])
+      assert.equal((await api(s, 'DELETE', path, ADMIN)).status, 404)
+    })
+
     it('an immutable tag keeps its repository and itself', async () => {
       await pushImage(s, 'team/locked', 'v1')
       await apiOk(s, 'POST', '/projects/team/immutability-rules', ADMIN, { repositories: 'locked', tags: 'v*' }, 201)
       assert.equal((await api(s, 'DELETE', '/projects/team/repositories/locked/tags/v1', ADMIN)).status, 403)
       assert.equal((await api(s, 'DELETE', '/projects/team/repositories/locked', ADMIN)).status, 403)
       assert.equal((await apiOk<Page<Tag>>(s, 'GET', '/projects/team/repositories/locked/tags', ADMIN)).total, 1)
+    })
+  })
+
+  describe('POST …/artifacts/{reference}/tags', () => {
+    it('adds a tag to an artifact for those who may push; the digest is the same, the tag moves', async () => {
+      const img = await pushImage(s, 'team/tagme', 'v1')
+      const other = await pushImage(s, 'team/tagme', 'v2')
+      const path = `/projects/team/repositories/tagme/artifacts/${img.digest}/tags`
+      for (const who of ['guest', 'limitedGuest', 'nonMember', 'anonymous'] as Who[]) {
+        assert.equal((await api(s, 'POST', path, as(who), { name: `by-${who}` })).status, who === 'anonymous' ? 401 : who === 'nonMember' ? 404 : 403, who)
+      }
+      for (const who of ['admin', 'projectAdmin', 'maintainer', 'developer'] as Who[]) {
+        const added = await apiOk<{ name: string; digest: string }>(s, 'POST', path, as(who), { name: `by-${who}` }, 201)
+        assert.deepEqual(added, { name: `by-${who}`, digest: img.digest }, who)
+      }
+      // by tag, and onto a tag that named another artifact: it moves
+      await apiOk(s, 'POST', '/projects/team/repositories/tagme/artifacts/v2/tags', as('developer'), { name: 'latest' }, 201)
+      await apiOk(s, 'POST', path, as('developer'), { name: 'latest' }, 201)
+      const tags = await apiOk<Page<Tag>>(s, 'GET', '/projects/team/repositories/tagme/tags?sort=name&limit=100', ADMIN)
+      assert.deepEqual(
+        tags.items.map((t) => [t.name, t.digest]),
+        [
+          ['by-admin', img.digest],
+          ['by-developer', img.digest],
+          ['by-maintainer', img.digest],
+          ['by-projectAdmin', img.digest],
+          ['latest', img.digest],
+          ['v1', img.digest],
+          ['v2', other.digest],
+        ],
+      )
+      const v2 = await fetch(`${s.url}/v2/team/tagme/manifests/by-developer`, { headers: { authorization: ADMIN, accept: 'application/vnd.oci.image.manifest.v1+json' } })
+      assert.equal(v2.headers.get('docker-content-digest'), img.digest)
+      // bad input, unknown artifacts and immutable tags
+      for (const name of ['', '-dash', 'a'.repeat(129), 'has space', 42]) assert.equal((await api(s, 'POST', path, ADMIN, { name })).status, 400, String(name))
+      assert.equal((await api(s, 'POST', path, ADMIN, {})).status, 400)
+      assert.equal((await api(s, 'POST', `/projects/team/repositories/tagme/artifacts/sha256:${'0'.repeat(64)}/tags`, ADMIN, { name: 'x' })).status, 404)
+      assert.equal((await api(s, 'POST', '/projects/team/repositories/nothere/artifacts/v1/tags', ADMIN, { name: 'x' })).status, 404)
+      await apiOk(s, 'POST', '/projects/team/immutability-rules', ADMIN, { repositories: 'tagme', tags: 'frozen*' }, 201)
+      await apiOk(s, 'POST', '/projects/team/repositories/tagme/artifacts/v2/tags', ADMIN, { name: 'frozen-1' }, 201)
+      assert.equal((await api(s, 'POST', path, ADMIN, { name: 'frozen-1' })).status, 403, 'an immutable tag does not move')
     })
   })
 
@@ -407,6 +465,8 @@ describe('/api/v1 registry browser', () => {
       ['/projects/{project}/repositories/{repository}/tags', 'get'],
       ['/projects/{project}/repositories/{repository}/tags/{tag}', 'delete'],
       ['/projects/{project}/repositories/{repository}/artifacts/{reference}', 'get'],
+      ['/projects/{project}/repositories/{repository}/artifacts/{reference}', 'delete'],
+      ['/projects/{project}/repositories/{repository}/artifacts/{reference}/tags', 'post'],
       ['/projects/{project}/repositories/{repository}/artifacts/{reference}/files', 'get'],
       ['/projects/{project}/repositories/{repository}/artifacts/{reference}/files/content', 'get'],
       ['/projects/{project}/repositories/{repository}/diff', 'get'],

@@ -38,7 +38,7 @@ function searchText(query: Query): string {
 export async function browseRoutes(app: FastifyInstance, opts: BrowseRoutesOptions): Promise<void> {
   const { catalog } = opts
   // An open registry (auth.enabled false) has no accounts: anyone reads and deletes, as on /v2.
-  const may = async (req: FastifyRequest, project: string, action: 'pull' | 'delete') => {
+  const may = async (req: FastifyRequest, project: string, action: 'pull' | 'push' | 'delete') => {
     if (opts.authEnabled) await requireProjectAction(opts, req, project, action)
   }
 
@@ -76,6 +76,25 @@ export async function browseRoutes(app: FastifyInstance, opts: BrowseRoutesOptio
   app.get<{ Params: RepoParams & { reference: string } }>('/projects/:project/repositories/:repository/artifacts/:reference', async (req) => {
     await may(req, req.params.project, 'pull')
     return catalog.artifact(req.params.project, req.params.repository, req.params.reference)
+  })
+
+  app.delete<{ Params: RepoParams & { reference: string } }>('/projects/:project/repositories/:repository/artifacts/:reference', async (req, reply) => {
+    const { project, repository, reference } = req.params
+    await may(req, project, 'delete')
+    const name = await catalog.deleteArtifact(project, repository, reference)
+    audit(opts, req, 'artifact.delete', { project, resource: `${name}@${reference}` })
+    return reply.code(204).send()
+  })
+
+  // Adds a tag to an artifact (Harbor's POST …/artifacts/{reference}/tags {"name"}): a push.
+  app.post<{ Params: RepoParams & { reference: string }; Body: { name?: unknown } }>('/projects/:project/repositories/:repository/artifacts/:reference/tags', async (req, reply) => {
+    const { project, repository, reference } = req.params
+    await may(req, project, 'push')
+    const tag = req.body?.name
+    if (typeof tag !== 'string') throw RegistryError.invalidField('name', 'the tag to add')
+    const added = await catalog.addTag(project, repository, reference, tag)
+    audit(opts, req, 'tag.create', { project, resource: `${added.name}:${tag}`, detail: { digest: added.digest } })
+    return reply.code(201).send({ name: tag, digest: added.digest })
   })
 
   app.get<{ Params: RepoParams & { reference: string } }>('/projects/:project/repositories/:repository/artifacts/:reference/relations', async (req) => {

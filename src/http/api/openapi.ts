@@ -449,6 +449,18 @@ export const OPENAPI = {
     '/projects/{project}/repositories/{repository}/artifacts/{reference}': {
       parameters: [REPOSITORY, { name: 'reference', in: 'path', required: true, description: 'a digest (or a tag)', schema: { type: 'string' } }],
       get: op('A manifest or index with its config, platforms, layers, history, referrers and sizes', { responses: { '200': { description: 'the artifact', ...json({ $ref: '#/components/schemas/Artifact' }) }, ...errors } }),
+      delete: {
+        summary: 'Delete the manifest (reference: a digest) and every tag pointing at it, as DELETE /v2/{name}/manifests/{digest}; 403 while an immutability rule protects one of its tags (delete on the project)',
+        responses: { '204': { description: 'deleted' }, ...errors },
+      },
+    },
+    '/projects/{project}/repositories/{repository}/artifacts/{reference}/tags': {
+      parameters: [REPOSITORY, { name: 'reference', in: 'path', required: true, description: 'a digest (or a tag)', schema: { type: 'string' } }],
+      post: {
+        summary: 'Add a tag to the artifact (moves the tag when it names another one; 403 for an immutable tag). A push: push on the project (project admins, maintainers, developers, system admins)',
+        requestBody: { required: true, ...json({ type: 'object', required: ['name'], properties: { name: { type: 'string', description: 'the tag' } } }) },
+        responses: { '201': { description: '{name, digest}' }, ...errors },
+      },
     },
     '/projects/{project}/repositories/{repository}/artifacts/{reference}/relations': {
       parameters: [REPOSITORY, { name: 'reference', in: 'path', required: true, description: 'a digest (or a tag)', schema: { type: 'string' } }],
