@@ -9,9 +9,9 @@ import { mkdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { gzipSync } from 'node:zlib'
 import { after, before, describe, it } from 'node:test'
-import { pack } from 'tar-stream'
 import { parse as parseYaml } from 'yaml'
 import { ADMIN, addUser, apiOk, startAuthServer } from '../helpers/auth.js'
+import { tgzOf } from '../helpers/charts.js'
 import type { TestServer } from '../helpers/server.js'
 import { ensureHelm } from '../helpers/e2e-helm.js'
 import { makeTempDir, removeTempDir, requireClients, run } from '../helpers/e2e-process.js'
@@ -41,16 +41,6 @@ function multipart(fields: Record<string, { file: string; bytes: Buffer }>): { b
   }
   parts.push(Buffer.from(`--${boundary}--\r\n`))
   return { body: Buffer.concat(parts), type: `multipart/form-data; boundary=${boundary}` }
-}
-
-/** A gzipped tar of the given files. */
-async function tgzOf(files: Record<string, string>): Promise<Buffer> {
-  const tar = pack()
-  for (const [name, text] of Object.entries(files)) tar.entry({ name }, text)
-  tar.finalize()
-  const chunks: Buffer[] = []
-  for await (const c of tar as AsyncIterable<Buffer>) chunks.push(c)
-  return gzipSync(Buffer.concat(chunks))
 }
 
 describe('the classic Helm chart repository with helm', { skip }, () => {

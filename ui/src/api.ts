@@ -21,12 +21,21 @@ export function setCsrfToken(token: string | undefined): void {
 const WRITES = new Set(['POST', 'PUT', 'PATCH', 'DELETE'])
 
 export async function api<T>(method: string, path: string, body?: unknown): Promise<T> {
+  return request<T>(method, `/api/v1${path}`, body)
+}
+
+export const get = <T>(path: string) => api<T>('GET', path)
+
+/** A JSON read outside /api/v1 (the chart repository's list, /chartrepo/…), with the same errors. */
+export const getAt = <T>(url: string) => request<T>('GET', url)
+
+async function request<T>(method: string, url: string, body?: unknown): Promise<T> {
   const headers: Record<string, string> = { accept: 'application/json' }
   if (body !== undefined) headers['content-type'] = 'application/json'
   if (WRITES.has(method) && csrfToken) headers['x-csrf-token'] = csrfToken
   let res: Response
   try {
-    res = await fetch(`/api/v1${path}`, { method, headers, credentials: 'same-origin', body: body === undefined ? undefined : JSON.stringify(body) })
+    res = await fetch(url, { method, headers, credentials: 'same-origin', body: body === undefined ? undefined : JSON.stringify(body) })
   } catch {
     throw new ApiError(0, 'NETWORK', 'Berth did not answer. Check that the server is running and your network connection, then try again.')
   }
@@ -35,15 +44,14 @@ export async function api<T>(method: string, path: string, body?: unknown): Prom
   return (text ? JSON.parse(text) : undefined) as T
 }
 
-export const get = <T>(path: string) => api<T>('GET', path)
-
 function toError(status: number, text: string): ApiError {
   let code = 'UNKNOWN'
   let detail = ''
   try {
-    const p = JSON.parse(text) as { code?: string; detail?: string; title?: string }
+    // problem JSON, or ChartMuseum's {"error"} (the chart repository)
+    const p = JSON.parse(text) as { code?: string; detail?: string; title?: string; error?: string }
     code = p.code ?? p.title ?? code
-    detail = p.detail ?? ''
+    detail = p.detail ?? p.error ?? ''
   } catch {
     detail = text.slice(0, 200)
   }

@@ -14,6 +14,7 @@ import { Policies } from './project-policies'
 import { ProxySettings } from './project-proxy'
 
 const Webhooks = lazy(() => import('./webhooks'))
+const Charts = lazy(() => import('./charts'))
 
 const ROLES = ['projectAdmin', 'maintainer', 'developer', 'guest', 'limitedGuest']
 
@@ -41,6 +42,7 @@ export default function ProjectPage() {
         <NavLink to={home} end>
           Repositories
         </NavLink>
+        <NavLink to={`${home}/charts`}>Helm charts</NavLink>
         {can(p, 'readMembers') && <NavLink to={`${home}/members`}>Members</NavLink>}
         {can(p, 'manageMembers') && <NavLink to={`${home}/robots`}>Robot accounts</NavLink>}
         {can(p, 'managePolicies') && <NavLink to={`${home}/policies`}>Retention and immutability</NavLink>}
@@ -50,6 +52,7 @@ export default function ProjectPage() {
       </nav>
       <Routes>
         <Route index element={<Repositories project={p} />} />
+        <Route path="charts" element={<Lazy page={<Charts project={p} />} />} />
         <Route path="members" element={<Members project={p} />} />
         <Route path="robots" element={<Robots project={p.name} />} />
         <Route path="policies" element={<Policies project={p} />} />
