@@ -20,9 +20,9 @@ export async function expectOciError(res: Response, code: string, status: number
 }
 
 /** Pushes a blob monolithically; returns its digest. */
-export async function pushBlob(base: string, name: string, data: Buffer | string, headers: Record<string, string> = {}): Promise<string> {
+export async function pushBlob(base: string, name: string, data: Buffer | string): Promise<string> {
   const digest = sha256(data)
-  const res = await fetch(`${base}/v2/${name}/blobs/uploads/?digest=${digest}`, { method: 'POST', body: asBody(data), headers })
+  const res = await fetch(`${base}/v2/${name}/blobs/uploads/?digest=${digest}`, { method: 'POST', body: asBody(data) })
   assert.equal(res.status, 201, `blob push failed: ${res.status} ${await res.text()}`)
   return digest
 }
@@ -34,12 +34,12 @@ export interface TestImage {
   layers: string[]
 }
 
-/** Pushes config + layers and returns a matching OCI image manifest (not yet pushed); `headers` authorize the pushes. */
-export async function buildImage(base: string, name: string, seed: string, extra: Record<string, unknown> = {}, headers: Record<string, string> = {}): Promise<TestImage> {
+/** Pushes config + layers and returns a matching OCI image manifest (not yet pushed). */
+export async function buildImage(base: string, name: string, seed: string, extra: Record<string, unknown> = {}): Promise<TestImage> {
   const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', seed }))
   const layer = Buffer.from(`layer of ${seed}`)
-  const configDigest = await pushBlob(base, name, config, headers)
-  const layerDigest = await pushBlob(base, name, layer, headers)
+  const configDigest = await pushBlob(base, name, config)
+  const layerDigest = await pushBlob(base, name, layer)
   const manifest = Buffer.from(
     JSON.stringify({
       schemaVersion: 2,
@@ -52,8 +52,8 @@ export async function buildImage(base: string, name: string, seed: string, extra
   return { manifest, digest: sha256(manifest), config: configDigest, layers: [layerDigest] }
 }
 
-export async function putManifest(base: string, name: string, ref: string, body: Buffer, type = 'application/vnd.oci.image.manifest.v1+json', headers: Record<string, string> = {}): Promise<Response> {
-  return fetch(`${base}/v2/${name}/manifests/${ref}`, { method: 'PUT', body: asBody(body), headers: { ...headers, 'content-type': type } })
+export async function putManifest(base: string, name: string, ref: string, body: Buffer, type = 'application/vnd.oci.image.manifest.v1+json'): Promise<Response> {
+  return fetch(`${base}/v2/${name}/manifests/${ref}`, { method: 'PUT', body: asBody(body), headers: { 'content-type': type } })
 }
 
 /** A request with the path sent exactly as given (fetch would normalise `..` and `//`). */

@@ -6,10 +6,9 @@ import { ADMIN, ADMIN_PASSWORD, addUser, api, apiOk } from '../helpers/auth.js'
 import { startAuthServer } from '../helpers/auth.js'
 import { browserSkip, launchBrowser, noSeriousViolations, screenshot, signedInPage } from '../helpers/browser.js'
 import { eventually } from '../helpers/eventually.js'
-import { buildImage, putManifest } from '../helpers/oci.js'
 import type { TestServer } from '../helpers/server.js'
 import { ensureUiBuilt } from '../helpers/ui.js'
-import { Receiver, type Received } from '../events/receiver.js'
+import { pushAsAdmin, Receiver, type Received } from '../events/receiver.js'
 
 // Webhooks in a real browser: a system administrator's system-wide webhook (create, secret shown
 // once, test send, edit, deliveries of a real push, replay, delete), a project administrator's
@@ -22,13 +21,6 @@ function signedWith(secret: string, r: Received): boolean {
   const key = Buffer.from(secret.slice('whsec_'.length), 'base64')
   const mac = createHmac('sha256', key).update(`${String(r.headers['webhook-id'])}.${String(r.headers['webhook-timestamp'])}.${r.body}`).digest('base64')
   return String(r.headers['webhook-signature']).split(' ').includes(`v1,${mac}`)
-}
-
-async function push(s: TestServer, repo: string, tag: string, seed: string): Promise<void> {
-  const headers = { authorization: ADMIN }
-  const image = await buildImage(s.url, repo, seed, {}, headers)
-  const res = await putManifest(s.url, repo, tag, image.manifest, undefined, headers)
-  assert.equal(res.status, 201)
 }
 
 describe('webhooks in the web UI', { skip }, () => {
@@ -64,6 +56,7 @@ describe('webhooks in the web UI', { skip }, () => {
     await form.getByLabel('Name', { exact: true }).fill('audit')
     await form.getByLabel('Endpoint URL').fill(receiver.url)
     await form.getByLabel('tag.deleted').check()
+    await form.getByLabel('Repositories').fill('team/**')
     await form.getByLabel('Payload format').selectOption('cloudevents')
     await noSeriousViolations(page, 'new webhook form')
     await form.getByRole('button', { name: 'Create webhook' }).click()
@@ -74,7 +67,7 @@ describe('webhooks in the web UI', { skip }, () => {
     const row = tab.getByRole('row').filter({ hasText: receiver.url })
     await row.getByRole('cell', { name: 'CloudEvents 1.0' }).waitFor()
     const [stored] = await apiOk<{ name: string; eventTypes: string[]; format: string; hasSecret: boolean; enabled: boolean }[]>(s, 'GET', '/webhooks', ADMIN)
-    assert.deepEqual(stored, { scope: 'system', name: 'audit', url: receiver.url, eventTypes: ['artifact.pushed', 'tag.deleted'], format: 'cloudevents', enabled: true, hasSecret: true, hasAuthHeader: false })
+    assert.deepEqual(stored, { scope: 'system', name: 'audit', url: receiver.url, eventTypes: ['artifact.pushed', 'tag.deleted'], format: 'cloudevents', enabled: true, hasSecret: true, hasAuthHeader: false, repositories: 'team/**' })
 
     // a test event, sent now and signed with the secret shown
     await row.getByRole('button', { name: 'Send a test event to audit' }).click()
@@ -89,24 +82,28 @@ describe('webhooks in the web UI', { skip }, () => {
     await tab.getByRole('status').filter({ hasText: /^Test of audit: failed \(HTTP 503: try later\) in \d+ ms$/ }).waitFor()
     receiver.mode = 'ok'
 
-    // edit: another format, an authorization header; the secret is kept
+    // edit: the chat format with a template of its own, an authorization header; the secret is kept
     await row.getByRole('button', { name: 'Edit audit' }).click()
     const edit = page.getByRole('form', { name: 'Edit webhook audit' })
     assert.equal(await edit.getByLabel('Endpoint URL').inputValue(), receiver.url)
+    assert.equal(await edit.getByLabel('Repositories').inputValue(), 'team/**')
     assert.ok(await edit.getByLabel('tag.deleted').isChecked())
     await edit.getByLabel('tag.deleted').uncheck()
-    await edit.getByLabel('Payload format').selectOption('default')
+    await edit.getByLabel('Payload format').selectOption('slack')
+    await edit.getByLabel('Message template').fill('{{type}} of {{repository}}:{{tag}}')
     await edit.getByLabel('Authorization header').fill('Bearer hook-token')
+    await noSeriousViolations(page, 'edit webhook form')
     await edit.getByRole('button', { name: 'Save webhook' }).click()
-    await row.getByRole('cell', { name: 'JSON (Harbor fields)' }).waitFor()
-    const changed = await apiOk<{ eventTypes: string[]; format: string; hasSecret: boolean; hasAuthHeader: boolean }>(s, 'GET', '/webhooks/audit', ADMIN)
-    assert.deepEqual([changed.eventTypes, changed.format, changed.hasSecret, changed.hasAuthHeader], [['artifact.pushed'], 'default', true, true])
+    await row.getByRole('cell', { name: 'Slack or Teams message' }).waitFor()
+    const changed = await apiOk<{ eventTypes: string[]; format: string; hasSecret: boolean; hasAuthHeader: boolean; template?: string }>(s, 'GET', '/webhooks/audit', ADMIN)
+    assert.deepEqual([changed.eventTypes, changed.format, changed.hasSecret, changed.hasAuthHeader, changed.template], [['artifact.pushed'], 'slack', true, true, '{{type}} of {{repository}}:{{tag}}'])
 
     // a push: its delivery listed with its outcome, then replayed
-    await push(s, 'team/app', 'v1', 'webhooks-ui')
+    await pushAsAdmin(s, 'team/app', 'v1', 'webhooks-ui')
     await eventually(() => receiver.received.some((r) => r.body.includes('team/app')), 'the push event is delivered')
     const delivered = receiver.received.find((r) => r.body.includes('team/app'))
     assert.equal(delivered?.headers.authorization, 'Bearer hook-token')
+    assert.match(delivered?.body ?? '', /artifact\.pushed of team\/app:v1/, 'the message from the template')
     assert.ok(delivered && signedWith(secret, delivered))
     await row.getByRole('button', { name: 'Deliveries of audit' }).click()
     const deliveries = page.getByRole('region', { name: 'Deliveries of audit' })

@@ -1,7 +1,7 @@
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query'
 import { useState } from 'react'
 import { api, get, seg } from '../api'
-import { CopyButton, Dialog, Empty, ErrorMessage, Loading, Table } from '../components'
+import { CopyButton, Dialog, Empty, ErrorMessage, Field, Loading, Table } from '../components'
 import { CheckField, Form, SelectField, TextField, useValues } from '../form'
 import { ago } from '../format'
 
@@ -18,6 +18,10 @@ interface Webhook {
   enabled: boolean
   hasSecret: boolean
   hasAuthHeader: boolean
+  /** only events of repositories matching this glob */
+  repositories?: string
+  /** the chat message of the slack format, with {{placeholders}} */
+  template?: string
 }
 interface Delivery {
   id: number
@@ -109,7 +113,10 @@ export default function Webhooks({ project }: { project?: string }) {
               <td>
                 <code>{w.url}</code>
               </td>
-              <td>{w.eventTypes.join(', ')}</td>
+              <td>
+                {w.eventTypes.join(', ')}
+                {w.repositories ? ` (repositories ${w.repositories})` : ''}
+              </td>
               <td>{FORMATS.find(([f]) => f === w.format)?.[1] ?? w.format}</td>
               <td>{w.hasSecret ? 'signed' : 'unsigned'}</td>
               <td className="row-actions">
@@ -163,10 +170,12 @@ export default function Webhooks({ project }: { project?: string }) {
 
 /** Creates a webhook (`current` unset) or changes one; an empty secret or header keeps the stored one. */
 function WebhookForm({ base, current, onCancel, onSaved }: { base: string; current?: Webhook; onCancel: () => void; onSaved: (w: Webhook & { secret?: string }) => Promise<void> }) {
-  const { values, text, check } = useValues({
+  const { values, text, check, set } = useValues({
     name: current?.name ?? '',
     url: current?.url ?? '',
     format: current?.format ?? 'default',
+    repositories: current?.repositories ?? '',
+    template: current?.template ?? '',
     secret: '',
     authHeader: '',
     enabled: current?.enabled ?? true,
@@ -180,6 +189,9 @@ function WebhookForm({ base, current, onCancel, onSaved }: { base: string; curre
         eventTypes: types,
         format: values.format,
         enabled: values.enabled,
+        // null clears them (a template belongs to the slack format only)
+        repositories: values.repositories.trim() || null,
+        template: values.format === 'slack' && values.template.trim() ? values.template : null,
         ...(values.secret ? { secret: values.secret } : {}),
         ...(values.authHeader ? { authHeader: values.authHeader } : {}),
       }
@@ -198,7 +210,13 @@ function WebhookForm({ base, current, onCancel, onSaved }: { base: string; curre
           <CheckField key={t} label={t} checked={types.includes(t)} onChange={() => flip(t)} />
         ))}
       </fieldset>
+      <TextField label="Repositories" hint={`A glob (* within a part, ** across) over ${scopeWords(base)}; empty: all.`} {...text('repositories')} />
       <SelectField label="Payload format" {...text('format')} options={FORMATS} />
+      {values.format === 'slack' && (
+        <Field label="Message template" hint="Empty: Berth's message. Placeholders: {{type}}, {{repository}}, {{tag}}, {{shortDigest}}, {{actor}}, {{url}}, {{project}}, {{time}}.">
+          {(id) => <textarea id={id} rows={3} maxLength={4000} value={values.template} onChange={(e) => set('template', e.target.value)} />}
+        </Field>
+      )}
       <TextField
         label="Signing secret"
         hint={keep ?? 'Empty: Berth generates one (whsec_…) and shows it once.'}
@@ -211,6 +229,9 @@ function WebhookForm({ base, current, onCancel, onSaved }: { base: string; curre
     </Form>
   )
 }
+
+/** What a repository pattern matches: the path inside the project, or full names system-wide. */
+const scopeWords = (base: string) => (base === '/webhooks' ? 'full repository names (team/app)' : 'repository paths inside the project (app, tools/**)')
 
 /** The webhook's recent deliveries, their outcome, and a replay of any of them. */
 function Deliveries({ base, name }: { base: string; name: string }) {
