@@ -27,6 +27,7 @@ import { PolicySchedules } from './policy/schedules.js'
 import { PullTracker } from './policy/pull-tracker.js'
 import { CatalogService } from './browse/catalog-service.js'
 import { FileService } from './browse/file-service.js'
+import { SbomService } from './scan/sbom/sbom-service.js'
 import { ChartService } from './charts/chart-service.js'
 import { RetentionService } from './policy/retention-service.js'
 import { RegistryEndpoints } from './replication/registries.js'
@@ -502,6 +503,7 @@ function openHttp(
       catalog: new CatalogService({ meta, registry: s.registry, log }),
       replication: { policies: s.replication.policies, executions: s.replication.executions },
       files: new FileService({ registry: s.registry, log: log.child({ module: 'browse' }) }),
+      sbom: new SbomService({ registry: s.registry, log: log.child({ module: 'sbom' }) }),
       webhooks: s.events.webhooks,
     },
     ready: async () => {

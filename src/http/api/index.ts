@@ -3,6 +3,7 @@ import { safeEqual } from '../../auth/passwords.js'
 import { RegistryError } from '../../errors/registry-error.js'
 import type { CatalogService } from '../../browse/catalog-service.js'
 import type { FileService } from '../../browse/file-service.js'
+import type { SbomService } from '../../scan/sbom/sbom-service.js'
 import type { GcService } from '../../gc/gc-service.js'
 import type { ImmutabilityService } from '../../policy/immutability.js'
 import type { RetentionService } from '../../policy/retention-service.js'
@@ -14,6 +15,7 @@ import type { RegistryEndpoints } from '../../replication/registries.js'
 import { identify } from '../auth/credentials.js'
 import { auditRoutes } from './audit.js'
 import { browseRoutes } from './browse.js'
+import { sbomRoutes } from './sbom.js'
 import { requireAdmin, type ApiContext } from './context.js'
 import { gcRoutes, type GcRoutesOptions } from './gc.js'
 import { jobRoutes } from './jobs.js'
@@ -44,6 +46,8 @@ export interface ApiServices {
   replication?: { policies: ReplicationPolicies; executions: ReplicationExecutions }
   /** the layer file browser */
   files: FileService
+  /** SBOMs of images (GET/POST …/artifacts/{digest}/sbom) */
+  sbom?: SbomService
   /** webhook policies and their deliveries (src/events) */
   webhooks?: WebhookPolicies
 }
@@ -100,6 +104,7 @@ export async function apiRoutes(app: FastifyInstance, opts: ApiOptions): Promise
     await app.register(policyRoutes, { ...ctx, authEnabled: opts.authEnabled, retention: services.retention, immutability: services.immutability })
     if (services.registries) await app.register(registryRoutes, { ...ctx, endpoints: services.registries, requireAdmin: adminOnly })
     await app.register(browseRoutes, { ...ctx, authEnabled: opts.authEnabled, catalog: services.catalog, files: services.files })
+    if (services.sbom) await app.register(sbomRoutes, { ...ctx, authEnabled: opts.authEnabled, catalog: services.catalog, sbom: services.sbom })
     if (services.replication) await app.register(replicationRoutes, { ...ctx, ...services.replication, requireAdmin: adminOnly })
     if (services.webhooks) await app.register(webhookRoutes, { ...ctx, webhooks: services.webhooks, requireAdmin: adminOnly })
   }

@@ -475,6 +475,18 @@ export const OPENAPI = {
         responses: { '200': { description: 'the listing', ...json({ $ref: '#/components/schemas/FileListing' }) }, '422': { description: 'the layer cannot be browsed (the reason in detail)', ...json(problem) }, ...errors },
       }),
     },
+    '/projects/{project}/repositories/{repository}/artifacts/{digest}/sbom': {
+      parameters: [REPOSITORY, { name: 'digest', in: 'path', required: true, description: 'an image manifest digest (or tag); an index answers 400: ask for one of its platform manifests', schema: { type: 'string' } }, query('format', ['spdx', 'cyclonedx'], 'spdx (SPDX 2.3 JSON, default) or cyclonedx (CycloneDX 1.6 JSON)')],
+      get: {
+        summary: "The image's SBOM, made from its package inventory (layers streamed in order, whiteouts applied; OS packages, npm, Python, Go binaries, Java archives, Cargo.lock, gems, composer.lock): application/spdx+json or application/vnd.cyclonedx+json. Needs pull. 422 when a layer cannot be read; 429 when too many are being made",
+        responses: { '200': { description: 'the SBOM', content: { 'application/spdx+json': { schema: { type: 'object' } }, 'application/vnd.cyclonedx+json': { schema: { type: 'object' } } } }, '422': { description: 'a layer cannot be read (the reason in detail)', ...json(problem) }, '429': { description: 'too many SBOMs being made', ...json(problem) }, ...errors },
+      },
+      post: {
+        summary: 'Makes the SBOM and attaches it to the image as an OCI 1.1 referrer (artifactType application/spdx+json or application/vnd.cyclonedx+json; the SBOM is its one layer), found by the referrers API and `oras discover`. Needs push. `attach=true` may be given',
+        parameters: [query('attach', ['true'], 'optional: POST always attaches')],
+        responses: { '201': { description: 'the referrer', ...json({ type: 'object', properties: { digest: { type: 'string' }, mediaType: { type: 'string' }, artifactType: { type: 'string' }, size: { type: 'integer' }, subject: { type: 'string' } } }) }, '422': { description: 'a layer cannot be read', ...json(problem) }, ...errors },
+      },
+    },
     '/projects/{project}/repositories/{repository}/artifacts/{reference}/files/content': {
       parameters: [REPOSITORY, { name: 'reference', in: 'path', required: true, schema: { type: 'string' } }],
       get: {
