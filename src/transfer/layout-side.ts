@@ -143,7 +143,9 @@ export class LayoutDestination implements Side {
   }
 
   async manifestDigest(repository: string, ref: string): Promise<string | null> {
-    if (looksLikeDigest(ref)) return (await this.layout.has({ digest: ref, size: -1 })) ? ref : null
+    // A manifest found in the layout from an earlier run does not prove its blobs are whole (an
+    // interrupted or tampered directory): every tree is walked again, and each blob re-verified.
+    if (looksLikeDigest(ref)) return this.written.has(ref) ? ref : null
     return this.layout.index().manifests.find((d) => entryTag(d) === ref && entryRepository(d) === repository)?.digest ?? null
   }
 

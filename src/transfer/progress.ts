@@ -12,6 +12,7 @@ export type ProgressListener = (p: TransferProgress, finished?: { digest: string
 /** Counts bytes and items of one phase and tells a listener (a progress bar, plain lines). */
 export class ProgressCounter {
   private p: TransferProgress
+  private readonly seen = new Set<string>()
 
   constructor(
     phase: TransferProgress['phase'],
@@ -31,6 +32,9 @@ export class ProgressCounter {
 
   /** A blob is done; `skipped` when it was not sent (present already, or on the other side). */
   item(digest: string, size: number, skipped: boolean): void {
+    // A blob shared by two images is offered twice; it counts once.
+    if (this.seen.has(digest)) return
+    this.seen.add(digest)
     this.p.itemsDone++
     if (this.p.itemsDone > this.p.itemsTotal) this.p.itemsTotal = this.p.itemsDone
     if (skipped) {
