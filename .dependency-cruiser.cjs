@@ -26,6 +26,7 @@ module.exports = {
     lower('charts', ['browse', 'registry', 'metadata', 'oci', 'errors', 'observability']),
     lower('replication', ['registry', 'auth', 'policy', 'gc', 'jobs', 'metadata', 'storage', 'oci', 'errors', 'observability', 'config']),
     lower('transfer', ['registry', 'replication', 'oci', 'errors', 'observability']),
+    lower('backup', ['gc', 'registry', 'metadata', 'storage', 'oci', 'errors', 'observability', 'config']),
     lower('events', ['registry', 'auth', 'replication', 'policy', 'jobs', 'metadata', 'oci', 'errors', 'observability', 'config']),
     {
       name: 'http-never-touches-storage-or-metadata',
@@ -36,7 +37,7 @@ module.exports = {
     {
       name: 'services-never-import-http',
       severity: 'error',
-      from: { path: '^src/(registry|storage|metadata|oci|errors|jobs|config|gc|policy|runtime|replication|browse|charts|events|scan|transfer)/' },
+      from: { path: '^src/(registry|storage|metadata|oci|errors|jobs|config|gc|policy|runtime|replication|browse|charts|events|scan|transfer|backup)/' },
       to: { path: '^src/(http|cli)/' },
     },
     { name: 'no-circular', severity: 'error', from: {}, to: { circular: true } },

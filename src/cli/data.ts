@@ -42,6 +42,11 @@ export interface Deployment {
 export async function withDeployment<T>(flags: { config?: string; dataDir?: string }, work: (d: Deployment) => Promise<T>): Promise<T> {
   const { config } = await loadConfig({ file: flags.config, env: process.env, flags: { dataDir: flags.dataDir } })
   requireBerthData(config)
+  return withLoadedDeployment(config, work)
+}
+
+/** withDeployment on a config already loaded. */
+export async function withLoadedDeployment<T>(config: Config, work: (d: Deployment) => Promise<T>): Promise<T> {
   const log = pino({ level: config.log.level === 'info' ? 'warn' : config.log.level }, pino.destination(2))
   const storage = await createStorage(config)
   await storage.check()

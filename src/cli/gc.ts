@@ -2,9 +2,7 @@ import cliProgress from 'cli-progress'
 import { gcServices } from '../app.js'
 import { formatDuration } from '../config/duration.js'
 import type { Config } from '../config/schema.js'
-import type { GcProgress } from '../gc/gc-service.js'
-import type { ScrubProgress } from '../gc/scrub-service.js'
-import { formatBytes, withDeployment } from './data.js'
+import { formatBytes, withDeployment, withLoadedDeployment, type Deployment } from './data.js'
 
 export interface GcFlags {
   config?: string
@@ -19,14 +17,28 @@ export interface GcFlags {
  * read caches notice this process's commits through PRAGMA data_version.
  */
 export async function withGc<T>(flags: GcFlags, work: (s: ReturnType<typeof gcServices>, config: Config) => Promise<T>): Promise<T> {
-  return withDeployment(flags, ({ config, meta, storage, registry, log }) => {
-    const services = gcServices({ ...config, gc: { ...config.gc, schedule: undefined }, scrub: { schedule: undefined } }, { meta, storage, uploads: registry.uploads, log, now: Date.now })
-    return work(services, config)
-  })
+  return withDeployment(flags, (d) => gcOf(d, work))
+}
+
+/** withGc on a config already loaded (a deployment that exists, or a scratch one). */
+export async function withGcServices<T>(config: Config, work: (s: ReturnType<typeof gcServices>, config: Config) => Promise<T>): Promise<T> {
+  return withLoadedDeployment(config, (d) => gcOf(d, work))
+}
+
+function gcOf<T>({ config, meta, storage, registry, log }: Deployment, work: (s: ReturnType<typeof gcServices>, config: Config) => Promise<T>): Promise<T> {
+  const services = gcServices({ ...config, gc: { ...config.gc, schedule: undefined }, scrub: { schedule: undefined } }, { meta, storage, uploads: registry.uploads, log, now: Date.now })
+  return work(services, config)
+}
+
+/** Progress of a command that works in phases. */
+export interface PhaseProgress {
+  phase: string
+  done: number
+  total?: number
 }
 
 /** A progress bar on stderr's terminal when stdout is one and JSON was not asked for. */
-export function progressBar(enabled: boolean): { update(p: GcProgress | ScrubProgress): void; stop(): void } {
+export function progressBar(enabled: boolean): { update(p: PhaseProgress): void; stop(): void } {
   if (!enabled) return { update: () => undefined, stop: () => undefined }
   const bar = new cliProgress.SingleBar({ format: '{phase} [{bar}] {value}/{total}', clearOnComplete: true, hideCursor: true }, cliProgress.Presets.shades_classic)
   let phase: string | undefined

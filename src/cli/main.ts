@@ -86,6 +86,31 @@ program
   .option('--json', 'print the result as JSON')
   .action(lazy(async () => (await import('./import.js')).importCommand))
 
+const backup = program
+  .command('backup')
+  .description('take a consistent snapshot (metadata and blobs) of a deployment into a backup directory, online; incremental')
+  .option('-c, --config <file>', 'YAML config file of the deployment')
+  .option('--data-dir <dir>', 'data directory of the deployment (config key dataDir)')
+  .option('--to <dir>', 'the backup directory (created; earlier backups in it make this one incremental)')
+  .option('--keep <n>', 'generations kept in the backup directory', '2')
+  .option('--json', 'print the backup manifest as JSON')
+  .action(lazy(async () => (await import('./backup.js')).backupCommand))
+backup
+  .command('verify')
+  .description('restore a backup into a scratch directory and scrub it (exit code 2 on any problem)')
+  .argument('<dir>', 'the backup directory')
+  .option('--json', 'print the result as JSON')
+  .action(lazy(async () => (await import('./backup.js')).backupVerifyCommand))
+
+program
+  .command('restore')
+  .description('restore a backup into an empty deployment (refuses one that holds data)')
+  .argument('<dir>', 'the backup directory')
+  .option('-c, --config <file>', 'YAML config file of the target (any storage driver and database)')
+  .option('--data-dir <dir>', 'or: the target data directory (SQLite and filesystem)')
+  .option('--json', 'print the result as JSON')
+  .action(lazy(async () => (await import('./backup.js')).restoreCommand))
+
 registerUserCommands(program)
 registerProjectCommands(program)
 

@@ -3,6 +3,7 @@ import cliProgress from 'cli-progress'
 import { sql, type Kysely } from 'kysely'
 import { openMetadata, type MetadataDb } from '../metadata/db.js'
 import { describePostgresUrl, isPostgresUrl } from '../metadata/postgres-url.js'
+import { countRows, resetSequences, tableColumns, tablesInDependencyOrder } from '../metadata/tables.js'
 import { requireSqliteDatabase } from './data.js'
 
 interface MigrateFlags {
@@ -17,9 +18,6 @@ export interface TableCopy {
   table: string
   rows: number
 }
-
-/** Tables Kysely's migrator owns; each side keeps its own. */
-const SKIP = /^(sqlite_|schema_migrations)/
 
 /**
  * `berth migrate-metadata`: copies every table of a SQLite deployment into an empty PostgreSQL
@@ -70,8 +68,9 @@ export async function copyMetadata(
   if (source.caps.dialect !== 'sqlite' || target.caps.dialect !== 'postgres') throw new Error('migrate-metadata copies from SQLite to PostgreSQL')
   const src = source.db as unknown as Kysely<unknown>
   const dst = target.db as unknown as Kysely<unknown>
-  const tables = await dependencyOrder(src)
-  const targetColumns = await postgresColumns(dst)
+  const tables = await tablesInDependencyOrder(src)
+  const sourceColumns = await tableColumns(src)
+  const targetColumns = new Map([...(await tableColumns(dst))].map(([t, cols]) => [t, new Set(cols)]))
   for (const t of tables) if (!targetColumns.has(t)) throw new Error(`migrate-metadata: table ${t} is missing in the target (different Berth versions?)`)
 
   const counts = new Map<string, number>()
@@ -84,7 +83,7 @@ export async function copyMetadata(
   const out: TableCopy[] = []
   await dst.transaction().execute(async (trx) => {
     for (const table of tables) {
-      const columns = (await sqliteColumns(src, table)).filter((c) => targetColumns.get(table)?.has(c))
+      const columns = (sourceColumns.get(table) ?? []).filter((c) => targetColumns.get(table)?.has(c))
       // Stay well under PostgreSQL's 65535 bind parameters per statement.
       const batch = Math.max(1, Math.min(o.batchSize ?? 500, Math.floor(60_000 / Math.max(columns.length, 1))))
       let copied = 0
@@ -103,59 +102,4 @@ export async function copyMetadata(
     await resetSequences(trx)
   })
   return out
-}
-
-async function countRows(db: Kysely<unknown>, table: string): Promise<number> {
-  const { rows } = await sql<{ n: number }>`select count(*) as n from ${sql.table(table)}`.execute(db)
-  return Number(rows[0]?.n ?? 0)
-}
-
-/** SQLite tables, parents before the tables whose foreign keys point at them. */
-async function dependencyOrder(db: Kysely<unknown>): Promise<string[]> {
-  const { rows } = await sql<{ name: string }>`select name from sqlite_master where type = 'table' order by name`.execute(db)
-  const names = rows.map((r) => r.name).filter((n) => !SKIP.test(n))
-  const parents = new Map<string, Set<string>>()
-  for (const name of names) {
-    const fks = await sql<{ table: string }>`select "table" from pragma_foreign_key_list(${name})`.execute(db)
-    parents.set(name, new Set(fks.rows.map((f) => f.table).filter((t) => t !== name)))
-  }
-  const ordered: string[] = []
-  const visiting = new Set<string>()
-  const visit = (n: string) => {
-    if (ordered.includes(n)) return
-    if (visiting.has(n)) throw new Error(`migrate-metadata: foreign keys form a cycle at ${n}`)
-    visiting.add(n)
-    for (const p of parents.get(n) ?? []) if (names.includes(p)) visit(p)
-    visiting.delete(n)
-    ordered.push(n)
-  }
-  for (const n of names) visit(n)
-  return ordered
-}
-
-async function sqliteColumns(db: Kysely<unknown>, table: string): Promise<string[]> {
-  const { rows } = await sql<{ name: string }>`select name from pragma_table_info(${table}) order by cid`.execute(db)
-  return rows.map((r) => r.name)
-}
-
-async function postgresColumns(db: Kysely<unknown>): Promise<Map<string, Set<string>>> {
-  const { rows } = await sql<{ table_name: string; column_name: string }>`
-    select table_name, column_name from information_schema.columns where table_schema = current_schema()`.execute(db)
-  const out = new Map<string, Set<string>>()
-  for (const r of rows) {
-    const set = out.get(r.table_name) ?? new Set<string>()
-    set.add(r.column_name)
-    out.set(r.table_name, set)
-  }
-  return out
-}
-
-/** Moves every serial sequence past the largest id copied, so new rows do not collide. */
-async function resetSequences(db: Kysely<unknown>): Promise<void> {
-  const { rows } = await sql<{ table_name: string; column_name: string }>`
-    select table_name, column_name from information_schema.columns
-    where table_schema = current_schema() and column_default like 'nextval(%'`.execute(db)
-  for (const r of rows) {
-    await sql`select setval(pg_get_serial_sequence(${r.table_name}, ${r.column_name}), coalesce(max(${sql.ref(r.column_name)}), 0) + 1, false) from ${sql.table(r.table_name)}`.execute(db)
-  }
 }
