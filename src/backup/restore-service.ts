@@ -33,6 +33,8 @@ export interface RestoreOptions {
   /** When given, a blob that fails its check is reported here and skipped (verify); otherwise the restore fails. */
   onBadBlob?: (digest: string, reason: string) => void
   onProgress?: (p: RestoreProgress) => void
+  /** blobs copied at the same time */
+  concurrency?: number
 }
 
 export interface RestoreResult {
@@ -61,14 +63,21 @@ export async function runRestore(deps: { metadata: MetadataDb; storage: StorageD
   const blobs: BlobEntry[] = []
   for await (const row of readRows(join(genDir, manifest.blobs.file))) blobs.push({ digest: String(row[0]), size: Number(row[1]) })
   let bytes = 0
-  for (const [i, blob] of blobs.entries()) {
-    const problem = await restoreBlob(deps.storage, opts.from, blob)
-    if (problem !== undefined) {
-      if (!opts.onBadBlob) throw new Error(`blob ${blob.digest} in the backup ${problem}`)
-      opts.onBadBlob(blob.digest, problem)
-    } else bytes += blob.size
-    progress({ phase: 'blobs', done: i + 1, total: blobs.length })
+  let done = 0
+  let next = 0
+  // A few at a time: each file's fsync and rename wait on the disk, not on this process.
+  const lane = async () => {
+    while (next < blobs.length) {
+      const blob = blobs[next++]!
+      const problem = await restoreBlob(deps.storage, opts.from, blob)
+      if (problem !== undefined) {
+        if (!opts.onBadBlob) throw new Error(`blob ${blob.digest} in the backup ${problem}`)
+        opts.onBadBlob(blob.digest, problem)
+      } else bytes += blob.size
+      progress({ phase: 'blobs', done: ++done, total: blobs.length })
+    }
   }
+  await Promise.all(Array.from({ length: Math.min(opts.concurrency ?? 4, blobs.length) }, lane))
 
   const rows = await restoreMetadata(deps.metadata, genDir, manifest, (n) => progress({ phase: 'metadata', done: n }))
   deps.log.info({ generation: manifest.generation, rows, blobs: blobs.length }, 'restore finished')
