@@ -39,6 +39,9 @@ import { ProxyService } from './replication/proxy.js'
 import { PullGates } from './policy/pull-gate.js'
 import { openEvents, type Events } from './events/index.js'
 import type { UpstreamEndpoints } from './replication/proxy-upstream.js'
+import { TRUST_KINDS } from './metadata/changes.js'
+import { TrustService } from './trust/trust-service.js'
+import { TrustPullGate } from './trust/pull-gate.js'
 
 export interface App {
   http: FastifyInstance
@@ -65,6 +68,8 @@ export interface App {
   events: Events
   /** policies that may refuse a manifest GET; features add theirs (src/policy/pull-gate.ts) */
   pullGates: PullGates
+  /** trust material, trust policies, signature statuses and the pull gate of signatures (src/trust) */
+  trust: TrustService
   storage: StorageDriver
   metadata: MetadataDb
   log: Logger
@@ -186,7 +191,10 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
     opened.add(() => events.close())
     oci.onEvents(events)
     const pullGates = new PullGates()
-    const http = openHttp(core, { login, registry: oci.registry, metrics, runtime, jobs, immutability: oci.immutability, replication, proxy, events, pullGates, ...policies }, opened)
+    const trust = openTrust(core, oci.registry, opened)
+    oci.onTrust(trust)
+    pullGates.add(new TrustPullGate(trust))
+    const http = openHttp(core, { login, registry: oci.registry, metrics, runtime, jobs, immutability: oci.immutability, replication, proxy, events, pullGates, trust, ...policies }, opened)
     // Every handler is registered by now (scheduled tasks, cron schedules): start claiming.
     jobs.start()
     return {
@@ -201,6 +209,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
       replication,
       events,
       pullGates,
+      trust,
       auth: login.auth,
       generatedAdminPassword: login.generatedAdminPassword,
       adminPasswordIgnored: login.adminPasswordIgnored,
@@ -300,6 +309,7 @@ async function openRegistry(
   let gcAfterDelete = () => {}
   let replicationHooks: ManifestHooks = { pushed: () => {}, deleted: () => {} }
   let eventHooks: Pick<Events, 'written' | 'pulled'> | undefined
+  let trustHooks: Pick<TrustService, 'pushed' | 'deleted'> | undefined
   const registry = createRegistry(
     {
       storage,
@@ -319,11 +329,13 @@ async function openRegistry(
       afterPush: (repository, _digest, tags, subject) => {
         metrics?.pushes.inc({ project: projectOf(repository) })
         eventHooks?.written()
+        trustHooks?.pushed(repository, tags, subject)
         replicationHooks.pushed(repository, tags, subject)
       },
       afterDelete: (repository, reference) => {
         eventHooks?.written()
         if (config.gc.afterDelete) gcAfterDelete()
+        trustHooks?.deleted(repository)
         replicationHooks.deleted(repository, reference)
       },
     },
@@ -366,7 +378,18 @@ async function openRegistry(
     onEvents: (hooks: Pick<Events, 'written' | 'pulled'>) => {
       eventHooks = hooks
     },
+    /** Who verifies the signatures pushes bring (src/trust), once it exists. */
+    onTrust: (hooks: Pick<TrustService, 'pushed' | 'deleted'>) => {
+      trustHooks = hooks
+    },
   }
+}
+
+/** Signatures: their statuses, computed as signatures arrive, and the policies that gate pulls. */
+function openTrust({ log, now, meta }: Core, registry: Registry, opened: Opened): TrustService {
+  const trust = new TrustService({ meta, registry, log: log.child({ module: 'trust' }), now, generation: meta.changes.generation(TRUST_KINDS) })
+  opened.add(() => trust.settled())
+  return trust
 }
 
 /** Listeners of the registry's manifest pushes and deletes. */
@@ -464,6 +487,7 @@ function openHttp(
     proxy?: ProxyService
     events: Events
     pullGates: PullGates
+    trust: TrustService
   },
   opened: Opened,
 ): FastifyInstance {
@@ -505,6 +529,7 @@ function openHttp(
       files: new FileService({ registry: s.registry, log: log.child({ module: 'browse' }) }),
       sbom: new SbomService({ registry: s.registry, log: log.child({ module: 'sbom' }) }),
       webhooks: s.events.webhooks,
+      trust: s.trust,
     },
     ready: async () => {
       await storage.check()

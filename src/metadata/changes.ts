@@ -5,13 +5,15 @@
  * 0009 migration). Writes of anything else (jobs, audit rows, pull counts, upload sessions,
  * GC bookkeeping) change no kind and leave every cache alone.
  */
-export const CHANGE_KINDS = ['repository', 'blob', 'manifest', 'tag', 'user', 'robot', 'project', 'member'] as const
+export const CHANGE_KINDS = ['repository', 'blob', 'manifest', 'tag', 'user', 'robot', 'project', 'member', 'trust'] as const
 export type ChangeKind = (typeof CHANGE_KINDS)[number]
 
 /** The kinds each read cache depends on. */
 export const MANIFEST_KINDS: readonly ChangeKind[] = ['repository', 'manifest', 'tag']
 export const BLOB_LINK_KINDS: readonly ChangeKind[] = ['repository', 'blob']
 export const ACCESS_KINDS: readonly ChangeKind[] = ['user', 'robot', 'project', 'member']
+/** Trust material, trust policies and verification statuses (the pull gate of src/trust). */
+export const TRUST_KINDS: readonly ChangeKind[] = ['trust']
 
 /** A cache's view of the changes: moves whenever one of its kinds changed; undefined = cache nothing. */
 export type Generation = () => number | undefined

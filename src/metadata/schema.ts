@@ -321,6 +321,28 @@ export interface EventLeasesTable {
   expires_at: number
 }
 
+export interface TrustMaterialTable {
+  scope: string
+  name: string
+  type: string
+  material: string
+  created_at: number
+}
+
+export interface TrustPoliciesTable {
+  project: string
+  require: string
+  exempt_repositories: string | null
+  updated_at: number
+}
+
+export interface TrustStatusTable {
+  repository: string
+  digest: string
+  status: string
+  computed_at: number
+}
+
 export interface Database {
   users: UsersTable
   projects: ProjectsTable
@@ -354,4 +376,7 @@ export interface Database {
   event_deliveries: EventDeliveriesTable
   webhook_policies: WebhookPoliciesTable
   event_leases: EventLeasesTable
+  trust_material: TrustMaterialTable
+  trust_policies: TrustPoliciesTable
+  trust_status: TrustStatusTable
 }

@@ -68,6 +68,7 @@ const READS = new Set([
   ...['policies', 'policy', 'execution', 'executions', 'tasks', 'counts', 'remoteBlobRepository'].map((m) => `replication.${m}`),
   'proxy.tagChecked', 'proxy.heldByOther',
   ...['pendingSinks', 'head', 'deliveries', 'delivery', 'backlog', 'webhookPolicies'].map((m) => `events.${m}`),
+  ...['material', 'policies', 'status', 'statusKeys', 'parentsOf'].map((m) => `trust.${m}`),
 ])
 /** Writes of rows no cache holds (bookkeeping): nothing to announce. */
 const UNCACHED_WRITES = new Set([
@@ -83,6 +84,9 @@ const UNCACHED_WRITES = new Set([
   'immutability.addImmutabilityRule', 'immutability.deleteImmutabilityRule',
   'retention.putRetentionPolicy', 'retention.createRun', 'retention.updateRun', 'retention.failAbandonedRuns', 'retention.addRunItems', 'retention.prunePulls',
   'pulls.addPulls',
+  // No read cache here holds trust rows; they announce the `trust` kind, which the pull gate's
+  // decisions follow (test/trust/gate.test.ts).
+  ...['insertMaterial', 'deleteMaterial', 'setPolicy', 'putStatus', 'deleteStatusesOf'].map((m) => `trust.${m}`),
   // Last login and last use: book-keeping no access decision reads (the 0007 triggers ignore them too).
   'robots.touch', 'users.recordLogin',
 ])

@@ -29,6 +29,8 @@ import { sessionRoutes } from './session.js'
 import { userRoutes } from './users.js'
 import { webhookRoutes } from './webhooks.js'
 import type { WebhookPolicies } from '../../events/index.js'
+import type { TrustService } from '../../trust/trust-service.js'
+import { trustRoutes } from './trust.js'
 
 /** The background services whose routes live under /api/v1 too (absent in some tests). */
 export interface ApiServices {
@@ -50,6 +52,8 @@ export interface ApiServices {
   sbom?: SbomService
   /** webhook policies and their deliveries (src/events) */
   webhooks?: WebhookPolicies
+  /** trust material, trust policies and signature statuses (src/trust) */
+  trust?: TrustService
 }
 
 export interface ApiOptions extends ApiContext {
@@ -107,6 +111,7 @@ export async function apiRoutes(app: FastifyInstance, opts: ApiOptions): Promise
     if (services.sbom) await app.register(sbomRoutes, { ...ctx, authEnabled: opts.authEnabled, catalog: services.catalog, sbom: services.sbom })
     if (services.replication) await app.register(replicationRoutes, { ...ctx, ...services.replication, requireAdmin: adminOnly })
     if (services.webhooks) await app.register(webhookRoutes, { ...ctx, webhooks: services.webhooks, requireAdmin: adminOnly })
+    if (services.trust) await app.register(trustRoutes, { ...ctx, authEnabled: opts.authEnabled, trust: services.trust, catalog: services.catalog })
   }
 }
 

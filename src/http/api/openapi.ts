@@ -113,6 +113,17 @@ export const OPENAPI = {
         },
       },
       GcSchedule: { type: 'object', properties: { schedule: { type: ['string', 'null'] }, source: { enum: ['api', 'config', 'none'], readOnly: true }, next: { type: ['string', 'null'], readOnly: true } } },
+      TrustKey: {
+        type: 'object',
+        required: ['name', 'type'],
+        description: 'cosign: publicKey (PEM; ECDSA P-256/P-384, Ed25519, RSA); notation: certificates (PEM chain holding the CA) and identities ("*" or "x509.subject: CN=…")',
+        properties: { name: { type: 'string' }, type: { enum: ['cosign', 'notation'] }, publicKey: { type: 'string' }, certificates: { type: 'string' }, identities: { type: 'array', items: { type: 'string' } } },
+      },
+      TrustPolicy: {
+        type: 'object',
+        required: ['require'],
+        properties: { require: { enum: ['none', 'cosign', 'notation', 'any'] }, exemptRepositories: { type: ['string', 'null'], description: 'a glob of repository paths inside the project pulled without signatures' } },
+      },
       Webhook: {
         type: 'object',
         required: ['name', 'url', 'eventTypes'],
@@ -412,6 +423,14 @@ export const OPENAPI = {
       get: op('Deliveries, newest first', { parameters: [query('limit', 'integer', '1-1000, default 100')], responses: { '200': { description: 'deliveries', ...json({ type: 'array', items: { $ref: '#/components/schemas/WebhookDelivery' } }) }, ...errors } }),
     },
     '/projects/{project}/webhooks/{name}/deliveries/{id}/replay': { post: { summary: 'Queue the delivery\'s event again (same id)', responses: { '202': { description: 'the new delivery', ...json({ $ref: '#/components/schemas/WebhookDelivery' }) }, ...errors } } },
+    '/projects/{project}/trust/keys': { post: createdOp('Add a cosign public key or a notation trust store to the project (project administrators)', 'TrustKey'), get: op('The project\'s trust material') },
+    '/projects/{project}/trust/keys/{name}': { delete: { summary: 'Remove trust material (project administrators)', responses: { '204': { description: 'deleted' }, ...errors } } },
+    '/trust/keys': { post: createdOp('Add registry-wide trust material (system administrators)', 'TrustKey'), get: op('Registry-wide trust material (system administrators)') },
+    '/trust/keys/{name}': { delete: { summary: 'Remove registry-wide trust material (system administrators)', responses: { '204': { description: 'deleted' }, ...errors } } },
+    '/projects/{project}/trust/policy': { get: op('The trust policy of pulls'), put: op('Set the trust policy of pulls (project administrators)', body('TrustPolicy')) },
+    '/projects/{project}/repositories/{repository}/artifacts/{digest}/signatures': {
+      get: op('The verification status of an artifact: each signature found (referrers and the cosign .sig tag), verified by which key or why not, and whether the trust policy lets it be pulled', { parameters: [REPOSITORY] }),
+    },
     '/audit': {
       get: op('Audit log', { parameters: ['user', 'project', 'repository', 'action', 'from', 'to', 'limit', 'offset'].map((name) => ({ name, in: 'query' })) }),
     },

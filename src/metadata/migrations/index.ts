@@ -14,6 +14,7 @@ import * as m0012 from './0012-replication.js'
 import * as m0013 from './0013-ui-browse.js'
 import * as m0011 from './0011-proxy.js'
 import * as m0014 from './0014-events.js'
+import * as m0017 from './0017-trust.js'
 
 export interface MigrationStep {
   up(db: Kysely<unknown>, caps: Capabilities): Promise<void>
@@ -35,4 +36,5 @@ export const MIGRATIONS: Record<string, MigrationStep> = {
   '0013-ui-browse': m0013,
   '0011-proxy': m0011,
   '0014-events': m0014,
+  '0017-trust': m0017,
 }

@@ -21,6 +21,7 @@ import { createCatalogRepository } from './catalog.js'
 import { createReplicationRepository } from './replication.js'
 import { createProxyRepository } from './proxy.js'
 import { createEventRepository } from './events.js'
+import { createTrustRepository } from './trust.js'
 
 /**
  * Each writing method announces what it changed to `changes` (see MetadataDb), which lets
@@ -50,6 +51,7 @@ export function createMetadataRepositories(db: Kysely<Database>, changes: Change
     replication: createReplicationRepository(db),
     proxy: createProxyRepository(db),
     events: createEventRepository(db),
+    trust: createTrustRepository(db, changes),
   }
 }
 
