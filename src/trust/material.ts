@@ -12,6 +12,7 @@ export interface CosignKey {
   type: 'cosign'
   name: string
   scope: string
+  createdAt: number
   algorithm: 'ecdsa-p256' | 'ecdsa-p384' | 'ed25519' | 'rsa'
   key: KeyObject
   publicKey: string
@@ -22,6 +23,7 @@ export interface NotationStore {
   type: 'notation'
   name: string
   scope: string
+  createdAt: number
   certificates: X509Certificate[]
   pem: string
   /** `*` or `x509.subject: CN=…, O=…` */
@@ -35,12 +37,12 @@ const MAX_PEM = 64 * 1024
 const PEM_CERT = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g
 
 /** The body of POST …/trust/keys, checked: a clear INVALID_FIELD for anything unusable. */
-export function parseMaterial(input: unknown, scope: string): TrustMaterial {
+export function parseMaterial(input: unknown, scope: string, createdAt: number): TrustMaterial {
   if (typeof input !== 'object' || input === null || Array.isArray(input)) throw RegistryError.invalidField('body', 'a JSON object')
   const body = input as Record<string, unknown>
   if (typeof body.name !== 'string' || !NAME.test(body.name)) throw RegistryError.invalidField('name', 'lower-case letters, digits, ".", "_" and "-", at most 64 characters')
-  if (body.type === 'cosign') return { ...cosignKey(body.publicKey), name: body.name, scope }
-  if (body.type === 'notation') return { ...notationStore(body.certificates, body.identities), name: body.name, scope }
+  if (body.type === 'cosign') return { ...cosignKey(body.publicKey), name: body.name, scope, createdAt }
+  if (body.type === 'notation') return { ...notationStore(body.certificates, body.identities), name: body.name, scope, createdAt }
   throw RegistryError.invalidField('type', 'cosign or notation')
 }
 
@@ -51,7 +53,7 @@ function pemText(field: string, value: unknown): string {
 }
 
 /** A PEM public key of a kind cosign signs with. */
-export function cosignKey(value: unknown): Omit<CosignKey, 'name' | 'scope'> {
+export function cosignKey(value: unknown): Omit<CosignKey, 'name' | 'scope' | 'createdAt'> {
   const pem = pemText('publicKey', value)
   if (!/-----BEGIN PUBLIC KEY-----/.test(pem)) throw RegistryError.invalidField('publicKey', 'a PEM public key (-----BEGIN PUBLIC KEY-----), as `cosign generate-key-pair` writes to cosign.pub')
   let key: KeyObject
@@ -81,7 +83,7 @@ function algorithmOf(key: KeyObject): CosignKey['algorithm'] {
 }
 
 /** A PEM chain of CA certificates and the identities trusted under it. */
-export function notationStore(certificates: unknown, identities: unknown): Omit<NotationStore, 'name' | 'scope'> {
+export function notationStore(certificates: unknown, identities: unknown): Omit<NotationStore, 'name' | 'scope' | 'createdAt'> {
   const pem = pemText('certificates', certificates)
   const blocks = pem.match(PEM_CERT) ?? []
   if (blocks.length === 0) throw RegistryError.invalidField('certificates', 'a PEM chain of X.509 certificates (-----BEGIN CERTIFICATE-----)')
@@ -124,8 +126,8 @@ function normalisedDn(parts: string[]): Set<string> {
 }
 
 /** What the API shows of material (public keys and certificates are no secrets). */
-export function materialView(m: TrustMaterial, createdAt: number) {
-  const base = { name: m.name, type: m.type, scope: m.scope === SYSTEM_SCOPE ? 'system' : 'project', createdAt: new Date(createdAt).toISOString() }
+export function materialView(m: TrustMaterial) {
+  const base = { name: m.name, type: m.type, scope: m.scope === SYSTEM_SCOPE ? 'system' : 'project', createdAt: new Date(m.createdAt).toISOString() }
   if (m.type === 'cosign') return { ...base, algorithm: m.algorithm, publicKey: m.publicKey }
   return {
     ...base,
@@ -145,8 +147,9 @@ export function materialJson(m: TrustMaterial): string {
 }
 
 /** Material read back from its stored row (checked when it was added). */
-export function materialFromRow(row: { scope: string; name: string; type: string; material: string }): TrustMaterial {
+export function materialFromRow(row: { scope: string; name: string; type: string; material: string; createdAt: number }): TrustMaterial {
   const stored = JSON.parse(row.material) as Record<string, unknown>
-  if (row.type === 'cosign') return { ...cosignKey(stored.publicKey), name: row.name, scope: row.scope }
-  return { ...notationStore(stored.certificates, stored.identities), name: row.name, scope: row.scope }
+  const { scope, name, createdAt } = row
+  if (row.type === 'cosign') return { ...cosignKey(stored.publicKey), name, scope, createdAt }
+  return { ...notationStore(stored.certificates, stored.identities), name, scope, createdAt }
 }

@@ -62,18 +62,17 @@ export class TrustService {
   /** scope: a project name, or undefined for registry-wide material. */
   async addMaterial(project: string | undefined, body: unknown) {
     const scope = project ?? SYSTEM_SCOPE
-    const material = parseMaterial(body, scope)
-    const createdAt = this.deps.now()
-    if (!(await this.deps.meta.trust.insertMaterial({ scope, name: material.name, type: material.type, material: materialJson(material), createdAt }))) {
+    const material = parseMaterial(body, scope, this.deps.now())
+    if (!(await this.deps.meta.trust.insertMaterial({ scope, name: material.name, type: material.type, material: materialJson(material), createdAt: material.createdAt }))) {
       throw RegistryError.conflict(`trust material ${material.name} exists${project ? ` in project ${project}` : ' registry-wide'}`)
     }
     this.materialChanged(project)
-    return materialView(material, createdAt)
+    return materialView(material)
   }
 
   async listMaterial(project: string | undefined) {
     const rows = await this.deps.meta.trust.material(project ?? SYSTEM_SCOPE)
-    return rows.map((r) => materialView(materialFromRow(r), r.createdAt))
+    return rows.map((r) => materialView(materialFromRow(r)))
   }
 
   async deleteMaterial(project: string | undefined, name: string): Promise<void> {
@@ -109,7 +108,12 @@ export class TrustService {
     const pending = this.computing.get(key(repository, digest))
     if (pending) return pending
     const row = await this.deps.meta.trust.status(repository, digest)
-    if (row) return JSON.parse(row.status) as TrustStatus
+    if (row) {
+      const stored = JSON.parse(row.status) as StoredStatus
+      // Computed with other material (changed here or on another node, and not yet verified
+      // again in the background): stale.
+      if (stored.material === materialVersion(materialOf((await this.current()).material, projectOf(repository)))) return withoutVersion(stored)
+    }
     return this.recompute(repository, digest)
   }
 
@@ -136,9 +140,10 @@ export class TrustService {
     const previous = this.computing.get(k)
     const run = (async () => {
       await previous?.catch(() => undefined)
-      const material = (await this.current()).material
-      const status = await computeStatus(this.deps, repository, digest, materialOf(material, projectOf(repository)))
-      await this.deps.meta.trust.putStatus({ repository, digest, status: JSON.stringify(status), computedAt: this.deps.now() })
+      const material = materialOf((await this.current()).material, projectOf(repository))
+      const status = await computeStatus(this.deps, repository, digest, material)
+      const stored: StoredStatus = { ...status, material: materialVersion(material) }
+      await this.deps.meta.trust.putStatus({ repository, digest, status: JSON.stringify(stored), computedAt: this.deps.now() })
       return status
     })()
     this.computing.set(k, run)
@@ -286,6 +291,21 @@ function key(repository: string, digest: string): string {
 
 function materialOf(material: Map<string, TrustMaterial[]>, project: string): TrustMaterial[] {
   return [...(material.get(project) ?? []), ...(material.get(SYSTEM_SCOPE) ?? [])]
+}
+
+/** A stored status names the material it was computed with. */
+interface StoredStatus extends TrustStatus {
+  material: string
+}
+
+function withoutVersion(stored: StoredStatus): TrustStatus {
+  const { material: _material, ...status } = stored
+  return status
+}
+
+/** Which material a status was verified with: its scopes, names and creation times. */
+function materialVersion(material: TrustMaterial[]): string {
+  return material.map((m) => `${m.scope}/${m.name}@${m.createdAt}`).join(',')
 }
 
 function satisfies(status: TrustStatus, require: Requirement): boolean {
