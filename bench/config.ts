@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url'
 
 const MiB = 1024 * 1024
 
-export type BenchMode = 'default' | 'auth' | 'scaleout' | 'proxy' | 'replication'
+export type BenchMode = 'default' | 'auth' | 'scaleout' | 'proxy' | 'replication' | 'events'
 
 export interface BenchConfig {
   quick: boolean
@@ -68,6 +68,10 @@ export interface BenchConfig {
   /** proxy mode: clients pulling one image at once, cold, for the upstream request count */
   herdClients: number
   herdBytes: number
+  /** events mode: pushes per configuration, and the paced pushes per second (for so many seconds) of the lag */
+  eventsPushes: number
+  eventsRate: number
+  eventsSeconds: number
   /** replication mode: small images copied (one layer each of smallBytes), and the big image */
   replicationImages: number
   replicationSmallBytes: number
@@ -120,7 +124,7 @@ export function loadConfig(): BenchConfig {
   if (downloadTool !== 'curl' && downloadTool !== 'undici') throw new Error(`BENCH_DOWNLOAD_TOOL=${downloadTool}: expected curl or undici`)
   if (downloadTool === 'curl' && !findBinary('curl')) throw new Error('BENCH_DOWNLOAD_TOOL=curl but curl is not installed')
   const mode = (process.env.BENCH_MODE ?? 'default').toLowerCase() || 'default'
-  if (!['default', 'auth', 'scaleout', 'proxy', 'replication'].includes(mode)) throw new Error(`BENCH_MODE=${mode}: expected default, auth, scaleout, proxy or replication`)
+  if (!['default', 'auth', 'scaleout', 'proxy', 'replication', 'events'].includes(mode)) throw new Error(`BENCH_MODE=${mode}: expected default, auth, scaleout, proxy, replication or events`)
   const cfg: BenchConfig = {
     quick,
     mode: mode as BenchMode,
@@ -164,6 +168,9 @@ export function loadConfig(): BenchConfig {
     replicationSmallBytes: num('BENCH_REPLICATION_SMALL_KB', 64, { min: 1, integer: true }) * 1024,
     replicationBigLayers: num('BENCH_REPLICATION_BIG_LAYERS', 4, { min: 1, integer: true }),
     replicationBigLayerBytes: num('BENCH_REPLICATION_BIG_LAYER_MB', quick ? 16 : 256, { min: 1, integer: true }) * MiB,
+    eventsPushes: num('BENCH_EVENTS_PUSHES', quick ? 100 : 500, { min: 1, integer: true }),
+    eventsRate: num('BENCH_EVENTS_RATE', 200, { min: 1 }),
+    eventsSeconds: num('BENCH_EVENTS_SECONDS', quick ? 3 : 10, { min: 1 }),
   }
   if (process.env.BENCH_DISTRIBUTION_BIN && distribution !== 'none' && !cfg.distributionBin) {
     throw new Error(`BENCH_DISTRIBUTION_BIN=${distribution} is not an executable`)

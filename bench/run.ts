@@ -14,6 +14,7 @@ import { loadConfig, type BenchConfig } from './config.js'
 import { scaleOutMode } from './scaleout.js'
 import { proxyMode } from './proxy.js'
 import { replicationMode } from './replication.js'
+import { eventsMode } from './events.js'
 import { blobBytes, blobDigest, sha256 } from './data.js'
 import { MANIFEST_ACCEPT, makeImage, pushImage, RegistryClient, type Image } from './client.js'
 import { curlDownload, runAutocannon, runWrk, type LoadResult } from './load.js'
@@ -297,12 +298,12 @@ async function main(): Promise<void> {
   }
 
   if (cfg.mode !== 'default') {
-    // BENCH_MODE=auth (bench/auth.ts), scaleout (bench/scaleout.ts), proxy (bench/proxy.ts) or
-    // replication (bench/replication.ts).
+    // BENCH_MODE=auth (bench/auth.ts), scaleout (bench/scaleout.ts), proxy (bench/proxy.ts),
+    // replication (bench/replication.ts) or events (bench/events.ts).
     const stale = ensureBuilt(cfg.berthDir)
     if (stale) log(`warning: ${stale}`)
     try {
-      const modes = { auth: authMode, scaleout: scaleOutMode, proxy: proxyMode, replication: replicationMode }
+      const modes = { auth: authMode, scaleout: scaleOutMode, proxy: proxyMode, replication: replicationMode, events: eventsMode }
       await modes[cfg.mode](cfg)
     } finally {
       await cleanupAll()
