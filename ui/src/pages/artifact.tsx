@@ -1,11 +1,14 @@
-import { useQuery } from '@tanstack/react-query'
+import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query'
 import { lazy, Suspense, useState } from 'react'
 import { Link, useNavigate, useParams } from 'react-router'
-import { get, seg } from '../api'
-import { CopyButton, Empty, ErrorMessage, Field, Loading } from '../components'
+import { api, get, seg } from '../api'
+import { CopyButton, ErrorMessage, Field, Loading } from '../components'
+import { Form, TextField } from '../form'
 import { ago, bytes, platformName, shortDigest } from '../format'
 import { byDigest } from '../snippets'
-import type { Artifact } from '../types'
+import { can } from '../session'
+import type { Artifact, Project } from '../types'
+import { ReferrerTree } from './referrers'
 import { pathParam } from './repository'
 
 const JsonView = lazy(() => import('../json-view'))
@@ -32,6 +35,7 @@ export default function ArtifactPage() {
       <p>
         <code>{byDigest(a.name, a.digest)}</code> <CopyButton text={byDigest(a.name, a.digest)} label="Copy reference" />
       </p>
+      <AddTag project={project} base={base} digest={a.digest} />
       <dl className="facts">
         <dt>Tags</dt>
         <dd>{a.tags.length ? a.tags.join(', ') : 'untagged'}</dd>
@@ -81,7 +85,7 @@ export default function ArtifactPage() {
         ))}
       </div>
       <div role="tabpanel">
-        {tab === 'overview' && <Overview artifact={a} repoLink={repoLink} />}
+        {tab === 'overview' && <Overview artifact={a} base={base} repoLink={repoLink} />}
         {tab === 'files' && (
           <Suspense fallback={<Loading />}>
             <FileBrowser base={`${base}/artifacts/${seg(a.digest)}`} layers={a.layers} />
@@ -104,7 +108,7 @@ export default function ArtifactPage() {
   )
 }
 
-function Overview({ artifact: a, repoLink }: { artifact: Artifact; repoLink: string }) {
+function Overview({ artifact: a, base, repoLink }: { artifact: Artifact; base: string; repoLink: string }) {
   return (
     <>
       {a.layers.length > 0 && (
@@ -152,20 +156,7 @@ function Overview({ artifact: a, repoLink }: { artifact: Artifact; repoLink: str
       )}
       <section aria-labelledby="referrers-title">
         <h2 id="referrers-title">Referrers</h2>
-        {a.referrers.length === 0 ? (
-          <Empty>No signatures, SBOMs or attestations refer to this artifact.</Empty>
-        ) : (
-          <ul className="tree">
-            {a.referrers.map((r) => (
-              <li key={r.digest}>
-                <Link to={`${repoLink}/artifacts/${r.digest}`} className="mono">
-                  {shortDigest(r.digest)}
-                </Link>{' '}
-                {r.artifactType ?? r.mediaType} · {bytes(r.size)}
-              </li>
-            ))}
-          </ul>
-        )}
+        <ReferrerTree base={base} repoLink={repoLink} referrers={a.referrers} />
       </section>
       {Object.keys(a.annotations).length > 0 && (
         <section aria-labelledby="annotations-title">
@@ -181,5 +172,26 @@ function Overview({ artifact: a, repoLink }: { artifact: Artifact; repoLink: str
         </section>
       )}
     </>
+  )
+}
+
+/** Adds a tag to the artifact (or moves it here), for those who may push to the project. */
+function AddTag({ project, base, digest }: { project: string; base: string; digest: string }) {
+  const client = useQueryClient()
+  const p = useQuery({ queryKey: ['project', project], queryFn: () => get<Project>(`/projects/${seg(project)}`) })
+  const [tag, setTag] = useState('')
+  const add = useMutation({
+    mutationFn: () => api<{ name: string }>('POST', `${base}/artifacts/${seg(digest)}/tags`, { name: tag.trim() }),
+    onSuccess: async () => {
+      setTag('')
+      await client.invalidateQueries({ queryKey: ['artifact'] })
+      await client.invalidateQueries({ queryKey: ['tags'] })
+    },
+  })
+  if (!can(p.data, 'push')) return null
+  return (
+    <Form className="inline-form" label="Add a tag" action={add} submit="Add tag" saved="Tag added.">
+      <TextField label="New tag" hint="Moves the tag here if it names another artifact." required maxLength={128} pattern="[A-Za-z0-9_][A-Za-z0-9._\-]{0,127}" value={tag} onChange={setTag} />
+    </Form>
   )
 }
