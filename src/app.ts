@@ -26,6 +26,7 @@ import { ImmutabilityService } from './policy/immutability.js'
 import { PolicySchedules } from './policy/schedules.js'
 import { PullTracker } from './policy/pull-tracker.js'
 import { CatalogService } from './browse/catalog-service.js'
+import { VulnDb } from './scan/vulndb/index.js'
 import { FileService } from './browse/file-service.js'
 import { SbomService } from './scan/sbom/sbom-service.js'
 import { ChartService } from './charts/chart-service.js'
@@ -70,6 +71,8 @@ export interface App {
   pullGates: PullGates
   /** trust material, trust policies, signature statuses and the pull gate of signatures (src/trust) */
   trust: TrustService
+  /** the vulnerability database (OSV advisories imported offline, src/scan/vulndb) */
+  vulndb: VulnDb
   storage: StorageDriver
   metadata: MetadataDb
   log: Logger
@@ -194,7 +197,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
     const trust = openTrust(core, oci.registry, opened)
     oci.onTrust(trust)
     pullGates.add(new TrustPullGate(trust))
-    const http = openHttp(core, { login, registry: oci.registry, metrics, runtime, jobs, immutability: oci.immutability, replication, proxy, events, pullGates, trust, ...policies }, opened)
+    const vulndb = new VulnDb(metadata, { now: core.now })
+    const http = openHttp(core, { login, registry: oci.registry, metrics, runtime, jobs, immutability: oci.immutability, replication, proxy, events, pullGates, trust, vulndb, ...policies }, opened)
     // Every handler is registered by now (scheduled tasks, cron schedules): start claiming.
     jobs.start()
     return {
@@ -210,6 +214,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
       events,
       pullGates,
       trust,
+      vulndb,
       auth: login.auth,
       generatedAdminPassword: login.generatedAdminPassword,
       adminPasswordIgnored: login.adminPasswordIgnored,
@@ -484,6 +489,7 @@ function openHttp(
     retention: RetentionService
     policySchedules: PolicySchedules
     replication: Replication
+    vulndb: VulnDb
     proxy?: ProxyService
     events: Events
     pullGates: PullGates
@@ -530,6 +536,7 @@ function openHttp(
       sbom: new SbomService({ registry: s.registry, log: log.child({ module: 'sbom' }) }),
       webhooks: s.events.webhooks,
       trust: s.trust,
+      vulndb: s.vulndb,
     },
     ready: async () => {
       await storage.check()

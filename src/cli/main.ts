@@ -2,6 +2,7 @@ import { Command } from 'commander'
 import { serveCommand } from './serve.js'
 import { registerProjectCommands } from './project.js'
 import { registerUserCommands } from './user.js'
+import { registerVulnDbCommands } from './vulndb.js'
 
 /**
  * A command whose module is imported when it runs, so that a long-running `berth serve` does not
@@ -113,6 +114,7 @@ program
 
 registerUserCommands(program)
 registerProjectCommands(program)
+registerVulnDbCommands(program)
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   console.error(`berth: ${(err as Error).message}`)

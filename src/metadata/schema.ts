@@ -343,6 +343,29 @@ export interface TrustStatusTable {
   computed_at: number
 }
 
+/** One import of the vulnerability database (0015-vulndb). */
+export interface VulnDbImportsTable {
+  id: Generated<number>
+  status: 'loading' | 'active' | 'retired' | 'failed'
+  summary: string
+  advisories: number
+  error: string | null
+  created_at: number
+  activated_at: number | null
+}
+
+/** One affected package of one advisory, in one import generation. */
+export interface VulnDbEntriesTable {
+  generation: number
+  ecosystem: string
+  package: string
+  advisory: string
+  aliases: string
+  summary: string | null
+  severity: string
+  affected: string
+}
+
 export interface Database {
   users: UsersTable
   projects: ProjectsTable
@@ -379,4 +402,6 @@ export interface Database {
   trust_material: TrustMaterialTable
   trust_policies: TrustPoliciesTable
   trust_status: TrustStatusTable
+  vulndb_imports: VulnDbImportsTable
+  vulndb_entries: VulnDbEntriesTable
 }

@@ -69,6 +69,7 @@ const READS = new Set([
   'proxy.tagChecked', 'proxy.heldByOther',
   ...['pendingSinks', 'head', 'deliveries', 'delivery', 'backlog', 'webhookPolicies'].map((m) => `events.${m}`),
   ...['material', 'policies', 'status', 'statusKeys', 'parentsOf'].map((m) => `trust.${m}`),
+  'vulndb.active', 'vulndb.imports', 'vulndb.lookup',
 ])
 /** Writes of rows no cache holds (bookkeeping): nothing to announce. */
 const UNCACHED_WRITES = new Set([
@@ -76,6 +77,8 @@ const UNCACHED_WRITES = new Set([
   ...['insertPolicy', 'updatePolicy', 'deletePolicy', 'insertExecution', 'setExecutionJob', 'startAttempt', 'finishExecution', 'stopExecution', 'deleteExecutionsOf', 'addTasks', 'updateTask', 'rememberRemoteBlob', 'forgetRemoteBlobs'].map((m) => `replication.${m}`),
   'proxy.markTagChecked', 'proxy.acquire', 'proxy.release', 'proxy.pruneLeases', 'proxy.forgetProject',
   ...['append', 'fanOut', 'finish', 'replay', 'lease', 'release', 'insertWebhook', 'updateWebhook', 'deleteWebhook'].map((m) => `events.${m}`),
+  // The vulnerability database: VulnDb reads the active generation each time, no cache holds it.
+  'vulndb.begin', 'vulndb.addEntries', 'vulndb.activate', 'vulndb.fail', 'vulndb.purge',
   'uploads.create', 'uploads.setSize', 'uploads.delete',
   'credentials.insertToken', 'credentials.markUsed', 'credentials.revoke', 'credentials.revokeFamily', 'credentials.revokePrincipal', 'credentials.pruneTokens', 'credentials.addFailure', 'credentials.block', 'credentials.clearFailures', 'credentials.pruneFailures',
   'audit.insertMany', 'audit.deleteBefore',

@@ -28,6 +28,8 @@ import { robotRoutes } from './robots.js'
 import { sessionRoutes } from './session.js'
 import { userRoutes } from './users.js'
 import { webhookRoutes } from './webhooks.js'
+import { vulnDbRoutes } from './vulndb.js'
+import type { VulnDb } from '../../scan/vulndb/index.js'
 import type { WebhookPolicies } from '../../events/index.js'
 import type { TrustService } from '../../trust/trust-service.js'
 import { trustRoutes } from './trust.js'
@@ -54,6 +56,8 @@ export interface ApiServices {
   webhooks?: WebhookPolicies
   /** trust material, trust policies and signature statuses (src/trust) */
   trust?: TrustService
+  /** the vulnerability database (src/scan/vulndb) */
+  vulndb?: VulnDb
 }
 
 export interface ApiOptions extends ApiContext {
@@ -112,6 +116,7 @@ export async function apiRoutes(app: FastifyInstance, opts: ApiOptions): Promise
     if (services.replication) await app.register(replicationRoutes, { ...ctx, ...services.replication, requireAdmin: adminOnly })
     if (services.webhooks) await app.register(webhookRoutes, { ...ctx, webhooks: services.webhooks, requireAdmin: adminOnly })
     if (services.trust) await app.register(trustRoutes, { ...ctx, authEnabled: opts.authEnabled, trust: services.trust, catalog: services.catalog })
+    if (services.vulndb) await app.register(vulnDbRoutes, { vulndb: services.vulndb, authEnabled: opts.authEnabled })
   }
 }
 

@@ -372,6 +372,7 @@ export const OPENAPI = {
     '/gc/{id}': { get: op('A GC run with what it deleted (admin)') },
     '/gc/history': { get: op('GC runs (admin)', { parameters: [{ name: 'limit', in: 'query' }, { name: 'offset', in: 'query' }] }) },
     '/gc/schedule': { get: op('The GC cron schedule in effect (admin)'), put: op('Set the GC cron schedule; "" or null clears it (admin)', body('GcSchedule')) },
+    '/vulndb': { get: op('The vulnerability database in use: version, sources (ecosystem, advisories, newest modified), advisory count, import time and age (any signed-in caller)') },
     '/jobs': { get: op('Background jobs, newest first (admin)', { parameters: ['status', 'kind', 'limit', 'offset'].map((name) => ({ name, in: 'query' })) }) },
     '/jobs/{id}': { get: op('A background job: kind, payload, status, attempts, lease, last error (admin)') },
     '/replication/policies': { get: op('Replication policies (admin)'), post: createdOp('Create a replication policy (admin); 400 names the invalid field', 'ReplicationPolicy') },

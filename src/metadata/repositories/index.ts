@@ -22,6 +22,7 @@ import { createReplicationRepository } from './replication.js'
 import { createProxyRepository } from './proxy.js'
 import { createEventRepository } from './events.js'
 import { createTrustRepository } from './trust.js'
+import { createVulnDbRepository } from './vulndb.js'
 
 /**
  * Each writing method announces what it changed to `changes` (see MetadataDb), which lets
@@ -52,6 +53,7 @@ export function createMetadataRepositories(db: Kysely<Database>, changes: Change
     proxy: createProxyRepository(db),
     events: createEventRepository(db),
     trust: createTrustRepository(db, changes),
+    vulndb: createVulnDbRepository(db),
   }
 }
 
