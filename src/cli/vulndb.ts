@@ -2,14 +2,10 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import type { Command } from 'commander'
-import pino from 'pino'
-import { createStorage } from '../app.js'
 import { loadConfig } from '../config/load.js'
-import { createMetadataRepositories } from '../metadata/repositories/index.js'
-import { createRegistry } from '../registry/registry.js'
 import { fetchArtifactSources } from '../scan/vulndb/artifact.js'
-import { VulnDb, type ImportInput, type ImportProgress, type ImportResult, type VulnDbStatus } from '../scan/vulndb/index.js'
-import { openDeploymentMetadata } from './data.js'
+import { VulnDb, type ImportInput, type ImportProgress, type VulnDbStatus } from '../scan/vulndb/index.js'
+import { openDeploymentMetadata, withDeployment } from './data.js'
 import { commonOptions, type Common } from './user.js'
 
 // `berth vulndb import <osv zip|dir>… | --from-registry REPO:TAG` and `berth vulndb status`:
@@ -61,29 +57,18 @@ function parseRepoTag(ref: string): { repository: string; reference: string } {
 async function importCommand(paths: string[], flags: ImportFlags): Promise<void> {
   if (paths.length > 0 && flags.fromRegistry) throw new Error('give OSV files or --from-registry, not both')
   if (paths.length === 0 && !flags.fromRegistry) throw new Error('name the OSV ZIP files or directories to import, or --from-registry REPOSITORY:TAG')
-  const { config } = await loadConfig({ file: flags.config, env: process.env, flags: { dataDir: flags.dataDir } })
-  const metadata = await openDeploymentMetadata(config)
+  const artifact = flags.fromRegistry ? parseRepoTag(flags.fromRegistry) : undefined
   const progress = await progressReporter(flags.json === true)
-  let scratch: string | undefined
-  let storage: Awaited<ReturnType<typeof createStorage>> | undefined
-  let result: ImportResult
-  try {
-    let inputs: ImportInput[] = paths.map((p) => ({ path: resolve(p), label: p }))
-    if (flags.fromRegistry) {
-      const { repository, reference } = parseRepoTag(flags.fromRegistry)
-      storage = await createStorage(config)
-      const log = pino({ level: 'warn' }, pino.destination(2))
-      const registry = createRegistry({ storage, meta: createMetadataRepositories(metadata.db, metadata.changes), log, now: Date.now })
-      scratch = await mkdtemp(join(tmpdir(), 'berth-vulndb-'))
-      inputs = await fetchArtifactSources(registry, repository, reference, scratch)
+  const result = await withDeployment(flags, async ({ meta, registry }) => {
+    const scratch = artifact && (await mkdtemp(join(tmpdir(), 'berth-vulndb-')))
+    try {
+      const inputs: ImportInput[] = artifact && scratch ? await fetchArtifactSources(registry, artifact.repository, artifact.reference, scratch) : paths.map((p) => ({ path: resolve(p), label: p }))
+      return await new VulnDb(meta).import(inputs, { onProgress: (p) => progress.update(p) })
+    } finally {
+      progress.stop()
+      if (scratch) await rm(scratch, { recursive: true, force: true })
     }
-    result = await new VulnDb(metadata).import(inputs, { onProgress: (p) => progress.update(p) })
-  } finally {
-    progress.stop()
-    if (scratch) await rm(scratch, { recursive: true, force: true })
-    await storage?.close?.()
-    await metadata.close()
-  }
+  })
   if (flags.json) {
     process.stdout.write(`${JSON.stringify(result)}\n`)
     return
