@@ -5,6 +5,7 @@ import type { MetadataRepositories } from '../metadata/repositories/index.js'
 import { createGcRepository, type GcRepository } from '../metadata/repositories/gc.js'
 import type { ArtifactRow } from '../metadata/repositories/retention.js'
 import type { RetentionRunsTable } from '../metadata/schema.js'
+import { cosignSubjectOf } from '../oci/cosign-tags.js'
 import type { ImmutabilityService } from './immutability.js'
 import { pathInProject } from './patterns.js'
 import { compileRules, parsePolicy, type CompiledRule, type RetentionPolicy } from './retention-policy.js'
@@ -18,6 +19,8 @@ import { compileRules, parsePolicy, type CompiledRule, type RetentionPolicy } fr
 //  - every tag of an artifact no rule retains is removed, and the manifest with it (unless an
 //    index of the repository still lists it); with untagged: delete, untagged manifests are
 //    removed too (not children of an index, not referrers: those follow what they belong to);
+//  - cosign's legacy attachment tags (`sha256-<hex>.sig|att|sbom`) of a manifest of the repository
+//    are not ranked as artifacts: they are retained while their subject is and removed with it;
 //  - repositories no rule's scope matches are left alone.
 // Each removal is its own small transaction (re-checked there), so a run that fails part-way
 // leaves everything consistent, and the next run finishes the job. A real run that removed
@@ -76,7 +79,16 @@ export function planRepository(
   const path = pathInProject(repository)
   const applicable = rules.filter((r) => r.repository(path))
   if (applicable.length === 0) return undefined
-  const tagged = artifacts.filter((a) => a.tags.length > 0)
+  // cosign's `sha256-<hex>.sig|att|sbom` tags of a manifest of this repository are not artifacts
+  // of their own: they are kept while their subject is, and go with it.
+  const present = new Set(artifacts.map((a) => a.digest))
+  const subjectOf = (a: ArtifactRow) => {
+    const subjects = a.tags.map((t) => cosignSubjectOf(t.name))
+    const subject = subjects[0]
+    return subject !== undefined && present.has(subject) && subjects.every((s) => s === subject) ? subject : undefined
+  }
+  const accessories = artifacts.filter((a) => a.tags.length > 0 && subjectOf(a) !== undefined)
+  const tagged = artifacts.filter((a) => a.tags.length > 0 && subjectOf(a) === undefined)
   const pushedAt = (a: ArtifactRow) => Math.max(a.createdAt, ...a.tags.map((t) => t.updatedAt))
   const retained = new Set<string>()
   for (const a of tagged) if (a.tags.some((t) => immutable(t.name))) retained.add(a.digest)
@@ -103,9 +115,13 @@ export function planRepository(
     }
     for (const a of keep) retained.add(a.digest)
   }
+  const untag = tagged.filter((a) => !retained.has(a.digest))
+  const removedUntagged = untagged === 'delete' ? artifacts.filter((a) => a.tags.length === 0 && !a.child && a.subjectDigest === null).map((a) => a.digest) : []
+  const removed = new Set([...untag.map((a) => a.digest), ...removedUntagged])
+  for (const a of accessories) if (removed.has(subjectOf(a) ?? '') && !a.tags.some((t) => immutable(t.name))) untag.push(a)
   return {
-    untag: tagged.filter((a) => !retained.has(a.digest)).map((a) => ({ digest: a.digest, tags: a.tags.map((t) => t.name) })),
-    untagged: untagged === 'delete' ? artifacts.filter((a) => a.tags.length === 0 && !a.child && a.subjectDigest === null).map((a) => a.digest) : [],
+    untag: untag.map((a) => ({ digest: a.digest, tags: a.tags.map((t) => t.name) })),
+    untagged: removedUntagged,
   }
 }
 

@@ -1,5 +1,6 @@
 import type { Readable } from 'node:stream'
 import { digestOf } from '../oci/digest.js'
+import { cosignTagsOf } from '../oci/cosign-tags.js'
 import { INDEX_TYPES } from '../oci/media-types.js'
 import { parseManifest, type Descriptor } from '../oci/manifest.js'
 import { addToReferrersTag, referrersOf, type Manifest, type Side } from './sides.js'
@@ -29,7 +30,8 @@ export interface CopyResult {
 /**
  * Copies artifacts from one side to the other: HEAD before every write (what the destination
  * holds is not sent again, so a rerun after a crash sends only what is missing), manifests byte
- * for byte, an index with its children, and the referrers of what was copied.
+ * for byte, an index with its children, and the referrers of what was copied (OCI 1.1 referrers
+ * and cosign's `sha256-<hex>.sig|att|sbom` tags).
  *
  * An index filtered to some platforms cannot keep its bytes (its manifest list changes): the
  * destination gets an index of the chosen children only, every other field kept, so its digest
@@ -70,7 +72,7 @@ export class Copier {
    * Copies a manifest whose children/blobs may be missing on the destination. `tag`: put it
    * under this tag as well (null: by digest only, when absent).
    */
-  private async copyManifest(repository: string, target: string, original: Manifest, sent: Manifest, tag: string | null, bytes: { n: number }): Promise<void> {
+  private async copyManifest(repository: string, target: string, original: Manifest, sent: Manifest, tag: string | null, bytes: { n: number }, attachments = true): Promise<void> {
     this.opts.signal?.throwIfAborted()
     const parsed = parseManifest(sent.bytes, sent.mediaType)
     for (const child of parsed.manifests) {
@@ -91,6 +93,24 @@ export class Copier {
     if (this.opts.referrers) {
       await this.copyReferrers(repository, target, original.digest, sent.digest, bytes)
       if (sent.digest !== original.digest) await this.copyReferrers(repository, target, sent.digest, sent.digest, bytes)
+      // A filtered index is another manifest: signatures of the source's bytes would not verify it.
+      if (attachments && sent.digest === original.digest) await this.copyCosignTags(repository, target, original.digest, bytes)
+    }
+  }
+
+  /**
+   * Copies cosign's `sha256-<hex>.sig|att|sbom` tags of `digest` (its tag-scheme signatures,
+   * attestations and SBOMs), which belong to their subject whatever the policy's tag filter says.
+   * A HEAD first: most manifests have none, and a HEAD does not count against upstream pull limits.
+   */
+  private async copyCosignTags(repository: string, target: string, digest: string, bytes: { n: number }): Promise<void> {
+    for (const tag of cosignTagsOf(digest)) {
+      if ((await this.source.manifestDigest(repository, tag)) === null) continue
+      const m = await this.source.manifest(repository, tag)
+      if (!m) continue
+      const existing = await this.destination.manifestDigest(target, tag)
+      if (existing === m.digest || (existing !== null && !this.opts.overwrite)) continue
+      await this.copyManifest(repository, target, m, m, tag, bytes, false)
     }
   }
 

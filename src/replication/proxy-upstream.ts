@@ -5,7 +5,7 @@ import { RemoteError, type RateLimit, type RemoteErrorKind, type RemoteRegistry 
 
 export type UpstreamRateLimit = RateLimit
 
-export type UpstreamClient = Pick<RemoteRegistry, 'headManifest' | 'getManifest' | 'headBlob' | 'getBlob' | 'listTags' | 'rateLimit'>
+export type UpstreamClient = Pick<RemoteRegistry, 'headManifest' | 'getManifest' | 'headBlob' | 'getBlob' | 'listTags' | 'referrers' | 'rateLimit'>
 
 export interface UpstreamEndpoints {
   get(name: string): Promise<{ name: string; url: string }>

@@ -407,6 +407,33 @@ export class ProxyService {
     tee.release()
   }
 
+  // ---- referrers ----
+
+  /**
+   * Fills the cache with the upstream's referrers of `subject` (signatures, attestations, SBOMs),
+   * each fetched by digest like any manifest, so the registry's own referrers list then names
+   * them. When the upstream fails or has no referrers API, the cached ones are served.
+   */
+  async referrers(repository: string, subject: string): Promise<ProxyAnswer> {
+    const project = await this.require(repository)
+    const digest = requireDigest(subject).value
+    const { client, upstream } = await this.upstream(project, repository)
+    let index: { manifests: { digest: string }[] } | null
+    try {
+      index = await this.call(project, client, () => client.referrers(upstream, digest))
+    } catch (err) {
+      const kind = upstreamKind(err)
+      if (kind && SERVE_STALE.has(kind)) return { headers: { [CACHE_HEADER]: 'stale', [STALE_HEADER]: 'true', [STALE_REASON_HEADER]: kind } }
+      throw this.clientError(project, err, 'manifest', `${repository}@${digest}`)
+    }
+    for (const r of index?.manifests ?? []) {
+      if (typeof r.digest !== 'string' || !looksLikeDigest(r.digest)) continue
+      // One referrer that cannot be fetched (gone upstream meanwhile) does not hide the others.
+      await this.manifest(repository, r.digest).catch((err: unknown) => this.deps.log.warn({ err, repository, referrer: r.digest }, 'proxy cache: could not fetch a referrer'))
+    }
+    return { headers: { [CACHE_HEADER]: index === null ? 'hit' : 'miss' } }
+  }
+
   // ---- tags ----
 
   /** The upstream's tags of a proxied repository; the cached ones when the upstream fails. */

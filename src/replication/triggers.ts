@@ -1,5 +1,6 @@
 import type { Logger } from 'pino'
 import { schedule } from '../gc/schedule.js'
+import { cosignSubjectOf } from '../oci/cosign-tags.js'
 import type { JobQueue } from '../jobs/queue.js'
 import type { ReplicationExecutions, ScopeItem } from './executions.js'
 import { sourceFilter, type ReplicationPolicies, type ReplicationPolicy, type SourceFilter } from './policies.js'
@@ -46,6 +47,10 @@ export class ReplicationTriggers {
     const items: ScopeItem[] = tags.filter((t) => !REFERRERS_TAG.test(t)).map((t) => ({ kind: 'copy', repository, reference: t }))
     if (subject) items.push({ kind: 'copy', repository, reference: subject })
     this.add(items, (p) => p.referrers || !subject)
+    // A cosign signature by the tag scheme (`sha256-<hex>.sig`) travels with its subject, as a
+    // referrer does, whether or not the policy's tag filter names the signature's tag.
+    const attached = tags.map(cosignSubjectOf).filter((d): d is string => d !== undefined)
+    this.add(attached.map((d) => ({ kind: 'copy', repository, reference: d })), (p) => p.referrers)
   }
 
   /** A tag or manifest was deleted. */

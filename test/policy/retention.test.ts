@@ -321,3 +321,21 @@ test('scheduled retention runs on its cron, and stops when the schedule is remov
   await sleep(1_500)
   assert.equal((await apiOk<Run[]>(srv, 'GET', '/projects/library/retention/runs?limit=1000', undefined)).length, settled)
 })
+
+test("cosign's sha256-<hex>.sig/.att/.sbom tags are not ranked as artifacts: retained while their subject is, removed with it", async () => {
+  const { planRepository } = await import('../../src/policy/retention-service.js')
+  const { compileRules, parsePolicy } = await import('../../src/policy/retention-policy.js')
+  const digest = (n: number) => `sha256:${String(n).repeat(64).slice(0, 64)}`
+  const row = (n: number, at: number, tags: string[]) => ({ digest: digest(n), createdAt: at, subjectDigest: null, child: false, tags: tags.map((name) => ({ name, updatedAt: at })), pullCount: 0, lastPulledAt: null })
+  const sigOf = (n: number, suffix = 'sig') => `${digest(n).replace(':', '-')}.${suffix}`
+  // old (1) and new (2) images, each signed after its push; the newest push is new's signature.
+  const artifacts = [row(1, T0, ['old']), row(3, T0 + 1, [sigOf(1)]), row(2, T0 + 2, ['new']), row(4, T0 + 3, [sigOf(2)]), row(5, T0 + 4, [sigOf(2, 'att')]), row(6, T0 - 1, [sigOf(9)])]
+  const rules = compileRules(parsePolicy({ rules: [{ kind: 'latestPushed', count: 1 }] }))
+  const plan = planRepository('library/app', artifacts, rules, 'keep', () => false, T0 + DAY)
+  // new and its .sig/.att stay; old goes with its .sig; a .sig of a manifest not in the
+  // repository (cosign's COSIGN_REPOSITORY) is an artifact like any other, ranked below new.
+  assert.deepEqual(plan?.untag.map((u) => u.tags[0]).sort(), ['old', sigOf(1), sigOf(9)].sort())
+  // An immutable signature tag stays even when its subject goes.
+  const immutable = planRepository('library/app', artifacts, rules, 'keep', (t) => t === sigOf(1), T0 + DAY)
+  assert.deepEqual(immutable?.untag.map((u) => u.tags[0]).sort(), ['old', sigOf(9)].sort())
+})

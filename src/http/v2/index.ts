@@ -11,7 +11,7 @@ import { uploadHandlers } from './uploads.js'
 import { UrlBuilder } from './urls.js'
 import { renderV2Error } from './errors.js'
 import type { PullGates } from '../../policy/pull-gate.js'
-import { proxiedBlob, proxiedManifest, proxiedTags, type V2Proxy } from './proxy.js'
+import { proxiedBlob, proxiedManifest, proxiedReferrers, proxiedTags, type V2Proxy } from './proxy.js'
 
 export interface V2Options {
   registry: Registry
@@ -45,9 +45,9 @@ export async function v2Routes(app: FastifyInstance, opts: V2Options): Promise<v
   const blobs = blobHandlers(opts.registry, opts.countOut)
   const uploads = uploadHandlers(opts.registry, urls, opts.minChunkSize)
   const lists = listHandlers(opts.registry, urls, opts.canList)
-  const referrers = referrersHandler(opts.registry)
   const base: Handler = async ({ reply }) => reply.code(200).send({})
   const proxy = opts.proxy
+  const referrers = proxy ? proxiedReferrers(proxy, referrersHandler(opts.registry)) : referrersHandler(opts.registry)
   const manifestGet = proxy ? proxiedManifest(proxy, manifests.GET) : manifests.GET
   const blobGet = proxy ? proxiedBlob(proxy, blobs.GET) : blobs.GET
   const tagList = proxy ? proxiedTags(proxy, lists.tags, (name, n, last) => urls.next(`/v2/${name}/tags/list`, n, last)) : lists.tags

@@ -21,6 +21,7 @@ export interface V2Proxy {
   manifest(repository: string, reference: string): Promise<{ headers: Record<string, string> }>
   blob(repository: string, digest: string, opts: { head: boolean; stream: boolean }): Promise<{ headers: Record<string, string>; stream?: Readable; size?: number }>
   tags(repository: string): Promise<{ headers: Record<string, string>; tags?: string[] }>
+  referrers(repository: string, subject: string): Promise<{ headers: Record<string, string> }>
 }
 
 type Handler = (r: V2Request) => Promise<unknown>
@@ -30,6 +31,16 @@ export function proxiedManifest(proxy: V2Proxy, local: Handler): Handler {
   return async (r) => {
     if (!proxy.projectOf(r.name)) return local(r)
     const answer = await proxy.manifest(r.name, r.ref)
+    r.reply.headers(answer.headers)
+    return local(r)
+  }
+}
+
+/** Referrers of a subject in a proxied repository: the upstream's are cached, then listed from the cache. */
+export function proxiedReferrers(proxy: V2Proxy, local: Handler): Handler {
+  return async (r) => {
+    if (!proxy.projectOf(r.name)) return local(r)
+    const answer = await proxy.referrers(r.name, r.ref)
     r.reply.headers(answer.headers)
     return local(r)
   }
