@@ -43,6 +43,14 @@ import type { UpstreamEndpoints } from './replication/proxy-upstream.js'
 import { TRUST_KINDS } from './metadata/changes.js'
 import { TrustService } from './trust/trust-service.js'
 import { TrustPullGate } from './trust/pull-gate.js'
+import { SCAN_KINDS } from './metadata/changes.js'
+import { buildInventory } from './scan/inventory/index.js'
+import { ScanPolicies } from './scan/policy.js'
+import { ScanQueries } from './scan/queries.js'
+import { ScanGate } from './scan/scan-gate.js'
+import { createScanQueue, DatabaseWatch, scanOnPush } from './scan/scan-jobs.js'
+import { ScanService } from './scan/scan-service.js'
+import { compareVersions } from './scan/versions/index.js'
 
 export interface App {
   http: FastifyInstance
@@ -73,6 +81,8 @@ export interface App {
   trust: TrustService
   /** the vulnerability database (OSV advisories imported offline, src/scan/vulndb) */
   vulndb: VulnDb
+  /** vulnerability scans, scan policies and their pull gate (src/scan) */
+  scan: Scan
   storage: StorageDriver
   metadata: MetadataDb
   log: Logger
@@ -198,9 +208,14 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
     oci.onTrust(trust)
     pullGates.add(new TrustPullGate(trust))
     const vulndb = new VulnDb(metadata, { now: core.now })
-    const http = openHttp(core, { login, registry: oci.registry, metrics, runtime, jobs, immutability: oci.immutability, replication, proxy, events, pullGates, trust, vulndb, ...policies }, opened)
+    const scan = openScan(core, { registry: oci.registry, jobs, vulndb }, opened)
+    oci.onScanPush(scan.onPush)
+    pullGates.add(scan.gate)
+    const http = openHttp(core, { login, registry: oci.registry, metrics, runtime, jobs, immutability: oci.immutability, replication, proxy, events, pullGates, trust, vulndb, scan, ...policies }, opened)
     // Every handler is registered by now (scheduled tasks, cron schedules): start claiming.
     jobs.start()
+    scan.queue.start()
+    scan.watch.start()
     return {
       http,
       registry: oci.registry,
@@ -215,6 +230,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
       pullGates,
       trust,
       vulndb,
+      scan,
       auth: login.auth,
       generatedAdminPassword: login.generatedAdminPassword,
       adminPasswordIgnored: login.adminPasswordIgnored,
@@ -315,6 +331,7 @@ async function openRegistry(
   let replicationHooks: ManifestHooks = { pushed: () => {}, deleted: () => {} }
   let eventHooks: Pick<Events, 'written' | 'pulled'> | undefined
   let trustHooks: Pick<TrustService, 'pushed' | 'deleted'> | undefined
+  let scanPushed = (_repository: string, _digest: string) => {}
   const registry = createRegistry(
     {
       storage,
@@ -331,11 +348,12 @@ async function openRegistry(
         pulls.record(repository, digest)
         eventHooks?.pulled(repository, digest, manifest)
       },
-      afterPush: (repository, _digest, tags, subject) => {
+      afterPush: (repository, digest, tags, subject) => {
         metrics?.pushes.inc({ project: projectOf(repository) })
         eventHooks?.written()
         trustHooks?.pushed(repository, tags, subject)
         replicationHooks.pushed(repository, tags, subject)
+        scanPushed(repository, digest)
       },
       afterDelete: (repository, reference) => {
         eventHooks?.written()
@@ -386,6 +404,9 @@ async function openRegistry(
     /** Who verifies the signatures pushes bring (src/trust), once it exists. */
     onTrust: (hooks: Pick<TrustService, 'pushed' | 'deleted'>) => {
       trustHooks = hooks
+    /** Who hears of pushed manifests to scan them (scan on push), once it exists. */
+    onScanPush: (hook: (repository: string, digest: string) => void) => {
+      scanPushed = hook
     },
   }
 }
@@ -494,6 +515,7 @@ function openHttp(
     events: Events
     pullGates: PullGates
     trust: TrustService
+    scan: Scan
   },
   opened: Opened,
 ): FastifyInstance {
@@ -537,6 +559,7 @@ function openHttp(
       webhooks: s.events.webhooks,
       trust: s.trust,
       vulndb: s.vulndb,
+      scan: { service: s.scan.service, policies: s.scan.policies, queries: s.scan.queries },
     },
     ready: async () => {
       await storage.check()
@@ -596,6 +619,42 @@ function openProxy(
     },
   })
   return proxy
+}
+
+/** What src/scan provides to the rest of the app. */
+export interface Scan {
+  service: ScanService
+  policies: ScanPolicies
+  queries: ScanQueries
+  /** the pull gate of the scan policies */
+  gate: ScanGate
+  /** scan jobs, claimed at most scan.concurrency at a time by this node */
+  queue: JobQueue
+  /** queues the re-match of stored inventories after a database import */
+  watch: DatabaseWatch
+  /** scan on push (projects whose scan policy says so) */
+  onPush: (repository: string, digest: string) => void
+}
+
+/**
+ * Vulnerability scanning: scans run on a job queue of their own (scan.concurrency), inventories
+ * and findings live in the metadata database, a new vulnerability database re-matches them.
+ */
+function openScan({ config, log, now, meta }: Core, s: { registry: Registry; jobs: JobQueue; vulndb: VulnDb }, opened: Opened): Scan {
+  const scanLog = log.child({ module: 'scan' })
+  const { vulndb } = s
+  const queue = createScanQueue(meta.jobs, scanLog, { concurrency: config.scan.concurrency, leaseMs: config.jobs.leaseTimeout, pollMs: config.jobs.pollInterval, owner: s.jobs.owner, now })
+  const service = new ScanService({ registry: s.registry, scans: meta.scans, inventory: (registry, repository, digest) => buildInventory(registry, repository, digest), vulndb, queue, log: scanLog, now })
+  const generation = meta.changes.generation(SCAN_KINDS)
+  const policies = new ScanPolicies({ scans: meta.scans, generation, now })
+  const gate = new ScanGate({ registry: s.registry, scans: meta.scans, policies, generation, now })
+  const watch = new DatabaseWatch({ scans: service, queue, log: scanLog, everyMs: config.scan.rematchInterval, now })
+  opened.add(async () => {
+    watch.stop()
+    await queue.stop()
+  })
+  scanLog.info({ concurrency: config.scan.concurrency, rematchInterval: config.scan.rematchInterval }, 'vulnerability scanning enabled (scan on push and pull blocking per project scan policy)')
+  return { service, policies, queries: new ScanQueries({ scans: meta.scans, compare: compareVersions }), gate, queue, watch, onPush: scanOnPush({ scans: service, policies, log: scanLog }) }
 }
 
 /** GC and scrub services from config (gc.*, scrub.*, uploads.expiry), with their cron schedules. */

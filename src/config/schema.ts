@@ -379,6 +379,16 @@ export function buildConfigSchema(z: typeof Zod) {
         })
         .strict()
         .prefault({}),
+      /** Vulnerability scanning (src/scan): scan jobs and the re-match after a database import. */
+      scan: z
+        .object({
+          /** scans this node runs at once (a queue of their own: never waits behind other jobs) */
+          concurrency: z.number().int().min(1).max(16).default(1),
+          /** how often each node looks for results matched against an older vulnerability database ('0s': never) */
+          rematchInterval: duration.prefault('30s'),
+        })
+        .strict()
+        .prefault({}),
       /** The web UI (ui/, built into dist/ui by `npm install`), served by this process. */
       ui: z
         .object({

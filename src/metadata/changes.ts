@@ -5,7 +5,7 @@
  * 0009 migration). Writes of anything else (jobs, audit rows, pull counts, upload sessions,
  * GC bookkeeping) change no kind and leave every cache alone.
  */
-export const CHANGE_KINDS = ['repository', 'blob', 'manifest', 'tag', 'user', 'robot', 'project', 'member', 'trust'] as const
+export const CHANGE_KINDS = ['repository', 'blob', 'manifest', 'tag', 'user', 'robot', 'project', 'member', 'trust', 'scan'] as const
 export type ChangeKind = (typeof CHANGE_KINDS)[number]
 
 /** The kinds each read cache depends on. */
@@ -14,6 +14,8 @@ export const BLOB_LINK_KINDS: readonly ChangeKind[] = ['repository', 'blob']
 export const ACCESS_KINDS: readonly ChangeKind[] = ['user', 'robot', 'project', 'member']
 /** Trust material, trust policies and verification statuses (the pull gate of src/trust). */
 export const TRUST_KINDS: readonly ChangeKind[] = ['trust']
+/** scan results and scan policies (the pull gate's decisions, src/scan/policy.ts) */
+export const SCAN_KINDS: readonly ChangeKind[] = ['scan']
 
 /** A cache's view of the changes: moves whenever one of its kinds changed; undefined = cache nothing. */
 export type Generation = () => number | undefined

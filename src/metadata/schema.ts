@@ -366,6 +366,51 @@ export interface VulnDbEntriesTable {
   affected: string
 }
 
+export interface ScanInventoriesTable {
+  digest: string
+  inventory: string
+  created_at: number
+}
+
+export interface ScanResultsTable {
+  digest: string
+  status: 'pending' | 'running' | 'done' | 'failed'
+  job_id: string | null
+  error: string | null
+  db_version: string | null
+  scanned_at: number | null
+  findings: string | null
+  platforms: string | null
+  updated_at: number
+}
+
+export interface ScanFindingIdsTable {
+  digest: string
+  identifier: string
+  vuln_id: string
+  package: string
+  version: string
+  fixed_version: string | null
+  severity: string
+  purl: string
+}
+
+export interface ScanPackagesTable {
+  digest: string
+  package_key: string
+  name: string
+  version: string
+  ecosystem: string
+  purl: string
+  layer: string
+}
+
+export interface ScanPoliciesTable {
+  scope: string
+  definition: string
+  updated_at: number
+}
+
 export interface Database {
   users: UsersTable
   projects: ProjectsTable
@@ -404,4 +449,9 @@ export interface Database {
   trust_status: TrustStatusTable
   vulndb_imports: VulnDbImportsTable
   vulndb_entries: VulnDbEntriesTable
+  scan_inventories: ScanInventoriesTable
+  scan_results: ScanResultsTable
+  scan_finding_ids: ScanFindingIdsTable
+  scan_packages: ScanPackagesTable
+  scan_policies: ScanPoliciesTable
 }

@@ -166,7 +166,7 @@ export async function browseRoutes(app: FastifyInstance, opts: BrowseRoutesOptio
 }
 
 /** Projects whose repositories the caller may pull (undefined: all, for admins and an open registry). */
-async function visibleProjects(opts: BrowseRoutesOptions, req: FastifyRequest): Promise<Visibility> {
+export async function visibleProjects(opts: ApiContext & { authEnabled: boolean }, req: FastifyRequest): Promise<Visibility> {
   const p = callerOf(req)
   if (!opts.authEnabled || (p.kind === 'user' && p.admin)) return undefined
   return opts.auth.projects.names(async (row) => (await opts.auth.policy.projectActions(p, row.name)).has('pull'))

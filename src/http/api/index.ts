@@ -33,6 +33,10 @@ import type { VulnDb } from '../../scan/vulndb/index.js'
 import type { WebhookPolicies } from '../../events/index.js'
 import type { TrustService } from '../../trust/trust-service.js'
 import { trustRoutes } from './trust.js'
+import type { ScanPolicies } from '../../scan/policy.js'
+import type { ScanQueries } from '../../scan/queries.js'
+import type { ScanService } from '../../scan/scan-service.js'
+import { scanRoutes } from './scan.js'
 
 /** The background services whose routes live under /api/v1 too (absent in some tests). */
 export interface ApiServices {
@@ -58,6 +62,8 @@ export interface ApiServices {
   trust?: TrustService
   /** the vulnerability database (src/scan/vulndb) */
   vulndb?: VulnDb
+  /** vulnerability scans, scan policies and the registry-wide queries (src/scan) */
+  scan?: { service: ScanService; policies: ScanPolicies; queries: ScanQueries }
 }
 
 export interface ApiOptions extends ApiContext {
@@ -117,6 +123,7 @@ export async function apiRoutes(app: FastifyInstance, opts: ApiOptions): Promise
     if (services.webhooks) await app.register(webhookRoutes, { ...ctx, webhooks: services.webhooks, requireAdmin: adminOnly })
     if (services.trust) await app.register(trustRoutes, { ...ctx, authEnabled: opts.authEnabled, trust: services.trust, catalog: services.catalog })
     if (services.vulndb) await app.register(vulnDbRoutes, { vulndb: services.vulndb, authEnabled: opts.authEnabled })
+    if (services.scan) await app.register(scanRoutes, { ...ctx, authEnabled: opts.authEnabled, catalog: services.catalog, scans: services.scan.service, policies: services.scan.policies, queries: services.scan.queries })
   }
 }
 

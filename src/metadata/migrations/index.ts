@@ -16,6 +16,7 @@ import * as m0011 from './0011-proxy.js'
 import * as m0014 from './0014-events.js'
 import * as m0017 from './0017-trust.js'
 import * as m0015 from './0015-vulndb.js'
+import * as m0016 from './0016-scan.js'
 
 export interface MigrationStep {
   up(db: Kysely<unknown>, caps: Capabilities): Promise<void>
@@ -37,6 +38,7 @@ export const MIGRATIONS: Record<string, MigrationStep> = {
   '0013-ui-browse': m0013,
   '0011-proxy': m0011,
   '0014-events': m0014,
-  '0017-trust': m0017,
   '0015-vulndb': m0015,
+  '0016-scan': m0016,
+  '0017-trust': m0017,
 }

@@ -23,6 +23,7 @@ import { createProxyRepository } from './proxy.js'
 import { createEventRepository } from './events.js'
 import { createTrustRepository } from './trust.js'
 import { createVulnDbRepository } from './vulndb.js'
+import { createScanRepository } from './scans.js'
 
 /**
  * Each writing method announces what it changed to `changes` (see MetadataDb), which lets
@@ -54,6 +55,7 @@ export function createMetadataRepositories(db: Kysely<Database>, changes: Change
     events: createEventRepository(db),
     trust: createTrustRepository(db, changes),
     vulndb: createVulnDbRepository(db),
+    scans: createScanRepository(db, changes),
   }
 }
 

@@ -1,0 +1,122 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { CatalogService } from '../../browse/catalog-service.js'
+import { RegistryError } from '../../errors/registry-error.js'
+import { toCycloneDxVex, toSarif } from '../../scan/export.js'
+import { parseAllowlist, parsePolicy, type ScanPolicies } from '../../scan/policy.js'
+import { toCsv, type ScanQueries } from '../../scan/queries.js'
+import type { ScanService } from '../../scan/scan-service.js'
+import { visibleProjects } from './browse.js'
+import { audit, requireAdmin, requireProjectAction, requireUser, type ApiContext } from './context.js'
+
+// Vulnerability scanning under /api/v1:
+//   POST /projects/{p}/repositories/{r}/artifacts/{reference}/scan → 202 {"id"}  (push: developers and up)
+//   GET  /projects/{p}/repositories/{r}/artifacts/{reference}/vulnerabilities[?format=sarif|cyclonedx-vex]  (pull)
+//   GET|PUT /projects/{p}/scan-policy  (pull | managePolicies)
+//   GET|PUT /scan-policy  the system allowlist (signed in | system admins)
+//   GET /vulnerabilities?id=…, GET /packages?purl=…[&range=…]  (only artifacts the caller may pull; CSV too)
+
+export interface ScanRoutesOptions extends ApiContext {
+  authEnabled: boolean
+  catalog: CatalogService
+  scans: ScanService
+  policies: ScanPolicies
+  queries: ScanQueries
+}
+
+type ArtifactRoute = { Params: { project: string; repository: string; reference: string }; Querystring: Record<string, string | undefined> }
+type Query = { Querystring: Record<string, string | undefined> }
+
+export async function scanRoutes(app: FastifyInstance, opts: ScanRoutesOptions): Promise<void> {
+  const ctx: ApiContext = { auth: opts.auth, secureCookies: opts.secureCookies }
+  const may = async (req: FastifyRequest, project: string, action: 'pull' | 'push' | 'managePolicies') => {
+    if (opts.authEnabled) await requireProjectAction(ctx, req, project, action)
+  }
+  /** The repository's full name and the artifact's digest (a tag is resolved). */
+  const artifact = async (req: FastifyRequest<ArtifactRoute>) => {
+    const { name } = await opts.catalog.resolve(req.params.project, req.params.repository)
+    return { name, digest: await opts.scans.digestOf(name, req.params.reference) }
+  }
+
+  app.post<ArtifactRoute>('/projects/:project/repositories/:repository/artifacts/:reference/scan', async (req, reply) => {
+    await may(req, req.params.project, 'push')
+    const { name, digest } = await artifact(req)
+    const id = await opts.scans.request(name, digest)
+    audit(ctx, req, 'artifact.scan', { project: req.params.project, resource: `${name}@${digest}`, detail: { job: id } })
+    return reply.code(202).send({ id })
+  })
+
+  app.get<ArtifactRoute>('/projects/:project/repositories/:repository/artifacts/:reference/vulnerabilities', async (req, reply) => {
+    await may(req, req.params.project, 'pull')
+    const { name, digest } = await artifact(req)
+    const report = await opts.scans.report(digest)
+    const format = req.query.format ?? 'json'
+    if (format === 'json') return report
+    const subject = { repository: name, digest }
+    if (format === 'sarif') return reply.header('content-type', 'application/sarif+json').send(JSON.stringify(toSarif(report, subject)))
+    if (format === 'cyclonedx-vex') return reply.header('content-type', 'application/vnd.cyclonedx+json; version=1.6').send(JSON.stringify(toCycloneDxVex(report, subject, new Date())))
+    throw RegistryError.invalidField('format', 'json, sarif or cyclonedx-vex')
+  })
+
+  app.get<{ Params: { project: string } }>('/projects/:project/scan-policy', async (req) => {
+    await may(req, req.params.project, 'pull')
+    await opts.auth.projects.get(req.params.project)
+    return opts.policies.project(req.params.project)
+  })
+
+  app.put<{ Params: { project: string }; Body: unknown }>('/projects/:project/scan-policy', async (req) => {
+    const { project } = req.params
+    await may(req, project, 'managePolicies')
+    await opts.auth.projects.get(project)
+    const policy = await opts.policies.setProject(project, parsePolicy(req.body))
+    audit(ctx, req, 'policy.change', { project, resource: 'scan-policy', detail: { blockSeverity: policy.blockSeverity, blockUnscanned: policy.blockUnscanned, scanOnPush: policy.scanOnPush, allowlist: policy.allowlist.map((e) => e.id) } })
+    return policy
+  })
+
+  app.get('/scan-policy', async (req) => {
+    if (opts.authEnabled) requireUser(req)
+    return { allowlist: await opts.policies.systemAllowlist() }
+  })
+
+  app.put<{ Body: unknown }>('/scan-policy', async (req) => {
+    if (opts.authEnabled) requireAdmin(req)
+    const body = req.body as Record<string, unknown> | null
+    if (typeof body !== 'object' || body === null || Array.isArray(body)) throw RegistryError.invalidField('body', 'a JSON object {"allowlist":[{"id","expiresAt"}]}')
+    for (const key of Object.keys(body)) if (key !== 'allowlist') throw RegistryError.invalidField(key, 'unknown field (allowed: allowlist)')
+    const allowlist = await opts.policies.setSystemAllowlist(parseAllowlist(body.allowlist))
+    audit(ctx, req, 'policy.change', { resource: 'scan-policy', detail: { allowlist: allowlist.map((e) => e.id) } })
+    return { allowlist }
+  })
+
+  app.get<Query>('/vulnerabilities', async (req, reply) => {
+    const id = req.query.id
+    if (!id) throw RegistryError.invalidField('id', 'required: a vulnerability id such as CVE-2021-44228')
+    const result = await opts.queries.vulnerability(id, await visible(opts, req))
+    if (!wantsCsv(req)) return result
+    const rows = result.artifacts.flatMap((a) => a.findings.map((f) => [a.project, a.repository, a.digest, a.tags.join(' '), f.id, f.package, f.version, f.fixedVersion, f.severity, f.purl]))
+    return csv(reply, 'vulnerabilities.csv', toCsv(['project', 'repository', 'digest', 'tags', 'id', 'package', 'version', 'fixedVersion', 'severity', 'purl'], rows))
+  })
+
+  app.get<Query>('/packages', async (req, reply) => {
+    const purl = req.query.purl
+    if (!purl) throw RegistryError.invalidField('purl', 'required: a package URL such as pkg:maven/org.apache.logging.log4j/log4j-core')
+    const result = await opts.queries.packages(purl, req.query.range, await visible(opts, req))
+    if (!wantsCsv(req)) return result
+    const rows = result.artifacts.flatMap((a) => a.packages.map((p) => [a.project, a.repository, a.digest, a.tags.join(' '), p.name, p.version, p.ecosystem, p.purl, p.layer]))
+    return csv(reply, 'packages.csv', toCsv(['project', 'repository', 'digest', 'tags', 'name', 'version', 'ecosystem', 'purl', 'layer'], rows))
+  })
+}
+
+/** Projects the caller may pull from (anonymous callers: the public ones). */
+async function visible(opts: ScanRoutesOptions, req: FastifyRequest) {
+  return visibleProjects(opts, req)
+}
+
+function wantsCsv(req: FastifyRequest<Query>): boolean {
+  const format = req.query.format
+  if (format !== undefined && format !== 'csv' && format !== 'json') throw RegistryError.invalidField('format', 'json or csv')
+  return format === 'csv' || (format === undefined && /\btext\/csv\b/.test(req.headers.accept ?? ''))
+}
+
+function csv(reply: FastifyReply, filename: string, body: string) {
+  return reply.header('content-type', 'text/csv; charset=utf-8').header('content-disposition', `attachment; filename="${filename}"`).send(body)
+}
