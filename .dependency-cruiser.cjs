@@ -22,7 +22,7 @@ module.exports = {
     lower('gc', ['registry', 'metadata', 'storage', 'oci', 'errors', 'observability', 'jobs', 'config']),
     lower('policy', ['gc', 'metadata', 'oci', 'errors', 'observability', 'jobs', 'config']),
     lower('browse', ['registry', 'metadata', 'oci', 'errors', 'observability']),
-    lower('scan', ['browse', 'registry', 'metadata', 'storage', 'oci', 'errors', 'observability', 'config', 'jobs', 'policy']),
+    lower('scan', ['browse', 'registry', 'auth', 'metadata', 'storage', 'oci', 'errors', 'observability', 'config', 'jobs', 'policy']),
     lower('charts', ['browse', 'registry', 'metadata', 'oci', 'errors', 'observability']),
     lower('replication', ['registry', 'auth', 'policy', 'gc', 'jobs', 'metadata', 'storage', 'oci', 'errors', 'observability', 'config']),
     lower('transfer', ['registry', 'replication', 'oci', 'errors', 'observability']),
