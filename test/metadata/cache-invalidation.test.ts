@@ -6,7 +6,8 @@ import { join } from 'node:path'
 import { after, describe, it } from 'node:test'
 import pino from 'pino'
 import { AuthService } from '../../src/auth/service.js'
-import { ACCESS_KINDS, BLOB_LINK_KINDS, MANIFEST_KINDS, uncachedFeed, type ChangeFeed } from '../../src/metadata/changes.js'
+import { ACCESS_KINDS, BLOB_LINK_KINDS, MANIFEST_KINDS, SCAN_KINDS, uncachedFeed, type ChangeFeed } from '../../src/metadata/changes.js'
+import { ScanPolicies } from '../../src/scan/policy.js'
 import { openMetadata, type MetadataDb } from '../../src/metadata/db.js'
 import { createGcRepository } from '../../src/metadata/repositories/gc.js'
 import { createMetadataRepositories, type MetadataRepositories } from '../../src/metadata/repositories/index.js'
@@ -70,6 +71,7 @@ const READS = new Set([
   ...['pendingSinks', 'head', 'deliveries', 'delivery', 'backlog', 'webhookPolicies'].map((m) => `events.${m}`),
   ...['material', 'policies', 'status', 'statusKeys', 'parentsOf'].map((m) => `trust.${m}`),
   'vulndb.active', 'vulndb.imports', 'vulndb.lookup',
+  ...['inventory', 'result', 'stale', 'findingsOf', 'packagesOf', 'holders', 'policies'].map((m) => `scans.${m}`),
 ])
 /** Writes of rows no cache holds (bookkeeping): nothing to announce. */
 const UNCACHED_WRITES = new Set([
@@ -90,6 +92,9 @@ const UNCACHED_WRITES = new Set([
   // No read cache here holds trust rows; they announce the `trust` kind, which the pull gate's
   // decisions follow (test/trust/gate.test.ts).
   ...['insertMaterial', 'deleteMaterial', 'setPolicy', 'putStatus', 'deleteStatusesOf'].map((m) => `trust.${m}`),
+  // Inventories are read by no cache; results announce 'scan', which drops the pull gate's
+  // decisions (test/scan/scan-policy.test.ts shows a changed result or policy is seen).
+  'scans.saveInventory', 'scans.markPending', 'scans.markRunning', 'scans.markFailed', 'scans.saveResult',
   // Last login and last use: book-keeping no access decision reads (the 0007 triggers ignore them too).
   'robots.touch', 'users.recordLogin',
 ])
@@ -97,13 +102,14 @@ const UNCACHED_WRITES = new Set([
 interface Caches {
   meta: MetadataRepositories
   auth: AuthService
+  scanPolicies: ScanPolicies
 }
 
 async function openCaches(db: MetadataDb['db'], changes: ChangeFeed): Promise<Caches> {
   const meta = createMetadataRepositories(db, changes)
   const options = { enabled: true, service: 'berth', issuer: 'berth', tokenExpiry: 300_000, refreshTokenExpiry: 86_400_000, sessionExpiry: 3_600_000, autoCreateProjects: false, projectCreation: 'admin' as const, throttle: { maxFailures: 5, window: 900_000 } }
   const auth = await AuthService.create(meta, changes.generation(ACCESS_KINDS), options, pino({ level: 'silent' }), Date.now)
-  return { meta, auth }
+  return { meta, auth, scanPolicies: new ScanPolicies({ scans: meta.scans, generation: changes.generation(SCAN_KINDS), now: Date.now }) }
 }
 
 const robotView = (r: { disabled: number; secret_hash: string } | undefined) => (r ? `${r.disabled}:${r.secret_hash}` : null)
@@ -122,6 +128,7 @@ async function cachedView(c: Caches) {
     robot: robotView(await auth.authenticator.robot('robot$team+ci')),
     project: await auth.policy.project('team').then((p) => (p ? { public: p.public, proxy: p.proxy } : null)),
     actions: [...(await auth.policy.repositoryActions(member, 'team/app'))].sort().join(','),
+    scanPolicy: (await c.scanPolicies.project('team')).blockSeverity,
   }
 }
 
@@ -182,6 +189,7 @@ function writes(c: Caches, metadata: MetadataDb): [string, () => Promise<unknown
     ['robots.delete', () => meta.robots.delete('robot$team+ci')],
     ['users.delete', () => meta.users.delete('ann')],
     ['projects.setProxy', () => meta.projects.setProxy('team', '{"registry":"up"}')],
+    ['scans.setPolicy', () => meta.scans.setPolicy('team', JSON.stringify({ blockSeverity: 'high' }), now)],
     ['projects.delete', () => meta.projects.delete('team')],
   ]
 }
