@@ -256,6 +256,35 @@ export const OPENAPI = {
           layer: { type: 'integer', description: 'merged view: the index of the layer the entry comes from' },
         },
       },
+      ScanPolicy: {
+        type: 'object',
+        properties: {
+          scanOnPush: { type: 'boolean', description: 'scan every image pushed to the project' },
+          blockSeverity: { enum: ['none', 'low', 'medium', 'high', 'critical'], description: 'refuse manifest GETs of artifacts with a finding of this severity or worse (not allowlisted)' },
+          blockUnscanned: { type: 'boolean', description: 'refuse manifest GETs of images never scanned (signatures, SBOMs and other non-images are never unscanned)' },
+          allowlist: { $ref: '#/components/schemas/Allowlist' },
+        },
+      },
+      Allowlist: { type: 'array', maxItems: 1000, items: { type: 'object', required: ['id'], properties: { id: { type: 'string', description: 'a vulnerability id or alias (CVE-…, GHSA-…, an OSV id)' }, expiresAt: { ...time, description: 'null: never expires' } } } },
+      Finding: {
+        type: 'object',
+        properties: {
+          id: { type: 'string' }, aliases: { type: 'array', items: { type: 'string' } }, package: { type: 'string' }, version: { type: 'string' }, fixedVersion: { type: ['string', 'null'] },
+          severity: { enum: ['critical', 'high', 'medium', 'low', 'unknown'] }, layer: { type: 'string' }, ecosystem: { type: 'string' }, purl: { type: 'string' }, summary: { type: 'string' },
+          platform: { type: 'string', description: 'findings of an index: the platform (os/architecture[/variant])' },
+        },
+      },
+      VulnerabilityReport: {
+        type: 'object',
+        properties: {
+          status: { enum: ['pending', 'running', 'done', 'failed'] },
+          scannedAt: time,
+          database: { type: ['string', 'null'], description: 'the vulnerability database version matched against' },
+          summary: { type: 'object', properties: Object.fromEntries(['critical', 'high', 'medium', 'low', 'unknown'].map((k) => [k, { type: 'integer' }])) },
+          findings: { type: 'array', items: { $ref: '#/components/schemas/Finding' } },
+          error: { type: 'string', description: 'why the last scan failed' },
+        },
+      },
       FileListing: {
         type: 'object',
         properties: {
@@ -520,6 +549,42 @@ export const OPENAPI = {
       get: op("The difference of two images' merged file trees: files (not directories) added, removed and changed (type, size, mode, owner, link target or time), each with the layer it comes from", {
         parameters: [query('from', 'string', 'a tag or digest (required)'), query('to', 'string', 'a tag or digest (required)'), query('limit', 'integer', 'each list at most this many (1-10000, default 1000); truncated says more differ')],
         responses: { '200': { description: 'the difference', ...json({ $ref: '#/components/schemas/FileDiff' }) }, '422': { description: 'a layer cannot be browsed', ...json(problem) }, ...errors },
+      }),
+    },
+    '/projects/{project}/repositories/{repository}/artifacts/{reference}/scan': {
+      parameters: [REPOSITORY, { name: 'reference', in: 'path', required: true, description: 'a digest or tag', schema: { type: 'string' } }],
+      post: {
+        summary: 'Queue a vulnerability scan (push permission: developers and up). An index scans each platform. The package inventory is read from the layers once and kept; a scan of a digest already inventoried only matches again',
+        responses: { '202': { description: 'queued: {"id"} of the scan job', ...json({ type: 'object', properties: { id: { type: 'string' } } }) }, '422': { description: 'not an image or an index of images: nothing to scan', ...json(problem) }, ...errors },
+      },
+    },
+    '/projects/{project}/repositories/{repository}/artifacts/{reference}/vulnerabilities': {
+      parameters: [REPOSITORY, { name: 'reference', in: 'path', required: true, description: 'a digest or tag', schema: { type: 'string' } }],
+      get: op('The findings of the last scan (404 before the first): status, scannedAt, database, summary by severity, findings worst first. format=sarif gives SARIF 2.1.0 (application/sarif+json), format=cyclonedx-vex CycloneDX 1.6 VEX', {
+        parameters: [query('format', ['json', 'sarif', 'cyclonedx-vex'], 'default json')],
+        responses: { '200': { description: 'the report', ...json({ $ref: '#/components/schemas/VulnerabilityReport' }) }, ...errors },
+      }),
+    },
+    '/projects/{project}/scan-policy': {
+      get: op('The project\'s scan policy (pull)', { responses: { '200': { description: 'the policy', ...json({ $ref: '#/components/schemas/ScanPolicy' }) }, ...errors } }),
+      put: op('Replace the project\'s scan policy (project admins, maintainers; absent fields take their defaults: false, none, false, [])', body('ScanPolicy')),
+    },
+    '/scan-policy': {
+      get: op('The system allowlist (signed-in users): {"allowlist":[{"id","expiresAt"}]}'),
+      put: op('Replace the system allowlist (system admins); every project\'s pull gate honours it', { requestBody: { required: true, ...json({ type: 'object', properties: { allowlist: { $ref: '#/components/schemas/Allowlist' } } }) } }),
+    },
+    '/vulnerabilities': {
+      get: op('Which artifacts have this vulnerability (by id or alias), from the stored findings; only artifacts of projects the caller may pull. CSV with Accept: text/csv or format=csv', {
+        parameters: [{ ...query('id', 'string', 'CVE-…, GHSA-… or an OSV id'), required: true }, query('format', ['json', 'csv'])],
+      }),
+    },
+    '/packages': {
+      get: op('Which artifacts contain this package, from the stored inventories; only artifacts of projects the caller may pull. CSV with Accept: text/csv or format=csv', {
+        parameters: [
+          { ...query('purl', 'string', 'a package URL without version (any version) or with one (exactly it), e.g. pkg:maven/org.apache.logging.log4j/log4j-core'), required: true },
+          query('range', 'string', 'version constraints compared as the package\'s ecosystem orders versions: <2.17.0, >=2.0.0,<2.17.1 (or vers: syntax)'),
+          query('format', ['json', 'csv']),
+        ],
       }),
     },
     '/storage': {
