@@ -74,7 +74,7 @@ export const OSV_V2 = [...OSV_V1, advisory('DSA-5700-1', ['CVE-2023-45853'], 'De
 export async function importOsv(s: TestServer, docs: object[]): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'berth-osv-'))
   for (const d of docs) await writeFile(join(dir, `${(d as { id: string }).id}.json`), JSON.stringify(d))
-  const result = await s.app.scan.vulndb.import([{ path: dir }])
+  const result = await s.app.vulndb.import([{ path: dir }])
   return result.version
 }
 
