@@ -404,6 +404,7 @@ async function openRegistry(
     /** Who verifies the signatures pushes bring (src/trust), once it exists. */
     onTrust: (hooks: Pick<TrustService, 'pushed' | 'deleted'>) => {
       trustHooks = hooks
+    },
     /** Who hears of pushed manifests to scan them (scan on push), once it exists. */
     onScanPush: (hook: (repository: string, digest: string) => void) => {
       scanPushed = hook
