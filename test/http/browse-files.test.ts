@@ -3,60 +3,22 @@ import { execFileSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { after, before, describe, it } from 'node:test'
 import { gzipSync } from 'node:zlib'
-import { pack, type Headers } from 'tar-stream'
 import { DEFAULT_LIMITS } from '../../src/browse/layer-index.js'
 import { parseDigest } from '../../src/oci/digest.js'
 import { blobPath } from '../../src/storage/paths.js'
 import { ADMIN, addUser, api, apiOk, startAuthServer } from '../helpers/auth.js'
-import { asBody, sha256 } from '../helpers/oci.js'
+import { asBody } from '../helpers/oci.js'
+import { pushLayers, tarOf } from '../helpers/layers.js'
 import type { TestServer } from '../helpers/server.js'
 
 // The layer file browser over HTTP: merged and per-layer listings (whiteouts, opaque
 // directories), file contents, the diff of two tags, and hostile layers, with real tar, gzip
 // and zstd bytes made here.
 
-type Entry = Headers & { body?: Buffer | string }
-
-async function tarOf(entries: Entry[]): Promise<Buffer> {
-  const p = pack()
-  const chunks: Buffer[] = []
-  p.on('data', (c: Buffer) => chunks.push(c))
-  const done = new Promise((resolve) => p.on('end', resolve))
-  for (const { body, ...h } of entries) {
-    await new Promise<void>((resolve, reject) => p.entry({ mode: h.type === 'directory' ? 0o755 : 0o644, uid: 0, gid: 0, mtime: new Date(0), ...h }, body ?? '', (err) => (err ? reject(err as Error) : resolve())))
-  }
-  p.finalize()
-  await done
-  return Buffer.concat(chunks)
-}
-
 const zstd = (data: Buffer) => execFileSync('zstd', ['-q', '-c'], { input: data })
 
-async function pushBlob(s: TestServer, repo: string, data: Buffer): Promise<string> {
-  const digest = sha256(data)
-  const res = await fetch(`${s.url}/v2/${repo}/blobs/uploads/?digest=${digest}`, { method: 'POST', body: asBody(data), headers: { authorization: ADMIN } })
-  assert.equal(res.status, 201, await res.text())
-  return digest
-}
-
-/** Pushes an image of these layer blobs under a tag; returns the manifest digest and layer digests. */
-async function pushImage(s: TestServer, repo: string, tag: string, layers: { data: Buffer; mediaType?: string }[]) {
-  const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] }, history: [] }))
-  const configDigest = await pushBlob(s, repo, config)
-  const digests: string[] = []
-  for (const l of layers) digests.push(await pushBlob(s, repo, l.data))
-  const manifest = Buffer.from(
-    JSON.stringify({
-      schemaVersion: 2,
-      mediaType: 'application/vnd.oci.image.manifest.v1+json',
-      config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: configDigest, size: config.length },
-      layers: layers.map((l, i) => ({ mediaType: l.mediaType ?? 'application/vnd.oci.image.layer.v1.tar+gzip', digest: digests[i], size: l.data.length })),
-    }),
-  )
-  const res = await fetch(`${s.url}/v2/${repo}/manifests/${tag}`, { method: 'PUT', body: asBody(manifest), headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json', authorization: ADMIN } })
-  assert.equal(res.status, 201, await res.text())
-  return { digest: sha256(manifest), layers: digests, manifest }
-}
+/** Pushes an image of these layer blobs under a tag, as the admin. */
+const pushImage = (s: TestServer, repo: string, tag: string, layers: { data: Buffer; mediaType?: string }[]) => pushLayers(s, repo, tag, layers, ADMIN)
 
 interface Listing {
   digest: string
