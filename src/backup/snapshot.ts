@@ -31,7 +31,8 @@ export interface Snapshot {
  */
 export async function exportMetadata(metadata: MetadataDb, dir: string, onTable?: (table: string, rows: number) => void): Promise<Snapshot> {
   const db = metadata.db as unknown as Kysely<unknown>
-  const read = metadata.caps.dialect === 'postgres' ? db.transaction().setIsolationLevel('repeatable read') : db.transaction()
+  // Read-only: on SQLite a deferred transaction, which never holds the write lock.
+  const read = metadata.caps.dialect === 'postgres' ? db.transaction().setIsolationLevel('repeatable read').setAccessMode('read only') : db.transaction().setAccessMode('read only')
   return read.execute(async (trx) => {
     // The first statement fixes the snapshot on both dialects.
     const schema = (await sql<{ name: string }>`select name from schema_migrations order by name`.execute(trx)).rows.map((r) => r.name)

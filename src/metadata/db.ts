@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import SQLite from 'better-sqlite3'
-import { Kysely, SqliteDialect, type Driver } from 'kysely'
+import { CompiledQuery, Kysely, SqliteDialect, type Driver } from 'kysely'
 import type { Database } from './schema.js'
 import { CAPABILITIES } from './capabilities.js'
 import { migrate } from './migrate.js'
@@ -88,6 +88,12 @@ async function openSqlite(path: string, synchronous: 'normal' | 'full'): Promise
  * SQLite rolls a transaction back by itself on some errors (SQLITE_FULL, SQLITE_IOERR, …); Kysely
  * then sends its own `rollback`, which fails with "no transaction is active" and hides the
  * error that mattered (a full disk became a 500 instead of a 507). Roll back only what is open.
+ *
+ * Transactions begin IMMEDIATE (taking the write lock up front) unless they are declared
+ * read-only. A deferred transaction that reads and then writes fails at once with SQLITE_BUSY,
+ * without waiting out the busy timeout, when another process (`berth backup`, `berth gc`)
+ * committed after its first read: its snapshot is stale and cannot be upgraded. Read-only ones
+ * (a backup's snapshot) stay deferred, so they never hold writers back.
  */
 class RollbackSafeSqliteDialect extends SqliteDialect {
   constructor(
@@ -100,6 +106,9 @@ class RollbackSafeSqliteDialect extends SqliteDialect {
   override createDriver(): Driver {
     const driver = super.createDriver()
     const rollback = driver.rollbackTransaction.bind(driver)
+    driver.beginTransaction = async (connection, settings) => {
+      await connection.executeQuery(CompiledQuery.raw(settings.accessMode === 'read only' ? 'begin' : 'begin immediate'))
+    }
     driver.rollbackTransaction = async (connection) => {
       if (this.sqlite.inTransaction) await rollback(connection)
     }

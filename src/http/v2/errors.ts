@@ -64,6 +64,6 @@ function toRegistryError(err: unknown, req: FastifyRequest): RegistryError {
  */
 function isUnavailable(err: unknown): boolean {
   const e = err as { code?: unknown; message?: unknown }
-  if (typeof e.code === 'string' && (/^(08|57P|53)/.test(e.code) || e.code === 'SQLITE_BUSY')) return true
+  if (typeof e.code === 'string' && (/^(08|57P|53)/.test(e.code) || e.code.startsWith('SQLITE_BUSY'))) return true
   return typeof e.message === 'string' && /Connection terminated|connection timeout|timeout exceeded when trying to connect/i.test(e.message)
 }
