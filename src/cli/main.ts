@@ -32,6 +32,15 @@ config
   .action(lazy(async () => (await import('./config-check.js')).configCheckCommand))
 
 program
+  .command('migrate')
+  .description('run the pending metadata migrations; --check lists them without running (exit code 10 when some are pending, 11 when the database is newer)')
+  .option('-c, --config <file>', 'YAML config file')
+  .option('--data-dir <dir>', 'data directory (config key dataDir)')
+  .option('--check', 'list pending migrations, run nothing')
+  .option('--json', 'print the result as JSON')
+  .action(lazy(async () => (await import('./migrate.js')).migrateCommand))
+
+program
   .command('migrate-metadata')
   .description('copy the metadata of a SQLite deployment into an empty PostgreSQL database (blobs stay where they are)')
   .option('--from <sqlite:PATH>', 'the SQLite database to copy')

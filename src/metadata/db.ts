@@ -24,7 +24,7 @@ export class MetadataConfigError extends Error {}
  * to date. `options` apply to PostgreSQL only.
  */
 export async function openMetadata(url: string, options: PostgresOptions & { sqliteSynchronous?: 'normal' | 'full' } = {}): Promise<MetadataDb> {
-  if (url.startsWith('sqlite:')) return openSqlite(url.slice('sqlite:'.length), options.sqliteSynchronous ?? 'normal')
+  if (url.startsWith('sqlite:')) return openSqlite(url.slice('sqlite:'.length), options.sqliteSynchronous ?? 'normal', options.migrate !== false)
   // Loaded only when asked for: a SQLite registry never holds the pg driver in memory.
   if (isPostgresUrl(url)) {
     const { openPostgres } = await import('./postgres.js')
@@ -36,7 +36,7 @@ export async function openMetadata(url: string, options: PostgresOptions & { sql
   throw new MetadataConfigError(`database.url: unsupported database URL scheme ${url.split(':')[0]}: (expected sqlite:PATH or postgres://…)`)
 }
 
-async function openSqlite(path: string, synchronous: 'normal' | 'full'): Promise<MetadataDb> {
+async function openSqlite(path: string, synchronous: 'normal' | 'full', migrating: boolean): Promise<MetadataDb> {
   if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true })
   const sqlite = new SQLite(path)
   // WAL lets readers run beside the single writer; NORMAL sync is durable against process
@@ -69,7 +69,7 @@ async function openSqlite(path: string, synchronous: 'normal' | 'full'): Promise
   })
   const db = new Kysely<Database>({ dialect: trackTransactions(new RollbackSafeSqliteDialect(sqlite, withStatementCache(sqlite)), changes) })
   const caps = CAPABILITIES.sqlite
-  await migrate(db, caps)
+  if (migrating) await migrate(db, caps)
   const probe = sqlite.prepare('select 1')
   const everything = changes.generation(CHANGE_KINDS)
   return {

@@ -21,6 +21,8 @@ export interface PostgresOptions {
   statementTimeoutMs?: number
   /** Where connection problems that no request sees are reported (idle pool clients, the listener). */
   log?: { warn(obj: object, msg: string): void }
+  /** false: open the database as it is, without running pending migrations (`berth migrate --check`) */
+  migrate?: boolean
 }
 
 const INT8_OID = 20
@@ -111,7 +113,7 @@ export async function openPostgres(url: string, options: PostgresOptions): Promi
   const { db, pool, listener, changes } = createPostgres(url, options)
   try {
     await checkConnection(pool, url)
-    await migratePostgres(url, options, caps)
+    if (options.migrate !== false) await migratePostgres(url, options, caps)
     await listener.start()
   } catch (err) {
     await listener.close()
