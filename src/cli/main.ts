@@ -30,6 +30,12 @@ config
   .argument('<file>', 'YAML config file')
   .option('--json', 'print JSON instead of YAML')
   .action(lazy(async () => (await import('./config-check.js')).configCheckCommand))
+config
+  .command('from-distribution')
+  .description("translate a Docker Distribution config.yml into Berth's config (printed); says what to do for each key it cannot map")
+  .argument('<file>', "Distribution's config.yml")
+  .option('--json', 'print {config, mapped, notes} as JSON instead of commented YAML')
+  .action(lazy(async () => (await import('./config-from-distribution.js')).configFromDistributionCommand))
 
 program
   .command('migrate')
