@@ -3,7 +3,8 @@
 // with TypeScript when TypeScript is installed and dist/ is older than the sources, then builds
 // the web UI (ui/) into dist/ui with Vite when ui/ changed (scripts/build-ui.js). A production
 // install of a checkout (`npm install --omit=dev`) has neither: it keeps the dist/ already
-// built, or says what to do (the server runs without the UI and says how to build it). Installing the package itself (`npm install -g ./berth-registry-*.tgz`)
+// built, or leaves it unbuilt (bin/berth.js then runs src/ through tsx; the server runs without the
+// UI and says how to build it). Installing the package itself (`npm install -g ./berth-registry-*.tgz`)
 // never runs this: the tarball ships dist/.
 import { spawnSync } from 'node:child_process'
 import { existsSync, readdirSync, rmSync, statSync } from 'node:fs'
@@ -50,8 +51,9 @@ function buildServer() {
       console.error('berth: TypeScript is not installed (npm install --omit=dev): keeping dist/ as built, although src/ changed since')
       return 0
     }
-    console.error('berth: dist/ is not built and TypeScript is not installed (npm install --omit=dev). Run a full `npm install` once to build, or install the package made by `npm pack`.')
-    return 1
+    // bin/berth.js then runs src/ through tsx (a dependency): slower to start, same behaviour.
+    console.error('berth: TypeScript is not installed (npm install --omit=dev): dist/ is not built, `berth` runs src/ through tsx. Run a full `npm install` (or `npm run build`) for the compiled server.')
+    return 0
   }
   // A clean build: files of removed sources must not stay in dist/ (nor ship in the package).
   rmSync(join(root, 'dist'), { recursive: true, force: true })
