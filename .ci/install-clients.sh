@@ -18,6 +18,10 @@
 #   names it yet, that one package is taken from it (its dependencies come from bookworm), and crane
 #   is built from it with Debian's golang-go in GOPATH mode into .cache/crane/crane, where
 #   test/helpers/e2e-crane.ts looks (keep CRANE_IMPORT_PATH in sync with that file).
+# - mmdebstrap: makes the base image of .ci/deploy-check.sh's image build from Debian's mirror.
+# - docker compose (test/deploy/compose.test.ts runs `docker compose config`): bookworm has only
+#   the old Python docker-compose 1.29; trixie's docker-compose package is Compose v2 (the docker
+#   CLI plugin), taken alone from the trixie suite added below, like cosign and oras.
 # - cosign and oras: not in bookworm; Debian trixie has cosign 2.5 and oras 1.2. A trixie apt source
 #   (on the machine's own Debian mirror) is added with a pin of 90, below bookworm's 500, so nothing
 #   installed moves; only these two packages are taken from it (test/e2e/cosign.test.ts, oras.test.ts).
@@ -38,7 +42,7 @@ fi
 PACKAGES=(
   skopeo podman buildah umoci containerd runc docker.io docker-registry
   apache2-utils jq golang-go wrk busybox-static unzip tar ca-certificates openssl
-  postgresql-15 slapd ldap-utils chromium
+  postgresql-15 slapd ldap-utils chromium mmdebstrap
 )
 
 missing=()
@@ -154,8 +158,22 @@ EOF
   apt_install cosign/trixie oras/trixie
 fi
 
+if docker compose version >/dev/null 2>&1; then
+  echo "install-clients.sh: docker compose already installed"
+else
+  echo "install-clients.sh: installing docker-compose (Compose v2) from trixie"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update
+  moved="$(apt-get install -s --no-install-recommends docker-compose/trixie | awk '/^Inst / && $2 != "docker-compose" {print $2}')"
+  if [ -n "$moved" ]; then
+    echo "install-clients.sh: installing docker-compose from trixie would also install or upgrade: $moved" >&2
+    exit 1
+  fi
+  apt_install docker-compose/trixie
+fi
+
 # Report what the e2e tests will find.
-for bin in skopeo podman containerd ctr runc dockerd docker-registry unzip cosign oras; do
+for bin in skopeo podman buildah mmdebstrap containerd ctr runc dockerd docker-registry unzip cosign oras; do
   printf '  %-16s %s\n' "$bin" "$(command -v "$bin" || echo MISSING)"
 done
 printf '  %-16s %s\n' docker "$( [ -x /usr/bin/docker ] && echo /usr/bin/docker || command -v docker || echo MISSING)"
