@@ -102,6 +102,20 @@ program
   .option('--json', 'print the result as JSON')
   .action(lazy(async () => (await import('./import.js')).importCommand))
 
+program
+  .command('adopt')
+  .description('take over another registry\'s storage in place, without re-pushing')
+  .command('distribution')
+  .description('build Berth\'s metadata from a Docker Distribution storage tree and hard-link (or copy server-side) its blobs; incremental')
+  .requiredOption('--from <dir|s3://bucket/prefix>', 'Distribution\'s storage root (its rootdirectory, holding docker/registry/v2)')
+  .option('-c, --config <file>', 'YAML config file of the Berth to fill (its storage.s3 settings also reach an s3:// tree)')
+  .option('--data-dir <dir>', 'data directory of the Berth to fill (config key dataDir)')
+  .option('--dry-run', 'print what would be adopted and what is broken, write nothing')
+  .option('--into <project>', 'every repository into this project (PROJECT/NAME) instead of its first path component')
+  .option('--concurrency <n>', 'repositories adopted at once', '4')
+  .option('--json', 'print the report as JSON')
+  .action(lazy(async () => (await import('./adopt.js')).adoptDistributionCommand))
+
 const backup = program
   .command('backup')
   .description('take a consistent snapshot (metadata and blobs) of a deployment into a backup directory, online; incremental')
