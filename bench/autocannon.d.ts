@@ -19,6 +19,8 @@ declare module 'autocannon' {
     timeout?: number
     pipelining?: number
     headers?: Record<string, string>
+    /** requests each connection sends in turn, again and again */
+    requests?: { method?: string; path?: string }[]
     /** called synchronously in each client's constructor, before its parser callbacks are set */
     setupClient?: (client: Client) => void
   }

@@ -53,8 +53,8 @@ function percentile(sorted: Float64Array, p: number): number {
  * would otherwise wait for Content-Length bytes that never come and stall), and latencies are
  * recorded from each response at full resolution (its own histogram rounds to whole ms).
  */
-export async function runAutocannon(url: string, method: 'GET' | 'HEAD', connections: number, durationS: number, headers: Record<string, string>): Promise<LoadResult> {
-  const { result, latencies } = await autocannonRun(url, method, connections, durationS, headers)
+export async function runAutocannon(url: string, method: 'GET' | 'HEAD', connections: number, durationS: number, headers: Record<string, string>, paths?: string[]): Promise<LoadResult> {
+  const { result, latencies } = await autocannonRun(url, method, connections, durationS, headers, paths)
   return summary(result, latencies)
 }
 
@@ -97,6 +97,8 @@ async function autocannonRun(
   connections: number,
   durationS: number,
   headers: Record<string, string>,
+  /** several paths of the URL's server, cycled through by each connection (default: the URL's) */
+  paths?: string[],
 ): Promise<{ result: Result; latencies: Float64Array }> {
   let latencies = new Float64Array(1 << 16)
   let count = 0
@@ -114,7 +116,8 @@ async function autocannonRun(
           })
         }
       : undefined
-  const instance = autocannon({ url, method, connections, duration: durationS, timeout: 10, headers, setupClient })
+  const requests = paths?.map((path) => ({ method, path }))
+  const instance = autocannon({ url, method, connections, duration: durationS, timeout: 10, headers, setupClient, requests })
   const hardStop = setTimeout(() => instance.stop(), (durationS + 30) * 1000)
   instance.on('response', (_client, statusCode, _bytes, responseTime) => {
     if (statusCode < 200 || statusCode > 299) return

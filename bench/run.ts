@@ -15,6 +15,7 @@ import { scaleOutMode } from './scaleout.js'
 import { proxyMode } from './proxy.js'
 import { replicationMode } from './replication.js'
 import { eventsMode } from './events.js'
+import { scaleMode } from './scale.js'
 import { blobBytes, blobDigest, sha256 } from './data.js'
 import { MANIFEST_ACCEPT, makeImage, pushImage, RegistryClient, type Image } from './client.js'
 import { curlDownload, runAutocannon, runWrk, type LoadResult } from './load.js'
@@ -299,11 +300,11 @@ async function main(): Promise<void> {
 
   if (cfg.mode !== 'default') {
     // BENCH_MODE=auth (bench/auth.ts), scaleout (bench/scaleout.ts), proxy (bench/proxy.ts),
-    // replication (bench/replication.ts) or events (bench/events.ts).
+    // replication (bench/replication.ts), events (bench/events.ts) or scale (bench/scale.ts).
     const stale = ensureBuilt(cfg.berthDir)
     if (stale) log(`warning: ${stale}`)
     try {
-      const modes = { auth: authMode, scaleout: scaleOutMode, proxy: proxyMode, replication: replicationMode, events: eventsMode }
+      const modes = { auth: authMode, scaleout: scaleOutMode, proxy: proxyMode, replication: replicationMode, events: eventsMode, scale: scaleMode }
       await modes[cfg.mode](cfg)
     } finally {
       await cleanupAll()

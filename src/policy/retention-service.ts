@@ -64,9 +64,118 @@ export interface RepositoryPlan {
   untagged: string[]
 }
 
+/** Artifacts looked at per query: a repository is evaluated a page at a time. */
+export const ARTIFACT_PAGE = 500
+
+const RANKED = new Set<CompiledRule['kind']>(['latestPushed', 'latestPulled'])
+const pushedAt = (a: ArtifactRow) => Math.max(a.createdAt, ...a.tags.map((t) => t.updatedAt))
+// The orders of the ranked rules: most recent first, ties by digest.
+const byPush = (a: ArtifactRow, b: ArtifactRow) => pushedAt(b) - pushedAt(a) || cmp(a.digest, b.digest)
+// Never pulled ranks below any pull (Harbor: pull time 0), then by push time.
+const byPull = (a: ArtifactRow, b: ArtifactRow) => (b.lastPulledAt ?? -1) - (a.lastPulledAt ?? -1) || byPush(a, b)
+
 /**
- * The pure decision for one repository: which artifacts lose their tags and which untagged
- * manifests go. `immutable` tells whether a tag is protected by an immutability rule.
+ * cosign's `sha256-<hex>.sig|att|sbom` tags name the manifest they belong to: the subject an
+ * artifact all of whose tags name the same one would follow, if that manifest is in the repository.
+ */
+export function cosignCandidate(a: ArtifactRow): string | undefined {
+  const subjects = a.tags.map((t) => cosignSubjectOf(t.name))
+  const subject = subjects[0]
+  return subject !== undefined && subjects.every((s) => s === subject) ? subject : undefined
+}
+
+/**
+ * The decision for one repository, made over its artifacts a page at a time: a first pass ranks
+ * them (keeping only the `count` best of each ranked rule), then each artifact is judged on its
+ * own. What it keeps is bounded by the rules' counts, never by the size of the repository.
+ * An artifact is an accessory when `cosignCandidate` names a manifest of the repository: such
+ * artifacts are not ranked and follow their subject.
+ */
+export class RepositoryPlanner {
+  private readonly top = new Map<CompiledRule, ArtifactRow[]>()
+  private readonly kept = new Map<CompiledRule, Set<string>>()
+
+  private constructor(
+    private readonly applicable: CompiledRule[],
+    private readonly untagged: 'keep' | 'delete',
+    private readonly immutable: (tag: string) => boolean,
+    private readonly now: number,
+  ) {
+    for (const rule of applicable) if (RANKED.has(rule.kind)) this.top.set(rule, [])
+  }
+
+  /** The planner of a repository; undefined when no rule's repository scope matches it. */
+  static of(repository: string, rules: CompiledRule[], untagged: 'keep' | 'delete', immutable: (tag: string) => boolean, now: number): RepositoryPlanner | undefined {
+    const path = pathInProject(repository)
+    const applicable = rules.filter((r) => r.repository(path))
+    return applicable.length === 0 ? undefined : new RepositoryPlanner(applicable, untagged, immutable, now)
+  }
+
+  /** First pass: an artifact (`accessory`: it follows a subject) takes its place in the rankings. */
+  rank(a: ArtifactRow, accessory: boolean): void {
+    if (a.tags.length === 0 || accessory) return
+    for (const [rule, list] of this.top) {
+      if (!a.tags.some((t) => rule.tag(t.name))) continue
+      const order = rule.kind === 'latestPushed' ? byPush : byPull
+      const count = rule.count ?? 0
+      if (list.length >= count && (count === 0 || order(a, list[list.length - 1]!) >= 0)) continue
+      let at = list.length
+      while (at > 0 && order(a, list[at - 1]!) < 0) at--
+      list.splice(at, 0, a)
+      if (list.length > count) list.pop()
+    }
+  }
+
+  /** Whether a tagged artifact that is not an accessory is retained (after the first pass). */
+  retains(a: ArtifactRow): boolean {
+    if (a.tags.some((t) => this.immutable(t.name))) return true
+    for (const rule of this.applicable) {
+      if (!a.tags.some((t) => rule.tag(t.name))) continue
+      switch (rule.kind) {
+        case 'always':
+          return true
+        case 'latestPushed':
+        case 'latestPulled':
+          if (this.keptBy(rule).has(a.digest)) return true
+          break
+        case 'pushedWithinDays':
+          if (pushedAt(a) >= this.now - (rule.days ?? 0) * DAY) return true
+          break
+        case 'pulledWithinDays':
+          if (a.lastPulledAt !== null && a.lastPulledAt >= this.now - (rule.days ?? 0) * DAY) return true
+          break
+      }
+    }
+    return false
+  }
+
+  /** Whether an untagged artifact goes (untagged: delete; not a child of an index, not a referrer). */
+  removesUntagged(a: ArtifactRow): boolean {
+    return this.untagged === 'delete' && a.tags.length === 0 && !a.child && a.subjectDigest === null
+  }
+
+  /** Whether an artifact is removed (tagged and not retained, or untagged and removed); accessories are not judged here. */
+  removes(a: ArtifactRow, accessory: boolean): boolean {
+    if (accessory) return false
+    return a.tags.length === 0 ? this.removesUntagged(a) : !this.retains(a)
+  }
+
+  /** An accessory goes with its removed subject, unless one of its own tags is immutable. */
+  accessoryGoes(a: ArtifactRow, subjectRemoved: boolean): boolean {
+    return subjectRemoved && !a.tags.some((t) => this.immutable(t.name))
+  }
+
+  private keptBy(rule: CompiledRule): Set<string> {
+    let set = this.kept.get(rule)
+    if (!set) this.kept.set(rule, (set = new Set((this.top.get(rule) ?? []).map((a) => a.digest))))
+    return set
+  }
+}
+
+/**
+ * The pure decision for one repository whose artifacts are all at hand: which artifacts lose
+ * their tags and which untagged manifests go. `immutable` tells whether a tag is protected by an
+ * immutability rule. (RetentionService makes the same decision a page at a time.)
  */
 export function planRepository(
   repository: string,
@@ -76,49 +185,22 @@ export function planRepository(
   immutable: (tag: string) => boolean,
   now: number,
 ): RepositoryPlan | undefined {
-  const path = pathInProject(repository)
-  const applicable = rules.filter((r) => r.repository(path))
-  if (applicable.length === 0) return undefined
-  // cosign's `sha256-<hex>.sig|att|sbom` tags of a manifest of this repository are not artifacts
-  // of their own: they are kept while their subject is, and go with it.
-  const present = new Set(artifacts.map((a) => a.digest))
+  const planner = RepositoryPlanner.of(repository, rules, untagged, immutable, now)
+  if (!planner) return undefined
+  const byDigest = new Map(artifacts.map((a) => [a.digest, a]))
   const subjectOf = (a: ArtifactRow) => {
-    const subjects = a.tags.map((t) => cosignSubjectOf(t.name))
-    const subject = subjects[0]
-    return subject !== undefined && present.has(subject) && subjects.every((s) => s === subject) ? subject : undefined
+    const s = a.tags.length > 0 ? cosignCandidate(a) : undefined
+    return s !== undefined && byDigest.has(s) ? s : undefined
   }
-  const accessories = artifacts.filter((a) => a.tags.length > 0 && subjectOf(a) !== undefined)
-  const tagged = artifacts.filter((a) => a.tags.length > 0 && subjectOf(a) === undefined)
-  const pushedAt = (a: ArtifactRow) => Math.max(a.createdAt, ...a.tags.map((t) => t.updatedAt))
-  const retained = new Set<string>()
-  for (const a of tagged) if (a.tags.some((t) => immutable(t.name))) retained.add(a.digest)
-  for (const rule of applicable) {
-    const matching = tagged.filter((a) => a.tags.some((t) => rule.tag(t.name)))
-    let keep: ArtifactRow[]
-    switch (rule.kind) {
-      case 'always':
-        keep = matching
-        break
-      case 'latestPushed':
-        keep = [...matching].sort((a, b) => pushedAt(b) - pushedAt(a) || cmp(a.digest, b.digest)).slice(0, rule.count)
-        break
-      case 'latestPulled':
-        // Never pulled ranks below any pull (Harbor: pull time 0), then by push time.
-        keep = [...matching].sort((a, b) => (b.lastPulledAt ?? -1) - (a.lastPulledAt ?? -1) || pushedAt(b) - pushedAt(a) || cmp(a.digest, b.digest)).slice(0, rule.count)
-        break
-      case 'pushedWithinDays':
-        keep = matching.filter((a) => pushedAt(a) >= now - (rule.days ?? 0) * DAY)
-        break
-      case 'pulledWithinDays':
-        keep = matching.filter((a) => a.lastPulledAt !== null && a.lastPulledAt >= now - (rule.days ?? 0) * DAY)
-        break
-    }
-    for (const a of keep) retained.add(a.digest)
+  for (const a of artifacts) planner.rank(a, subjectOf(a) !== undefined)
+  const untag = artifacts.filter((a) => a.tags.length > 0 && subjectOf(a) === undefined && !planner.retains(a))
+  const removedUntagged = artifacts.filter((a) => planner.removesUntagged(a)).map((a) => a.digest)
+  for (const a of artifacts) {
+    const s = subjectOf(a)
+    if (s === undefined) continue
+    const subject = byDigest.get(s)!
+    if (planner.accessoryGoes(a, planner.removes(subject, subjectOf(subject) !== undefined))) untag.push(a)
   }
-  const untag = tagged.filter((a) => !retained.has(a.digest))
-  const removedUntagged = untagged === 'delete' ? artifacts.filter((a) => a.tags.length === 0 && !a.child && a.subjectDigest === null).map((a) => a.digest) : []
-  const removed = new Set([...untag.map((a) => a.digest), ...removedUntagged])
-  for (const a of accessories) if (removed.has(subjectOf(a) ?? '') && !a.tags.some((t) => immutable(t.name))) untag.push(a)
   return {
     untag: untag.map((a) => ({ digest: a.digest, tags: a.tags.map((t) => t.name) })),
     untagged: removedUntagged,
@@ -202,29 +284,9 @@ export class RetentionService {
       if (!run.dryRun) await meta.retention.prunePulls(repositories.map((r) => r.id))
       for (const repo of repositories) {
         await renew()
-        // Only what existed when the run started: a push meanwhile is never judged half-way.
-        const artifacts = await meta.retention.artifacts(repo.id, run.startedAt)
-        const plan = planRepository(repo.name, artifacts, rules, run.policy.untagged, (tag) => isImmutable(repo.name, tag) !== undefined, this.now())
-        if (!plan) continue
-        const items: { repository: string; tag: string | null; digest: string }[] = []
-        for (const a of plan.untag) {
-          if (run.dryRun) {
-            for (const tag of a.tags) items.push({ repository: repo.name, tag, digest: a.digest })
-            continue
-          }
-          // Tags and manifest in one transaction, re-checked there: a tag moved meanwhile stays.
-          const gone = await meta.retention.removeArtifact(repo.id, a.digest, a.tags, (trx) => meta.manifests.delete(repo.id, a.digest, this.now(), trx))
-          for (const tag of gone.tags) items.push({ repository: repo.name, tag, digest: a.digest })
-          await renew()
-        }
-        for (const digest of plan.untagged) {
-          if (run.dryRun || (await meta.retention.removeArtifact(repo.id, digest, [], (trx) => meta.manifests.delete(repo.id, digest, this.now(), trx))).manifest) {
-            items.push({ repository: repo.name, tag: null, digest })
-          }
-          await renew()
-        }
-        await meta.retention.addRunItems(run.id, items)
-        removed += items.length
+        const planner = RepositoryPlanner.of(repo.name, rules, run.policy.untagged, (tag) => isImmutable(repo.name, tag) !== undefined, this.now())
+        if (!planner) continue
+        removed += await this.applyPlanner(run, repo, planner, renew)
         await meta.retention.updateRun(run.id, { removed })
       }
       let gcRunId: string | null = null
@@ -242,6 +304,76 @@ export class RetentionService {
     } finally {
       await this.gcRepo.releaseLease(run.lease, run.id).catch(() => undefined)
     }
+  }
+
+  /**
+   * Evaluates one repository a page at a time and removes (or, in a dry run, records) what its
+   * planner does not retain; the number of items recorded. Only what existed when the run started
+   * is looked at: a push meanwhile is never judged half-way. Three passes over the pages: the
+   * rankings; the accessories (before any subject goes, so each still finds its subject); the rest.
+   */
+  private async applyPlanner(run: { id: string; dryRun: boolean; startedAt: number }, repo: { id: number; name: string }, planner: RepositoryPlanner, renew: () => Promise<void>): Promise<number> {
+    const { meta } = this.deps
+    let recorded = 0
+    // Recorded in batches (a dry run over 100,000 tags records as many items).
+    const items: { repository: string; tag: string | null; digest: string }[] = []
+    const flush = async () => {
+      await meta.retention.addRunItems(run.id, items.splice(0))
+    }
+    const remove = async (digest: string, tags: string[]) => {
+      const before = items.length
+      if (run.dryRun) {
+        if (tags.length === 0) items.push({ repository: repo.name, tag: null, digest })
+        for (const tag of tags) items.push({ repository: repo.name, tag, digest })
+      } else {
+        // Tags and manifest in one transaction, re-checked there: a tag moved meanwhile stays.
+        const gone = await meta.retention.removeArtifact(repo.id, digest, tags, (trx) => meta.manifests.delete(repo.id, digest, this.now(), trx))
+        for (const tag of gone.tags) items.push({ repository: repo.name, tag, digest })
+        if (tags.length === 0 && gone.manifest) items.push({ repository: repo.name, tag: null, digest })
+      }
+      recorded += items.length - before
+      if (items.length >= ARTIFACT_PAGE) await flush()
+      await renew()
+    }
+    await this.pages(repo.id, run.startedAt, async (page, subjects) => {
+      for (const a of page) planner.rank(a, subjects.has(a.digest))
+    })
+    await this.pages(repo.id, run.startedAt, async (page, subjects) => {
+      const accessories = page.filter((a) => subjects.has(a.digest))
+      const rows = await meta.retention.artifactsNamed(repo.id, [...new Set(accessories.map((a) => subjects.get(a.digest)!))], run.startedAt)
+      const ofSubjects = await this.subjectsOf(repo.id, rows, run.startedAt)
+      const fate = new Map(rows.map((s) => [s.digest, planner.removes(s, ofSubjects.has(s.digest))]))
+      for (const a of accessories) if (planner.accessoryGoes(a, fate.get(subjects.get(a.digest)!) === true)) await remove(a.digest, a.tags.map((t) => t.name))
+    })
+    await this.pages(repo.id, run.startedAt, async (page, subjects) => {
+      for (const a of page) if (planner.removes(a, subjects.has(a.digest))) await remove(a.digest, a.tags.map((t) => t.name))
+    })
+    await flush()
+    return recorded
+  }
+
+  /** Calls `fn` with each page of the repository's artifacts and which of them are accessories (digest → subject). */
+  private async pages(repositoryId: number, before: number, fn: (page: ArtifactRow[], subjects: Map<string, string>) => Promise<void>): Promise<void> {
+    for (let after = ''; ; ) {
+      const page = await this.deps.meta.retention.artifactsPage(repositoryId, before, after, ARTIFACT_PAGE)
+      if (page.length === 0) return
+      await fn(page, await this.subjectsOf(repositoryId, page, before))
+      if (page.length < ARTIFACT_PAGE) return
+      after = page[page.length - 1]!.digest
+    }
+  }
+
+  /** The artifacts whose cosign tags name a manifest of the repository: digest → that subject. */
+  private async subjectsOf(repositoryId: number, artifacts: ArtifactRow[], before: number): Promise<Map<string, string>> {
+    const candidates = new Map<string, string>()
+    for (const a of artifacts) {
+      const s = a.tags.length > 0 ? cosignCandidate(a) : undefined
+      if (s !== undefined) candidates.set(a.digest, s)
+    }
+    if (candidates.size === 0) return candidates
+    const present = new Set((await this.deps.meta.retention.artifactsNamed(repositoryId, [...new Set(candidates.values())], before)).map((r) => r.digest))
+    for (const [digest, s] of candidates) if (!present.has(s)) candidates.delete(digest)
+    return candidates
   }
 
   /** A retention.finished event in the outbox (after the run row: a crash in between loses the event). */

@@ -59,7 +59,7 @@ const READS = new Set([
   'projects.find', 'projects.list', 'projects.members', 'projects.membershipsOf', 'projects.findMember', 'projects.usage', 'projects.holdsBlob', 'projects.repositoryCount',
   'robots.find', 'robots.list',
   'immutability.immutabilityRules', 'immutability.immutabilityRulesOf', 'immutability.tagsOf',
-  'retention.retentionPolicy', 'retention.retentionPolicies', 'retention.findRun', 'retention.listRuns', 'retention.runItems', 'retention.repositoriesOf', 'retention.artifacts',
+  'retention.retentionPolicy', 'retention.retentionPolicies', 'retention.findRun', 'retention.listRuns', 'retention.runItems', 'retention.repositoriesOf', 'retention.artifactsPage', 'retention.artifactsNamed',
   'pulls.pulls', 'settings.gcSchedule',
   'uploads.find', 'uploads.idleSince', 'uploads.withData', 'uploads.exists', 'uploads.count',
   'credentials.findToken', 'credentials.failures',

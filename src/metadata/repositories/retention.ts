@@ -20,6 +20,45 @@ export interface ArtifactRow {
 }
 
 export function createRetentionRepository(db: Db, changes: ChangeFeed) {
+  function manifestRows(repositoryId: number, before: number) {
+    // An index of the repository lists it: such manifests follow their index.
+    const child = sql<number>`case when exists (select 1 from manifest_references mr inner join manifests p on p.id = mr.manifest_id
+      where mr.digest = m.digest and mr.kind = 'manifest' and p.repository_id = m.repository_id) then 1 else 0 end`
+    return db
+      .selectFrom('manifests as m')
+      .select(['m.digest', 'm.created_at', 'm.subject_digest', child.as('child')])
+      .where('m.repository_id', '=', repositoryId)
+      .where('m.created_at', '<=', before)
+  }
+
+  /** Manifests chosen by `pick` (a bounded number), with their tags and pull statistics. */
+  async function artifactRows(repositoryId: number, before: number, pick: (q: ReturnType<typeof manifestRows>) => ReturnType<typeof manifestRows>): Promise<ArtifactRow[]> {
+    const manifests = await pick(manifestRows(repositoryId, before)).execute()
+    if (manifests.length === 0) return []
+    const digests = manifests.map((m) => m.digest)
+    const tags = await db.selectFrom('tags').select(['name', 'manifest_digest', 'updated_at']).where('repository_id', '=', repositoryId).where('manifest_digest', 'in', digests).orderBy('name').execute()
+    const pulls = await db.selectFrom('manifest_pulls').select(['digest', 'pull_count', 'last_pulled_at']).where('repository_id', '=', repositoryId).where('digest', 'in', digests).execute()
+    const tagsOf = new Map<string, { name: string; updatedAt: number }[]>()
+    for (const t of tags) {
+      const list = tagsOf.get(t.manifest_digest) ?? []
+      list.push({ name: t.name, updatedAt: Number(t.updated_at) })
+      tagsOf.set(t.manifest_digest, list)
+    }
+    const pullsOf = new Map(pulls.map((p) => [p.digest, p]))
+    return manifests.map((m) => {
+      const p = pullsOf.get(m.digest)
+      return {
+        digest: m.digest,
+        createdAt: Number(m.created_at),
+        subjectDigest: m.subject_digest,
+        child: Number(m.child) === 1,
+        tags: tagsOf.get(m.digest) ?? [],
+        pullCount: p ? Number(p.pull_count) : 0,
+        lastPulledAt: p ? Number(p.last_pulled_at) : null,
+      }
+    })
+  }
+
   return {
     async retentionPolicy(projectId: number): Promise<string | undefined> {
       return (await db.selectFrom('retention_policies').select('policy').where('project_id', '=', projectId).executeTakeFirst())?.policy
@@ -107,45 +146,19 @@ export function createRetentionRepository(db: Db, changes: ChangeFeed) {
       return rows.map((r) => ({ id: Number(r.id), name: r.name }))
     },
 
-    /** Every manifest of a repository with its tags and pull statistics (created before `before`). */
-    async artifacts(repositoryId: number, before: number): Promise<ArtifactRow[]> {
-      const manifests = await db
-        .selectFrom('manifests')
-        .select(['digest', 'created_at', 'subject_digest'])
-        .where('repository_id', '=', repositoryId)
-        .where('created_at', '<=', before)
-        .orderBy('id')
-        .execute()
-      const tags = await db.selectFrom('tags').select(['name', 'manifest_digest', 'updated_at']).where('repository_id', '=', repositoryId).orderBy('name').execute()
-      const pulls = await db.selectFrom('manifest_pulls').select(['digest', 'pull_count', 'last_pulled_at']).where('repository_id', '=', repositoryId).execute()
-      const children = await db
-        .selectFrom('manifest_references as mr')
-        .innerJoin('manifests as p', 'p.id', 'mr.manifest_id')
-        .select('mr.digest')
-        .distinct()
-        .where('p.repository_id', '=', repositoryId)
-        .where('mr.kind', '=', 'manifest')
-        .execute()
-      const childSet = new Set(children.map((c) => c.digest))
-      const tagsOf = new Map<string, { name: string; updatedAt: number }[]>()
-      for (const t of tags) {
-        const list = tagsOf.get(t.manifest_digest) ?? []
-        list.push({ name: t.name, updatedAt: Number(t.updated_at) })
-        tagsOf.set(t.manifest_digest, list)
-      }
-      const pullsOf = new Map(pulls.map((p) => [p.digest, p]))
-      return manifests.map((m) => {
-        const p = pullsOf.get(m.digest)
-        return {
-          digest: m.digest,
-          createdAt: Number(m.created_at),
-          subjectDigest: m.subject_digest,
-          child: childSet.has(m.digest),
-          tags: tagsOf.get(m.digest) ?? [],
-          pullCount: p ? Number(p.pull_count) : 0,
-          lastPulledAt: p ? Number(p.last_pulled_at) : null,
-        }
-      })
+    /**
+     * A page of the repository's manifests created before `before`, in digest order after
+     * `after` (keyset on the manifests' unique (repository_id, digest) index), with their tags and
+     * pull statistics. A repository of 100,000 tags is looked at a page at a time, never whole.
+     */
+    async artifactsPage(repositoryId: number, before: number, after: string, limit: number): Promise<ArtifactRow[]> {
+      return artifactRows(repositoryId, before, (q) => q.where('m.digest', '>', after).orderBy('m.digest').limit(limit))
+    },
+
+    /** The named manifests of the repository created before `before` (those that exist), as artifacts. */
+    async artifactsNamed(repositoryId: number, digests: string[], before: number): Promise<ArtifactRow[]> {
+      if (digests.length === 0) return []
+      return artifactRows(repositoryId, before, (q) => q.where('m.digest', 'in', digests).orderBy('m.digest'))
     },
 
     /**
