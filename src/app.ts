@@ -3,6 +3,7 @@ import type { Logger } from 'pino'
 import type { FastifyInstance } from 'fastify'
 import type { Config } from './config/schema.js'
 import { buildHttpServer } from './http/server.js'
+import { Limits } from './limits/limits.js'
 import { Scheduler } from './jobs/scheduler.js'
 import { JobQueue } from './jobs/queue.js'
 import { openMetadata, type MetadataDb } from './metadata/db.js'
@@ -211,7 +212,9 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
     const scan = openScan(core, { registry: oci.registry, jobs, vulndb }, opened)
     oci.onScanPush(scan.onPush)
     pullGates.add(scan.gate)
-    const http = openHttp(core, { login, registry: oci.registry, metrics, runtime, jobs, immutability: oci.immutability, replication, proxy, events, pullGates, trust, vulndb, scan, ...policies }, opened)
+    const limits = await openLimits(core, opened)
+    const http = openHttp(core, {
+      limits, login, registry: oci.registry, metrics, runtime, jobs, immutability: oci.immutability, replication, proxy, events, pullGates, trust, vulndb, scan, ...policies }, opened)
     // Every handler is registered by now (scheduled tasks, cron schedules): start claiming.
     jobs.start()
     scan.queue.start()
@@ -497,6 +500,14 @@ async function secretsKey(config: Config, log: Logger): Promise<Buffer> {
   return key
 }
 
+/** Rate limits (limits.* and each project's limits): counters in memory, or in PostgreSQL for every node. */
+async function openLimits({ config, log, metadata }: Core, opened: Opened): Promise<Limits> {
+  const limits = new Limits(config.limits, metadata, log.child({ module: 'limits' }))
+  await limits.start()
+  opened.add(() => limits.close())
+  return limits
+}
+
 /** The HTTP server (routes of every surface, metrics, readiness); it does not listen yet. */
 function openHttp(
   { config, log, storage, metadata, meta }: Core,
@@ -517,6 +528,7 @@ function openHttp(
     pullGates: PullGates
     trust: TrustService
     scan: Scan
+    limits: Limits
   },
   opened: Opened,
 ): FastifyInstance {
@@ -561,7 +573,9 @@ function openHttp(
       trust: s.trust,
       vulndb: s.vulndb,
       scan: { service: s.scan.service, policies: s.scan.policies, queries: s.scan.queries },
+      limits: s.limits,
     },
+    rateLimits: s.limits,
     ready: async () => {
       await storage.check()
       await metadata.ping()

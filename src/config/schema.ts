@@ -1,6 +1,7 @@
 import type { z as Zod } from 'zod'
 import { Cron } from 'croner'
 import { parseDuration } from './duration.js'
+import { parseByteRate, parseRequestRate } from './rate.js'
 
 // The single source of truth for configuration: the type is derived from this schema, defaults
 // live here, and environment overrides (BERTH_<KEY_PATH>) are resolved against its shape.
@@ -25,6 +26,8 @@ export function buildConfigSchema(z: typeof Zod) {
     const problem = cronProblem(v)
     if (problem) ctx.addIssue({ code: 'custom', message: `invalid cron expression: ${problem}` })
   })
+  const requestRate = z.string().refine((v) => parseRequestRate(v) !== undefined, 'expected a request rate such as 100/s, 600/m or 5000/h')
+  const byteRate = z.string().refine((v) => parseByteRate(v) !== undefined, 'expected a byte rate such as 100MiB/s or 1GB/m')
   const addr = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/, 'expected HOST:PORT')
 
   return z
@@ -400,6 +403,35 @@ export function buildConfigSchema(z: typeof Zod) {
             .regex(/^\/([A-Za-z0-9._~-]+\/)*$/, 'an absolute path starting and ending with /, e.g. /ui/')
             .refine((p) => !/^\/(v2|api|token|auth|healthz|readyz|metrics)\//.test(p), 'must not be under a path Berth serves itself (/v2, /api, /token, /auth, /healthz, /readyz, /metrics)')
             .default('/'),
+        })
+        .strict()
+        .prefault({}),
+      /** Rate limits (docs/rate-limits.md): unset keys limit nothing. */
+      limits: z
+        .object({
+          requests: z
+            .object({
+              /** Requests without credentials, per client address: "N/s", "N/m" or "N/h". */
+              perAddress: requestRate.optional(),
+              /** Requests of each signed-in user or robot (anonymous tokens: per address): "N/s", "N/m" or "N/h". */
+              perPrincipal: requestRate.optional(),
+            })
+            .strict()
+            .prefault({}),
+          bytes: z
+            .object({
+              /** Blob bytes each principal (anonymous: each address) may upload, and download, e.g. "100MiB/s". */
+              perPrincipal: byteRate.optional(),
+            })
+            .strict()
+            .prefault({}),
+          uploads: z
+            .object({
+              /** Blob uploads one principal may send at once (POST/PATCH/PUT bodies in flight); 0: no cap. */
+              perPrincipal: z.number().int().min(0).default(0),
+            })
+            .strict()
+            .prefault({}),
         })
         .strict()
         .prefault({}),

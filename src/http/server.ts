@@ -24,6 +24,8 @@ import { serveUi, type UiOptions } from './ui.js'
 import { chartRepoRoutes } from './chartrepo.js'
 import type { ChartService } from '../charts/chart-service.js'
 import { boundedBody, capConnectionsPerAddress, declaredTooLarge, type ConnectionLimits } from './limits.js'
+import type { Limits } from '../limits/limits.js'
+import { addressGuard, apiLimiter, fastPathLimiter, v2Limiter } from './rate-limits.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -82,6 +84,8 @@ export interface HttpOptions {
   pullGates?: PullGates
   /** the classic Helm chart repository of each project, under /chartrepo */
   charts?: ChartService
+  /** rate limits (limits.* and each project's): hooked in once any is set */
+  rateLimits?: Limits
 }
 
 /** How often Node checks http.headersTimeout and http.requestTimeout (its default is 30 s). */
@@ -122,6 +126,9 @@ export function buildHttpServer(opts: HttpOptions): FastifyInstance {
 
   const guards = new Guards()
   app.decorate('guards', guards)
+  const rateLimits = opts.rateLimits
+  // Added once a limit is set (config or a project's): until then no request does limit work.
+  rateLimits?.onActive(() => guards.add(addressGuard(rateLimits, opts.authEnabled)))
   // Callback-style hooks: they run on every request, and skip a promise each.
   app.addHook('onRequest', (req, reply, done) => {
     reply.header('x-request-id', req.id)
@@ -182,7 +189,15 @@ export function buildHttpServer(opts: HttpOptions): FastifyInstance {
   const { auth } = opts
   if (opts.ownTokenEndpoint) app.register(tokenRoutes, { auth })
   if (opts.oidc) app.register(oidcRoutes, { auth, oidc: opts.oidc, secureCookies: opts.secureCookies })
-  app.register(apiRoutes, { prefix: '/api/v1', auth, registry: opts.registry, secureCookies: opts.secureCookies, authEnabled: opts.authEnabled, services: opts.services })
+  app.register(apiRoutes, {
+    prefix: '/api/v1',
+    auth,
+    registry: opts.registry,
+    secureCookies: opts.secureCookies,
+    authEnabled: opts.authEnabled,
+    services: opts.services,
+    limit: rateLimits && apiLimiter(rateLimits, opts.authEnabled),
+  })
   const authorizer = opts.authEnabled ? v2Authorizer(auth, opts.realm, opts.service) : undefined
   const audit = (method: string, address: string, caller: Caller | undefined, route: MatchedRoute) => auditV2(auth, method, address, caller, route)
   const countOut = (n: number) => {
@@ -201,6 +216,7 @@ export function buildHttpServer(opts: HttpOptions): FastifyInstance {
     countOut,
     proxy: opts.proxy,
     pullGates: opts.pullGates,
+    limit: rateLimits && v2Limiter(rateLimits, opts.authEnabled),
   })
 
   if (opts.charts) app.register(chartRepoRoutes, { prefix: '/chartrepo', auth, charts: opts.charts, authEnabled: opts.authEnabled })
@@ -243,6 +259,7 @@ export function buildHttpServer(opts: HttpOptions): FastifyInstance {
           finished: (req, id, route, status, ms) => finished(req.method ?? '', req.url ?? '', route, status, ms, (fields) => opts.logger.info({ reqId: id, ...fields }, 'request')),
           bypass: () => closing || foreignHooks,
           guard: (req, address) => (guards.empty ? undefined : guards.run({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, ip: address })),
+          admit: rateLimits && fastPathLimiter(rateLimits, opts.authEnabled),
           logger: opts.logger,
           proxy: opts.proxy,
           pullGates: opts.pullGates,

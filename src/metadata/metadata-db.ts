@@ -14,6 +14,8 @@ export interface MetadataDb {
    * `berth gc`); undefined while changes elsewhere cannot be heard (then nothing is cached).
    */
   generation: Generation
+  /** PostgreSQL only: the connection pool (shared rate-limit counters query it directly). */
+  pool?: unknown
   /** Cheap liveness query for /readyz. */
   ping(): Promise<void>
   close(): Promise<void>

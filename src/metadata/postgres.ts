@@ -125,6 +125,7 @@ export async function openPostgres(url: string, options: PostgresOptions): Promi
     caps,
     changes,
     generation: changes.generation(CHANGE_KINDS),
+    pool,
     ping: async () => {
       await pool.query('select 1')
     },

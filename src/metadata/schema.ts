@@ -411,6 +411,22 @@ export interface ScanPoliciesTable {
   updated_at: number
 }
 
+/** The rate limits set on a project through the API (src/limits). */
+export interface ProjectLimitsTable {
+  project_id: number
+  /** "N/s" | "N/m" | "N/h"; null: none */
+  requests: string | null
+  /** e.g. "10MiB/s"; null: none */
+  bytes: string | null
+  updated_at: number
+}
+
+export interface RateLimitsTable {
+  key: string
+  points: number
+  expire: number | null
+}
+
 export interface Database {
   users: UsersTable
   projects: ProjectsTable
@@ -447,6 +463,9 @@ export interface Database {
   trust_material: TrustMaterialTable
   trust_policies: TrustPoliciesTable
   trust_status: TrustStatusTable
+  project_limits: ProjectLimitsTable
+  /** PostgreSQL only: rate-limit counters shared by every node (rate-limiter-flexible's layout) */
+  rate_limits: RateLimitsTable
   vulndb_imports: VulnDbImportsTable
   vulndb_entries: VulnDbEntriesTable
   scan_inventories: ScanInventoriesTable

@@ -12,7 +12,7 @@ import type { ReplicationExecutions } from '../../replication/executions.js'
 import type { ReplicationPolicies } from '../../replication/policies.js'
 import type { Registry } from '../../registry/registry.js'
 import type { RegistryEndpoints } from '../../replication/registries.js'
-import { identify } from '../auth/credentials.js'
+import { identify, type Caller } from '../auth/credentials.js'
 import { auditRoutes } from './audit.js'
 import { browseRoutes } from './browse.js'
 import { sbomRoutes } from './sbom.js'
@@ -37,10 +37,14 @@ import type { ScanPolicies } from '../../scan/policy.js'
 import type { ScanQueries } from '../../scan/queries.js'
 import type { ScanService } from '../../scan/scan-service.js'
 import { scanRoutes } from './scan.js'
+import { projectLimitRoutes } from './limits.js'
+import type { Limits } from '../../limits/limits.js'
 
 /** The background services whose routes live under /api/v1 too (absent in some tests). */
 export interface ApiServices {
   gc: GcService
+  /** rate limits: each project's, under /projects/{project}/limits */
+  limits?: Limits
   /** the GC cron schedule kept in the database (GET/PUT /gc/schedule) */
   gcSchedule?: GcRoutesOptions['schedule']
   jobs: JobQueue
@@ -71,6 +75,8 @@ export interface ApiOptions extends ApiContext {
   /** false: an open registry, where GC, jobs and policies are anyone's (as deletes are) */
   authEnabled: boolean
   services?: ApiServices
+  /** rate limits of the identified caller (../rate-limits.ts) */
+  limit?: (req: FastifyRequest, reply: FastifyReply, caller: Caller) => Promise<void> | undefined
 }
 
 const SAFE = new Set(['GET', 'HEAD', 'OPTIONS'])
@@ -84,7 +90,7 @@ export async function apiRoutes(app: FastifyInstance, opts: ApiOptions): Promise
   app.setErrorHandler((err, req, reply) => renderProblem(err, req, reply))
   app.setNotFoundHandler((req, reply) => renderProblem(RegistryError.notFound('endpoint'), req, reply))
 
-  app.addHook('onRequest', async (req) => {
+  app.addHook('onRequest', async (req, reply) => {
     if (req.url.startsWith('/api/v1/openapi.json') || req.url.startsWith('/api/v1/docs') || req.url === '/api/v1/login') return
     const caller = await identify(req, opts.auth, { cookies: true })
     // A session cookie rides along on any request the browser makes: writes must prove they
@@ -94,6 +100,7 @@ export async function apiRoutes(app: FastifyInstance, opts: ApiOptions): Promise
       if (typeof sent !== 'string' || !caller.claims?.csrf || !safeEqual(sent, caller.claims.csrf)) throw RegistryError.denied('missing or wrong X-CSRF-Token')
     }
     req.caller = caller
+    if (opts.limit) await opts.limit(req, reply, caller)
   })
 
   app.get('/openapi.json', async () => OPENAPI)
@@ -123,6 +130,7 @@ export async function apiRoutes(app: FastifyInstance, opts: ApiOptions): Promise
     if (services.webhooks) await app.register(webhookRoutes, { ...ctx, webhooks: services.webhooks, requireAdmin: adminOnly })
     if (services.trust) await app.register(trustRoutes, { ...ctx, authEnabled: opts.authEnabled, trust: services.trust, catalog: services.catalog })
     if (services.vulndb) await app.register(vulnDbRoutes, { vulndb: services.vulndb, authEnabled: opts.authEnabled })
+    if (services.limits) await app.register(projectLimitRoutes, { ...ctx, limits: services.limits })
     if (services.scan) await app.register(scanRoutes, { ...ctx, authEnabled: opts.authEnabled, catalog: services.catalog, scans: services.scan.service, policies: services.scan.policies, queries: services.scan.queries })
   }
 }

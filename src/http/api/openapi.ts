@@ -119,6 +119,14 @@ export const OPENAPI = {
         description: 'cosign: publicKey (PEM; ECDSA P-256/P-384, Ed25519, RSA); notation: certificates (PEM chain holding the CA) and identities ("*" or "x509.subject: CN=…")',
         properties: { name: { type: 'string' }, type: { enum: ['cosign', 'notation'] }, publicKey: { type: 'string' }, certificates: { type: 'string' }, identities: { type: 'array', items: { type: 'string' } } },
       },
+      ProjectLimits: {
+        type: 'object',
+        description: 'rate limits of the project (docs/rate-limits.md), shared by every caller of its repositories; system administrators are exempt',
+        properties: {
+          requests: { type: ['string', 'null'], description: 'requests to the project\'s repositories: "N/s", "N/m" or "N/h"; null: none', examples: ['600/m'] },
+          bytes: { type: ['string', 'null'], description: 'blob bytes uploaded, and downloaded, from its repositories (each direction), e.g. "10MiB/s"; null: none', examples: ['10MiB/s'] },
+        },
+      },
       TrustPolicy: {
         type: 'object',
         required: ['require'],
@@ -388,6 +396,7 @@ export const OPENAPI = {
     '/projects': { post: createdOp('Create a project', 'Project'), get: op('Projects the caller can see') },
     '/projects/{project}': { get: op("A project with its usage and the caller's actions in it"), patch: op('Change visibility or quota', body('Project')), delete: op('Delete an empty project') },
     '/projects/{project}/members': { get: op('Members'), post: createdOp('Add a member', 'Member') },
+    '/projects/{project}/limits': { get: op('The project\'s rate limits (readers of the project)'), put: op('Set the project\'s rate limits (project admins, system administrators); 429 TOOMANYREQUESTS past them', body('ProjectLimits')) },
     '/projects/{project}/members/{member}': { patch: op('Change a role (member: a username or group:NAME)', body('Member')), delete: op('Remove a member') },
     '/projects/{project}/immutability-rules': { get: op('Tag immutability rules (project admins, maintainers)'), post: createdOp('Add a tag immutability rule', 'ImmutabilityRule') },
     '/projects/{project}/immutability-rules/{id}': { delete: op('Delete a tag immutability rule') },

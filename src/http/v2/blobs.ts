@@ -53,6 +53,9 @@ export function blobHeaders(digest: string): OutgoingHttpHeaders {
 }
 
 function send(reply: FastifyReply, stream: Readable): FastifyReply | Promise<void> {
+  // Under a byte limit the bytes go through its throttle, at its pace.
+  const throttle = reply.request.berthThrottle
+  if (throttle) return reply.send(throttle(stream))
   return isDirectSource(stream) ? sendDirect(reply, stream) : reply.send(stream)
 }
 

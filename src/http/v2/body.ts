@@ -1,6 +1,7 @@
 import type { FastifyRequest } from 'fastify'
 import { RegistryError } from '../../errors/registry-error.js'
 import type { Body } from '../../registry/upload-service.js'
+import { throttled } from '../rate-limits.js'
 
 /** Content-Length as a number; undefined when absent. */
 export function contentLength(req: FastifyRequest): number | undefined {
@@ -16,7 +17,7 @@ export function streamBody(req: FastifyRequest): Body | undefined {
   const length = contentLength(req)
   const chunked = req.headers['transfer-encoding'] !== undefined
   if (!chunked && (length === undefined || length === 0)) return undefined
-  return { stream: req.raw, length: chunked ? undefined : length }
+  return { stream: throttled(req, req.raw), length: chunked ? undefined : length }
 }
 
 /** A stream body even when it is empty (monolithic uploads of empty blobs are legal). */

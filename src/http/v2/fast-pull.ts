@@ -29,6 +29,8 @@ export interface FastPullOptions {
   bypass: () => boolean
   /** the server's guards (guards.ts): undefined when all passed at once, a promise when one waits; throws to refuse */
   guard?: (req: IncomingMessage, address: string) => Promise<void> | undefined
+  /** rate limits of the caller (rate-limits.ts): undefined when it passed at once, a promise of the headers to add; rejects to refuse */
+  admit?: (headers: IncomingMessage['headers'], caller: Caller | undefined, repository: string, address: string) => Promise<Record<string, string>> | undefined
   /** where refusals are logged, as the full path logs them */
   logger: Pick<Logger, 'info'>
   /**
@@ -64,10 +66,11 @@ export function fastPull(opts: FastPullOptions, full: RequestListener): RequestL
       res.end(body)
       opts.finished(req, id, route.op, status, performance.now() - started)
     }
+    let limitHeaders: Record<string, string> | undefined
     const answered = (answer: Answer) => {
       if (answer.body) opts.countOut(answer.body.length)
       opts.audit(req.method ?? '', address, caller, route)
-      reply(opts.requestId(req), 200, answer.headers, answer.body)
+      reply(opts.requestId(req), 200, limitHeaders ? { ...answer.headers, ...limitHeaders } : answer.headers, answer.body)
     }
     const refused = (err: unknown) => {
       if (!(err instanceof RegistryError) || err.statusCode >= 500) return full(req, res)
@@ -77,14 +80,23 @@ export function fastPull(opts: FastPullOptions, full: RequestListener): RequestL
       const refused = errorAnswer(err, req.method ?? '')
       reply(id, err.statusCode, refused.headers, refused.body)
     }
+    // The same limits as on the full path, after the guards (limits.active false: no call waits).
+    const admitted = () => {
+      const pending = opts.admit?.(req.headers, caller, route.name, address)
+      if (!pending) return serve(opts, req, route, answered, refused)
+      pending.then((headers) => {
+        limitHeaders = headers
+        serve(opts, req, route, answered, refused)
+      }, refused)
+    }
     let guarded: Promise<void> | undefined
     try {
       guarded = opts.guard?.(req, address)
     } catch (err) {
       return refused(err)
     }
-    if (guarded) return void guarded.then(() => serve(opts, req, route, answered, refused), refused)
-    serve(opts, req, route, answered, refused)
+    if (guarded) return void guarded.then(admitted, refused)
+    admitted()
   }
 }
 

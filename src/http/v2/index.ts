@@ -12,6 +12,7 @@ import { UrlBuilder } from './urls.js'
 import { renderV2Error } from './errors.js'
 import type { PullGates } from '../../policy/pull-gate.js'
 import { proxiedBlob, proxiedManifest, proxiedReferrers, proxiedTags, type V2Proxy } from './proxy.js'
+import type { V2Limiter } from '../rate-limits.js'
 
 export interface V2Options {
   registry: Registry
@@ -31,6 +32,8 @@ export interface V2Options {
   proxy?: V2Proxy
   /** policies that may refuse a manifest GET (signatures required, vulnerabilities blocked) */
   pullGates?: PullGates
+  /** rate limits of the identified caller (rate-limits.ts) */
+  limit?: V2Limiter
 }
 
 type Handler = (r: V2Request) => Promise<unknown>
@@ -89,6 +92,7 @@ export async function v2Routes(app: FastifyInstance, opts: V2Options): Promise<v
     // rights are checked on that repository, the one served.
     const name = proxy && route.name !== '' ? await proxy.resolve(route.name, route.op, req.method, query.get('ns')) : route.name
     const caller = opts.authorize ? await opts.authorize(req, route, name) : undefined
+    if (opts.limit) await opts.limit(req, reply, caller, name, route.op)
     if (proxy && name !== '' && proxy.projectOf(name) && (route.op === 'upload' || (route.op === 'manifest' && req.method === 'PUT'))) {
       throw RegistryError.denied(`project ${name.slice(0, name.indexOf('/'))} is a proxy cache, filled from its upstream registry only (pushes are refused)`)
     }

@@ -15,6 +15,7 @@ import * as m0013 from './0013-ui-browse.js'
 import * as m0011 from './0011-proxy.js'
 import * as m0014 from './0014-events.js'
 import * as m0017 from './0017-trust.js'
+import * as m0018 from './0018-limits.js'
 import * as m0015 from './0015-vulndb.js'
 import * as m0016 from './0016-scan.js'
 
@@ -41,4 +42,5 @@ export const MIGRATIONS: Record<string, MigrationStep> = {
   '0015-vulndb': m0015,
   '0016-scan': m0016,
   '0017-trust': m0017,
+  '0018-limits': m0018,
 }
