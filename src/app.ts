@@ -1,3 +1,4 @@
+import cluster from 'node:cluster'
 import { join, resolve } from 'node:path'
 import type { Logger } from 'pino'
 import type { FastifyInstance } from 'fastify'
@@ -99,6 +100,8 @@ export interface AppDeps {
   gcAfterDeleteDelayMs?: number
   /** Wraps the configured storage driver (tests inject faults with it). */
   wrapStorage?: (driver: StorageDriver) => StorageDriver
+  /** Other processes serve the same SQLite database (workers of `berth serve --workers`; set in them by default). */
+  sharedDatabase?: boolean
 }
 
 export function databaseUrl(config: Config): string {
@@ -172,7 +175,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
   const opened = new Opened()
   try {
     const storage = await openStorage(config, deps, opened)
-    const { metadata, meta } = await openMetadataModule(config, log, opened)
+    const { metadata, meta } = await openMetadataModule(config, log, opened, deps.sharedDatabase ?? cluster.isWorker)
     const core: Core = { config, log, now: deps.now ?? Date.now, storage, metadata, meta }
     const metrics = config.metrics.enabled
       ? new Metrics({
@@ -260,13 +263,15 @@ async function openStorage(config: Config, deps: AppDeps, opened: Opened): Promi
 }
 
 /** The metadata database and its repositories. */
-async function openMetadataModule(config: Config, log: Logger, opened: Opened): Promise<{ metadata: MetadataDb; meta: MetadataRepositories }> {
+async function openMetadataModule(config: Config, log: Logger, opened: Opened, sharedByProcesses: boolean): Promise<{ metadata: MetadataDb; meta: MetadataRepositories }> {
   const metadata = await openMetadata(databaseUrl(config), {
     poolMax: config.database.pool.max,
     idleTimeoutMs: config.database.pool.idleTimeout,
     connectTimeoutMs: config.database.connectTimeout,
     statementTimeoutMs: config.database.statementTimeout,
     sqliteSynchronous: config.database.sqliteSynchronous,
+    // Workers of one `berth serve --workers` share the SQLite file: see each other's commits at once.
+    sharedByProcesses,
     log,
   })
   opened.add(() => metadata.close())

@@ -21,6 +21,7 @@ program
   .option('-c, --config <file>', 'YAML config file')
   .option('--addr <host:port>', 'listen address (config key http.addr, default 0.0.0.0:5000)')
   .option('--data-dir <dir>', 'data directory for the SQLite database and blobs (config key dataDir, default ./data)')
+  .option('--workers <n>', 'processes sharing the listen address, 0 for one per core (config key server.workers, default 1)')
   .action(serveCommand)
 
 const config = program.command('config').description('configuration tools')

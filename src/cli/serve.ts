@@ -1,26 +1,37 @@
+import cluster from 'node:cluster'
 import { createServer } from 'node:net'
 import { splitAddr } from '../config/addr.js'
-import { buildApp } from '../app.js'
 import { berthCommand, dataFlags, registryHost, startBanner } from './banner.js'
 import { loadConfig, maskSecrets, releaseConfigModules } from '../config/load.js'
+import { announceReady, isFirstWorker, workerCount } from '../runtime/workers.js'
 
 interface ServeFlags {
   config?: string
   addr?: string
   dataDir?: string
+  workers?: string
 }
 
 export async function serveCommand(flags: ServeFlags): Promise<void> {
   const { config, unknownEnv, adminPassword } = await loadConfig({
     file: flags.config,
     env: process.env,
-    flags: { 'http.addr': flags.addr, dataDir: flags.dataDir },
+    flags: { 'http.addr': flags.addr, dataDir: flags.dataDir, 'server.workers': flags.workers },
   })
   const { host, port } = splitAddr(config.http.addr)
+  const workers = workerCount(config.server.workers)
   // Before anything is created or logged: an address in use is one line and exit code 1.
-  await probeListen(config.http.addr, host, port)
+  if (cluster.isPrimary) await probeListen(config.http.addr, host, port)
   // The config is read once: the validator and YAML parser need not stay in memory.
   releaseConfigModules()
+  if (workers > 1 && cluster.isPrimary) {
+    // The primary only starts and watches the workers: it never loads the registry's code.
+    const { createLogger } = await import('../observability/logger.js')
+    const { runPrimary } = await import('../runtime/workers.js')
+    return runPrimary({ workers, shutdownTimeoutMs: config.http.shutdownTimeout, log: createLogger(config.log).child({ process: 'primary' }) })
+  }
+  const first = isFirstWorker()
+  const { buildApp } = await import('../app.js')
   const app = await buildApp(config, { adminPassword })
   const { log } = app
   const berth = berthCommand()
@@ -42,12 +53,14 @@ export async function serveCommand(flags: ServeFlags): Promise<void> {
   await app.http.listen({ host, port }).catch((err: unknown) => {
     throw listenError(config.http.addr, err)
   })
+  announceReady()
   const listening = app.http.server.address()
-  if (listening && typeof listening === 'object') {
+  // With workers, the first one speaks for all: one banner, one purge of expired uploads at start.
+  if (first && listening && typeof listening === 'object') {
     const registry = registryHost(listening, config.http.baseUrl)
     process.stderr.write(startBanner({ host: registry, auth: config.auth.enabled, tls: Boolean(config.http.tls.certificate), berth, flags: cliFlags }))
   }
-  void app.scheduler.runNow('purge-uploads').catch(() => undefined)
+  if (first) void app.scheduler.runNow('purge-uploads').catch(() => undefined)
 
   const timeout = config.http.shutdownTimeout
   let stopping = false

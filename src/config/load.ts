@@ -22,7 +22,8 @@ export interface LoadedConfig {
 }
 
 /** Variables with the BERTH_ prefix that are not config keys. */
-const NON_CONFIG_ENV = new Set(['BERTH_ADMIN_PASSWORD'])
+// BERTH_WORKER: set by `berth serve --workers` on the processes it starts (src/runtime/workers.ts).
+const NON_CONFIG_ENV = new Set(['BERTH_ADMIN_PASSWORD', 'BERTH_WORKER'])
 
 /** defaults → YAML file → BERTH_* environment → flags → validate → freeze */
 export async function loadConfig(opts: LoadOptions = {}): Promise<LoadedConfig> {

@@ -66,6 +66,16 @@ export function buildConfigSchema(z: typeof Zod) {
         })
         .strict()
         .prefault({}),
+      server: z
+        .object({
+          /**
+           * `berth serve` processes sharing the listening socket (node:cluster), each with the
+           * whole registry; 0: one per core. A primary process starts them and restarts dead ones.
+           */
+          workers: z.number().int().min(0).max(64).default(1),
+        })
+        .strict()
+        .prefault({}),
       storage: z
         .object({
           driver: z.enum(['filesystem', 's3']).default('filesystem'),

@@ -14,7 +14,12 @@ import { isPostgresUrl } from './postgres-url.js'
 export type { PostgresOptions } from './postgres.js'
 export type { MetadataDb } from './metadata-db.js'
 
-/** How long a read of SQLite's data_version is trusted (ms). */
+/**
+ * How long a read of SQLite's data_version is trusted (ms) by a process alone on its database.
+ * Processes serving one registry together (`berth serve --workers`) read it before every cached
+ * read instead (`sharedByProcesses`): a client whose write one worker acknowledged must see it
+ * on its next request, whichever worker answers.
+ */
 const DATA_VERSION_TTL = 20
 
 export class MetadataConfigError extends Error {}
@@ -23,8 +28,8 @@ export class MetadataConfigError extends Error {}
  * Opens the database named by a URL (`sqlite:PATH` or `postgres://…`) and brings its schema up
  * to date. `options` apply to PostgreSQL only.
  */
-export async function openMetadata(url: string, options: PostgresOptions & { sqliteSynchronous?: 'normal' | 'full' } = {}): Promise<MetadataDb> {
-  if (url.startsWith('sqlite:')) return openSqlite(url.slice('sqlite:'.length), options.sqliteSynchronous ?? 'normal', options.migrate !== false)
+export async function openMetadata(url: string, options: PostgresOptions & { sqliteSynchronous?: 'normal' | 'full'; sharedByProcesses?: boolean } = {}): Promise<MetadataDb> {
+  if (url.startsWith('sqlite:')) return openSqlite(url.slice('sqlite:'.length), options.sqliteSynchronous ?? 'normal', options.migrate !== false, options.sharedByProcesses ? 0 : DATA_VERSION_TTL)
   // Loaded only when asked for: a SQLite registry never holds the pg driver in memory.
   if (isPostgresUrl(url)) {
     const { openPostgres } = await import('./postgres.js')
@@ -36,7 +41,7 @@ export async function openMetadata(url: string, options: PostgresOptions & { sql
   throw new MetadataConfigError(`database.url: unsupported database URL scheme ${url.split(':')[0]}: (expected sqlite:PATH or postgres://…)`)
 }
 
-async function openSqlite(path: string, synchronous: 'normal' | 'full', migrating: boolean): Promise<MetadataDb> {
+async function openSqlite(path: string, synchronous: 'normal' | 'full', migrating: boolean, dataVersionTtl: number): Promise<MetadataDb> {
   if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true })
   const sqlite = new SQLite(path)
   // WAL lets readers run beside the single writer; NORMAL sync is durable against process
@@ -51,7 +56,7 @@ async function openSqlite(path: string, synchronous: 'normal' | 'full', migratin
   sqlite.exec('pragma foreign_keys = ON')
   // data_version moves when another connection (the `berth gc` CLI, another process on the same
   // file) commits; what it changed is unknown, so every cache starts over. It is read at most
-  // every DATA_VERSION_TTL; this process's own writes are announced by the code that writes.
+  // every dataVersionTtl; this process's own writes are announced by the code that writes.
   const dataVersion = sqlite.prepare('pragma data_version').pluck()
   let version = dataVersion.get() as number
   let checkedAt = 0
@@ -59,7 +64,7 @@ async function openSqlite(path: string, synchronous: 'normal' | 'full', migratin
     live: () => true,
     poll: () => {
       const now = performance.now()
-      if (now - checkedAt < DATA_VERSION_TTL) return
+      if (dataVersionTtl > 0 && now - checkedAt < dataVersionTtl) return
       checkedAt = now
       const seen = dataVersion.get() as number
       if (seen === version) return

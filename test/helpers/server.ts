@@ -1,3 +1,4 @@
+import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -11,6 +12,7 @@ import { openMetadata } from '../../src/metadata/db.js'
 import { loggerOptions } from '../../src/observability/logger.js'
 import type { StorageDriver } from '../../src/storage/driver.js'
 import { s3StorageConfig, sharedS3 } from './s3.js'
+import { freePort, waitFor } from './e2e-process.js'
 
 export interface TestServer {
   url: string
@@ -115,6 +117,62 @@ export interface StartOptions {
   wrapStorage?: (driver: StorageDriver) => StorageDriver
   /** called with the built app before it listens (hooks and plugins can still be added) */
   beforeListen?: (app: App) => void
+  /**
+   * Serve through `berth serve --workers N` in a child process (default: BERTH_TEST_WORKERS);
+   * `app` is then a second, non-listening instance on the same data, for the tests' look inside.
+   * Ignored with `now`, `logStream`, `wrapStorage` or `beforeListen`, which reach into the app that serves.
+   */
+  workers?: number
+}
+
+/** BERTH_TEST_WORKERS=N runs every test server as `berth serve --workers N` (e.g. the conformance suite). */
+const TEST_WORKERS = Number(process.env.BERTH_TEST_WORKERS ?? 0)
+const BIN = join(import.meta.dirname, '..', '..', 'bin', 'berth.js')
+
+/** A running `berth serve --workers N` on `config`, listening on 127.0.0.1:port. */
+export interface WorkersProcess {
+  child: ChildProcess
+  port: number
+  /** what the processes wrote to stdout (JSON log lines at level info) */
+  output(): string
+  /** SIGTERM to the primary; resolves with its exit code */
+  stop(): Promise<number | null>
+}
+
+/** Starts `berth serve --workers N` in a child process; resolves once every worker listens. */
+export async function startWorkers(config: Config, workers: number, opts: { adminPassword?: string; env?: NodeJS.ProcessEnv } = {}): Promise<WorkersProcess> {
+  const port = await freePort()
+  const file = join(config.dataDir, '.berth-test-config.json')
+  // A parsed config parses again (durations are milliseconds): YAML reads JSON.
+  await writeFile(file, JSON.stringify({ ...config, log: { ...config.log, level: 'info', format: 'json' } }))
+  const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: process.env.HOME, ...opts.env }
+  if (opts.adminPassword) env.BERTH_ADMIN_PASSWORD = opts.adminPassword
+  const child = spawn(process.execPath, [BIN, 'serve', '--config', file, '--addr', `127.0.0.1:${port}`, '--workers', String(workers)], { env, stdio: ['ignore', 'pipe', 'pipe'] })
+  let out = ''
+  let err = ''
+  child.stdout?.on('data', (d: Buffer) => (out += d.toString()))
+  child.stderr?.on('data', (d: Buffer) => (err += d.toString()))
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
+  try {
+    const died = exited.then((code) => {
+      throw new Error(`berth serve --workers ${workers} exited (${code}): ${err}${out.slice(-2000)}`)
+    })
+    died.catch(() => undefined)
+    const listening = waitFor(`${workers} workers listening`, async () => /"msg":"\d+ workers listening"/.test(out), { timeoutMs: 180_000 })
+    await Promise.race([listening, died])
+  } catch (e) {
+    child.kill('SIGKILL')
+    throw e
+  }
+  return {
+    child,
+    port,
+    output: () => out,
+    async stop() {
+      if (child.exitCode === null) child.kill('SIGTERM')
+      return exited
+    },
+  }
 }
 
 export async function startServer(overrides: ConfigInput = {}, opts: StartOptions = {}): Promise<TestServer> {
@@ -140,26 +198,38 @@ export async function startServer(overrides: ConfigInput = {}, opts: StartOption
     }
     config = parseConfig({ ...config, database: { ...config.database, url: ownDatabase } })
   }
+  const workers = opts.workers ?? TEST_WORKERS
+  const inProcess = workers < 1 || opts.now !== undefined || opts.logStream !== undefined || opts.wrapStorage !== undefined || opts.beforeListen !== undefined
+  let served: WorkersProcess | undefined
   let app: App
   try {
+    // With workers, the child process creates the database first (migrations, the admin user).
+    if (!inProcess) served = await startWorkers(config, workers, { adminPassword: opts.adminPassword })
     const logger = opts.logStream ? pino({ ...loggerOptions(config.log.level) }, opts.logStream) : pino({ level: config.log.level })
-    app = await buildApp(config, { logger, now: opts.now, adminPassword: opts.adminPassword, wrapStorage: opts.wrapStorage })
+    app = await buildApp(config, { logger, now: opts.now, adminPassword: opts.adminPassword, wrapStorage: opts.wrapStorage, sharedDatabase: !inProcess })
   } catch (err) {
+    await served?.stop()
     if (ownDatabase && !opts.keepData) await dropTestDatabase(ownDatabase)
     throw err
   }
-  opts.beforeListen?.(app)
-  await app.http.listen({ host: '127.0.0.1', port: 0 })
-  const address = app.http.server.address()
-  if (address === null || typeof address === 'string') throw new Error('server has no TCP address')
-  const host = `127.0.0.1:${address.port}`
+  let port = served?.port
+  if (port === undefined) {
+    opts.beforeListen?.(app)
+    await app.http.listen({ host: '127.0.0.1', port: 0 })
+    const address = app.http.server.address()
+    if (address === null || typeof address === 'string') throw new Error('server has no TCP address')
+    port = address.port
+  }
+  const host = `127.0.0.1:${port}`
   return {
     url: `http://${host}`,
     host,
     dataDir: config.dataDir,
     app,
     async close() {
+      const code = await served?.stop()
       await app.close()
+      if (code !== undefined && code !== 0) throw new Error(`berth serve --workers exited with ${code} on SIGTERM`)
       if (opts.keepData) return
       if (ownDatabase) await dropTestDatabase(ownDatabase)
       await rm(config.dataDir, { recursive: true, force: true })
