@@ -100,7 +100,8 @@ export async function apiRoutes(app: FastifyInstance, opts: ApiOptions): Promise
       if (typeof sent !== 'string' || !caller.claims?.csrf || !safeEqual(sent, caller.claims.csrf)) throw RegistryError.denied('missing or wrong X-CSRF-Token')
     }
     req.caller = caller
-    if (opts.limit) await opts.limit(req, reply, caller)
+    const limited = opts.limit?.(req, reply, caller)
+    if (limited) await limited
   })
 
   app.get('/openapi.json', async () => OPENAPI)

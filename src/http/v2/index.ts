@@ -92,7 +92,9 @@ export async function v2Routes(app: FastifyInstance, opts: V2Options): Promise<v
     // rights are checked on that repository, the one served.
     const name = proxy && route.name !== '' ? await proxy.resolve(route.name, route.op, req.method, query.get('ns')) : route.name
     const caller = opts.authorize ? await opts.authorize(req, route, name) : undefined
-    if (opts.limit) await opts.limit(req, reply, caller, name, route.op)
+    // No limit set: undefined, and no promise is awaited.
+    const limited = opts.limit?.(req, reply, caller, name, route.op)
+    if (limited) await limited
     if (proxy && name !== '' && proxy.projectOf(name) && (route.op === 'upload' || (route.op === 'manifest' && req.method === 'PUT'))) {
       throw RegistryError.denied(`project ${name.slice(0, name.indexOf('/'))} is a proxy cache, filled from its upstream registry only (pushes are refused)`)
     }
