@@ -21,9 +21,10 @@ export interface ArtifactRow {
 
 export function createRetentionRepository(db: Db, changes: ChangeFeed) {
   function manifestRows(repositoryId: number, before: number) {
-    // An index of the repository lists it: such manifests follow their index.
-    const child = sql<number>`case when exists (select 1 from manifest_references mr inner join manifests p on p.id = mr.manifest_id
-      where mr.digest = m.digest and mr.kind = 'manifest' and p.repository_id = m.repository_id) then 1 else 0 end`
+    // An index of the repository lists it: such manifests follow their index. Looked up from the
+    // references to this digest (their index), each parent by its id: never the repository's manifests.
+    const child = sql<number>`case when exists (select 1 from manifest_references mr
+      where mr.digest = m.digest and mr.kind = 'manifest' and (select p.repository_id from manifests p where p.id = mr.manifest_id) = m.repository_id) then 1 else 0 end`
     return db
       .selectFrom('manifests as m')
       .select(['m.digest', 'm.created_at', 'm.subject_digest', child.as('child')])
@@ -36,7 +37,9 @@ export function createRetentionRepository(db: Db, changes: ChangeFeed) {
     const manifests = await pick(manifestRows(repositoryId, before)).execute()
     if (manifests.length === 0) return []
     const digests = manifests.map((m) => m.digest)
-    const tags = await db.selectFrom('tags').select(['name', 'manifest_digest', 'updated_at']).where('repository_id', '=', repositoryId).where('manifest_digest', 'in', digests).orderBy('name').execute()
+    // Sorted here: an ORDER BY name would walk every tag of the repository in name order (its
+    // primary key) instead of finding the page's through tags_manifest.
+    const tags = (await db.selectFrom('tags').select(['name', 'manifest_digest', 'updated_at']).where('repository_id', '=', repositoryId).where('manifest_digest', 'in', digests).execute()).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
     const pulls = await db.selectFrom('manifest_pulls').select(['digest', 'pull_count', 'last_pulled_at']).where('repository_id', '=', repositoryId).where('digest', 'in', digests).execute()
     const tagsOf = new Map<string, { name: string; updatedAt: number }[]>()
     for (const t of tags) {
