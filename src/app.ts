@@ -128,6 +128,18 @@ export async function createStorage(config: Config): Promise<StorageDriver> {
       })
       return s3.cache.directory ? new CachingDriver(driver, s3.cache.directory, s3.cache.maxBytes) : driver
     }
+    case 'azure': {
+      const azure = config.storage.azure
+      const { AzureDriver } = await import('./storage/azure/driver.js')
+      const { CachingDriver } = await import('./storage/read-cache.js')
+      const driver = new AzureDriver({
+        ...azure,
+        container: azure.container ?? '',
+        requestTimeoutMs: azure.requestTimeout || undefined,
+        redirectExpiresIn: azure.redirect ? Math.round(azure.redirectExpiry / 1000) : undefined,
+      })
+      return azure.cache.directory ? new CachingDriver(driver, azure.cache.directory, azure.cache.maxBytes) : driver
+    }
   }
 }
 

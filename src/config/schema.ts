@@ -78,7 +78,7 @@ export function buildConfigSchema(z: typeof Zod) {
         .prefault({}),
       storage: z
         .object({
-          driver: z.enum(['filesystem', 's3']).default('filesystem'),
+          driver: z.enum(['filesystem', 's3', 'azure']).default('filesystem'),
           /**
            * Below this many free bytes in the filesystem store, /readyz warns (still ready: pulls
            * go on) and the log says so; 0 turns the warning off. berth_storage_free_bytes shows it.
@@ -127,9 +127,52 @@ export function buildConfigSchema(z: typeof Zod) {
             })
             .strict()
             .prefault({}),
+          /** Azure Blob Storage (block blobs in one container). */
+          azure: z
+            .object({
+              container: z.string().min(1).optional(),
+              /** credentials: a connection string, or accountName + accountKey, or a SAS token (with accountName or endpoint) */
+              connectionString: z.string().optional(),
+              accountName: z.string().optional(),
+              accountKey: z.string().optional(),
+              sasToken: z.string().optional(),
+              /** the Blob service URL; default https://<accountName>.blob.<realm> (Azurite: http://127.0.0.1:10000/devstoreaccount1) */
+              endpoint: z.string().url().optional(),
+              /** domain of the default endpoint (sovereign clouds: core.chinacloudapi.cn, core.usgovcloudapi.net) */
+              realm: z.string().min(1).default('core.windows.net'),
+              /** blob name prefix of everything Berth stores in the container */
+              rootDirectory: z.string().default(''),
+              /** create the container at start-up when it does not exist */
+              createContainer: z.boolean().default(false),
+              /** attempts per request, first included (SDK exponential retry) */
+              maxAttempts: z.number().int().min(1).default(5),
+              requestTimeout: duration.prefault('60s'),
+              /** answer blob GETs with 307 to a read-only SAS URL (needs the account key) */
+              redirect: z.boolean().default(false),
+              redirectExpiry: duration.prefault('20m'),
+              /** local disk read cache of whole blobs (LRU, bounded by maxBytes); off when no directory */
+              cache: z
+                .object({
+                  directory: z.string().optional(),
+                  maxBytes: size.default(10 * 1024 * 1024 * 1024),
+                })
+                .strict()
+                .prefault({}),
+            })
+            .strict()
+            .prefault({}),
         })
         .strict()
         .refine((s) => s.driver !== 's3' || s.s3.bucket !== undefined, { message: 'required when storage.driver is s3', path: ['s3', 'bucket'] })
+        .refine((s) => s.driver !== 'azure' || s.azure.container !== undefined, { message: 'required when storage.driver is azure', path: ['azure', 'container'] })
+        .refine((s) => s.driver !== 'azure' || azureCredentials(s.azure), {
+          message: 'storage.driver azure needs credentials: connectionString, accountName + accountKey, or sasToken with accountName or endpoint',
+          path: ['azure'],
+        })
+        .refine((s) => s.driver !== 'azure' || !s.azure.redirect || s.azure.accountKey !== undefined || /AccountKey=/i.test(s.azure.connectionString ?? ''), {
+          message: 'redirect needs the account key (accountKey, or a connection string with AccountKey) to sign the URLs',
+          path: ['azure', 'redirect'],
+        })
         .prefault({}),
       database: z
         .object({
@@ -464,7 +507,7 @@ export type Config = Zod.infer<ConfigSchema>
 export type ConfigInput = Zod.input<ConfigSchema>
 
 /** Keys whose values are masked by `berth config check` and never logged. */
-export const SECRET_KEYS = [/password/i, /secret/i, /privateKey/i, /^database\.url$/]
+export const SECRET_KEYS = [/password/i, /secret/i, /privateKey/i, /^database\.url$/, /^storage\.azure\.(accountKey|sasToken|connectionString)$/]
 
 /** Why a cron expression is refused, or undefined when croner accepts it. */
 export function cronProblem(expression: string): string | undefined {
@@ -474,4 +517,11 @@ export function cronProblem(expression: string): string | undefined {
   } catch (err) {
     return (err as Error).message
   }
+}
+
+/** Whether an azure storage section names a complete set of credentials. */
+function azureCredentials(a: { connectionString?: string; accountName?: string; accountKey?: string; sasToken?: string; endpoint?: string }): boolean {
+  if (a.connectionString) return true
+  if (a.accountName && a.accountKey) return true
+  return a.sasToken !== undefined && (a.accountName !== undefined || a.endpoint !== undefined)
 }

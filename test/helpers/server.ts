@@ -11,6 +11,7 @@ import type { Config, ConfigInput } from '../../src/config/schema.js'
 import { openMetadata } from '../../src/metadata/db.js'
 import { loggerOptions } from '../../src/observability/logger.js'
 import type { StorageDriver } from '../../src/storage/driver.js'
+import { azureStorageConfig, containerFor, sharedAzurite } from './azurite.js'
 import { s3StorageConfig, sharedS3 } from './s3.js'
 import { freePort, waitFor } from './e2e-process.js'
 
@@ -187,6 +188,11 @@ export async function startServer(overrides: ConfigInput = {}, opts: StartOption
       await writeFile(marker, bucket)
     }
     config = parseConfig({ ...config, storage: s3StorageConfig(s3.endpoint, bucket) })
+  }
+  if (process.env.BERTH_TEST_STORAGE === 'azure' && overrides.storage === undefined) {
+    // One Azurite per test process on loopback, a container per data directory (kept across restarts).
+    const azurite = await sharedAzurite()
+    config = parseConfig({ ...config, storage: azureStorageConfig(azurite.endpoint, await containerFor(azurite, config.dataDir)) })
   }
   let ownDatabase: string | undefined
   if (SERVERS_ON_POSTGRES && overrides.database?.url === undefined) {

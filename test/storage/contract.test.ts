@@ -10,10 +10,12 @@ import { PathNotFound, type StorageDriver } from '../../src/storage/driver.js'
 import { FsDriver } from '../../src/storage/fs/driver.js'
 import { CachingDriver } from '../../src/storage/read-cache.js'
 import { S3Driver } from '../../src/storage/s3/driver.js'
+import { AzureDriver } from '../../src/storage/azure/driver.js'
+import { AZURITE_ACCOUNT, AZURITE_KEY, startAzurite, type TestAzurite } from '../helpers/azurite.js'
 import { S3_ACCESS_KEY, S3_SECRET_KEY, startS3, type TestS3 } from '../helpers/s3.js'
 
-// One contract for every storage driver: the filesystem, S3 (against s3rver on loopback), and
-// each behind the local read cache. Every case cleans up after itself; the root ends empty.
+// One contract for every storage driver: the filesystem, S3 (against s3rver on loopback), Azure
+// Blob Storage (against Azurite on loopback), and each behind the local read cache. Every case cleans up after itself; the root ends empty.
 
 const MiB = 1024 * 1024
 
@@ -236,4 +238,24 @@ contract('s3 with a key prefix + read cache', async () => {
   const bucket = await s3.createBucket()
   const cache = await tempDir()
   return { driver: new CachingDriver(s3Driver(s3.endpoint, bucket, 'berth/node'), cache, 64 * MiB), cleanup: () => rm(cache, { recursive: true, force: true }) }
+})
+
+let azurite: TestAzurite | undefined
+after(() => azurite?.close())
+
+contract('azure (Azurite, account key)', async () => {
+  azurite ??= await startAzurite()
+  const container = await azurite.createContainer()
+  return { driver: new AzureDriver({ container, endpoint: azurite.endpoint, accountName: AZURITE_ACCOUNT, accountKey: AZURITE_KEY, maxAttempts: 2 }), cleanup: async () => undefined }
+})
+
+contract('azure (Azurite, connection string) with a root directory + read cache', async () => {
+  azurite ??= await startAzurite()
+  const container = await azurite.createContainer()
+  const cache = await tempDir()
+  const connectionString = `DefaultEndpointsProtocol=http;AccountName=${AZURITE_ACCOUNT};AccountKey=${AZURITE_KEY};BlobEndpoint=${azurite.endpoint};`
+  return {
+    driver: new CachingDriver(new AzureDriver({ container, connectionString, rootDirectory: 'berth/node', maxAttempts: 2 }), cache, 64 * MiB),
+    cleanup: () => rm(cache, { recursive: true, force: true }),
+  }
 })
