@@ -70,6 +70,8 @@ export async function startAzurite(opts: AzuriteOptions = {}): Promise<TestAzuri
     const proc = child
     child = undefined
     if (!proc || proc.exitCode !== null) return
+    // Held by the event loop until it is gone (it was unref'd when started).
+    proc.ref()
     const exited = new Promise((ok) => proc.once('exit', ok))
     proc.kill('SIGKILL')
     await exited

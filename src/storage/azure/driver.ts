@@ -195,7 +195,7 @@ export class AzureDriver implements StorageDriver {
       // Afterwards: one cheap read (a missing blob answers 404 BlobNotFound when the store is fine).
       await this.properties(`${this.prefix}.readyz`)
     } catch (err) {
-      throw this.explain(err)
+      throw this.explain((err as Error).cause ?? err)
     }
   }
 
@@ -232,7 +232,9 @@ export class AzureDriver implements StorageDriver {
     if (err instanceof PathNotFound || err instanceof StorageUnavailable || err instanceof StorageConfigError) return err
     const status = statusOf(err)
     const code = codeOf(err)
-    if (code === 'ContainerNotFound' || status === 401 || status === 403) return this.explain(err)
+    // Start-up (check) stops on these with the setting to fix; later they are an outage of the
+    // store (a container removed, a key rotated): a retryable 503 naming the setting.
+    if (code === 'ContainerNotFound' || status === 401 || status === 403) return new StorageUnavailable(this.explain(err).message, { cause: err })
     if (status === 404) return new PathNotFound('')
     if (status === 412 || status === 409) {
       return new StorageUnavailable(`blob changed by another writer (${code ?? status}); retry`, { cause: err })
