@@ -47,6 +47,25 @@ program
   .option('--json', 'print the result as JSON')
   .action(lazy(async () => (await import('./migrate.js')).migrateCommand))
 
+config
+  .command('export')
+  .description("print the effective configuration (secrets masked) and the registry's settings (users, projects, members, robots, rules, webhooks, registries, replication) as one YAML document for `berth apply`")
+  .option('-c, --config <file>', 'YAML config file of the deployment')
+  .option('--data-dir <dir>', 'data directory of the deployment (config key dataDir)')
+  .option('--json', 'print JSON instead of YAML')
+  .action(lazy(async () => (await import('./config-export.js')).configExportCommand))
+
+program
+  .command('apply')
+  .description('make the registry\'s settings match a document written by `berth config export` (creates and updates; deletes only with --prune)')
+  .argument('<file>', 'the settings document (YAML or JSON)')
+  .option('-c, --config <file>', 'YAML config file of the deployment')
+  .option('--data-dir <dir>', 'data directory of the deployment (config key dataDir)')
+  .option('--dry-run', 'print the changes, write nothing')
+  .option('--prune', 'also delete what the document does not list')
+  .option('--json', 'print the result as JSON')
+  .action(lazy(async () => (await import('./config-apply.js')).applyCommand))
+
 program
   .command('migrate-metadata')
   .description('copy the metadata of a SQLite deployment into an empty PostgreSQL database (blobs stay where they are)')
