@@ -135,6 +135,24 @@ export class Authenticator {
     return { kind: 'robot', name, grants: parseGrants(row.permissions), via: 'password' }
   }
 
+  /**
+   * The principal a verified client certificate names (its subject CN): a robot's full name
+   * (`robot$…`) or a user name. The account must exist and be active; it gets its own rights,
+   * as with its password. No throttle: the TLS handshake proved the key.
+   */
+  async certificate(name: string): Promise<Principal | undefined> {
+    if (name.startsWith(ROBOT_PREFIX)) {
+      const row = await this.robot(name)
+      if (!row || row.disabled || (row.expires_at !== null && row.expires_at <= this.now())) return undefined
+      this.recordLogin(`robot:${name}`, (now) => this.meta.robots.touch(name, now))
+      return { kind: 'robot', name, grants: parseGrants(row.permissions), via: 'certificate' }
+    }
+    const row = await this.user(name)
+    if (!row || row.disabled) return undefined
+    this.recordLogin(`user:${name}`, (now) => this.meta.users.recordLogin(name, now))
+    return { kind: 'user', name, admin: Boolean(row.admin), groups: parseGroups(row.groups), via: 'certificate' }
+  }
+
   /** Writes a login in the background, unless this account's was written in the last minute. */
   private recordLogin(account: string, write: (now: number) => Promise<void>): void {
     const now = this.now()

@@ -9,8 +9,8 @@ export interface RobotGrant {
 /** Who is making a request, as established by an authenticator. */
 export type Principal =
   | { kind: 'anonymous' }
-  | { kind: 'user'; name: string; admin: boolean; groups: string[]; via: 'password' | 'token' | 'session' | 'cli-secret' | 'ldap' }
-  | { kind: 'robot'; name: string; grants: RobotGrant[]; via: 'password' | 'token' }
+  | { kind: 'user'; name: string; admin: boolean; groups: string[]; via: 'password' | 'token' | 'session' | 'cli-secret' | 'ldap' | 'certificate' }
+  | { kind: 'robot'; name: string; grants: RobotGrant[]; via: 'password' | 'token' | 'certificate' }
   /** a token from an external issuer: its access claims are all it may do */
   | { kind: 'external'; name: string; access: TokenAccess[] }
 

@@ -39,7 +39,22 @@ export function buildConfigSchema(z: typeof Zod) {
           addr: addr.default('0.0.0.0:5000'),
           /** External URL clients reach Berth at (used in Location headers); derived from the request when empty. */
           baseUrl: z.string().url().optional(),
-          tls: z.object({ certificate: z.string().optional(), key: z.string().optional() }).strict().prefault({}),
+          tls: z
+            .object({
+              certificate: z.string().optional(),
+              key: z.string().optional(),
+              /** PEM bundle of the CAs whose client certificates authenticate callers (mTLS) */
+              clientCA: z.string().optional(),
+              /** none: no client certificate asked for; optional: asked for (a verified one authenticates); require: none, no connection */
+              clientAuth: z.enum(['none', 'optional', 'require']).default('none'),
+              /** how often the certificate, key and clientCA files are checked for changes besides file-system events (0: events only) */
+              reloadInterval: duration.prefault('60s'),
+            })
+            .strict()
+            .refine((t) => t.clientAuth === 'none' || (t.clientCA !== undefined && t.certificate !== undefined && t.key !== undefined), { message: 'clientAuth needs clientCA and the server certificate and key', path: ['clientAuth'] })
+            .prefault({}),
+          /** HTTP/2 over TLS (ALPN h2, with HTTP/1.1 for clients that do not offer it); needs http.tls */
+          http2: z.boolean().default(false),
           shutdownTimeout: duration.prefault('30s'),
           /** A bound on how long a whole request may take (0: none; uploads can be long). */
           requestTimeout: duration.prefault('0s'),
@@ -65,6 +80,7 @@ export function buildConfigSchema(z: typeof Zod) {
           busyPollMicros: z.number().int().min(0).max(10_000).default(200),
         })
         .strict()
+        .refine((h) => !h.http2 || (h.tls.certificate !== undefined && h.tls.key !== undefined), { message: 'HTTP/2 is served over TLS only: set http.tls.certificate and http.tls.key', path: ['http2'] })
         .prefault({}),
       server: z
         .object({

@@ -1,6 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { readFileSync } from 'node:fs'
-import type { IncomingHttpHeaders, IncomingMessage, RequestListener, Server } from 'node:http'
+import type { IncomingMessage, RequestListener, Server } from 'node:http'
 import Fastify, { LogController, type FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
 import type { Registry } from '../registry/registry.js'
@@ -16,6 +15,7 @@ import { canList, canPull, v2Authorizer } from './v2/authorize.js'
 import type { Caller } from './auth/credentials.js'
 import type { MatchedRoute } from './v2/route.js'
 import { fastPull } from './v2/fast-pull.js'
+import { hasBody } from './v2/body.js'
 import type { V2Proxy } from './v2/proxy.js'
 import type { PullGates } from '../policy/pull-gate.js'
 import { Guards, REQUEST_HOOKS } from './guards.js'
@@ -23,6 +23,7 @@ import { listenMetrics } from './metrics-listener.js'
 import { serveUi, type UiOptions } from './ui.js'
 import { chartRepoRoutes } from './chartrepo.js'
 import type { ChartService } from '../charts/chart-service.js'
+import { clientCertificateOptions, readTlsFiles, watchCertificates, type TlsOptions } from './tls.js'
 import { boundedBody, capConnectionsPerAddress, declaredTooLarge, type ConnectionLimits } from './limits.js'
 import type { Limits } from '../limits/limits.js'
 import { addressGuard, apiLimiter, fastPathLimiter, v2Limiter } from './rate-limits.js'
@@ -52,7 +53,9 @@ export interface HttpOptions {
   service: string
   secureCookies: boolean
   baseUrl?: string
-  tls?: { certificate?: string; key?: string }
+  tls?: TlsOptions
+  /** HTTP/2 over TLS (ALPN h2, HTTP/1.1 for clients that do not offer it) */
+  http2?: boolean
   maxManifestSize: number
   minChunkSize: number
   accessLog: boolean
@@ -100,7 +103,8 @@ function trustedProxies(value: string | undefined): boolean | string[] {
 
 /** The Fastify instance with every route of Berth; it does not listen (tests and main do). */
 export function buildHttpServer(opts: HttpOptions): FastifyInstance {
-  const https = opts.tls?.certificate && opts.tls.key ? { cert: readFileSync(opts.tls.certificate), key: readFileSync(opts.tls.key) } : null
+  const tls = opts.tls?.certificate && opts.tls.key ? opts.tls : undefined
+  const https = tls ? { ...readTlsFiles(tls), ...clientCertificateOptions(tls), ...(opts.http2 ? { allowHTTP1: true } : {}) } : null
   const requestId = requestIds()
   const app = Fastify({
     loggerInstance: opts.logger,
@@ -119,8 +123,16 @@ export function buildHttpServer(opts: HttpOptions): FastifyInstance {
     trustProxy: trustedProxies(opts.trustProxy),
     // Only the JSON API buffers bodies; /v2 streams its own.
     bodyLimit: 1024 * 1024,
-    ...(https ? { https: { ...https, connectionsCheckingInterval: TIMEOUT_CHECK_MS } } : {}),
+    // HTTP/2 or not is a type parameter of Fastify's; the instance is typed as HTTP/1.1 either way.
+    ...((https ? { https: { ...https, connectionsCheckingInterval: TIMEOUT_CHECK_MS }, http2: opts.http2 === true } : {}) as object),
   }) as unknown as FastifyInstance
+  if (tls) {
+    const watcher = watchCertificates(app.server as unknown as Parameters<typeof watchCertificates>[0], tls, opts.logger)
+    app.addHook('onClose', (_app, done) => {
+      watcher.close()
+      done()
+    })
+  }
   app.server.headersTimeout = opts.limits.headersTimeoutMs
   capConnectionsPerAddress(app.server, opts.limits.maxConnectionsPerAddress)
 
@@ -145,7 +157,7 @@ export function buildHttpServer(opts: HttpOptions): FastifyInstance {
   // A request not yet authenticated gets a small body limit and a short time to send it. /v2
   // reads its bodies itself, after authorization; /api/v1 has identified its caller by now.
   app.addHook('preParsing', (req, _reply, payload, done) => {
-    if (!opts.authEnabled || !hasBody(req.headers) || req.url.startsWith('/v2/') || (req.caller && req.caller.scheme !== 'none')) return done(null, payload)
+    if (!opts.authEnabled || !hasBody(req.raw) || req.url.startsWith('/v2/') || (req.caller && req.caller.scheme !== 'none')) return done(null, payload)
     const refused = declaredTooLarge(req.headers['content-length'], opts.limits.anonymousBodyLimit)
     if (refused) return done(refused)
     done(null, boundedBody(payload, opts.limits.anonymousBodyLimit, opts.limits.anonymousBodyTimeoutMs))
@@ -153,7 +165,7 @@ export function buildHttpServer(opts: HttpOptions): FastifyInstance {
   // An answer given before the body was read (a 401, a refused size): the connection closes
   // rather than waiting for the rest of a body nobody wants.
   app.addHook('onSend', (req, reply, payload, done) => {
-    if (!req.raw.complete && hasBody(req.headers)) reply.header('connection', 'close')
+    if (!req.raw.complete && hasBody(req.raw)) reply.header('connection', 'close')
     done(null, payload)
   })
   const metrics = opts.metrics
@@ -269,11 +281,6 @@ export function buildHttpServer(opts: HttpOptions): FastifyInstance {
     )
   }
   return app
-}
-
-function hasBody(headers: IncomingHttpHeaders): boolean {
-  const length = headers['content-length']
-  return headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0')
 }
 
 /** Request ids unique across restarts and processes without a UUID per request: prefix + counter. */

@@ -4,13 +4,14 @@ import type { AuthService } from '../../auth/service.js'
 import { ANONYMOUS, type Principal } from '../../auth/principal.js'
 import type { TokenClaims } from '../../auth/tokens.js'
 import { RegistryError } from '../../errors/registry-error.js'
+import { peerCertificate } from '../tls.js'
 
 export interface Caller {
   principal: Principal
   /** claims of the bearer token the request carried, if any */
   claims?: TokenClaims
   /** how the caller authenticated */
-  scheme: 'none' | 'basic' | 'bearer' | 'cookie'
+  scheme: 'none' | 'basic' | 'bearer' | 'cookie' | 'certificate'
 }
 
 export const SESSION_COOKIE = 'berth_session'
@@ -30,8 +31,10 @@ export function parseBasic(header: string): { username: string; password: string
 
 /**
  * Establishes who is calling from the Authorization header (Basic or Bearer) or, when
- * `cookies` is on (the management API), the UI's session cookie; the management API takes no
- * registry token. Bad credentials are an error, never anonymous.
+ * `cookies` is on (the management API), the UI's session cookie, or else the client
+ * certificate of the TLS connection (http.tls.clientAuth); the management API takes no
+ * registry token. Bad credentials are an error, never anonymous: a client certificate that did
+ * not verify, or names no active user or robot, is refused rather than ignored.
  */
 export async function identify(req: FastifyRequest, auth: AuthService, opts: { cookies?: boolean; fresh?: boolean } = {}): Promise<Caller> {
   const header = req.headers.authorization
@@ -59,6 +62,13 @@ export async function identify(req: FastifyRequest, auth: AuthService, opts: { c
       if (!verified || verified.claims.use !== 'session') throw new RegistryError('UNAUTHORIZED', 'session expired; sign in again')
       return { principal: verified.principal, claims: verified.claims, scheme: 'cookie' }
     }
+  }
+  const cert = peerCertificate(req.raw.socket)
+  if (cert) {
+    if (cert.refused !== undefined) throw new RegistryError('UNAUTHORIZED', `client certificate refused: ${cert.refused}`)
+    const principal = await auth.authenticator.certificate(cert.name!)
+    if (!principal) throw new RegistryError('UNAUTHORIZED', 'the client certificate names no active user or robot')
+    return { principal, scheme: 'certificate' }
   }
   return { principal: ANONYMOUS, scheme: 'none' }
 }

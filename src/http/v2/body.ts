@@ -1,3 +1,4 @@
+import type { IncomingHttpHeaders } from 'node:http'
 import type { FastifyRequest } from 'fastify'
 import { RegistryError } from '../../errors/registry-error.js'
 import type { Body } from '../../registry/upload-service.js'
@@ -12,10 +13,27 @@ export function contentLength(req: FastifyRequest): number | undefined {
   return n
 }
 
+/**
+ * Whether a request sends a body of a length it did not announce: HTTP/1.1 chunked, or an
+ * HTTP/2 request without Content-Length whose headers did not end the stream (HTTP/2 has no
+ * Transfer-Encoding: its bodies are DATA frames until the stream ends).
+ */
+export function unannouncedBody(raw: { headers: IncomingHttpHeaders; httpVersionMajor: number; stream?: unknown }): boolean {
+  if (raw.headers['transfer-encoding'] !== undefined) return true
+  if (raw.httpVersionMajor !== 2 || raw.headers['content-length'] !== undefined) return false
+  return (raw.stream as { endAfterHeaders?: boolean } | undefined)?.endAfterHeaders === false
+}
+
+/** Whether a request carries a body (announced or not). */
+export function hasBody(raw: { headers: IncomingHttpHeaders; httpVersionMajor: number; stream?: unknown }): boolean {
+  const length = raw.headers['content-length']
+  return (length !== undefined && length !== '0') || unannouncedBody(raw)
+}
+
 /** The request body as a stream, or undefined when the request carries none. */
 export function streamBody(req: FastifyRequest): Body | undefined {
   const length = contentLength(req)
-  const chunked = req.headers['transfer-encoding'] !== undefined
+  const chunked = unannouncedBody(req.raw)
   if (!chunked && (length === undefined || length === 0)) return undefined
   return { stream: throttled(req, req.raw), length: chunked ? undefined : length }
 }
