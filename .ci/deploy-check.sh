@@ -1,9 +1,7 @@
 #!/usr/bin/env bash
 # The deployment artifacts for real (docs/deployment.md), a step of .ci/run; slow (minutes), so not
 # in npm test (test/deploy/ checks the chart, compose files and unit there). Run as root:
-#  1. `npm install --omit=dev` of a clean copy of the checkout (git archive of HEAD, no dist/),
-#     then its `npm start` answers /healthz;
-#  2. the image: the Dockerfile's default BASE_IMAGE made offline (.ci/deploy-base-image.sh:
+# the image: the Dockerfile's default BASE_IMAGE made offline (.ci/deploy-base-image.sh:
 #     mmdebstrap of bookworm + Node.js from npm), `buildah bud` of the Dockerfile, the image run
 #     by podman as its non-root user on a read-only root filesystem with its data in a volume;
 #     its HEALTHCHECK passes, skopeo pushes the image into that registry and pulls it back
@@ -50,22 +48,8 @@ wait_healthy() {
     poll()"
 }
 
-echo "== deploy-check: npm install --omit=dev of a clean checkout"
-mkdir "$tmp/checkout"
-git archive HEAD | tar -x -C "$tmp/checkout"
-(cd "$tmp/checkout" && npm install --omit=dev --prefer-offline --no-audit --no-fund)
-test ! -e "$tmp/checkout/node_modules/typescript" || { echo "deploy-check: --omit=dev installed typescript" >&2; exit 1; }
-port=$(free_port)
-(cd "$tmp/checkout" && BERTH_AUTH_ENABLED=false exec npm start -- --data-dir "$tmp/omit-dev-data" --addr "127.0.0.1:$port") >"$tmp/omit-dev.log" 2>&1 &
-pid=$!
-wait_healthy "http://127.0.0.1:$port" 120 || { cat "$tmp/omit-dev.log" >&2; exit 1; }
-kill -TERM "$pid"
-status=0
-wait "$pid" || status=$?
-pid=
-[ "$status" -eq 0 ] || { echo "deploy-check: npm start exited $status on SIGTERM" >&2; cat "$tmp/omit-dev.log" >&2; exit 1; }
-timing "npm install --omit=dev and npm start answering /healthz"
-
+# The production install (`npm install --omit=dev`, then `berth serve`) is tested by
+# test/deploy/omit-dev.test.ts in npm test; here: the image.
 echo "== deploy-check: the base image $BASE_IMAGE, made offline"
 bash .ci/deploy-base-image.sh "$BASE_IMAGE"
 timing "base image"
