@@ -16,6 +16,7 @@ import { proxyMode } from './proxy.js'
 import { replicationMode } from './replication.js'
 import { eventsMode } from './events.js'
 import { scaleMode } from './scale.js'
+import { adoptMode } from './adopt.js'
 import { blobBytes, blobDigest, sha256 } from './data.js'
 import { MANIFEST_ACCEPT, makeImage, pushImage, RegistryClient, type Image } from './client.js'
 import { curlDownload, runAutocannon, runWrk, type LoadResult } from './load.js'
@@ -300,11 +301,11 @@ async function main(): Promise<void> {
 
   if (cfg.mode !== 'default') {
     // BENCH_MODE=auth (bench/auth.ts), scaleout (bench/scaleout.ts), proxy (bench/proxy.ts),
-    // replication (bench/replication.ts), events (bench/events.ts) or scale (bench/scale.ts).
+    // replication (bench/replication.ts), events (bench/events.ts), scale (bench/scale.ts) or adopt (bench/adopt.ts).
     const stale = ensureBuilt(cfg.berthDir)
     if (stale) log(`warning: ${stale}`)
     try {
-      const modes = { auth: authMode, scaleout: scaleOutMode, proxy: proxyMode, replication: replicationMode, events: eventsMode, scale: scaleMode }
+      const modes = { auth: authMode, scaleout: scaleOutMode, proxy: proxyMode, replication: replicationMode, events: eventsMode, scale: scaleMode, adopt: adoptMode }
       await modes[cfg.mode](cfg)
     } finally {
       await cleanupAll()
