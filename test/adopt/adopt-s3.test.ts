@@ -1,18 +1,23 @@
-// `berth adopt distribution --from s3://bucket/prefix` on trees that the real Distribution
-// registries (2.8.2 and v3.1.1) wrote through their S3 driver into an s3rver bucket, adopted by a
-// Berth whose store is another bucket there: blobs are copied server-side (CopyObject), every tag
-// pulls with the same digests, GC keeps everything, scrub is clean, and a second run adds exactly
-// what was pushed since.
+// `berth adopt distribution --from s3://bucket/prefix` on trees written by the real Distribution
+// registries (2.8.2 and v3.1.1), in an s3rver bucket, adopted by a Berth whose store is another
+// bucket there: blobs are copied server-side (CopyObject), every tag pulls with the same digests,
+// GC keeps everything, scrub is clean, and a second run adds exactly what was pushed since.
+//
+// Distribution's S3 driver cannot write to s3rver (every blob upload calls ListMultipartUploads,
+// which s3rver answers 501), so the registries write their tree on a filesystem and it is put in
+// the bucket key for path, which is exactly the layout their S3 driver writes
+// (`<rootdirectory>/docker/registry/v2/…`, one object per file).
 
 import assert from 'node:assert/strict'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import type { AdoptReport } from '../../src/adopt/adopt.js'
 import { getManifest } from '../helpers/e2e-registry.js'
 import { needBinary, requireClients } from '../helpers/e2e-process.js'
-import { s3StorageConfig, startS3, type TestS3 } from '../helpers/s3.js'
+import { S3_ACCESS_KEY, S3_SECRET_KEY, s3StorageConfig, startS3, type TestS3 } from '../helpers/s3.js'
+import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3'
 import { startServer, type TestServer } from '../helpers/server.js'
 import { berth } from '../transfer/helpers.js'
 import { DISTRIBUTIONS, headDigest, pushImage, seedDistribution, startDistributionOn, type RunningDistribution, type Seeded } from './helpers.js'
@@ -22,6 +27,20 @@ const clients = requireClients('adopt distribution (S3)', [needBinary('skopeo')]
 function parse(r: { code: number; stdout: string; stderr: string }): AdoptReport {
   assert.equal(r.code, 0, `berth adopt failed (${r.code}): ${r.stderr}\n${r.stdout}`)
   return JSON.parse(r.stdout) as AdoptReport
+}
+
+/** Puts every file below `root` into the bucket under `<prefix>/<relative path>` (as Distribution's S3 driver keys them). */
+async function uploadTree(root: string, endpoint: string, bucket: string, prefix: string): Promise<void> {
+  const client = new S3Client({ region: 'us-east-1', endpoint, forcePathStyle: true, credentials: { accessKeyId: S3_ACCESS_KEY, secretAccessKey: S3_SECRET_KEY } })
+  try {
+    for (const entry of await readdir(root, { recursive: true, withFileTypes: true })) {
+      if (!entry.isFile()) continue
+      const full = join(entry.parentPath, entry.name)
+      await client.send(new PutObjectCommand({ Bucket: bucket, Key: `${prefix}/${full.slice(root.length + 1)}`, Body: await readFile(full) }))
+    }
+  } finally {
+    client.destroy()
+  }
 }
 
 for (const dist of DISTRIBUTIONS) {
@@ -43,8 +62,9 @@ for (const dist of DISTRIBUTIONS) {
       configFile = join(work, 'berth.yml')
       // JSON is YAML.
       await writeFile(configFile, JSON.stringify({ dataDir: join(work, 'berth'), storage, log: { level: 'warn' } }))
-      distribution = await startDistributionOn(dist.binary as string, join(work, 'distribution'), { kind: 's3', endpoint: s3.endpoint, bucket: sourceBucket, prefix: 'registry' })
+      distribution = await startDistributionOn(dist.binary as string, join(work, 'distribution'), { kind: 'filesystem', root: join(work, 'tree') })
       seeded = await seedDistribution(distribution.url, work, `s3${dist.label.replace(/[^a-z0-9]/g, '')}`)
+      await uploadTree(join(work, 'tree'), s3.endpoint, sourceBucket, 'registry')
     })
     after(async () => {
       await server?.close()
@@ -80,6 +100,7 @@ for (const dist of DISTRIBUTIONS) {
     it('a second run adds exactly what was pushed since', async () => {
       assert.ok(server)
       const added = await pushImage(distribution.url, work, 'team/app', 'v2', `s3-added-${dist.label.length}`)
+      await uploadTree(join(work, 'tree'), s3.endpoint, sourceBucket, 'registry')
       const report = parse(await berth(['adopt', 'distribution', '--from', `s3://${sourceBucket}/registry`, '--config', configFile, '--json']))
       assert.deepEqual(report.problems, [])
       assert.equal(report.manifests.adopted, 1)

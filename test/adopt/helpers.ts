@@ -1,5 +1,5 @@
 // Real Docker Distribution registries (Debian's docker-registry 2.8.2 and the reference build of
-// v3.1.1) on loopback, their storage on a directory or in an s3rver bucket, filled with skopeo and
+// v3.1.1) on loopback, their storage on a directory, filled with skopeo and
 // over HTTP; what `berth adopt distribution` is proven against.
 
 import { mkdir, writeFile } from 'node:fs/promises'
@@ -10,7 +10,6 @@ import { containersEnv } from '../helpers/e2e-registry.js'
 import { pushFromLayout } from '../helpers/e2e-registry.js'
 import { multiArchLayout, OciLayout, sampleFiles, sha256Digest, MT, type Descriptor, type Image } from '../helpers/e2e-layout.js'
 import { asBody } from '../helpers/oci.js'
-import { S3_ACCESS_KEY, S3_SECRET_KEY } from '../helpers/s3.js'
 
 export const DISTRIBUTIONS = [
   { label: 'docker-registry 2.8.2', binary: findBinary('docker-registry', ['/usr/bin/docker-registry']) },
@@ -18,7 +17,8 @@ export const DISTRIBUTIONS = [
   { label: 'registry v3.1.1', binary: findBinary('registry-v3.1.1', [join(import.meta.dirname, '..', '..', '..', 'shared', 'bin', 'registry-v3.1.1'), '/work/shared/bin/registry-v3.1.1']) },
 ]
 
-export type DistributionStorage = { kind: 'filesystem'; root: string } | { kind: 's3'; endpoint: string; bucket: string; prefix: string }
+// Filesystem only: their S3 driver cannot write to s3rver (see adopt-s3.test.ts).
+export type DistributionStorage = { kind: 'filesystem'; root: string }
 
 export interface RunningDistribution {
   url: string
@@ -30,22 +30,7 @@ export interface RunningDistribution {
 /** Starts a Distribution binary with its storage as given; `dir` holds its config and log. */
 export async function startDistributionOn(binary: string, dir: string, storage: DistributionStorage): Promise<RunningDistribution> {
   await mkdir(dir, { recursive: true })
-  const storageLines =
-    storage.kind === 'filesystem'
-      ? ['  filesystem:', `    rootdirectory: ${storage.root}`]
-      : [
-          '  s3:',
-          `    accesskey: ${S3_ACCESS_KEY}`,
-          `    secretkey: ${S3_SECRET_KEY}`,
-          '    region: us-east-1',
-          `    regionendpoint: ${storage.endpoint}`,
-          `    bucket: ${storage.bucket}`,
-          `    rootdirectory: /${storage.prefix}`,
-          '    secure: false',
-          '    v4auth: true',
-          '    forcepathstyle: true',
-          '    chunksize: 5242880',
-        ]
+  const storageLines = ['  filesystem:', `    rootdirectory: ${storage.root}`]
   let lastError: unknown
   for (let attempt = 0; attempt < 3; attempt++) {
     const port = await freePort()
