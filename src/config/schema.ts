@@ -132,6 +132,8 @@ export function buildConfigSchema(z: typeof Zod) {
               /** answer blob GETs with 307 to a presigned URL, so pull bandwidth bypasses Berth */
               redirect: z.boolean().default(false),
               redirectExpiry: duration.prefault('20m'),
+              /** false: delete keys one by one (Google Cloud Storage's XML API has no DeleteObjects) */
+              multiObjectDelete: z.boolean().default(true),
               /** local disk read cache of whole blobs (LRU, bounded by maxBytes); off when no directory */
               cache: z
                 .object({

@@ -60,6 +60,8 @@ export interface S3DriverOptions {
   requestTimeoutMs?: number
   /** presigned GET redirects; seconds a URL stays valid (undefined: no redirects) */
   redirectExpiresIn?: number
+  /** false: one DeleteObject per key (stores without DeleteObjects, e.g. GCS's XML API) */
+  multiObjectDelete?: boolean
 }
 
 interface Segment {
@@ -364,7 +366,9 @@ export class S3Driver implements StorageDriver {
   async deleteKeys(keys: string[]): Promise<void> {
     for (let i = 0; i < keys.length; i += 1000) {
       const batch = keys.slice(i, i + 1000)
-      if (batch.length === 1) await this.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: batch[0] }))
+      if (batch.length === 1 || this.opts.multiObjectDelete === false) {
+        for (const Key of batch) await this.send(new DeleteObjectCommand({ Bucket: this.bucket, Key }))
+      }
       else await this.send(new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true } }))
     }
   }
