@@ -9,9 +9,9 @@ import { encodeRow, type BlobEntry, type TableEntry } from './format.js'
 /**
  * Tables a backup leaves out: state of work in flight that means nothing in another deployment
  * (upload sessions, whose bytes are not backed up; leases; deletion markers; login throttling;
- * the quarantine, whose files are not backed up either).
+ * the quarantine, whose files are not backed up either; the rate-limit counters, a PostgreSQL-only table).
  */
-export const TRANSIENT_TABLES = new Set(['uploads', 'gc_leases', 'gc_blob_deletions', 'event_leases', 'proxy_fetches', 'login_failures', 'blob_quarantine'])
+export const TRANSIENT_TABLES = new Set(['uploads', 'gc_leases', 'gc_blob_deletions', 'event_leases', 'proxy_fetches', 'login_failures', 'blob_quarantine', 'rate_limits'])
 
 /** Rows read per query. */
 const PAGE = 1000

@@ -252,6 +252,8 @@ class Translator {
     this.set('storage.driver', 's3')
     this.set('storage.s3.endpoint', 'https://storage.googleapis.com')
     this.set('storage.s3.region', 'auto')
+    // Cloud Storage's XML API has no multi-object delete (docs/storage-gcs.md).
+    this.set('storage.s3.multiObjectDelete', false)
     this.map(`${p}.bucket`, 'storage.s3.bucket')
     this.map(`${p}.rootdirectory`, 'storage.s3.prefix', (v) => String(v).replace(/^\/+|\/+$/g, ''))
     this.noteIf(

@@ -130,6 +130,7 @@ describe('berth config from-distribution', () => {
           secretAccessKey: 's3cr3t-example',
           prefix: 'mirror',
           redirect: false,
+          multiObjectDelete: true,
           cache: undefined,
           maxAttempts: undefined,
           requestTimeout: undefined,
@@ -186,7 +187,7 @@ describe('berth config from-distribution', () => {
       const t = translateDistributionConfig(parse(await readFile(gcs, 'utf8')))
       const json = JSON.parse(JSON.stringify(t)) as { config: { storage: { driver: string; s3: Record<string, unknown> } }; notes: Note[] }
       assert.equal(json.config.storage.driver, 's3')
-      assert.deepEqual(json.config.storage.s3, { endpoint: 'https://storage.googleapis.com', region: 'auto', bucket: 'images', prefix: 'reg', redirect: true })
+      assert.deepEqual(json.config.storage.s3, { endpoint: 'https://storage.googleapis.com', region: 'auto', multiObjectDelete: false, bucket: 'images', prefix: 'reg', redirect: true })
       assert.match(noteOn(json.notes, 'storage.gcs.keyfile', 'action').message, /HMAC key/)
       noteOn(json.notes, 'http.prefix', 'unmapped')
       assert.match(noteOn(json.notes, 'frobnicate.level', 'unmapped').message, /not known/)
