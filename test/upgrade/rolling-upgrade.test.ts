@@ -99,9 +99,13 @@ describe(`a rolling upgrade from ${OLD} (SQLite, the kept fixture) under load`, 
       const pushed = new Map<string, Buffer>()
       let requests = 0
       let stop = false
+      // Operations (a push is several requests) in flight per node: a load balancer drains a node
+      // (no new operation, the running ones finish) before it is stopped.
+      const inFlight = new Map<string, number>()
       const client = async (id: number) => {
         for (let n = 0; !stop; n++) {
           const base = targets[(id + n) % targets.length]!
+          inFlight.set(base, (inFlight.get(base) ?? 0) + 1)
           try {
             if (n % 2 === 0) {
               const tag = `c${id}-${n}`
@@ -110,6 +114,8 @@ describe(`a rolling upgrade from ${OLD} (SQLite, the kept fixture) under load`, 
             requests++
           } catch (err) {
             failures.push(`${base}: ${(err as Error).message}`)
+          } finally {
+            inFlight.set(base, inFlight.get(base)! - 1)
           }
         }
       }
@@ -121,6 +127,7 @@ describe(`a rolling upgrade from ${OLD} (SQLite, the kept fixture) under load`, 
       await new Promise((r) => setTimeout(r, 3000))
       // The old node leaves (SIGTERM: it finishes what it serves); the new one takes everything.
       targets.splice(0, 1)
+      while ((inFlight.get(oldBase) ?? 0) > 0) await new Promise((r) => setTimeout(r, 20))
       oldNode.kill('SIGTERM')
       await new Promise((r) => oldNode.once('exit', r))
       await new Promise((r) => setTimeout(r, 1000))
