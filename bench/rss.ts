@@ -1,6 +1,7 @@
-// Resident memory of a child process, from /proc/<pid>/status (Linux).
+// Resident memory of a child process and its descendants (`berth serve --workers N` is a
+// primary and N workers), from /proc/<pid>/status (Linux).
 
-import { readFileSync, writeFileSync } from 'node:fs'
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs'
 
 export interface MemStatus {
   /** current resident set, KiB */
@@ -9,7 +10,36 @@ export interface MemStatus {
   hwmKiB: number
 }
 
+/** pid and its descendants, from /proc/<pid>/task/<tid>/children. */
+export function processTree(pid: number): number[] {
+  const out = [pid]
+  for (let i = 0; i < out.length; i++) {
+    let tasks: string[]
+    try {
+      tasks = readdirSync(`/proc/${out[i]}/task`)
+    } catch {
+      continue
+    }
+    for (const tid of tasks) {
+      try {
+        const kids = readFileSync(`/proc/${out[i]}/task/${tid}/children`, 'utf8').trim()
+        if (kids) out.push(...kids.split(/\s+/).map(Number))
+      } catch {
+        // the task ended meanwhile
+      }
+    }
+  }
+  return out
+}
+
+/** Sum over the process tree: a peak is the sum of each process's own peak (an upper bound). */
 export function readMem(pid: number): MemStatus | undefined {
+  const all = processTree(pid).map(readOne).filter((m): m is MemStatus => m !== undefined)
+  if (all.length === 0) return undefined
+  return { rssKiB: all.reduce((a, m) => a + m.rssKiB, 0), hwmKiB: all.reduce((a, m) => a + m.hwmKiB, 0) }
+}
+
+function readOne(pid: number): MemStatus | undefined {
   let text: string
   try {
     text = readFileSync(`/proc/${pid}/status`, 'utf8')
@@ -23,7 +53,7 @@ export function readMem(pid: number): MemStatus | undefined {
 /** Resets VmHWM to the current RSS (writing 5 to clear_refs); false when not permitted. */
 export function resetPeak(pid: number): boolean {
   try {
-    writeFileSync(`/proc/${pid}/clear_refs`, '5')
+    for (const p of processTree(pid)) writeFileSync(`/proc/${p}/clear_refs`, '5')
     return true
   } catch {
     return false

@@ -21,7 +21,7 @@ import { blobBytes, blobDigest, sha256 } from './data.js'
 import { MANIFEST_ACCEPT, makeImage, pushImage, RegistryClient, type Image } from './client.js'
 import { curlDownload, runAutocannon, runWrk, type LoadResult } from './load.js'
 import { readMem, RssSampler } from './rss.js'
-import { cleanupAll, distributionVersion, ensureBuilt, startBerth, startDistribution, berthNodeFlags, trackDir, type Server } from './servers.js'
+import { cleanupAll, distributionVersion, ensureBuilt, startBerth, startDistribution, berthNodeFlags, berthWorkerArgs, trackDir, type Server } from './servers.js'
 
 const MiB = 1024 * 1024
 
@@ -394,7 +394,7 @@ async function main(): Promise<void> {
     `## Berth vs Distribution${distVersion ? ` ${distVersion}` : ''} (${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC)`,
     '',
     `- machine: ${availableParallelism()} CPUs (${cpus()[0]?.model.trim() ?? 'unknown'}), ${(totalmem() / 2 ** 30).toFixed(1)} GiB RAM, Linux ${release()}, Node ${process.version}`,
-    `- Berth ${berthRevision(cfg.berthDir)}: node ${berthNodeFlags(cfg.berthDir).join(' ') || '(no flags)'} bin/berth.js serve (npm start's flags), auth off, log level warn, access log off, SQLite + filesystem under ${cfg.tmpRoot}`,
+    `- Berth ${berthRevision(cfg.berthDir)}: node ${berthNodeFlags(cfg.berthDir).join(' ') || '(no flags)'} bin/berth.js serve ${berthWorkerArgs().join(' ')} (npm start's flags), auth off, log level warn, access log off, SQLite + filesystem under ${cfg.tmpRoot}`,
     distVersion
       ? `- Distribution ${distVersion} (${cfg.distributionBin}): filesystem storage in the same temp dir, in-memory blob descriptor cache, delete enabled, log level error, no access log`
       : '- Distribution: not run',

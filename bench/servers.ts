@@ -182,6 +182,12 @@ export function berthNodeFlags(berthDir: string): string[] {
   return [...startFlags(berthDir), ...(process.env.BENCH_BERTH_NODE_OPTIONS ?? '').split(' ').filter(Boolean)]
 }
 
+/** `--workers N` when BENCH_BERTH_WORKERS is set (memory is then the primary's and workers' sum). */
+export function berthWorkerArgs(): string[] {
+  const n = process.env.BENCH_BERTH_WORKERS
+  return n ? ['--workers', n] : []
+}
+
 /** `opts.env` adds BERTH_* settings (auth, PostgreSQL, S3); `opts.name` names its data dir and log. */
 export interface BerthOptions {
   /** the data dir and log file under root: <name>, <name>.log (default berth, berth.log) */
@@ -209,7 +215,8 @@ export async function startBerth(berthDir: string, root: string, opts: BerthOpti
     }
     for (const key of Object.keys(env)) if (key.startsWith('BENCH_')) delete env[key]
     Object.assign(env, opts.env)
-    const server = launch('Berth', process.execPath, [...berthNodeFlags(berthDir), join(berthDir, 'bin', 'berth.js'), 'serve', '--addr', `127.0.0.1:${port}`, '--data-dir', dataDir], env, dataDir, logFile, port)
+    const args = [...berthNodeFlags(berthDir), join(berthDir, 'bin', 'berth.js'), 'serve', '--addr', `127.0.0.1:${port}`, '--data-dir', dataDir, ...berthWorkerArgs()]
+    const server = launch('Berth', process.execPath, args, env, dataDir, logFile, port)
     try {
       await waitReady(server, 60_000, opts.readyStatuses)
       return server
