@@ -70,7 +70,7 @@ export class UploadService {
       // Compare-and-set: two nodes appending to one session at once cannot both win. The loser's
       // bytes make the stored data longer than the session says, which finish() refuses.
       if (!(await this.sessions.setSize(id, row.size, size))) throw new RegistryError('BLOB_UPLOAD_INVALID', CONCURRENT_WRITE)
-      await this.keepHash(id, hash, algorithm, size)
+      if (hash) await this.keepHash(id, hash, algorithm, size)
       return { id, repository, size }
     }, dataMissing))
   }
@@ -203,9 +203,15 @@ export class UploadService {
     return row.size
   }
 
-  /** Streams a chunk onto the session's bytes; returns the new size and the running hash. */
-  private async write(row: UploadRow, algorithm: Algorithm, body: Body, expected: number | undefined, last: boolean, limit: Allowance | undefined): Promise<{ size: number; hash: Hash }> {
-    const hash = await this.hashState(row, algorithm)
+  /**
+   * Streams a chunk onto the session's bytes; returns the new size and the running hash, when
+   * this process holds the hash of the bytes before the chunk. When it does not (the session's
+   * earlier chunks went to another worker or node, or this process restarted), the chunk is
+   * written unhashed: re-reading the bytes before it at every chunk would make a session whose
+   * chunks alternate between processes quadratic. close() then hashes the whole file once.
+   */
+  private async write(row: UploadRow, algorithm: Algorithm, body: Body, expected: number | undefined, last: boolean, limit: Allowance | undefined): Promise<{ size: number; hash: Hash | undefined }> {
+    const hash = row.size === 0 ? createHash(algorithm) : this.sessions.hashes.get(row.id, algorithm, row.size)?.hash
     // The cached hash is consumed by this write: if it fails half-way, recompute next time.
     this.sessions.hashes.delete(row.id)
     // Always append, even to an empty session: when two nodes write to one session at once, the
@@ -242,7 +248,7 @@ export class UploadService {
    * `limit` (the quota left) is refused: before reading it when its length is announced, else as
    * soon as it goes past.
    */
-  private async stream(path: string, opts: WriterOptions, hash: Hash, body: Body, expected: number | undefined, limit?: Allowance): Promise<number> {
+  private async stream(path: string, opts: WriterOptions, hash: Hash | undefined, body: Body, expected: number | undefined, limit?: Allowance): Promise<number> {
     if (limit !== undefined && expected !== undefined && expected > limit.bytes) throw overQuota(expected, limit)
     // Bytes are reported as they arrive: the server acts on them during a long upload (see
     // IdleGc.received).
@@ -267,14 +273,6 @@ export class UploadService {
       throw err
     }
     return bytes
-  }
-
-  private async hashState(row: UploadRow, algorithm: Algorithm): Promise<Hash> {
-    const cached = this.sessions.hashes.get(row.id, algorithm, row.size)
-    if (cached) return cached.hash
-    const hash = createHash(algorithm)
-    if (row.size > 0) await this.rehash(row.id, hash, row.size)
-    return hash
   }
 
   private async digestOf(row: UploadRow, algorithm: Algorithm, version: string | undefined): Promise<string> {
