@@ -31,6 +31,7 @@ import { CatalogService } from './browse/catalog-service.js'
 import { VulnDb } from './scan/vulndb/index.js'
 import { FileService } from './browse/file-service.js'
 import { SbomService } from './scan/sbom/sbom-service.js'
+import { ImageTarService } from './transfer/image-tar.js'
 import { ChartService } from './charts/chart-service.js'
 import { RetentionService } from './policy/retention-service.js'
 import { RegistryEndpoints } from './replication/registries.js'
@@ -587,6 +588,10 @@ function openHttp(
       replication: { policies: s.replication.policies, executions: s.replication.executions },
       files: new FileService({ registry: s.registry, log: log.child({ module: 'browse' }) }),
       sbom: new SbomService({ registry: s.registry, log: log.child({ module: 'sbom' }) }),
+      imageTar: {
+        service: new ImageTarService({ registry: s.registry, tempDir: join(config.dataDir, 'tmp'), maxImportSize: config.transfer.maxImportSize, checkPull: (r, d, m) => s.pullGates.check(r, d, m), log: log.child({ module: 'image-tar' }) }),
+        maxImportSize: config.transfer.maxImportSize,
+      },
       webhooks: s.events.webhooks,
       trust: s.trust,
       vulndb: s.vulndb,

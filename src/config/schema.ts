@@ -231,6 +231,8 @@ export function buildConfigSchema(z: typeof Zod) {
       manifests: z.object({ maxSize: size.default(4 * 1024 * 1024) }).strict().prefault({}),
       /** The classic Helm chart repository (/chartrepo): the largest chart archive an upload may send. */
       charts: z.object({ maxUploadSize: size.default(20 * 1024 * 1024) }).strict().prefault({}),
+      /** Image tars through the API (POST …/repositories/{repository}/import): the largest upload, kept in <dataDir>/tmp while it is checked. */
+      transfer: z.object({ maxImportSize: size.default(10 * 1024 * 1024 * 1024) }).strict().prefault({}),
       log: z
         .object({
           level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

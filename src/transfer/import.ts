@@ -150,7 +150,7 @@ function countingSide(inner: Side, progress: ProgressCounter, totals: { n: numbe
           }
           return sent
         } catch (err) {
-          throw new LayoutProblem(`${blobName(desc.digest)}: ${(err as Error).message}`, blobName(desc.digest))
+          throw new LayoutProblem(`${blobName(desc.digest)}: ${(err as Error).message}`, blobName(desc.digest), { cause: err })
         }
       }
     },

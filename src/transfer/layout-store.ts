@@ -29,8 +29,10 @@ export class LayoutProblem extends Error {
     message: string,
     /** the layout path of the object, e.g. blobs/sha256/ab12… */
     readonly object?: string,
+    /** what the destination answered, when it refused a write */
+    options?: { cause?: unknown },
   ) {
-    super(message)
+    super(message, options)
   }
 }
 
@@ -326,24 +328,20 @@ export class TarLayoutReader implements LayoutReader {
   private constructor(
     private readonly file: string,
     private readonly entries: Map<string, TarEntryInfo>,
+    readonly label: string,
   ) {}
 
-  get label(): string {
-    return this.file
-  }
-
-  static async open(file: string): Promise<TarLayoutReader> {
-    let list: TarEntryInfo[]
-    try {
-      list = await tarEntries(file)
-    } catch (err) {
-      if (err instanceof TarProblem) throw new LayoutProblem(`${file}: ${err.message}`)
-      throw err
-    }
-    const reader = new TarLayoutReader(file, new Map(list.filter((e) => e.type === 'file').map((e) => [e.name, e])))
+  /**
+   * `label` names the tar in messages (default: its path); `entries` are those of tarEntries
+   * when the caller listed them already.
+   */
+  static async open(file: string, opts: { label?: string; entries?: TarEntryInfo[] } = {}): Promise<TarLayoutReader> {
+    const label = opts.label ?? file
+    const list = opts.entries ?? (await listTar(file, label))
+    const reader = new TarLayoutReader(file, new Map(list.filter((e) => e.type === 'file').map((e) => [e.name, e])), label)
     const index = reader.entries.get('index.json')
-    if (!index) throw new LayoutProblem(`${file} is not an OCI image layout: it has no index.json`, 'index.json')
-    reader.current = parseIndex((await reader.slice(index)).toString('utf8'), file)
+    if (!index) throw new LayoutProblem(`${label} is not an OCI image layout: it has no index.json`, 'index.json')
+    reader.current = parseIndex((await reader.slice(index)).toString('utf8'), label)
     return reader
   }
 
@@ -363,7 +361,7 @@ export class TarLayoutReader implements LayoutReader {
 
   async open(digest: string): Promise<Readable> {
     const e = this.entry(digest)
-    if (!e) throw new LayoutProblem(`${blobName(digest)} is not in the layout ${this.file}`, blobName(digest))
+    if (!e) throw new LayoutProblem(`${blobName(digest)} is not in the layout ${this.label}`, blobName(digest))
     return e.size === 0 ? Readable.from([]) : createReadStream(this.file, { start: e.offset, end: e.offset + e.size - 1 })
   }
 
@@ -390,12 +388,27 @@ export class TarLayoutReader implements LayoutReader {
     return this.entries.get(blobName(digest))
   }
 
-  private async slice(e: TarEntryInfo): Promise<Buffer> {
-    if (e.size === 0) return Buffer.alloc(0)
-    const chunks: Buffer[] = []
-    for await (const c of createReadStream(this.file, { start: e.offset, end: e.offset + e.size - 1 }) as AsyncIterable<Buffer>) chunks.push(c)
-    return Buffer.concat(chunks)
+  private slice(e: TarEntryInfo): Promise<Buffer> {
+    return readTarEntry(this.file, e)
   }
+}
+
+/** The entries of a tar file; a damaged or truncated one is a LayoutProblem. */
+export async function listTar(file: string, label = file): Promise<TarEntryInfo[]> {
+  try {
+    return await tarEntries(file)
+  } catch (err) {
+    if (err instanceof TarProblem) throw new LayoutProblem(`${label}: ${err.message}`)
+    throw err
+  }
+}
+
+/** Reads a small file of a tar whole (manifest.json, an image config). */
+export async function readTarEntry(file: string, e: TarEntryInfo): Promise<Buffer> {
+  if (e.size === 0) return Buffer.alloc(0)
+  const chunks: Buffer[] = []
+  for await (const c of createReadStream(file, { start: e.offset, end: e.offset + e.size - 1 }) as AsyncIterable<Buffer>) chunks.push(c)
+  return Buffer.concat(chunks)
 }
 
 /** Opens a layout for reading: a tar file, or a directory. */

@@ -39,6 +39,8 @@ import type { ScanService } from '../../scan/scan-service.js'
 import { scanRoutes } from './scan.js'
 import { projectLimitRoutes } from './limits.js'
 import type { Limits } from '../../limits/limits.js'
+import type { ImageTarService } from '../../transfer/image-tar.js'
+import { imageTarRoutes } from './image-tar.js'
 
 /** The background services whose routes live under /api/v1 too (absent in some tests). */
 export interface ApiServices {
@@ -68,6 +70,8 @@ export interface ApiServices {
   vulndb?: VulnDb
   /** vulnerability scans, scan policies and the registry-wide queries (src/scan) */
   scan?: { service: ScanService; policies: ScanPolicies; queries: ScanQueries }
+  /** one image as an OCI layout tar or docker-archive (…/artifacts/{digest}/export, …/import) */
+  imageTar?: { service: ImageTarService; maxImportSize: number }
 }
 
 export interface ApiOptions extends ApiContext {
@@ -133,6 +137,7 @@ export async function apiRoutes(app: FastifyInstance, opts: ApiOptions): Promise
     if (services.vulndb) await app.register(vulnDbRoutes, { vulndb: services.vulndb, authEnabled: opts.authEnabled })
     if (services.limits) await app.register(projectLimitRoutes, { ...ctx, limits: services.limits })
     if (services.scan) await app.register(scanRoutes, { ...ctx, authEnabled: opts.authEnabled, catalog: services.catalog, scans: services.scan.service, policies: services.scan.policies, queries: services.scan.queries })
+    if (services.imageTar) await app.register(imageTarRoutes, { ...ctx, authEnabled: opts.authEnabled, catalog: services.catalog, imageTar: services.imageTar.service, maxImportSize: services.imageTar.maxImportSize })
   }
 }
 

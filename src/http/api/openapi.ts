@@ -545,6 +545,27 @@ export const OPENAPI = {
         responses: { '201': { description: 'the referrer', ...json({ type: 'object', properties: { digest: { type: 'string' }, mediaType: { type: 'string' }, artifactType: { type: 'string' }, size: { type: 'integer' }, subject: { type: 'string' } } }) }, '422': { description: 'a layer cannot be read', ...json(problem) }, ...errors },
       },
     },
+    '/projects/{project}/repositories/{repository}/artifacts/{digest}/export': {
+      parameters: [REPOSITORY, { name: 'digest', in: 'path', required: true, description: 'a manifest digest (or tag)', schema: { type: 'string' } }],
+      get: {
+        summary: "The image as a tar, streamed as it is read (docs/airgap.md). format=oci: an OCI image layout tar (skopeo's oci-archive:), the whole index or, with platform, the index rewritten to that platform; referrers=true adds signatures and SBOMs. format=docker: a docker-archive (docker load, skopeo's docker-archive:) of one image, which is an OCI layout as well; an index needs platform. index.json names the image by its first tag, manifest.json's RepoTags are host/repository:tag of every tag. Docker-Content-Digest gives the manifest the tar names. Needs pull; pull policies (signatures, vulnerabilities) apply as on /v2",
+        parameters: [query('format', ['oci', 'docker'], 'oci (default) or docker'), query('platform', 'string', 'os/arch[/variant] of an index: the image to export (required for docker)'), query('referrers', ['true', 'false'], 'oci only: with the referrers of the image')],
+        responses: { '200': { description: 'the tar', content: { 'application/x-tar': { schema: { type: 'string', format: 'binary' } } } }, '422': { description: 'not a container image (docker format)', ...json(problem) }, ...errors },
+      },
+    },
+    '/projects/{project}/repositories/{repository}/import': {
+      parameters: [REPOSITORY],
+      post: {
+        summary: 'Loads an OCI image layout tar (oci-archive) or a docker-archive (docker save) sent as the body (any content type), into this repository. The body is kept in a temporary file up to transfer.maxImportSize (413 past it), then every manifest and blob the archive lists is read and hashed (a docker-archive\'s layers against the config\'s diff_ids) before anything is stored: a truncated tar, a damaged header or a digest mismatch answers 400 naming the object, and no tag is created. Then blobs, manifests, and each tag last. Without tag the archive\'s own tags are used (ref names, RepoTags). Needs push',
+        parameters: [query('tag', 'string', 'tags the one image of the archive (400 when it holds several)')],
+        requestBody: { required: true, content: { 'application/x-tar': { schema: { type: 'string', format: 'binary' } } } },
+        responses: {
+          '201': { description: 'what was imported', ...json({ type: 'object', properties: { repository: { type: 'string' }, images: { type: 'array', items: { type: 'object', properties: { repository: { type: 'string' }, ref: { type: 'string' }, digest: { type: 'string' } } } }, blobs: { type: 'integer', description: 'blobs stored (those the repository had are not counted)' }, bytes: { type: 'integer' } } }) },
+          '413': { description: 'larger than transfer.maxImportSize', ...json(problem) },
+          ...errors,
+        },
+      },
+    },
     '/projects/{project}/repositories/{repository}/artifacts/{reference}/files/content': {
       parameters: [REPOSITORY, { name: 'reference', in: 'path', required: true, schema: { type: 'string' } }],
       get: {
