@@ -11,7 +11,7 @@ import { encodeRow, type BlobEntry, type TableEntry } from './format.js'
  * (upload sessions, whose bytes are not backed up; leases; deletion markers; login throttling;
  * the quarantine, whose files are not backed up either; the rate-limit counters, a PostgreSQL-only table).
  */
-export const TRANSIENT_TABLES = new Set(['uploads', 'gc_leases', 'gc_blob_deletions', 'event_leases', 'proxy_fetches', 'login_failures', 'blob_quarantine', 'rate_limits'])
+export const TRANSIENT_TABLES = new Set(['uploads', 'gc_leases', 'gc_blob_deletions', 'event_leases', 'proxy_fetches', 'login_failures', 'blob_quarantine', 'rate_limits', 'upload_slots'])
 
 /** Rows read per query. */
 const PAGE = 1000

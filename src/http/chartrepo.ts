@@ -5,6 +5,7 @@ import type { ChartService, ChartVersion } from '../charts/chart-service.js'
 import { tooLarge } from '../charts/chart-service.js'
 import { RegistryError } from '../errors/registry-error.js'
 import { identify } from './auth/credentials.js'
+import type { CallerLimiter } from './rate-limits.js'
 import './api/context.js'
 
 export interface ChartRepoOptions {
@@ -12,6 +13,8 @@ export interface ChartRepoOptions {
   charts: ChartService
   /** false: an open registry (everything allowed) */
   authEnabled: boolean
+  /** rate limits of the identified caller and the project (rate-limits.ts) */
+  limit?: CallerLimiter
 }
 
 /** Room for the multipart framing around the chart and its provenance file. */
@@ -29,15 +32,19 @@ export async function chartRepoRoutes(app: FastifyInstance, opts: ChartRepoOptio
   app.setErrorHandler((err, req, reply) => renderError(err, req, reply))
   app.setNotFoundHandler((req, reply) => renderError(RegistryError.notFound('endpoint'), req, reply))
 
-  // Who calls, before any body is read (the server bounds bodies of unauthenticated callers).
-  app.addHook('onRequest', async (req) => {
-    if (!opts.authEnabled) return
-    const caller = await identify(req, auth, { cookies: true }).catch((err: unknown) => {
-      throw err instanceof RegistryError && err.code === 'UNAUTHORIZED' ? challenged(err.message) : err
-    })
-    // A cookie rides along with any request the browser makes: it authorizes reads only.
-    if (caller.scheme === 'cookie' && req.method !== 'GET' && req.method !== 'HEAD') throw RegistryError.denied('a session cookie authorizes reads only: upload and delete charts with Basic credentials')
-    req.caller = caller
+  // Who calls, before any body is read (the server bounds bodies of unauthenticated callers),
+  // then the caller's and the project's rate limits.
+  app.addHook('onRequest', async (req, reply) => {
+    if (opts.authEnabled) {
+      const caller = await identify(req, auth, { cookies: true }).catch((err: unknown) => {
+        throw err instanceof RegistryError && err.code === 'UNAUTHORIZED' ? challenged(err.message) : err
+      })
+      // A cookie rides along with any request the browser makes: it authorizes reads only.
+      if (caller.scheme === 'cookie' && req.method !== 'GET' && req.method !== 'HEAD') throw RegistryError.denied('a session cookie authorizes reads only: upload and delete charts with Basic credentials')
+      req.caller = caller
+    }
+    const limited = opts.limit?.(req, reply, req.caller?.principal, (req.params as { project?: string } | undefined)?.project)
+    if (limited) await limited
   })
 
   // Uploads are read whole (bounded): Chart.yaml is read from the archive before anything is stored.

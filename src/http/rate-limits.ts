@@ -2,14 +2,14 @@ import type { IncomingHttpHeaders } from 'node:http'
 import type { Readable } from 'node:stream'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { projectOf } from '../auth/permissions.js'
-import type { Limits, RateHeaders } from '../limits/limits.js'
+import type { LimitedCaller, Limits, RateHeaders } from '../limits/limits.js'
 import { readCookie, SESSION_COOKIE, type Caller } from './auth/credentials.js'
 import type { Guard } from './guards.js'
 
 // Where the rate limits of src/limits meet the requests (docs/rate-limits.md): a guard counts
 // requests without credentials per address before anything else is done for them; the /v2
-// routes, the pull fast path and /api/v1 count the caller they identified (per principal, per
-// project), set the byte throttles and take upload slots.
+// routes, the pull fast path, /api/v1, /token and /chartrepo count the caller they identified
+// (per principal, per project), set the byte throttles and take upload slots.
 
 /** Health, readiness and metrics are never limited (probes and scrapers must always get through). */
 const EXEMPT_PATHS = ['/healthz', '/readyz', '/metrics']
@@ -57,8 +57,14 @@ async function limitV2(limits: Limits, authEnabled: boolean, req: FastifyRequest
   const headers = await limits.admit(who, req.ip, project, addressCounted(req.headers, authEnabled))
   if (headers) reply.headers(headers)
   if (op === 'upload' && req.method !== 'GET' && req.method !== 'DELETE' && hasBody(req.headers)) {
-    const release = limits.uploadSlot(who, req.ip)
-    if (release) reply.raw.once('close', release)
+    // The slot is given back when the response closes, also when that happens while it is taken.
+    const slot: { closed: boolean; release?: () => void } = { closed: false }
+    reply.raw.once('close', () => {
+      slot.closed = true
+      slot.release?.()
+    })
+    slot.release = await limits.uploadSlot(who, req.ip)
+    if (slot.closed) slot.release?.()
     req.berthThrottle = limits.throttle(who, req.ip, project, 'in')
   } else if (op === 'blob' && req.method === 'GET') {
     req.berthThrottle = limits.throttle(who, req.ip, project, 'out')
@@ -71,13 +77,24 @@ export function fastPathLimiter(limits: Limits, authEnabled: boolean) {
     limits.active ? limits.admit(caller?.principal, address, projectOf(repository), addressCounted(headers, authEnabled)) : undefined
 }
 
-/** Limits of an /api/v1 request, once its caller is known (per principal). */
-export function apiLimiter(limits: Limits, authEnabled: boolean) {
-  return (req: FastifyRequest, reply: FastifyReply, caller: Caller): Promise<void> | undefined => {
+/**
+ * Limits of a request whose caller a route identified itself (/token, /chartrepo): per
+ * principal, and per project when the request names one.
+ */
+export type CallerLimiter = (req: FastifyRequest, reply: FastifyReply, principal: LimitedCaller | undefined, project?: string) => Promise<void> | undefined
+
+export function callerLimiter(limits: Limits, authEnabled: boolean): CallerLimiter {
+  return (req, reply, principal, project) => {
     if (!limits.active) return undefined
-    const pending = limits.admit(caller.principal, req.ip, undefined, addressCounted(req.headers, authEnabled))
+    const pending = limits.admit(principal, req.ip, project, addressCounted(req.headers, authEnabled))
     return pending?.then((headers) => void reply.headers(headers))
   }
+}
+
+/** Limits of an /api/v1 request, once its caller is known (per principal). */
+export function apiLimiter(limits: Limits, authEnabled: boolean) {
+  const limit = callerLimiter(limits, authEnabled)
+  return (req: FastifyRequest, reply: FastifyReply, caller: Caller): Promise<void> | undefined => limit(req, reply, caller.principal)
 }
 
 /** A request body read through the byte throttle, when one applies. */

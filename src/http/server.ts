@@ -26,7 +26,7 @@ import type { ChartService } from '../charts/chart-service.js'
 import { clientCertificateOptions, readTlsFiles, watchCertificates, type TlsOptions } from './tls.js'
 import { boundedBody, capConnectionsPerAddress, declaredTooLarge, type ConnectionLimits } from './limits.js'
 import type { Limits } from '../limits/limits.js'
-import { addressGuard, apiLimiter, fastPathLimiter, v2Limiter } from './rate-limits.js'
+import { addressGuard, apiLimiter, callerLimiter, fastPathLimiter, v2Limiter } from './rate-limits.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -199,7 +199,7 @@ export function buildHttpServer(opts: HttpOptions): FastifyInstance {
     })
   }
   const { auth } = opts
-  if (opts.ownTokenEndpoint) app.register(tokenRoutes, { auth })
+  if (opts.ownTokenEndpoint) app.register(tokenRoutes, { auth, limit: rateLimits && callerLimiter(rateLimits, opts.authEnabled) })
   if (opts.oidc) app.register(oidcRoutes, { auth, oidc: opts.oidc, secureCookies: opts.secureCookies })
   app.register(apiRoutes, {
     prefix: '/api/v1',
@@ -231,7 +231,7 @@ export function buildHttpServer(opts: HttpOptions): FastifyInstance {
     limit: rateLimits && v2Limiter(rateLimits, opts.authEnabled),
   })
 
-  if (opts.charts) app.register(chartRepoRoutes, { prefix: '/chartrepo', auth, charts: opts.charts, authEnabled: opts.authEnabled })
+  if (opts.charts) app.register(chartRepoRoutes, { prefix: '/chartrepo', auth, charts: opts.charts, authEnabled: opts.authEnabled, limit: rateLimits && callerLimiter(rateLimits, opts.authEnabled) })
   if (opts.ui) serveUi(app, opts.ui)
 
   let closing = false

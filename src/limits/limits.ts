@@ -6,6 +6,7 @@ import { RegistryError } from '../errors/registry-error.js'
 import type { MetadataDb } from '../metadata/metadata-db.js'
 import { Counters, Refusal, type Counter, type CounterStore } from './counters.js'
 import { ProjectLimitStore, type ProjectLimits } from './project-limits.js'
+import { UploadSlots } from './upload-slots.js'
 
 /** Who is calling, as far as limits care (the auth principal, or nothing when auth is off). */
 export interface LimitedCaller {
@@ -34,7 +35,7 @@ export class Limits {
   active = false
   private counters?: Counters
   private opening?: Promise<Counters>
-  private readonly uploads = new Map<string, number>()
+  private readonly slots?: UploadSlots
   private readonly perAddress?: Rate
   private readonly perPrincipal?: Rate
   private readonly bytes?: Rate
@@ -52,6 +53,7 @@ export class Limits {
     this.perPrincipal = config.requests.perPrincipal ? parseRequestRate(config.requests.perPrincipal) : undefined
     this.bytes = config.bytes.perPrincipal ? parseByteRate(config.bytes.perPrincipal) : undefined
     this.maxUploads = config.uploads.perPrincipal
+    if (this.maxUploads > 0) this.slots = new UploadSlots(metadata, log)
     this.store = metadata.caps.dialect === 'postgres' && metadata.pool ? { kind: 'postgres', pool: metadata.pool } : { kind: 'memory' }
     this.projects = new ProjectLimitStore(metadata, () => this.refresh())
   }
@@ -65,6 +67,7 @@ export class Limits {
 
   close(): void {
     this.projects.close()
+    this.slots?.close()
   }
 
   /** Runs `fn` once limits become active (at once when they are): hooks cost nothing before. */
@@ -116,28 +119,26 @@ export class Limits {
   }
 
   /**
-   * Takes one of the caller's upload slots (limits.uploads.perPrincipal): the returned function
-   * gives it back. Refuses with 429 when every slot is taken. Undefined: no cap applies.
+   * Takes one of the caller's upload slots (limits.uploads.perPrincipal), counted across every
+   * node and worker on the shared database: the returned function gives it back. Refuses with
+   * 429 when every slot is taken. Undefined: no cap applies.
    */
-  uploadSlot(caller: LimitedCaller | undefined, address: string): (() => void) | undefined {
-    if (!this.active || this.maxUploads === 0 || isExempt(caller)) return undefined
+  async uploadSlot(caller: LimitedCaller | undefined, address: string): Promise<(() => void) | undefined> {
+    if (!this.active || !this.slots || isExempt(caller)) return undefined
     const key = principalKey(caller, address)
-    const held = this.uploads.get(key) ?? 0
-    if (held >= this.maxUploads) {
-      throw new RegistryError('TOOMANYREQUESTS', `too many uploads at once: at most ${this.maxUploads} per ${describe(key)}; retry when one has finished`, {
-        headers: { 'retry-after': '1' },
-        detail: { limit: this.maxUploads, scope: 'uploads' },
-      })
+    let release: (() => void) | undefined
+    try {
+      release = await this.slots.take(key, this.maxUploads)
+    } catch (err) {
+      // As with the counters: the database failing must not stop uploads.
+      this.log.warn({ err }, 'limits: upload slots unavailable; upload let through')
+      return undefined
     }
-    this.uploads.set(key, held + 1)
-    let released = false
-    return () => {
-      if (released) return
-      released = true
-      const left = (this.uploads.get(key) ?? 1) - 1
-      if (left <= 0) this.uploads.delete(key)
-      else this.uploads.set(key, left)
-    }
+    if (release) return release
+    throw new RegistryError('TOOMANYREQUESTS', `too many uploads at once: at most ${this.maxUploads} per ${describe(key)}; retry when one has finished`, {
+      headers: { 'retry-after': '1' },
+      detail: { limit: this.maxUploads, scope: 'uploads' },
+    })
   }
 
   /** Project limits changed (here or on another node): switch on when any limit is set. */

@@ -427,6 +427,15 @@ export interface RateLimitsTable {
   expire: number | null
 }
 
+export interface UploadSlotsTable {
+  /** the principal ("user:alice", "robot:ci") or, for anonymous callers, "address:…" */
+  holder: string
+  /** 0 … limits.uploads.perPrincipal - 1 */
+  slot: number
+  lease: string
+  expires_at: number
+}
+
 export interface Database {
   users: UsersTable
   projects: ProjectsTable
@@ -466,6 +475,8 @@ export interface Database {
   project_limits: ProjectLimitsTable
   /** PostgreSQL only: rate-limit counters shared by every node (rate-limiter-flexible's layout) */
   rate_limits: RateLimitsTable
+  /** uploads in flight per principal, under leases (limits.uploads.perPrincipal) */
+  upload_slots: UploadSlotsTable
   vulndb_imports: VulnDbImportsTable
   vulndb_entries: VulnDbEntriesTable
   scan_inventories: ScanInventoriesTable

@@ -249,6 +249,8 @@ export interface TestCluster {
   start(opts?: StartOptions): Promise<TestServer>
   /** Stops every node, then drops the database and removes the blob folder. */
   close(): Promise<void>
+  /** the cluster's database (once a node started) */
+  databaseUrl(): string | undefined
 }
 
 export function testCluster(config: ConfigInput = {}): TestCluster {
@@ -268,5 +270,6 @@ export function testCluster(config: ConfigInput = {}): TestCluster {
       if (url) await dropTestDatabase(url)
       if (blobs) await rm(blobs, { recursive: true, force: true })
     },
+    databaseUrl: () => url,
   }
 }

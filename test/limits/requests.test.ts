@@ -89,12 +89,12 @@ describe('rate limits: requests (auth on)', () => {
     const pull = await token(s, bob, 'repository:apps/web:pull')
     assert.equal(pull.status, 200)
     const got = await statuses(`${s.url}/v2/apps/web/manifests/v1`, 8, { authorization: `Bearer ${pull.token}`, accept: MANIFEST })
-    // bob spent one request above (GET /v2/ in the first test): 5 left of 6.
-    assert.deepEqual(got.map((r) => r.status), [200, 200, 200, 200, 200, 429, 429, 429])
-    assert.equal(got[4]?.headers.get('docker-content-digest'), img)
-    assert.equal(got[4]?.headers.get('ratelimit-remaining'), '0;w=60')
-    assert.equal(got[5]?.headers.get('ratelimit-limit'), '6;w=60')
-    assert.ok(Number(got[5]?.headers.get('retry-after')) >= 1)
+    // bob spent two requests above (GET /v2/ in the first test, and his token): 4 left of 6.
+    assert.deepEqual(got.map((r) => r.status), [200, 200, 200, 200, 429, 429, 429, 429])
+    assert.equal(got[3]?.headers.get('docker-content-digest'), img)
+    assert.equal(got[3]?.headers.get('ratelimit-remaining'), '0;w=60')
+    assert.equal(got[4]?.headers.get('ratelimit-limit'), '6;w=60')
+    assert.ok(Number(got[4]?.headers.get('retry-after')) >= 1)
   })
 
   it('per project: a project admin sets the limit through the API; every caller of the project shares it, other projects are untouched', async () => {
@@ -169,5 +169,64 @@ describe('rate limits: configured through BERTH_* variables', () => {
     // The window reopens.
     await new Promise((r) => setTimeout(r, 1100))
     assert.equal((await fetch(`${s.url}/v2/`)).status, 200)
+  })
+})
+
+describe('rate limits: /token and /chartrepo count per principal like every other request', () => {
+  let s: TestServer
+  before(async () => {
+    s = await startAuthServer({ limits: { requests: { perPrincipal: '6/m', perAddress: '1000/m' } } })
+    await apiOk(s, 'POST', '/projects', ADMIN, { name: 'charts', public: false }, 201)
+  })
+  after(async () => s?.close())
+
+  it('token requests (GET with Basic, POST with a password or a refresh token) draw from the same budget as /v2', async () => {
+    const frank = await addUser(s, 'frank')
+    const form = (fields: Record<string, string>) => fetch(`${s.url}/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(fields).toString() })
+    const seen: number[] = []
+    for (let i = 0; i < 2; i++) seen.push((await token(s, frank)).status)
+    const password = await form({ grant_type: 'password', username: 'frank', password: 'frank-password-1', access_type: 'offline', service: 'berth' })
+    seen.push(password.status)
+    const refresh = ((await password.json()) as { refresh_token: string }).refresh_token
+    const refreshed = await form({ grant_type: 'refresh_token', refresh_token: refresh, service: 'berth' })
+    seen.push(refreshed.status)
+    await refreshed.arrayBuffer()
+    assert.equal(refreshed.headers.get('ratelimit-remaining'), '2;w=60')
+    seen.push((await fetch(`${s.url}/v2/`, { headers: { authorization: frank } })).status)
+    seen.push((await token(s, frank)).status)
+    assert.deepEqual(seen, [200, 200, 200, 200, 200, 200])
+    const refused = await fetch(`${s.url}/token?service=berth`, { headers: { authorization: frank } })
+    const detail = await expectOciError(refused, 'TOOMANYREQUESTS', 429)
+    assert.deepEqual(detail, { limit: 6, window: 60, scope: 'principal' })
+    assert.ok(Number(refused.headers.get('retry-after')) >= 1)
+    const refusedPost = await form({ grant_type: 'password', username: 'frank', password: 'frank-password-1', service: 'berth' })
+    assert.equal(refusedPost.status, 429)
+    await refusedPost.arrayBuffer()
+    // Another user's tokens are theirs; administrators are exempt.
+    assert.equal((await token(s, await addUser(s, 'gus'))).status, 200)
+    for (let i = 0; i < 8; i++) assert.equal((await token(s, ADMIN)).status, 200)
+  })
+
+  it("chart repository requests count against the caller and the project's request limit", async () => {
+    const hana = await addUser(s, 'hana')
+    await apiOk(s, 'POST', '/projects/charts/members', ADMIN, { username: 'hana', role: 'developer' }, 201)
+    const index = async (who: string) => {
+      const res = await fetch(`${s.url}/chartrepo/charts/index.yaml`, { headers: { authorization: who } })
+      await res.arrayBuffer()
+      return res
+    }
+    const got: Response[] = []
+    for (let i = 0; i < 6; i++) got.push(await index(hana))
+    assert.deepEqual(got.map((r) => r.status), [200, 200, 200, 200, 200, 200])
+    assert.equal(got[0]?.headers.get('ratelimit-limit'), '6;w=60')
+    const refused = await fetch(`${s.url}/chartrepo/charts/index.yaml`, { headers: { authorization: hana } })
+    assert.equal(refused.status, 429)
+    assert.ok(Number(refused.headers.get('retry-after')) >= 1)
+    assert.match(((await refused.json()) as { error: string }).error, /too many requests: user hana/)
+    // The project's own limit: shared by its callers on /chartrepo too.
+    await apiOk(s, 'PUT', '/projects/charts/limits', ADMIN, { requests: '2/m' })
+    const ivan = await addUser(s, 'ivan')
+    await apiOk(s, 'POST', '/projects/charts/members', ADMIN, { username: 'ivan', role: 'developer' }, 201)
+    assert.deepEqual([(await index(ivan)).status, (await index(ivan)).status, (await index(ivan)).status], [200, 200, 429])
   })
 })

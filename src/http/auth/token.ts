@@ -5,12 +5,13 @@ import type { Principal } from '../../auth/principal.js'
 import { RegistryError } from '../../errors/registry-error.js'
 import { toOciEnvelope } from '../../errors/envelope.js'
 import { identify } from './credentials.js'
+import type { CallerLimiter } from '../rate-limits.js'
 
 /**
  * The token endpoint of the Docker registry token protocol: GET with Basic credentials (or
  * none, for public content) and the OAuth2 POST form docker uses with refresh tokens.
  */
-export async function tokenRoutes(app: FastifyInstance, opts: { auth: AuthService }): Promise<void> {
+export async function tokenRoutes(app: FastifyInstance, opts: { auth: AuthService; limit?: CallerLimiter }): Promise<void> {
   const { auth } = opts
   app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: 64 * 1024 }, (_req, body, done) => {
     done(null, Object.fromEntries(new URLSearchParams(body as string)))
@@ -27,6 +28,9 @@ export async function tokenRoutes(app: FastifyInstance, opts: { auth: AuthServic
     const query = new URLSearchParams(req.url.slice(req.url.indexOf('?') + 1))
     const caller = await identify(req, auth, { fresh: true })
     if (caller.scheme === 'bearer') throw new RegistryError('UNAUTHORIZED', 'use Basic credentials or a refresh token to obtain a token')
+    // Counted like any request of the principal (rate limits), once it is known.
+    const limited = opts.limit?.(req, reply, caller.principal)
+    if (limited) await limited
     const issued = await auth.issueRegistryToken(caller.principal, parseScopes(query.getAll('scope')))
     const body: Record<string, unknown> = { token: issued.token, access_token: issued.token, expires_in: issued.expiresIn, issued_at: issued.issuedAt }
     if (caller.scheme === 'basic') {
@@ -60,6 +64,8 @@ export async function tokenRoutes(app: FastifyInstance, opts: { auth: AuthServic
     } else {
       return oauthError(reply, 400, 'unsupported_grant_type', 'grant_type must be password or refresh_token')
     }
+    const limited = opts.limit?.(req, reply, principal)
+    if (limited) await limited
     const issued = await auth.issueRegistryToken(principal, parseScopes((form.scope ?? '').split(' ')))
     const body: Record<string, unknown> = {
       access_token: issued.token,
