@@ -18,7 +18,9 @@ import { blobDataPath, revisionLinkPath, tagLinkPath, type DistributionSource, t
 // there with the sizes it names, an index whose children are adoptable, a tag whose manifest is.
 // Everything else is reported by the path in the tree that is broken, and nothing of it is served.
 //
-// A second run adds what was pushed since and moves tags that moved; what is already adopted is
+// A second run adds what was pushed since, moves tags that moved, and deletes the tags an earlier
+// run adopted that were deleted from Distribution since (unless a Berth user moved them: see
+// metadata/repositories/adoption.ts); what is already adopted is
 // skipped after one query per repository (no manifest read, no blob looked at), which is also
 // what makes an interrupted run resumable.
 
@@ -39,7 +41,12 @@ export interface AdoptReport {
   repositories: { found: number; changed: number }
   projectsCreated: string[]
   manifests: { found: number; adopted: number; present: number }
-  tags: { created: number; moved: number; unchanged: number }
+  tags: { created: number; moved: number; unchanged: number; deleted: number }
+  /**
+   * Tags an earlier run adopted that are gone from Distribution since and still point where that
+   * run set them (no Berth user moved them): deleted in Berth too (a dry run only lists them).
+   */
+  deletedTags: { repository: string; tag: string; digest: string }[]
   /** adopted manifests with a subject (the referrers API lists them) */
   referrers: number
   /** adopted tags of the referrers tag schema (`sha256-<hex>`) and of cosign's (`sha256-<hex>.sig|att|sbom`) */
@@ -105,7 +112,8 @@ export async function adoptDistribution(opts: AdoptOptions): Promise<AdoptReport
     repositories: { found: 0, changed: 0 },
     projectsCreated: [],
     manifests: { found: 0, adopted: 0, present: 0 },
-    tags: { created: 0, moved: 0, unchanged: 0 },
+    tags: { created: 0, moved: 0, unchanged: 0, deleted: 0 },
+    deletedTags: [],
     referrers: 0,
     referrerTags: 0,
     blobs: { linked: 0, new: 0, hardlinked: 0, copied: 0, serverCopied: 0, present: 0, bytes: 0 },
@@ -130,9 +138,13 @@ export async function adoptDistribution(opts: AdoptOptions): Promise<AdoptReport
   // Blobs put into Berth's store by this run (a dry run counts them here too): a repository
   // that needs a blob another one is placing waits for it, so no link precedes its file.
   const placed = new Map<string, Promise<void>>()
+  // Blobs new to Berth by this run: their digests are not checked here (that would read every
+  // byte), so they are marked unverified and hashed on their first read (or by a scrub).
+  const fresh = new Set<string>()
   const place = async (digest: Digest, size: number): Promise<void> => {
     const known = target ? await target.meta.blobs.find(digest.value) : undefined
     if (known !== undefined) return count(report, 'present', size)
+    fresh.add(digest.value)
     if (write && target) count(report, await target.placer.place(digest, size), size)
     else count(report, 'new', size)
     progress.bytes += size
@@ -244,8 +256,25 @@ export async function adoptDistribution(opts: AdoptOptions): Promise<AdoptReport
     for (const [digest, path] of revisionPaths) await check(digest, path)
     for (const [tag, digest] of tagTargets) await check(digest, tagLinkPath(listing.name, tag))
 
+    // Tags an earlier run adopted whose folder is gone from the tree: deleted from Distribution.
+    const adopted = repositoryId !== undefined && target ? await target.meta.adoption.adoptedTags(name) : new Map<string, string>()
+    const listed = new Set(listing.tags)
+    const gone = [...adopted].filter(([tag]) => !listed.has(tag))
+
     // Tags: new ones, moved ones, and those of manifests that cannot be adopted.
-    const current = repositoryId !== undefined && target ? await target.meta.tags.current(repositoryId, [...tagTargets.keys()]) : new Map<string, string>()
+    const current = repositoryId !== undefined && target ? await target.meta.tags.current(repositoryId, [...tagTargets.keys(), ...gone.map(([tag]) => tag)]) : new Map<string, string>()
+    // Deleted in Berth too unless a Berth user moved (or deleted) them since.
+    const deletions = gone.filter(([tag, digest]) => current.get(tag) === digest)
+    for (const [tag, digest] of deletions) {
+      report.tags.deleted++
+      report.deletedTags.push({ repository: name, tag, digest })
+    }
+    if (write && target && repositoryId !== undefined && gone.length > 0) {
+      await target.meta.db.transaction().execute(async (trx) => {
+        for (const [tag, digest] of gone) await target.meta.adoption.deleteAdoptedTag(repositoryId, name, tag, digest, trx)
+      })
+    }
+    if (deletions.length > 0) report.repositories.changed++
     const tagsOf = new Map<string, string[]>()
     const movedOnly: [string, string][] = []
     for (const [tag, digest] of tagTargets) {
@@ -267,7 +296,7 @@ export async function adoptDistribution(opts: AdoptOptions): Promise<AdoptReport
       else tagsOf.set(digest, [...(tagsOf.get(digest) ?? []), tag])
     }
     if (order.length === 0 && movedOnly.length === 0) return
-    report.repositories.changed++
+    if (deletions.length === 0) report.repositories.changed++
     await ensureProject(opts.into ?? projectOf(name))
 
     // Blobs into Berth's store, then linked into the repository, then the manifests in order.
@@ -299,11 +328,15 @@ export async function adoptDistribution(opts: AdoptOptions): Promise<AdoptReport
     await target.meta.db.transaction().execute(async (trx) => {
       const id = await target.meta.repositories.ensure(name, at, trx)
       for (const b of needed) await target.meta.blobs.addAndLink(id, b.digest.value, b.size, at, trx)
+      await target.meta.blobs.markUnverified(needed.filter((b) => fresh.has(b.digest.value)).map((b) => b.digest.value), trx)
       for (const [tag, digest] of movedOnly) await target.meta.tags.upsert(id, tag, digest, at, trx)
+      await target.meta.adoption.recordTags(name, movedOnly, trx)
     })
     for (const l of order) {
       try {
-        await target.manifests.put(name, l.digest, l.body, l.parsed.mediaType, tagsOf.get(l.digest) ?? [])
+        const tags = tagsOf.get(l.digest) ?? []
+        await target.manifests.put(name, l.digest, l.body, l.parsed.mediaType, tags)
+        await target.meta.adoption.recordTags(name, tags.map((tag) => [tag, l.digest]))
       } catch (err) {
         // Refused by the push path's own checks: reported, and what names it fails after it.
         if (!(err instanceof RegistryError)) throw err
@@ -324,6 +357,7 @@ export async function adoptDistribution(opts: AdoptOptions): Promise<AdoptReport
   }
   await Promise.all(Array.from({ length: Math.max(1, opts.concurrency ?? 4) }, worker))
   report.projectsCreated.sort()
+  report.deletedTags.sort((a, b) => (a.repository === b.repository ? (a.tag < b.tag ? -1 : 1) : a.repository < b.repository ? -1 : 1))
   report.problems.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))
   report.seconds = Math.round((Date.now() - started) / 100) / 10
   return report

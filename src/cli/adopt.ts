@@ -53,8 +53,9 @@ export async function adoptDistributionCommand(flags: AdoptFlags): Promise<void>
   if (report.problems.length > 0) process.exitCode = 2
 }
 
-/** The tree `--from` names: a directory (Distribution's rootdirectory) or s3://bucket/prefix. */
+/** The tree `--from` names: a directory (Distribution's rootdirectory), s3://bucket/prefix or azure://container/prefix. */
 async function openSource(from: string, config: Config): Promise<DistributionSource> {
+  if (from.startsWith('azure://')) return openAzureSource(from, config)
   if (!from.startsWith('s3://')) return new FsSource(from)
   const url = /^s3:\/\/([^/]+)\/?(.*)$/.exec(from)
   if (!url) throw new Error(`--from ${from}: expected s3://bucket/prefix`)
@@ -62,6 +63,27 @@ async function openSource(from: string, config: Config): Promise<DistributionSou
   const { S3Source } = await import('../adopt/s3-source.js')
   const s3 = config.storage.s3
   return new S3Source(url[1] as string, url[2] as string, { ...s3, requestTimeoutMs: s3.requestTimeout || undefined })
+}
+
+/** azure://container/prefix, reached with Berth's storage.azure settings (endpoint, credentials). */
+async function openAzureSource(from: string, config: Config): Promise<DistributionSource> {
+  const url = /^azure:\/\/([^/]+)\/?(.*)$/.exec(from)
+  if (!url) throw new Error(`--from ${from}: expected azure://container/prefix`)
+  const a = config.storage.azure
+  if (!a.connectionString && !(a.accountName && a.accountKey) && !a.sasToken) {
+    throw new Error(`--from ${from}: give the Azure credentials in storage.azure of the config (connectionString, accountName + accountKey, or sasToken), or their BERTH_STORAGE_AZURE_* variables`)
+  }
+  const { AzureSource } = await import('../adopt/azure-source.js')
+  return new AzureSource(url[1] as string, url[2] as string, {
+    connectionString: a.connectionString,
+    accountName: a.accountName,
+    accountKey: a.accountKey,
+    sasToken: a.sasToken,
+    endpoint: a.endpoint,
+    realm: a.realm,
+    maxAttempts: a.maxAttempts,
+    requestTimeoutMs: a.requestTimeout || undefined,
+  })
 }
 
 /** Where the placer can link or copy server-side: Berth's filesystem root, or its bucket. */
@@ -84,7 +106,8 @@ function printReport(r: AdoptReport): void {
   const verb = r.dryRun ? 'would adopt' : 'adopted'
   console.log(`${r.source}: ${r.repositories.found} repositories (${r.repositories.changed} with something new), ${r.manifests.found} manifests, ${r.layerLinks} layer links`)
   console.log(`${verb} ${r.manifests.adopted} manifest(s) (${r.manifests.present} already in Berth), ${r.referrers} referrer(s)`)
-  console.log(`tags: ${r.tags.created} created, ${r.tags.moved} moved, ${r.tags.unchanged} unchanged (${r.referrerTags} referrer/signature tags)`)
+  console.log(`tags: ${r.tags.created} created, ${r.tags.moved} moved, ${r.tags.deleted} deleted, ${r.tags.unchanged} unchanged (${r.referrerTags} referrer/signature tags)`)
+  for (const t of r.deletedTags) console.log(`  ${r.dryRun ? 'would delete' : 'deleted'} ${t.repository}:${t.tag} (${t.digest}): deleted from Distribution`)
   const how = r.dryRun ? '' : ` (${r.blobs.hardlinked} hard-linked, ${r.blobs.copied} copied, ${r.blobs.serverCopied} copied server-side)`
   console.log(`blobs: ${r.blobs.linked} linked into repositories, ${r.blobs.new} new to Berth's store${how}, ${formatBytes(r.blobs.bytes)}; ${r.blobs.present} already there`)
   if (r.blobs.copied > 0) console.log(`note: ${r.blobs.copied} blob(s) were copied, not hard-linked: Berth's store is on another filesystem than the tree (or one without hard links), so they take space twice`)

@@ -5,6 +5,7 @@ import { digestOf, isAlgorithm, parseDigest } from '../oci/digest.js'
 import { parseManifest } from '../oci/manifest.js'
 import { PathNotFound, type StorageDriver } from '../storage/driver.js'
 import { blobPath } from '../storage/paths.js'
+import { quarantineBlob } from '../registry/quarantine.js'
 import type { MetadataRepositories } from '../metadata/repositories/index.js'
 import { createGcRepository, SCRUB_LEASE, type GcRepository } from '../metadata/repositories/gc.js'
 
@@ -68,8 +69,10 @@ export class ScrubService {
       record.healed = await this.repo.healQuarantine()
       for (let after = ''; ; ) {
         const page = await this.repo.blobsPage(after, batch)
+        const sound: string[] = []
         for (const b of page) {
           const problem = await this.checkBlob(b.digest, b.size, record)
+          if (!problem) sound.push(b.digest)
           if (problem) {
             record.problems.push(problem)
             await this.repo.recordItem(id, { kind: problem.kind, digest: b.digest, size: b.size, detail: problem })
@@ -77,6 +80,8 @@ export class ScrubService {
           }
           record.blobsExamined++
         }
+        // Adopted blobs hashed here are not hashed again on their first read.
+        await this.deps.meta.blobs.markVerified(sound)
         progress({ phase: 'blobs', done: record.blobsExamined, total: counts.blobs })
         await renew()
         if (page.length < batch) break
@@ -133,13 +138,7 @@ export class ScrubService {
     // GC may have collected it meanwhile (row first, then file): not a problem.
     if (!(await this.repo.blobExists(digest))) return undefined
     const breaks = await this.repo.dependents(digest)
-    if (kind === 'corrupt') {
-      const aside = `quarantine/${d.algorithm}/${d.hex}`
-      await this.deps.storage.move(path, aside).catch((err: unknown) => {
-        if (!(err instanceof PathNotFound)) throw err
-      })
-    }
-    const repositories = await this.repo.quarantine(digest, size, kind, this.now())
+    const repositories = await quarantineBlob({ storage: this.deps.storage, gc: this.repo, now: this.now }, d, size, kind)
     return { kind, digest, repositories, breaks }
   }
 

@@ -13,9 +13,10 @@ import type { AdoptReport } from '../../src/adopt/adopt.js'
 import { getManifest, pushFromLayout } from '../helpers/e2e-registry.js'
 import { layoutRef, OciLayout, sampleFiles, sha256Digest } from '../helpers/e2e-layout.js'
 import { needBinary, requireClients } from '../helpers/e2e-process.js'
+import { startDistribution, type Distribution } from '../helpers/e2e-daemons.js'
 import { startServer, type TestServer } from '../helpers/server.js'
 import { berth } from '../transfer/helpers.js'
-import { DISTRIBUTIONS, headDigest, pushImage, seedDistribution, skopeo, startDistributionOn, type RunningDistribution, type Seeded } from './helpers.js'
+import { DISTRIBUTIONS, headDigest, pushImage, seedDistribution, skopeo, type Seeded } from './helpers.js'
 
 const clients = requireClients('adopt distribution', [needBinary('skopeo')])
 
@@ -34,7 +35,7 @@ for (const dist of DISTRIBUTIONS) {
     let work: string
     let root: string
     let berthDir: string
-    let distribution: RunningDistribution
+    let distribution: Distribution
     let seeded: Seeded
     let server: TestServer | undefined
     let first: AdoptReport
@@ -43,7 +44,7 @@ for (const dist of DISTRIBUTIONS) {
       work = await mkdtemp(join(tmpdir(), 'berth-adopt-'))
       root = join(work, 'distribution-storage')
       berthDir = join(work, 'berth')
-      distribution = await startDistributionOn(dist.binary as string, join(work, 'distribution'), { kind: 'filesystem', root })
+      distribution = await startDistribution(join(work, 'distribution'), { binary: dist.binary as string, root })
       seeded = await seedDistribution(distribution.url, work, dist.label.replace(/[^a-z0-9]/g, ''))
     })
     after(async () => {
@@ -135,7 +136,7 @@ for (const dist of DISTRIBUTIONS) {
       assert.deepEqual(second.problems, [])
       assert.equal(second.manifests.adopted, 3)
       assert.equal(second.manifests.present, 8)
-      assert.deepEqual(second.tags, { created: 2, moved: 1, unchanged: 4 })
+      assert.deepEqual(second.tags, { created: 2, moved: 1, unchanged: 4, deleted: 0 })
       assert.deepEqual(second.projectsCreated, ['other'])
       assert.equal(await headDigest(server.url, 'busybox', '1.0'), moved.descriptor.digest)
       assert.equal(await headDigest(server.url, 'team/app', 'v2'), added.descriptor.digest)
@@ -146,7 +147,7 @@ for (const dist of DISTRIBUTIONS) {
       assert.equal(third.manifests.adopted, 0)
       assert.equal(third.repositories.changed, 0)
       assert.equal(third.blobs.linked, 0)
-      assert.deepEqual(third.tags, { created: 0, moved: 0, unchanged: 7 })
+      assert.deepEqual(third.tags, { created: 0, moved: 0, unchanged: 7, deleted: 0 })
     })
 
     it('prints a readable report and progress lines without --json', async () => {

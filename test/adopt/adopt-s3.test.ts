@@ -18,9 +18,10 @@ import { getManifest } from '../helpers/e2e-registry.js'
 import { needBinary, requireClients } from '../helpers/e2e-process.js'
 import { S3_ACCESS_KEY, S3_SECRET_KEY, s3StorageConfig, startS3, type TestS3 } from '../helpers/s3.js'
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3'
+import { startDistribution, type Distribution } from '../helpers/e2e-daemons.js'
 import { startServer, type TestServer } from '../helpers/server.js'
 import { berth } from '../transfer/helpers.js'
-import { DISTRIBUTIONS, headDigest, pushImage, seedDistribution, startDistributionOn, type RunningDistribution, type Seeded } from './helpers.js'
+import { DISTRIBUTIONS, headDigest, pushImage, seedDistribution, type Seeded } from './helpers.js'
 
 const clients = requireClients('adopt distribution (S3)', [needBinary('skopeo')])
 
@@ -50,7 +51,7 @@ for (const dist of DISTRIBUTIONS) {
     let sourceBucket: string
     let storage: ReturnType<typeof s3StorageConfig>
     let configFile: string
-    let distribution: RunningDistribution
+    let distribution: Distribution
     let seeded: Seeded
     let server: TestServer | undefined
 
@@ -62,7 +63,7 @@ for (const dist of DISTRIBUTIONS) {
       configFile = join(work, 'berth.yml')
       // JSON is YAML.
       await writeFile(configFile, JSON.stringify({ dataDir: join(work, 'berth'), storage, log: { level: 'warn' } }))
-      distribution = await startDistributionOn(dist.binary as string, join(work, 'distribution'), { kind: 'filesystem', root: join(work, 'tree') })
+      distribution = await startDistribution(join(work, 'distribution'), { binary: dist.binary as string, root: join(work, 'tree') })
       seeded = await seedDistribution(distribution.url, work, `s3${dist.label.replace(/[^a-z0-9]/g, '')}`)
       await uploadTree(join(work, 'tree'), s3.endpoint, sourceBucket, 'registry')
     })
@@ -104,7 +105,7 @@ for (const dist of DISTRIBUTIONS) {
       const report = parse(await berth(['adopt', 'distribution', '--from', `s3://${sourceBucket}/registry`, '--config', configFile, '--json']))
       assert.deepEqual(report.problems, [])
       assert.equal(report.manifests.adopted, 1)
-      assert.deepEqual(report.tags, { created: 1, moved: 0, unchanged: 5 })
+      assert.deepEqual(report.tags, { created: 1, moved: 0, unchanged: 5, deleted: 0 })
       assert.equal(await headDigest(server.url, 'team/app', 'v2'), added.descriptor.digest)
       const layer = added.layers[0]?.descriptor.digest as string
       const res = await fetch(`${server.url}/v2/team/app/blobs/${layer}`)

@@ -10,9 +10,10 @@ import { randomBytes } from 'node:crypto'
 import { after, before, describe, it } from 'node:test'
 import type { AdoptReport } from '../../src/adopt/adopt.js'
 import { sha256Digest } from '../helpers/e2e-layout.js'
+import { startDistribution } from '../helpers/e2e-daemons.js'
 import { startServer, type TestServer } from '../helpers/server.js'
 import { berth } from '../transfer/helpers.js'
-import { DISTRIBUTIONS, headDigest, pushImage, startDistributionOn } from './helpers.js'
+import { DISTRIBUTIONS, headDigest, pushImage } from './helpers.js'
 
 const dist = DISTRIBUTIONS[0] as (typeof DISTRIBUTIONS)[number]
 
@@ -34,7 +35,7 @@ describe('berth adopt distribution: a damaged tree', { skip: !dist.binary && `${
     const root = join(work, 'storage')
     v2 = join(root, 'docker', 'registry', 'v2')
     berthDir = join(work, 'berth')
-    const distribution = await startDistributionOn(dist.binary as string, join(work, 'distribution'), { kind: 'filesystem', root })
+    const distribution = await startDistribution(join(work, 'distribution'), { binary: dist.binary as string, root })
     try {
       for (const repo of ['good/a', 'bad/missing', 'bad/truncated']) {
         const image = await pushImage(distribution.url, work, repo, '1', repo.replace('/', '-'))

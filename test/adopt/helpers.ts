@@ -1,11 +1,11 @@
 // Real Docker Distribution registries (Debian's docker-registry 2.8.2 and the reference build of
-// v3.1.1) on loopback, their storage on a directory, filled with skopeo and
-// over HTTP; what `berth adopt distribution` is proven against.
+// v3.1.1) on loopback, their storage on a directory (started by ../helpers/e2e-daemons.ts's
+// startDistribution with `binary` and `root`), filled with skopeo and over HTTP; what
+// `berth adopt distribution` is proven against. Filesystem only: their S3 driver cannot write to
+// s3rver (see adopt-s3.test.ts).
 
-import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { randomBytes } from 'node:crypto'
-import { findBinary, freePort, run, startDaemon, waitFor, waitForPort, type Daemon } from '../helpers/e2e-process.js'
+import { findBinary, run } from '../helpers/e2e-process.js'
 import { containersEnv } from '../helpers/e2e-registry.js'
 import { pushFromLayout } from '../helpers/e2e-registry.js'
 import { multiArchLayout, OciLayout, sampleFiles, sha256Digest, MT, type Descriptor, type Image } from '../helpers/e2e-layout.js'
@@ -16,58 +16,6 @@ export const DISTRIBUTIONS = [
   // ../shared/bin of the checkout (BENCH_DISTRIBUTION_BIN's usual value), or /work/shared/bin
   { label: 'registry v3.1.1', binary: findBinary('registry-v3.1.1', [join(import.meta.dirname, '..', '..', '..', 'shared', 'bin', 'registry-v3.1.1'), '/work/shared/bin/registry-v3.1.1']) },
 ]
-
-// Filesystem only: their S3 driver cannot write to s3rver (see adopt-s3.test.ts).
-export type DistributionStorage = { kind: 'filesystem'; root: string }
-
-export interface RunningDistribution {
-  url: string
-  host: string
-  daemon: Daemon
-  stop(): Promise<void>
-}
-
-/** Starts a Distribution binary with its storage as given; `dir` holds its config and log. */
-export async function startDistributionOn(binary: string, dir: string, storage: DistributionStorage): Promise<RunningDistribution> {
-  await mkdir(dir, { recursive: true })
-  const storageLines = ['  filesystem:', `    rootdirectory: ${storage.root}`]
-  let lastError: unknown
-  for (let attempt = 0; attempt < 3; attempt++) {
-    const port = await freePort()
-    const config = join(dir, `config-${port}.yml`)
-    await writeFile(
-      config,
-      [
-        'version: 0.1',
-        'log:',
-        '  level: warn',
-        '  accesslog:',
-        '    disabled: true',
-        'storage:',
-        ...storageLines,
-        '  delete:',
-        '    enabled: true',
-        '  maintenance:',
-        '    uploadpurging:',
-        '      enabled: false',
-        'http:',
-        `  addr: 127.0.0.1:${port}`,
-        `  secret: ${randomBytes(8).toString('hex')}`,
-        '',
-      ].join('\n'),
-    )
-    const daemon = startDaemon('distribution', binary, ['serve', config], { logFile: join(dir, `registry-${port}.log`) })
-    try {
-      await waitForPort('127.0.0.1', port, { daemon, timeoutMs: 20_000 })
-      await waitFor('distribution /v2/', async () => (await fetch(`http://127.0.0.1:${port}/v2/`)).status === 200, { daemon, timeoutMs: 10_000 })
-      return { url: `http://127.0.0.1:${port}`, host: `127.0.0.1:${port}`, daemon, stop: () => daemon.stop() }
-    } catch (err) {
-      lastError = err
-      await daemon.stop()
-    }
-  }
-  throw lastError
-}
 
 /** skopeo with a private containers configuration under `dir`. */
 export async function skopeo(dir: string): Promise<(...args: string[]) => Promise<string>> {

@@ -32,7 +32,10 @@ export interface AccessLogEntry {
 }
 
 export interface DistributionOptions {
+  /** docker-registry by default; any Distribution binary (v3 too) */
   binary?: string
+  /** its storage.filesystem.rootdirectory (default `<dir>/storage`) */
+  root?: string
   proxyRemoteUrl?: string
   /** Basic auth (htpasswd, bcrypt via `htpasswd -Bbn`) with this one user */
   htpasswd?: { username: string; password: string }
@@ -61,7 +64,9 @@ export async function readAccessLog(logFile: string): Promise<AccessLogEntry[]> 
 const MARKER = '/v2/berth-access-log-marker/'
 
 export async function startDistribution(dir: string, opts: DistributionOptions = {}): Promise<Distribution> {
-  await mkdir(join(dir, 'storage'), { recursive: true })
+  const root = opts.root ?? join(dir, 'storage')
+  await mkdir(dir, { recursive: true })
+  await mkdir(root, { recursive: true })
   const htpasswdFile = join(dir, 'htpasswd')
   if (opts.htpasswd) {
     const { stdout } = await run('htpasswd', ['-Bbn', opts.htpasswd.username, opts.htpasswd.password])
@@ -82,7 +87,7 @@ export async function startDistribution(dir: string, opts: DistributionOptions =
         '    disabled: false',
         'storage:',
         '  filesystem:',
-        `    rootdirectory: ${join(dir, 'storage')}`,
+        `    rootdirectory: ${root}`,
         '  delete:',
         '    enabled: true',
         '  maintenance:',

@@ -52,7 +52,7 @@ describe('an idle server keeps its read caches', () => {
  */
 const READS = new Set([
   'repositories.findId', 'repositories.list',
-  'blobs.findLinked', 'blobs.find', 'blobs.linkedSizes', 'blobs.stats',
+  'blobs.linked', 'blobs.findLinked', 'blobs.find', 'blobs.linkedSizes', 'blobs.stats',
   'manifests.findByDigest', 'manifests.peek', 'manifests.findByTag', 'manifests.missing', 'manifests.referrers', 'manifests.any', 'manifests.describe',
   'tags.list', 'tags.referencingBlob', 'tags.current', 'tags.ofManifest',
   'users.find', 'users.list', 'users.count',
@@ -71,6 +71,7 @@ const READS = new Set([
   ...['pendingSinks', 'head', 'deliveries', 'delivery', 'backlog', 'webhookPolicies'].map((m) => `events.${m}`),
   ...['material', 'policies', 'status', 'statusKeys', 'parentsOf'].map((m) => `trust.${m}`),
   'vulndb.active', 'vulndb.imports', 'vulndb.lookup',
+  'adoption.adoptedTags',
   ...['inventory', 'result', 'stale', 'findingsOf', 'packagesOf', 'holders', 'policies'].map((m) => `scans.${m}`),
 ])
 /** Writes of rows no cache holds (bookkeeping): nothing to announce. */
@@ -89,6 +90,8 @@ const UNCACHED_WRITES = new Set([
   'immutability.addImmutabilityRule', 'immutability.deleteImmutabilityRule',
   'retention.putRetentionPolicy', 'retention.createRun', 'retention.updateRun', 'retention.failAbandonedRuns', 'retention.addRunItems', 'retention.prunePulls',
   'pulls.addPulls',
+  // What an adoption set each tag to: read by the next adoption only.
+  'adoption.recordTags',
   // No read cache here holds trust rows; they announce the `trust` kind, which the pull gate's
   // decisions follow (test/trust/gate.test.ts).
   ...['insertMaterial', 'deleteMaterial', 'setPolicy', 'putStatus', 'deleteStatusesOf'].map((m) => `trust.${m}`),
@@ -124,6 +127,7 @@ async function cachedView(c: Caches) {
     byDigest: (await meta.manifests.findByDigest('team/app', DIGEST_A))?.digest ?? null,
     byDigestC: (await meta.manifests.findByDigest('team/app', DIGEST_C))?.digest ?? null,
     link: (await meta.blobs.findLinked('team/app', DIGEST_B)) ?? null,
+    unverified: (await meta.blobs.linked('team/app', DIGEST_B))?.unverified ?? null,
     user: (await auth.authenticator.user('ann'))?.disabled ?? null,
     robot: robotView(await auth.authenticator.robot('robot$team+ci')),
     project: await auth.policy.project('team').then((p) => (p ? { public: p.public, proxy: p.proxy } : null)),
@@ -162,6 +166,9 @@ function writes(c: Caches, metadata: MetadataDb): [string, () => Promise<unknown
     ['robots.insert', async () => meta.robots.insert({ name: 'robot$team+ci', projectId: await project(), secretHash: 'x', permissions: '[]', description: null, expiresAt: null }, now)],
     ['repositories.ensure', () => meta.repositories.ensure('team/app', now)],
     ['blobs.addAndLink', async () => meta.blobs.addAndLink(await repo(), DIGEST_B, 7, now)],
+    ['blobs.markUnverified', () => meta.blobs.markUnverified([DIGEST_B])],
+    ['blobs.markVerified', () => meta.blobs.markVerified([DIGEST_B])],
+    ['blobs.markUnverified', () => meta.blobs.markUnverified([DIGEST_B])],
     ['manifests.insert', async () => meta.manifests.insert(await repo(), manifest(CONTENT.a, [{ digest: DIGEST_B, kind: 'blob' }]), now)],
     ['tags.upsert', async () => meta.tags.upsert(await repo(), 'v1', DIGEST_A, now)],
     ['immutability.insertTagIfAbsent', async () => meta.immutability.insertTagIfAbsent(await repo(), 'v2', DIGEST_A, now)],
@@ -175,6 +182,8 @@ function writes(c: Caches, metadata: MetadataDb): [string, () => Promise<unknown
     ['tags.deleteForManifest', async () => meta.tags.deleteForManifest(await repo(), DIGEST_A)],
     ['tags.upsert', async () => meta.tags.upsert(await repo(), 'v1', DIGEST_A, now)],
     ['retention.removeArtifact', async () => meta.retention.removeArtifact(await repo(), DIGEST_A, ['v1'], async () => false)],
+    ['tags.upsert', async () => meta.tags.upsert(await repo(), 'v1', DIGEST_A, now)],
+    ['adoption.deleteAdoptedTag', async () => meta.adoption.deleteAdoptedTag(await repo(), 'team/app', 'v1', DIGEST_A)],
     ['tags.upsert', async () => meta.tags.upsert(await repo(), 'v1', DIGEST_A, now)],
     ['manifests.delete', async () => meta.manifests.delete(await repo(), DIGEST_A, now)],
     ['blobs.unlink', async () => meta.blobs.unlink(await repo(), DIGEST_B)],

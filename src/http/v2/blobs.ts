@@ -12,11 +12,14 @@ export function blobHandlers(registry: Registry, countOut: (n: number) => void) 
   return {
     async GET({ req, reply, name, ref }: V2Request) {
       const digest = requireDigest(ref)
-      const size = await registry.blobs.stat(name, digest)
+      const { size, unverified } = await registry.blobs.find(name, digest)
       reply.headers(blobHeaders(digest.value))
       if (req.method === 'HEAD') return reply.code(200).header('content-length', size).send()
-      // storage.s3.redirect: the client fetches the bytes (and any Range) from the store itself.
-      const location = await registry.blobs.redirectUrl(digest, 'GET')
+      // storage.s3.redirect: the client fetches the bytes (and any Range) from the store itself,
+      // once Berth has checked them (an adopted blob is hashed on its first read, here).
+      const location = unverified ? undefined : await registry.blobs.redirectUrl(digest, 'GET')
+      // A first read may end in BLOB_UNKNOWN (the bytes did not match): no cache keeps its answer.
+      if (unverified) reply.header('cache-control', 'no-store')
       if (location) return reply.code(307).removeHeader('cache-control').header('location', location).header('content-length', 0).send()
       const range = parseRangeHeader(req.headers.range, size)
       if (range === 'unsatisfiable') {
@@ -25,11 +28,11 @@ export function blobHandlers(registry: Registry, countOut: (n: number) => void) 
       }
       if (range) {
         const length = range.end - range.start + 1
-        const stream = await registry.blobs.open(digest, size, range.start, length)
+        const stream = await registry.blobs.open(digest, size, range.start, length, { verify: unverified })
         countOut(length)
         return send(reply.code(206).header('content-range', `bytes ${range.start}-${range.end}/${size}`).header('content-length', length), stream)
       }
-      const stream = await registry.blobs.open(digest, size)
+      const stream = await registry.blobs.open(digest, size, 0, undefined, { verify: unverified })
       countOut(size)
       return send(reply.code(200).header('content-length', size), stream)
     },

@@ -7,16 +7,32 @@ import { capabilitiesOf } from '../capabilities.js'
 import { prepared } from './prepared.js'
 import { stamp } from '../clock.js'
 
+/**
+ * The settings key marking a blob whose digest was never checked by Berth: one adopted from
+ * another registry's storage (src/adopt) keeps it until its first read or a scrub hashes it.
+ * A settings row, not a column of blobs, so that no migration is needed; the pull path reads it
+ * in the same query as the blob's size.
+ */
+export const UNVERIFIED_KEY = 'blob.unverified:'
+
 // The queries of every blob push and pull, compiled once.
 const selectLinkedSize = prepared((db, repository: string, digest: string) =>
   db
     .selectFrom('repository_blobs as rb')
     .innerJoin('repositories as r', 'r.id', 'rb.repository_id')
     .innerJoin('blobs as b', 'b.digest', 'rb.digest')
-    .select('b.size')
+    .leftJoin('settings as s', (j) => j.on('s.key', '=', sql<string>`${sql.lit(UNVERIFIED_KEY)} || rb.digest`))
+    .select(['b.size', 's.key as unverified'])
     .where('r.name', '=', repository)
     .where('rb.digest', '=', digest),
 )
+
+/** A blob linked into a repository, as the pull path needs it. */
+export interface LinkedBlob {
+  size: number
+  /** its digest is still to be checked on the first read (an adopted blob) */
+  unverified: boolean
+}
 const insertBlob = prepared((db, digest: string, size: number, now: number) =>
   db.insertInto('blobs').values({ digest, size, created_at: stamp(db, now) }).onConflict((oc) => oc.column('digest').doNothing()),
 )
@@ -29,16 +45,21 @@ const insertLink = prepared((db, repositoryId: number, digest: string, now: numb
 )
 
 export function createBlobRepository(db: Db, changes: ChangeFeed) {
-  const links = new ReadCache<number>(changes.generation(BLOB_LINK_KINDS), 50_000)
+  const links = new ReadCache<LinkedBlob>(changes.generation(BLOB_LINK_KINDS), 50_000)
   const { rowLocks } = capabilitiesOf(db)
-  async function findLinkedUncached(repository: string, digest: string): Promise<number | undefined> {
+  async function linkedUncached(repository: string, digest: string): Promise<LinkedBlob | undefined> {
     const row = (await selectLinkedSize(db, repository, digest)).rows[0]
-    return row === undefined ? undefined : Number(row.size)
+    return row === undefined ? undefined : { size: Number(row.size), unverified: row.unverified !== null }
   }
   return {
+    /** A blob linked into the named repository, or undefined (cached). */
+    async linked(repository: string, digest: string): Promise<LinkedBlob | undefined> {
+      return links.get(`${repository}\0${digest}`, () => linkedUncached(repository, digest))
+    },
+
     /** Size of a blob linked into the named repository, or undefined (cached). */
     async findLinked(repository: string, digest: string): Promise<number | undefined> {
-      return links.get(`${repository}\0${digest}`, () => findLinkedUncached(repository, digest))
+      return (await this.linked(repository, digest))?.size
     },
 
     async find(digest: string): Promise<number | undefined> {
@@ -51,6 +72,26 @@ export function createBlobRepository(db: Db, changes: ChangeFeed) {
       await insertBlob(trx, digest, size, now)
       await insertLink(trx, repositoryId, digest, now)
       changes.changed('blob')
+    },
+
+    /** Marks blobs whose digest Berth has not checked (adopted), in the transaction that links them. */
+    async markUnverified(digests: string[], trx: Db = db): Promise<void> {
+      for (let i = 0; i < digests.length; i += 300) {
+        const rows = digests.slice(i, i + 300).map((d) => ({ key: `${UNVERIFIED_KEY}${d}`, value: '' }))
+        await trx.insertInto('settings').values(rows).onConflict((oc) => oc.column('key').doNothing()).execute()
+      }
+      if (digests.length > 0) changes.changed('blob')
+    },
+
+    /** Their bytes were hashed and match: later reads are not hashed again. */
+    async markVerified(digests: string[]): Promise<void> {
+      let removed = 0
+      for (let i = 0; i < digests.length; i += 300) {
+        const keys = digests.slice(i, i + 300).map((d) => `${UNVERIFIED_KEY}${d}`)
+        removed += Number((await db.deleteFrom('settings').where('key', 'in', keys).executeTakeFirst()).numDeletedRows)
+      }
+      // Only a removed mark changes what the pull path reads (scrub calls this for every page).
+      if (removed > 0) changes.changed('blob')
     },
 
     async unlink(repositoryId: number, digest: string): Promise<boolean> {

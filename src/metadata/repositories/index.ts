@@ -24,6 +24,7 @@ import { createEventRepository } from './events.js'
 import { createTrustRepository } from './trust.js'
 import { createVulnDbRepository } from './vulndb.js'
 import { createScanRepository } from './scans.js'
+import { createAdoptionRepository } from './adoption.js'
 
 /**
  * Each writing method announces what it changed to `changes` (see MetadataDb), which lets
@@ -56,6 +57,7 @@ export function createMetadataRepositories(db: Kysely<Database>, changes: Change
     trust: createTrustRepository(db, changes),
     vulndb: createVulnDbRepository(db),
     scans: createScanRepository(db, changes),
+    adoption: createAdoptionRepository(db, changes),
   }
 }
 
