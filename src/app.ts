@@ -14,6 +14,7 @@ import { ACCESS_KINDS } from './metadata/changes.js'
 import { createLogger } from './observability/logger.js'
 import { Metrics } from './observability/metrics.js'
 import { createRuntimeTuning, type RuntimeTuning } from './runtime/tuning.js'
+import { clusterMetricsRender } from './runtime/cluster-metrics.js'
 import { createRegistry, type Registry } from './registry/registry.js'
 import { AuthService } from './auth/service.js'
 import type { OidcLogin } from './auth/oidc.js'
@@ -177,6 +178,8 @@ interface Core {
   storage: StorageDriver
   metadata: MetadataDb
   meta: MetadataRepositories
+  /** other processes serve the same database and storage (`berth serve --workers`, PostgreSQL nodes) */
+  sharedByProcesses: boolean
 }
 
 /**
@@ -188,8 +191,10 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
   const opened = new Opened()
   try {
     const storage = await openStorage(config, deps, opened)
-    const { metadata, meta } = await openMetadataModule(config, log, opened, deps.sharedDatabase ?? cluster.isWorker)
-    const core: Core = { config, log, now: deps.now ?? Date.now, storage, metadata, meta }
+    const sharedDatabase = deps.sharedDatabase ?? cluster.isWorker
+    const { metadata, meta } = await openMetadataModule(config, log, opened, sharedDatabase)
+    const sharedByProcesses = sharedDatabase || metadata.caps.dialect === 'postgres'
+    const core: Core = { config, log, now: deps.now ?? Date.now, storage, metadata, meta, sharedByProcesses }
     const metrics = config.metrics.enabled
       ? new Metrics({
           blobs: () => meta.blobs.stats(),
@@ -339,7 +344,7 @@ function openJobs({ config, log, now, meta }: Core, auth: AuthService, opened: O
 
 /** The OCI registry services, with the checks and counts of the policies and the purge of expired uploads. */
 async function openRegistry(
-  { config, log, now, storage, meta }: Core,
+  { config, log, now, storage, meta, sharedByProcesses }: Core,
   { auth, metrics, runtime, scheduler }: { auth: AuthService; metrics: Metrics | undefined; runtime: RuntimeTuning; scheduler: Scheduler },
   opened: Opened,
 ) {
@@ -388,6 +393,7 @@ async function openRegistry(
         metrics?.bytesIn.inc(n)
         runtime.received(n, receiving)
       },
+      sharedSessions: sharedByProcesses,
     },
   )
 
@@ -606,7 +612,8 @@ function openHttp(
     },
     metricsAddr: config.metrics.addr,
     metrics: metrics && {
-      render: () => metrics.render(),
+      // A worker of `berth serve --workers` answers with the sum over every worker.
+      render: clusterMetricsRender(metrics.registry) ?? (() => metrics.render()),
       observe: (method, route, status, seconds) => {
         metrics.requests.inc({ method, route, status })
         metrics.latency.observe({ method, route }, seconds)

@@ -13,6 +13,12 @@ export interface StoreStats {
   jobs?(): Promise<{ status: string; count: number }[]>
 }
 
+/**
+ * How `berth serve --workers` merges a gauge read from the database or the store (every worker
+ * reads the same figure): the first worker's value, where counters and histograms are summed.
+ */
+const STORE_WIDE = 'first'
+
 /** Prometheus metrics of one Berth process (an instance registry, never the global one). */
 export class Metrics {
   readonly registry = new Registry()
@@ -92,6 +98,7 @@ export class Metrics {
         help: 'Bytes each project holds against its quota (distinct blobs and manifests, open uploads), read at most once a minute',
         labelNames: ['project'],
         registers,
+        aggregator: STORE_WIDE,
         async collect() {
           if (!last || Date.now() - last.at > 60_000) last = { at: Date.now(), rows: projectBytes() }
           this.reset()
@@ -106,6 +113,7 @@ export class Metrics {
         help: 'Background jobs by state (queued: the queue depth, running, and those that ended)',
         labelNames: ['status'],
         registers,
+        aggregator: STORE_WIDE,
         async collect() {
           this.reset()
           for (const r of await jobs()) this.set({ status: r.status }, r.count)
@@ -122,6 +130,7 @@ export class Metrics {
         help: 'Event deliveries waiting, by sink',
         labelNames: ['sink'],
         registers,
+        aggregator: STORE_WIDE,
         async collect() {
           this.reset()
           for (const b of await read()) this.set({ sink: b.sink }, b.pending)
@@ -132,6 +141,7 @@ export class Metrics {
         help: 'Age of the oldest waiting event delivery, by sink (the lag of a sink that is behind)',
         labelNames: ['sink'],
         registers,
+        aggregator: STORE_WIDE,
         async collect() {
           this.reset()
           for (const b of await read()) this.set({ sink: b.sink }, Math.max(0, (Date.now() - b.oldest) / 1000))
@@ -142,6 +152,7 @@ export class Metrics {
       name: 'berth_uploads_in_progress',
       help: 'Open blob upload sessions',
       registers,
+      aggregator: STORE_WIDE,
       async collect() {
         this.set(await stats.uploads())
       },
@@ -150,6 +161,7 @@ export class Metrics {
       name: 'berth_blobs_stored',
       help: 'Blobs in the store',
       registers,
+      aggregator: STORE_WIDE,
       async collect() {
         this.set((await stats.blobs()).count)
       },
@@ -158,6 +170,7 @@ export class Metrics {
       name: 'berth_blob_bytes_stored',
       help: 'Bytes of all blobs in the store (each blob counted once)',
       registers,
+      aggregator: STORE_WIDE,
       async collect() {
         this.set((await stats.blobs()).bytes)
       },
@@ -166,6 +179,7 @@ export class Metrics {
       name: 'berth_storage_free_bytes',
       help: 'Bytes free for writing in the filesystem blob store (absent for object stores)',
       registers,
+      aggregator: STORE_WIDE,
       async collect() {
         const free = await stats.freeBytes().catch(() => undefined)
         if (free !== undefined) this.set(free)

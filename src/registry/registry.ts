@@ -12,10 +12,14 @@ export interface Registry {
   repositories: RepositoryService
 }
 
-export function createRegistry(ctx: RegistryContext, hooks: { onBytesIn?: (n: number, receiving: number) => void } = {}): Registry {
+/**
+ * `sharedSessions`: other processes serve the same upload sessions (`berth serve --workers`, or
+ * nodes on one PostgreSQL), so a session's changes take its lease in the database.
+ */
+export function createRegistry(ctx: RegistryContext, hooks: { onBytesIn?: (n: number, receiving: number) => void; sharedSessions?: boolean } = {}): Registry {
   return {
     blobs: new BlobService(ctx),
-    uploads: new UploadService(ctx, hooks.onBytesIn),
+    uploads: new UploadService(ctx, hooks.onBytesIn, { sharedSessions: hooks.sharedSessions }),
     manifests: new ManifestService(ctx),
     repositories: new RepositoryService(ctx),
   }

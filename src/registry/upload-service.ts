@@ -10,6 +10,7 @@ import { BlobCommitter, CONCURRENT_WRITE } from './blob-committer.js'
 import type { Allowance, RegistryContext } from './context.js'
 import { copyHashing } from './hashing-copy.js'
 import { KeyedLock } from './keyed-lock.js'
+import { SessionLeases } from './session-leases.js'
 import { storageFailure, unlessMissing } from './storage-errors.js'
 import { UploadSessions } from './upload-sessions.js'
 
@@ -38,6 +39,8 @@ export class UploadService {
   readonly sessions: UploadSessions
   private readonly committer: BlobCommitter
   private readonly lock = new KeyedLock()
+  /** leases in the metadata database, when other processes write to the same sessions */
+  private readonly leases: SessionLeases | undefined
   /** request bodies being received now */
   private receiving = 0
 
@@ -45,10 +48,21 @@ export class UploadService {
     private readonly ctx: RegistryContext,
     /** bytes of a request body as they arrive, with the number of bodies being received */
     private readonly onBytesIn: (n: number, receiving: number) => void = () => undefined,
-    opts: { maxCachedHashes?: number } = {},
+    opts: { maxCachedHashes?: number; sharedSessions?: boolean } = {},
   ) {
     this.sessions = new UploadSessions(ctx, opts)
     this.committer = new BlobCommitter(ctx, (id) => this.sessions.discard(id))
+    this.leases = opts.sharedSessions ? new SessionLeases(ctx) : undefined
+  }
+
+  /**
+   * Runs a change of session `id` alone: after the other requests of this process on it (a
+   * lock in memory, the whole cost for a process alone on its database) and, when other
+   * processes serve the same sessions, while holding its lease (see SessionLeases).
+   */
+  private exclusive<T>(id: string, work: () => Promise<T>): Promise<T> {
+    const leases = this.leases
+    return this.lock.run(id, leases ? () => leases.hold(id, work) : work)
   }
 
   async start(repository: string, algorithm: Algorithm): Promise<UploadSession> {
@@ -62,7 +76,7 @@ export class UploadService {
 
   /** Appends a chunk. With a Content-Range, its start must be the session's current size. */
   async append(repository: string, id: string, body: Body, range?: ByteRange): Promise<UploadSession> {
-    return this.lock.run(id, storageFailure(async () => {
+    return this.exclusive(id, storageFailure(async () => {
       const row = await this.sessions.find(repository, id)
       if (range) checkChunkRange(range, row.size, body)
       const algorithm = algorithmOf(row)
@@ -80,7 +94,7 @@ export class UploadService {
    * chunk's Content-Range is checked as a PATCH's is.
    */
   async finish(repository: string, id: string, digest: Digest, body: Body | undefined, range?: ByteRange): Promise<number> {
-    return this.lock.run(id, storageFailure(async () => {
+    return this.exclusive(id, storageFailure(async () => {
       const row = await this.sessions.find(repository, id)
       if (range) checkChunkRange(range, row.size, body)
       if (!body) return this.close(row, row.size, digest)
@@ -102,7 +116,7 @@ export class UploadService {
   }
 
   async cancel(repository: string, id: string): Promise<void> {
-    await this.lock.run(id, storageFailure(async () => {
+    await this.exclusive(id, storageFailure(async () => {
       await this.sessions.find(repository, id)
       await this.sessions.discard(id)
     }))
@@ -132,12 +146,15 @@ export class UploadService {
     let removed = 0
     for (;;) {
       const ids = await this.ctx.meta.uploads.idleSince(cutoff, 100)
+      let discarded = 0
       for (const id of ids) {
-        await this.lock.run(id, () => this.sessions.discard(id))
-        removed++
+        if (await this.lock.run(id, () => this.discardIdle(id))) discarded++
       }
-      if (ids.length < 100) break
+      removed += discarded
+      // Sessions being written to stay: the next purge looks at them again.
+      if (ids.length < 100 || discarded === 0) break
     }
+    await this.ctx.meta.uploads.pruneLeases(this.ctx.now())
     // Half-done writes of crashed nodes (S3: incomplete multipart uploads).
     removed += (await this.ctx.storage.abortIncomplete?.(UPLOADS_ROOT, new Date(cutoff))) ?? 0
     for await (const name of this.ctx.storage.list(UPLOADS_ROOT)) {
@@ -149,6 +166,25 @@ export class UploadService {
       }
     }
     return removed
+  }
+
+  /**
+   * Discards an idle session, unless a request of another process is writing to it now (a
+   * chunk so slow that the session looks idle); true when it did.
+   */
+  private async discardIdle(id: string): Promise<boolean> {
+    if (!this.leases) {
+      await this.sessions.discard(id)
+      return true
+    }
+    const holder = `purge:${randomUUID()}`
+    if (!(await this.leases.take(id, holder))) return false
+    try {
+      await this.sessions.discard(id)
+      return true
+    } finally {
+      await this.ctx.meta.uploads.release(id, holder)
+    }
   }
 
   /**

@@ -1,6 +1,7 @@
 import cluster, { type Worker } from 'node:cluster'
 import { availableParallelism } from 'node:os'
 import type { Logger } from 'pino'
+import { serveClusterMetrics } from './cluster-metrics.js'
 
 // `berth serve --workers N`: a primary process that serves nothing itself starts N worker
 // processes, each a whole Berth (its own event loop, caches and database connections), and
@@ -54,15 +55,22 @@ export interface PrimaryOptions {
  */
 export async function runPrimary({ workers, shutdownTimeoutMs, log }: PrimaryOptions): Promise<void> {
   const live = new Map<number, Worker>()
+  /** the workers that listen (the ones /metrics collects) */
+  const listening = new Set<Worker>()
   const crashes = new Map<number, number>()
   let stopping = false
+  serveClusterMetrics(() => [...listening], (msg, fields) => log.warn(fields, msg))
 
   const fork = (slot: number): Worker => {
     const worker = cluster.fork({ [SLOT_ENV]: String(slot) })
     live.set(slot, worker)
     const startedAt = Date.now()
+    worker.on('message', (message: unknown) => {
+      if (message === READY) listening.add(worker)
+    })
     worker.once('exit', (code, signal) => {
       live.delete(slot)
+      listening.delete(worker)
       if (stopping) {
         if (live.size === 0) process.exit(process.exitCode ?? 0)
         return

@@ -207,7 +207,8 @@ describe('busy polling after responses (http.busyPollMicros)', () => {
   const immediates = () => process.getActiveResourcesInfo().filter((r) => r === 'Immediate').length
 
   async function pendingAfterPull(busyPollMicros: number, tuning = true): Promise<number> {
-    const s = await startServer({ http: { busyPollMicros }, runtime: { tuning } })
+    // In this process whatever BERTH_TEST_WORKERS says: the test looks at this process's loop.
+    const s = await startServer({ http: { busyPollMicros }, runtime: { tuning } }, { workers: 0 })
     try {
       const img = await buildImage(s.url, 'poll/app', 'poll')
       assert.equal((await putManifest(s.url, 'poll/app', 'v1', img.manifest)).status, 201)

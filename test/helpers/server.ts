@@ -120,8 +120,9 @@ export interface StartOptions {
   beforeListen?: (app: App) => void
   /**
    * Serve through `berth serve --workers N` in a child process (default: BERTH_TEST_WORKERS);
-   * `app` is then a second, non-listening instance on the same data, for the tests' look inside.
-   * Ignored with `now`, `logStream`, `wrapStorage` or `beforeListen`, which reach into the app that serves.
+   * `app` is then a second, non-listening instance on the same data, for the tests' look inside,
+   * and `logStream` gets the workers' log lines. Ignored with `now`, `wrapStorage` or
+   * `beforeListen`, which reach into the app that serves.
    */
   workers?: number
 }
@@ -141,17 +142,22 @@ export interface WorkersProcess {
 }
 
 /** Starts `berth serve --workers N` in a child process; resolves once every worker listens. */
-export async function startWorkers(config: Config, workers: number, opts: { adminPassword?: string; env?: NodeJS.ProcessEnv } = {}): Promise<WorkersProcess> {
+export async function startWorkers(config: Config, workers: number, opts: { adminPassword?: string; env?: NodeJS.ProcessEnv; logStream?: NodeJS.WritableStream } = {}): Promise<WorkersProcess> {
   const port = await freePort()
   const file = join(config.dataDir, '.berth-test-config.json')
   // A parsed config parses again (durations are milliseconds): YAML reads JSON.
-  await writeFile(file, JSON.stringify({ ...config, log: { ...config.log, level: 'info', format: 'json' } }))
+  // At least level info: the start is read from the log (a test asking for debug lines gets them).
+  const level = config.log.level === 'debug' || config.log.level === 'trace' ? config.log.level : 'info'
+  await writeFile(file, JSON.stringify({ ...config, log: { ...config.log, level, format: 'json' } }))
   const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: process.env.HOME, ...opts.env }
   if (opts.adminPassword) env.BERTH_ADMIN_PASSWORD = opts.adminPassword
   const child = spawn(process.execPath, [BIN, 'serve', '--config', file, '--addr', `127.0.0.1:${port}`, '--workers', String(workers)], { env, stdio: ['ignore', 'pipe', 'pipe'] })
   let out = ''
   let err = ''
-  child.stdout?.on('data', (d: Buffer) => (out += d.toString()))
+  child.stdout?.on('data', (d: Buffer) => {
+    out += d.toString()
+    opts.logStream?.write(d)
+  })
   child.stderr?.on('data', (d: Buffer) => (err += d.toString()))
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
   try {
@@ -205,12 +211,12 @@ export async function startServer(overrides: ConfigInput = {}, opts: StartOption
     config = parseConfig({ ...config, database: { ...config.database, url: ownDatabase } })
   }
   const workers = opts.workers ?? TEST_WORKERS
-  const inProcess = workers < 1 || opts.now !== undefined || opts.logStream !== undefined || opts.wrapStorage !== undefined || opts.beforeListen !== undefined
+  const inProcess = workers < 1 || opts.now !== undefined || opts.wrapStorage !== undefined || opts.beforeListen !== undefined
   let served: WorkersProcess | undefined
   let app: App
   try {
     // With workers, the child process creates the database first (migrations, the admin user).
-    if (!inProcess) served = await startWorkers(config, workers, { adminPassword: opts.adminPassword })
+    if (!inProcess) served = await startWorkers(config, workers, { adminPassword: opts.adminPassword, logStream: opts.logStream })
     const logger = opts.logStream ? pino({ ...loggerOptions(config.log.level) }, opts.logStream) : pino({ level: config.log.level })
     app = await buildApp(config, { logger, now: opts.now, adminPassword: opts.adminPassword, wrapStorage: opts.wrapStorage, sharedDatabase: !inProcess })
   } catch (err) {

@@ -82,7 +82,7 @@ const UNCACHED_WRITES = new Set([
   ...['append', 'fanOut', 'finish', 'replay', 'lease', 'release', 'insertWebhook', 'updateWebhook', 'deleteWebhook'].map((m) => `events.${m}`),
   // The vulnerability database: VulnDb reads the active generation each time, no cache holds it.
   'vulndb.begin', 'vulndb.addEntries', 'vulndb.activate', 'vulndb.fail', 'vulndb.purge',
-  'uploads.create', 'uploads.setSize', 'uploads.delete',
+  'uploads.create', 'uploads.setSize', 'uploads.delete', 'uploads.lease', 'uploads.release', 'uploads.pruneLeases',
   'credentials.insertToken', 'credentials.markUsed', 'credentials.revoke', 'credentials.revokeFamily', 'credentials.revokePrincipal', 'credentials.pruneTokens', 'credentials.addFailure', 'credentials.block', 'credentials.clearFailures', 'credentials.pruneFailures',
   'audit.insertMany', 'audit.deleteBefore',
   'jobs.insert', 'jobs.claim', 'jobs.renew', 'jobs.finish', 'jobs.failExhausted', 'jobs.prune',

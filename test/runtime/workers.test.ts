@@ -3,9 +3,10 @@
 // /proc (the server side of the TCP connection is a socket inode in exactly one worker's fds).
 
 import assert from 'node:assert/strict'
-import { createHash } from 'node:crypto'
-import { readdir, readFile, readlink, rm } from 'node:fs/promises'
+import { createHash, randomBytes } from 'node:crypto'
+import { readdir, readFile, readlink, rm, stat } from 'node:fs/promises'
 import { Agent, request, type IncomingHttpHeaders } from 'node:http'
+import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { startWorkers, testConfig, type WorkersProcess } from '../helpers/server.js'
@@ -80,15 +81,21 @@ describe('berth serve --workers 2', { skip: process.platform !== 'linux' && 'rea
     assert.equal(code, 0, 'the primary exits 0 on SIGTERM once its workers have stopped')
   })
 
-  /** A new connection that lands on a worker other than `pid`. */
+  /**
+   * A new connection that lands on a worker other than `pid` (a worker that was just restarted
+   * takes connections once it listens, which may take a while on a busy machine).
+   */
   async function connectionAwayFrom(pid: number): Promise<{ agent: Agent; owner: number }> {
-    for (let i = 0; i < 20; i++) {
-      const agent = connection()
-      const r = await call(agent, served.port, 'GET', '/v2/')
-      assert.equal(r.status, 200)
-      const owner = await ownerOf(served.port, r.localPort, await workerPids(primary))
-      if (owner !== pid) return { agent, owner }
-      agent.destroy()
+    for (const started = Date.now(); Date.now() - started < 90_000; ) {
+      for (let i = 0; i < 4; i++) {
+        const agent = connection()
+        const r = await call(agent, served.port, 'GET', '/v2/')
+        assert.equal(r.status, 200)
+        const owner = await ownerOf(served.port, r.localPort, await workerPids(primary))
+        if (owner !== pid) return { agent, owner }
+        agent.destroy()
+      }
+      await sleep(500)
     }
     throw new Error('every connection went to the same worker')
   }
@@ -140,6 +147,81 @@ describe('berth serve --workers 2', { skip: process.platform !== 'linux' && 'rea
     c.destroy()
   })
 
+  it('runs two requests of one upload session on two workers one after the other (a lease in the database)', async () => {
+    const x = randomBytes(2 * 1024 * 1024)
+    const y = randomBytes(1024 * 1024)
+    const a = connection()
+    const started = await call(a, served.port, 'POST', '/v2/team/race/blobs/uploads/')
+    assert.equal(started.status, 202)
+    const first = await ownerOf(served.port, started.localPort, await workerPids(primary))
+    const location = String(started.headers.location)
+    const file = join(dataDir, 'uploads', String(started.headers['docker-upload-uuid']))
+    // A: a PATCH whose body arrives in two halves, on the first worker.
+    let endA: () => void = () => undefined
+    const slow = new Promise<Reply>((resolve, reject) => {
+      const req = request({ host: '127.0.0.1', port: served.port, method: 'PATCH', path: location, agent: a, headers: { 'content-length': String(x.length), 'content-type': 'application/octet-stream' } }, (res) => {
+        const chunks: Buffer[] = []
+        res.on('data', (c: Buffer) => chunks.push(c))
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks), localPort: 0 }))
+      })
+      req.on('error', reject)
+      req.write(x.subarray(0, x.length / 2))
+      endA = () => req.end(x.subarray(x.length / 2))
+    })
+    await waitFor('the first half in storage', async () => ((await stat(file).catch(() => undefined))?.size ?? 0) >= x.length / 2, { timeoutMs: 30_000 })
+    // B: a whole PATCH on the other worker while A is still receiving.
+    const { agent: b } = await connectionAwayFrom(first)
+    const fast = call(b, served.port, 'PATCH', location, y)
+    // Without a lease B appends at once (in the middle of A's bytes); with it, B waits for A.
+    const early = await Promise.race([fast.then(() => true), sleep(2_000).then(() => false)])
+    endA()
+    const [ra, rb] = await Promise.all([slow, fast])
+    assert.equal(ra.status, 202, `A: ${ra.body.toString()}`)
+    assert.equal(rb.status, 202, `B: ${rb.body.toString()}`)
+    assert.equal(early, false, 'B waited for A')
+    assert.equal(rb.headers.range, `0-${x.length + y.length - 1}`, 'B appended after all of A')
+    const whole = Buffer.concat([x, y])
+    const done = await call(b, served.port, 'PUT', `${location}${location.includes('?') ? '&' : '?'}digest=${digestOf(whole)}`)
+    assert.equal(done.status, 201, done.body.toString())
+    const got = await call(b, served.port, 'GET', `/v2/team/race/blobs/${digestOf(whole)}`)
+    assert.ok(got.body.equals(whole))
+    a.destroy()
+    b.destroy()
+  })
+
+  it('refuses, after the first is done, a second chunk at the same offset from another worker (416), and keeps the session', async () => {
+    const x = randomBytes(1024 * 1024)
+    const y = randomBytes(1024 * 1024)
+    const a = connection()
+    const started = await call(a, served.port, 'POST', '/v2/team/race2/blobs/uploads/')
+    const first = await ownerOf(served.port, started.localPort, await workerPids(primary))
+    const location = String(started.headers.location)
+    const file = join(dataDir, 'uploads', String(started.headers['docker-upload-uuid']))
+    let endA: () => void = () => undefined
+    const slow = new Promise<Reply>((resolve, reject) => {
+      const req = request({ host: '127.0.0.1', port: served.port, method: 'PATCH', path: location, agent: a, headers: { 'content-length': String(x.length), 'content-range': `0-${x.length - 1}`, 'content-type': 'application/octet-stream' } }, (res) => {
+        res.resume()
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.alloc(0), localPort: 0 }))
+      })
+      req.on('error', reject)
+      req.write(x.subarray(0, x.length / 2))
+      endA = () => req.end(x.subarray(x.length / 2))
+    })
+    await waitFor('the first half in storage', async () => ((await stat(file).catch(() => undefined))?.size ?? 0) >= x.length / 2, { timeoutMs: 30_000 })
+    const { agent: b } = await connectionAwayFrom(first)
+    const fast = call(b, served.port, 'PATCH', location, y, { 'content-range': `0-${y.length - 1}` })
+    await Promise.race([fast, sleep(2_000)])
+    endA()
+    const [ra, rb] = await Promise.all([slow, fast])
+    assert.equal(ra.status, 202)
+    assert.equal(rb.status, 416, rb.body.toString())
+    assert.equal(rb.headers.range, `0-${x.length - 1}`)
+    const done = await call(b, served.port, 'PUT', `${location}${location.includes('?') ? '&' : '?'}digest=${digestOf(x)}`)
+    assert.equal(done.status, 201, done.body.toString())
+    a.destroy()
+    b.destroy()
+  })
+
   it('restarts a worker killed in the middle of an upload, and the session resumes on another', async () => {
     const data = Buffer.alloc(2 * 1024 * 1024, 3)
     data.write('killed', 0)
@@ -172,6 +254,44 @@ describe('berth serve --workers 2', { skip: process.platform !== 'linux' && 'rea
     assert.equal(done.status, 201, done.body.toString())
     const got = await call(b, served.port, 'GET', `/v2/team/crash/blobs/${digestOf(data)}`)
     assert.ok(got.body.equals(data))
+    b.destroy()
+  })
+
+  it('answers /metrics with the figures of every worker, whichever worker takes the scrape', async () => {
+    const a = connection()
+    const r = await call(a, served.port, 'GET', '/v2/')
+    const { agent: b } = await connectionAwayFrom(await ownerOf(served.port, r.localPort, await workerPids(primary)))
+    const scrape = async (agent: Agent) => {
+      const res = await call(agent, served.port, 'GET', '/metrics')
+      assert.equal(res.status, 200)
+      assert.match(String(res.headers['content-type']), /^text\/plain/)
+      const text = res.body.toString()
+      const value = (name: string, ...labels: string[]) => {
+        const lines = text.split('\n').filter((l) => l.startsWith(name) && labels.every((x) => l.includes(x)))
+        assert.ok(lines.length <= 1, `one ${name} line: ${lines.join(' | ')}`)
+        return Number(lines[0]?.split(' ').pop() ?? 0)
+      }
+      return { base: value('berth_http_requests_total{', 'method="GET"', 'route="base"', 'status="200"'), blobs: value('berth_blobs_stored ') }
+    }
+    const before = await scrape(a)
+    for (let i = 0; i < 3; i++) assert.equal((await call(a, served.port, 'GET', '/v2/')).status, 200)
+    for (let i = 0; i < 4; i++) assert.equal((await call(b, served.port, 'GET', '/v2/')).status, 200)
+    const fromA = await scrape(a)
+    const fromB = await scrape(b)
+    // Counters are summed over the workers: both scrapes saw all 7 requests.
+    assert.equal(fromA.base - before.base, 7)
+    assert.equal(fromB.base - before.base, 7)
+    // Gauges read from the database are the registry's figure, not one per worker added up.
+    const metadata = await openMetadata(`sqlite:${dataDir}/berth.db`, { sharedByProcesses: true })
+    try {
+      const blobs = await metadata.db.selectFrom('blobs').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()
+      assert.ok(Number(blobs.n) > 0)
+      assert.equal(fromA.blobs, Number(blobs.n))
+      assert.equal(fromB.blobs, Number(blobs.n))
+    } finally {
+      await metadata.close()
+    }
+    a.destroy()
     b.destroy()
   })
 

@@ -1,5 +1,12 @@
 import type { Db } from './repositories.js'
 import { prepared } from './prepared.js'
+import { stamp } from '../clock.js'
+
+// Leases of upload sessions are rows of gc_leases (name, holder, expiry; made by migration 0003)
+// named upload:<id>: the one lease table whose expiry runs on the database's clock on PostgreSQL.
+// A type alias (not an interface): withTables needs an index-compatible record.
+type LeaseTables = { gc_leases: { name: string; holder: string; expires_at: number } }
+const LEASE_PREFIX = 'upload:'
 
 export interface UploadRow {
   id: string
@@ -55,6 +62,43 @@ export function createUploadRepository(db: Db) {
     async delete(id: string, trx: Db = db, size?: number): Promise<boolean> {
       const r = size === undefined ? await deleteSession(trx, id) : await deleteSessionOfSize(trx, id, size)
       return Number(r.numAffectedRows) === 1
+    },
+
+    /**
+     * Takes or renews the lease of session `id` for `ms` (the request that holds it is the only
+     * one writing to the session, whichever process runs it); false while another holder's lease
+     * runs. One statement: an insert, or an update of an expired lease or of `holder`'s own.
+     */
+    async lease(id: string, holder: string, now: number, ms: number): Promise<boolean> {
+      const g = db.withTables<LeaseTables>()
+      const until = stamp(g, now, ms)
+      const r = await g
+        .insertInto('gc_leases')
+        .values({ name: LEASE_PREFIX + id, holder, expires_at: until })
+        .onConflict((oc) =>
+          oc
+            .column('name')
+            .doUpdateSet({ holder, expires_at: until })
+            .where((eb) => eb.or([eb('gc_leases.holder', '=', holder), eb('gc_leases.expires_at', '<=', stamp(g, now))])),
+        )
+        .executeTakeFirst()
+      return Number(r.numInsertedOrUpdatedRows ?? 0) === 1
+    },
+
+    /** Gives up `holder`'s lease of session `id`. */
+    async release(id: string, holder: string): Promise<void> {
+      await db.withTables<LeaseTables>().deleteFrom('gc_leases').where('name', '=', LEASE_PREFIX + id).where('holder', '=', holder).execute()
+    },
+
+    /** Removes session leases that expired (their holders died); returns how many. */
+    async pruneLeases(now: number): Promise<number> {
+      const g = db.withTables<LeaseTables>()
+      const r = await g
+        .deleteFrom('gc_leases')
+        .where('name', 'like', `${LEASE_PREFIX}%`)
+        .where('expires_at', '<=', stamp(g, now))
+        .executeTakeFirst()
+      return Number(r.numDeletedRows)
     },
 
     async idleSince(cutoff: number, limit: number): Promise<string[]> {
