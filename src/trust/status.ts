@@ -4,14 +4,21 @@ import { RegistryError } from '../errors/registry-error.js'
 import { parseManifest, type Descriptor, type ParsedManifest } from '../oci/manifest.js'
 import type { Registry } from '../registry/registry.js'
 import { COSIGN_SIGNATURE_ARTIFACT, legacySignatureTag, SIGNATURE_ANNOTATION, SIMPLE_SIGNING, verifyCosign } from './cosign.js'
-import { JWS_MEDIA_TYPE, NOTATION_SIGNATURE_ARTIFACT, verifyNotation } from './notation.js'
+import { COSE_MEDIA_TYPE, JWS_MEDIA_TYPE, NOTATION_SIGNATURE_ARTIFACT, verifyNotation } from './notation.js'
 import { SYSTEM_SCOPE, type CosignKey, type NotationStore, type TrustMaterial } from './material.js'
+import { isBundleMediaType, SIGSTORE_BUNDLE_ARTIFACT, verifyBundle, type SigstoreRoot } from './sigstore.js'
 
 // The verification status of one artifact: every signature found for it (as referrers and under
 // cosign's legacy tag), each verified against the trust material of its project and of the
-// registry, or the reason it is not.
+// registry, or the reason it is not. Sigstore bundles are cosign's keyless format: a verified
+// bundle counts as a cosign signature.
 
 export type SignatureType = 'cosign' | 'notation'
+
+/** The kind of signature a piece of trust material verifies. */
+export function signatureTypeOf(m: TrustMaterial): SignatureType {
+  return m.type === 'notation' ? 'notation' : 'cosign'
+}
 
 export interface SignatureResult {
   type: SignatureType
@@ -23,8 +30,10 @@ export interface SignatureResult {
   /** the key or trust store that verified it */
   key?: string
   keyScope?: 'project' | 'system'
-  /** notation: the signing certificate's subject */
+  /** notation: the signing certificate's subject; Sigstore bundles: its SAN and OIDC issuer */
   identity?: string
+  /** a Sigstore bundle (cosign keyless) rather than a key signature */
+  bundle?: true
   reason?: string
 }
 
@@ -52,18 +61,23 @@ export interface StatusDeps {
 export async function computeStatus(deps: StatusDeps, repository: string, digest: string, material: TrustMaterial[]): Promise<TrustStatus> {
   const cosignKeys = material.filter((m): m is CosignKey => m.type === 'cosign')
   const stores = material.filter((m): m is NotationStore => m.type === 'notation')
+  const roots = material.filter((m): m is SigstoreRoot => m.type === 'sigstore')
   const signatures: SignatureResult[] = []
   for (const found of await signatureManifests(deps.registry, repository, digest)) {
     if (signatures.length >= MAX_SIGNATURES) break
     const layers = found.manifest.blobs.slice(1)
-    if (found.type === 'cosign') {
+    if (found.bundle) {
+      const layer = layers.find((l) => isBundleMediaType(l.mediaType))
+      if (layer) signatures.push(await bundleLayer(deps, repository, digest, found, layer, roots))
+      else signatures.push({ type: 'cosign', bundle: true, source: found.source, manifest: found.digest, verified: false, reason: 'no Sigstore bundle layer' })
+    } else if (found.type === 'cosign') {
       for (const layer of layers.filter((l) => l.mediaType === SIMPLE_SIGNING).slice(0, MAX_SIGNATURES - signatures.length)) {
         signatures.push(await cosignLayer(deps, repository, digest, found, layer, cosignKeys))
       }
     } else {
-      const layer = layers.find((l) => l.mediaType === JWS_MEDIA_TYPE)
+      const layer = layers.find((l) => l.mediaType === JWS_MEDIA_TYPE || l.mediaType === COSE_MEDIA_TYPE)
       if (layer) signatures.push(await notationLayer(deps, repository, digest, found, layer, stores))
-      else signatures.push({ type: 'notation', source: found.source, manifest: found.digest, verified: false, reason: `only ${JWS_MEDIA_TYPE} envelopes are verified (COSE is not supported)` })
+      else signatures.push({ type: 'notation', source: found.source, manifest: found.digest, verified: false, reason: `no ${JWS_MEDIA_TYPE} or ${COSE_MEDIA_TYPE} envelope layer` })
     }
   }
   const verified = (['cosign', 'notation'] as const).filter((t) => signatures.some((s) => s.type === t && s.verified))
@@ -72,6 +86,8 @@ export async function computeStatus(deps: StatusDeps, repository: string, digest
 
 interface FoundManifest {
   type: SignatureType
+  /** a Sigstore bundle referrer */
+  bundle?: true
   source: 'referrer' | 'tag'
   digest: string
   manifest: ParsedManifest
@@ -82,10 +98,11 @@ async function signatureManifests(registry: Registry, repository: string, digest
   const found: FoundManifest[] = []
   const index = (await registry.manifests.referrers(repository, digest, undefined)) as { manifests: Descriptor[] }
   for (const d of index.manifests) {
-    const type = d.artifactType === COSIGN_SIGNATURE_ARTIFACT ? 'cosign' : d.artifactType === NOTATION_SIGNATURE_ARTIFACT ? 'notation' : undefined
+    const bundle = d.artifactType === SIGSTORE_BUNDLE_ARTIFACT
+    const type = d.artifactType === COSIGN_SIGNATURE_ARTIFACT || bundle ? 'cosign' : d.artifactType === NOTATION_SIGNATURE_ARTIFACT ? 'notation' : undefined
     if (!type) continue
     const manifest = await readManifest(registry, repository, d.digest)
-    if (manifest) found.push({ type, source: 'referrer', digest: d.digest, manifest: manifest.parsed })
+    if (manifest) found.push({ type, ...(bundle ? { bundle } : {}), source: 'referrer', digest: d.digest, manifest: manifest.parsed })
   }
   const legacy = await readManifest(registry, repository, legacySignatureTag(digest))
   if (legacy) found.push({ type: 'cosign', source: 'tag', digest: legacy.digest, manifest: legacy.parsed })
@@ -124,9 +141,21 @@ async function notationLayer(deps: StatusDeps, repository: string, subject: stri
   const base = { type: 'notation' as const, source: found.source, manifest: found.digest }
   const envelope = await signatureBlob(deps, repository, layer)
   if (typeof envelope === 'string') return { ...base, verified: false, reason: envelope }
-  const outcome = verifyNotation(envelope, subject, stores, deps.now())
+  const outcome = verifyNotation(envelope, layer.mediaType, subject, stores, deps.now())
   if (!outcome.verified) return { ...base, verified: false, identity: outcome.identity, reason: outcome.reason }
   return { ...base, verified: true, key: outcome.store.name, keyScope: scopeName(outcome.store.scope), identity: outcome.identity }
+}
+
+async function bundleLayer(deps: StatusDeps, repository: string, subject: string, found: FoundManifest, layer: Descriptor, roots: SigstoreRoot[]): Promise<SignatureResult> {
+  const base = { type: 'cosign' as const, bundle: true as const, source: found.source, manifest: found.digest }
+  const body = await signatureBlob(deps, repository, layer)
+  if (typeof body === 'string') return { ...base, verified: false, reason: body }
+  // A message signature signs the subject's manifest bytes.
+  const manifest = (await deps.registry.manifests.get(repository, subject)).content
+  if (!manifest) return { ...base, verified: false, reason: 'the signed manifest is not stored here' }
+  const outcome = await verifyBundle(body, subject, Buffer.from(manifest), roots)
+  if (!outcome.verified) return { ...base, verified: false, identity: outcome.identity, reason: outcome.reason }
+  return { ...base, verified: true, key: outcome.root.name, keyScope: scopeName(outcome.root.scope), identity: outcome.identity }
 }
 
 /** The blob of a signature layer, or why it cannot be read. */

@@ -71,7 +71,7 @@ export async function pushImage(c: Client, repository: string, tag: string, seed
   return putManifest(c, repository, tag, manifest)
 }
 
-async function manifestSize(c: Client, repository: string, digest: string): Promise<number> {
+export async function manifestSize(c: Client, repository: string, digest: string): Promise<number> {
   const res = await fetch(`${c.url}/v2/${repository}/manifests/${digest}`, { method: 'HEAD', headers: headers(c, { accept: OCI_MANIFEST }) })
   return Number(res.headers.get('content-length'))
 }
