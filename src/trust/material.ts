@@ -1,11 +1,13 @@
 import { createPublicKey, X509Certificate, type KeyObject } from 'node:crypto'
 import { RegistryError } from '../errors/registry-error.js'
+import { sigstoreRoot, type SigstoreRoot } from './sigstore.js'
 
-// Trust material as the API takes it: cosign public keys (PEM SubjectPublicKeyInfo) and notation
-// trust stores (a PEM chain of CA certificates and the signer identities trusted under them).
+// Trust material as the API takes it: cosign public keys (PEM SubjectPublicKeyInfo), notation
+// trust stores (a PEM chain of CA certificates and the signer identities trusted under them) and
+// Sigstore trusted roots (for keyless bundles, with the signer identities trusted under them).
 // Each is checked when added, so a verification never meets unreadable material.
 
-export type MaterialType = 'cosign' | 'notation'
+export type MaterialType = 'cosign' | 'notation' | 'sigstore'
 
 /** A cosign public key; `algorithm` says which signatures it can verify. */
 export interface CosignKey {
@@ -30,7 +32,7 @@ export interface NotationStore {
   identities: string[]
 }
 
-export type TrustMaterial = CosignKey | NotationStore
+export type TrustMaterial = CosignKey | NotationStore | SigstoreRoot
 
 const NAME = /^[a-z0-9][a-z0-9._-]{0,63}$/
 const MAX_PEM = 64 * 1024
@@ -43,7 +45,8 @@ export function parseMaterial(input: unknown, scope: string, createdAt: number):
   if (typeof body.name !== 'string' || !NAME.test(body.name)) throw RegistryError.invalidField('name', 'lower-case letters, digits, ".", "_" and "-", at most 64 characters')
   if (body.type === 'cosign') return { ...cosignKey(body.publicKey), name: body.name, scope, createdAt }
   if (body.type === 'notation') return { ...notationStore(body.certificates, body.identities), name: body.name, scope, createdAt }
-  throw RegistryError.invalidField('type', 'cosign or notation')
+  if (body.type === 'sigstore') return { ...sigstoreRoot(body.trustedRoot, body.identities, body.requireTlog), name: body.name, scope, createdAt }
+  throw RegistryError.invalidField('type', 'cosign, notation or sigstore')
 }
 
 function pemText(field: string, value: unknown): string {
@@ -129,6 +132,7 @@ function normalisedDn(parts: string[]): Set<string> {
 export function materialView(m: TrustMaterial) {
   const base = { name: m.name, type: m.type, scope: m.scope === SYSTEM_SCOPE ? 'system' : 'project', createdAt: new Date(m.createdAt).toISOString() }
   if (m.type === 'cosign') return { ...base, algorithm: m.algorithm, publicKey: m.publicKey }
+  if (m.type === 'sigstore') return { ...base, trustedRoot: m.trustedRoot, identities: m.identities, requireTlog: m.requireTlog }
   return {
     ...base,
     certificates: m.pem,
@@ -143,7 +147,9 @@ export const SYSTEM_SCOPE = ':system'
 
 /** Stored JSON of material. */
 export function materialJson(m: TrustMaterial): string {
-  return m.type === 'cosign' ? JSON.stringify({ publicKey: m.publicKey }) : JSON.stringify({ certificates: m.pem, identities: m.identities })
+  if (m.type === 'cosign') return JSON.stringify({ publicKey: m.publicKey })
+  if (m.type === 'sigstore') return JSON.stringify({ trustedRoot: m.trustedRoot, identities: m.identities, requireTlog: m.requireTlog })
+  return JSON.stringify({ certificates: m.pem, identities: m.identities })
 }
 
 /** Material read back from its stored row (checked when it was added). */
@@ -151,5 +157,6 @@ export function materialFromRow(row: { scope: string; name: string; type: string
   const stored = JSON.parse(row.material) as Record<string, unknown>
   const { scope, name, createdAt } = row
   if (row.type === 'cosign') return { ...cosignKey(stored.publicKey), name, scope, createdAt }
+  if (row.type === 'sigstore') return { ...sigstoreRoot(stored.trustedRoot, stored.identities, stored.requireTlog), name, scope, createdAt }
   return { ...notationStore(stored.certificates, stored.identities), name, scope, createdAt }
 }

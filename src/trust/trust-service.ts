@@ -7,7 +7,8 @@ import { compilePattern, pathInProject, projectOf, type Matcher } from '../polic
 import type { Registry } from '../registry/registry.js'
 import { subjectOfSignatureTag } from './cosign.js'
 import { materialFromRow, materialJson, materialView, parseMaterial, SYSTEM_SCOPE, type TrustMaterial } from './material.js'
-import { computeStatus, type SignatureType, type TrustStatus } from './status.js'
+import { checkTrustedRoot } from './sigstore.js'
+import { computeStatus, signatureTypeOf, type SignatureType, type TrustStatus } from './status.js'
 
 // Signatures inside Berth: trust material and pull policies per project (and registry-wide
 // material), the verification status of each artifact, computed when a signature arrives or the
@@ -63,6 +64,7 @@ export class TrustService {
   async addMaterial(project: string | undefined, body: unknown) {
     const scope = project ?? SYSTEM_SCOPE
     const material = parseMaterial(body, scope, this.deps.now())
+    if (material.type === 'sigstore') await checkTrustedRoot(material)
     if (!(await this.deps.meta.trust.insertMaterial({ scope, name: material.name, type: material.type, material: materialJson(material), createdAt: material.createdAt }))) {
       throw RegistryError.conflict(`trust material ${material.name} exists${project ? ` in project ${project}` : ' registry-wide'}`)
     }
@@ -321,7 +323,7 @@ function refusal(repository: string, digest: string, policy: CompiledPolicy, sta
   const what = wanted.map((t) => `a ${t} signature`).join(' or ')
   const relevant = status.signatures.filter((sig) => wanted.includes(sig.type))
   const found = relevant.length === 0 ? `${repository}@${digest} has none` : `${repository}@${digest} has ${relevant.length} that did not verify (${relevant.map((r) => r.reason).join('; ')})`
-  const accepted = material.filter((m) => wanted.includes(m.type)).map((m) => `${m.name} (${m.type}, ${m.scope === SYSTEM_SCOPE ? 'registry-wide' : `project ${project}`})`)
+  const accepted = material.filter((m) => wanted.includes(signatureTypeOf(m))).map((m) => `${m.name} (${m.type}, ${m.scope === SYSTEM_SCOPE ? 'registry-wide' : `project ${project}`})`)
   const how = accepted.length === 0 ? `no ${wanted.join(' or ')} trust material is configured for project ${project} or the registry` : `a signature verified by ${accepted.join(', ')} is accepted`
   return RegistryError.denied(`project ${project}'s trust policy requires ${what}: ${found}; ${how}, or exempt the repository in the policy's exemptRepositories`, {
     require: policy.require,

@@ -50,7 +50,7 @@ describe('trust material and policy API', () => {
     await bad({ name: 'k', type: 'cosign', publicKey: 'not a key' }, /publicKey: a PEM public key/)
     await bad({ name: 'k', type: 'cosign', publicKey: '-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n' }, /publicKey: not a readable PEM public key/)
     await bad({ name: 'Bad Name', type: 'cosign', publicKey: pem }, /name:/)
-    await bad({ name: 'k', type: 'gpg', publicKey: pem }, /type: cosign or notation/)
+    await bad({ name: 'k', type: 'gpg', publicKey: pem }, /type: cosign, notation or sigstore/)
     await bad({ name: 'k', type: 'notation', certificates: pem, identities: ['*'] }, /certificates: a PEM chain of X.509 certificates/)
   })
 

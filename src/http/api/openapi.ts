@@ -116,8 +116,16 @@ export const OPENAPI = {
       TrustKey: {
         type: 'object',
         required: ['name', 'type'],
-        description: 'cosign: publicKey (PEM; ECDSA P-256/P-384, Ed25519, RSA); notation: certificates (PEM chain holding the CA) and identities ("*" or "x509.subject: CN=…")',
-        properties: { name: { type: 'string' }, type: { enum: ['cosign', 'notation'] }, publicKey: { type: 'string' }, certificates: { type: 'string' }, identities: { type: 'array', items: { type: 'string' } } },
+        description: 'cosign: publicKey (PEM; ECDSA P-256/P-384, Ed25519, RSA); notation: certificates (PEM chain holding the CA) and identities ("*" or "x509.subject: CN=…"); sigstore: trustedRoot (trusted_root.json), identities ({"issuer","subject"}) and requireTlog (default true)',
+        properties: {
+          name: { type: 'string' },
+          type: { enum: ['cosign', 'notation', 'sigstore'] },
+          publicKey: { type: 'string' },
+          certificates: { type: 'string' },
+          identities: { type: 'array', items: { oneOf: [{ type: 'string' }, { type: 'object', required: ['issuer', 'subject'], properties: { issuer: { type: 'string' }, subject: { type: 'string' } } }] } },
+          trustedRoot: { type: 'object' },
+          requireTlog: { type: 'boolean' },
+        },
       },
       ProjectLimits: {
         type: 'object',
@@ -462,7 +470,7 @@ export const OPENAPI = {
       get: op('Deliveries, newest first', { parameters: [query('limit', 'integer', '1-1000, default 100')], responses: { '200': { description: 'deliveries', ...json({ type: 'array', items: { $ref: '#/components/schemas/WebhookDelivery' } }) }, ...errors } }),
     },
     '/projects/{project}/webhooks/{name}/deliveries/{id}/replay': { post: { summary: 'Queue the delivery\'s event again (same id)', responses: { '202': { description: 'the new delivery', ...json({ $ref: '#/components/schemas/WebhookDelivery' }) }, ...errors } } },
-    '/projects/{project}/trust/keys': { post: createdOp('Add a cosign public key or a notation trust store to the project (project administrators)', 'TrustKey'), get: op('The project\'s trust material') },
+    '/projects/{project}/trust/keys': { post: createdOp('Add a cosign public key, a notation trust store or a Sigstore trusted root to the project (project administrators)', 'TrustKey'), get: op('The project\'s trust material') },
     '/projects/{project}/trust/keys/{name}': { delete: { summary: 'Remove trust material (project administrators)', responses: { '204': { description: 'deleted' }, ...errors } } },
     '/trust/keys': { post: createdOp('Add registry-wide trust material (system administrators)', 'TrustKey'), get: op('Registry-wide trust material (system administrators)') },
     '/trust/keys/{name}': { delete: { summary: 'Remove registry-wide trust material (system administrators)', responses: { '204': { description: 'deleted' }, ...errors } } },
