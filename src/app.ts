@@ -3,6 +3,7 @@ import { join, resolve } from 'node:path'
 import type { Logger } from 'pino'
 import type { FastifyInstance } from 'fastify'
 import type { Config } from './config/schema.js'
+import { maskSecrets } from './config/load.js'
 import { buildHttpServer } from './http/server.js'
 import { Limits } from './limits/limits.js'
 import { Scheduler } from './jobs/scheduler.js'
@@ -603,6 +604,7 @@ function openHttp(
       vulndb: s.vulndb,
       scan: { service: s.scan.service, policies: s.scan.policies, queries: s.scan.queries },
       limits: s.limits,
+      config: () => maskSecrets(config),
     },
     rateLimits: s.limits,
     ready: async () => {

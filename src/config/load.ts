@@ -201,6 +201,7 @@ export function maskSecrets(config: Config): unknown {
       const key = path.join('.')
       return node !== undefined && SECRET_KEYS.some((re) => re.test(key) || re.test(path.at(-1) ?? '')) ? '*****' : node
     }
+    if (Array.isArray(node)) return node.map((v, i) => mask(v, [...path, String(i)]))
     return Object.fromEntries(Object.entries(node).map(([k, v]) => [k, mask(v, [...path, k])]))
   }
   return mask(config, [])

@@ -527,7 +527,7 @@ export type Config = Zod.infer<ConfigSchema>
 export type ConfigInput = Zod.input<ConfigSchema>
 
 /** Keys whose values are masked by `berth config check` and never logged. */
-export const SECRET_KEYS = [/password/i, /secret/i, /privateKey/i, /^database\.url$/, /^storage\.azure\.(accountKey|sasToken|connectionString)$/]
+export const SECRET_KEYS = [/password/i, /secret/i, /privateKey/i, /^database\.url$/, /^storage\.azure\.(accountKey|sasToken|connectionString)$/, /^notifications\.endpoints\.\d+\.headers\./]
 
 /** Why a cron expression is refused, or undefined when croner accepts it. */
 export function cronProblem(expression: string): string | undefined {

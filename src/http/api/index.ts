@@ -37,6 +37,7 @@ import type { ScanPolicies } from '../../scan/policy.js'
 import type { ScanQueries } from '../../scan/queries.js'
 import type { ScanService } from '../../scan/scan-service.js'
 import { scanRoutes } from './scan.js'
+import { systemRoutes } from './system.js'
 import { projectLimitRoutes } from './limits.js'
 import type { Limits } from '../../limits/limits.js'
 import type { ImageTarService } from '../../transfer/image-tar.js'
@@ -72,6 +73,8 @@ export interface ApiServices {
   scan?: { service: ScanService; policies: ScanPolicies; queries: ScanQueries }
   /** one image as an OCI layout tar or docker-archive (…/artifacts/{digest}/export, …/import) */
   imageTar?: { service: ImageTarService; maxImportSize: number }
+  /** the effective configuration, secrets masked (GET /system/config, administrators) */
+  config?: () => unknown
 }
 
 export interface ApiOptions extends ApiContext {
@@ -136,6 +139,7 @@ export async function apiRoutes(app: FastifyInstance, opts: ApiOptions): Promise
     if (services.trust) await app.register(trustRoutes, { ...ctx, authEnabled: opts.authEnabled, trust: services.trust, catalog: services.catalog })
     if (services.vulndb) await app.register(vulnDbRoutes, { vulndb: services.vulndb, authEnabled: opts.authEnabled })
     if (services.limits) await app.register(projectLimitRoutes, { ...ctx, limits: services.limits })
+    if (services.config) await app.register(systemRoutes, { config: services.config, requireAdmin: adminOnly })
     if (services.scan) await app.register(scanRoutes, { ...ctx, authEnabled: opts.authEnabled, catalog: services.catalog, scans: services.scan.service, policies: services.scan.policies, queries: services.scan.queries })
     if (services.imageTar) await app.register(imageTarRoutes, { ...ctx, authEnabled: opts.authEnabled, catalog: services.catalog, imageTar: services.imageTar.service, maxImportSize: services.imageTar.maxImportSize })
   }

@@ -418,6 +418,7 @@ export const OPENAPI = {
     '/gc/{id}': { get: op('A GC run with what it deleted (admin)') },
     '/gc/history': { get: op('GC runs (admin)', { parameters: [{ name: 'limit', in: 'query' }, { name: 'offset', in: 'query' }] }) },
     '/gc/schedule': { get: op('The GC cron schedule in effect (admin)'), put: op('Set the GC cron schedule; "" or null clears it (admin)', body('GcSchedule')) },
+    '/system/config': { get: op('The effective configuration (file, BERTH_* variables and defaults merged), every secret value masked as *****, as `berth config check` prints it (system administrators)') },
     '/vulndb': { get: op('The vulnerability database in use: version, sources (ecosystem, advisories, newest modified), advisory count, import time and age (any signed-in caller)') },
     '/jobs': { get: op('Background jobs, newest first (admin)', { parameters: ['status', 'kind', 'limit', 'offset'].map((name) => ({ name, in: 'query' })) }) },
     '/jobs/{id}': { get: op('A background job: kind, payload, status, attempts, lease, last error (admin)') },
