@@ -1,7 +1,7 @@
 import { useQuery } from '@tanstack/react-query'
 import { useState } from 'react'
 import { get } from './api'
-import { Empty, ErrorMessage, Field, Loading } from './components'
+import { Empty, ErrorMessage, Field, Loading, Table } from './components'
 import type { AuditEvent } from './types'
 
 const PAGE = 50
@@ -26,34 +26,20 @@ export function AuditTable({ project }: { project?: string }) {
       <ErrorMessage error={events.error} />
       {events.data && events.data.length === 0 && <Empty>No events.</Empty>}
       {events.data && events.data.length > 0 && (
-        <div className="table-wrap">
-          <table>
-            <thead>
-              <tr>
-                <th scope="col">Time</th>
-                <th scope="col">User</th>
-                <th scope="col">Action</th>
-                <th scope="col">Resource</th>
-                <th scope="col">Result</th>
-                <th scope="col">Address</th>
-              </tr>
-            </thead>
-            <tbody>
-              {events.data.map((e) => (
-                <tr key={e.id}>
-                  <td>
-                    <time dateTime={e.at}>{new Date(e.at).toLocaleString()}</time>
-                  </td>
-                  <td>{e.user}</td>
-                  <td>{e.action}</td>
-                  <td className="mono">{e.resource ?? e.repository ?? e.project ?? ''}</td>
-                  <td>{e.result}</td>
-                  <td className="mono">{e.address}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <Table head={['Time', 'User', 'Action', 'Resource', 'Result', 'Address']}>
+          {events.data.map((e) => (
+            <tr key={e.id}>
+              <td>
+                <time dateTime={e.at}>{new Date(e.at).toLocaleString()}</time>
+              </td>
+              <td>{e.user}</td>
+              <td>{e.action}</td>
+              <td className="mono">{e.resource ?? e.repository ?? e.project ?? ''}</td>
+              <td>{e.result}</td>
+              <td className="mono">{e.address}</td>
+            </tr>
+          ))}
+        </Table>
       )}
       <Pager offset={offset} size={PAGE} count={events.data?.length ?? 0} onChange={setOffset} />
     </section>

@@ -180,3 +180,57 @@ export interface Job {
   lastError?: string | null
   [k: string]: unknown
 }
+
+export type Severity = 'critical' | 'high' | 'medium' | 'low' | 'unknown'
+
+export interface Finding {
+  id: string
+  aliases: string[]
+  package: string
+  version: string
+  fixedVersion: string | null
+  severity: Severity
+  /** the digest of the layer the package came from */
+  layer: string
+  ecosystem: string
+  purl: string
+  summary?: string
+  /** os/architecture of the platform (findings of an index) */
+  platform?: string
+  /** what a VEX statement says of the finding, when one applies */
+  vex?: { status: string; justification?: string | null }
+}
+
+/** GET …/artifacts/{digest}/vulnerabilities */
+export interface ScanReport {
+  status: 'pending' | 'running' | 'done' | 'failed'
+  scannedAt: string | null
+  database: string | null
+  summary: Record<Severity, number>
+  findings: Finding[]
+  error?: string
+}
+
+export interface AllowlistEntry {
+  id: string
+  expiresAt: string | null
+}
+
+/** GET|PUT /projects/{p}/scan-policy */
+export interface ScanPolicy {
+  scanOnPush: boolean
+  blockSeverity: 'none' | 'low' | 'medium' | 'high' | 'critical'
+  blockUnscanned: boolean
+  allowlist: AllowlistEntry[]
+}
+
+/** GET /vulndb */
+export interface VulnDbStatus {
+  version: string | null
+  importedAt: string | null
+  sources: { ecosystem: string; advisories: number; modified: string }[]
+  advisories: number
+  ageSeconds: number | null
+  files: string[]
+  notes: string[]
+}

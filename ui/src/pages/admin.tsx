@@ -4,15 +4,18 @@ import { Link, NavLink, Route, Routes } from 'react-router'
 import { Robots } from './project'
 import { api, get, seg } from '../api'
 import { AuditTable, Pager } from '../audit-table'
-import { Dialog, Empty, ErrorMessage, Lazy, Loading } from '../components'
+import { Dialog, Empty, ErrorMessage, Lazy, Loading, Table } from '../components'
 import { CheckField, Form, SelectField, TextField, useValues } from '../form'
 import { ago, bytes } from '../format'
 import { runtime } from '../runtime'
 import { useIsAdmin } from '../session'
 import { Registries } from './registries'
 import { Replication } from './replication'
+import { VulnDb } from './scan'
+import { TrustKeys } from './trust'
 
 const Webhooks = lazy(() => import('./webhooks'))
+const JsonView = lazy(() => import('../json-view'))
 
 interface UserView {
   username: string
@@ -68,6 +71,9 @@ export default function Admin() {
         <NavLink to="/admin/replication">Replication</NavLink>
         <NavLink to="/admin/webhooks">Webhooks</NavLink>
         <NavLink to="/admin/storage">Storage</NavLink>
+        <NavLink to="/admin/vulnerability-database">Vulnerability database</NavLink>
+        <NavLink to="/admin/trust">Trusted keys</NavLink>
+        <NavLink to="/admin/config">Configuration</NavLink>
         {runtime.authEnabled && <NavLink to="/admin/audit">Audit log</NavLink>}
       </nav>
       <Routes>
@@ -79,6 +85,9 @@ export default function Admin() {
         <Route path="replication" element={<Replication />} />
         <Route path="webhooks" element={<Lazy page={<Webhooks />} />} />
         <Route path="storage" element={<Storage />} />
+        <Route path="vulnerability-database" element={<VulnDb />} />
+        <Route path="trust" element={<TrustKeys />} />
+        <Route path="config" element={<Configuration />} />
         <Route path="audit" element={<AuditTable />} />
       </Routes>
     </>
@@ -103,41 +112,28 @@ function Users() {
       {users.isPending && <Loading />}
       <ErrorMessage error={users.error ?? update.error ?? remove.error} />
       {users.data && (
-        <div className="table-wrap">
-          <table>
-            <thead>
-              <tr>
-                <th scope="col">Username</th>
-                <th scope="col">Source</th>
-                <th scope="col">Administrator</th>
-                <th scope="col">Last sign-in</th>
-                <th scope="col">Actions</th>
-              </tr>
-            </thead>
-            <tbody>
-              {users.data.map((u) => (
-                <tr key={u.username}>
-                  <td>
-                    {u.username} {u.disabled && <span className="badge">disabled</span>}
-                  </td>
-                  <td>{u.source}</td>
-                  <td>
-                    <input type="checkbox" aria-label={`${u.username} is an administrator`} checked={u.admin} onChange={(e) => update.mutate({ u: u.username, patch: { admin: e.target.checked } })} />
-                  </td>
-                  <td>{ago(u.lastLoginAt)}</td>
-                  <td className="row-actions">
-                    <button type="button" onClick={() => update.mutate({ u: u.username, patch: { disabled: !u.disabled } })}>
-                      {u.disabled ? 'Enable' : 'Disable'}
-                    </button>
-                    <button type="button" className="danger" aria-label={`Delete user ${u.username}`} onClick={() => remove.mutate(u.username)}>
-                      Delete
-                    </button>
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <Table head={['Username', 'Source', 'Administrator', 'Last sign-in', 'Actions']}>
+          {users.data.map((u) => (
+            <tr key={u.username}>
+              <td>
+                {u.username} {u.disabled && <span className="badge">disabled</span>}
+              </td>
+              <td>{u.source}</td>
+              <td>
+                <input type="checkbox" aria-label={`${u.username} is an administrator`} checked={u.admin} onChange={(e) => update.mutate({ u: u.username, patch: { admin: e.target.checked } })} />
+              </td>
+              <td>{ago(u.lastLoginAt)}</td>
+              <td className="row-actions">
+                <button type="button" onClick={() => update.mutate({ u: u.username, patch: { disabled: !u.disabled } })}>
+                  {u.disabled ? 'Enable' : 'Disable'}
+                </button>
+                <button type="button" className="danger" aria-label={`Delete user ${u.username}`} onClick={() => remove.mutate(u.username)}>
+                  Delete
+                </button>
+              </td>
+            </tr>
+          ))}
+        </Table>
       )}
       <Pager offset={offset} size={PAGE} count={users.data?.length ?? 0} onChange={setOffset} />
       <Dialog open={adding} title="New user" onClose={() => setAdding(false)}>
@@ -188,39 +184,25 @@ function Gc() {
       {history.isPending && <Loading />}
       {history.data && history.data.runs.length === 0 && <Empty>No runs yet.</Empty>}
       {history.data && history.data.runs.length > 0 && (
-        <div className="table-wrap">
-          <table>
-            <thead>
-              <tr>
-                <th scope="col">Started</th>
-                <th scope="col">Kind</th>
-                <th scope="col">Status</th>
-                <th scope="col">Blobs</th>
-                <th scope="col">Manifests</th>
-                <th scope="col">Freed</th>
-              </tr>
-            </thead>
-            <tbody>
-              {history.data.runs.map((r) => (
-                <tr key={r.id}>
-                  <td>
-                    <time dateTime={r.startedAt}>{new Date(r.startedAt).toLocaleString()}</time>
-                  </td>
-                  <td>
-                    {r.dryRun ? 'dry run' : 'run'} ({r.trigger})
-                  </td>
-                  <td>{r.status === 'failed' ? `failed: ${r.error ?? ''}` : r.status}</td>
-                  <td>{r.blobsDeleted}</td>
-                  <td>{r.manifestsDeleted}</td>
-                  <td>
-                    {bytes(r.bytesFreed)}
-                    {r.dryRun ? ' (would free)' : ''}
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <Table head={['Started', 'Kind', 'Status', 'Blobs', 'Manifests', 'Freed']}>
+          {history.data.runs.map((r) => (
+            <tr key={r.id}>
+              <td>
+                <time dateTime={r.startedAt}>{new Date(r.startedAt).toLocaleString()}</time>
+              </td>
+              <td>
+                {r.dryRun ? 'dry run' : 'run'} ({r.trigger})
+              </td>
+              <td>{r.status === 'failed' ? `failed: ${r.error ?? ''}` : r.status}</td>
+              <td>{r.blobsDeleted}</td>
+              <td>{r.manifestsDeleted}</td>
+              <td>
+                {bytes(r.bytesFreed)}
+                {r.dryRun ? ' (would free)' : ''}
+              </td>
+            </tr>
+          ))}
+        </Table>
       )}
     </section>
   )
@@ -237,36 +219,23 @@ function Jobs() {
       <ErrorMessage error={jobs.error} />
       {jobs.data && jobs.data.jobs.length === 0 && <Empty>No jobs.</Empty>}
       {jobs.data && jobs.data.jobs.length > 0 && (
-        <div className="table-wrap">
-          <table>
-            <thead>
-              <tr>
-                <th scope="col">Kind</th>
-                <th scope="col">Status</th>
-                <th scope="col">Attempts</th>
-                <th scope="col">Created</th>
-                <th scope="col">Finished</th>
-              </tr>
-            </thead>
-            <tbody>
-              {jobs.data.jobs.map((j) => (
-                <tr key={j.id}>
-                  <td>
-                    <button type="button" className="link" onClick={() => setDetail(j)}>
-                      {j.kind}
-                    </button>
-                  </td>
-                  <td>{j.status}</td>
-                  <td>
-                    {j.attempts}/{j.maxAttempts}
-                  </td>
-                  <td>{ago(j.createdAt)}</td>
-                  <td>{ago(j.finishedAt)}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <Table head={['Kind', 'Status', 'Attempts', 'Created', 'Finished']}>
+          {jobs.data.jobs.map((j) => (
+            <tr key={j.id}>
+              <td>
+                <button type="button" className="link" onClick={() => setDetail(j)}>
+                  {j.kind}
+                </button>
+              </td>
+              <td>{j.status}</td>
+              <td>
+                {j.attempts}/{j.maxAttempts}
+              </td>
+              <td>{ago(j.createdAt)}</td>
+              <td>{ago(j.finishedAt)}</td>
+            </tr>
+          ))}
+        </Table>
       )}
       <Dialog open={detail !== null} title={`Job ${detail?.kind ?? ''}`} onClose={() => setDetail(null)}>
         <pre tabIndex={0}>{JSON.stringify(detail, null, 2)}</pre>
@@ -306,28 +275,17 @@ function Storage() {
         <dd>{st.repositoryCount}</dd>
       </dl>
       <h2>Projects by size</h2>
-      <div className="table-wrap">
-        <table>
-          <thead>
-            <tr>
-              <th scope="col">Project</th>
-              <th scope="col">Repositories</th>
-              <th scope="col">Size</th>
-            </tr>
-          </thead>
-          <tbody>
-            {st.projects.map((p) => (
-              <tr key={p.name}>
-                <td>
-                  <Link to={`/projects/${seg(p.name)}`}>{p.name}</Link>
-                </td>
-                <td>{p.repositoryCount}</td>
-                <td>{bytes(p.bytes)}</td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      </div>
+      <Table head={['Project', 'Repositories', 'Size']}>
+        {st.projects.map((p) => (
+          <tr key={p.name}>
+            <td>
+              <Link to={`/projects/${seg(p.name)}`}>{p.name}</Link>
+            </td>
+            <td>{p.repositoryCount}</td>
+            <td>{bytes(p.bytes)}</td>
+          </tr>
+        ))}
+      </Table>
       <h2>Largest repositories</h2>
       {st.largestRepositories.length === 0 ? (
         <Empty>No repositories.</Empty>
@@ -340,6 +298,21 @@ function Storage() {
           ))}
         </ol>
       )}
+    </section>
+  )
+}
+
+/** The effective configuration (file, BERTH_* variables, defaults), secrets masked by the server. */
+function Configuration() {
+  const config = useQuery({ queryKey: ['system-config'], queryFn: () => get<Record<string, unknown>>('/system/config') })
+  return (
+    <section aria-label="Configuration">
+      <p className="muted">
+        The configuration in effect: the file, <code>BERTH_*</code> variables and defaults merged. Secret values show as <code>*****</code>; <code>berth config check</code> prints the same.
+      </p>
+      {config.isPending && <Loading />}
+      <ErrorMessage error={config.error} />
+      {config.data && <Lazy page={<JsonView data={config.data} label="Effective configuration" />} />}
     </section>
   )
 }

@@ -2,13 +2,16 @@ import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query'
 import { lazy, Suspense, useState } from 'react'
 import { Link, useNavigate, useParams } from 'react-router'
 import { api, get, seg } from '../api'
-import { CopyButton, ErrorMessage, Field, Loading } from '../components'
+import { CopyButton, ErrorMessage, Field, Loading, Table } from '../components'
 import { Form, TextField } from '../form'
 import { ago, bytes, platformName, shortDigest } from '../format'
 import { byDigest } from '../snippets'
 import { can } from '../session'
 import type { Artifact, Project } from '../types'
 import { ReferrerTree } from './referrers'
+import { scannable, ScanSection } from './scan'
+import { Signatures } from './trust'
+import { RelationsSection } from './relations'
 import { pathParam } from './repository'
 
 const JsonView = lazy(() => import('../json-view'))
@@ -85,7 +88,7 @@ export default function ArtifactPage() {
         ))}
       </div>
       <div role="tabpanel">
-        {tab === 'overview' && <Overview artifact={a} base={base} repoLink={repoLink} />}
+        {tab === 'overview' && <Overview artifact={a} base={base} repoLink={repoLink} project={project} />}
         {tab === 'files' && (
           <Suspense fallback={<Loading />}>
             <FileBrowser base={`${base}/artifacts/${seg(a.digest)}`} layers={a.layers} />
@@ -108,36 +111,25 @@ export default function ArtifactPage() {
   )
 }
 
-function Overview({ artifact: a, base, repoLink }: { artifact: Artifact; base: string; repoLink: string }) {
+function Overview({ artifact: a, base, repoLink, project }: { artifact: Artifact; base: string; repoLink: string; project: string }) {
   return (
     <>
+      {scannable(a) && <ScanSection artifact={a} base={base} project={project} />}
       {a.layers.length > 0 && (
         <section aria-labelledby="layers-title">
           <h2 id="layers-title">Layers</h2>
-          <div className="table-wrap">
-            <table>
-              <thead>
-                <tr>
-                  <th scope="col">#</th>
-                  <th scope="col">Digest</th>
-                  <th scope="col">Size</th>
-                  <th scope="col">Media type</th>
-                </tr>
-              </thead>
-              <tbody>
-                {a.layers.map((l) => (
-                  <tr key={`${l.index}-${l.digest}`}>
-                    <td>{l.index + 1}</td>
-                    <td className="mono" title={l.digest}>
-                      {shortDigest(l.digest)}
-                    </td>
-                    <td>{bytes(l.size)}</td>
-                    <td className="mono">{l.mediaType}</td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
+          <Table head={['#', 'Digest', 'Size', 'Media type']}>
+            {a.layers.map((l) => (
+              <tr key={`${l.index}-${l.digest}`}>
+                <td>{l.index + 1}</td>
+                <td className="mono" title={l.digest}>
+                  {shortDigest(l.digest)}
+                </td>
+                <td>{bytes(l.size)}</td>
+                <td className="mono">{l.mediaType}</td>
+              </tr>
+            ))}
+          </Table>
         </section>
       )}
       {a.history.length > 0 && (
@@ -154,6 +146,8 @@ function Overview({ artifact: a, base, repoLink }: { artifact: Artifact; base: s
           </ol>
         </section>
       )}
+      {a.kind === 'image' && a.layers.length > 0 && a.subject === null && <RelationsSection base={base} digest={a.digest} />}
+      {a.subject === null && <Signatures base={base} digest={a.digest} repoLink={repoLink} />}
       <section aria-labelledby="referrers-title">
         <h2 id="referrers-title">Referrers</h2>
         <ReferrerTree base={base} repoLink={repoLink} referrers={a.referrers} />

@@ -3,7 +3,7 @@ import { lazy, useState } from 'react'
 import { Link, NavLink, Route, Routes, useNavigate, useParams } from 'react-router'
 import { api, get, seg, type Page } from '../api'
 import { AuditTable, Pager } from '../audit-table'
-import { CopyButton, Dialog, Empty, ErrorMessage, Lazy, Loading, Snippet } from '../components'
+import { CopyButton, Dialog, Empty, ErrorMessage, Lazy, Loading, Snippet, Table } from '../components'
 import { CheckField, Form, SelectField, TextField, useValues } from '../form'
 import { ago, bytes } from '../format'
 import { can, useIsAdmin } from '../session'
@@ -15,6 +15,7 @@ import { ProxySettings } from './project-proxy'
 
 const Webhooks = lazy(() => import('./webhooks'))
 const Charts = lazy(() => import('./charts'))
+const Security = lazy(() => import('./project-security'))
 
 const ROLES = ['projectAdmin', 'maintainer', 'developer', 'guest', 'limitedGuest']
 
@@ -47,6 +48,7 @@ export default function ProjectPage() {
         {can(p, 'manageMembers') && <NavLink to={`${home}/robots`}>Robot accounts</NavLink>}
         {can(p, 'managePolicies') && <NavLink to={`${home}/policies`}>Retention and immutability</NavLink>}
         {can(p, 'manageMembers') && <NavLink to={`${home}/webhooks`}>Webhooks</NavLink>}
+        {(can(p, 'managePolicies') || can(p, 'manageMembers')) && <NavLink to={`${home}/security`}>Scanning and signatures</NavLink>}
         {can(p, 'readLogs') && <NavLink to={`${home}/audit`}>Audit log</NavLink>}
         {can(p, 'manageMembers') && <NavLink to={`${home}/settings`}>Settings</NavLink>}
       </nav>
@@ -57,6 +59,7 @@ export default function ProjectPage() {
         <Route path="robots" element={<Robots project={p.name} />} />
         <Route path="policies" element={<Policies project={p} />} />
         <Route path="webhooks" element={<Lazy page={<Webhooks project={p.name} />} />} />
+        <Route path="security" element={<Lazy page={<Security project={p} />} />} />
         <Route path="audit" element={<AuditTable project={p.name} />} />
         <Route path="settings" element={<Settings project={p} />} />
       </Routes>
@@ -101,32 +104,19 @@ function Repositories({ project }: { project: Project }) {
         </>
       )}
       {repos.data && repos.data.items.length > 0 && (
-        <div className="table-wrap">
-          <table>
-            <thead>
-              <tr>
-                <th scope="col">Repository</th>
-                <th scope="col">Tags</th>
-                <th scope="col">Size</th>
-                <th scope="col">Pulls</th>
-                <th scope="col">Last push</th>
-              </tr>
-            </thead>
-            <tbody>
-              {repos.data.items.map((r) => (
-                <tr key={r.name}>
-                  <td>
-                    <Link to={`/repositories/${seg(project.name)}/${seg(r.repository)}`}>{r.name}</Link>
-                  </td>
-                  <td>{r.tagCount}</td>
-                  <td>{bytes(r.sizeBytes)}</td>
-                  <td>{r.pullCount}</td>
-                  <td>{ago(r.lastPushedAt)}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <Table head={['Repository', 'Tags', 'Size', 'Pulls', 'Last push']}>
+          {repos.data.items.map((r) => (
+            <tr key={r.name}>
+              <td>
+                <Link to={`/repositories/${seg(project.name)}/${seg(r.repository)}`}>{r.name}</Link>
+              </td>
+              <td>{r.tagCount}</td>
+              <td>{bytes(r.sizeBytes)}</td>
+              <td>{r.pullCount}</td>
+              <td>{ago(r.lastPushedAt)}</td>
+            </tr>
+          ))}
+        </Table>
       )}
       {repos.data && <Pager offset={offset} size={PAGE} count={repos.data.items.length} total={repos.data.total} onChange={setOffset} />}
     </section>
@@ -158,42 +148,31 @@ function Members({ project }: { project: Project }) {
       <ErrorMessage error={members.error ?? change.error ?? remove.error} />
       {members.data && members.data.length === 0 && <Empty>No members: only administrators{project.public ? ' and anyone pulling' : ''} have access.</Empty>}
       {members.data && members.data.length > 0 && (
-        <div className="table-wrap">
-          <table>
-            <thead>
-              <tr>
-                <th scope="col">Member</th>
-                <th scope="col">Role</th>
-                {manage && <th scope="col">Actions</th>}
-              </tr>
-            </thead>
-            <tbody>
-              {members.data.map((m) => (
-                <tr key={idOf(m)}>
-                  <td>{m.username ?? `group ${m.group}`}</td>
-                  <td>
-                    {manage ? (
-                      <select aria-label={`Role of ${idOf(m)}`} value={m.role} onChange={(e) => change.mutate({ id: idOf(m), role: e.target.value })}>
-                        {ROLES.map((r) => (
-                          <option key={r}>{r}</option>
-                        ))}
-                      </select>
-                    ) : (
-                      m.role
-                    )}
-                  </td>
-                  {manage && (
-                    <td>
-                      <button type="button" className="danger" onClick={() => remove.mutate(idOf(m))}>
-                        Remove {idOf(m)}
-                      </button>
-                    </td>
-                  )}
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <Table head={['Member', 'Role', ...(manage ? ['Actions'] : [])]}>
+          {members.data.map((m) => (
+            <tr key={idOf(m)}>
+              <td>{m.username ?? `group ${m.group}`}</td>
+              <td>
+                {manage ? (
+                  <select aria-label={`Role of ${idOf(m)}`} value={m.role} onChange={(e) => change.mutate({ id: idOf(m), role: e.target.value })}>
+                    {ROLES.map((r) => (
+                      <option key={r}>{r}</option>
+                    ))}
+                  </select>
+                ) : (
+                  m.role
+                )}
+              </td>
+              {manage && (
+                <td>
+                  <button type="button" className="danger" onClick={() => remove.mutate(idOf(m))}>
+                    Remove {idOf(m)}
+                  </button>
+                </td>
+              )}
+            </tr>
+          ))}
+        </Table>
       )}
       {manage && (
         <Form className="inline-form" title="Add a member" action={add} submit="Add member">
@@ -245,42 +224,29 @@ export function Robots({ project }: { project?: string }) {
       <ErrorMessage error={robots.error ?? rotate.error ?? toggle.error ?? remove.error} />
       {robots.data && robots.data.length === 0 && <Empty>No robot accounts.</Empty>}
       {robots.data && robots.data.length > 0 && (
-        <div className="table-wrap">
-          <table>
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                <th scope="col">Permissions</th>
-                <th scope="col">Expires</th>
-                <th scope="col">Last used</th>
-                <th scope="col">Actions</th>
-              </tr>
-            </thead>
-            <tbody>
-              {robots.data.map((r) => (
-                <tr key={r.name}>
-                  <td className="mono">
-                    {r.name} {r.disabled && <span className="badge">disabled</span>}
-                  </td>
-                  <td>{r.permissions.flatMap((g) => g.actions).join(', ')}</td>
-                  <td>{r.expiresAt ? new Date(r.expiresAt).toLocaleDateString() : 'never'}</td>
-                  <td>{ago(r.lastUsedAt)}</td>
-                  <td className="row-actions">
-                    <button type="button" onClick={() => rotate.mutate(r.name)}>
-                      New secret
-                    </button>
-                    <button type="button" onClick={() => toggle.mutate(r)}>
-                      {r.disabled ? 'Enable' : 'Disable'}
-                    </button>
-                    <button type="button" className="danger" onClick={() => remove.mutate(r.name)} aria-label={`Delete ${r.name}`}>
-                      Delete
-                    </button>
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <Table head={['Name', 'Permissions', 'Expires', 'Last used', 'Actions']}>
+          {robots.data.map((r) => (
+            <tr key={r.name}>
+              <td className="mono">
+                {r.name} {r.disabled && <span className="badge">disabled</span>}
+              </td>
+              <td>{r.permissions.flatMap((g) => g.actions).join(', ')}</td>
+              <td>{r.expiresAt ? new Date(r.expiresAt).toLocaleDateString() : 'never'}</td>
+              <td>{ago(r.lastUsedAt)}</td>
+              <td className="row-actions">
+                <button type="button" onClick={() => rotate.mutate(r.name)}>
+                  New secret
+                </button>
+                <button type="button" onClick={() => toggle.mutate(r)}>
+                  {r.disabled ? 'Enable' : 'Disable'}
+                </button>
+                <button type="button" className="danger" onClick={() => remove.mutate(r.name)} aria-label={`Delete ${r.name}`}>
+                  Delete
+                </button>
+              </td>
+            </tr>
+          ))}
+        </Table>
       )}
       <Form className="inline-form" title="New robot account" action={create} submit="Create robot account" disabled={actions.length === 0}>
         <TextField label="Robot name" required pattern={NAME_PATTERN} value={name} onChange={setName} />

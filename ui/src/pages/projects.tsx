@@ -2,7 +2,7 @@ import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query'
 import { useState } from 'react'
 import { Link, useNavigate } from 'react-router'
 import { api, get } from '../api'
-import { Dialog, Empty, ErrorMessage, Loading } from '../components'
+import { Dialog, Empty, ErrorMessage, Loading, Table } from '../components'
 import { CheckField, Form, TextField, useValues } from '../form'
 import { bytes } from '../format'
 import { runtime } from '../runtime'
@@ -84,34 +84,22 @@ export default function Projects() {
       <ErrorMessage error={projects.error} />
       {projects.data && shown.length === 0 && <Empty>{q ? 'No project matches.' : 'No projects yet.'}</Empty>}
       {shown.length > 0 && (
-        <div className="table-wrap">
-          <table>
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                <th scope="col">Access</th>
-                <th scope="col">Repositories</th>
-                <th scope="col">Storage</th>
-              </tr>
-            </thead>
-            <tbody>
-              {shown.map((p) => (
-                <tr key={p.name}>
-                  <td>
-                    <Link to={`/projects/${p.name}`}>{p.name}</Link>
-                  </td>
-                  <td>
-                    <span className={`badge ${p.public ? 'public' : ''}`}>{p.public ? 'public' : 'private'}</span>
-                  </td>
-                  <td>{p.repositoryCount}</td>
-                  <td>
-                    <QuotaBar used={p.usedBytes} quota={p.quotaBytes} />
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <Table head={['Name', 'Access', 'Repositories', 'Storage']}>
+          {shown.map((p) => (
+            <tr key={p.name}>
+              <td>
+                <Link to={`/projects/${p.name}`}>{p.name}</Link>
+              </td>
+              <td>
+                <span className={`badge ${p.public ? 'public' : ''}`}>{p.public ? 'public' : 'private'}</span>
+              </td>
+              <td>{p.repositoryCount}</td>
+              <td>
+                <QuotaBar used={p.usedBytes} quota={p.quotaBytes} />
+              </td>
+            </tr>
+          ))}
+        </Table>
       )}
       <CreateProject open={creating} onClose={() => setCreating(false)} />
     </>

@@ -1,7 +1,7 @@
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query'
 import { useState } from 'react'
 import { api, get, seg } from '../api'
-import { Dialog, Empty, ErrorMessage, Loading } from '../components'
+import { Dialog, Empty, ErrorMessage, Loading, Table } from '../components'
 import { CheckField, Form, TextField, useValues } from '../form'
 
 // Registry endpoints (admin tab; /api/v1/registries): the upstreams of proxy cache projects and
@@ -52,41 +52,27 @@ export function Registries() {
       {list.isPending && <Loading />}
       {list.data && list.data.length === 0 && <Empty>No registry endpoints yet.</Empty>}
       {list.data && list.data.length > 0 && (
-        <div className="table-wrap">
-          <table>
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                <th scope="col">URL</th>
-                <th scope="col">Username</th>
-                <th scope="col">Password</th>
-                <th scope="col">TLS</th>
-                <th scope="col">Actions</th>
-              </tr>
-            </thead>
-            <tbody>
-              {list.data.map((r) => (
-                <tr key={r.name}>
-                  <td>{r.name}</td>
-                  <td>
-                    <code>{r.url}</code>
-                  </td>
-                  <td>{r.username ?? 'anonymous'}</td>
-                  <td>{r.hasPassword ? 'stored' : 'none'}</td>
-                  <td>{r.insecure ? 'not verified' : 'verified'}</td>
-                  <td className="row-actions">
-                    <button type="button" onClick={() => ping.mutate(r.name)} disabled={ping.isPending} aria-label={`Test connection to ${r.name}`}>
-                      Test connection
-                    </button>
-                    <button type="button" className="danger" onClick={() => window.confirm(`Delete the endpoint ${r.name}?`) && remove.mutate(r.name)} aria-label={`Delete endpoint ${r.name}`}>
-                      Delete
-                    </button>
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <Table head={['Name', 'URL', 'Username', 'Password', 'TLS', 'Actions']}>
+          {list.data.map((r) => (
+            <tr key={r.name}>
+              <td>{r.name}</td>
+              <td>
+                <code>{r.url}</code>
+              </td>
+              <td>{r.username ?? 'anonymous'}</td>
+              <td>{r.hasPassword ? 'stored' : 'none'}</td>
+              <td>{r.insecure ? 'not verified' : 'verified'}</td>
+              <td className="row-actions">
+                <button type="button" onClick={() => ping.mutate(r.name)} disabled={ping.isPending} aria-label={`Test connection to ${r.name}`}>
+                  Test connection
+                </button>
+                <button type="button" className="danger" onClick={() => window.confirm(`Delete the endpoint ${r.name}?`) && remove.mutate(r.name)} aria-label={`Delete endpoint ${r.name}`}>
+                  Delete
+                </button>
+              </td>
+            </tr>
+          ))}
+        </Table>
       )}
       <Dialog open={creating} title="New registry endpoint" onClose={() => setCreating(false)}>
         <EndpointForm

@@ -1,7 +1,7 @@
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query'
 import { useState } from 'react'
 import { api, get, seg } from '../api'
-import { Dialog, Empty, ErrorMessage, Loading } from '../components'
+import { Dialog, Empty, ErrorMessage, Loading, Table } from '../components'
 import { CheckField, Form, SelectField, TextField, useValues } from '../form'
 import { ago, bytes } from '../format'
 
@@ -74,43 +74,30 @@ export function Replication() {
       {policies.isPending && <Loading />}
       {policies.data && policies.data.policies.length === 0 && <Empty>No replication policies yet.</Empty>}
       {policies.data && policies.data.policies.length > 0 && (
-        <div className="table-wrap">
-          <table>
-            <thead>
-              <tr>
-                <th scope="col">Policy</th>
-                <th scope="col">Direction</th>
-                <th scope="col">Source</th>
-                <th scope="col">Trigger</th>
-                <th scope="col">Actions</th>
-              </tr>
-            </thead>
-            <tbody>
-              {policies.data.policies.map((p) => (
-                <tr key={p.name}>
-                  <td>
-                    <button type="button" className="link" onClick={() => setSelected(p.name)}>
-                      {p.name}
-                    </button>
-                  </td>
-                  <td>{p.direction === 'push' ? `push to ${p.registry}` : `pull from ${p.registry}`}</td>
-                  <td>
-                    <code>{p.source.repositories}</code> : <code>{p.source.tags}</code>
-                  </td>
-                  <td>{p.trigger.kind === 'schedule' ? `schedule ${p.trigger.cron ?? ''}` : p.trigger.kind}</td>
-                  <td>
-                    <button type="button" onClick={() => run.mutate(p.name)} disabled={run.isPending} aria-label={`Run ${p.name} now`}>
-                      Run now
-                    </button>{' '}
-                    <button type="button" onClick={() => window.confirm(`Delete the policy ${p.name} and its history?`) && remove.mutate(p.name)} aria-label={`Delete ${p.name}`}>
-                      Delete
-                    </button>
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <Table head={['Policy', 'Direction', 'Source', 'Trigger', 'Actions']}>
+          {policies.data.policies.map((p) => (
+            <tr key={p.name}>
+              <td>
+                <button type="button" className="link" onClick={() => setSelected(p.name)}>
+                  {p.name}
+                </button>
+              </td>
+              <td>{p.direction === 'push' ? `push to ${p.registry}` : `pull from ${p.registry}`}</td>
+              <td>
+                <code>{p.source.repositories}</code> : <code>{p.source.tags}</code>
+              </td>
+              <td>{p.trigger.kind === 'schedule' ? `schedule ${p.trigger.cron ?? ''}` : p.trigger.kind}</td>
+              <td>
+                <button type="button" onClick={() => run.mutate(p.name)} disabled={run.isPending} aria-label={`Run ${p.name} now`}>
+                  Run now
+                </button>{' '}
+                <button type="button" onClick={() => window.confirm(`Delete the policy ${p.name} and its history?`) && remove.mutate(p.name)} aria-label={`Delete ${p.name}`}>
+                  Delete
+                </button>
+              </td>
+            </tr>
+          ))}
+        </Table>
       )}
       {selected && <Executions policy={selected} />}
       <Dialog open={creating} title="New replication policy" onClose={() => setCreating(false)}>
@@ -218,40 +205,27 @@ function Executions({ policy }: { policy: string }) {
       {list.isPending && <Loading />}
       {list.data && list.data.executions.length === 0 && <Empty>No executions yet.</Empty>}
       {list.data && list.data.executions.length > 0 && (
-        <div className="table-wrap">
-          <table>
-            <thead>
-              <tr>
-                <th scope="col">Started</th>
-                <th scope="col">Trigger</th>
-                <th scope="col">Status</th>
-                <th scope="col">Artifacts</th>
-                <th scope="col">Sent</th>
-              </tr>
-            </thead>
-            <tbody>
-              {list.data.executions.map((e) => (
-                <tr key={e.id}>
-                  <td>
-                    <button type="button" className="link" onClick={() => setOpen(e.id)}>
-                      {ago(e.createdAt)}
-                    </button>
-                  </td>
-                  <td>{e.trigger}</td>
-                  <td>
-                    {e.status}
-                    {e.attempts > 1 ? ` (attempt ${e.attempts})` : ''}
-                    {e.error ? `: ${e.error}` : ''}
-                  </td>
-                  <td>
-                    {e.counts.succeeded ?? 0} copied, {e.counts.skipped ?? 0} skipped, {e.counts.failed ?? 0} failed of {e.counts.total ?? 0}
-                  </td>
-                  <td>{bytes(e.bytes)}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <Table head={['Started', 'Trigger', 'Status', 'Artifacts', 'Sent']}>
+          {list.data.executions.map((e) => (
+            <tr key={e.id}>
+              <td>
+                <button type="button" className="link" onClick={() => setOpen(e.id)}>
+                  {ago(e.createdAt)}
+                </button>
+              </td>
+              <td>{e.trigger}</td>
+              <td>
+                {e.status}
+                {e.attempts > 1 ? ` (attempt ${e.attempts})` : ''}
+                {e.error ? `: ${e.error}` : ''}
+              </td>
+              <td>
+                {e.counts.succeeded ?? 0} copied, {e.counts.skipped ?? 0} skipped, {e.counts.failed ?? 0} failed of {e.counts.total ?? 0}
+              </td>
+              <td>{bytes(e.bytes)}</td>
+            </tr>
+          ))}
+        </Table>
       )}
       <Dialog open={open !== null} title="Execution" onClose={() => setOpen(null)}>
         <ErrorMessage error={detail.error} />
@@ -260,36 +234,24 @@ function Executions({ policy }: { policy: string }) {
             <p>
               {detail.data.status}, {detail.data.attempts} attempt(s), {bytes(detail.data.bytes)} sent{detail.data.error ? `; last error: ${detail.data.error}` : ''}
             </p>
-            <div className="table-wrap">
-              <table>
-                <thead>
-                  <tr>
-                    <th scope="col">Source</th>
-                    <th scope="col">Destination</th>
-                    <th scope="col">Status</th>
-                    <th scope="col">Sent</th>
-                  </tr>
-                </thead>
-                <tbody>
-                  {(detail.data.tasks ?? []).map((t) => (
-                    <tr key={`${t.kind}:${t.source}`}>
-                      <td>
-                        {t.kind === 'delete' ? 'delete ' : ''}
-                        <code>{t.source}</code>
-                      </td>
-                      <td>
-                        <code>{t.destination}</code>
-                      </td>
-                      <td>
-                        {t.status}
-                        {t.error ? `: ${t.error}` : ''}
-                      </td>
-                      <td>{bytes(t.bytes)}</td>
-                    </tr>
-                  ))}
-                </tbody>
-              </table>
-            </div>
+            <Table head={['Source', 'Destination', 'Status', 'Sent']}>
+              {(detail.data.tasks ?? []).map((t) => (
+                <tr key={`${t.kind}:${t.source}`}>
+                  <td>
+                    {t.kind === 'delete' ? 'delete ' : ''}
+                    <code>{t.source}</code>
+                  </td>
+                  <td>
+                    <code>{t.destination}</code>
+                  </td>
+                  <td>
+                    {t.status}
+                    {t.error ? `: ${t.error}` : ''}
+                  </td>
+                  <td>{bytes(t.bytes)}</td>
+                </tr>
+              ))}
+            </Table>
           </>
         )}
         <div className="actions">
