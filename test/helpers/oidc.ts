@@ -32,7 +32,7 @@ export interface TestProvider {
  * A real OpenID provider (npm `oidc-provider`) on 127.0.0.1 and an ephemeral port, with one
  * confidential client whose redirect URI is Berth's callback, PKCE required, and a minimal
  * interaction flow driven with plain HTTP:
- *   GET  /interaction/:uid          → {"prompt":"login"|"consent"}
+ *   GET  /interaction/:uid          → {"prompt":"login"|"consent"} (a browser asking for HTML: the prompt's form)
  *   POST /interaction/:uid/login    login=…&password=…  → 303 back into the flow (401 on a wrong password)
  *   POST /interaction/:uid/confirm  → grants the requested scopes and claims, 303 back
  */
@@ -78,6 +78,11 @@ export async function startOidcProvider(opts: { redirectUri: string; accounts: R
   async function interaction(req: IncomingMessage, res: ServerResponse, step: string | undefined): Promise<void> {
     const details = await provider.interactionDetails(req, res)
     if (req.method === 'GET' && !step) {
+      // A browser (it asks for HTML) gets the prompt as a form; the HTTP tests read JSON.
+      if (/text\/html/.test(req.headers.accept ?? '')) {
+        res.setHeader('content-type', 'text/html; charset=utf-8')
+        return void res.end(interactionPage(details.uid, details.prompt.name))
+      }
       res.setHeader('content-type', 'application/json')
       return void res.end(JSON.stringify({ uid: details.uid, prompt: details.prompt.name }))
     }
@@ -116,6 +121,15 @@ export async function startOidcProvider(opts: { redirectUri: string; accounts: R
       await once(server, 'close')
     },
   }
+}
+
+/** The provider's sign-in or consent page, for a real browser. */
+function interactionPage(uid: string, prompt: string): string {
+  const form =
+    prompt === 'login'
+      ? `<form method="post" action="/interaction/${uid}/login"><h1>Test identity provider</h1><label>Login <input name="login" autocomplete="username"></label> <label>Password <input name="password" type="password"></label> <button type="submit">Sign in at the provider</button></form>`
+      : `<form method="post" action="/interaction/${uid}/confirm"><h1>Allow Berth to read your profile?</h1><button type="submit">Allow</button></form>`
+  return `<!doctype html><html lang="en"><head><title>Test identity provider</title></head><body>${form}</body></html>`
 }
 
 async function readBody(req: IncomingMessage): Promise<string> {

@@ -47,7 +47,7 @@ export default function Account() {
       {u.source === 'oidc' && (
         <>
           <h2>CLI secret</h2>
-          <p>You sign in through your identity provider: docker login takes this secret as your password. A new secret replaces the previous one at once.</p>
+          <p>You sign in through your identity provider: docker login takes this secret as your password. A new secret replaces the previous one at once and ends your sessions, this one included: copy it, then sign in again.</p>
           <button type="button" className="primary" onClick={() => cli.mutate()} disabled={cli.isPending}>
             New CLI secret
           </button>
