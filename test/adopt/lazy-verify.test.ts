@@ -111,6 +111,7 @@ describe('adopted blobs are verified on their first read', { skip: !dist.binary 
     const url = `${server.url}/v2/lazy/app/blobs/${digests.good}`
     const first = await fetch(url)
     assert.equal(first.status, 200)
+    assert.equal(first.headers.get('cache-control'), 'no-store', 'a first read may still fail: nothing caches it')
     assert.equal(sha256Digest(Buffer.from(await first.arrayBuffer())), digests.good)
     assert.equal(await unverified(digests.good), false)
     assert.equal((await server.app.registry.blobs.find('lazy/app', digestOf(digests.good))).unverified, false)
@@ -119,6 +120,7 @@ describe('adopted blobs are verified on their first read', { skip: !dist.binary 
     await flipByte(berthPath(digests.good), 10)
     const second = await fetch(url)
     assert.equal(second.status, 200)
+    assert.equal(second.headers.get('cache-control'), 'max-age=31536000')
     assert.notEqual(sha256Digest(Buffer.from(await second.arrayBuffer())), digests.good)
     await flipByte(berthPath(digests.good), 10)
   })
