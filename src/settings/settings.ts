@@ -10,6 +10,9 @@ import { parsePolicy as parseReplicationPolicy } from '../replication/policies.j
 import type { RetentionService } from '../policy/retention-service.js'
 import type { ReplicationPolicies } from '../replication/policies.js'
 import type { RegistryEndpoints } from '../replication/registries.js'
+import { compilePattern } from '../policy/patterns.js'
+import { DEFAULT_POLICY as DEFAULT_SCAN_POLICY, parsePolicy as parseScanPolicy, type ScanPolicies } from '../scan/policy.js'
+import { REQUIREMENTS, type TrustService } from '../trust/trust-service.js'
 
 // Settings as code: the registry's settings (users, projects and what hangs off them, registry
 // endpoints, replication policies, webhooks) as one document, and the changes that make a
@@ -24,6 +27,10 @@ export interface SettingsServices {
   retention: Pick<RetentionService, 'policy' | 'setPolicy'>
   replication: { endpoints: Pick<RegistryEndpoints, 'list' | 'create' | 'update' | 'delete'>; policies: Pick<ReplicationPolicies, 'list' | 'create' | 'update' | 'delete'> }
   events: { webhooks: Pick<WebhookPolicies, 'list' | 'create' | 'update' | 'delete'> }
+  /** signature requirements of projects (absent: not exported nor applied) */
+  trust?: Pick<TrustService, 'policy' | 'setPolicy'>
+  /** scan policies of projects */
+  scan?: { policies: Pick<ScanPolicies, 'project' | 'setProject'> }
 }
 
 export type Entry = Record<string, unknown>
@@ -35,6 +42,10 @@ export interface ProjectEntry extends Entry {
   immutability?: Entry[]
   retention?: Entry
   webhooks?: Entry[]
+  /** the signature requirement of pulls: {require, exemptRepositories} */
+  trust?: Entry
+  /** the scan policy: {scanOnPush, blockSeverity, blockUnscanned, allowlist} */
+  scan?: Entry
 }
 
 export interface SettingsDocument {
@@ -63,7 +74,9 @@ export interface Change {
 }
 
 const TOP_LEVEL = new Set(['kind', 'version', 'config', 'users', 'registries', 'projects', 'robots', 'webhooks', 'replication'])
-const PROJECT_KEYS = new Set(['name', 'public', 'quotaBytes', 'proxy', 'members', 'robots', 'immutability', 'retention', 'webhooks'])
+const PROJECT_KEYS = new Set(['name', 'public', 'quotaBytes', 'proxy', 'members', 'robots', 'immutability', 'retention', 'webhooks', 'trust', 'scan'])
+const TRUST_KEYS = new Set(['require', 'exemptRepositories'])
+const DEFAULT_TRUST = { require: 'none' }
 const ROBOT_KEYS = new Set(['name', 'permissions', 'description', 'disabled'])
 const USER_KEYS = new Set(['username', 'email', 'admin', 'disabled'])
 const ENDPOINT_KEYS = new Set(['name', 'url', 'username', 'password', 'insecure', 'caCertificate'])
@@ -92,6 +105,8 @@ async function exportProject(s: SettingsServices, name: string, p: { public: boo
   const immutability = (await s.immutability.list(name)).map(({ id: _i, createdAt: _c, ...r }) => clean(r))
   const retention = await s.retention.policy(name)
   const webhooks = (await s.events.webhooks.list(name)).map(webhookEntry)
+  const trust = s.trust && clean({ ...(await s.trust.policy(name)) })
+  const scan = s.scan && ((await s.scan.policies.project(name)) as unknown as Entry)
   return clean({
     name,
     public: p.public,
@@ -103,6 +118,8 @@ async function exportProject(s: SettingsServices, name: string, p: { public: boo
     immutability: immutability.length ? immutability : undefined,
     retention: isDefaultRetention(retention) ? undefined : (clean({ ...retention }) as Entry),
     webhooks: webhooks.length ? webhooks : undefined,
+    trust: trust && stable(trust) !== stable(DEFAULT_TRUST) ? trust : undefined,
+    scan: scan && stable(scan) !== stable(DEFAULT_SCAN_POLICY) ? scan : undefined,
   }) as ProjectEntry
 }
 
@@ -157,6 +174,14 @@ export function parseSettingsDocument(input: unknown): SettingsDocument {
       scopeMatcher(`${at}.immutability[${j}].tags`, { include: r.tags as string, exclude: r.tagsExclude as string | undefined })
     }
     list(p.webhooks, `${at}.webhooks`, WEBHOOK_KEYS, 'name')
+    if (p.trust !== undefined) trustPolicy(p.trust, `${at}.trust`)
+    if (p.scan !== undefined) {
+      try {
+        parseScanPolicy(p.scan)
+      } catch (err) {
+        throw prefixed(err, `${at}.scan`)
+      }
+    }
     if (p.retention !== undefined) {
       try {
         parseRetentionPolicy(p.retention)
@@ -176,6 +201,21 @@ export function parseSettingsDocument(input: unknown): SettingsDocument {
     }
   }
   return { kind: 'BerthSettings', version: 1, config: doc.config, users, registries, projects, robots, webhooks, replication }
+}
+
+/** A project's trust policy as TrustService.setPolicy takes it, checked without writing. */
+function trustPolicy(v: unknown, at: string): Entry {
+  const t = object(v, at)
+  for (const k of Object.keys(t)) if (!TRUST_KEYS.has(k)) throw RegistryError.invalidField(`${at}.${k}`, `not a field here (known: ${[...TRUST_KEYS].join(', ')})`)
+  if (!(REQUIREMENTS as readonly unknown[]).includes(t.require)) throw RegistryError.invalidField(`${at}.require`, REQUIREMENTS.join(', '))
+  if (t.exemptRepositories !== undefined && t.exemptRepositories !== null && t.exemptRepositories !== '') {
+    try {
+      compilePattern('exemptRepositories', t.exemptRepositories)
+    } catch (err) {
+      throw prefixed(err, at)
+    }
+  }
+  return clean({ require: t.require, exemptRepositories: t.exemptRepositories || undefined })
 }
 
 function checkRobots(robots: Entry[], at: string): Entry[] {
@@ -329,8 +369,36 @@ async function planProject(s: SettingsServices, want: ProjectEntry, have: Projec
     changes.push({ op: 'update', target: `retention policy of ${name}`, details: diff(currentRetention, { ...normalized }, ['rules', 'untagged', 'schedule']), run: async () => (await s.retention.setPolicy(name, normalized), undefined) })
   }
   planWebhooks(s, name, want.webhooks ?? [], have?.webhooks ?? [], changes, deletions)
+  planProjectPolicies(s, want, have, changes, prune)
   if (prune) changes.push(...deletions)
 }
+
+/**
+ * The trust and scan policies of a project: set when the document gives one that differs; with
+ * prune, a project whose entry leaves one out gets the default back. A deployment without the
+ * service (tests building part of the app) has nothing to compare.
+ */
+function planProjectPolicies(s: SettingsServices, want: ProjectEntry, have: ProjectEntry | undefined, changes: Change[], prune: boolean): void {
+  const name = want.name
+  const trust = s.trust
+  if (trust && (want.trust !== undefined || prune)) {
+    const target = want.trust ? trustPolicy(want.trust, 'trust') : DEFAULT_TRUST
+    const before = have?.trust ?? DEFAULT_TRUST
+    if (stable(target) !== stable(before)) {
+      changes.push({ op: 'update', target: `trust policy of ${name}`, details: diff(before, target, ['require', 'exemptRepositories']), run: async () => (await trust.setPolicy(name, target), undefined) })
+    }
+  }
+  const scan = s.scan
+  if (scan && (want.scan !== undefined || prune)) {
+    const target = parseScanPolicy(want.scan ?? {})
+    const before = (have?.scan as ScanPolicyEntry | undefined) ?? DEFAULT_SCAN_POLICY
+    if (stable(target as unknown as Entry) !== stable(before as unknown as Entry)) {
+      changes.push({ op: 'update', target: `scan policy of ${name}`, details: diff(before as unknown as Entry, target as unknown as Entry, ['scanOnPush', 'blockSeverity', 'blockUnscanned', 'allowlist']), run: async () => (await scan.policies.setProject(name, target), undefined) })
+    }
+  }
+}
+
+type ScanPolicyEntry = ReturnType<typeof parseScanPolicy>
 
 function planMembers(s: SettingsServices, project: string, want: Entry[], have: Entry[], changes: Change[], deletions: Change[]): void {
   const id = (m: Entry) => (m.group !== undefined ? `group:${String(m.group)}` : String(m.username))
