@@ -6,6 +6,7 @@ import { browserSkip, launchBrowser, noSeriousViolations, screenshot, signedInPa
 import type { TestServer } from '../helpers/server.js'
 import { ensureUiBuilt } from '../helpers/ui.js'
 import { cosignSignImage, keyPair, pushImage, type KeyPair } from '../trust/helpers.js'
+import { testSigstore } from '../trust/sigstore-bundles.js'
 
 // Signatures in a real browser: an image signed the way cosign signs (a referrer), its badges
 // before and after a project administrator trusts the key in the project's settings, the
@@ -128,6 +129,15 @@ describe('signatures in the web UI', { skip }, () => {
       listed.map((k) => [k.name, k.scope]),
       [['release', 'system']],
     )
+    // a Sigstore trusted root (added through the API) is listed with the keyless signers it trusts
+    const identity = { issuer: 'https://token.actions.example', subject: 'https://example.com/ci.yml@refs/heads/main' }
+    await apiOk(s, 'POST', '/trust/keys', ADMIN, { name: 'keyless', type: 'sigstore', trustedRoot: testSigstore().trustedRoot, identities: [identity] }, 201)
+    await page.reload()
+    await keys
+      .getByRole('row')
+      .filter({ hasText: 'keyless' })
+      .getByRole('cell', { name: `keyless signers ${identity.subject} (${identity.issuer}) · transparency log required` })
+      .waitFor()
     await noSeriousViolations(page, 'system trust keys')
     await page.goto(`${s.url}/repositories/team/app/artifacts/${signed}`)
     const section = page.getByRole('region', { name: 'Signatures' })

@@ -30,12 +30,22 @@ interface SignatureStatus {
 
 interface TrustKey {
   name: string
-  type: 'cosign' | 'notation'
+  type: 'cosign' | 'notation' | 'sigstore'
   scope: 'project' | 'system'
   createdAt: string
   algorithm?: string
-  identities?: string[]
+  /** notation: `x509.subject: …` strings; sigstore: the keyless signers trusted */
+  identities?: (string | { issuer: string; subject: string })[]
   subjects?: string[]
+  requireTlog?: boolean
+}
+
+/** What a piece of trust material trusts, in a line. */
+function details(k: TrustKey): string {
+  if (k.type === 'cosign') return k.algorithm ?? ''
+  const ids = (k.identities ?? []).map((i) => (typeof i === 'string' ? i : `${i.subject} (${i.issuer})`)).join(', ')
+  if (k.type === 'sigstore') return `keyless signers ${ids}${k.requireTlog ? ' · transparency log required' : ''}`
+  return `${(k.subjects ?? []).join('; ')} · identities ${ids}`
 }
 
 interface TrustPolicy {
@@ -129,7 +139,10 @@ export function TrustKeys({ project }: { project?: string }) {
   return (
     <section aria-label={project ? 'Trust keys' : 'System trust keys'}>
       <h2>{project ? 'Trusted keys' : 'Keys trusted in every project'}</h2>
-      <p className="muted">Signatures made with these cosign keys or under these notation certificates verify{project ? ' in this project' : ' in every project'}.</p>
+      <p className="muted">
+        Signatures made with these cosign keys, under these notation certificates or by these Sigstore keyless signers verify{project ? ' in this project' : ' in every project'}. Sigstore trusted
+        roots are added through the API (<code>POST …/trust/keys</code> with <code>type: sigstore</code>).
+      </p>
       {keys.isPending && <Loading />}
       <ErrorMessage error={keys.error ?? remove.error} />
       {keys.data && keys.data.length === 0 && <Empty>No trusted keys.</Empty>}
@@ -139,7 +152,7 @@ export function TrustKeys({ project }: { project?: string }) {
             <tr key={k.name}>
               <td className="mono">{k.name}</td>
               <td>{k.type}</td>
-              <td>{k.type === 'cosign' ? k.algorithm : `${(k.subjects ?? []).join('; ')} · identities ${(k.identities ?? []).join(', ')}`}</td>
+              <td>{details(k)}</td>
               <td>{new Date(k.createdAt).toLocaleDateString()}</td>
               <td>
                 <button type="button" className="danger" aria-label={`Delete key ${k.name}`} onClick={() => window.confirm(`Stop trusting ${k.name}?`) && remove.mutate(k.name)}>
