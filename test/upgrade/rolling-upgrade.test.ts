@@ -6,11 +6,12 @@ import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { after, before, describe, it } from 'node:test'
 import SQLite from 'better-sqlite3'
+import pg from 'pg'
 import { MIGRATIONS } from '../../src/metadata/migrations/index.js'
 import { ADMIN, ADMIN_PASSWORD } from '../helpers/auth.js'
 import { freePort, waitHealthy } from '../helpers/e2e-process.js'
 import { sha256 } from '../helpers/oci.js'
-import { startServer, type TestServer } from '../helpers/server.js'
+import { createTestDatabase, dropTestDatabase, postgresSkip, startServer, type TestServer } from '../helpers/server.js'
 
 const run = promisify(execFile)
 const ROOT = join(import.meta.dirname, '..', '..')
@@ -51,6 +52,120 @@ async function pull(base: string, repo: string, ref: string): Promise<Buffer> {
   return body
 }
 
+/** The old version's code, from git (the fixture's commit), in `oldTree`. */
+async function checkoutOld(oldTree: string): Promise<void> {
+  execSync(`mkdir -p ${oldTree} && git -C ${ROOT} archive ${OLD} | tar -x -C ${oldTree}`)
+  await symlink(join(ROOT, 'node_modules'), join(oldTree, 'node_modules'))
+}
+
+/** `berth migrate --check` of this version; `env` names the database (BERTH_DATABASE_URL) when not the data directory's. */
+async function migrateCheck(dataDir: string, env: NodeJS.ProcessEnv = {}, json = false): Promise<{ code: number; stdout: string }> {
+  const args = ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), 'migrate', '--check', ...(json ? ['--json'] : []), '--data-dir', dataDir]
+  return run(process.execPath, args, { cwd: ROOT, env: { ...process.env, ...env } }).then(
+    (x) => ({ code: 0, stdout: x.stdout }),
+    (e: { code: number; stdout: string }) => ({ code: e.code, stdout: e.stdout }),
+  )
+}
+
+/** A Berth of the old commit serving `dataDir` (and the database of `env`, if any). */
+interface OldNode {
+  base: string
+  /** SIGTERM; resolves once it exited */
+  stop(): Promise<void>
+  /** what it wrote to stderr */
+  errors(): string
+}
+
+async function startOld(oldTree: string, dataDir: string, env: NodeJS.ProcessEnv = {}): Promise<OldNode> {
+  const port = await freePort()
+  const base = `http://127.0.0.1:${port}`
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve', '--data-dir', dataDir], {
+    cwd: oldTree,
+    env: { ...process.env, ...env, BERTH_HTTP_ADDR: `127.0.0.1:${port}`, BERTH_LOG_LEVEL: 'warn', BERTH_ADMIN_PASSWORD: ADMIN_PASSWORD },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  })
+  let err = ''
+  child.stderr.on('data', (d: Buffer) => (err += d.toString()))
+  const exited = new Promise((r) => child.once('exit', r))
+  const node: OldNode = {
+    base,
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM')
+      await exited
+    },
+    errors: () => err,
+  }
+  try {
+    await waitHealthy(base, { timeoutMs: 120_000 })
+  } catch (e) {
+    child.kill('SIGKILL')
+    throw new Error(`the old node did not start: ${(e as Error).message}\n${err}`)
+  }
+  return node
+}
+
+/**
+ * The upgrade under load: three clients push and pull against the old node, the new version
+ * starts on the same data (and migrates it) and joins, then the old node is drained and stopped.
+ * No request may fail; everything pushed pulls from the new version, and nothing is left to migrate.
+ */
+async function upgradeUnderLoad(old: OldNode, startNew: () => Promise<TestServer>, dataDir: string, env: NodeJS.ProcessEnv = {}): Promise<void> {
+  let newNode: TestServer | undefined
+  try {
+    // The fixture's images pull from the old node.
+    for (let i = 0; i < 4; i++) await pull(old.base, 'team/app', `v${i}`)
+    const targets = [old.base]
+    const failures: string[] = []
+    const pushed = new Map<string, Buffer>()
+    let requests = 0
+    let stop = false
+    // Operations (a push is several requests) in flight per node: a load balancer drains a node
+    // (no new operation, the running ones finish) before it is stopped.
+    const inFlight = new Map<string, number>()
+    const client = async (id: number) => {
+      for (let n = 0; !stop; n++) {
+        const base = targets[(id + n) % targets.length]!
+        inFlight.set(base, (inFlight.get(base) ?? 0) + 1)
+        try {
+          if (n % 2 === 0) {
+            const tag = `c${id}-${n}`
+            pushed.set(tag, await pushImage(base, 'team/load', tag))
+          } else await pull(base, 'team/app', `v${n % 4}`)
+          requests++
+        } catch (err) {
+          failures.push(`${base}: ${(err as Error).message}`)
+        } finally {
+          inFlight.set(base, inFlight.get(base)! - 1)
+        }
+      }
+    }
+    const load = [0, 1, 2].map(client)
+    await new Promise((r) => setTimeout(r, 1000))
+    // The new version starts on the same data (and migrates it) while the old one serves.
+    newNode = await startNew()
+    targets.push(newNode.url)
+    await new Promise((r) => setTimeout(r, 3000))
+    // The old node leaves (SIGTERM: it finishes what it serves); the new one takes everything.
+    targets.splice(0, 1)
+    while ((inFlight.get(old.base) ?? 0) > 0) await new Promise((r) => setTimeout(r, 20))
+    await old.stop()
+    await new Promise((r) => setTimeout(r, 1000))
+    stop = true
+    await Promise.all(load)
+    assert.deepEqual(failures, [], old.errors())
+    assert.ok(requests > 20, `only ${requests} requests ran`)
+    // Everything pushed before and during the upgrade pulls from the new version.
+    for (const [tag, manifest] of pushed) assert.deepEqual(await pull(newNode.url, 'team/load', tag), manifest)
+    for (let i = 0; i < 4; i++) await pull(newNode.url, 'team/app', `v${i}`)
+    const check = await migrateCheck(dataDir, env)
+    assert.equal(check.code, 0)
+    assert.match(check.stdout, /up to date/)
+  } finally {
+    await old.stop()
+    await newNode?.close()
+  }
+}
+
 describe(`a rolling upgrade from ${OLD} (SQLite, the kept fixture) under load`, () => {
   let work: string
   let dataDir: string
@@ -59,10 +174,8 @@ describe(`a rolling upgrade from ${OLD} (SQLite, the kept fixture) under load`, 
     work = await mkdtemp(join(tmpdir(), 'berth-upgrade-'))
     dataDir = join(work, 'data')
     oldTree = join(work, 'old')
-    execSync(`mkdir -p ${dataDir} ${oldTree} && tar -xzf ${FIXTURE} -C ${dataDir}`)
-    // The old version's code, from git (the fixture's commit).
-    execSync(`git -C ${ROOT} archive ${OLD} | tar -x -C ${oldTree}`)
-    await symlink(join(ROOT, 'node_modules'), join(oldTree, 'node_modules'))
+    execSync(`mkdir -p ${dataDir} && tar -xzf ${FIXTURE} -C ${dataDir}`)
+    await checkoutOld(oldTree)
   })
   after(() => rm(work, { recursive: true, force: true }))
 
@@ -71,78 +184,58 @@ describe(`a rolling upgrade from ${OLD} (SQLite, the kept fixture) under load`, 
     const applied = new Set((db.prepare('select name from schema_migrations').all() as { name: string }[]).map((r) => r.name))
     db.close()
     const expected = Object.keys(MIGRATIONS).filter((n) => !applied.has(n))
-    const r = await run(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), 'migrate', '--check', '--json', '--data-dir', dataDir], { cwd: ROOT }).then(
-      (x) => ({ code: 0, stdout: x.stdout }),
-      (e: { code: number; stdout: string }) => ({ code: e.code, stdout: e.stdout }),
-    )
+    const r = await migrateCheck(dataDir, {}, true)
     assert.equal(r.code, expected.length > 0 ? 10 : 0)
     assert.deepEqual((JSON.parse(r.stdout) as { pending: string[] }).pending, expected)
   })
 
   it('old and new nodes serve the same data while the new one migrates it: no request fails', async () => {
-    const port = await freePort()
-    const oldBase = `http://127.0.0.1:${port}`
-    const oldNode = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve', '--data-dir', dataDir], {
-      cwd: oldTree,
-      env: { ...process.env, BERTH_HTTP_ADDR: `127.0.0.1:${port}`, BERTH_LOG_LEVEL: 'warn', BERTH_ADMIN_PASSWORD: ADMIN_PASSWORD },
-      stdio: ['ignore', 'ignore', 'pipe'],
-    })
-    let oldErr = ''
-    oldNode.stderr.on('data', (d: Buffer) => (oldErr += d.toString()))
-    let newNode: TestServer | undefined
-    try {
-      await waitHealthy(oldBase, { timeoutMs: 120_000 })
-      // The fixture's images pull from the old node.
-      for (let i = 0; i < 4; i++) await pull(oldBase, 'team/app', `v${i}`)
-      const targets = [oldBase]
-      const failures: string[] = []
-      const pushed = new Map<string, Buffer>()
-      let requests = 0
-      let stop = false
-      // Operations (a push is several requests) in flight per node: a load balancer drains a node
-      // (no new operation, the running ones finish) before it is stopped.
-      const inFlight = new Map<string, number>()
-      const client = async (id: number) => {
-        for (let n = 0; !stop; n++) {
-          const base = targets[(id + n) % targets.length]!
-          inFlight.set(base, (inFlight.get(base) ?? 0) + 1)
-          try {
-            if (n % 2 === 0) {
-              const tag = `c${id}-${n}`
-              pushed.set(tag, await pushImage(base, 'team/load', tag))
-            } else await pull(base, 'team/app', `v${n % 4}`)
-            requests++
-          } catch (err) {
-            failures.push(`${base}: ${(err as Error).message}`)
-          } finally {
-            inFlight.set(base, inFlight.get(base)! - 1)
-          }
-        }
-      }
-      const load = [0, 1, 2].map(client)
-      await new Promise((r) => setTimeout(r, 1000))
-      // The new version starts on the same data (and migrates it) while the old one serves.
-      newNode = await startServer({ dataDir, auth: { enabled: true } }, { keepData: true })
-      targets.push(newNode.url)
-      await new Promise((r) => setTimeout(r, 3000))
-      // The old node leaves (SIGTERM: it finishes what it serves); the new one takes everything.
-      targets.splice(0, 1)
-      while ((inFlight.get(oldBase) ?? 0) > 0) await new Promise((r) => setTimeout(r, 20))
-      oldNode.kill('SIGTERM')
-      await new Promise((r) => oldNode.once('exit', r))
-      await new Promise((r) => setTimeout(r, 1000))
-      stop = true
-      await Promise.all(load)
-      assert.deepEqual(failures, [], oldErr)
-      assert.ok(requests > 20, `only ${requests} requests ran`)
-      // Everything pushed before and during the upgrade pulls from the new version.
-      for (const [tag, manifest] of pushed) assert.deepEqual(await pull(newNode.url, 'team/load', tag), manifest)
-      for (let i = 0; i < 4; i++) await pull(newNode.url, 'team/app', `v${i}`)
-      const check = await run(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), 'migrate', '--check', '--data-dir', dataDir], { cwd: ROOT })
-      assert.match(check.stdout, /up to date/)
-    } finally {
-      if (oldNode.exitCode === null) oldNode.kill('SIGKILL')
-      await newNode?.close()
-    }
+    const old = await startOld(oldTree, dataDir)
+    // The data directory's SQLite database, also when the test run puts servers on PostgreSQL.
+    await upgradeUnderLoad(old, () => startServer({ dataDir, database: { url: `sqlite:${join(dataDir, 'berth.db')}` }, auth: { enabled: true } }, { keepData: true }), dataDir)
+  })
+})
+
+describe(`a rolling upgrade from ${OLD} on PostgreSQL (the schema made by that commit's migrations) under load`, { skip: postgresSkip() }, () => {
+  let work: string
+  let dataDir: string
+  let oldTree: string
+  let url: string
+  let old: OldNode | undefined
+  before(async () => {
+    work = await mkdtemp(join(tmpdir(), 'berth-upgrade-pg-'))
+    dataDir = join(work, 'data')
+    oldTree = join(work, 'old')
+    execSync(`mkdir -p ${dataDir}`)
+    await checkoutOld(oldTree)
+    url = await createTestDatabase()
+    // The old commit makes its schema (its own migrations) and the data of make-fixture.ts, through its own API.
+    old = await startOld(oldTree, dataDir, { BERTH_DATABASE_URL: url })
+    const created = await fetch(`${old.base}/api/v1/projects`, { method: 'POST', headers: { authorization: ADMIN, 'content-type': 'application/json' }, body: JSON.stringify({ name: 'team' }) })
+    assert.equal(created.status, 201, await created.text())
+    for (let i = 0; i < 4; i++) await pushImage(old.base, 'team/app', `v${i}`)
+  })
+  after(async () => {
+    await old?.stop()
+    if (url) await dropTestDatabase(url)
+    await rm(work, { recursive: true, force: true })
+  })
+
+  it("berth migrate --check lists what the old commit's schema lacks", async () => {
+    const client = new pg.Client({ connectionString: url })
+    await client.connect()
+    const applied = new Set((await client.query<{ name: string }>('select name from schema_migrations')).rows.map((r) => r.name))
+    await client.end()
+    // That commit's migrations: 0001 to 0017.
+    assert.ok(applied.has('0001-init') && applied.has('0017-trust') && !applied.has('0018-limits'), [...applied].join(' '))
+    const expected = Object.keys(MIGRATIONS).filter((n) => !applied.has(n))
+    const r = await migrateCheck(dataDir, { BERTH_DATABASE_URL: url }, true)
+    assert.equal(r.code, 10)
+    assert.deepEqual((JSON.parse(r.stdout) as { pending: string[] }).pending, expected)
+  })
+
+  it('old and new nodes serve the same PostgreSQL database while the new one migrates it: no request fails', async () => {
+    assert.ok(old, 'the old node runs')
+    await upgradeUnderLoad(old, () => startServer({ dataDir, database: { url }, auth: { enabled: true } }, { keepData: true }), dataDir, { BERTH_DATABASE_URL: url })
   })
 })
