@@ -133,10 +133,11 @@ export async function createStorage(config: Config): Promise<StorageDriver> {
     }
     case 'azure': {
       const azure = config.storage.azure
-      const { AzureDriver } = await import('./storage/azure/driver.js')
+      const { AzureDriver, defaultAzureCredential } = await import('./storage/azure/driver.js')
       const { CachingDriver } = await import('./storage/read-cache.js')
       const driver = new AzureDriver({
         ...azure,
+        tokenCredential: azure.credential === 'default' ? await defaultAzureCredential() : undefined,
         container: azure.container ?? '',
         requestTimeoutMs: azure.requestTimeout || undefined,
         redirectExpiresIn: azure.redirect ? Math.round(azure.redirectExpiry / 1000) : undefined,

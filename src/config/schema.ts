@@ -29,6 +29,20 @@ export function buildConfigSchema(z: typeof Zod) {
   const requestRate = z.string().refine((v) => parseRequestRate(v) !== undefined, 'expected a request rate such as 100/s, 600/m or 5000/h')
   const byteRate = z.string().refine((v) => parseByteRate(v) !== undefined, 'expected a byte rate such as 100MiB/s or 1GB/m')
   const addr = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/, 'expected HOST:PORT')
+  /** The read options both object stores (storage.s3, storage.azure) offer. */
+  const objectStoreReads = {
+    /** answer blob GETs with 307 to a presigned URL (S3) or a read-only SAS URL (Azure: needs the account key), so pull bandwidth bypasses Berth */
+    redirect: z.boolean().default(false),
+    redirectExpiry: duration.prefault('20m'),
+    /** local disk read cache of whole blobs (LRU, bounded by maxBytes); off when no directory */
+    cache: z
+      .object({
+        directory: z.string().optional(),
+        maxBytes: size.default(10 * 1024 * 1024 * 1024),
+      })
+      .strict()
+      .prefault({}),
+  }
 
   return z
     .object({
@@ -129,19 +143,9 @@ export function buildConfigSchema(z: typeof Zod) {
               /** attempts per request, first included (SDK standard retry: exponential backoff with jitter) */
               maxAttempts: z.number().int().min(1).default(5),
               requestTimeout: duration.prefault('60s'),
-              /** answer blob GETs with 307 to a presigned URL, so pull bandwidth bypasses Berth */
-              redirect: z.boolean().default(false),
-              redirectExpiry: duration.prefault('20m'),
               /** false: delete keys one by one (Google Cloud Storage's XML API has no DeleteObjects) */
               multiObjectDelete: z.boolean().default(true),
-              /** local disk read cache of whole blobs (LRU, bounded by maxBytes); off when no directory */
-              cache: z
-                .object({
-                  directory: z.string().optional(),
-                  maxBytes: size.default(10 * 1024 * 1024 * 1024),
-                })
-                .strict()
-                .prefault({}),
+              ...objectStoreReads,
             })
             .strict()
             .prefault({}),
@@ -149,7 +153,12 @@ export function buildConfigSchema(z: typeof Zod) {
           azure: z
             .object({
               container: z.string().min(1).optional(),
-              /** credentials: a connection string, or accountName + accountKey, or a SAS token (with accountName or endpoint) */
+              /**
+               * credentials: a connection string, or accountName + accountKey, or a SAS token (with
+               * accountName or endpoint), or "default": Microsoft Entra ID through @azure/identity's
+               * DefaultAzureCredential (managed identity, workload identity, AZURE_* variables, az login)
+               */
+              credential: z.enum(['default']).optional(),
               connectionString: z.string().optional(),
               accountName: z.string().optional(),
               accountKey: z.string().optional(),
@@ -165,17 +174,7 @@ export function buildConfigSchema(z: typeof Zod) {
               /** attempts per request, first included (SDK exponential retry) */
               maxAttempts: z.number().int().min(1).default(5),
               requestTimeout: duration.prefault('60s'),
-              /** answer blob GETs with 307 to a read-only SAS URL (needs the account key) */
-              redirect: z.boolean().default(false),
-              redirectExpiry: duration.prefault('20m'),
-              /** local disk read cache of whole blobs (LRU, bounded by maxBytes); off when no directory */
-              cache: z
-                .object({
-                  directory: z.string().optional(),
-                  maxBytes: size.default(10 * 1024 * 1024 * 1024),
-                })
-                .strict()
-                .prefault({}),
+              ...objectStoreReads,
             })
             .strict()
             .prefault({}),
@@ -184,11 +183,11 @@ export function buildConfigSchema(z: typeof Zod) {
         .refine((s) => s.driver !== 's3' || s.s3.bucket !== undefined, { message: 'required when storage.driver is s3', path: ['s3', 'bucket'] })
         .refine((s) => s.driver !== 'azure' || s.azure.container !== undefined, { message: 'required when storage.driver is azure', path: ['azure', 'container'] })
         .refine((s) => s.driver !== 'azure' || azureCredentials(s.azure), {
-          message: 'storage.driver azure needs credentials: connectionString, accountName + accountKey, or sasToken with accountName or endpoint',
+          message: 'storage.driver azure needs credentials: connectionString, accountName + accountKey, sasToken with accountName or endpoint, or credential: default with accountName or endpoint',
           path: ['azure'],
         })
-        .refine((s) => s.driver !== 'azure' || !s.azure.redirect || s.azure.accountKey !== undefined || /AccountKey=/i.test(s.azure.connectionString ?? ''), {
-          message: 'redirect needs the account key (accountKey, or a connection string with AccountKey) to sign the URLs',
+        .refine((s) => s.driver !== 'azure' || !s.azure.redirect || (s.azure.credential === undefined && (s.azure.accountKey !== undefined || /AccountKey=/i.test(s.azure.connectionString ?? ''))), {
+          message: 'redirect needs the account key (accountKey, or a connection string with AccountKey) to sign the URLs; not available with credential: default',
           path: ['azure', 'redirect'],
         })
         .prefault({}),
@@ -540,8 +539,9 @@ export function cronProblem(expression: string): string | undefined {
 }
 
 /** Whether an azure storage section names a complete set of credentials. */
-function azureCredentials(a: { connectionString?: string; accountName?: string; accountKey?: string; sasToken?: string; endpoint?: string }): boolean {
+function azureCredentials(a: { credential?: 'default'; connectionString?: string; accountName?: string; accountKey?: string; sasToken?: string; endpoint?: string }): boolean {
   if (a.connectionString) return true
+  if (a.credential === 'default') return a.accountName !== undefined || a.endpoint !== undefined
   if (a.accountName && a.accountKey) return true
   return a.sasToken !== undefined && (a.accountName !== undefined || a.endpoint !== undefined)
 }

@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test'
 import { AccountSASPermissions, AccountSASResourceTypes, AccountSASServices, generateAccountSASQueryParameters, StorageSharedKeyCredential } from '@azure/storage-blob'
 import { buildApp } from '../../src/app.js'
 import { loadConfig, maskSecrets } from '../../src/config/load.js'
-import { AzureDriver } from '../../src/storage/azure/driver.js'
+import { AzureDriver, defaultAzureCredential } from '../../src/storage/azure/driver.js'
 import { StorageUnavailable } from '../../src/storage/driver.js'
 import { AZURITE_ACCOUNT, AZURITE_KEY, azureStorageConfig, startAzurite, type TestAzurite } from '../helpers/azurite.js'
 import { asBody, expectOciError, sha256 } from '../helpers/oci.js'
@@ -166,6 +166,26 @@ describe('Azure storage: configuration', () => {
       loadConfig({ env: { BERTH_STORAGE_DRIVER: 'azure', BERTH_STORAGE_AZURE_CONTAINER: 'c', BERTH_STORAGE_AZURE_ACCOUNT_NAME: 'a', BERTH_STORAGE_AZURE_SAS_TOKEN: 'sig=x', BERTH_STORAGE_AZURE_REDIRECT: 'true' } }),
       /storage\.azure\.redirect: redirect needs the account key/,
     )
+  })
+
+  it('credential: default is accepted with an account name or endpoint, and the driver then signs with a token credential (DefaultAzureCredential)', async () => {
+    const env = { BERTH_STORAGE_DRIVER: 'azure', BERTH_STORAGE_AZURE_CONTAINER: 'c', BERTH_STORAGE_AZURE_CREDENTIAL: 'default' }
+    assert.equal((await loadConfig({ env: { ...env, BERTH_STORAGE_AZURE_ACCOUNT_NAME: 'acct' } })).config.storage.azure.credential, 'default')
+    assert.equal((await loadConfig({ env: { ...env, BERTH_STORAGE_AZURE_ENDPOINT: 'https://acct.blob.core.windows.net' } })).config.storage.azure.credential, 'default')
+    await assert.rejects(loadConfig({ env }), /storage\.azure: .*needs credentials/)
+    await assert.rejects(loadConfig({ env: { ...env, BERTH_STORAGE_AZURE_ACCOUNT_NAME: 'acct', BERTH_STORAGE_AZURE_CREDENTIAL: 'managed' } }), /storage\.azure\.credential/)
+    await assert.rejects(
+      loadConfig({ env: { ...env, BERTH_STORAGE_AZURE_ACCOUNT_NAME: 'acct', BERTH_STORAGE_AZURE_ACCOUNT_KEY: 'k', BERTH_STORAGE_AZURE_REDIRECT: 'true' } }),
+      /storage\.azure\.redirect: redirect needs the account key.*not available with credential: default/,
+    )
+    const credential = await defaultAzureCredential()
+    assert.equal(credential.constructor.name, 'DefaultAzureCredential')
+    assert.equal(typeof credential.getToken, 'function')
+    // The service client signs with it (not a shared key, not anonymous), on the account's URL.
+    const driver = new AzureDriver({ container: 'c', accountName: 'acct', accountKey: AZURITE_KEY, tokenCredential: credential })
+    assert.strictEqual(driver.container.credential, credential)
+    assert.equal(driver.container.url, 'https://acct.blob.core.windows.net/c')
+    assert.throws(() => new AzureDriver({ container: 'c', accountName: 'acct', tokenCredential: credential, redirectExpiresIn: 60 }), /redirect needs the account key/)
   })
 
   it('names storage.azure.container when the container does not exist, and creates it with createContainer', async () => {

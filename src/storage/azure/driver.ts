@@ -1,5 +1,5 @@
 import { randomBytes, randomUUID } from 'node:crypto'
-import { Readable, Writable } from 'node:stream'
+import { Readable } from 'node:stream'
 import {
   AnonymousCredential,
   BlobSASPermissions,
@@ -8,10 +8,11 @@ import {
   StorageSharedKeyCredential,
   type BlockBlobClient,
   type ContainerClient,
+  type newPipeline,
   type StoragePipelineOptions,
 } from '@azure/storage-blob'
 import { PathNotFound, StorageConfigError, StorageUnavailable, type BlobWriter, type FileInfo, type ReadOptions, type StorageDriver, type WriterOptions } from '../driver.js'
-import { finished } from '../writable.js'
+import { BufferedPartWriter, finished } from '../writable.js'
 
 // Azure Blob Storage layout: a path is the block blob `<rootDirectory>/<path>` of the container.
 //
@@ -27,10 +28,26 @@ const MiB = 1024 * 1024
 /** Bytes buffered per block (a Buffer, so the SDK can resend it when it retries). */
 const BLOCK_SIZE = 8 * MiB
 
+/** A Microsoft Entra ID credential (what @azure/identity makes), as the SDK takes it. */
+export type TokenCredential = Exclude<Parameters<typeof newPipeline>[0], StorageSharedKeyCredential | AnonymousCredential | undefined>
+
+/**
+ * storage.azure.credential "default": @azure/identity's DefaultAzureCredential (environment
+ * variables, workload identity, managed identity, Azure CLI…), loaded only then.
+ */
+export async function defaultAzureCredential(): Promise<TokenCredential> {
+  const { DefaultAzureCredential } = await import('@azure/identity')
+  return new DefaultAzureCredential()
+}
+
 export interface AzureDriverOptions {
   container: string
-  /** one of: a connection string, an account name + key, or an account name (or endpoint) + SAS token */
+  /**
+   * one of: a connection string, a token credential (with an account name or endpoint), an
+   * account name + key, or an account name (or endpoint) + SAS token
+   */
   connectionString?: string
+  tokenCredential?: TokenCredential
   accountName?: string
   accountKey?: string
   sasToken?: string
@@ -291,15 +308,10 @@ export class AzureDriver implements StorageDriver {
  * commit() stages the rest and commits `keep` followed by the new blocks. cancel() commits
  * nothing, so the blob stays as it was.
  */
-class AzureWriter extends Writable implements BlobWriter {
-  written = 0
-  private buffered: Buffer[] = []
-  private bufferedBytes = 0
+class AzureWriter extends BufferedPartWriter implements BlobWriter {
   private readonly staged: string[] = []
   /** block ids of one writer: the same length for every writer (Azure requires it within a blob) */
   private readonly idBase = randomBytes(12).toString('hex')
-  private inflight: Promise<void> | undefined
-  private failed: unknown
   private settled = false
 
   constructor(
@@ -308,57 +320,30 @@ class AzureWriter extends Writable implements BlobWriter {
     private readonly keep: string[],
     private readonly conditions: { ifMatch?: string; ifNoneMatch?: string },
   ) {
-    super({ highWaterMark: MiB })
+    super(BLOCK_SIZE)
   }
 
   /** Takes in the bytes the blob holds now, which this write keeps (not counted in `written`). */
   async absorb(source: Readable): Promise<void> {
     for await (const chunk of source as AsyncIterable<Buffer>) {
-      this.buffered.push(chunk)
-      this.bufferedBytes += chunk.length
-      if (this.bufferedBytes >= BLOCK_SIZE) await this.stage()
+      this.gather(chunk)
+      if (this.bufferedBytes >= BLOCK_SIZE) await this.flushPart()
     }
   }
 
-  override _write(chunk: Buffer, _enc: BufferEncoding, done: (err?: Error | null) => void): void {
-    this.written += chunk.length
-    this.buffered.push(chunk)
-    this.bufferedBytes += chunk.length
-    if (this.bufferedBytes < BLOCK_SIZE) return done()
-    this.stage()
-      .then(() => done())
-      .catch((err: unknown) => done(err as Error))
-  }
-
-  override _final(done: (err?: Error | null) => void): void {
-    Promise.resolve(this.inflight)
-      .then(() => done(this.failed as Error | undefined))
-      .catch((err: unknown) => done(err as Error))
-  }
-
-  /** Starts staging the buffered bytes as one block; waits for the previous one first. */
-  private async stage(): Promise<void> {
-    await this.inflight
-    if (this.failed) throw this.failed
-    const body = Buffer.concat(this.buffered, this.bufferedBytes)
-    this.buffered = []
-    this.bufferedBytes = 0
+  /** Stages one block. */
+  protected async sendPart(body: Buffer): Promise<void> {
     const id = Buffer.from(`${this.idBase}${String(this.staged.length).padStart(8, '0')}`).toString('base64')
     this.staged.push(id)
     const blob = this.driver.blob(this.name)
-    this.inflight = this.driver
-      .call('PutBlock', () => blob.stageBlock(id, body, body.length))
-      .then(() => undefined)
-      .catch((err: unknown) => {
-        this.failed = err
-      })
+    await this.driver.call('PutBlock', () => blob.stageBlock(id, body, body.length))
   }
 
   async commit(): Promise<void> {
     await finished(this)
     if (this.settled) return
     this.settled = true
-    if (this.bufferedBytes > 0) await this.stage()
+    if (this.bufferedBytes > 0) await this.flushPart()
     await this.inflight
     if (this.failed) throw this.failed
     const blob = this.driver.blob(this.name)
@@ -388,9 +373,10 @@ function serviceClient(opts: AzureDriverOptions): BlobServiceClient {
   }
   if (opts.connectionString) return BlobServiceClient.fromConnectionString(opts.connectionString, options)
   const url = (opts.endpoint ?? `https://${opts.accountName ?? ''}.blob.${opts.realm ?? 'core.windows.net'}`).replace(/\/+$/, '')
+  if (opts.tokenCredential) return new BlobServiceClient(url, opts.tokenCredential, options)
   if (opts.accountName && opts.accountKey) return new BlobServiceClient(url, new StorageSharedKeyCredential(opts.accountName, opts.accountKey), options)
   if (opts.sasToken) return new BlobServiceClient(`${url}?${opts.sasToken.replace(/^\?/, '')}`, new AnonymousCredential(), options)
-  throw new StorageConfigError('storage.azure credentials: set storage.azure.connectionString, storage.azure.accountName + accountKey, or storage.azure.sasToken')
+  throw new StorageConfigError('storage.azure credentials: set storage.azure.connectionString, storage.azure.accountName + accountKey, storage.azure.sasToken, or storage.azure.credential: default')
 }
 
 function normalizePrefix(prefix: string): string {

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto'
-import { Readable, Writable } from 'node:stream'
+import { Readable } from 'node:stream'
 import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
@@ -20,7 +20,7 @@ import {
 } from '@aws-sdk/client-s3'
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner'
 import { PathNotFound, StorageConfigError, StorageUnavailable, type BlobWriter, type FileInfo, type ReadOptions, type StorageDriver, type WriterOptions } from '../driver.js'
-import { finished } from '../writable.js'
+import { BufferedPartWriter, finished } from '../writable.js'
 
 // S3 layout. A path is stored under `<prefix><path>` as one of:
 //
@@ -467,14 +467,9 @@ export class S3Driver implements StorageDriver {
  * fills: backpressure holds the writer at two parts of memory). Nothing is visible under the key
  * before commit(); cancel() aborts.
  */
-class S3Writer extends Writable implements BlobWriter {
-  written = 0
-  private buffered: Buffer[] = []
-  private bufferedBytes = 0
+class S3Writer extends BufferedPartWriter implements BlobWriter {
   private uploadId: string | undefined
   private readonly parts: CompletedPart[] = []
-  private inflight: Promise<void> | undefined
-  private failed: unknown
   private settled = false
 
   constructor(
@@ -482,59 +477,31 @@ class S3Writer extends Writable implements BlobWriter {
     private readonly key: string,
     private readonly afterCommit?: () => Promise<void>,
   ) {
-    super({ highWaterMark: MiB })
+    super(PART_SIZE)
   }
 
   /** Takes in the bytes of a small existing segment that this write replaces (not counted in `written`). */
   async absorb(source: Readable, size: number): Promise<void> {
     let got = 0
     for await (const chunk of source as AsyncIterable<Buffer>) {
-      this.buffered.push(chunk)
-      this.bufferedBytes += chunk.length
+      this.gather(chunk)
       got += chunk.length
     }
     if (got !== size) throw new StorageUnavailable(`segment ${this.key} held ${got} bytes, expected ${size}`)
   }
 
-  override _write(chunk: Buffer, _enc: BufferEncoding, done: (err?: Error | null) => void): void {
-    this.written += chunk.length
-    this.buffered.push(chunk)
-    this.bufferedBytes += chunk.length
-    if (this.bufferedBytes < PART_SIZE) return done()
-    this.flushPart()
-      .then(() => done())
-      .catch((err: unknown) => done(err as Error))
+  protected override async beforePart(): Promise<void> {
+    if (this.uploadId !== undefined) return
+    const created = await this.driver.send<{ UploadId?: string }>(new CreateMultipartUploadCommand({ Bucket: this.driver.bucket, Key: this.key }))
+    this.uploadId = created.UploadId ?? ''
   }
 
-  override _final(done: (err?: Error | null) => void): void {
-    // Wait for the part in flight so that its failure fails the pipeline; commit() completes.
-    Promise.resolve(this.inflight)
-      .then(() => done(this.failed as Error | undefined))
-      .catch((err: unknown) => done(err as Error))
-  }
-
-  /** Starts uploading the full part; waits for the previous one first. */
-  private async flushPart(): Promise<void> {
-    await this.inflight
-    if (this.failed) throw this.failed
-    if (this.uploadId === undefined) {
-      const created = await this.driver.send<{ UploadId?: string }>(new CreateMultipartUploadCommand({ Bucket: this.driver.bucket, Key: this.key }))
-      this.uploadId = created.UploadId ?? ''
-    }
-    const body = Buffer.concat(this.buffered, this.bufferedBytes)
-    this.buffered = []
-    this.bufferedBytes = 0
+  protected async sendPart(body: Buffer): Promise<void> {
     const PartNumber = this.parts.length + 1
     const part: CompletedPart = { PartNumber }
     this.parts.push(part)
-    this.inflight = this.driver
-      .send<{ ETag?: string }>(new UploadPartCommand({ Bucket: this.driver.bucket, Key: this.key, UploadId: this.uploadId, PartNumber, Body: body, ContentLength: body.length }))
-      .then((res) => {
-        part.ETag = res.ETag
-      })
-      .catch((err: unknown) => {
-        this.failed = err
-      })
+    const res = await this.driver.send<{ ETag?: string }>(new UploadPartCommand({ Bucket: this.driver.bucket, Key: this.key, UploadId: this.uploadId, PartNumber, Body: body, ContentLength: body.length }))
+    part.ETag = res.ETag
   }
 
   async commit(): Promise<void> {
@@ -546,13 +513,11 @@ class S3Writer extends Writable implements BlobWriter {
     const { bucket } = this.driver
     try {
       if (this.uploadId === undefined) {
-        const body = Buffer.concat(this.buffered, this.bufferedBytes)
-        this.buffered = []
+        const body = this.takeGathered()
         await this.driver.send(new PutObjectCommand({ Bucket: bucket, Key: this.key, Body: body, ContentLength: body.length }))
       } else {
         if (this.bufferedBytes > 0 || this.parts.length === 0) {
-          const body = Buffer.concat(this.buffered, this.bufferedBytes)
-          this.buffered = []
+          const body = this.takeGathered()
           const PartNumber = this.parts.length + 1
           const res = await this.driver.send<{ ETag?: string }>(new UploadPartCommand({ Bucket: bucket, Key: this.key, UploadId: this.uploadId, PartNumber, Body: body, ContentLength: body.length }))
           this.parts.push({ PartNumber, ETag: res.ETag })
