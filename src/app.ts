@@ -55,6 +55,8 @@ import { ScanQueries } from './scan/queries.js'
 import { ScanGate } from './scan/scan-gate.js'
 import { createScanQueue, DatabaseWatch, scanOnPush } from './scan/scan-jobs.js'
 import { ScanService } from './scan/scan-service.js'
+import { Scanners, type SecretSealer } from './scan/adapters/scanners.js'
+import { VexService } from './scan/vex-service.js'
 import { compareVersions } from './scan/versions/index.js'
 
 export interface App {
@@ -232,12 +234,15 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
     oci.onTrust(trust)
     pullGates.add(new TrustPullGate(trust))
     const vulndb = new VulnDb(metadata, { now: core.now })
-    const scan = openScan(core, { registry: oci.registry, jobs, vulndb }, opened)
+    // The HTTP server exists after scanning (whose adapters are told the address it listens on).
+    const listening: { http?: FastifyInstance } = {}
+    const scan = openScan(core, { registry: oci.registry, jobs, vulndb, box: replication.box, auth: login.auth, server: () => listening.http }, opened)
     oci.onScanPush(scan.onPush)
     pullGates.add(scan.gate)
     const limits = await openLimits(core, opened)
     const http = openHttp(core, {
       limits, login, registry: oci.registry, metrics, runtime, jobs, immutability: oci.immutability, replication, proxy, events, pullGates, trust, vulndb, scan, ...policies }, opened)
+    listening.http = http
     // Every handler is registered by now (scheduled tasks, cron schedules): start claiming.
     jobs.start()
     scan.queue.start()
@@ -603,7 +608,7 @@ function openHttp(
       webhooks: s.events.webhooks,
       trust: s.trust,
       vulndb: s.vulndb,
-      scan: { service: s.scan.service, policies: s.scan.policies, queries: s.scan.queries },
+      scan: { service: s.scan.service, policies: s.scan.policies, queries: s.scan.queries, scanners: s.scan.scanners, vex: s.scan.vex },
       limits: s.limits,
       config: () => maskSecrets(config),
     },
@@ -673,6 +678,10 @@ function openProxy(
 export interface Scan {
   service: ScanService
   policies: ScanPolicies
+  /** external scanner adapters and the scanner of each project */
+  scanners: Scanners
+  /** VEX statements: referrers of images and documents set on projects */
+  vex: VexService
   queries: ScanQueries
   /** the pull gate of the scan policies */
   gate: ScanGate
@@ -688,21 +697,46 @@ export interface Scan {
  * Vulnerability scanning: scans run on a job queue of their own (scan.concurrency), inventories
  * and findings live in the metadata database, a new vulnerability database re-matches them.
  */
-function openScan({ config, log, now, meta }: Core, s: { registry: Registry; jobs: JobQueue; vulndb: VulnDb }, opened: Opened): Scan {
+function openScan(
+  { config, log, now, meta }: Core,
+  s: { registry: Registry; jobs: JobQueue; vulndb: VulnDb; box: SecretSealer; auth: AuthService; server: () => FastifyInstance | undefined },
+  opened: Opened,
+): Scan {
   const scanLog = log.child({ module: 'scan' })
   const { vulndb } = s
   const queue = createScanQueue(meta.jobs, scanLog, { concurrency: config.scan.concurrency, leaseMs: config.jobs.leaseTimeout, pollMs: config.jobs.pollInterval, owner: s.jobs.owner, now })
-  const service = new ScanService({ registry: s.registry, scans: meta.scans, inventory: (registry, repository, digest) => buildInventory(registry, repository, digest), vulndb, queue, log: scanLog, now })
+  const scanners = new Scanners({ repo: meta.scanners, box: s.box, now, requestTimeoutMs: Math.min(30_000, config.scan.adapterTimeout) })
+  const adapters = {
+    scanners,
+    options: {
+      timeoutMs: config.scan.adapterTimeout,
+      now,
+      registryUrl: () => config.scan.registryUrl?.replace(/\/$/, '') ?? config.http.baseUrl?.replace(/\/$/, '') ?? listeningUrl(s.server(), Boolean(config.http.tls.certificate)),
+      // Exactly repository:<name>:pull, for as long as the scan may take (Harbor gives its adapters a robot account the same way).
+      pullToken: (scanner: string, repository: string, ttlSeconds: number) =>
+        s.auth.tokens.sign({ sub: `scanner:${scanner}`, kind: 'scanner', use: 'access', access: [{ type: 'repository', name: repository, actions: ['pull'] }] }, ttlSeconds),
+    },
+  }
+  const vex = new VexService({ registry: s.registry, repo: meta.scanners, log: scanLog, now })
+  const service = new ScanService({ registry: s.registry, scans: meta.scans, inventory: (registry, repository, digest) => buildInventory(registry, repository, digest), vulndb, queue, log: scanLog, now, adapters, vex })
   const generation = meta.changes.generation(SCAN_KINDS)
   const policies = new ScanPolicies({ scans: meta.scans, generation, now })
-  const gate = new ScanGate({ registry: s.registry, scans: meta.scans, policies, generation, now })
+  const gate = new ScanGate({ registry: s.registry, scans: meta.scans, policies, generation, decisionGeneration: meta.changes.generation([...SCAN_KINDS, 'manifest']), vex, now })
   const watch = new DatabaseWatch({ scans: service, queue, log: scanLog, everyMs: config.scan.rematchInterval, now })
   opened.add(async () => {
     watch.stop()
     await queue.stop()
   })
   scanLog.info({ concurrency: config.scan.concurrency, rematchInterval: config.scan.rematchInterval }, 'vulnerability scanning enabled (scan on push and pull blocking per project scan policy)')
-  return { service, policies, queries: new ScanQueries({ scans: meta.scans, compare: compareVersions }), gate, queue, watch, onPush: scanOnPush({ scans: service, policies, log: scanLog }) }
+  return { service, policies, scanners, vex, queries: new ScanQueries({ scans: meta.scans, compare: compareVersions }), gate, queue, watch, onPush: scanOnPush({ scans: service, policies, log: scanLog }) }
+}
+
+/** The address the HTTP server listens on, as a URL (a wildcard address is reached on loopback). */
+function listeningUrl(server: FastifyInstance | undefined, tls: boolean): string {
+  const address = server?.server.address()
+  if (!address || typeof address === 'string') throw new Error('the server is not listening yet: set scan.registryUrl or http.baseUrl for scanner adapters')
+  const host = address.address === '0.0.0.0' || address.address === '::' ? '127.0.0.1' : address.family === 'IPv6' ? `[${address.address}]` : address.address
+  return `${tls ? 'https' : 'http'}://${host}:${address.port}`
 }
 
 /** GC and scrub services from config (gc.*, scrub.*, uploads.expiry), with their cron schedules. */

@@ -193,6 +193,8 @@ export class Authenticator {
     const { claims } = verified
     if (verified.external) return { principal: { kind: 'external', name: claims.sub, access: claims.access }, claims }
     if (claims.kind === 'anonymous') return { principal: { kind: 'anonymous' }, claims }
+    // A scanner adapter's pull token (src/scan/adapters): its access claims are all it may do.
+    if (claims.kind === 'scanner') return { principal: { kind: 'external', name: claims.sub, access: claims.access, scanner: true }, claims }
     if (claims.kind === 'robot') {
       const row = await this.robot(claims.sub)
       if (!row || row.id !== claims.uid || row.disabled || (row.expires_at !== null && row.expires_at <= this.now())) return undefined

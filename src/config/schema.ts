@@ -461,6 +461,10 @@ export function buildConfigSchema(z: typeof Zod) {
           concurrency: z.number().int().min(1).max(16).default(1),
           /** how often each node looks for results matched against an older vulnerability database ('0s': never) */
           rematchInterval: duration.prefault('30s'),
+          /** how long an external scanner adapter may take for one image, report polling included */
+          adapterTimeout: duration.prefault('10m'),
+          /** the URL external scanner adapters pull from (default: http.baseUrl, else the address Berth listens on) */
+          registryUrl: z.string().url().optional(),
         })
         .strict()
         .prefault({}),

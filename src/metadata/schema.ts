@@ -382,6 +382,35 @@ export interface ScanResultsTable {
   findings: string | null
   platforms: string | null
   updated_at: number
+  /** the external scanner that made the result; null: Berth's own */
+  scanner: string | null
+}
+
+/** External scanner adapters (Harbor's Pluggable Scanner API, src/scan/adapters). */
+export interface ScannersTable {
+  name: string
+  url: string
+  auth: string
+  /** encrypted */
+  access_credential: string | null
+  is_default: number
+  created_at: number
+  updated_at: number
+}
+
+export interface ScannerProjectsTable {
+  project_id: number
+  scanner: string
+  updated_at: number
+}
+
+/** VEX documents set on a project (src/scan/vex.ts). */
+export interface ScanVexTable {
+  project_id: number
+  digest: string
+  format: string
+  statements: string
+  created_at: number
 }
 
 export interface ScanFindingIdsTable {
@@ -484,4 +513,7 @@ export interface Database {
   scan_finding_ids: ScanFindingIdsTable
   scan_packages: ScanPackagesTable
   scan_policies: ScanPoliciesTable
+  scanners: ScannersTable
+  scanner_projects: ScannerProjectsTable
+  scan_vex: ScanVexTable
 }

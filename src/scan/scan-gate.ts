@@ -6,7 +6,9 @@ import type { ScanRepository } from '../metadata/repositories/scans.js'
 import type { PullGate } from '../policy/pull-gate.js'
 import type { Registry } from '../registry/registry.js'
 import { activeAllowlist, blocks, DEFAULT_POLICY, SEVERITY_RANK, SYSTEM_SCOPE, type ScanPolicies } from './policy.js'
-import { reportOf, scannable, type StoredFinding } from './scan-service.js'
+import { digestsOf, reportOf, scannable, type StoredFinding } from './scan-service.js'
+import { suppresses } from './vex.js'
+import type { VexService } from './vex-service.js'
 
 // The pull gate of the scan policies: a manifest GET of an artifact with a finding at or above
 // the project's blockSeverity (not allowlisted by the project or the system), or of an unscanned
@@ -29,23 +31,38 @@ export class ScanGate implements PullGate {
   private generationSeen: number | undefined
 
   constructor(
-    private readonly deps: { registry: Registry; scans: ScanRepository; policies: ScanPolicies; generation: Generation; now: () => number },
+    private readonly deps: {
+      registry: Registry
+      scans: ScanRepository
+      policies: ScanPolicies
+      generation: Generation
+      /**
+       * What decisions follow besides scans and policies: manifests, since a VEX referrer pushed
+       * or deleted changes which findings count (default: generation)
+       */
+      decisionGeneration?: Generation
+      vex?: VexService
+      now: () => number
+    },
   ) {}
 
   check(repository: string, digest: string, _mediaType: string): RegistryError | undefined | Promise<RegistryError | undefined> {
     const generation = this.deps.generation()
-    if (generation !== this.generationSeen) {
+    const decided = this.deps.decisionGeneration ? this.deps.decisionGeneration() : generation
+    if (decided !== this.generationSeen) {
       this.decisions = new Map()
-      this.generationSeen = generation
+      this.generationSeen = decided
     }
     const project = projectOf(repository)
     const policies = this.deps.policies.cached(generation)
     if (policies && !blocks(policies.get(project) ?? DEFAULT_POLICY)) return undefined
-    const key = `${project} ${digest}`
-    const hit = generation === undefined ? undefined : this.decisions.get(key)
+    // Per repository: VEX referrers live in the image's repository.
+    const key = `${repository} ${digest}`
+    const hit = decided === undefined ? undefined : this.decisions.get(key)
     if (hit && (hit.until === undefined || this.deps.now() < hit.until)) return hit.error
     return this.decide(project, repository, digest).then((d) => {
-      if (generation !== undefined && this.deps.generation() === generation) {
+      const now = this.deps.decisionGeneration ? this.deps.decisionGeneration() : this.deps.generation()
+      if (decided !== undefined && now === decided) {
         if (this.decisions.size >= MAX_DECISIONS) this.decisions.clear()
         this.decisions.set(key, d)
       }
@@ -76,7 +93,10 @@ export class ScanGate implements PullGate {
     const now = this.deps.now()
     const allowed = activeAllowlist([...policy.allowlist, ...(all.get(SYSTEM_SCOPE)?.allowlist ?? [])], now)
     const threshold = SEVERITY_RANK[policy.blockSeverity]
-    const blocking = reportOf(row).findings.filter((f) => SEVERITY_RANK[f.severity] >= threshold && !isAllowed(f, allowed.ids))
+    let findings = reportOf(row).findings
+    if (this.deps.vex) findings = (await this.deps.vex.apply(repository, digestsOf(row), findings)).findings
+    // Findings a VEX statement marks not_affected or fixed block nothing.
+    const blocking = findings.filter((f) => SEVERITY_RANK[f.severity] >= threshold && !isAllowed(f, allowed.ids) && !suppresses(f.vex?.status))
     if (blocking.length === 0) return { error: undefined, until: allowed.nextExpiry }
     const worst = blocking.reduce((a, b) => (SEVERITY_RANK[b.severity] > SEVERITY_RANK[a.severity] ? b : a))
     const others = new Set(blocking.map((f) => f.id))

@@ -5,7 +5,12 @@ import { RegistryError } from '../errors/registry-error.js'
 import type { JobContext, JobQueue } from '../jobs/queue.js'
 import type { FindingIdRow, PackageRow, ScanRepository, ScanResultRow } from '../metadata/repositories/scans.js'
 import type { Registry } from '../registry/registry.js'
+import { projectOf } from '../auth/permissions.js'
+import { scanWithAdapter, type ExternalScanOptions } from './adapters/external-scan.js'
+import type { ExternalScanner, Scanners } from './adapters/scanners.js'
 import type { Finding, Inventory, Severity } from './types.js'
+import type { FindingVex } from './vex.js'
+import type { VexService } from './vex-service.js'
 
 // Scans: an artifact's package inventory is read once (its layers, by scan-inventory's
 // buildInventory) and kept; its findings are the vulnerability database's matches of that
@@ -34,6 +39,8 @@ const LAYER_TYPE = /^application\/vnd\.(oci\.image\.layer\.v1\.tar|docker\.image
 export interface StoredFinding extends Finding {
   /** os/architecture[/variant] of the platform (findings of an index) */
   platform?: string
+  /** the VEX statement that applies (src/scan/vex.ts); not stored: applied when read */
+  vex?: FindingVex
 }
 
 export type ScanStatus = 'pending' | 'running' | 'done' | 'failed'
@@ -46,6 +53,8 @@ export interface VulnerabilityReport {
   findings: StoredFinding[]
   /** why the last scan failed */
   error?: string
+  /** the external scanner that made the findings (absent: Berth's own) */
+  scanner?: string
 }
 
 interface ScanJobPayload {
@@ -62,6 +71,10 @@ export interface ScanServiceDeps {
   queue: JobQueue
   log: Logger
   now: () => number
+  /** external scanner adapters (Harbor's Pluggable Scanner API); absent: every scan is Berth's own */
+  adapters?: { scanners: Scanners; options: ExternalScanOptions }
+  /** VEX statements applied to reports (referrers of the artifact, the project's documents) */
+  vex?: VexService
 }
 
 export class ScanService {
@@ -97,11 +110,16 @@ export class ScanService {
     return this.request(repository, digest)
   }
 
-  /** The report of GET …/vulnerabilities; NOT_FOUND when never scanned. */
-  async report(digest: string): Promise<VulnerabilityReport> {
+  /**
+   * The report of GET …/vulnerabilities of `repository`'s artifact, VEX statements applied;
+   * NOT_FOUND when never scanned.
+   */
+  async report(digest: string, repository?: string): Promise<VulnerabilityReport> {
     const row = await this.deps.scans.result(digest)
     if (!row) throw new RegistryError('NOT_FOUND', `${digest} has not been scanned: POST …/artifacts/${digest}/scan starts a scan`)
-    return reportOf(row)
+    const report = reportOf(row)
+    if (!this.deps.vex || repository === undefined) return report
+    return { ...report, ...(await this.deps.vex.apply(repository, digestsOf(row), report.findings)) }
   }
 
   /**
@@ -143,7 +161,7 @@ export class ScanService {
   private async runJob(payload: ScanJobPayload, ctx: JobContext): Promise<void> {
     const { repository, digest } = payload
     try {
-      await this.scan(repository, digest, ctx.id)
+      await this.scan(repository, digest, ctx.id, ctx.signal)
     } catch (err) {
       // The artifact's own fault (a corrupt layer, a bad package database) will not heal: record
       // it now. Other faults (storage, database) are retried while attempts remain.
@@ -155,8 +173,18 @@ export class ScanService {
     }
   }
 
-  private async scan(repository: string, digest: string, jobId: string): Promise<void> {
+  private async scan(repository: string, digest: string, jobId: string, signal?: AbortSignal): Promise<void> {
     await this.deps.scans.markRunning(digest, jobId, this.deps.now())
+    const adapters = this.deps.adapters
+    const external = adapters && (await adapters.scanners.forProject(projectOf(repository)))
+    if (adapters && external) {
+      try {
+        await this.scanExternal(external, adapters.options, repository, digest, signal)
+      } finally {
+        await external.client.close()
+      }
+      return
+    }
     // The version before matching: an import meanwhile leaves this result stale, so it is re-matched.
     const version = await this.deps.vulndb.version()
     const d = await this.described(repository, digest)
@@ -167,6 +195,30 @@ export class ScanService {
     const platforms = platformsOf(d)
     for (const p of platforms) await this.scanImage(repository, p.digest, version)
     await this.saveIndex(digest, version, platforms, await this.platformFindings(platforms, version))
+  }
+
+  /**
+   * A scan by an external adapter: each image manifest (each platform of an index) is sent to it,
+   * and its findings are stored like Berth's own, marked with the scanner's name so a database
+   * import never re-matches them.
+   */
+  private async scanExternal(scanner: ExternalScanner, options: ExternalScanOptions, repository: string, digest: string, signal?: AbortSignal): Promise<void> {
+    const d = await this.described(repository, digest)
+    const images = d.kind === 'index' ? platformsOf(d) : [{ digest, platform: '' }]
+    const all: StoredFinding[] = []
+    let database = ''
+    for (const image of images) {
+      const m = await this.deps.registry.manifests.get(repository, image.digest)
+      const result = await scanWithAdapter(scanner, { repository, digest: image.digest, mediaType: m.mediaType }, options, signal)
+      const findings = sortFindings(result.findings)
+      database = result.database
+      const now = this.deps.now()
+      await this.deps.scans.saveResult(image.digest, { dbVersion: result.database, scannedAt: now, findings: JSON.stringify(findings), platforms: null, ids: idRows(findings), scanner: scanner.name }, now)
+      all.push(...findings.map((f) => (image.platform ? { ...f, platform: image.platform } : f)))
+    }
+    if (d.kind !== 'index') return
+    const now = this.deps.now()
+    await this.deps.scans.saveResult(digest, { dbVersion: database, scannedAt: now, findings: JSON.stringify(all), platforms: JSON.stringify(images), ids: [], scanner: scanner.name }, now)
   }
 
   /** An image: its stored inventory, else one read from its layers (and stored); then matched. */
@@ -194,7 +246,7 @@ export class ScanService {
     for (const p of platforms) {
       const row = await this.deps.scans.result(p.digest)
       let findings = row?.findings ? (JSON.parse(row.findings) as StoredFinding[]) : []
-      if (row && version !== null && row.db_version !== version) {
+      if (row && row.scanner === null && version !== null && row.db_version !== version) {
         const inv = await this.deps.scans.inventory(p.digest)
         if (inv !== undefined) findings = await this.match(p.digest, JSON.parse(inv) as Inventory, version)
       }
@@ -230,6 +282,12 @@ function platformName(p: Platform): string {
   return [p.os, p.architecture, p.variant].filter(Boolean).join('/')
 }
 
+/** The artifact's digest, and its platforms' for an index: the images VEX statements may name. */
+export function digestsOf(row: ScanResultRow): string[] {
+  const platforms = row.platforms ? (JSON.parse(row.platforms) as { digest: string }[]).map((p) => p.digest) : []
+  return [row.digest, ...platforms]
+}
+
 export function summaryOf(findings: { severity: Severity }[]): Record<Severity, number> {
   const summary = { critical: 0, high: 0, medium: 0, low: 0, unknown: 0 }
   for (const f of findings) summary[SEVERITIES.includes(f.severity) ? f.severity : 'unknown']++
@@ -245,6 +303,7 @@ export function reportOf(row: ScanResultRow): VulnerabilityReport {
     summary: summaryOf(findings),
     findings,
     ...(row.status === 'failed' && row.error ? { error: row.error } : {}),
+    ...(row.scanner ? { scanner: row.scanner } : {}),
   }
 }
 

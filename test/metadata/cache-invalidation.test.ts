@@ -73,6 +73,7 @@ const READS = new Set([
   'vulndb.active', 'vulndb.imports', 'vulndb.lookup',
   'adoption.adoptedTags',
   ...['inventory', 'result', 'stale', 'findingsOf', 'packagesOf', 'holders', 'policies'].map((m) => `scans.${m}`),
+  ...['find', 'list', 'findDefault', 'projectScanner', 'projectsUsing', 'vexOf'].map((m) => `scanners.${m}`),
 ])
 /** Writes of rows no cache holds (bookkeeping): nothing to announce. */
 const UNCACHED_WRITES = new Set([
@@ -98,6 +99,9 @@ const UNCACHED_WRITES = new Set([
   // Inventories are read by no cache; results announce 'scan', which drops the pull gate's
   // decisions (test/scan/scan-policy.test.ts shows a changed result or policy is seen).
   'scans.saveInventory', 'scans.markPending', 'scans.markRunning', 'scans.markFailed', 'scans.saveResult',
+  // Scanner registrations are read by each scan, no cache holds them; project VEX documents
+  // announce 'scan' (test/scan/vex.test.ts shows the pull gate follows them).
+  'scanners.insert', 'scanners.delete', 'scanners.setProjectScanner', 'scanners.addVex', 'scanners.deleteVex',
   // Last login and last use: book-keeping no access decision reads (the 0007 triggers ignore them too).
   'robots.touch', 'users.recordLogin',
 ])

@@ -38,6 +38,8 @@ import type { ScanQueries } from '../../scan/queries.js'
 import type { ScanService } from '../../scan/scan-service.js'
 import { scanRoutes } from './scan.js'
 import { systemRoutes } from './system.js'
+import type { Scanners } from '../../scan/adapters/scanners.js'
+import type { VexService } from '../../scan/vex-service.js'
 import { projectLimitRoutes } from './limits.js'
 import type { Limits } from '../../limits/limits.js'
 import type { ImageTarService } from '../../transfer/image-tar.js'
@@ -70,7 +72,7 @@ export interface ApiServices {
   /** the vulnerability database (src/scan/vulndb) */
   vulndb?: VulnDb
   /** vulnerability scans, scan policies and the registry-wide queries (src/scan) */
-  scan?: { service: ScanService; policies: ScanPolicies; queries: ScanQueries }
+  scan?: { service: ScanService; policies: ScanPolicies; queries: ScanQueries; scanners: Scanners; vex: VexService }
   /** one image as an OCI layout tar or docker-archive (…/artifacts/{digest}/export, …/import) */
   imageTar?: { service: ImageTarService; maxImportSize: number }
   /** the effective configuration, secrets masked (GET /system/config, administrators) */
@@ -140,7 +142,7 @@ export async function apiRoutes(app: FastifyInstance, opts: ApiOptions): Promise
     if (services.vulndb) await app.register(vulnDbRoutes, { vulndb: services.vulndb, authEnabled: opts.authEnabled })
     if (services.limits) await app.register(projectLimitRoutes, { ...ctx, limits: services.limits })
     if (services.config) await app.register(systemRoutes, { config: services.config, requireAdmin: adminOnly })
-    if (services.scan) await app.register(scanRoutes, { ...ctx, authEnabled: opts.authEnabled, catalog: services.catalog, scans: services.scan.service, policies: services.scan.policies, queries: services.scan.queries })
+    if (services.scan) await app.register(scanRoutes, { ...ctx, authEnabled: opts.authEnabled, catalog: services.catalog, scans: services.scan.service, policies: services.scan.policies, queries: services.scan.queries, scanners: services.scan.scanners, vex: services.scan.vex })
     if (services.imageTar) await app.register(imageTarRoutes, { ...ctx, authEnabled: opts.authEnabled, catalog: services.catalog, imageTar: services.imageTar.service, maxImportSize: services.imageTar.maxImportSize })
   }
 }

@@ -288,6 +288,11 @@ export const OPENAPI = {
           id: { type: 'string' }, aliases: { type: 'array', items: { type: 'string' } }, package: { type: 'string' }, version: { type: 'string' }, fixedVersion: { type: ['string', 'null'] },
           severity: { enum: ['critical', 'high', 'medium', 'low', 'unknown'] }, layer: { type: 'string' }, ecosystem: { type: 'string' }, purl: { type: 'string' }, summary: { type: 'string' },
           platform: { type: 'string', description: 'findings of an index: the platform (os/architecture[/variant])' },
+          vex: {
+            type: 'object',
+            description: 'the VEX statement that applies (a referrer of the image or a document of the project); not_affected and fixed findings count in no summary and block no pull',
+            properties: { status: { enum: ['not_affected', 'affected', 'fixed', 'under_investigation'] }, justification: { type: 'string' }, impactStatement: { type: 'string' }, source: { type: 'string', description: 'referrer sha256:… or project sha256:…' } },
+          },
         },
       },
       VulnerabilityReport: {
@@ -299,8 +304,22 @@ export const OPENAPI = {
           summary: { type: 'object', properties: Object.fromEntries(['critical', 'high', 'medium', 'low', 'unknown'].map((k) => [k, { type: 'integer' }])) },
           findings: { type: 'array', items: { $ref: '#/components/schemas/Finding' } },
           error: { type: 'string', description: 'why the last scan failed' },
+          scanner: { type: 'string', description: 'the external scanner that made the findings (absent: Berth\'s own)' },
         },
       },
+      Scanner: {
+        type: 'object',
+        required: ['name', 'url'],
+        properties: {
+          name: { type: 'string', description: 'lowercase letters, digits and . _ - (berth is the built-in scanner)' },
+          url: { type: 'string', description: 'the adapter\'s base URL (its API under /api/v1)' },
+          auth: { enum: ['None', 'Basic', 'Bearer', 'X-ScannerAdapter-API-Key'], description: 'how the access credential is sent (Basic: base64 of it)' },
+          accessCredential: { type: 'string', writeOnly: true, description: 'encrypted at rest, never answered (hasCredential says whether one is set)' },
+          default: { type: 'boolean', description: 'the system default scanner (projects without a choice scan with it)' },
+          hasCredential: { type: 'boolean', readOnly: true },
+        },
+      },
+      ProjectScanner: { type: 'object', properties: { name: { type: ['string', 'null'], description: 'a registered scanner, berth (built-in), or null (PUT: back to the default)' }, source: { enum: ['project', 'default', 'builtin'], readOnly: true } } },
       FileListing: {
         type: 'object',
         properties: {
@@ -612,6 +631,25 @@ export const OPENAPI = {
       get: op('The system allowlist (signed-in users): {"allowlist":[{"id","expiresAt"}]}'),
       put: op('Replace the system allowlist (system admins); every project\'s pull gate honours it', { requestBody: { required: true, ...json({ type: 'object', properties: { allowlist: { $ref: '#/components/schemas/Allowlist' } } }) } }),
     },
+    '/scanners': {
+      get: op('External scanner adapters (Harbor\'s Pluggable Scanner API), credentials left out (system admins)'),
+      post: createdOp('Register a scanner adapter by URL {"name","url","auth","accessCredential","default"} (system admins); a new default replaces the previous one', 'Scanner'),
+    },
+    '/scanners/{name}': { get: op('A scanner adapter (system admins)'), delete: { summary: 'Remove a scanner adapter (system admins); 409 while a project chose it', responses: { '204': { description: 'removed' }, '409': { description: 'a project scans with it', ...json(problem) }, ...errors } } },
+    '/scanners/{name}/metadata': { get: op('The adapter\'s own GET /api/v1/metadata: scanner name, vendor, version, capabilities (system admins)') },
+    '/projects/{project}/scanner': {
+      get: op('The scanner the project scans with: its choice, else the system default, else berth (pull)', { responses: { '200': { description: 'the scanner', ...json({ $ref: '#/components/schemas/ProjectScanner' }) }, ...errors } }),
+      put: op('Choose the project\'s scanner {"name"}: a registered one, berth, or null for the default (project admins, maintainers)', body('ProjectScanner')),
+    },
+    '/projects/{project}/vex': {
+      get: op('The VEX documents set on the project: digest, format, statement count (pull)'),
+      post: {
+        summary: 'Add a VEX document (OpenVEX or CycloneDX VEX, as JSON) to the project: its statements apply to the findings of every artifact of the project (project admins, maintainers)',
+        requestBody: { required: true, ...json({ type: 'object' }) },
+        responses: { '201': { description: 'added: {"digest","format","statements","createdAt"}' }, ...errors },
+      },
+    },
+    '/projects/{project}/vex/{digest}': { delete: { summary: 'Remove a VEX document from the project (project admins, maintainers)', responses: { '204': { description: 'removed' }, ...errors } } },
     '/vulnerabilities': {
       get: op('Which artifacts have this vulnerability (by id or alias), from the stored findings; only artifacts of projects the caller may pull. CSV with Accept: text/csv or format=csv', {
         parameters: [{ ...query('id', 'string', 'CVE-…, GHSA-… or an OSV id'), required: true }, query('format', ['json', 'csv'])],

@@ -5,6 +5,8 @@ import { toCycloneDxVex, toSarif } from '../../scan/export.js'
 import { parseAllowlist, parsePolicy, type ScanPolicies } from '../../scan/policy.js'
 import { toCsv, type ScanQueries } from '../../scan/queries.js'
 import type { ScanService } from '../../scan/scan-service.js'
+import type { Scanners } from '../../scan/adapters/scanners.js'
+import type { VexService } from '../../scan/vex-service.js'
 import { visibleProjects } from './browse.js'
 import { audit, requireAdmin, requireProjectAction, requireUser, type ApiContext } from './context.js'
 
@@ -14,6 +16,9 @@ import { audit, requireAdmin, requireProjectAction, requireUser, type ApiContext
 //   GET|PUT /projects/{p}/scan-policy  (pull | managePolicies)
 //   GET|PUT /scan-policy  the system allowlist (signed in | system admins)
 //   GET /vulnerabilities?id=…, GET /packages?purl=…[&range=…]  (only artifacts the caller may pull; CSV too)
+//   POST|GET /scanners, GET|DELETE /scanners/{name}, GET /scanners/{name}/metadata  external scanner adapters (system admins)
+//   GET|PUT /projects/{p}/scanner  the scanner a project scans with (pull | managePolicies)
+//   GET|POST /projects/{p}/vex, DELETE /projects/{p}/vex/{digest}  the project's VEX documents (pull | managePolicies)
 
 export interface ScanRoutesOptions extends ApiContext {
   authEnabled: boolean
@@ -21,6 +26,8 @@ export interface ScanRoutesOptions extends ApiContext {
   scans: ScanService
   policies: ScanPolicies
   queries: ScanQueries
+  scanners: Scanners
+  vex: VexService
 }
 
 type ArtifactRoute = { Params: { project: string; repository: string; reference: string }; Querystring: Record<string, string | undefined> }
@@ -48,7 +55,7 @@ export async function scanRoutes(app: FastifyInstance, opts: ScanRoutesOptions):
   app.get<ArtifactRoute>('/projects/:project/repositories/:repository/artifacts/:reference/vulnerabilities', async (req, reply) => {
     await may(req, req.params.project, 'pull')
     const { name, digest } = await artifact(req)
-    const report = await opts.scans.report(digest)
+    const report = await opts.scans.report(digest, name)
     const format = req.query.format ?? 'json'
     if (format === 'json') return report
     const subject = { repository: name, digest }
@@ -85,6 +92,83 @@ export async function scanRoutes(app: FastifyInstance, opts: ScanRoutesOptions):
     const allowlist = await opts.policies.setSystemAllowlist(parseAllowlist(body.allowlist))
     audit(ctx, req, 'policy.change', { resource: 'scan-policy', detail: { allowlist: allowlist.map((e) => e.id) } })
     return { allowlist }
+  })
+
+  // --- external scanner adapters (Harbor's Pluggable Scanner API) -------------------------------
+  // System administrators only: a registration holds another system's credential and makes
+  // Berth open connections to the URL it names.
+  const admin = (req: FastifyRequest) => {
+    if (opts.authEnabled) requireAdmin(req)
+  }
+
+  app.post<{ Body: unknown }>('/scanners', async (req, reply) => {
+    admin(req)
+    const scanner = await opts.scanners.create(req.body)
+    audit(ctx, req, 'scanner.create', { resource: scanner.name, detail: { url: scanner.url, auth: scanner.auth, default: scanner.default, hasCredential: scanner.hasCredential } })
+    return reply.code(201).header('location', `/api/v1/scanners/${scanner.name}`).send(scanner)
+  })
+
+  app.get('/scanners', async (req) => {
+    admin(req)
+    return opts.scanners.list()
+  })
+
+  app.get<{ Params: { name: string } }>('/scanners/:name', async (req) => {
+    admin(req)
+    return opts.scanners.get(req.params.name)
+  })
+
+  app.delete<{ Params: { name: string } }>('/scanners/:name', async (req, reply) => {
+    admin(req)
+    await opts.scanners.delete(req.params.name)
+    audit(ctx, req, 'scanner.delete', { resource: req.params.name })
+    return reply.code(204).send()
+  })
+
+  app.get<{ Params: { name: string } }>('/scanners/:name/metadata', async (req) => {
+    admin(req)
+    return opts.scanners.metadata(req.params.name)
+  })
+
+  app.get<{ Params: { project: string } }>('/projects/:project/scanner', async (req) => {
+    await may(req, req.params.project, 'pull')
+    await opts.auth.projects.get(req.params.project)
+    return opts.scanners.projectScanner(req.params.project)
+  })
+
+  app.put<{ Params: { project: string }; Body: unknown }>('/projects/:project/scanner', async (req) => {
+    const { project } = req.params
+    await may(req, project, 'managePolicies')
+    await opts.auth.projects.get(project)
+    const chosen = await opts.scanners.setProjectScanner(project, req.body)
+    audit(ctx, req, 'policy.change', { project, resource: 'scanner', detail: { ...chosen } })
+    return chosen
+  })
+
+  // --- VEX documents set on a project (those attached to images are referrers) ------------------
+
+  app.get<{ Params: { project: string } }>('/projects/:project/vex', async (req) => {
+    await may(req, req.params.project, 'pull')
+    await opts.auth.projects.get(req.params.project)
+    return opts.vex.projectDocuments(req.params.project)
+  })
+
+  app.post<{ Params: { project: string }; Body: unknown }>('/projects/:project/vex', async (req, reply) => {
+    const { project } = req.params
+    await may(req, project, 'managePolicies')
+    await opts.auth.projects.get(project)
+    const added = await opts.vex.addProjectDocument(project, req.body)
+    audit(ctx, req, 'policy.change', { project, resource: 'vex', detail: { added: added.digest, format: added.format, statements: added.statements } })
+    return reply.code(201).send(added)
+  })
+
+  app.delete<{ Params: { project: string; digest: string } }>('/projects/:project/vex/:digest', async (req, reply) => {
+    const { project, digest } = req.params
+    await may(req, project, 'managePolicies')
+    await opts.auth.projects.get(project)
+    await opts.vex.deleteProjectDocument(project, digest)
+    audit(ctx, req, 'policy.change', { project, resource: 'vex', detail: { removed: digest } })
+    return reply.code(204).send()
   })
 
   app.get<Query>('/vulnerabilities', async (req, reply) => {

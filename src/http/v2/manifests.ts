@@ -5,14 +5,14 @@ import { readBounded } from './body.js'
 import type { V2Request } from './route.js'
 import type { UrlBuilder } from './urls.js'
 import type { EventActor } from '../../registry/registry.js'
-import { principalName } from '../../auth/principal.js'
+import { isScannerPull, principalName } from '../../auth/principal.js'
 import type { PullGates } from '../../policy/pull-gate.js'
 
 export function manifestHandlers(registry: Registry, urls: UrlBuilder, maxSize: number, countOut: (n: number) => void, gates?: PullGates) {
   return {
-    async GET({ reply, name, ref, req }: V2Request) {
+    async GET({ reply, name, ref, req, caller }: V2Request) {
       const head = req.method === 'HEAD'
-      const gated = !head && gates !== undefined && !gates.empty
+      const gated = !head && gates !== undefined && !gates.empty && !isScannerPull(caller?.principal)
       // A gated pull is counted once the gates let it through.
       const m = await registry.manifests.get(name, ref, { pull: !head && !gated })
       if (gated) {

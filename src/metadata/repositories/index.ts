@@ -25,6 +25,7 @@ import { createTrustRepository } from './trust.js'
 import { createVulnDbRepository } from './vulndb.js'
 import { createScanRepository } from './scans.js'
 import { createAdoptionRepository } from './adoption.js'
+import { createScannerRepository } from './scanners.js'
 
 /**
  * Each writing method announces what it changed to `changes` (see MetadataDb), which lets
@@ -58,6 +59,7 @@ export function createMetadataRepositories(db: Kysely<Database>, changes: Change
     vulndb: createVulnDbRepository(db),
     scans: createScanRepository(db, changes),
     adoption: createAdoptionRepository(db, changes),
+    scanners: createScannerRepository(db, changes),
   }
 }
 

@@ -38,6 +38,8 @@ export interface ScanOutcome {
   platforms: string | null
   /** one row per identifier (id and aliases) of each finding; none for an index (its platforms hold them) */
   ids: FindingIdRow[]
+  /** the external scanner that made it (never re-matched); null or absent: Berth's own */
+  scanner?: string | null
 }
 
 /** Where a manifest is stored: its repository, and the tags that reach it (its own, its indexes'). */
@@ -110,7 +112,7 @@ export function createScanRepository(db: Db, changes: ChangeFeed) {
     async saveResult(digest: string, o: ScanOutcome, now: number): Promise<void> {
       await announced(changes, ['scan'], () =>
         db.transaction().execute(async (trx) => {
-          const values = { status: 'done' as const, error: null, db_version: o.dbVersion, scanned_at: o.scannedAt, findings: o.findings, platforms: o.platforms, updated_at: now }
+          const values = { status: 'done' as const, error: null, db_version: o.dbVersion, scanned_at: o.scannedAt, findings: o.findings, platforms: o.platforms, updated_at: now, scanner: o.scanner ?? null }
           await trx
             .insertInto('scan_results')
             .values({ digest, job_id: null, ...values })
@@ -137,6 +139,8 @@ export function createScanRepository(db: Db, changes: ChangeFeed) {
         .selectAll()
         .where('scanned_at', 'is not', null)
         .where('status', '=', 'done')
+        // An external scanner's results are its own: never re-matched against Berth's database.
+        .where('scanner', 'is', null)
         .where((eb) => eb.or([eb('db_version', 'is', null), eb('db_version', '!=', version)]))
         // Images (no platforms) before indexes: an index is re-combined from re-matched platforms.
         .orderBy(sql`case when platforms is null then 0 else 1 end`)
