@@ -16,6 +16,7 @@ import { npmReader } from './npm.js'
 import { osReleaseReader } from './os-release.js'
 import { pythonReader } from './python.js'
 import { rpmLegacyReader } from './rpm.js'
+import { rpmdbReader } from './rpmdb.js'
 
 // The package inventory of an image: its layers are streamed in order through the layer
 // browser's tar reader (gzip, zstd or plain; bounded in entries, bytes, depth and time), and
@@ -25,7 +26,7 @@ import { rpmLegacyReader } from './rpm.js'
 // earlier one, so each package is reported from the last layer that wrote its record.
 
 /** In the order they are asked: the first that wants a file reads it (executables last). */
-export const READERS: FileReader[] = [osReleaseReader, dpkgReader, apkReader, rpmLegacyReader, npmReader, pythonReader, javaReader, cargoReader, composerReader, gemReader, goBinaryReader]
+export const READERS: FileReader[] = [osReleaseReader, dpkgReader, apkReader, rpmLegacyReader, rpmdbReader, npmReader, pythonReader, javaReader, cargoReader, composerReader, gemReader, goBinaryReader]
 
 const LAYER_TYPE = /(^application\/vnd\.(oci\.image\.layer\.v1\.tar|docker\.image\.rootfs\.(foreign\.)?diff\.tar))(\+gzip|\+zstd|\.gzip)?$/
 
@@ -59,40 +60,45 @@ async function readLayer(registry: Registry, repository: string, layer: Descript
     current = undefined
   }
   const head = await blobHead(registry, repository, layer.digest)
-  await walkLayer(
-    layer.digest,
-    () => openBlob(registry, repository, layer.digest),
-    head,
-    limits,
-    (h, path) => {
-      close()
-      if (path === '') return 'skip'
-      const slash = path.lastIndexOf('/')
-      const dir = slash === -1 ? '' : path.slice(0, slash)
-      const base = path.slice(slash + 1)
-      if (base === '.wh..wh..opq') {
-        hidden.add(dir)
-        return 'skip'
-      }
-      if (base.startsWith('.wh.')) {
-        gone.add(dir === '' ? base.slice(4) : `${dir}/${base.slice(4)}`)
-        return 'skip'
-      }
-      // any entry at a path replaces what a lower layer (or an earlier entry) had there
-      replaced.add(path)
-      mine.delete(path)
-      if (h.type === 'file' || h.type === 'contiguous-file') {
-        const size = h.size ?? 0
-        const reader = READERS.find((r) => r.wants(path, size, h.mode ?? 0))
-        if (reader) {
-          current = { path, sink: reader.sink(path, size) }
-          return 'read'
+  try {
+    await walkLayer(
+      layer.digest,
+      () => openBlob(registry, repository, layer.digest),
+      head,
+      limits,
+      (h, path) => {
+        close()
+        if (path === '') return 'skip'
+        const slash = path.lastIndexOf('/')
+        const dir = slash === -1 ? '' : path.slice(0, slash)
+        const base = path.slice(slash + 1)
+        if (base === '.wh..wh..opq') {
+          hidden.add(dir)
+          return 'skip'
         }
-      }
-      return 'skip'
-    },
-    (chunk) => current?.sink.write(chunk),
-  )
+        if (base.startsWith('.wh.')) {
+          gone.add(dir === '' ? base.slice(4) : `${dir}/${base.slice(4)}`)
+          return 'skip'
+        }
+        // any entry at a path replaces what a lower layer (or an earlier entry) had there
+        replaced.add(path)
+        mine.delete(path)
+        if (h.type === 'file' || h.type === 'contiguous-file') {
+          const size = h.size ?? 0
+          const reader = READERS.find((r) => r.wants(path, size, h.mode ?? 0))
+          if (reader) {
+            current = { path, sink: reader.sink(path, size) }
+            return 'read'
+          }
+        }
+        return 'skip'
+      },
+      (chunk) => current?.sink.write(chunk),
+    )
+  } catch (err) {
+    current?.sink.abort?.()
+    throw err
+  }
   close()
   for (const path of files.keys()) if (replaced.has(path) || removedBy(path, gone, hidden)) files.delete(path)
   for (const [path, result] of mine) files.set(path, { layer: layer.digest, result })

@@ -35,6 +35,8 @@ export interface ParseResult {
 export interface FileSink {
   write(chunk: Buffer): void
   end(): ParseResult
+  /** the layer failed before `end`: let go of what the sink holds (a temporary file) */
+  abort?(): void
 }
 
 /** A reader of one kind of file. `wants` sees every regular file of every layer: keep it cheap. */

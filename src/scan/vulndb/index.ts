@@ -215,7 +215,7 @@ export class VulnDb {
       }
       for (const p of packages) {
         const seen = new Set<string>()
-        const version = p.source?.version ?? p.version
+        const version = matchedAs(p).version
         for (const row of byKey.get(lookupName(p)) ?? []) {
           if (seen.has(row.advisory)) continue
           let affected = parsed.get(row)
@@ -267,7 +267,12 @@ export function advisoryEcosystems(ecosystem: OsvEcosystem, known: string[]): st
   return known.filter((k) => k === ecosystem || (k === base && base !== ecosystem) || k.startsWith(`${ecosystem}:`))
 }
 
-/** Distribution advisories name source packages: the source's name when the inventory has one. */
+/** Debian and Alpine advisories name source packages; RPM distributions' (Red Hat, Rocky, Alma) binary ones. */
+function matchedAs(p: ScannedPackage): { name: string; version: string } {
+  if (p.purl.startsWith('pkg:rpm/')) return { name: p.name, version: p.version }
+  return { name: p.source?.name ?? p.name, version: p.source?.version ?? p.version }
+}
+
 function lookupName(p: ScannedPackage): string {
-  return packageKey(p.ecosystem, p.source?.name ?? p.name)
+  return packageKey(p.ecosystem, matchedAs(p).name)
 }
