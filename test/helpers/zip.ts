@@ -3,7 +3,7 @@ import { crc32, deflateRawSync } from 'node:zlib'
 
 // A small ZIP writer (PKWARE APPNOTE.TXT) for test fixtures and benchmarks: deflated entries,
 // a central directory, and the ZIP64 end records when there are more than 65,535 entries (as
-// osv.dev's larger exports have), so the reader in src/scan/vulndb/zip.ts is checked against
+// osv.dev's larger exports have), so the reader in src/scan/zip.ts is checked against
 // archives it did not write itself only where `zip` is installed (see test/scan/vulndb.test.ts).
 
 export interface ZipInput {

@@ -105,7 +105,7 @@ describe('package inventory: Java, Rust, PHP, Ruby; hostile layers', () => {
     ])
     assert.ok(inv.packages.every((p) => p.layer === img.layers[0]))
     assert.deepEqual(inv.notes, [
-      'Java archive /opt/app/app.jar!/BOOT-INF/lib/broken.jar cannot be read: not a zip archive (no end of central directory)',
+      'Java archive /opt/app/app.jar!/BOOT-INF/lib/broken.jar cannot be read: not a ZIP file (no end of central directory record)',
       'rpm BerkeleyDB database /var/lib/rpm/Packages (not read: only the SQLite rpmdb.sqlite is)',
     ])
   })

@@ -1,5 +1,5 @@
 import { baseName, buffered, type FileReader, type ParseResult, type RawPackage } from './model.js'
-import { zipEntries, zipRead, type ZipEntry } from './zip.js'
+import { ZipBuffer } from '../zip.js'
 
 // Java archives (.jar, .war, .ear, Jenkins' .hpi/.jpi): the Maven coordinates of every
 // META-INF/maven/<group>/<artifact>/pom.properties inside, and of the archives nested in it
@@ -27,34 +27,34 @@ function pomLicenses(pom: string): string[] {
 }
 
 export function readArchive(buf: Buffer, label: string, depth: number, result: ParseResult): void {
-  let entries: ZipEntry[]
+  let zip: ZipBuffer
   try {
-    entries = zipEntries(buf, MAX_ENTRIES)
+    zip = new ZipBuffer(buf, { maxEntries: MAX_ENTRIES })
   } catch (err) {
     result.notes.push(`Java archive ${label} cannot be read: ${(err as Error).message}`)
     return
   }
-  const byName = new Map(entries.map((e) => [e.name, e]))
-  for (const e of entries) {
+  const byName = new Map(zip.entries.map((e) => [e.name, e]))
+  for (const e of zip.entries) {
     try {
       if (/^META-INF\/maven\/[^/]+\/[^/]+\/pom\.properties$/.test(e.name)) {
-        const props = properties(zipRead(buf, e, 1024 * 1024).toString('utf8'))
+        const props = properties(zip.read(e, 1024 * 1024).toString('utf8'))
         const group = props.get('groupId')
         const artifact = props.get('artifactId')
         const version = props.get('version')
         if (!group || !artifact || !version) continue
         const pom = byName.get(e.name.replace(/pom\.properties$/, 'pom.xml'))
-        const licenses = pom ? pomLicenses(zipRead(buf, pom, 4 * 1024 * 1024).toString('utf8')) : []
+        const licenses = pom ? pomLicenses(zip.read(pom, 4 * 1024 * 1024).toString('utf8')) : []
         result.packages.push({ type: 'maven', name: `${group}:${artifact}`, namespace: group, version, licenses } satisfies RawPackage)
       } else if (ARCHIVE.test(e.name)) {
         if (depth >= MAX_DEPTH) {
           result.notes.push(`Java archive ${label}!/${e.name} is nested more than ${MAX_DEPTH} deep (not read)`)
           continue
         }
-        readArchive(zipRead(buf, e, MAX_NESTED), `${label}!/${e.name}`, depth + 1, result)
+        readArchive(zip.read(e, MAX_NESTED), `${label}!/${e.name}`, depth + 1, result)
       }
     } catch (err) {
-      result.notes.push(`Java archive ${label}: ${(err as Error).message} (not read)`)
+      result.notes.push(`Java archive ${label}!/${e.name}: ${(err as Error).message} (not read)`)
     }
   }
 }

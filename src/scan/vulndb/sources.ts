@@ -1,6 +1,6 @@
 import { open, readdir, readFile, stat } from 'node:fs/promises'
 import { join, relative } from 'node:path'
-import { ZipReader } from './zip.js'
+import { ZipReader } from '../zip.js'
 
 // Where OSV documents come from: osv.dev's per-ecosystem `all.zip` exports (one JSON document
 // per advisory), directories of such documents (searched recursively for *.json), or single
