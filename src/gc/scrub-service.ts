@@ -1,4 +1,4 @@
-import { createHash, randomUUID } from 'node:crypto'
+import { randomUUID } from 'node:crypto'
 import type { Logger } from 'pino'
 import { RegistryError } from '../errors/registry-error.js'
 import { digestOf, isAlgorithm, parseDigest } from '../oci/digest.js'
@@ -8,6 +8,7 @@ import { blobPath } from '../storage/paths.js'
 import { quarantineBlob } from '../registry/quarantine.js'
 import type { MetadataRepositories } from '../metadata/repositories/index.js'
 import { createGcRepository, SCRUB_LEASE, type GcRepository } from '../metadata/repositories/gc.js'
+import { hashThread, type HashThread } from '../registry/hash-thread.js'
 
 // Integrity scrub: re-hashes every blob (streaming) against its digest and size, parses every
 // manifest, checks its digest and that what it references exists. A blob that is corrupt or
@@ -45,10 +46,12 @@ export interface ScrubProgress {
 export class ScrubService {
   readonly repo: GcRepository
   private readonly now: () => number
+  private readonly hasher: HashThread
 
-  constructor(private readonly deps: { meta: MetadataRepositories; storage: StorageDriver; log: Logger; now?: () => number }) {
+  constructor(private readonly deps: { meta: MetadataRepositories; storage: StorageDriver; log: Logger; now?: () => number; hasher?: HashThread }) {
     this.repo = createGcRepository(deps.meta.db, deps.meta.changes)
     this.now = deps.now ?? Date.now
+    this.hasher = deps.hasher ?? hashThread()
   }
 
   async run(opts: { trigger: string; onProgress?: (p: ScrubProgress) => void; batchSize?: number }): Promise<ScrubRecord> {
@@ -122,14 +125,11 @@ export class ScrubService {
     const path = blobPath(d.algorithm, d.hex)
     let kind: 'corrupt' | 'missing' | undefined
     try {
-      const hash = createHash(d.algorithm)
-      let n = 0
-      for await (const chunk of (await this.deps.storage.reader(path)) as AsyncIterable<Buffer>) {
-        hash.update(chunk)
-        n += chunk.length
-      }
-      record.bytesRead += n
-      if (n !== size || hash.digest('hex') !== d.hex) kind = 'corrupt'
+      // Hashed on a worker thread: the event loop keeps answering requests while scrub reads.
+      const source = (await this.deps.storage.reader(path)) as AsyncIterable<Buffer>
+      const { hex, bytes } = await this.hasher.digest(d.algorithm, source)
+      record.bytesRead += bytes
+      if (bytes !== size || hex !== d.hex) kind = 'corrupt'
     } catch (err) {
       if (!(err instanceof PathNotFound)) throw err
       kind = 'missing'

@@ -1,0 +1,160 @@
+import { Worker } from 'node:worker_threads'
+import type { Algorithm } from '../oci/digest.js'
+
+// Hashing on a worker thread, for background work that re-reads whole blobs (scrub): SHA-256
+// of a large blob is seconds of CPU, which on the event loop that answers requests would hold
+// every request behind it. The event loop only reads the storage and hands each chunk over (one
+// copy into a transferred buffer); the thread hashes. At most MAX_IN_FLIGHT bytes wait for the
+// thread at a time, so a blob is never held whole in memory. The thread starts on first use and
+// ends after IDLE_MS without work: an idle server keeps no extra thread.
+
+/** Bytes handed to the thread and not hashed yet, per digest, before reading waits. */
+const MAX_IN_FLIGHT = 4 * 1024 * 1024
+const IDLE_MS = 30_000
+
+// CommonJS run by the thread itself (no TypeScript loader there: `execArgv: []`).
+const THREAD_SOURCE = `
+const { parentPort } = require('node:worker_threads')
+const { createHash } = require('node:crypto')
+const hashes = new Map()
+parentPort.on('message', (m) => {
+  if (m.op === 'start') hashes.set(m.id, createHash(m.algorithm))
+  else if (m.op === 'update') {
+    hashes.get(m.id)?.update(new Uint8Array(m.chunk))
+    parentPort.postMessage({ id: m.id, hashed: m.chunk.byteLength })
+  } else if (m.op === 'end') {
+    const hash = hashes.get(m.id)
+    hashes.delete(m.id)
+    parentPort.postMessage({ id: m.id, hex: hash ? hash.digest('hex') : undefined })
+  } else if (m.op === 'abort') hashes.delete(m.id)
+})
+`
+
+type Reply = { id: number; hashed: number } | { id: number; hex: string | undefined }
+
+interface Job {
+  inFlight: number
+  /** resolves when the thread has caught up (in-flight bytes fell below the bound) */
+  caughtUp?: () => void
+  done?: (hex: string) => void
+  fail: (err: Error) => void
+}
+
+export interface ThreadDigest {
+  hex: string
+  bytes: number
+}
+
+/**
+ * One worker thread hashing any number of streams at once. A process needs one (see
+ * hashThread()); tests may make their own.
+ */
+export class HashThread {
+  private worker: Worker | undefined
+  private readonly jobs = new Map<number, Job>()
+  private nextId = 0
+  private idleTimer: NodeJS.Timeout | undefined
+  /** bytes hashed by the thread since this object was made */
+  hashedBytes = 0
+
+  /** The digest (hex) of everything `source` yields, hashed on the thread. */
+  async digest(algorithm: Algorithm, source: AsyncIterable<Uint8Array>): Promise<ThreadDigest> {
+    const worker = this.thread()
+    const id = this.nextId++
+    let fail: (err: Error) => void = () => undefined
+    const failed = new Promise<never>((_, reject) => (fail = reject))
+    failed.catch(() => undefined)
+    const job: Job = { inFlight: 0, fail }
+    this.jobs.set(id, job)
+    this.busy()
+    let bytes = 0
+    try {
+      worker.postMessage({ op: 'start', id, algorithm })
+      for await (const chunk of source) {
+        if (this.worker !== worker) await failed
+        // A transferred buffer of its own: the reader's buffer may be pooled or reused.
+        const copy = new ArrayBuffer(chunk.byteLength)
+        new Uint8Array(copy).set(chunk)
+        worker.postMessage({ op: 'update', id, chunk: copy }, [copy])
+        bytes += chunk.byteLength
+        job.inFlight += chunk.byteLength
+        if (job.inFlight > MAX_IN_FLIGHT) await Promise.race([new Promise<void>((resolve) => (job.caughtUp = resolve)), failed])
+      }
+      const hex = new Promise<string>((resolve) => (job.done = resolve))
+      worker.postMessage({ op: 'end', id })
+      return { hex: await Promise.race([hex, failed]), bytes }
+    } catch (err) {
+      if (this.worker === worker) worker.postMessage({ op: 'abort', id })
+      throw err
+    } finally {
+      this.jobs.delete(id)
+      this.idleSoon()
+    }
+  }
+
+  /** Ends the thread now (jobs still running fail). */
+  async close(): Promise<void> {
+    clearTimeout(this.idleTimer)
+    const worker = this.worker
+    this.worker = undefined
+    this.failAll(new Error('the hashing thread was closed'))
+    await worker?.terminate()
+  }
+
+  private thread(): Worker {
+    if (this.worker) return this.worker
+    const worker = new Worker(THREAD_SOURCE, { eval: true, execArgv: [], name: 'berth-hash' })
+    worker.on('message', (reply: Reply) => {
+      const job = this.jobs.get(reply.id)
+      if (!job) return
+      if ('hashed' in reply) {
+        job.inFlight -= reply.hashed
+        this.hashedBytes += reply.hashed
+        if (job.inFlight <= MAX_IN_FLIGHT / 2 && job.caughtUp) {
+          job.caughtUp()
+          job.caughtUp = undefined
+        }
+      } else if (reply.hex === undefined) job.fail(new Error('the hashing thread lost a digest'))
+      else job.done?.(reply.hex)
+    })
+    const lost = (err: Error) => {
+      if (this.worker !== worker) return
+      this.worker = undefined
+      this.failAll(err)
+    }
+    worker.on('error', lost)
+    worker.on('exit', (code) => lost(new Error(`the hashing thread exited (code ${code})`)))
+    this.worker = worker
+    return worker
+  }
+
+  /** While digests run the thread keeps the process alive; idle, it does not. */
+  private busy(): void {
+    clearTimeout(this.idleTimer)
+    this.idleTimer = undefined
+    this.worker?.ref()
+  }
+
+  private idleSoon(): void {
+    if (this.jobs.size > 0) return
+    this.worker?.unref()
+    clearTimeout(this.idleTimer)
+    this.idleTimer = setTimeout(() => {
+      if (this.jobs.size > 0) return
+      const worker = this.worker
+      this.worker = undefined
+      void worker?.terminate()
+    }, IDLE_MS).unref()
+  }
+
+  private failAll(err: Error): void {
+    for (const job of this.jobs.values()) job.fail(err)
+  }
+}
+
+let shared: HashThread | undefined
+
+/** This process's hashing thread (started on first use). */
+export function hashThread(): HashThread {
+  return (shared ??= new HashThread())
+}
