@@ -30,6 +30,7 @@ module.exports = {
     lower('trust', ['browse', 'policy', 'registry', 'metadata', 'oci', 'errors', 'observability']),
     lower('adopt', ['auth', 'registry', 'metadata', 'storage', 'oci', 'errors', 'observability', 'config']),
     lower('limits', ['config', 'metadata', 'errors', 'observability']),
+    lower('tracing', ['config', 'errors', 'storage', 'metadata', 'observability']),
     lower('events', ['registry', 'auth', 'replication', 'policy', 'jobs', 'metadata', 'oci', 'errors', 'observability', 'config']),
     {
       name: 'http-never-touches-storage-or-metadata',
@@ -40,7 +41,7 @@ module.exports = {
     {
       name: 'services-never-import-http',
       severity: 'error',
-      from: { path: '^src/(registry|storage|metadata|oci|errors|jobs|config|gc|policy|runtime|replication|browse|charts|events|scan|transfer|backup|trust|adopt|limits)/' },
+      from: { path: '^src/(registry|storage|metadata|oci|errors|jobs|config|gc|policy|runtime|replication|browse|charts|events|scan|transfer|backup|trust|adopt|limits|tracing)/' },
       to: { path: '^src/(http|cli)/' },
     },
     { name: 'no-circular', severity: 'error', from: {}, to: { circular: true } },

@@ -58,6 +58,7 @@ import { ScanService } from './scan/scan-service.js'
 import { Scanners, type SecretSealer } from './scan/adapters/scanners.js'
 import { VexService } from './scan/vex-service.js'
 import { compareVersions } from './scan/versions/index.js'
+import { openTracing, type Tracing } from './tracing/index.js'
 
 export interface App {
   http: FastifyInstance
@@ -184,6 +185,8 @@ interface Core {
   meta: MetadataRepositories
   /** other processes serve the same database and storage (`berth serve --workers`, PostgreSQL nodes) */
   sharedByProcesses: boolean
+  /** OpenTelemetry tracing, when tracing.enabled */
+  tracing: Tracing | undefined
 }
 
 /**
@@ -194,11 +197,15 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
   const log = deps.logger ?? createLogger(config.log)
   const opened = new Opened()
   try {
-    const storage = await openStorage(config, deps, opened)
+    // Opened first, closed last: the spans of closing are sent too.
+    const tracing = await openTracing(config.tracing, log)
+    if (tracing) opened.add(() => tracing.close())
+    const storage = await openStorage(config, deps, opened, tracing)
     const sharedDatabase = deps.sharedDatabase ?? cluster.isWorker
     const { metadata, meta } = await openMetadataModule(config, log, opened, sharedDatabase)
+    if (tracing) metadata.watchTransactions(tracing.transactions(metadata.caps.dialect))
     const sharedByProcesses = sharedDatabase || metadata.caps.dialect === 'postgres'
-    const core: Core = { config, log, now: deps.now ?? Date.now, storage, metadata, meta, sharedByProcesses }
+    const core: Core = { config, log, now: deps.now ?? Date.now, storage, metadata, meta, sharedByProcesses, tracing }
     const metrics = config.metrics.enabled
       ? new Metrics({
           blobs: () => meta.blobs.stats(),
@@ -279,9 +286,10 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
 }
 
 /** The configured blob store, checked before anything else opens. */
-async function openStorage(config: Config, deps: AppDeps, opened: Opened): Promise<StorageDriver> {
+async function openStorage(config: Config, deps: AppDeps, opened: Opened, tracing: Tracing | undefined): Promise<StorageDriver> {
   const configured = await createStorage(config)
-  const storage = deps.wrapStorage ? deps.wrapStorage(configured) : configured
+  const wrapped = deps.wrapStorage ? deps.wrapStorage(configured) : configured
+  const storage = tracing ? tracing.storage(wrapped) : wrapped
   opened.add(() => storage.close?.())
   await storage.check()
   return storage
@@ -351,7 +359,7 @@ function openJobs({ config, log, now, meta }: Core, auth: AuthService, opened: O
 
 /** The OCI registry services, with the checks and counts of the policies and the purge of expired uploads. */
 async function openRegistry(
-  { config, log, now, storage, meta, sharedByProcesses }: Core,
+  { config, log, now, storage, meta, sharedByProcesses, tracing }: Core,
   { auth, metrics, runtime, scheduler }: { auth: AuthService; metrics: Metrics | undefined; runtime: RuntimeTuning; scheduler: Scheduler },
   opened: Opened,
 ) {
@@ -365,7 +373,7 @@ async function openRegistry(
   let eventHooks: Pick<Events, 'written' | 'pulled'> | undefined
   let trustHooks: Pick<TrustService, 'pushed' | 'deleted'> | undefined
   let scanPushed = (_repository: string, _digest: string) => {}
-  const registry = createRegistry(
+  const registry = traceRegistry(tracing, createRegistry(
     {
       storage,
       meta,
@@ -402,7 +410,7 @@ async function openRegistry(
       },
       sharedSessions: sharedByProcesses,
     },
-  )
+  ))
 
   const adopted = await registry.uploads.adoptLegacyLayout().catch((err: unknown) => {
     log.warn({ err }, 'could not move upload sessions of the earlier storage layout; they will fail and restart')
@@ -443,6 +451,17 @@ async function openRegistry(
     onScanPush: (hook: (repository: string, digest: string) => void) => {
       scanPushed = hook
     },
+  }
+}
+
+/** The registry with a span per service call made inside a trace (tracing.enabled); else the registry itself. */
+function traceRegistry(tracing: Tracing | undefined, registry: Registry): Registry {
+  if (!tracing) return registry
+  return {
+    blobs: tracing.services(registry.blobs, 'registry.blobs'),
+    uploads: tracing.services(registry.uploads, 'registry.uploads'),
+    manifests: tracing.services(registry.manifests, 'registry.manifests'),
+    repositories: tracing.services(registry.repositories, 'registry.repositories'),
   }
 }
 
@@ -541,7 +560,7 @@ async function openLimits({ config, log, metadata }: Core, opened: Opened): Prom
 
 /** The HTTP server (routes of every surface, metrics, readiness); it does not listen yet. */
 function openHttp(
-  { config, log, storage, metadata, meta }: Core,
+  { config, log, storage, metadata, meta, tracing }: Core,
   s: {
     login: Awaited<ReturnType<typeof openAuth>>
     registry: Registry
@@ -633,6 +652,7 @@ function openHttp(
     proxy: s.proxy,
     pullGates: s.pullGates,
     charts: new ChartService({ meta, registry: s.registry, log, maxUploadSize: config.charts.maxUploadSize }),
+    tracing: tracing?.requests,
   })
   opened.add(() => http.close())
   return http

@@ -250,6 +250,32 @@ export function buildConfigSchema(z: typeof Zod) {
         })
         .strict()
         .prefault({}),
+      /** OpenTelemetry tracing (src/tracing): spans of requests, services, storage and database transactions, sent over OTLP/HTTP. */
+      tracing: z
+        .object({
+          enabled: z.boolean().default(false),
+          /** the OTLP/HTTP traces URL (a collector's http://HOST:4318/v1/traces); required when enabled */
+          endpoint: z.string().url().refine((u) => /^https?:\/\//.test(u), 'an http:// or https:// URL').optional(),
+          /** service.name of the spans */
+          serviceName: z.string().min(1).default('berth'),
+          /** share of traces started here that are recorded (a caller's sampled traceparent is always followed) */
+          sampleRatio: z.number().min(0).max(1).default(1),
+          /** extra headers of the export requests (a collector's credentials): a map, or `name=value,name=value` as OTEL_EXPORTER_OTLP_HEADERS */
+          headers: z
+            .union([
+              z.record(z.string(), z.string()),
+              z.string().transform((v, ctx) => {
+                const headers = parseHeaderList(v)
+                if (headers) return headers
+                ctx.addIssue({ code: 'custom', message: 'expected name=value pairs separated by commas' })
+                return z.NEVER
+              }),
+            ])
+            .default({}),
+        })
+        .strict()
+        .refine((t) => !t.enabled || t.endpoint !== undefined, { message: 'tracing.enabled needs tracing.endpoint (an OTLP/HTTP traces URL)', path: ['endpoint'] })
+        .prefault({}),
       auth: z
         .object({
           /** false: a Distribution-style open registry for trusted networks */
@@ -530,7 +556,24 @@ export type Config = Zod.infer<ConfigSchema>
 export type ConfigInput = Zod.input<ConfigSchema>
 
 /** Keys whose values are masked by `berth config check` and never logged. */
-export const SECRET_KEYS = [/password/i, /secret/i, /privateKey/i, /^database\.url$/, /^storage\.azure\.(accountKey|sasToken|connectionString)$/, /^notifications\.endpoints\.\d+\.headers\./]
+export const SECRET_KEYS = [/password/i, /secret/i, /privateKey/i, /^database\.url$/, /^storage\.azure\.(accountKey|sasToken|connectionString)$/, /^notifications\.endpoints\.\d+\.headers\./, /^tracing\.headers\./]
+
+/** `name=value,name=value` (OTEL_EXPORTER_OTLP_HEADERS' form, values percent-encoded) as a map; undefined when malformed. */
+export function parseHeaderList(text: string): Record<string, string> | undefined {
+  const out: Record<string, string> = {}
+  for (const pair of text.split(',')) {
+    if (pair.trim() === '') continue
+    const eq = pair.indexOf('=')
+    const name = pair.slice(0, eq).trim()
+    if (eq <= 0 || !/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/.test(name)) return undefined
+    try {
+      out[name] = decodeURIComponent(pair.slice(eq + 1).trim())
+    } catch {
+      return undefined
+    }
+  }
+  return out
+}
 
 /** Why a cron expression is refused, or undefined when croner accepts it. */
 export function cronProblem(expression: string): string | undefined {

@@ -26,6 +26,7 @@ import type { ChartService } from '../charts/chart-service.js'
 import { clientCertificateOptions, readTlsFiles, watchCertificates, type TlsOptions } from './tls.js'
 import { boundedBody, capConnectionsPerAddress, declaredTooLarge, type ConnectionLimits } from './limits.js'
 import type { Limits } from '../limits/limits.js'
+import type { RequestTracing } from '../tracing/index.js'
 import { addressGuard, apiLimiter, callerLimiter, fastPathLimiter, v2Limiter } from './rate-limits.js'
 
 declare module 'fastify' {
@@ -89,6 +90,8 @@ export interface HttpOptions {
   charts?: ChartService
   /** rate limits (limits.* and each project's): hooked in once any is set */
   rateLimits?: Limits
+  /** OpenTelemetry spans of requests (tracing.enabled); unset: none, and no cost */
+  tracing?: RequestTracing
 }
 
 /** How often Node checks http.headersTimeout and http.requestTimeout (its default is 30 s). */
@@ -168,10 +171,17 @@ export function buildHttpServer(opts: HttpOptions): FastifyInstance {
     if (!req.raw.complete && hasBody(req.raw)) reply.header('connection', 'close')
     done(null, payload)
   })
+  const tracing = opts.tracing
+  // A handler that runs after its request's body was read (the JSON API) is called from the
+  // socket's events: it gets the request's trace context back here.
+  if (tracing) app.addHook('preHandler', (req, _reply, done) => tracing.enter(req.raw, done))
   const metrics = opts.metrics
-  /** Metrics, idle accounting and the access line of every response (Fastify's or the fast path's). */
-  const finished = (method: string, url: string, route: string, status: number, ms: number, logLine: (fields: object) => void) => {
+  /** Metrics, spans, idle accounting and the access line of every response (Fastify's or the fast path's). */
+  const finished = (req: IncomingMessage, route: string, status: number, ms: number, logLine: (fields: object) => void) => {
+    const method = req.method ?? ''
+    const url = req.url ?? ''
     metrics?.observe(method, route, status, ms / 1000)
+    tracing?.finished(req, route)
     opts.onResponse?.()
     if (opts.accessLog) {
       // The OIDC callback's query carries the authorization code: keep it out of the log.
@@ -180,7 +190,7 @@ export function buildHttpServer(opts: HttpOptions): FastifyInstance {
     }
   }
   app.addHook('onResponse', (req, reply, done) => {
-    finished(req.method, req.url, req.berthOp ?? req.routeOptions.url ?? 'unmatched', reply.statusCode, reply.elapsedTime, (fields) => req.log.info(fields, 'request'))
+    finished(req.raw, req.berthOp ?? req.routeOptions.url ?? 'unmatched', reply.statusCode, reply.elapsedTime, (fields) => req.log.info(fields, 'request'))
     done()
   })
 
@@ -268,7 +278,7 @@ export function buildHttpServer(opts: HttpOptions): FastifyInstance {
           address: (req) => (trustsProxy ? undefined : (req.socket.remoteAddress ?? '')),
           audit,
           countOut,
-          finished: (req, id, route, status, ms) => finished(req.method ?? '', req.url ?? '', route, status, ms, (fields) => opts.logger.info({ reqId: id, ...fields }, 'request')),
+          finished: (req, id, route, status, ms) => finished(req, route, status, ms, (fields) => opts.logger.info({ reqId: id, ...fields }, 'request')),
           bypass: () => closing || foreignHooks,
           guard: (req, address) => (guards.empty ? undefined : guards.run({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, ip: address })),
           admit: rateLimits && fastPathLimiter(rateLimits, opts.authEnabled),
@@ -279,6 +289,12 @@ export function buildHttpServer(opts: HttpOptions): FastifyInstance {
         listeners[0],
       ),
     )
+  }
+  if (tracing) {
+    // Outermost, so that the fast path's answers have their spans too.
+    const inner = server.listeners('request') as RequestListener[]
+    server.removeAllListeners('request')
+    for (const listener of inner) server.on('request', tracing.listener(listener))
   }
   return app
 }

@@ -6,7 +6,7 @@ import type { Database } from './schema.js'
 import { CAPABILITIES } from './capabilities.js'
 import { migrate } from './migrate.js'
 import { CHANGE_KINDS, ChangeFeed } from './changes.js'
-import { trackTransactions } from './tracked-dialect.js'
+import { trackTransactions, TransactionWatch } from './tracked-dialect.js'
 import type { PostgresOptions } from './postgres.js'
 import type { MetadataDb } from './metadata-db.js'
 import { isPostgresUrl } from './postgres-url.js'
@@ -72,7 +72,8 @@ async function openSqlite(path: string, synchronous: 'normal' | 'full', migratin
       changes.everything()
     },
   })
-  const db = new Kysely<Database>({ dialect: trackTransactions(new RollbackSafeSqliteDialect(sqlite, withStatementCache(sqlite)), changes) })
+  const watch = new TransactionWatch()
+  const db = new Kysely<Database>({ dialect: trackTransactions(new RollbackSafeSqliteDialect(sqlite, withStatementCache(sqlite)), changes, watch) })
   const caps = CAPABILITIES.sqlite
   if (migrating) await migrate(db, caps)
   const probe = sqlite.prepare('select 1')
@@ -82,6 +83,9 @@ async function openSqlite(path: string, synchronous: 'normal' | 'full', migratin
     caps,
     changes,
     generation: everything,
+    watchTransactions: (observer) => {
+      watch.observer = observer
+    },
     ping: async () => {
       probe.get()
     },

@@ -3,7 +3,7 @@ import { Kysely, PostgresDialect } from 'kysely'
 import type { Database } from './schema.js'
 import { ChangeListener } from './change-listener.js'
 import { CHANGE_KINDS, ChangeFeed } from './changes.js'
-import { trackTransactions } from './tracked-dialect.js'
+import { trackTransactions, TransactionWatch } from './tracked-dialect.js'
 import { CAPABILITIES, type Capabilities } from './capabilities.js'
 import type { MetadataDb } from './metadata-db.js'
 import { describePostgresUrl } from './postgres-url.js'
@@ -76,6 +76,8 @@ export interface PostgresHandle {
   listener: ChangeListener
   /** This process's writers announce their changes here; the listener adds other nodes'. */
   changes: ChangeFeed
+  /** where an observer of the transactions is set (tracing) */
+  watch: TransactionWatch
 }
 
 /** A pool + Kysely whose driver tells the change feed about transactions, and a change listener. */
@@ -88,11 +90,12 @@ export function createPostgres(url: string, o: PostgresOptions): PostgresHandle 
   // No caching while the listener is down: other nodes' changes would go unheard.
   const listening = { now: () => false }
   const changes = new ChangeFeed({ live: () => listening.now() })
-  const db = new Kysely<Database>({ dialect: trackTransactions(new PostgresDialect({ pool }), changes) })
+  const watch = new TransactionWatch()
+  const db = new Kysely<Database>({ dialect: trackTransactions(new PostgresDialect({ pool }), changes, watch) })
   const { max: _max, idleTimeoutMillis: _idle, connectionTimeoutMillis, ...client } = poolConfig(url, o)
   const listener = new ChangeListener({ ...client, connectionTimeoutMillis, application_name: 'berth-listener' }, changes, o.log)
   listening.now = () => listener.listening()
-  return { db, pool, listener, changes }
+  return { db, pool, listener, changes, watch }
 }
 
 /**
@@ -110,7 +113,7 @@ export function guardClients(pool: pg.Pool): void {
 /** Opens a PostgreSQL metadata database (see openMetadata in db.ts, which loads this module). */
 export async function openPostgres(url: string, options: PostgresOptions): Promise<MetadataDb> {
   const caps = CAPABILITIES.postgres
-  const { db, pool, listener, changes } = createPostgres(url, options)
+  const { db, pool, listener, changes, watch } = createPostgres(url, options)
   try {
     await checkConnection(pool, url)
     if (options.migrate !== false) await migratePostgres(url, options, caps)
@@ -126,6 +129,10 @@ export async function openPostgres(url: string, options: PostgresOptions): Promi
     changes,
     generation: changes.generation(CHANGE_KINDS),
     pool,
+    poolStats: () => ({ total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount }),
+    watchTransactions: (observer) => {
+      watch.observer = observer
+    },
     ping: async () => {
       await pool.query('select 1')
     },

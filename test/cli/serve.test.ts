@@ -116,7 +116,7 @@ describe('berth CLI', () => {
       await waitHealthy(`http://127.0.0.1:${port}`)
       const loaded = new Set([...errors.matchAll(/^package (\S+)$/gm)].map((m) => m[1]))
       assert.ok(loaded.has('fastify') && loaded.has('better-sqlite3'), `the hook saw the packages in use: ${[...loaded].join(', ')}`)
-      for (const unused of ['pg', '@aws-sdk/client-s3', '@azure/storage-blob', 'ldapts', 'openid-client', 'undici', 'cli-progress', 'rate-limiter-flexible']) assert.ok(!loaded.has(unused), `${unused} is not loaded`)
+      for (const unused of ['pg', '@aws-sdk/client-s3', '@azure/storage-blob', 'ldapts', 'openid-client', 'undici', 'cli-progress', 'rate-limiter-flexible', '@opentelemetry/api', '@opentelemetry/sdk-trace-node', '@opentelemetry/sdk-trace-base', '@opentelemetry/exporter-trace-otlp-http', '@opentelemetry/resources']) assert.ok(!loaded.has(unused), `${unused} is not loaded`)
     } finally {
       child.kill('SIGKILL')
       await rm(dir, { recursive: true, force: true })
