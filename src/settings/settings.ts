@@ -13,6 +13,7 @@ import type { RegistryEndpoints } from '../replication/registries.js'
 import { compilePattern } from '../policy/patterns.js'
 import { DEFAULT_POLICY as DEFAULT_SCAN_POLICY, parsePolicy as parseScanPolicy, type ScanPolicies } from '../scan/policy.js'
 import { REQUIREMENTS, type TrustService } from '../trust/trust-service.js'
+import { materialView, parseMaterial } from '../trust/material.js'
 
 // Settings as code: the registry's settings (users, projects and what hangs off them, registry
 // endpoints, replication policies, webhooks) as one document, and the changes that make a
@@ -28,7 +29,7 @@ export interface SettingsServices {
   replication: { endpoints: Pick<RegistryEndpoints, 'list' | 'create' | 'update' | 'delete'>; policies: Pick<ReplicationPolicies, 'list' | 'create' | 'update' | 'delete'> }
   events: { webhooks: Pick<WebhookPolicies, 'list' | 'create' | 'update' | 'delete'> }
   /** signature requirements of projects (absent: not exported nor applied) */
-  trust?: Pick<TrustService, 'policy' | 'setPolicy'>
+  trust?: Pick<TrustService, 'policy' | 'setPolicy' | 'listMaterial' | 'addMaterial' | 'deleteMaterial'>
   /** scan policies of projects */
   scan?: { policies: Pick<ScanPolicies, 'project' | 'setProject'> }
 }
@@ -44,6 +45,8 @@ export interface ProjectEntry extends Entry {
   webhooks?: Entry[]
   /** the signature requirement of pulls: {require, exemptRepositories} */
   trust?: Entry
+  /** the project's trust material (public keys, certificates, trusted roots) */
+  trustKeys?: Entry[]
   /** the scan policy: {scanOnPush, blockSeverity, blockUnscanned, allowlist} */
   scan?: Entry
 }
@@ -61,6 +64,8 @@ export interface SettingsDocument {
   /** system-scope webhooks */
   webhooks: Entry[]
   replication: Entry[]
+  /** registry-wide trust material */
+  trustKeys: Entry[]
 }
 
 export interface Change {
@@ -73,8 +78,8 @@ export interface Change {
   run: () => Promise<string | undefined>
 }
 
-const TOP_LEVEL = new Set(['kind', 'version', 'config', 'users', 'registries', 'projects', 'robots', 'webhooks', 'replication'])
-const PROJECT_KEYS = new Set(['name', 'public', 'quotaBytes', 'proxy', 'members', 'robots', 'immutability', 'retention', 'webhooks', 'trust', 'scan'])
+const TOP_LEVEL = new Set(['kind', 'version', 'config', 'users', 'registries', 'projects', 'robots', 'webhooks', 'replication', 'trustKeys'])
+const PROJECT_KEYS = new Set(['name', 'public', 'quotaBytes', 'proxy', 'members', 'robots', 'immutability', 'retention', 'webhooks', 'trust', 'trustKeys', 'scan'])
 const TRUST_KEYS = new Set(['require', 'exemptRepositories'])
 const DEFAULT_TRUST = { require: 'none' }
 const ROBOT_KEYS = new Set(['name', 'permissions', 'description', 'disabled'])
@@ -96,7 +101,8 @@ export async function exportSettings(s: SettingsServices, config?: unknown): Pro
   const robots = (await s.auth.robots.list()).filter((r) => r.project === null).map(robotEntry)
   const webhooks = (await s.events.webhooks.list(SYSTEM_SCOPE)).map(webhookEntry)
   const replication = (await s.replication.policies.list()).map(({ createdAt: _c, updatedAt: _u, ...p }) => p as Entry)
-  return { kind: 'BerthSettings', version: 1, ...(config === undefined ? {} : { config }), users, registries, projects, robots, webhooks, replication }
+  const trustKeys = s.trust ? (await s.trust.listMaterial(undefined)).map(materialEntry) : []
+  return { kind: 'BerthSettings', version: 1, ...(config === undefined ? {} : { config }), users, registries, projects, robots, webhooks, replication, trustKeys }
 }
 
 async function exportProject(s: SettingsServices, name: string, p: { public: boolean; quotaBytes: number | null; proxy?: Record<string, unknown> }): Promise<ProjectEntry> {
@@ -106,6 +112,7 @@ async function exportProject(s: SettingsServices, name: string, p: { public: boo
   const retention = await s.retention.policy(name)
   const webhooks = (await s.events.webhooks.list(name)).map(webhookEntry)
   const trust = s.trust && clean({ ...(await s.trust.policy(name)) })
+  const trustKeys = s.trust ? (await s.trust.listMaterial(name)).map(materialEntry) : []
   const scan = s.scan && ((await s.scan.policies.project(name)) as unknown as Entry)
   return clean({
     name,
@@ -119,6 +126,7 @@ async function exportProject(s: SettingsServices, name: string, p: { public: boo
     retention: isDefaultRetention(retention) ? undefined : (clean({ ...retention }) as Entry),
     webhooks: webhooks.length ? webhooks : undefined,
     trust: trust && stable(trust) !== stable(DEFAULT_TRUST) ? trust : undefined,
+    trustKeys: trustKeys.length ? trustKeys : undefined,
     scan: scan && stable(scan) !== stable(DEFAULT_SCAN_POLICY) ? scan : undefined,
   }) as ProjectEntry
 }
@@ -175,6 +183,7 @@ export function parseSettingsDocument(input: unknown): SettingsDocument {
     }
     list(p.webhooks, `${at}.webhooks`, WEBHOOK_KEYS, 'name')
     if (p.trust !== undefined) trustPolicy(p.trust, `${at}.trust`)
+    checkTrustKeys(p.trustKeys, `${at}.trustKeys`)
     if (p.scan !== undefined) {
       try {
         parseScanPolicy(p.scan)
@@ -200,7 +209,8 @@ export function parseSettingsDocument(input: unknown): SettingsDocument {
       throw prefixed(err, `replication[${i}]`)
     }
   }
-  return { kind: 'BerthSettings', version: 1, config: doc.config, users, registries, projects, robots, webhooks, replication }
+  const trustKeys = checkTrustKeys(doc.trustKeys, 'trustKeys')
+  return { kind: 'BerthSettings', version: 1, config: doc.config, users, registries, projects, robots, webhooks, replication, trustKeys }
 }
 
 /** A project's trust policy as TrustService.setPolicy takes it, checked without writing. */
@@ -216,6 +226,31 @@ function trustPolicy(v: unknown, at: string): Entry {
     }
   }
   return clean({ require: t.require, exemptRepositories: t.exemptRepositories || undefined })
+}
+
+/** Trust material entries, each parsed as POST …/trust/keys parses it (keys and certificates read). */
+function checkTrustKeys(v: unknown, at: string): Entry[] {
+  const keys = list(v, at, undefined, 'name')
+  for (const [i, k] of keys.entries()) {
+    try {
+      parseMaterial(k, 'settings', 0)
+    } catch (err) {
+      throw prefixed(err, `${at}[${i}]`)
+    }
+  }
+  return keys
+}
+
+/** Trust material as the document holds it: what POST …/trust/keys takes (no dates, no derived fields). */
+function materialEntry(view: ReturnType<typeof materialView>): Entry {
+  const { createdAt: _c, scope: _s, ...rest } = view as Record<string, unknown>
+  const { subjects: _subjects, notAfter: _n, algorithm: _a, ...fields } = rest
+  return clean(fields)
+}
+
+/** A document's trust material entry in the exported form, to compare with the current one. */
+function normalMaterial(e: Entry): Entry {
+  return materialEntry(materialView(parseMaterial(e, 'settings', 0)))
 }
 
 function checkRobots(robots: Entry[], at: string): Entry[] {
@@ -277,6 +312,7 @@ export async function planSettings(s: SettingsServices, doc: SettingsDocument, o
     if (!doc.projects.some((p) => p.name === c.name)) deletions.push({ op: 'delete', target: `project ${c.name}`, details: [], run: async () => (await s.auth.projects.delete(c.name), undefined) })
   }
   planRobots(s, undefined, doc.robots, current.robots, changes, deletions)
+  planTrustKeys(s, undefined, doc.trustKeys, current.trustKeys, changes, deletions)
   planWebhooks(s, SYSTEM_SCOPE, doc.webhooks, current.webhooks, changes, deletions)
   for (const want of doc.replication) {
     const name = want.name as string
@@ -369,6 +405,7 @@ async function planProject(s: SettingsServices, want: ProjectEntry, have: Projec
     changes.push({ op: 'update', target: `retention policy of ${name}`, details: diff(currentRetention, { ...normalized }, ['rules', 'untagged', 'schedule']), run: async () => (await s.retention.setPolicy(name, normalized), undefined) })
   }
   planWebhooks(s, name, want.webhooks ?? [], have?.webhooks ?? [], changes, deletions)
+  planTrustKeys(s, name, want.trustKeys ?? [], have?.trustKeys ?? [], changes, deletions)
   planProjectPolicies(s, want, have, changes, prune)
   if (prune) changes.push(...deletions)
 }
@@ -395,6 +432,26 @@ function planProjectPolicies(s: SettingsServices, want: ProjectEntry, have: Proj
     if (stable(target as unknown as Entry) !== stable(before as unknown as Entry)) {
       changes.push({ op: 'update', target: `scan policy of ${name}`, details: diff(before as unknown as Entry, target as unknown as Entry, ['scanOnPush', 'blockSeverity', 'blockUnscanned', 'allowlist']), run: async () => (await scan.policies.setProject(name, target), undefined) })
     }
+  }
+}
+
+/** Trust material: added when missing, replaced when it differs (material is never edited in place). */
+function planTrustKeys(s: SettingsServices, project: string | undefined, want: Entry[], have: Entry[], changes: Change[], deletions: Change[]): void {
+  const trust = s.trust
+  if (!trust) return
+  const where = project ?? 'the registry'
+  for (const k of want) {
+    const name = k.name as string
+    const current = have.find((h) => h.name === name)
+    const add = async () => (await trust.addMaterial(project, k), undefined)
+    if (!current) changes.push({ op: 'create', target: `trust key ${name} of ${where}`, details: [], run: add })
+    else if (stable(current) !== stable(normalMaterial(k))) {
+      changes.push({ op: 'recreate', target: `trust key ${name} of ${where}`, details: diff(current, normalMaterial(k), Object.keys({ ...current, ...normalMaterial(k) })), run: async () => (await trust.deleteMaterial(project, name), await add()) })
+    }
+  }
+  for (const h of have) {
+    const name = h.name as string
+    if (!want.some((k) => k.name === name)) deletions.push({ op: 'delete', target: `trust key ${name} of ${where}`, details: [], run: async () => (await trust.deleteMaterial(project, name), undefined) })
   }
 }
 

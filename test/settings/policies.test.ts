@@ -1,6 +1,7 @@
-// Settings as code: the trust (signature) and scan policies of projects travel in the document.
+// Settings as code: trust material, the trust (signature) and scan policies of projects travel in the document.
 
 import assert from 'node:assert/strict'
+import { generateKeyPairSync } from 'node:crypto'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -11,9 +12,12 @@ import { applySettings, exportSettings, parseSettingsDocument } from '../../src/
 import { initDataDir } from '../helpers/server.js'
 
 const TRUST = { require: 'cosign', exemptRepositories: 'team/dev/**' }
+const pem = () => generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).publicKey.export({ type: 'spki', format: 'pem' }).toString()
+const TEAM_KEY = { name: 'release', type: 'cosign', publicKey: pem() }
+const SYSTEM_KEY = { name: 'company', type: 'cosign', publicKey: pem() }
 const SCAN = { scanOnPush: true, blockSeverity: 'high', blockUnscanned: true, allowlist: [{ id: 'CVE-2024-3094', expiresAt: null }] }
 
-describe('trust and scan policies in berth config export / berth apply', () => {
+describe('trust keys, trust and scan policies in berth config export / berth apply', () => {
   let source: string
   let target: string
   const settings = (dir: string) => withSettingsServices({ dataDir: dir }, (s) => exportSettings(s))
@@ -30,6 +34,8 @@ describe('trust and scan policies in berth config export / berth apply', () => {
       assert.ok(s.trust && s.scan, 'the deployment has the trust and scan services')
       await s.trust.setPolicy('team', TRUST)
       await s.scan.policies.setProject('team', parsePolicy(SCAN))
+      await s.trust.addMaterial('team', TEAM_KEY)
+      await s.trust.addMaterial(undefined, SYSTEM_KEY)
     })
   })
 
@@ -38,11 +44,13 @@ describe('trust and scan policies in berth config export / berth apply', () => {
     await rm(target, { recursive: true, force: true })
   })
 
-  it('exports a project’s trust and scan policies (a project on the defaults has neither) and applies them to another Berth, idempotently', async () => {
+  it('exports trust keys (registry-wide and a project’s) and a project’s trust and scan policies (a project on the defaults has none) and applies them to another Berth, idempotently', async () => {
     const doc = await settings(source)
     const exported = doc.projects.find((p) => p.name === 'team')
     assert.deepEqual(exported?.trust, TRUST)
     assert.deepEqual(exported?.scan, SCAN)
+    assert.deepEqual(exported?.trustKeys, [TEAM_KEY])
+    assert.deepEqual(doc.trustKeys, [SYSTEM_KEY])
     const plain = doc.projects.find((p) => p.name === 'plain')
     assert.equal(plain?.trust, undefined)
     assert.equal(plain?.scan, undefined)
@@ -52,6 +60,8 @@ describe('trust and scan policies in berth config export / berth apply', () => {
     const planned = dry.changes.map((c) => `${c.op} ${c.target}`)
     assert.ok(planned.includes('update trust policy of team'), planned.join('\n'))
     assert.ok(planned.includes('update scan policy of team'), planned.join('\n'))
+    assert.ok(planned.includes('create trust key release of team'), planned.join('\n'))
+    assert.ok(planned.includes('create trust key company of the registry'), planned.join('\n'))
     assert.deepEqual(dry.changes.find((c) => c.target === 'trust policy of team')?.details, ['require: "none" → "cosign"', 'exemptRepositories: null → "team/dev/**"'])
     assert.equal(await team(target), undefined, 'a dry run writes nothing')
 
@@ -59,11 +69,13 @@ describe('trust and scan policies in berth config export / berth apply', () => {
     const applied = await team(target)
     assert.deepEqual(applied?.trust, TRUST)
     assert.deepEqual(applied?.scan, SCAN)
+    assert.deepEqual(applied?.trustKeys, [TEAM_KEY])
+    assert.deepEqual((await settings(target)).trustKeys, [SYSTEM_KEY])
     const again = await withSettingsServices({ dataDir: target }, (s) => applySettings(s, parsed, { prune: false, dryRun: false }))
     assert.deepEqual(again.changes, [])
   })
 
-  it('changes a policy in place, puts the defaults back only with prune, and refuses an invalid policy naming the field', async () => {
+  it('changes a policy in place, puts the defaults back only with prune, replaces a rotated key, deletes a dropped one only with prune, and refuses invalid entries naming the field', async () => {
     const doc = parseSettingsDocument(JSON.parse(JSON.stringify(await settings(target))))
     const entry = doc.projects.find((p) => p.name === 'team')
     assert.ok(entry)
@@ -78,6 +90,20 @@ describe('trust and scan policies in berth config export / berth apply', () => {
     assert.deepEqual(pruned.changes.map((c) => `${c.op} ${c.target}`), ['update scan policy of team'])
     assert.equal((await team(target))?.scan, undefined)
 
+    // Another key under the same name replaces it; a key the document drops goes only with prune.
+    const keys = parseSettingsDocument(JSON.parse(JSON.stringify(await settings(target))))
+    const rotated = { ...TEAM_KEY, publicKey: pem() }
+    ;(keys.projects.find((p) => p.name === 'team') as { trustKeys: unknown[] }).trustKeys = [rotated]
+    keys.trustKeys = []
+    const rotation = await withSettingsServices({ dataDir: target }, (s) => applySettings(s, keys, { prune: false, dryRun: false }))
+    assert.deepEqual(rotation.changes.map((c) => `${c.op} ${c.target}`), ['recreate trust key release of team'])
+    assert.deepEqual((await team(target))?.trustKeys, [rotated])
+    assert.deepEqual((await settings(target)).trustKeys, [SYSTEM_KEY])
+    const dropped = await withSettingsServices({ dataDir: target }, (s) => applySettings(s, keys, { prune: true, dryRun: false }))
+    assert.deepEqual(dropped.changes.map((c) => `${c.op} ${c.target}`), ['delete trust key company of the registry'])
+    assert.deepEqual((await settings(target)).trustKeys, [])
+
+    assert.throws(() => parseSettingsDocument({ trustKeys: [{ name: 'k', type: 'cosign', publicKey: 'not a key' }] }), /trustKeys\[0\]\.publicKey: a PEM public key/)
     const bad = (project: Record<string, unknown>) => () => parseSettingsDocument({ projects: [{ name: 'team', ...project }] })
     assert.throws(bad({ trust: { require: 'always' } }), /projects\[0\]\.trust\.require: none, cosign, notation, any/)
     assert.throws(bad({ trust: { require: 'cosign', colour: 'red' } }), /projects\[0\]\.trust\.colour: not a field here/)
