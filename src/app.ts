@@ -214,6 +214,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
           eventBacklog: () => meta.events.backlog(),
           projectBytes: () => projectBytes(meta),
           jobs: () => meta.jobs.countByStatus(),
+          databasePool: () => metadata.poolStats?.(),
         })
       : undefined
     if (metrics) storage.onRequest?.((operation, result, seconds) => metrics.storageLatency.observe({ operation, result }, seconds))

@@ -11,6 +11,8 @@ export interface StoreStats {
   projectBytes?(): Promise<{ project: string; bytes: number }[]>
   /** background jobs by state (pending, running, …) */
   jobs?(): Promise<{ status: string; count: number }[]>
+  /** PostgreSQL: the metadata connection pool (open and idle connections, queries waiting for one); undefined on SQLite */
+  databasePool?(): { total: number; idle: number; waiting: number } | undefined
 }
 
 /**
@@ -120,6 +122,20 @@ export class Metrics {
         },
       })
     }
+    const pool = stats.databasePool
+    new Gauge({
+      name: 'berth_db_pool_clients',
+      help: 'PostgreSQL connection pool of the metadata database: total (open connections), idle (open, unused), waiting (queries waiting for a connection); absent on SQLite',
+      labelNames: ['state'],
+      registers,
+      collect() {
+        const p = pool?.()
+        if (!p) return
+        this.set({ state: 'total' }, p.total)
+        this.set({ state: 'idle' }, p.idle)
+        this.set({ state: 'waiting' }, p.waiting)
+      },
+    })
     const backlog = stats.eventBacklog
     if (backlog) {
       // one query per scrape for both gauges
