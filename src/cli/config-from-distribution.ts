@@ -238,7 +238,8 @@ class Translator {
     this.map(`${p}.accountkey`, 'storage.azure.accountKey')
     this.map(`${p}.container`, 'storage.azure.container')
     this.map(`${p}.rootdirectory`, 'storage.azure.rootDirectory', (v) => String(v).replace(/^\/+|\/+$/g, ''))
-    this.noteIf(`${p}.realm`, 'unmapped', 'Berth reaches https://<accountName>.blob.core.windows.net; for another cloud see docs/storage-azure.md')
+    // Both name the cloud's domain suffix: https://<accountName>.blob.<realm>.
+    this.map(`${p}.realm`, 'storage.azure.realm')
     this.noteIf(`${p}.credentials`, 'unmapped', 'Berth authenticates with the account key: set storage.azure.accountKey (BERTH_STORAGE_AZURE_ACCOUNT_KEY)')
     for (const k of ['maxretries', 'retrytrydelay', 'skipverify', 'copystatuspollmaxretry', 'copystatuspolldelay', 'serviceurl']) {
       this.noteIf(`${p}.${k}`, 'unmapped', 'no equivalent setting; see docs/storage-azure.md')
@@ -287,9 +288,17 @@ class Translator {
     this.map('http.draintimeout', 'http.shutdownTimeout', goDuration)
     this.map('http.tls.certificate', 'http.tls.certificate')
     this.map('http.tls.key', 'http.tls.key')
-    const clientCaKey = ['http.tls.clientCAs', 'http.tls.clientCas', 'http.tls.clientCa'].find((k) => this.has(k))
-    if (clientCaKey) this.map('http.tls.clientcas', clientCaKey, (v) => (Array.isArray(v) && this.clientCaIsList(clientCaKey) ? v : Array.isArray(v) ? v.join(',') : v))
-    else this.noteIf('http.tls.clientcas', 'unmapped', 'client certificate authentication is not available in this Berth: terminate mTLS in a reverse proxy (docs/tls.md)')
+    // Distribution only checks that a client certificate chains to one of these CAs; Berth also
+    // signs the caller in as the user or robot its subject CN names, so it is not set blindly.
+    const clientCas = this.get('http.tls.clientcas')
+    if (clientCas !== undefined) {
+      const files = (Array.isArray(clientCas) ? clientCas : [clientCas]).map(String)
+      this.note(
+        'http.tls.clientcas',
+        'action',
+        `Berth's mTLS signs a caller in as the user or robot its certificate's CN names: put the CAs in one PEM bundle (cat ${files.join(' ')} > clientca.pem), set http.tls.clientCA to it and http.tls.clientAuth to require (or optional), and create users or robots named after the CNs (docs/tls.md)`,
+      )
+    }
     this.noteIf('http.tls.letsencrypt', 'unmapped', 'Berth does not run ACME: obtain certificates with certbot/lego or a reverse proxy and point http.tls.certificate/key at them')
     this.noteIf('http.tls.minimumtls', 'unmapped', 'Berth accepts TLS 1.2 and later (Node.js defaults)')
     this.noteIf('http.tls.ciphersuites', 'unmapped', 'Node.js\'s default cipher list is used; restrict it with NODE_OPTIONS=--tls-cipher-list=…')
@@ -301,16 +310,6 @@ class Translator {
     this.noteIf('http.debug.prometheus', 'unmapped', 'Berth\'s Prometheus metrics are on by default (metrics.enabled), at /metrics on metrics.addr or http.addr')
     this.noteIf('http.http2', 'unmapped', 'HTTP/2 is negotiated over TLS when available (docs/tls.md)')
     this.noteIf('http.h2c', 'unmapped', 'no cleartext HTTP/2: terminate h2c in a reverse proxy')
-  }
-
-  /** Whether Berth's client-CA key takes a list rather than a comma-separated string. */
-  private clientCaIsList(key: string): boolean {
-    try {
-      parseConfig(setAt({}, key, ['x']))
-      return true
-    } catch {
-      return false
-    }
   }
 
   private auth(): void {
@@ -428,14 +427,6 @@ export function goDuration(v: unknown): string {
 
 function withScheme(endpoint: string, secure: boolean): string {
   return /^https?:\/\//.test(endpoint) ? endpoint : `${secure ? 'https' : 'http'}://${endpoint}`
-}
-
-function setAt(tree: Tree, path: string, value: unknown): Tree {
-  const keys = path.split('.')
-  let node = tree
-  for (const k of keys.slice(0, -1)) node = (node[k] ??= {}) as Tree
-  node[keys[keys.length - 1] as string] = value
-  return tree
 }
 
 /** The translation as a commented YAML document. */

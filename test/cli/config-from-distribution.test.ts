@@ -170,9 +170,8 @@ describe('berth config from-distribution', () => {
       for (const key of ['storage.s3.encrypt', 'storage.s3.chunksize', 'storage.delete.enabled', 'http.secret', 'auth.token.autoredirect', 'notifications.events', 'redis', 'http.debug.prometheus']) {
         noteOn(json.notes, key, 'unmapped')
       }
-      // TLS client CAs: mapped when this Berth has a key for them, else named as not translated
-      const clientCas = json.mapped.find((m) => m.from === 'http.tls.clientcas')
-      if (!clientCas) noteOn(json.notes, 'http.tls.clientcas', 'unmapped')
+      // TLS client CAs: Berth's mTLS also signs the caller in by CN, so the note says how to set it up
+      assert.match(noteOn(json.notes, 'http.tls.clientcas', 'action').message, /http\.tls\.clientCA .*clientAuth .*users or robots named after the CNs/)
       assert.ok(!JSON.stringify(json.config).includes('asecret"'), 'redis settings are left out')
     } finally {
       await rm(dir, { recursive: true, force: true })
@@ -193,6 +192,12 @@ describe('berth config from-distribution', () => {
       assert.match(noteOn(json.notes, 'frobnicate.level', 'unmapped').message, /not known/)
       const config = await loadPrinted(renderTranslation(t, 'gcs.yml'), dir)
       assert.equal(config.storage.s3.bucket, 'images')
+
+      const azure = translateDistributionConfig(parse('version: 0.1\nstorage:\n  azure:\n    accountname: acct\n    accountkey: a2V5\n    container: images\n    realm: core.chinacloudapi.cn\n'))
+      const azureJson = JSON.parse(JSON.stringify(azure)) as { config: { storage: { driver: string; azure: Record<string, unknown> } }; notes: Note[] }
+      assert.equal(azureJson.config.storage.driver, 'azure')
+      assert.equal(azureJson.config.storage.azure.realm, 'core.chinacloudapi.cn')
+      assert.ok(!azureJson.notes.some((n) => n.key === 'storage.azure.realm'), 'the realm is mapped, not noted')
 
       const bad = join(dir, 'bad.yml')
       await writeFile(bad, '- just\n- a list\n')
