@@ -551,9 +551,13 @@ async function secretsKey(config: Config, log: Logger): Promise<Buffer> {
   return key
 }
 
-/** Rate limits (limits.* and each project's limits): counters in memory, or in PostgreSQL for every node. */
-async function openLimits({ config, log, metadata }: Core, opened: Opened): Promise<Limits> {
-  const limits = new Limits(config.limits, metadata, log.child({ module: 'limits' }))
+/**
+ * Rate limits (limits.* and each project's limits): counters in memory, in a SQLite file the
+ * workers of one embedded database share, or in PostgreSQL for every node.
+ */
+async function openLimits({ config, log, metadata, sharedByProcesses }: Core, opened: Opened): Promise<Limits> {
+  const sharedCounters = sharedByProcesses && metadata.caps.dialect === 'sqlite' ? join(config.dataDir, 'rate-limits.sqlite') : undefined
+  const limits = new Limits(config.limits, metadata, log.child({ module: 'limits' }), sharedCounters)
   await limits.start()
   opened.add(() => limits.close())
   return limits

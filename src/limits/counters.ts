@@ -1,6 +1,7 @@
 import type * as Flexible from 'rate-limiter-flexible'
 import type { RateLimiterAbstract, RateLimiterRes } from 'rate-limiter-flexible'
 import type { Rate } from '../config/rate.js'
+import { SharedCounters } from './shared-counters.js'
 
 /** One fixed-window counter family: `consume` adds points under a key, refuses past the rate. */
 export interface Counter {
@@ -17,8 +18,11 @@ export class Refusal {
   ) {}
 }
 
-/** Where counters live: this process (SQLite) or PostgreSQL's rate_limits table (every node). */
-export type CounterStore = { kind: 'memory' } | { kind: 'postgres'; pool: unknown }
+/**
+ * Where counters live: this process (SQLite, one process), a SQLite file of their own that the
+ * workers of `berth serve --workers` share, or PostgreSQL's rate_limits table (every node).
+ */
+export type CounterStore = { kind: 'memory' } | { kind: 'sqlite'; path: string } | { kind: 'postgres'; pool: unknown }
 
 /**
  * The counters of every rate in use, one per rate and purpose, created on first use.
@@ -33,9 +37,17 @@ export class Counters {
     private readonly store: CounterStore,
   ) {}
 
+  private shared?: SharedCounters
+
   static async open(store: CounterStore): Promise<Counters> {
     const lib = (await import('rate-limiter-flexible')) as typeof Flexible & { default?: typeof Flexible }
-    return new Counters(lib.default ?? lib, store)
+    const counters = new Counters(lib.default ?? lib, store)
+    if (store.kind === 'sqlite') counters.shared = await SharedCounters.open(store.path)
+    return counters
+  }
+
+  close(): void {
+    this.shared?.close()
   }
 
   /** The counter of `purpose` (a key prefix: "req", "bytes-in"…) at this rate. */
@@ -50,13 +62,25 @@ export class Counters {
   }
 
   private create(prefix: string, rate: Rate): Counter {
+    const shared = this.shared
+    if (shared) {
+      return {
+        rate,
+        consume: async (key, points) => {
+          const taken = shared.take(`${prefix}:${key}`, points, rate.seconds * 1000)
+          const msBeforeNext = Math.max(0, taken.expire - Date.now())
+          if (taken.points > rate.points) throw new Refusal(rate, msBeforeNext)
+          return { remaining: rate.points - taken.points, msBeforeNext }
+        },
+      }
+    }
     const options = { keyPrefix: prefix, points: rate.points, duration: rate.seconds }
     const limiter: RateLimiterAbstract =
-      this.store.kind === 'memory'
-        ? new this.lib.RateLimiterMemory(options)
-        : // The table is made by migration 0018; each counter deletes rows expired an hour ago
+      this.store.kind === 'postgres'
+        ? // The table is made by migration 0018; each counter deletes rows expired an hour ago
           // every 5 minutes (an unref'd timer of the library).
           new this.lib.RateLimiterPostgres({ ...options, storeClient: this.store.pool, storeType: 'pool', tableName: 'rate_limits', tableCreated: true })
+        : new this.lib.RateLimiterMemory(options)
     return {
       rate,
       consume: async (key, points) => {

@@ -44,17 +44,20 @@ export class Limits {
   private readonly activated: (() => void)[] = []
   readonly projects: ProjectLimitStore
 
+  /** `sharedCounters`: the SQLite file of the counters that the workers on one embedded database share */
   constructor(
     config: Config['limits'],
     metadata: MetadataDb,
     private readonly log: Pick<Logger, 'warn'>,
+    sharedCounters?: string,
   ) {
     this.perAddress = config.requests.perAddress ? parseRequestRate(config.requests.perAddress) : undefined
     this.perPrincipal = config.requests.perPrincipal ? parseRequestRate(config.requests.perPrincipal) : undefined
     this.bytes = config.bytes.perPrincipal ? parseByteRate(config.bytes.perPrincipal) : undefined
     this.maxUploads = config.uploads.perPrincipal
     if (this.maxUploads > 0) this.slots = new UploadSlots(metadata, log)
-    this.store = metadata.caps.dialect === 'postgres' && metadata.pool ? { kind: 'postgres', pool: metadata.pool } : { kind: 'memory' }
+    this.store =
+      metadata.caps.dialect === 'postgres' && metadata.pool ? { kind: 'postgres', pool: metadata.pool } : sharedCounters ? { kind: 'sqlite', path: sharedCounters } : { kind: 'memory' }
     this.projects = new ProjectLimitStore(metadata, () => this.refresh())
   }
 
@@ -68,6 +71,7 @@ export class Limits {
   close(): void {
     this.projects.close()
     this.slots?.close()
+    this.counters?.close()
   }
 
   /** Runs `fn` once limits become active (at once when they are): hooks cost nothing before. */
