@@ -41,6 +41,8 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** the byte limits of this request's blob body (upload) or blob download, when any applies */
     berthThrottle?: (source: Readable) => Readable
+    /** gives this upload's slot back (limits.uploads.perPrincipal); awaited before the answer is sent */
+    berthUploadSlot?: () => Promise<void>
   }
 }
 
@@ -57,18 +59,29 @@ async function limitV2(limits: Limits, authEnabled: boolean, req: FastifyRequest
   const headers = await limits.admit(who, req.ip, project, addressCounted(req.headers, authEnabled))
   if (headers) reply.headers(headers)
   if (op === 'upload' && req.method !== 'GET' && req.method !== 'DELETE' && hasBody(req.headers)) {
-    // The slot is given back when the response closes, also when that happens while it is taken.
-    const slot: { closed: boolean; release?: () => void } = { closed: false }
+    // The slot is given back before the answer is sent (releaseUploadSlot), so a client that
+    // starts its next upload on seeing it finds the slot free; and when the response closes
+    // without an answer, also while the slot is being taken.
+    const slot: { closed: boolean; release?: () => Promise<void> } = { closed: false }
     reply.raw.once('close', () => {
       slot.closed = true
-      slot.release?.()
+      void slot.release?.()
     })
     slot.release = await limits.uploadSlot(who, req.ip)
-    if (slot.closed) slot.release?.()
+    if (slot.closed) void slot.release?.()
+    else req.berthUploadSlot = slot.release
     req.berthThrottle = limits.throttle(who, req.ip, project, 'in')
   } else if (op === 'blob' && req.method === 'GET') {
     req.berthThrottle = limits.throttle(who, req.ip, project, 'out')
   }
+}
+
+/** An onSend hook: the request's upload slot is given back before its answer goes out. */
+export function releaseUploadSlot(req: FastifyRequest, _reply: FastifyReply, payload: unknown, done: (err: null, payload: unknown) => void): void {
+  const release = req.berthUploadSlot
+  if (!release) return done(null, payload)
+  req.berthUploadSlot = undefined
+  void release().then(() => done(null, payload))
 }
 
 /** Limits of a pull answered by the fast path (manifest GET/HEAD, blob HEAD): requests only. */

@@ -27,7 +27,7 @@ import { clientCertificateOptions, readTlsFiles, watchCertificates, type TlsOpti
 import { boundedBody, capConnectionsPerAddress, declaredTooLarge, type ConnectionLimits } from './limits.js'
 import type { Limits } from '../limits/limits.js'
 import type { RequestTracing } from '../tracing/index.js'
-import { addressGuard, apiLimiter, callerLimiter, fastPathLimiter, v2Limiter } from './rate-limits.js'
+import { addressGuard, apiLimiter, callerLimiter, fastPathLimiter, releaseUploadSlot, v2Limiter } from './rate-limits.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -171,6 +171,7 @@ export function buildHttpServer(opts: HttpOptions): FastifyInstance {
     if (!req.raw.complete && hasBody(req.raw)) reply.header('connection', 'close')
     done(null, payload)
   })
+  if (rateLimits) app.addHook('onSend', releaseUploadSlot)
   const tracing = opts.tracing
   // A handler that runs after its request's body was read (the JSON API) is called from the
   // socket's events: it gets the request's trace context back here.

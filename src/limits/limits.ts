@@ -127,10 +127,10 @@ export class Limits {
    * node and worker on the shared database: the returned function gives it back. Refuses with
    * 429 when every slot is taken. Undefined: no cap applies.
    */
-  async uploadSlot(caller: LimitedCaller | undefined, address: string): Promise<(() => void) | undefined> {
+  async uploadSlot(caller: LimitedCaller | undefined, address: string): Promise<(() => Promise<void>) | undefined> {
     if (!this.active || !this.slots || isExempt(caller)) return undefined
     const key = principalKey(caller, address)
-    let release: (() => void) | undefined
+    let release: (() => Promise<void>) | undefined
     try {
       release = await this.slots.take(key, this.maxUploads)
     } catch (err) {

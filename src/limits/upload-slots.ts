@@ -36,7 +36,7 @@ export class UploadSlots {
    * Takes one of `holder`'s `max` slots. Resolves with the function that gives it back, or
    * undefined when every slot is held under a live lease.
    */
-  async take(holder: string, max: number): Promise<(() => void) | undefined> {
+  async take(holder: string, max: number): Promise<(() => Promise<void>) | undefined> {
     const lease = randomBytes(12).toString('base64url')
     for (let slot = 0; slot < max; slot++) {
       const now = this.now()
@@ -59,13 +59,14 @@ export class UploadSlots {
     this.timer = undefined
   }
 
-  private releaser(lease: string): () => void {
-    return () => {
+  /** Gives the slot back; resolves once the row is gone (never rejects). Called twice: once. */
+  private releaser(lease: string): () => Promise<void> {
+    return async () => {
       const held = this.held.get(lease)
       if (!held) return
       this.held.delete(lease)
       if (this.held.size === 0) this.close()
-      this.metadata.db
+      await this.metadata.db
         .deleteFrom('upload_slots')
         .where('holder', '=', held.holder)
         .where('slot', '=', held.slot)
