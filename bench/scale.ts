@@ -173,10 +173,15 @@ async function api(base: string, method: string, path: string, body?: unknown): 
   return JSON.parse(text || '{}') as unknown
 }
 
-/** The newest run of a history list (records without their items): polled cheaply. */
+/**
+ * The newest run of a history list (records without their items): polled cheaply. Retention
+ * answers a list, GC's history `{ runs: [...] }`; anything else is an error, never "not yet".
+ */
 async function newest(base: string, path: string): Promise<Record<string, unknown>> {
-  const list = (await api(base, 'GET', path)) as Record<string, unknown>[]
-  return list[0] ?? {}
+  const body = await api(base, 'GET', path)
+  const list = Array.isArray(body) ? body : (body as { runs?: unknown }).runs
+  if (!Array.isArray(list)) throw new Error(`GET ${path}: not a list of runs: ${JSON.stringify(body).slice(0, 200)}`)
+  return (list[0] as Record<string, unknown> | undefined) ?? {}
 }
 
 /** Polls until `done` says the run ended; the last answer. */
@@ -209,16 +214,22 @@ async function retention(server: Server, name: string): Promise<Figures['retenti
   return { s, peakRssMiB: mem.peakKiB / MiB, removed }
 }
 
+/**
+ * The next pushed image's seed: one sequence for every round of pushes (warm-up, without GC,
+ * during GC), so no two pushes make the same blob (the pusher expects each blob absent).
+ */
+let nextImageSeed = Math.floor(Math.random() * 1e5)
+
 /** Image pushes (3 layers of 4 KiB) by 4 pushers until `stop` says so (at least `min` pushes): each push's ms. */
 async function pushes(client: RegistryClient, tag: string, stop: () => boolean, min: number): Promise<number[]> {
   const ms: number[] = []
-  let seed = Math.floor(Math.random() * 1e6)
   await Promise.all(
     Array.from({ length: 4 }, async (_, w) => {
       while (!stop() || ms.length < min) {
-        const image = makeImage(seed++, 3, 4096)
+        const imageSeed = nextImageSeed++
+        const image = makeImage(imageSeed, 3, 4096)
         const t0 = performance.now()
-        await pushImage(client, `push/w${w}`, `${tag}-${seed}`, image, 3)
+        await pushImage(client, `push/w${w}`, `${tag}-${imageSeed}`, image, 3)
         ms.push(performance.now() - t0)
       }
     }),

@@ -465,6 +465,18 @@ export interface UploadSlotsTable {
   expires_at: number
 }
 
+/** a blob adopted from another registry's storage whose digest Berth has not checked yet */
+export interface UnverifiedBlobsTable {
+  digest: string
+}
+
+/** a tag an adoption (src/adopt) created or moved, and the manifest it set it to */
+export interface AdoptedTagsTable {
+  repository: string
+  tag: string
+  digest: string
+}
+
 export interface Database {
   users: UsersTable
   projects: ProjectsTable
@@ -516,4 +528,6 @@ export interface Database {
   scanners: ScannersTable
   scanner_projects: ScannerProjectsTable
   scan_vex: ScanVexTable
+  unverified_blobs: UnverifiedBlobsTable
+  adopted_tags: AdoptedTagsTable
 }

@@ -6,6 +6,7 @@
 import { createHash, X509Certificate } from 'node:crypto'
 import type { Logger } from 'pino'
 import { RegistryError } from '../errors/registry-error.js'
+import { parseHttpUrl } from '../errors/url-field.js'
 import type { MetadataRepositories } from '../metadata/repositories/index.js'
 import type { RegistryEndpointRow, RegistryEndpointValues } from '../metadata/repositories/registries.js'
 import { RemoteRegistry, type PingResult, type RemoteClientOptions } from './client.js'
@@ -176,17 +177,7 @@ function rejectUnknownFields(input: Record<string, unknown>): void {
 
 /** http(s)://host[:port], without credentials, path, query or fragment; returned without a trailing slash. */
 function parseUrl(value: unknown): string {
-  if (typeof value !== 'string' || value.length > 2048) throw RegistryError.invalidField('url', 'required: http(s)://host[:port]')
-  let url: URL
-  try {
-    url = new URL(value)
-  } catch {
-    throw RegistryError.invalidField('url', 'not a URL: http(s)://host[:port]')
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw RegistryError.invalidField('url', `must be http:// or https:// (not ${url.protocol})`)
-  if (url.username || url.password) throw RegistryError.invalidField('url', 'no credentials in the URL: use username and password')
-  if ((url.pathname !== '/' && url.pathname !== '') || url.search || url.hash) throw RegistryError.invalidField('url', 'only scheme, host and port (no path such as /v2, no query)')
-  return url.origin
+  return parseHttpUrl(value, 'url', { path: 'none', credentials: 'username and password' })
 }
 
 function optionalString(value: unknown, field: string, max: number): string | null {

@@ -13,7 +13,6 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import type { AdoptReport } from '../../src/adopt/adopt.js'
-import { UNVERIFIED_KEY } from '../../src/metadata/repositories/blobs.js'
 import { parseDigest, type Digest } from '../../src/oci/digest.js'
 import { MT, sha256Digest } from '../helpers/e2e-layout.js'
 import { startDistribution } from '../helpers/e2e-daemons.js'
@@ -68,7 +67,7 @@ describe('adopted blobs are verified on their first read', { skip: !dist.binary 
     }
   }
   const unverified = async (digest: string) =>
-    (await server.app.metadata.db.selectFrom('settings').select('key').where('key', '=', `${UNVERIFIED_KEY}${digest}`).executeTakeFirst()) !== undefined
+    (await server.app.metadata.db.selectFrom('unverified_blobs').select('digest').where('digest', '=', digest).executeTakeFirst()) !== undefined
 
   before(async () => {
     work = await mkdtemp(join(tmpdir(), 'berth-adopt-lazy-'))
@@ -171,7 +170,7 @@ describe('adopted blobs are verified on their first read', { skip: !dist.binary 
     assert.deepEqual(broken.sort(), ['lazy/app', 'lazy/ranged', 'lazy/small'])
     for (const p of scrub.problems.filter((p) => p.kind === 'broken-manifest')) assert.match(p.reason ?? '', /missing blob/)
     // every blob left was hashed by the scrub: none is unverified any more
-    const left = await server.app.metadata.db.selectFrom('settings').select('key').where('key', 'like', `${UNVERIFIED_KEY}%`).execute()
+    const left = await server.app.metadata.db.selectFrom('unverified_blobs').select('digest').execute()
     assert.deepEqual(left, [])
     assert.equal(scrub.problems.filter((p) => p.kind !== 'broken-manifest').length, 0)
   })

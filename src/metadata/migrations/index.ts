@@ -20,6 +20,7 @@ import * as m0015 from './0015-vulndb.js'
 import * as m0016 from './0016-scan.js'
 import * as m0021 from './0021-upload-slots.js'
 import * as m0019 from './0019-scanners.js'
+import * as m0022 from './0022-adoption-marks.js'
 
 export interface MigrationStep {
   up(db: Kysely<unknown>, caps: Capabilities): Promise<void>
@@ -47,4 +48,5 @@ export const MIGRATIONS: Record<string, MigrationStep> = {
   '0018-limits': m0018,
   '0021-upload-slots': m0021,
   '0019-scanners': m0019,
+  '0022-adoption-marks': m0022,
 }

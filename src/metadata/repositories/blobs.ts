@@ -7,13 +7,6 @@ import { capabilitiesOf } from '../capabilities.js'
 import { prepared } from './prepared.js'
 import { stamp } from '../clock.js'
 
-/**
- * The settings key marking a blob whose digest was never checked by Berth: one adopted from
- * another registry's storage (src/adopt) keeps it until its first read or a scrub hashes it.
- * A settings row, not a column of blobs, so that no migration is needed; the pull path reads it
- * in the same query as the blob's size.
- */
-export const UNVERIFIED_KEY = 'blob.unverified:'
 
 // The queries of every blob push and pull, compiled once.
 const selectLinkedSize = prepared((db, repository: string, digest: string) =>
@@ -21,8 +14,8 @@ const selectLinkedSize = prepared((db, repository: string, digest: string) =>
     .selectFrom('repository_blobs as rb')
     .innerJoin('repositories as r', 'r.id', 'rb.repository_id')
     .innerJoin('blobs as b', 'b.digest', 'rb.digest')
-    .leftJoin('settings as s', (j) => j.on('s.key', '=', sql<string>`${sql.lit(UNVERIFIED_KEY)} || rb.digest`))
-    .select(['b.size', 's.key as unverified'])
+    .leftJoin('unverified_blobs as u', 'u.digest', 'rb.digest')
+    .select(['b.size', 'u.digest as unverified'])
     .where('r.name', '=', repository)
     .where('rb.digest', '=', digest),
 )
@@ -77,8 +70,8 @@ export function createBlobRepository(db: Db, changes: ChangeFeed) {
     /** Marks blobs whose digest Berth has not checked (adopted), in the transaction that links them. */
     async markUnverified(digests: string[], trx: Db = db): Promise<void> {
       for (let i = 0; i < digests.length; i += 300) {
-        const rows = digests.slice(i, i + 300).map((d) => ({ key: `${UNVERIFIED_KEY}${d}`, value: '' }))
-        await trx.insertInto('settings').values(rows).onConflict((oc) => oc.column('key').doNothing()).execute()
+        const rows = digests.slice(i, i + 300).map((digest) => ({ digest }))
+        await trx.insertInto('unverified_blobs').values(rows).onConflict((oc) => oc.column('digest').doNothing()).execute()
       }
       if (digests.length > 0) changes.changed('blob')
     },
@@ -87,8 +80,8 @@ export function createBlobRepository(db: Db, changes: ChangeFeed) {
     async markVerified(digests: string[]): Promise<void> {
       let removed = 0
       for (let i = 0; i < digests.length; i += 300) {
-        const keys = digests.slice(i, i + 300).map((d) => `${UNVERIFIED_KEY}${d}`)
-        removed += Number((await db.deleteFrom('settings').where('key', 'in', keys).executeTakeFirst()).numDeletedRows)
+        const page = digests.slice(i, i + 300)
+        removed += Number((await db.deleteFrom('unverified_blobs').where('digest', 'in', page).executeTakeFirst()).numDeletedRows)
       }
       // Only a removed mark changes what the pull path reads (scrub calls this for every page).
       if (removed > 0) changes.changed('blob')

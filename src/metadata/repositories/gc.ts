@@ -5,7 +5,6 @@ import type { Db } from './repositories.js'
 import { prepared } from './prepared.js'
 import { announced, type ChangeFeed } from '../changes.js'
 import { databaseTime, stamp } from '../clock.js'
-import { UNVERIFIED_KEY } from './blobs.js'
 
 // Queries of garbage collection and scrub (src/gc). Reachability is computed here, in SQL,
 // page by page (keyset pagination), never by walking storage or loading every digest.
@@ -226,7 +225,7 @@ export function createGcRepository(db: Db, changes: ChangeFeed) {
         const goneDigests = gone.map((c) => c.digest)
         await trx.deleteFrom('repository_blobs').where('digest', 'in', goneDigests).execute()
         await trx.deleteFrom('blobs').where('digest', 'in', goneDigests).execute()
-        await trx.deleteFrom('settings').where('key', 'in', goneDigests.map((d) => `${UNVERIFIED_KEY}${d}`)).execute()
+        await trx.deleteFrom('unverified_blobs').where('digest', 'in', goneDigests).execute()
         await trx.insertInto('gc_run_items').values(gone.map((c) => ({ run_id: runId, kind: 'blob' as const, digest: c.digest, repository_id: null, manifest_id: null, size: c.size, detail: null }))).execute()
         return gone
       }))
@@ -413,7 +412,7 @@ export function createGcRepository(db: Db, changes: ChangeFeed) {
         const names = repos.map((r) => r.name)
         await trx.deleteFrom('repository_blobs').where('digest', '=', digest).execute()
         await trx.deleteFrom('blobs').where('digest', '=', digest).execute()
-        await trx.deleteFrom('settings').where('key', '=', `${UNVERIFIED_KEY}${digest}`).execute()
+        await trx.deleteFrom('unverified_blobs').where('digest', '=', digest).execute()
         await trx
           .insertInto('blob_quarantine')
           .values({ digest, size, reason, repositories: JSON.stringify(names), at: now })

@@ -1,4 +1,5 @@
 import { RegistryError } from '../../errors/registry-error.js'
+import { parseHttpUrl } from '../../errors/url-field.js'
 import type { ScannerRepository, ScannerRow } from '../../metadata/repositories/scanners.js'
 import { ADAPTER_AUTH, AdapterClient, type AdapterAuth, type ScannerMetadata } from './client.js'
 
@@ -159,16 +160,7 @@ function view(row: ScannerRow): ScannerView {
 
 /** http(s)://host[:port][/prefix] without credentials, query or fragment; kept without a trailing slash. */
 function parseAdapterUrl(value: unknown): string {
-  if (typeof value !== 'string' || value.length > 2048) throw RegistryError.invalidField('url', 'required: the adapter\'s base URL, http(s)://host[:port]')
-  let url: URL
-  try {
-    url = new URL(value)
-  } catch {
-    throw RegistryError.invalidField('url', 'not a URL: http(s)://host[:port]')
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw RegistryError.invalidField('url', `must be http:// or https:// (not ${url.protocol})`)
-  if (url.username || url.password) throw RegistryError.invalidField('url', 'no credentials in the URL: use auth and accessCredential')
-  if (url.search || url.hash) throw RegistryError.invalidField('url', 'no query or fragment')
-  if (/\/api\/v1\/?$/.test(url.pathname)) throw RegistryError.invalidField('url', 'the base URL, without /api/v1 (Berth appends it)')
-  return `${url.origin}${url.pathname.replace(/\/+$/, '')}`
+  const url = parseHttpUrl(value, 'url', { path: 'base', credentials: 'auth and accessCredential' })
+  if (/\/api\/v1$/.test(url)) throw RegistryError.invalidField('url', 'the base URL, without /api/v1 (Berth appends it)')
+  return url
 }
