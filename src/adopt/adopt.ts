@@ -47,6 +47,11 @@ export interface AdoptReport {
    * run set them (no Berth user moved them): deleted in Berth too (a dry run only lists them).
    */
   deletedTags: { repository: string; tag: string; digest: string }[]
+  /**
+   * Tags Distribution moved or deleted that stay as they are in Berth because an immutability
+   * rule of their project protects them (`reason` names the rule).
+   */
+  keptTags: { repository: string; tag: string; digest: string; reason: string }[]
   /** adopted manifests with a subject (the referrers API lists them) */
   referrers: number
   /** adopted tags of the referrers tag schema (`sha256-<hex>`) and of cosign's (`sha256-<hex>.sig|att|sbom`) */
@@ -75,6 +80,8 @@ export interface AdoptTarget {
   manifests: ManifestService
   projects: ProjectService
   placer: BlobPlacer
+  /** why a tag may not be moved or deleted (an immutability rule), or undefined */
+  immutableTag?: (repository: string, tag: string) => Promise<string | undefined>
 }
 
 export interface AdoptOptions {
@@ -114,6 +121,7 @@ export async function adoptDistribution(opts: AdoptOptions): Promise<AdoptReport
     manifests: { found: 0, adopted: 0, present: 0 },
     tags: { created: 0, moved: 0, unchanged: 0, deleted: 0 },
     deletedTags: [],
+    keptTags: [],
     referrers: 0,
     referrerTags: 0,
     blobs: { linked: 0, new: 0, hardlinked: 0, copied: 0, serverCopied: 0, present: 0, bytes: 0 },
@@ -263,15 +271,23 @@ export async function adoptDistribution(opts: AdoptOptions): Promise<AdoptReport
 
     // Tags: new ones, moved ones, and those of manifests that cannot be adopted.
     const current = repositoryId !== undefined && target ? await target.meta.tags.current(repositoryId, [...tagTargets.keys(), ...gone.map(([tag]) => tag)]) : new Map<string, string>()
-    // Deleted in Berth too unless a Berth user moved (or deleted) them since.
-    const deletions = gone.filter(([tag, digest]) => current.get(tag) === digest)
+    // Deleted in Berth too unless a Berth user moved (or deleted) them since, or a rule keeps them.
+    const keep = async (tag: string, digest: string): Promise<boolean> => {
+      const reason = await target?.immutableTag?.(name, tag)
+      if (reason) report.keptTags.push({ repository: name, tag, digest, reason })
+      return reason !== undefined
+    }
+    const deletions: [string, string][] = []
+    for (const [tag, digest] of gone) if (current.get(tag) === digest && !(await keep(tag, current.get(tag) as string))) deletions.push([tag, digest])
     for (const [tag, digest] of deletions) {
       report.tags.deleted++
       report.deletedTags.push({ repository: name, tag, digest })
     }
     if (write && target && repositoryId !== undefined && gone.length > 0) {
       await target.meta.db.transaction().execute(async (trx) => {
-        for (const [tag, digest] of gone) await target.meta.adoption.deleteAdoptedTag(repositoryId, name, tag, digest, trx)
+        // A kept tag is forgotten too: Distribution no longer has it, nothing more to track.
+        const deleting = new Set(deletions.map(([tag]) => tag))
+        for (const [tag, digest] of gone) await target.meta.adoption.deleteAdoptedTag(repositoryId, name, tag, deleting.has(tag) ? digest : '', trx)
       })
     }
     if (deletions.length > 0) report.repositories.changed++
@@ -289,6 +305,7 @@ export async function adoptDistribution(opts: AdoptOptions): Promise<AdoptReport
         report.tags.unchanged++
         continue
       }
+      if (before !== undefined && (await keep(tag, before))) continue
       if (before === undefined) report.tags.created++
       else report.tags.moved++
       if (/^sha256-[0-9a-f]{64}$/.test(tag) || cosignSubjectOf(tag)) report.referrerTags++

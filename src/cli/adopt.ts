@@ -4,6 +4,7 @@ import { createPlacer } from '../adopt/placer.js'
 import { FsSource, type DistributionSource } from '../adopt/source.js'
 import { databaseUrl } from '../app.js'
 import { ProjectService } from '../auth/projects.js'
+import { ImmutabilityService } from '../policy/immutability.js'
 import { PROJECT_NAME } from '../auth/permissions.js'
 import { loadConfig } from '../config/load.js'
 import type { Config } from '../config/schema.js'
@@ -41,7 +42,8 @@ export async function adoptDistributionCommand(flags: AdoptFlags): Promise<void>
     else {
       report = await withLoadedDeployment(config, async ({ meta, registry, storage }) => {
         const placer = createPlacer({ source, storage, ...(await placerStores(config, storage)) })
-        return run({ meta, manifests: registry.manifests, projects: new ProjectService(meta, Date.now), placer })
+        const immutability = new ImmutabilityService(meta)
+        return run({ meta, manifests: registry.manifests, projects: new ProjectService(meta, Date.now), placer, immutableTag: (repository, tag) => immutability.check(repository, tag) })
       })
     }
   } finally {
@@ -108,6 +110,7 @@ function printReport(r: AdoptReport): void {
   console.log(`${verb} ${r.manifests.adopted} manifest(s) (${r.manifests.present} already in Berth), ${r.referrers} referrer(s)`)
   console.log(`tags: ${r.tags.created} created, ${r.tags.moved} moved, ${r.tags.deleted} deleted, ${r.tags.unchanged} unchanged (${r.referrerTags} referrer/signature tags)`)
   for (const t of r.deletedTags) console.log(`  ${r.dryRun ? 'would delete' : 'deleted'} ${t.repository}:${t.tag} (${t.digest}): deleted from Distribution`)
+  for (const t of r.keptTags) console.log(`  kept ${t.repository}:${t.tag} (${t.digest}), moved or deleted in Distribution: ${t.reason}`)
   const how = r.dryRun ? '' : ` (${r.blobs.hardlinked} hard-linked, ${r.blobs.copied} copied, ${r.blobs.serverCopied} copied server-side)`
   console.log(`blobs: ${r.blobs.linked} linked into repositories, ${r.blobs.new} new to Berth's store${how}, ${formatBytes(r.blobs.bytes)}; ${r.blobs.present} already there`)
   if (r.blobs.copied > 0) console.log(`note: ${r.blobs.copied} blob(s) were copied, not hard-linked: Berth's store is on another filesystem than the tree (or one without hard links), so they take space twice`)

@@ -1,14 +1,16 @@
 // Tags deleted from Distribution between two adoption runs: the second run deletes them in Berth
 // too, but only tags that an adoption created and that nobody moved in Berth since; a tag pushed
-// to Berth, or one a Berth user moved, stays. `--dry-run` lists the deletions without making them.
+// to Berth, or one a Berth user moved, stays, and so does one an immutability rule protects.
+// `--dry-run` lists the deletions without making them.
 
 import assert from 'node:assert/strict'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import type { AdoptReport } from '../../src/adopt/adopt.js'
 import { startDistribution } from '../helpers/e2e-daemons.js'
+import { apiOk } from '../helpers/auth.js'
 import { startServer, type TestServer } from '../helpers/server.js'
 import { berth } from '../transfer/helpers.js'
 import { DISTRIBUTIONS, headDigest, pushImage } from './helpers.js'
@@ -90,5 +92,24 @@ describe('berth adopt distribution: tags deleted from Distribution since the las
     const third = parse(await adopt('--json'))
     assert.deepEqual(third.deletedTags, [])
     assert.equal(await status('a'), 200)
+  })
+
+  it('keeps a tag an immutability rule protects when Distribution moves it or deletes it, and says why', async () => {
+    const rule = await apiOk<{ id: number }>(server, 'POST', '/projects/team/immutability-rules', undefined, { repositories: 'app', tags: 'keep' }, 201)
+    // Distribution moves keep onto a's manifest (still in its tree, untagged)…
+    await writeFile(join(tagDir('keep'), 'current', 'link'), pushed.get('a')!)
+    const moved = parse(await adopt('--json'))
+    assert.deepEqual(moved.tags.moved, 0)
+    assert.equal(moved.keptTags.length, 1)
+    assert.deepEqual({ ...moved.keptTags[0], reason: undefined }, { repository: 'team/app', tag: 'keep', digest: pushed.get('keep'), reason: undefined })
+    assert.match(moved.keptTags[0]!.reason, new RegExp(`immutability rule ${rule.id}\\b`))
+    assert.equal(await headDigest(server.url, 'team/app', 'keep'), pushed.get('keep'), 'not moved')
+    // …then deletes it.
+    await rm(tagDir('keep'), { recursive: true })
+    const text = await adopt()
+    assert.equal(text.code, 0, text.stderr)
+    assert.match(text.stdout, new RegExp(`kept team/app:keep \\(${pushed.get('keep')}\\), moved or deleted in Distribution: tag keep of team/app is immutable`))
+    assert.match(text.stdout, /0 deleted/)
+    assert.equal(await headDigest(server.url, 'team/app', 'keep'), pushed.get('keep'), 'not deleted')
   })
 })
