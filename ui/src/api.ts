@@ -37,11 +37,42 @@ async function request<T>(method: string, url: string, body?: unknown): Promise<
   try {
     res = await fetch(url, { method, headers, credentials: 'same-origin', body: body === undefined ? undefined : JSON.stringify(body) })
   } catch {
-    throw new ApiError(0, 'NETWORK', 'Berth did not answer. Check that the server is running and your network connection, then try again.')
+    throw networkError()
   }
   const text = await res.text()
   if (!res.ok) throw toError(res.status, text)
   return (text ? JSON.parse(text) : undefined) as T
+}
+
+/**
+ * POSTs a file as the request body, as it is (the browser streams it from disk), with the CSRF
+ * token, telling `onProgress` the bytes sent so far. XMLHttpRequest rather than fetch: fetch
+ * reports no upload progress, and its streamed request bodies need HTTP/2.
+ */
+export function upload<T>(path: string, file: Blob, contentType: string, onProgress: (sent: number, total: number) => void): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest()
+    xhr.open('POST', `/api/v1${path}`)
+    xhr.setRequestHeader('accept', 'application/json')
+    xhr.setRequestHeader('content-type', contentType)
+    if (csrfToken) xhr.setRequestHeader('x-csrf-token', csrfToken)
+    xhr.upload.onprogress = (e) => onProgress(e.loaded, e.lengthComputable ? e.total : file.size)
+    xhr.onload = () => {
+      if (xhr.status < 200 || xhr.status >= 300) return reject(toError(xhr.status, xhr.responseText))
+      try {
+        resolve((xhr.responseText ? JSON.parse(xhr.responseText) : undefined) as T)
+      } catch {
+        reject(toError(502, 'the answer was not JSON'))
+      }
+    }
+    xhr.onerror = () => reject(networkError())
+    xhr.onabort = () => reject(new ApiError(0, 'ABORTED', 'The upload was cancelled.'))
+    xhr.send(file)
+  })
+}
+
+function networkError(): ApiError {
+  return new ApiError(0, 'NETWORK', 'Berth did not answer. Check that the server is running and your network connection, then try again.')
 }
 
 function toError(status: number, text: string): ApiError {

@@ -38,6 +38,7 @@ export default function ArtifactPage() {
       <p>
         <code>{byDigest(a.name, a.digest)}</code> <CopyButton text={byDigest(a.name, a.digest)} label="Copy reference" />
       </p>
+      <DownloadTar path={`${base}/artifacts/${seg(a.digest)}`} artifact={a} />
       <AddTag project={project} base={base} digest={a.digest} />
       <dl className="facts">
         <dt>Tags</dt>
@@ -166,6 +167,27 @@ function Overview({ artifact: a, base, repoLink, project }: { artifact: Artifact
         </section>
       )}
     </>
+  )
+}
+
+/**
+ * The artifact as a tar: plain links to GET …/export, which the session cookie authorizes (those
+ * who see the artifact may pull it), named by the server's Content-Disposition.
+ */
+function DownloadTar({ path, artifact: a }: { path: string; artifact: Artifact }) {
+  const url = `/api/v1${path}/export`
+  return (
+    <p className="row-actions">
+      <a className="button" href={`${url}?format=oci`} download>
+        Download as OCI tar
+      </a>
+      {/* A docker-archive holds one container image: an index's platforms each offer theirs on their own page. */}
+      {a.kind === 'image' && a.artifactType === null && (
+        <a className="button" href={`${url}?format=docker`} download>
+          Download as docker-archive
+        </a>
+      )}
+    </p>
   )
 }
 

@@ -16,6 +16,7 @@ import { ProxySettings } from './project-proxy'
 const Webhooks = lazy(() => import('./webhooks'))
 const Charts = lazy(() => import('./charts'))
 const Security = lazy(() => import('./project-security'))
+const ImageImport = lazy(() => import('./image-import'))
 
 const ROLES = ['projectAdmin', 'maintainer', 'developer', 'guest', 'limitedGuest']
 
@@ -80,46 +81,49 @@ function Repositories({ project }: { project: Project }) {
     placeholderData: (prev) => prev,
   })
   return (
-    <section aria-label="Repositories">
-      <div className="filters">
-        <TextField label="Search repositories" type="search" value={q} onChange={(v) => (setQ(v), setOffset(0))} />
-        <SelectField
-          label="Sort by"
-          value={sort}
-          onChange={(v) => (setSort(v), setOffset(0))}
-          options={[
-            ['name', 'name'],
-            ['pushed', 'last push'],
-            ['pulled', 'last pull'],
-            ['size', 'size'],
-          ]}
-        />
-      </div>
-      {repos.isPending && <Loading />}
-      <ErrorMessage error={repos.error} />
-      {repos.data && repos.data.total === 0 && !q && (
-        <>
-          <Empty>No repositories in {project.name} yet.</Empty>
-          {can(project, 'push') && <Snippet title="Push the first image" text={pushCommands(project.name)} />}
-        </>
-      )}
-      {repos.data && repos.data.items.length > 0 && (
-        <Table head={['Repository', 'Tags', 'Size', 'Pulls', 'Last push']}>
-          {repos.data.items.map((r) => (
-            <tr key={r.name}>
-              <td>
-                <Link to={`/repositories/${seg(project.name)}/${seg(r.repository)}`}>{r.name}</Link>
-              </td>
-              <td>{r.tagCount}</td>
-              <td>{bytes(r.sizeBytes)}</td>
-              <td>{r.pullCount}</td>
-              <td>{ago(r.lastPushedAt)}</td>
-            </tr>
-          ))}
-        </Table>
-      )}
-      {repos.data && <Pager offset={offset} size={PAGE} count={repos.data.items.length} total={repos.data.total} onChange={setOffset} />}
-    </section>
+    <>
+      <section aria-label="Repositories">
+        <div className="filters">
+          <TextField label="Search repositories" type="search" value={q} onChange={(v) => (setQ(v), setOffset(0))} />
+          <SelectField
+            label="Sort by"
+            value={sort}
+            onChange={(v) => (setSort(v), setOffset(0))}
+            options={[
+              ['name', 'name'],
+              ['pushed', 'last push'],
+              ['pulled', 'last pull'],
+              ['size', 'size'],
+            ]}
+          />
+        </div>
+        {repos.isPending && <Loading />}
+        <ErrorMessage error={repos.error} />
+        {repos.data && repos.data.total === 0 && !q && (
+          <>
+            <Empty>No repositories in {project.name} yet.</Empty>
+            {can(project, 'push') && <Snippet title="Push the first image" text={pushCommands(project.name)} />}
+          </>
+        )}
+        {repos.data && repos.data.items.length > 0 && (
+          <Table head={['Repository', 'Tags', 'Size', 'Pulls', 'Last push']}>
+            {repos.data.items.map((r) => (
+              <tr key={r.name}>
+                <td>
+                  <Link to={`/repositories/${seg(project.name)}/${seg(r.repository)}`}>{r.name}</Link>
+                </td>
+                <td>{r.tagCount}</td>
+                <td>{bytes(r.sizeBytes)}</td>
+                <td>{r.pullCount}</td>
+                <td>{ago(r.lastPushedAt)}</td>
+              </tr>
+            ))}
+          </Table>
+        )}
+        {repos.data && <Pager offset={offset} size={PAGE} count={repos.data.items.length} total={repos.data.total} onChange={setOffset} />}
+      </section>
+      {can(project, 'push') && <Lazy page={<ImageImport project={project.name} />} />}
+    </>
   )
 }
 

@@ -12,6 +12,7 @@ import { byDigest, podmanPullCommand, pullCommand } from '../snippets'
 import type { Project, RepositorySummary, TagSummary } from '../types'
 
 const TagDiff = lazy(() => import('./tag-diff'))
+const ImageImport = lazy(() => import('./image-import'))
 
 const PAGE = 100
 const ROW_HEIGHT = 44
@@ -67,6 +68,11 @@ export default function RepositoryPage() {
         {freed.data && ` · deleting it would free ${bytes(freed.data.freedBytes)}`}
       </p>
       <Tags base={base} repository={r?.name ?? `${projectName}/${path}`} project={projectName} path={path} mayDelete={mayDelete} />
+      {can(project.data, 'push') && (
+        <Suspense fallback={<Loading />}>
+          <ImageImport project={projectName} repository={path} />
+        </Suspense>
+      )}
       <Dialog open={confirmRepo} title={`Delete ${r?.name ?? path}?`} onClose={() => setConfirmRepo(false)}>
         <p>Every tag and artifact of the repository is deleted; garbage collection frees their storage later.</p>
         <ErrorMessage error={removeRepo.error} />
