@@ -11,7 +11,7 @@ import { pushLayers, tarOf } from '../helpers/layers.js'
 import { startServer, type TestServer } from '../helpers/server.js'
 
 // Java archives (made with Info-ZIP's zip, one nested in another), Cargo.lock, composer.lock,
-// gem specifications, the RPM databases that are not read; and hostile layers: not a tar,
+// gem specifications, a malformed BerkeleyDB rpm database; and hostile layers: not a tar,
 // truncated gzip, `../` entries, deep paths, a decompression bomb, malformed package databases.
 
 /** A zip of these files, made by the zip command. */
@@ -73,7 +73,7 @@ describe('package inventory: Java, Rust, PHP, Ruby; hostile layers', () => {
   })
   after(() => s.close())
 
-  it('reads jars (nested ones too), Cargo.lock, composer.lock and gemspecs; notes the RPM databases it does not read', async () => {
+  it('reads jars (nested ones too), Cargo.lock, composer.lock and gemspecs; notes a BerkeleyDB rpm database that is none', async () => {
     const inner = await zipOf({
       'META-INF/MANIFEST.MF': 'Manifest-Version: 1.0\n',
       'META-INF/maven/org.apache.logging.log4j/log4j-core/pom.properties': '#Created by Apache Maven\ngroupId=org.apache.logging.log4j\nartifactId=log4j-core\nversion=2.14.1\n',
@@ -106,7 +106,7 @@ describe('package inventory: Java, Rust, PHP, Ruby; hostile layers', () => {
     assert.ok(inv.packages.every((p) => p.layer === img.layers[0]))
     assert.deepEqual(inv.notes, [
       'Java archive /opt/app/app.jar!/BOOT-INF/lib/broken.jar cannot be read: not a ZIP file (no end of central directory record)',
-      'rpm BerkeleyDB database /var/lib/rpm/Packages (not read: only the SQLite rpmdb.sqlite is)',
+      'rpm database /var/lib/rpm/Packages is malformed: not a Berkeley DB hash database (no hash magic)',
     ])
   })
 

@@ -14,7 +14,8 @@ const MAX_CAPTURE = 1024 * 1024
 const MAX_SCAN = 512 * 1024 * 1024
 const MIN_SIZE = 1024
 
-function isExecutableFormat(head: Buffer): boolean {
+/** ELF, PE or Mach-O, by the first four bytes. */
+export function isExecutableFormat(head: Buffer): boolean {
   if (head.length < 4) return false
   if (head[0] === 0x7f && head.toString('latin1', 1, 4) === 'ELF') return true
   if (head[0] === 0x4d && head[1] === 0x5a) return true // PE ("MZ")

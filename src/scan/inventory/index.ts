@@ -11,12 +11,13 @@ import { finish, type Found } from './finish.js'
 import { goBinaryReader } from './go-binary.js'
 import { javaReader } from './java.js'
 import { cargoReader, composerReader, gemReader } from './lockfiles.js'
-import type { FileReader, FileSink, ParseResult } from './model.js'
+import { allOf, type FileReader, type FileSink, type ParseResult } from './model.js'
 import { npmReader } from './npm.js'
 import { osReleaseReader } from './os-release.js'
 import { pythonReader } from './python.js'
 import { rpmLegacyReader } from './rpm.js'
 import { rpmdbReader } from './rpmdb.js'
+import { rustBinarySink } from './rust-binary.js'
 
 // The package inventory of an image: its layers are streamed in order through the layer
 // browser's tar reader (gzip, zstd or plain; bounded in entries, bytes, depth and time), and
@@ -25,8 +26,15 @@ import { rpmdbReader } from './rpmdb.js'
 // remove what the layers below put there, and a later layer's copy of a file replaces the
 // earlier one, so each package is reported from the last layer that wrote its record.
 
+/** An executable is read once for both Go's build info and `cargo auditable`'s dependency list. */
+const executableReader: FileReader = {
+  name: 'executable',
+  wants: goBinaryReader.wants,
+  sink: (path, size) => allOf([goBinaryReader.sink(path, size), rustBinarySink(path)]),
+}
+
 /** In the order they are asked: the first that wants a file reads it (executables last). */
-export const READERS: FileReader[] = [osReleaseReader, dpkgReader, apkReader, rpmLegacyReader, rpmdbReader, npmReader, pythonReader, javaReader, cargoReader, composerReader, gemReader, goBinaryReader]
+export const READERS: FileReader[] = [osReleaseReader, dpkgReader, apkReader, rpmLegacyReader, rpmdbReader, npmReader, pythonReader, javaReader, cargoReader, composerReader, gemReader, executableReader]
 
 const LAYER_TYPE = /(^application\/vnd\.(oci\.image\.layer\.v1\.tar|docker\.image\.rootfs\.(foreign\.)?diff\.tar))(\+gzip|\+zstd|\.gzip)?$/
 

@@ -48,6 +48,22 @@ export interface FileReader {
 
 export const empty = (): ParseResult => ({ packages: [], notes: [] })
 
+/** One file read by several sinks at once (an executable: Go build info, Rust audit data): what they all found. */
+export function allOf(sinks: FileSink[]): FileSink {
+  return {
+    write(chunk) {
+      for (const s of sinks) s.write(chunk)
+    },
+    end() {
+      const results = sinks.map((s) => s.end())
+      return { packages: results.flatMap((r) => r.packages), notes: results.flatMap((r) => r.notes) }
+    },
+    abort() {
+      for (const s of sinks) s.abort?.()
+    },
+  }
+}
+
 /**
  * A sink that keeps the file in memory up to `maxBytes` and parses it at the end; a larger
  * file is not read and says so in a note.

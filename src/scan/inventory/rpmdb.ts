@@ -32,15 +32,18 @@ const TYPE = { int32: 4, string: 6, stringArray: 8, i18nString: 9 } as const
 export const rpmdbReader: FileReader = {
   name: 'rpmdb-sqlite',
   wants: (path) => PATHS.has(path),
-  sink: (path, size) => rpmdbSink(path, size),
+  sink: (path, size) => spooledSink(path, size, readRpmdb),
 }
 
-/** Streams the database into a temporary file; `end` reads it and removes it, `abort` removes it. */
-function rpmdbSink(path: string, size: number): FileSink {
+/**
+ * Streams an rpm database (any of its formats: each needs a file to seek in) into a temporary
+ * file; `end` reads it with `read` and removes it, `abort` removes it.
+ */
+export function spooledSink(path: string, size: number, read: (file: string) => RawPackage[]): FileSink {
   const note = (text: string): ParseResult => ({ packages: [], notes: [`rpm database /${path} ${text}`] })
   if (size > MAX_RPMDB) return { write() {}, end: () => note(`is ${size} bytes, more than the ${MAX_RPMDB} read (not read)`) }
   const dir = mkdtempSync(join(tmpdir(), 'berth-rpmdb-'))
-  const file = join(dir, 'rpmdb.sqlite')
+  const file = join(dir, 'rpmdb')
   let fd: number | undefined = openSync(file, 'w', 0o600)
   let written = 0
   const cleanUp = () => {
@@ -60,7 +63,7 @@ function rpmdbSink(path: string, size: number): FileSink {
         if (written > MAX_RPMDB) return note(`is more than ${MAX_RPMDB} bytes (not read)`)
         if (fd !== undefined) closeSync(fd)
         fd = undefined
-        return { packages: readRpmdb(file), notes: [] }
+        return { packages: read(file), notes: [] }
       } catch (err) {
         return note(`is malformed: ${(err as Error).message}`)
       } finally {
@@ -79,15 +82,20 @@ export function readRpmdb(file: string): RawPackage[] {
   const db = new Database(file, { readonly: true, fileMustExist: true })
   try {
     const rows = db.prepare('SELECT blob FROM Packages ORDER BY hnum').all() as { blob: Buffer }[]
-    const packages: RawPackage[] = []
-    for (const row of rows) {
-      const p = packageOf(parseHeader(row.blob))
-      if (p && p.name !== 'gpg-pubkey') packages.push(p)
-    }
-    return packages
+    return packagesOf(rows.map((r) => r.blob))
   } finally {
     db.close()
   }
+}
+
+/** The packages of a database's header blobs (the gpg-pubkey pseudo-packages left out). */
+export function packagesOf(blobs: Buffer[]): RawPackage[] {
+  const packages: RawPackage[] = []
+  for (const blob of blobs) {
+    const p = packageOf(parseHeader(blob))
+    if (p && p.name !== 'gpg-pubkey') packages.push(p)
+  }
+  return packages
 }
 
 /**
