@@ -1,8 +1,11 @@
 import assert from 'node:assert/strict'
+import { readFileSync } from 'node:fs'
 import { mkdtemp, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { gzipSync } from 'node:zlib'
+import { Ajv } from 'ajv'
+import addFormats from 'ajv-formats'
 import { ADMIN, api } from '../helpers/auth.js'
 import { eventually } from '../helpers/eventually.js'
 import { asBody, sha256 } from '../helpers/oci.js'
@@ -113,4 +116,16 @@ export async function pushIndex(s: TestServer, repo: string, tag: string, images
   const res = await fetch(`${s.url}/v2/${repo}/manifests/${tag}`, { method: 'PUT', body: asBody(index), headers: { 'content-type': 'application/vnd.oci.image.index.v1+json', authorization: ADMIN } })
   assert.equal(res.status, 201, await res.text())
   return { digest: sha256(index), manifest: index }
+}
+
+/** The CycloneDX 1.6 JSON schema (shipped with @cyclonedx/cyclonedx-library), compiled. */
+export function cyclonedxValidator() {
+  const dir = new URL('../../node_modules/@cyclonedx/cyclonedx-library/res/schema/', import.meta.url)
+  const load = (f: string) => JSON.parse(readFileSync(new URL(f, dir), 'utf8')) as object
+  const ajv = new Ajv({ strict: false, allErrors: true })
+  ;(addFormats as unknown as (a: Ajv) => void)(ajv)
+  ajv.addFormat('iri-reference', true).addFormat('idn-email', true)
+  ajv.addSchema(load('spdx.SNAPSHOT.schema.json'), 'http://cyclonedx.org/schema/spdx.SNAPSHOT.schema.json')
+  ajv.addSchema(load('jsf-0.82.SNAPSHOT.schema.json'), 'http://cyclonedx.org/schema/jsf-0.82.SNAPSHOT.schema.json')
+  return ajv.compile(load('bom-1.6.SNAPSHOT.schema.json'))
 }

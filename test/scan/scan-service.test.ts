@@ -1,8 +1,5 @@
 import assert from 'node:assert/strict'
-import { readFileSync } from 'node:fs'
 import { after, before, describe, it } from 'node:test'
-import { Ajv } from 'ajv'
-import addFormats from 'ajv-formats'
 import { parseDigest } from '../../src/oci/digest.js'
 import { blobPath } from '../../src/storage/paths.js'
 import { ADMIN, addUser, api, apiOk, startAuthServer } from '../helpers/auth.js'
@@ -10,23 +7,12 @@ import { eventually } from '../helpers/eventually.js'
 import { pushBlobAs } from '../helpers/layers.js'
 import { asBody, sha256 } from '../helpers/oci.js'
 import type { TestServer } from '../helpers/server.js'
-import { artifactPath, importOsv, OSV_V1, OSV_V2, pushAppImage, pushIndex, scanned, type Report } from './scan-helpers.js'
+import { artifactPath, cyclonedxValidator, importOsv, OSV_V1, OSV_V2, pushAppImage, pushIndex, scanned, type Report } from './scan-helpers.js'
 
 // Scans through the API of a real server: images built here from generated dpkg and npm
 // databases, an OSV database imported through the vulnerability database's import. Exact
 // findings, SARIF and CycloneDX VEX, index platforms, bounded concurrency, and the re-match of
 // stored inventories after a new database without reading a layer.
-
-function cyclonedxValidator() {
-  const dir = new URL('../../node_modules/@cyclonedx/cyclonedx-library/res/schema/', import.meta.url)
-  const load = (f: string) => JSON.parse(readFileSync(new URL(f, dir), 'utf8')) as object
-  const ajv = new Ajv({ strict: false, allErrors: true })
-  ;(addFormats as unknown as (a: Ajv) => void)(ajv)
-  ajv.addFormat('iri-reference', true).addFormat('idn-email', true)
-  ajv.addSchema(load('spdx.SNAPSHOT.schema.json'), 'http://cyclonedx.org/schema/spdx.SNAPSHOT.schema.json')
-  ajv.addSchema(load('jsf-0.82.SNAPSHOT.schema.json'), 'http://cyclonedx.org/schema/jsf-0.82.SNAPSHOT.schema.json')
-  return ajv.compile(load('bom-1.6.SNAPSHOT.schema.json'))
-}
 
 describe('vulnerability scans', () => {
   let s: TestServer

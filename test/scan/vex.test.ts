@@ -4,7 +4,7 @@ import { ADMIN, addUser, api, apiOk, startAuthServer } from '../helpers/auth.js'
 import { pushBlobAs } from '../helpers/layers.js'
 import { asBody, sha256 } from '../helpers/oci.js'
 import type { TestServer } from '../helpers/server.js'
-import { artifactPath, importOsv, OSV_V1, pushAppImage, scanned, type Report } from './scan-helpers.js'
+import { artifactPath, cyclonedxValidator, importOsv, OSV_V1, pushAppImage, scanned, type Report } from './scan-helpers.js'
 
 // VEX over real HTTP: an OpenVEX document pushed as a referrer of an image (through the
 // registry API) and a CycloneDX VEX document set on the project mark findings not_affected /
@@ -148,5 +148,43 @@ describe('VEX: referrers and project documents mark findings, the pull gate hono
       assert.equal(res.status, 400)
       assert.match(((await res.json()) as { detail: string }).detail, why)
     }
+  })
+
+  it('the CycloneDX VEX export carries the statement of each finding: state, justification, detail, source; without one, in_triage', async () => {
+    type CdxVuln = { 'bom-ref': string; id: string; analysis: { state: string; justification?: string; detail?: string }; affects: { ref: string; versions: { version: string; status: string }[] }[]; properties?: { name: string; value: string }[] }
+    const exported = async () => {
+      const res = await api(s, 'GET', `${path()}?format=cyclonedx-vex`, dev)
+      assert.equal(res.status, 200)
+      const bom = (await res.json()) as { vulnerabilities: CdxVuln[] }
+      const validate = cyclonedxValidator()
+      assert.ok(validate(bom), JSON.stringify(validate.errors))
+      return bom.vulnerabilities
+    }
+    const doc = {
+      bomFormat: 'CycloneDX',
+      specVersion: '1.6',
+      version: 1,
+      components: [{ type: 'library', 'bom-ref': 'lodash-1', name: 'lodash', purl: 'pkg:npm/lodash@4.17.20' }],
+      vulnerabilities: [{ id: 'GHSA-35jh-r3h4-6jhm', analysis: { state: 'not_affected', justification: 'protected_at_runtime', detail: 'templates come from the image only' }, affects: [{ ref: 'lodash-1' }] }],
+    }
+    const added = await apiOk<{ digest: string }>(s, 'POST', '/projects/prod/vex', maintainer, doc, 201)
+    const report = await apiOk<VexReport>(s, 'GET', path(), dev)
+    const referrer = report.findings.find((f) => f.id === 'DSA-5621-1')?.vex?.source
+    assert.match(referrer ?? '', /^referrer sha256:/)
+    const libssl = 'pkg:deb/debian/libssl3@3.0.11-1~deb12u2?arch=amd64&distro=debian-12'
+    assert.deepEqual(
+      (await exported()).map((v) => [v['bom-ref'], v.analysis, v.affects, v.properties]),
+      [
+        // the OpenVEX referrer's vulnerable_code_not_in_execute_path is CycloneDX's code_not_reachable
+        ['DSA-5621-1', { state: 'not_affected', justification: 'code_not_reachable', detail: 'the PKCS12 parser is never called' }, [{ ref: libssl, versions: [{ version: '3.0.11-1~deb12u2', status: 'unaffected' }] }], [{ name: 'berth:vex:source', value: referrer }]],
+        ['GHSA-35jh-r3h4-6jhm', { state: 'not_affected', justification: 'protected_at_runtime', detail: 'templates come from the image only' }, [{ ref: 'pkg:npm/lodash@4.17.20', versions: [{ version: '4.17.20', status: 'unaffected' }] }], [{ name: 'berth:vex:source', value: `project ${added.digest}` }]],
+      ],
+    )
+    await apiOk(s, 'DELETE', `/projects/prod/vex/${added.digest}`, maintainer, undefined, 204)
+    const affected = await apiOk<{ digest: string }>(s, 'POST', '/projects/prod/vex', maintainer, openVex([{ vulnerability: { name: 'GHSA-35jh-r3h4-6jhm' }, products: [{ '@id': 'pkg:npm/lodash' }], status: 'affected', action_statement: 'upgrade' }]), 201)
+    assert.deepEqual((await exported()).find((v) => v.id === 'GHSA-35jh-r3h4-6jhm')?.analysis, { state: 'exploitable' })
+    await apiOk(s, 'DELETE', `/projects/prod/vex/${affected.digest}`, maintainer, undefined, 204)
+    const lodash = (await exported()).find((v) => v.id === 'GHSA-35jh-r3h4-6jhm')
+    assert.deepEqual([lodash?.analysis, lodash?.affects[0]?.versions, lodash?.properties], [{ state: 'in_triage' }, [{ version: '4.17.20', status: 'affected' }], undefined])
   })
 })
