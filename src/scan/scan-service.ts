@@ -6,7 +6,7 @@ import type { JobContext, JobQueue } from '../jobs/queue.js'
 import type { FindingIdRow, PackageRow, ScanRepository, ScanResultRow } from '../metadata/repositories/scans.js'
 import type { Registry } from '../registry/registry.js'
 import { projectOf } from '../auth/permissions.js'
-import { scanWithAdapter, type ExternalScanOptions } from './adapters/external-scan.js'
+import { scanWithAdapter, withPurls, type ExternalScanOptions } from './adapters/external-scan.js'
 import type { ExternalScanner, Scanners } from './adapters/scanners.js'
 import type { Finding, Inventory, Severity } from './types.js'
 import type { FindingVex } from './vex.js'
@@ -200,7 +200,7 @@ export class ScanService {
   /**
    * A scan by an external adapter: each image manifest (each platform of an index) is sent to it,
    * and its findings are stored like Berth's own, marked with the scanner's name so a database
-   * import never re-matches them.
+   * import never re-matches them; they take their purls from Berth's inventory of the image.
    */
   private async scanExternal(scanner: ExternalScanner, options: ExternalScanOptions, repository: string, digest: string, signal?: AbortSignal): Promise<void> {
     const d = await this.described(repository, digest)
@@ -210,7 +210,7 @@ export class ScanService {
     for (const image of images) {
       const m = await this.deps.registry.manifests.get(repository, image.digest)
       const result = await scanWithAdapter(scanner, { repository, digest: image.digest, mediaType: m.mediaType }, options, signal)
-      const findings = sortFindings(result.findings)
+      const findings = sortFindings(withPurls(result.findings, await this.inventoryForPurls(repository, image.digest, scanner.name)))
       database = result.database
       const now = this.deps.now()
       await this.deps.scans.saveResult(image.digest, { dbVersion: result.database, scannedAt: now, findings: JSON.stringify(findings), platforms: null, ids: idRows(findings), scanner: scanner.name }, now)
@@ -221,16 +221,31 @@ export class ScanService {
     await this.deps.scans.saveResult(digest, { dbVersion: database, scannedAt: now, findings: JSON.stringify(all), platforms: JSON.stringify(images), ids: [], scanner: scanner.name }, now)
   }
 
-  /** An image: its stored inventory, else one read from its layers (and stored); then matched. */
+  /** An image: its inventory, then matched. */
   private async scanImage(repository: string, digest: string, version: string | null): Promise<void> {
+    await this.match(digest, await this.inventoryOf(repository, digest), version)
+  }
+
+  /** An image's stored inventory, else one read from its layers (and stored). */
+  private async inventoryOf(repository: string, digest: string): Promise<Inventory> {
     const stored = await this.deps.scans.inventory(digest)
-    let inv: Inventory
-    if (stored !== undefined) inv = JSON.parse(stored) as Inventory
-    else {
-      inv = await this.deps.inventory(this.deps.registry, repository, digest)
-      await this.deps.scans.saveInventory(digest, JSON.stringify(inv), packageRows(inv), this.deps.now())
+    if (stored !== undefined) return JSON.parse(stored) as Inventory
+    const inv = await this.deps.inventory(this.deps.registry, repository, digest)
+    await this.deps.scans.saveInventory(digest, JSON.stringify(inv), packageRows(inv), this.deps.now())
+    return inv
+  }
+
+  /**
+   * The inventory an external scanner's findings take their purls from; when the image cannot
+   * be inventoried (a hostile layer), the findings are kept without purls.
+   */
+  private async inventoryForPurls(repository: string, digest: string, scanner: string): Promise<Inventory | undefined> {
+    try {
+      return await this.inventoryOf(repository, digest)
+    } catch (err) {
+      this.deps.log.warn({ err, repository, digest, scanner }, 'the image has no inventory: the findings of the external scanner have no purls')
+      return undefined
     }
-    await this.match(digest, inv, version)
   }
 
   private async match(digest: string, inv: Inventory, version: string | null): Promise<StoredFinding[]> {

@@ -17,7 +17,8 @@ const API_KEY = 'adapter-key-123'
 const MANIFEST = 'application/vnd.oci.image.manifest.v1+json'
 const VULNERABILITIES = [
   { id: 'CVE-2024-0001', package: 'openssl', version: '3.0.11', fix_version: '3.0.13', severity: 'Critical', description: 'buffer overflow\nin a parser' },
-  { id: 'CVE-2024-0002', package: 'zlib', version: '1.2.13', severity: 'Negligible' },
+  // named as the image's dpkg database names it (the binary package and its full version), as Trivy's adapter does
+  { id: 'CVE-2024-0002', package: 'zlib1g', version: '1:1.2.13.dfsg-1+b1', severity: 'Negligible' },
   { id: 'CVE-2024-0003', package: 'lodash', version: '4.17.20', fix_version: '4.17.21', severity: 'Medium' },
 ]
 
@@ -97,9 +98,25 @@ describe('external scanners (Harbor pluggable scanner API)', () => {
       [
         ['CVE-2024-0001', 'openssl', '3.0.11', '3.0.13', 'critical', manifest.layers[0]!.digest],
         ['CVE-2024-0003', 'lodash', '4.17.20', '4.17.21', 'medium', manifest.layers[0]!.digest],
-        ['CVE-2024-0002', 'zlib', '1.2.13', null, 'low', manifest.layers[0]!.digest],
+        ['CVE-2024-0002', 'zlib1g', '1:1.2.13.dfsg-1+b1', null, 'low', manifest.layers[0]!.digest],
       ],
     )
+    // The report gives no purls: a finding takes the purl and ecosystem of the image's package of
+    // that name and version, as its SBOM names it; openssl 3.0.11 is no package of the image.
+    const sbom = await apiOk<{ components: { name: string; purl: string }[] }>(s, 'GET', `${artifactPath('team', 'app', image.digest)}/sbom?format=cyclonedx`, maintainer)
+    const purlOf = (name: string) => sbom.components.find((c) => c.name === name)?.purl
+    assert.equal(purlOf('lodash'), 'pkg:npm/lodash@4.17.20')
+    assert.match(purlOf('zlib1g') ?? '', /^pkg:deb\/debian\/zlib1g@.*distro=debian-12/)
+    const withEcosystem = report.findings as (Report['findings'][number] & { ecosystem: string })[]
+    assert.deepEqual(withEcosystem.map((f) => [f.package, f.purl, f.ecosystem]), [['openssl', '', ''], ['lodash', purlOf('lodash'), 'npm'], ['zlib1g', purlOf('zlib1g'), 'Debian:12']])
+    // so they join package queries and VEX statements by purl
+    const hits = await apiOk<{ artifacts: { digest: string }[] }>(s, 'GET', `/packages?purl=${encodeURIComponent('pkg:npm/lodash')}`, ADMIN)
+    assert.deepEqual(hits.artifacts.map((a) => a.digest), [image.digest])
+    const vex = await apiOk<{ digest: string }>(s, 'POST', '/projects/team/vex', maintainer, { '@context': 'https://openvex.dev/ns/v0.2.0', '@id': 'https://example.com/vex/2', author: 'Security team', timestamp: '2026-11-20T00:00:00Z', version: 1, statements: [{ vulnerability: { name: 'CVE-2024-0003' }, products: [{ '@id': 'pkg:npm/lodash@4.17.20' }], status: 'not_affected', justification: 'vulnerable_code_not_in_execute_path' }] }, 201)
+    const marked = await apiOk<Omit<Report, 'findings'> & { findings: { package: string; vex?: { status: string } }[] }>(s, 'GET', `${artifactPath('team', 'app', image.digest)}/vulnerabilities`, maintainer)
+    assert.deepEqual(marked.findings.map((f) => [f.package, f.vex?.status]), [['openssl', undefined], ['lodash', 'not_affected'], ['zlib1g', undefined]])
+    assert.deepEqual(marked.summary, { critical: 1, high: 0, medium: 0, low: 1, unknown: 0 })
+    await apiOk(s, 'DELETE', `/projects/team/vex/${vex.digest}`, maintainer, undefined, 204)
     assert.equal((report.findings[0] as { summary?: string }).summary, 'buffer overflow')
     // The request, as the spec says it.
     assert.equal(scan.contentType, SCAN_REQUEST_TYPE)

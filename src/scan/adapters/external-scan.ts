@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { RegistryError } from '../../errors/registry-error.js'
-import type { Finding, Severity } from '../types.js'
+import type { Finding, Inventory, Severity } from '../types.js'
 import { REPORT_TYPE, type HarborReport, type HarborVulnerability } from './client.js'
 import type { ExternalScanner } from './scanners.js'
 
@@ -85,6 +85,30 @@ function findingOf(v: HarborVulnerability): Finding | undefined {
     purl: '',
     ...(description ? { summary: firstLine(description) } : {}),
   }
+}
+
+/**
+ * Harbor's report names a package and its version, with no type and no purl. A finding takes
+ * the purl (made with packageurl-js) and ecosystem of the image's package of that name and
+ * version in Berth's inventory of the same image — the purls of its SBOM — so it joins the
+ * SBOM, VEX statements and package queries by purl. A package the inventory does not have
+ * (or of which it has several different ones) keeps no purl.
+ */
+export function withPurls(findings: Finding[], inv: Inventory | undefined): Finding[] {
+  if (!inv) return findings
+  const byName = new Map<string, { purl: string; ecosystem: string } | null>()
+  for (const p of inv.packages) {
+    const key = `${p.name}\u0000${p.version}`
+    const seen = byName.get(key)
+    // the same package read from two files has one purl; two packages of one name (a deb and an npm one) are ambiguous
+    if (seen === undefined) byName.set(key, { purl: p.purl, ecosystem: p.ecosystem })
+    else if (seen !== null && seen.purl !== p.purl) byName.set(key, null)
+  }
+  return findings.map((f) => {
+    if (f.purl !== '') return f
+    const p = byName.get(`${f.package}\u0000${f.version}`)
+    return p ? { ...f, purl: p.purl, ecosystem: p.ecosystem } : f
+  })
 }
 
 /** The spec's scale: Negligible counts as low; anything unrecognised is unknown. */
