@@ -226,8 +226,10 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
     const oci = await openRegistry(core, { auth: login.auth, metrics, runtime, scheduler }, opened)
     const policies = await openGcAndPolicies(core, deps, { uploads: oci.registry.uploads, immutability: oci.immutability, jobs, metrics }, opened)
     oci.afterDelete(() => policies.trigger.request('delete'))
-    const replication = await openReplication(core, { registry: oci.registry, jobs, onManifestChanges: oci.onManifestChanges }, opened)
-    const proxy = openProxy(core, { registry: oci.registry, jobs, scheduler, auth: login.auth, metrics, endpoints: replication.endpoints })
+    const trust = openTrust(core, oci.registry, opened)
+    oci.onTrust(trust)
+    const replication = await openReplication(core, { registry: oci.registry, jobs, onManifestChanges: oci.onManifestChanges, trust }, opened)
+    const proxy = openProxy(core, { registry: oci.registry, jobs, scheduler, auth: login.auth, metrics, endpoints: replication.endpoints, trust })
     const events = openEvents({ config, log, now: core.now, repo: meta.events, box: replication.box }, metrics && {
       onFanOut: (n) => metrics.eventsEmitted.inc(n),
       onAttempt: (sink, result, lagMs) => {
@@ -238,8 +240,6 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
     opened.add(() => events.close())
     oci.onEvents(events)
     const pullGates = new PullGates()
-    const trust = openTrust(core, oci.registry, opened)
-    oci.onTrust(trust)
     pullGates.add(new TrustPullGate(trust))
     const vulndb = new VulnDb(metadata, { now: core.now })
     // The HTTP server exists after scanning (whose adapters are told the address it listens on).
@@ -521,7 +521,7 @@ export interface Replication {
 /** Registry endpoints (with the key that encrypts their passwords), the proxy cache and replication. */
 async function openReplication(
   { config, log, now, meta }: Core,
-  { registry, jobs, onManifestChanges }: { registry: Registry; jobs: JobQueue; onManifestChanges: (hooks: ManifestHooks) => void },
+  { registry, jobs, onManifestChanges, trust }: { registry: Registry; jobs: JobQueue; onManifestChanges: (hooks: ManifestHooks) => void; trust: TrustService },
   opened: Opened,
 ): Promise<Replication> {
   const box = new SecretBox(await secretsKey(config, log))
@@ -531,7 +531,7 @@ async function openReplication(
   // schedules and by the registry's pushes and deletes (event policies).
   const replicationLog = log.child({ module: 'replication' })
   const policies = new ReplicationPolicies({ meta, endpoints, now })
-  const executions = new ReplicationExecutions({ meta, jobs, policies, registry, client: (name) => endpoints.client(name), log: replicationLog, now })
+  const executions = new ReplicationExecutions({ meta, jobs, policies, registry, signatures: trust, client: (name) => endpoints.client(name), log: replicationLog, now })
   const triggers = new ReplicationTriggers({ policies, executions, jobs, log: replicationLog })
   opened.add(() => triggers.close())
   await triggers.start()
@@ -669,13 +669,14 @@ function openHttp(
  */
 function openProxy(
   { config, log, now, meta }: Core,
-  s: { registry: Registry; jobs: JobQueue; scheduler: Scheduler; auth: AuthService; metrics: Metrics | undefined; endpoints: UpstreamEndpoints },
+  s: { registry: Registry; jobs: JobQueue; scheduler: Scheduler; auth: AuthService; metrics: Metrics | undefined; endpoints: UpstreamEndpoints; trust: TrustService },
 ): ProxyService {
   const { metrics } = s
   const proxy = new ProxyService({
     meta,
     registry: s.registry,
     endpoints: s.endpoints,
+    signatures: s.trust,
     jobs: s.jobs,
     log: log.child({ module: 'proxy' }),
     now,

@@ -15,6 +15,8 @@ export interface CopyOptions {
   signal?: AbortSignal
   /** blobs of one manifest sent at once (default 4) */
   blobConcurrency?: number
+  /** asked before an artifact is copied (not its children and referrers): a reason skips it */
+  admit?: (repository: string, digest: string) => Promise<string | undefined>
 }
 
 export interface CopyResult {
@@ -52,6 +54,8 @@ export class Copier {
   async copyTag(repository: string, tag: string, target: string): Promise<CopyResult> {
     const manifest = await this.source.manifest(repository, tag)
     if (!manifest) return { status: 'skipped', digest: null, bytes: 0, note: `${repository}:${tag} is no longer in the source` }
+    const refused = await this.opts.admit?.(repository, manifest.digest)
+    if (refused !== undefined) return { status: 'skipped', digest: null, bytes: 0, note: refused }
     const sent = this.select(manifest)
     const existing = await this.destination.manifestDigest(target, tag)
     if (existing !== null && existing !== sent.digest && !this.opts.overwrite) {

@@ -6,7 +6,8 @@ import type { MetadataRepositories } from '../metadata/repositories/index.js'
 import type { ExecutionRow, TaskCounts, TaskRow } from '../metadata/repositories/replication.js'
 import type { Registry } from '../registry/registry.js'
 import { Copier, type CopyResult } from './copier.js'
-import { destinationName, sourceFilter, type ReplicationPolicies, type ReplicationPolicy } from './policies.js'
+import { cosignSubjectOf } from '../oci/cosign-tags.js'
+import { destinationName, sourceFilter, type ReplicationPolicies, type ReplicationPolicy, type SignatureRequirement } from './policies.js'
 import { LocalSide, RemoteSide, type RemoteClient, type Side } from './sides.js'
 import { parseBandwidth, TokenBucket } from './throttle.js'
 
@@ -54,6 +55,8 @@ export interface ExecutionsDeps {
   registry: Registry
   /** the outbound client of a registry endpoint (RegistryEndpoints.client) */
   client: (registry: string) => Promise<RemoteClient>
+  /** the trust service (src/trust): for `requireSignatures`, what an artifact's verified signatures lack */
+  signatures?: { unverified(repository: string, digest: string, require: SignatureRequirement): Promise<string | undefined> }
   log: Logger
   now: () => number
 }
@@ -165,7 +168,7 @@ export class ReplicationExecutions {
       const local = new LocalSide(this.deps.registry)
       const [source, destination] = policy.direction === 'push' ? [local, remote] : [remote, local]
       const rate = policy.bandwidth ? parseBandwidth(policy.bandwidth) : undefined
-      const copier = new Copier(source, destination, { overwrite: policy.overwrite, platforms: policy.platforms, referrers: policy.referrers, bandwidth: rate ? new TokenBucket(rate) : undefined, signal: ctx.signal, blobConcurrency: policy.concurrency })
+      const copier = new Copier(source, destination, { overwrite: policy.overwrite, platforms: policy.platforms, referrers: policy.referrers, bandwidth: rate ? new TokenBucket(rate) : undefined, signal: ctx.signal, blobConcurrency: policy.concurrency, admit: this.admission(policy) })
       const planned = await plan(policy, source, row.scope ? (JSON.parse(row.scope) as ScopeItem[]) : null)
       await replication.addTasks(execution, planned, this.deps.now())
       await this.work(execution, policy, copier, ctx, log)
@@ -182,6 +185,18 @@ export class ReplicationExecutions {
     if (await replication.finishExecution(execution, 'succeeded', null, this.deps.now())) {
       log.info({ ...counts }, 'replication execution succeeded')
       await this.event('replication.succeeded', { execution, policy: policy.name, ...counts })
+    }
+  }
+
+  /** `requireSignatures`: an artifact is copied only when its signatures verify here (push policies only). */
+  private admission(policy: ReplicationPolicy): ((repository: string, digest: string) => Promise<string | undefined>) | undefined {
+    const require = policy.requireSignatures
+    if (require === 'none' || policy.direction !== 'push') return undefined
+    const signatures = this.deps.signatures
+    return async (repository, digest) => {
+      if (!signatures) return `requireSignatures is ${require} but signatures cannot be verified here`
+      const missing = await signatures.unverified(repository, digest, require)
+      return missing && `not replicated: requireSignatures asks for ${missing}`
     }
   }
 
@@ -254,13 +269,15 @@ function joinRef(repository: string, reference: string): string {
 /** The tasks of an execution: what an event named, or every matching tag of the source. */
 async function plan(policy: ReplicationPolicy, source: Side, scope: ScopeItem[] | null): Promise<PlannedTask[]> {
   const filter = sourceFilter(policy)
+  // With requireSignatures, cosign's `.sig|.att|.sbom` tags travel only with a subject that was let through.
+  const attachment = (reference: string) => policy.requireSignatures !== 'none' && cosignSubjectOf(reference) !== undefined
   const task = (kind: 'copy' | 'delete', repository: string, reference: string): PlannedTask => ({
     kind,
     source: joinRef(repository, reference),
     destination: joinRef(destinationName(policy, repository), reference),
   })
   if (scope) {
-    return scope.filter((s) => filter.repository(s.repository) && (s.reference.includes(':') || filter.tag(s.reference))).map((s) => task(s.kind, s.repository, s.reference))
+    return scope.filter((s) => filter.repository(s.repository) && (s.reference.includes(':') || (filter.tag(s.reference) && (s.kind === 'delete' || !attachment(s.reference))))).map((s) => task(s.kind, s.repository, s.reference))
   }
   // A pattern without glob characters names one repository: no catalog needed (Docker Hub has none).
   const literal = !/[*?[\]{}!()]/.test(policy.source.repositories)
@@ -270,7 +287,7 @@ async function plan(policy: ReplicationPolicy, source: Side, scope: ScopeItem[] 
     for (const tag of await source.tags(repository)) {
       // the referrers tag schema's indexes travel with their subjects
       if (/^sha256-[0-9a-f]{64}$/.test(tag)) continue
-      if (filter.tag(tag)) tasks.push(task('copy', repository, tag))
+      if (filter.tag(tag) && !attachment(tag)) tasks.push(task('copy', repository, tag))
     }
   }
   return tasks

@@ -33,7 +33,15 @@ export interface ReplicationPolicy {
   concurrency: number
   /** bytes per second over all the execution's blob streams; null: unlimited */
   bandwidth: string | null
+  /**
+   * push: copy only artifacts whose signatures verify with the source project's (and the
+   * registry's) trust material, as a trust policy's `require` says; `none` copies everything
+   */
+  requireSignatures: SignatureRequirement
 }
+
+export const SIGNATURE_REQUIREMENTS = ['none', 'cosign', 'notation', 'any'] as const
+export type SignatureRequirement = (typeof SIGNATURE_REQUIREMENTS)[number]
 
 export interface PolicyView extends ReplicationPolicy {
   createdAt: string
@@ -49,7 +57,7 @@ export interface EndpointDirectory {
 const NAME = /^[a-zA-Z0-9][a-zA-Z0-9._-]{0,63}$/
 const PLATFORM = /^[a-z0-9]+\/[a-z0-9_]+(\/[a-z0-9]+)?$/
 const MAX_CONCURRENCY = 32
-const FIELDS = new Set(['name', 'direction', 'registry', 'source', 'destination', 'trigger', 'deletes', 'overwrite', 'platforms', 'referrers', 'concurrency', 'bandwidth'])
+const FIELDS = new Set(['name', 'direction', 'registry', 'source', 'destination', 'trigger', 'deletes', 'overwrite', 'platforms', 'referrers', 'concurrency', 'bandwidth', 'requireSignatures'])
 
 /** Validates a whole policy (a POST body, or a stored policy with a PATCH merged in). */
 export function parsePolicy(body: unknown): ReplicationPolicy {
@@ -87,6 +95,7 @@ export function parsePolicy(body: unknown): ReplicationPolicy {
   if (bandwidth !== null && (typeof bandwidth !== 'string' || parseBandwidth(bandwidth) === undefined)) {
     throw RegistryError.invalidField('bandwidth', 'a rate such as "50MiB/s", "500KB/s" or "1GiB/s" (or null for no limit)')
   }
+  const requireSignatures = parseRequirement(b.requireSignatures, direction, bool(b.referrers, 'referrers', true))
   return {
     name,
     direction,
@@ -100,7 +109,17 @@ export function parsePolicy(body: unknown): ReplicationPolicy {
     referrers: bool(b.referrers, 'referrers', true),
     concurrency: concurrency as number,
     bandwidth: bandwidth as string | null,
+    requireSignatures,
   }
+}
+
+function parseRequirement(value: unknown, direction: 'push' | 'pull', referrers: boolean): SignatureRequirement {
+  if (value === undefined || value === 'none') return 'none'
+  if (!SIGNATURE_REQUIREMENTS.includes(value as SignatureRequirement)) throw RegistryError.invalidField('requireSignatures', SIGNATURE_REQUIREMENTS.join(', '))
+  // The source's trust material is here: what a pull brings has not been verified yet.
+  if (direction === 'pull') throw RegistryError.invalidField('requireSignatures', 'only push policies verify signatures (with the source project\'s trust material)')
+  if (!referrers) throw RegistryError.invalidField('requireSignatures', 'needs referrers: true (the signatures travel with what is copied)')
+  return value as SignatureRequirement
 }
 
 function parseTrigger(value: unknown, direction: string): ReplicationPolicy['trigger'] {
@@ -236,5 +255,7 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
 }
 
 function toView(row: { definition: string; created_at: number; updated_at: number }): PolicyView {
-  return { ...(JSON.parse(row.definition) as ReplicationPolicy), createdAt: new Date(Number(row.created_at)).toISOString(), updatedAt: new Date(Number(row.updated_at)).toISOString() }
+  // Policies stored before requireSignatures existed have none.
+  const policy = JSON.parse(row.definition) as Omit<ReplicationPolicy, 'requireSignatures'> & Partial<ReplicationPolicy>
+  return { ...policy, requireSignatures: policy.requireSignatures ?? 'none', createdAt: new Date(Number(row.created_at)).toISOString(), updatedAt: new Date(Number(row.updated_at)).toISOString() }
 }

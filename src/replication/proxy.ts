@@ -5,6 +5,7 @@ import { RegistryError } from '../errors/registry-error.js'
 import type { JobQueue } from '../jobs/queue.js'
 import type { Generation } from '../metadata/changes.js'
 import type { MetadataRepositories } from '../metadata/repositories/index.js'
+import { cosignTagsOf } from '../oci/cosign-tags.js'
 import { looksLikeDigest } from '../oci/digest.js'
 import { parseManifest } from '../oci/manifest.js'
 import { INDEX_TYPES } from '../oci/media-types.js'
@@ -14,6 +15,7 @@ import { UpstreamBudget } from './proxy-budget.js'
 import { FetchCoalescer } from './proxy-fetch.js'
 import { isDockerHub, parseSettings, readSettings, settingsView, upstreamName, type ProxySettings } from './proxy-settings.js'
 import { teeBlob } from './proxy-tee.js'
+import { referrersOf, type Manifest, type Side } from './sides.js'
 import { retryAfterOf, upstreamKind, type UpstreamClient, type UpstreamEndpoints, type UpstreamErrorKind } from './proxy-upstream.js'
 
 /** Counters of the proxy cache per project (observability/metrics.ts). */
@@ -22,6 +24,14 @@ export interface ProxyMetrics {
   request(project: string, kind: 'manifest' | 'blob' | 'tags', result: 'hit' | 'miss' | 'stale'): void
   upstreamBytes(project: string, n: number): void
   upstreamError(project: string, kind: string): void
+}
+
+/** What the proxy cache needs of the trust policies (src/trust/trust-service.ts). */
+export interface ProxySignatures {
+  /** whether a pull of the artifact will need verified signatures (its project's trust policy) */
+  requiresSignatures(repository: string, digest: string): Promise<boolean>
+  /** the artifactType of the referrers that are signatures */
+  readonly signatureArtifactTypes: readonly string[]
 }
 
 export interface ProxyDeps {
@@ -40,6 +50,8 @@ export interface ProxyDeps {
   pollMs?: number
   /** how long a pull of a cached tag waits for the upstream's answer before it is served as it is (default 5 s) */
   staleAfterMs?: number
+  /** the trust policies: an artifact whose pull needs signatures gets the upstream's with it */
+  signatures?: ProxySignatures
 }
 
 /** Response headers that say how the proxy answered (documented in docs/proxy-cache.md). */
@@ -73,6 +85,10 @@ const SLOW = Symbol('slow')
 
 /** How long a pull of a cached tag waits for its check upstream before it is served as it is. */
 const STALE_AFTER_MS = 5_000
+
+/** Signature manifests fetched per artifact, and the largest blob of one (a notation envelope carries its certificate chain). */
+const MAX_SIGNATURES = 64
+const MAX_SIGNATURE_BLOB = 1024 * 1024
 
 /**
  * Proxy cache projects: a project bound to a registry endpoint, filled from it on first use.
@@ -225,16 +241,22 @@ export class ProxyService {
     const project = await this.require(repository)
     if (looksLikeDigest(reference)) {
       const digest = requireDigest(reference).value
-      if (await this.deps.meta.manifests.findByDigest(repository, digest)) return this.counted(project, 'manifest', 'hit')
-      await this.coalescer.run(`m:${repository}@${digest}`, async () => (await this.deps.meta.manifests.findByDigest(repository, digest)) !== undefined, () =>
-        this.fetchManifest(project, repository, digest, undefined),
-      )
-      return this.counted(project, 'manifest', 'miss')
+      const hit = (await this.deps.meta.manifests.findByDigest(repository, digest)) !== undefined
+      if (!hit) {
+        await this.coalescer.run(`m:${repository}@${digest}`, async () => (await this.deps.meta.manifests.findByDigest(repository, digest)) !== undefined, () =>
+          this.fetchManifest(project, repository, digest, undefined),
+        )
+      }
+      await this.withSignatures(project, repository, digest)
+      return this.counted(project, 'manifest', hit ? 'hit' : 'miss')
     }
     const tag = reference
     const local = await this.deps.meta.manifests.findByTag(repository, tag)
     const checked = local && (await this.deps.meta.proxy.tagChecked(repository, tag))
-    if (local && checked && checked.digest === local.digest && this.deps.now() - checked.checkedAt < project.settings.ttlMs) return this.counted(project, 'manifest', 'hit')
+    if (local && checked && checked.digest === local.digest && this.deps.now() - checked.checkedAt < project.settings.ttlMs) {
+      await this.withSignatures(project, repository, local.digest)
+      return this.counted(project, 'manifest', 'hit')
+    }
     try {
       const check = this.coalescer.run(
         `t:${repository}:${tag}`,
@@ -251,6 +273,8 @@ export class ProxyService {
         this.deps.metrics?.request(project.name, 'manifest', 'stale')
         return { headers: { [CACHE_HEADER]: 'stale', [STALE_HEADER]: 'true', [STALE_REASON_HEADER]: 'slow' } }
       }
+      const current = await this.deps.meta.manifests.findByTag(repository, tag)
+      if (current) await this.withSignatures(project, repository, current.digest)
       return this.counted(project, 'manifest', result ?? 'hit')
     } catch (err) {
       const kind = upstreamKind(err) ?? (err instanceof RegistryError && err.code === 'TOOMANYREQUESTS' ? 'rate-limited' : undefined)
@@ -346,6 +370,59 @@ export class ProxyService {
       if (!m.content) continue
       for (const blob of parseManifest(m.content, m.mediaType).blobs) await this.blob(repository, blob.digest, { head: false, stream: false })
     }
+  }
+
+  // ---- signatures ----
+
+  /**
+   * When the pull of `digest` needs verified signatures (its project's trust policy), the
+   * upstream's signatures are fetched with it, so the pull gate verifies them before the artifact
+   * is served: cosign's `sha256-<hex>.sig` tag and the signature referrers (the referrers API, or
+   * the referrers tag schema's index on registries without one), each with its blobs. Looked up
+   * again once the project's ttl has passed (images are often signed after they are pushed). A
+   * failure leaves what is cached: the gate refuses what it cannot verify.
+   */
+  private async withSignatures(project: ProxyProject, repository: string, digest: string): Promise<void> {
+    const signatures = this.deps.signatures
+    const tag = cosignTagsOf(digest).find((t) => t.endsWith('.sig'))
+    if (!signatures || !tag) return
+    // The check of the `.sig` tag's row stands for the look-up of all the signatures.
+    const fresh = async () => {
+      const c = await this.deps.meta.proxy.tagChecked(repository, tag)
+      return c !== undefined && this.deps.now() - c.checkedAt < project.settings.ttlMs
+    }
+    try {
+      if (!(await signatures.requiresSignatures(repository, digest)) || (await fresh())) return
+      await this.coalescer.run(`s:${repository}@${digest}`, fresh, () => this.fetchSignatures(project, repository, digest, tag, signatures.signatureArtifactTypes))
+    } catch (err) {
+      this.deps.log.warn({ err, repository, digest, project: project.name }, 'proxy cache: could not fetch the upstream signatures of an artifact')
+    }
+  }
+
+  private async fetchSignatures(project: ProxyProject, repository: string, digest: string, tag: string, types: readonly string[]): Promise<void> {
+    const { client, upstream } = await this.upstream(project, repository)
+    const side = upstreamReferrers(client)
+    const legacy = await this.call(project, client, () => side.manifest(upstream, tag))
+    if (legacy) await this.storeSignature(project, repository, legacy, tag)
+    const referrers = await this.call(project, client, () => referrersOf(side, upstream, digest))
+    for (const r of referrers.filter((d) => d.artifactType !== undefined && types.includes(d.artifactType)).slice(0, MAX_SIGNATURES)) {
+      if (typeof r.digest !== 'string' || !looksLikeDigest(r.digest) || (await this.deps.meta.manifests.findByDigest(repository, r.digest))) continue
+      const m = await this.call(project, client, () => client.getManifest(upstream, r.digest))
+      if (m) await this.storeSignature(project, repository, m, undefined)
+    }
+    await this.deps.meta.proxy.markTagChecked(repository, tag, legacy?.digest ?? '', this.deps.now())
+  }
+
+  /** A signature manifest: its blobs first (the verification its storing starts reads them), then the manifest. */
+  private async storeSignature(project: ProxyProject, repository: string, m: Manifest, tag: string | undefined): Promise<void> {
+    if (tag !== undefined && (await this.deps.meta.manifests.findByTag(repository, tag))?.digest === m.digest) return
+    const blobs = parseManifest(m.bytes, m.mediaType).blobs
+    if (m.bytes.length > this.deps.maxManifestSize || blobs.some((b) => b.size > MAX_SIGNATURE_BLOB)) {
+      this.deps.log.warn({ repository, signature: m.digest, project: project.name }, 'proxy cache: an upstream signature manifest is too large to be a signature; not fetched')
+      return
+    }
+    for (const blob of blobs) await this.blob(repository, blob.digest, { head: false, stream: false })
+    await this.store(project, repository, tag, m)
   }
 
   // ---- blobs ----
@@ -511,6 +588,18 @@ export class ProxyService {
       default:
         return new RegistryError('UNAVAILABLE', `the upstream registry ${endpoint} is not available (${kind}) and ${ref} is not cached`, { headers: { 'retry-after': '10' }, detail: { upstream: endpoint, reason: kind } })
     }
+  }
+}
+
+/**
+ * The upstream as a side of the referrers look-up (API, else the tag schema's index). Tags are
+ * HEADed before they are fetched: most images have no signature, and a HEAD does not count
+ * against upstream pull limits.
+ */
+function upstreamReferrers(client: UpstreamClient): Pick<Side, 'referrers' | 'manifest'> {
+  return {
+    referrers: async (repository, digest) => (await client.referrers(repository, digest))?.manifests ?? null,
+    manifest: async (repository, ref) => ((await client.headManifest(repository, ref)) ? client.getManifest(repository, ref) : null),
   }
 }
 

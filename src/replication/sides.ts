@@ -178,7 +178,7 @@ export function referrersTag(digest: string): string {
 }
 
 /** The referrers of a digest: the API when the side has one, else the tag schema index. */
-export async function referrersOf(side: Side, repository: string, digest: string): Promise<ReferrerDesc[]> {
+export async function referrersOf(side: Pick<Side, 'referrers' | 'manifest'>, repository: string, digest: string): Promise<ReferrerDesc[]> {
   const listed = await side.referrers(repository, digest)
   if (listed) return listed
   const index = await side.manifest(repository, referrersTag(digest))

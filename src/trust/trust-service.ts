@@ -5,9 +5,10 @@ import type { MetadataRepositories } from '../metadata/repositories/index.js'
 import { parseManifest } from '../oci/manifest.js'
 import { compilePattern, pathInProject, projectOf, type Matcher } from '../policy/patterns.js'
 import type { Registry } from '../registry/registry.js'
-import { subjectOfSignatureTag } from './cosign.js'
+import { COSIGN_SIGNATURE_ARTIFACT, subjectOfSignatureTag } from './cosign.js'
 import { materialFromRow, materialJson, materialView, parseMaterial, SYSTEM_SCOPE, type TrustMaterial } from './material.js'
-import { checkTrustedRoot } from './sigstore.js'
+import { NOTATION_SIGNATURE_ARTIFACT } from './notation.js'
+import { checkTrustedRoot, SIGSTORE_BUNDLE_ARTIFACT } from './sigstore.js'
 import { computeStatus, signatureTypeOf, type SignatureType, type TrustStatus } from './status.js'
 
 // Signatures inside Berth: trust material and pull policies per project (and registry-wide
@@ -55,6 +56,8 @@ export class TrustService {
   /** statuses being computed, by repository@digest (a pull waits for a signature that just arrived) */
   private readonly computing = new Map<string, Promise<TrustStatus>>()
   private background: Promise<unknown> = Promise.resolve()
+  /** The artifactType of the referrers verified as signatures. */
+  readonly signatureArtifactTypes: readonly string[] = [COSIGN_SIGNATURE_ARTIFACT, SIGSTORE_BUNDLE_ARTIFACT, NOTATION_SIGNATURE_ARTIFACT]
 
   constructor(private readonly deps: TrustDeps) {}
 
@@ -229,16 +232,43 @@ export class TrustService {
   }
 
   private async decision(repository: string, digest: string, policy: CompiledPolicy, s: Snapshot): Promise<RegistryError | undefined> {
+    const status = await this.unsatisfied(repository, digest, policy.require)
+    return status && refusal(repository, digest, policy, status, materialOf(s.material, projectOf(repository)))
+  }
+
+  /** The status of an artifact whose verified signatures do not satisfy `require`; undefined when they do or it needs none. */
+  private async unsatisfied(repository: string, digest: string, require: Requirement): Promise<TrustStatus | undefined> {
     // Signatures, attestations, SBOMs and other artifacts without filesystem layers are what
     // clients read to verify images, not something a runtime runs.
     if (!(await this.runnable(repository, digest))) return undefined
     const status = await this.status(repository, digest)
-    if (satisfies(status, policy.require)) return undefined
+    if (satisfies(status, require)) return undefined
     // A platform image of a verified index (cosign signs the index by default).
     for (const parent of await this.deps.meta.trust.parentsOf(repository, digest)) {
-      if (satisfies(await this.status(repository, parent), policy.require)) return undefined
+      if (satisfies(await this.status(repository, parent), require)) return undefined
     }
-    return refusal(repository, digest, policy, status, materialOf(s.material, projectOf(repository)))
+    return status
+  }
+
+  /**
+   * Whether a pull of the artifact will need verified signatures: its project's policy requires
+   * them, the repository is not exempt and the artifact is runnable. A proxy cache project then
+   * fetches the upstream's signatures with it.
+   */
+  async requiresSignatures(repository: string, digest: string): Promise<boolean> {
+    const policy = (await this.current()).policies.get(projectOf(repository))
+    if (!policy || policy.require === 'none' || policy.exempt?.(pathInProject(repository))) return false
+    return this.runnable(repository, digest)
+  }
+
+  /**
+   * Replication's `requireSignatures`: undefined when the artifact's signatures verified with its
+   * project's (and the registry's) trust material satisfy `require`, else what is missing.
+   */
+  async unverified(repository: string, digest: string, require: Requirement): Promise<string | undefined> {
+    if (require === 'none') return undefined
+    const status = await this.unsatisfied(repository, digest, require)
+    return status && shortfall(repository, digest, require, status).text
   }
 
   /** An index, or an image with at least one filesystem layer. */
@@ -319,14 +349,20 @@ function satisfies(status: TrustStatus, require: Requirement): boolean {
 /** DENIED naming what is missing and what would be accepted. */
 function refusal(repository: string, digest: string, policy: CompiledPolicy, status: TrustStatus, material: TrustMaterial[]): RegistryError {
   const project = projectOf(repository)
-  const wanted: SignatureType[] = policy.require === 'any' ? ['cosign', 'notation'] : [policy.require as SignatureType]
-  const what = wanted.map((t) => `a ${t} signature`).join(' or ')
-  const relevant = status.signatures.filter((sig) => wanted.includes(sig.type))
-  const found = relevant.length === 0 ? `${repository}@${digest} has none` : `${repository}@${digest} has ${relevant.length} that did not verify (${relevant.map((r) => r.reason).join('; ')})`
+  const { wanted, relevant, text } = shortfall(repository, digest, policy.require, status)
   const accepted = material.filter((m) => wanted.includes(signatureTypeOf(m))).map((m) => `${m.name} (${m.type}, ${m.scope === SYSTEM_SCOPE ? 'registry-wide' : `project ${project}`})`)
   const how = accepted.length === 0 ? `no ${wanted.join(' or ')} trust material is configured for project ${project} or the registry` : `a signature verified by ${accepted.join(', ')} is accepted`
-  return RegistryError.denied(`project ${project}'s trust policy requires ${what}: ${found}; ${how}, or exempt the repository in the policy's exemptRepositories`, {
+  return RegistryError.denied(`project ${project}'s trust policy requires ${text}; ${how}, or exempt the repository in the policy's exemptRepositories`, {
     require: policy.require,
     signatures: relevant,
   })
+}
+
+/** What an artifact lacks for `require`: "a cosign signature: repo@digest has none" (or the reasons its signatures did not verify). */
+function shortfall(repository: string, digest: string, require: Requirement, status: TrustStatus): { wanted: SignatureType[]; relevant: TrustStatus['signatures']; text: string } {
+  const wanted: SignatureType[] = require === 'any' ? ['cosign', 'notation'] : [require as SignatureType]
+  const what = wanted.map((t) => `a ${t} signature`).join(' or ')
+  const relevant = status.signatures.filter((sig) => wanted.includes(sig.type))
+  const found = relevant.length === 0 ? `${repository}@${digest} has none` : `${repository}@${digest} has ${relevant.length} that did not verify (${relevant.map((r) => r.reason).join('; ')})`
+  return { wanted, relevant, text: `${what}: ${found}` }
 }

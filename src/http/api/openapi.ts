@@ -385,6 +385,7 @@ export const OPENAPI = {
           referrers: { type: 'boolean', default: true, description: 'copy signatures, SBOMs and other referrers along (the sha256-<hex> tag schema on targets without the referrers API)' },
           concurrency: { type: 'integer', minimum: 1, maximum: 32, default: 4, description: 'artifacts copied at once, and blobs of one artifact sent at once' },
           bandwidth: { type: ['string', 'null'], description: 'limit over the execution\'s blob streams, e.g. "50MiB/s"' },
+          requireSignatures: { enum: ['none', 'cosign', 'notation', 'any'], default: 'none', description: 'push: copy only artifacts whose signatures verify with the source project\'s trust material (others are skipped, saying why); needs referrers' },
           createdAt: { type: 'string', format: 'date-time', readOnly: true },
           updatedAt: { type: 'string', format: 'date-time', readOnly: true },
         },
