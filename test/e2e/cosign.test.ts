@@ -8,7 +8,7 @@ import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { ADMIN, addUser, apiOk, startAuthServer } from '../helpers/auth.js'
-import { COSIGN_HTTP, cosignIn, cosignKeyPair, cosignSign, cosignTag, cosignVerify, type CosignCli } from '../helpers/e2e-cosign.js'
+import { COSIGN_HTTP, cosignSign, cosignSigner, cosignTag, cosignVerify, type CosignCli } from '../helpers/e2e-cosign.js'
 import { makeTempDir, needBinary, removeTempDir, requireClients } from '../helpers/e2e-process.js'
 import { listTags } from '../helpers/e2e-registry.js'
 import { fetchManifest, pushImage, type PushedImage } from '../helpers/replication.js'
@@ -67,9 +67,7 @@ describe('cosign against Berth with token auth', { skip }, () => {
     await apiOk(server, 'POST', '/projects/team/members', ADMIN, { username: 'dev', role: 'developer' }, 201)
     image = await pushImage(server.url, 'team/app', '1', { headers: { authorization: dev } })
     other = await pushImage(server.url, 'team/app', '2', { headers: { authorization: dev } })
-    cosign = await cosignIn(work)
-    await cosignKeyPair(cosign)
-    await cosign('login', server.host, '-u', 'dev', '-p', 'dev-password-1')
+    cosign = await cosignSigner(work, [server], 'dev', 'dev-password-1')
     await writeFile(join(work, 'sbom.spdx.json'), JSON.stringify(SPDX))
     await writeFile(join(work, 'bom.cdx.json'), JSON.stringify(CYCLONEDX))
   })

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { ADMIN, ADMIN_PASSWORD, apiOk, startAuthServer } from '../helpers/auth.js'
-import { cosignIn, cosignKeyPair, cosignSign, cosignTag, cosignVerify, type CosignCli } from '../helpers/e2e-cosign.js'
+import { cosignSign, cosignSigner, cosignTag, cosignVerify, type CosignCli } from '../helpers/e2e-cosign.js'
 import { makeTempDir, needBinary, removeTempDir, requireClients } from '../helpers/e2e-process.js'
 import { listTags } from '../helpers/e2e-registry.js'
 import { eventually } from '../helpers/eventually.js'
@@ -64,9 +64,7 @@ describe('cosign signatures travel with their images', { skip }, () => {
     work = await makeTempDir('berth-e2e-sigtravel-')
     origin = await startAuthServer({ gc: { gracePeriod: '0s' } })
     await apiOk(origin, 'POST', '/projects', ADMIN, { name: 'team', public: false }, 201)
-    cosign = await cosignIn(work)
-    await cosignKeyPair(cosign)
-    await cosign('login', origin.host, '-u', 'admin', '-p', ADMIN_PASSWORD)
+    cosign = await cosignSigner(work, [origin])
   })
 
   after(async () => {

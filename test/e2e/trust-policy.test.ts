@@ -9,13 +9,14 @@ import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { ADMIN, addUser, apiOk, startAuthServer } from '../helpers/auth.js'
-import { cosignIn, cosignKeyPair, cosignSign, cosignVerify, type CosignCli } from '../helpers/e2e-cosign.js'
+import { cosignSign, cosignSigner, cosignVerify, type CosignCli } from '../helpers/e2e-cosign.js'
 import { ensureCrane } from '../helpers/e2e-crane.js'
 import { DOCKER_CANDIDATES, dockerPrintedDigest, dockerSkip, startContainerd, startDockerd, type Containerd, type Dockerd } from '../helpers/e2e-daemons.js'
 import { OciLayout, sampleFiles } from '../helpers/e2e-layout.js'
 import { findBinary, makeTempDir, needBinary, removeTempDir, requireClients, run } from '../helpers/e2e-process.js'
 import { containersEnv, pushFromLayout } from '../helpers/e2e-registry.js'
 import type { TestServer } from '../helpers/server.js'
+import { signatureStatus, trustCosignKey } from '../trust/helpers.js'
 
 const craneBinary = await ensureCrane().catch((err: unknown) => (err instanceof Error ? err : new Error(String(err))))
 const skip = requireClients('trust policy e2e', [needBinary('cosign'), needBinary('skopeo'), craneBinary instanceof Error ? `crane is not available: ${craneBinary.message.split('\n')[0]}` : undefined])
@@ -38,7 +39,7 @@ const fails = async (p: Promise<unknown>, ...patterns: RegExp[]) => {
 describe('the trust policy against real clients', { skip }, () => {
   let s: TestServer
   let work: string
-  let cosign: CosignCli
+  let cosign: CosignCli & { publicKey: string }
   let env: NodeJS.ProcessEnv
   const digests = { signed: '', referrerSigned: '', unsigned: '', exempt: '' }
   const ref = (repo: string, tag: string) => `${s.host}/${repo}:${tag}`
@@ -69,16 +70,13 @@ describe('the trust policy against real clients', { skip }, () => {
       await pushFromLayout(s.url, repo, layout.dir, image.descriptor, tag, { authorization: ADMIN })
       digests[name] = image.descriptor.digest
     }
-    cosign = await cosignIn(join(work, 'cosign'))
-    const publicKey = await cosignKeyPair(cosign)
-    await cosign('login', s.host, '-u', 'dev', '-p', DEV_PASSWORD)
+    cosign = await cosignSigner(join(work, 'cosign'), [s], 'dev', DEV_PASSWORD)
     await cosignSign(cosign, ref('prod/app', 'signed'), 'legacy')
     await cosignSign(cosign, ref('prod/app', 'signed-oci'), 'oci-1-1')
     await crane('auth', 'login', s.host, '-u', 'dev', '-p', DEV_PASSWORD)
     // Unsigned images pull before the policy (what follows is the policy's doing).
     await skopeoCopy('prod/app', 'unsigned', 'before')
-    await apiOk(s, 'POST', '/projects/prod/trust/keys', ADMIN, { name: 'release', type: 'cosign', publicKey }, 201)
-    await apiOk(s, 'PUT', '/projects/prod/trust/policy', ADMIN, { require: 'cosign', exemptRepositories: 'dev/**' })
+    await trustCosignKey(s, ADMIN, 'prod', cosign.publicKey, { require: 'cosign', exemptRepositories: 'dev/**' })
   })
   after(async () => {
     await s?.close()
@@ -87,7 +85,7 @@ describe('the trust policy against real clients', { skip }, () => {
 
   it('Berth verified what cosign signed, by tag and by referrer', async () => {
     for (const [name, source] of [['signed', 'tag'], ['referrerSigned', 'referrer']] as const) {
-      const status = await apiOk<{ verified: string[]; signatures: { source: string; verified: boolean; key?: string }[]; policy: { pullAllowed: boolean } }>(s, 'GET', `/projects/prod/repositories/app/artifacts/${digests[name]}/signatures`, ADMIN)
+      const status = await signatureStatus(s, 'prod', 'app', digests[name], ADMIN)
       assert.deepEqual(status.verified, ['cosign'], name)
       assert.ok(status.signatures.some((sig) => sig.source === source && sig.verified && sig.key === 'release'), `${name}: ${JSON.stringify(status.signatures)}`)
       assert.equal(status.policy.pullAllowed, true)

@@ -4,6 +4,7 @@
 
 import { mkdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import { ADMIN_PASSWORD } from './auth.js'
 import { run, type RunResult } from './e2e-process.js'
 
 /** cosign's flags for a registry on plain HTTP (127.0.0.1 with no TLS). */
@@ -36,6 +37,17 @@ export async function cosignIn(dir: string, extraEnv: NodeJS.ProcessEnv = {}): P
 export async function cosignKeyPair(cosign: CosignCli): Promise<string> {
   await cosign('generate-key-pair')
   return readFile(join(cosign.dir, 'cosign.pub'), 'utf8')
+}
+
+/**
+ * A cosign in `dir` with a generated key pair (its PEM public key in `publicKey`), logged in to
+ * each registry as `username` (the test servers' admin by default).
+ */
+export async function cosignSigner(dir: string, registries: { host: string }[] = [], username = 'admin', password = ADMIN_PASSWORD): Promise<CosignCli & { publicKey: string }> {
+  const cosign = await cosignIn(dir)
+  const publicKey = await cosignKeyPair(cosign)
+  for (const r of registries) await cosign('login', r.host, '-u', username, '-p', password)
+  return Object.assign(cosign, { publicKey })
 }
 
 /** `cosign sign --key cosign.key --tlog-upload=false` of `ref`, by tag scheme or OCI 1.1 referrers. */

@@ -2,24 +2,9 @@ import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { startServer, type TestServer } from '../helpers/server.js'
 import { api, apiOk } from '../helpers/auth.js'
-import { cosignSignImage, keyPair, pushImage, simpleSigningPayload, type KeyKind, type KeyPair } from './helpers.js'
+import { cosignSignImage, keyPair, pushImage, signatureStatus, simpleSigningPayload, type KeyKind, type KeyPair } from './helpers.js'
 
-interface Signature {
-  type: string
-  source: string
-  verified: boolean
-  key?: string
-  keyScope?: string
-  reason?: string
-}
-interface Status {
-  digest: string
-  verified: string[]
-  signatures: Signature[]
-  policy: { require: string; pullAllowed: boolean; denied?: string }
-}
-
-const status = (s: TestServer, repo: string, digest: string) => apiOk<Status>(s, 'GET', `/projects/signed/repositories/${encodeURIComponent(repo)}/artifacts/${digest}/signatures`, undefined)
+const status = (s: TestServer, repo: string, digest: string) => signatureStatus(s, 'signed', repo, digest)
 
 describe('cosign key signatures verified inside Berth', () => {
   let s: TestServer

@@ -3,7 +3,7 @@ import { after, before, describe, it } from 'node:test'
 import { startServer, type TestServer } from '../helpers/server.js'
 import { api, apiOk } from '../helpers/auth.js'
 import { sha256 } from '../helpers/oci.js'
-import { cosignSignImage, keyPair, OCI_MANIFEST, pushImage, putManifest, type KeyPair } from './helpers.js'
+import { cosignSignImage, keyPair, OCI_MANIFEST, pushImage, putManifest, trustCosignKey, type KeyPair } from './helpers.js'
 
 const INDEX = 'application/vnd.oci.image.index.v1+json'
 
@@ -23,7 +23,7 @@ describe('the trust policy gates pulls', () => {
   before(async () => {
     s = await startServer()
     key = keyPair('ecdsa-p256')
-    await apiOk(s, 'POST', '/projects/prod/trust/keys', undefined, { name: 'release', type: 'cosign', publicKey: key.publicPem }, 201)
+    await trustCosignKey(s, undefined, 'prod', key.publicPem)
   })
   after(() => s.close())
 

@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict'
 import { generateKeyPairSync, sign, type KeyObject } from 'node:crypto'
+import { apiOk } from '../helpers/auth.js'
 import { asBody, sha256 } from '../helpers/oci.js'
+import type { TestServer } from '../helpers/server.js'
 
 // Signatures made here with Node's crypto, in the exact formats cosign writes (simple-signing
 // payload as a layer, its base64 signature in the layer annotation; referrers mode or the
@@ -85,27 +87,87 @@ export interface SignOptions {
   names?: string
 }
 
+export interface Layer {
+  mediaType: string
+  data: Buffer
+  annotations?: Record<string, string>
+}
+
+/**
+ * Pushes a referrer of `subject` as cosign, notation and Sigstore clients do (an artifact
+ * manifest with the empty config and one layer); returns its digest.
+ */
+export async function pushReferrer(c: Client, repository: string, subject: string, artifactType: string, layer: Layer, annotations: Record<string, string>): Promise<string> {
+  const empty = Buffer.from('{}')
+  const manifest = {
+    schemaVersion: 2,
+    mediaType: OCI_MANIFEST,
+    artifactType,
+    config: { mediaType: 'application/vnd.oci.empty.v1+json', digest: await pushBlob(c, repository, empty), size: 2 },
+    layers: [{ mediaType: layer.mediaType, digest: await pushBlob(c, repository, layer.data), size: layer.data.length, ...(layer.annotations ? { annotations: layer.annotations } : {}) }],
+    subject: { mediaType: OCI_MANIFEST, digest: subject, size: await manifestSize(c, repository, subject) },
+    annotations,
+  }
+  const body = Buffer.from(JSON.stringify(manifest))
+  return putManifest(c, repository, sha256(body), body)
+}
+
 /** Signs `subject` as cosign does and pushes the signature manifest; returns its digest. */
 export async function cosignSignImage(c: Client, repository: string, subject: string, key: KeyPair, opts: SignOptions): Promise<string> {
   const payload = simpleSigningPayload(repository, opts.names ?? subject)
   const signature = cosignSign(key, payload)
   const pushed = opts.pushedPayload ?? payload
-  const layer = { mediaType: SIMPLE_SIGNING, digest: await pushBlob(c, repository, pushed), size: pushed.length, annotations: { 'dev.cosignproject.cosign/signature': signature } }
-  if (opts.mode === 'referrer') {
-    const empty = Buffer.from('{}')
-    const manifest = {
-      schemaVersion: 2,
-      mediaType: OCI_MANIFEST,
-      artifactType: COSIGN_SIG,
-      config: { mediaType: 'application/vnd.oci.empty.v1+json', digest: await pushBlob(c, repository, empty), size: 2 },
-      layers: [layer],
-      subject: { mediaType: OCI_MANIFEST, digest: subject, size: await manifestSize(c, repository, subject) },
-      annotations: { 'org.opencontainers.image.created': new Date().toISOString() },
-    }
-    const body = Buffer.from(JSON.stringify(manifest))
-    return putManifest(c, repository, sha256(body), body)
-  }
+  const annotations = { 'dev.cosignproject.cosign/signature': signature }
+  if (opts.mode === 'referrer') return pushReferrer(c, repository, subject, COSIGN_SIG, { mediaType: SIMPLE_SIGNING, data: pushed, annotations }, { 'org.opencontainers.image.created': new Date().toISOString() })
+  const layer = { mediaType: SIMPLE_SIGNING, digest: await pushBlob(c, repository, pushed), size: pushed.length, annotations }
   const config = Buffer.from(JSON.stringify({ architecture: '', config: {}, created: '0001-01-01T00:00:00Z', history: [{ created: '0001-01-01T00:00:00Z' }], os: '', rootfs: { type: 'layers', diff_ids: [layer.digest] } }))
   const manifest = { schemaVersion: 2, mediaType: OCI_MANIFEST, config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: await pushBlob(c, repository, config), size: config.length }, layers: [layer] }
   return putManifest(c, repository, `${subject.replace(':', '-')}.sig`, Buffer.from(JSON.stringify(manifest)))
+}
+
+// --- the verification status (GET …/artifacts/{digest}/signatures) ---------------------------
+
+export interface SignatureResult {
+  type: string
+  source?: string
+  bundle?: boolean
+  verified: boolean
+  key?: string
+  keyScope?: string
+  identity?: string
+  reason?: string
+}
+
+export interface SignatureStatus {
+  digest: string
+  verified: string[]
+  signatures: SignatureResult[]
+  policy: { require: string; exempt: boolean; pullAllowed: boolean; denied?: string }
+}
+
+/** The status of `project/repository@digest` (`repository` inside the project). */
+export function signatureStatus(s: TestServer, project: string, repository: string, digest: string, authorization?: string): Promise<SignatureStatus> {
+  return apiOk<SignatureStatus>(s, 'GET', `/projects/${project}/repositories/${encodeURIComponent(repository)}/artifacts/${digest}/signatures`, authorization)
+}
+
+/** A new image `project/repository:v1` signed by `sign(digest)`; its status once Berth has verified it. */
+export async function signedImage(s: TestServer, project: string, repository: string, sign: (digest: string) => Promise<unknown>): Promise<{ digest: string; status: SignatureStatus }> {
+  const digest = await pushImage(s, `${project}/${repository}`, 'v1')
+  await sign(digest)
+  await s.app.trust.settled()
+  return { digest, status: await signatureStatus(s, project, repository, digest) }
+}
+
+/** The status holds one signature, with the fields of `expected`, not verified for `reason`. */
+export function assertRejected(st: SignatureStatus, expected: Partial<SignatureResult>, reason: RegExp): void {
+  assert.deepEqual(st.verified, [])
+  assert.equal(st.signatures.length, 1, JSON.stringify(st.signatures))
+  assert.deepEqual(st.signatures[0], { ...st.signatures[0], ...expected, verified: false })
+  assert.match(st.signatures[0]?.reason ?? '', reason)
+}
+
+/** Trusts `publicKey` as the cosign key `release` of `project` and, with `policy`, sets the project's trust policy. */
+export async function trustCosignKey(s: TestServer, authorization: string | undefined, project: string, publicKey: string, policy?: { require: string; exemptRepositories?: string }): Promise<void> {
+  await apiOk(s, 'POST', `/projects/${project}/trust/keys`, authorization, { name: 'release', type: 'cosign', publicKey }, 201)
+  if (policy) await apiOk(s, 'PUT', `/projects/${project}/trust/policy`, authorization, policy)
 }

@@ -1,7 +1,6 @@
 import { sign, type KeyObject } from 'node:crypto'
 import { CborTag, encodeCbor, type CborValue } from '../../src/trust/cbor.js'
-import { sha256 } from '../helpers/oci.js'
-import { manifestSize, OCI_MANIFEST, pushBlob, putManifest, type Client } from './helpers.js'
+import { OCI_MANIFEST, pushReferrer, type Client } from './helpers.js'
 import type { Issued } from './x509.js'
 
 // Notation signatures made here with Node's crypto, in the exact envelope formats of the Notary
@@ -104,17 +103,6 @@ export function coseEnvelope(o: EnvelopeOptions): Buffer {
 }
 
 /** Pushes an envelope as a notation signature (a referrer of `subject`); returns the signature manifest's digest. */
-export async function pushNotationSignature(c: Client, repository: string, subject: string, envelope: Buffer, mediaType: string): Promise<string> {
-  const empty = Buffer.from('{}')
-  const manifest = {
-    schemaVersion: 2,
-    mediaType: OCI_MANIFEST,
-    artifactType: NOTATION_SIG,
-    config: { mediaType: 'application/vnd.oci.empty.v1+json', digest: await pushBlob(c, repository, empty), size: 2 },
-    layers: [{ mediaType, digest: await pushBlob(c, repository, envelope), size: envelope.length }],
-    subject: { mediaType: OCI_MANIFEST, digest: subject, size: await manifestSize(c, repository, subject) },
-    annotations: { 'io.cncf.notary.x509chain.thumbprint#S256': '[]' },
-  }
-  const body = Buffer.from(JSON.stringify(manifest))
-  return putManifest(c, repository, sha256(body), body)
+export function pushNotationSignature(c: Client, repository: string, subject: string, envelope: Buffer, mediaType: string): Promise<string> {
+  return pushReferrer(c, repository, subject, NOTATION_SIG, { mediaType, data: envelope }, { 'io.cncf.notary.x509chain.thumbprint#S256': '[]' })
 }

@@ -2,26 +2,12 @@ import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { apiOk } from '../helpers/auth.js'
 import { startServer, type TestServer } from '../helpers/server.js'
-import { OCI_MANIFEST, pushImage } from './helpers.js'
+import { assertRejected, OCI_MANIFEST, pushImage, signatureStatus, signedImage, type SignatureStatus } from './helpers.js'
 import { COSE, coseEnvelope, JWS, jwsEnvelope, pushNotationSignature, type EnvelopeOptions } from './notation-envelopes.js'
 import { issue, rootCa, SERVER_AUTH, type Issued } from './x509.js'
 
 // Notation signatures (JWS and COSE envelopes from a test CA chain made here) verified inside
 // Berth against a notation trust store, and each way one must be rejected.
-
-interface Signature {
-  type: string
-  verified: boolean
-  key?: string
-  keyScope?: string
-  identity?: string
-  reason?: string
-}
-interface Status {
-  verified: string[]
-  signatures: Signature[]
-  policy: { pullAllowed: boolean; denied?: string }
-}
 
 const SIGNER = { CN: 'Berth Release Signer', O: 'Example' }
 const DAY = 86400_000
@@ -32,26 +18,18 @@ describe('notation signatures verified inside Berth', () => {
   let intermediate: Issued
   let leaf: Issued
   let n = 0
-  const status = (repo: string, digest: string) => apiOk<Status>(s, 'GET', `/projects/notary/repositories/${encodeURIComponent(repo)}/artifacts/${digest}/signatures`, undefined)
+  const status = (repo: string, digest: string) => signatureStatus(s, 'notary', repo, digest)
 
   /** A new image signed with `envelope(digest)`; its status once verified. */
-  async function signed(format: 'jws' | 'cose', opts: (digest: string) => Omit<EnvelopeOptions, 'digest'> & { digest?: string }): Promise<{ digest: string; status: Status }> {
+  const signed = (format: 'jws' | 'cose', opts: (digest: string) => Omit<EnvelopeOptions, 'digest'> & { digest?: string }) => {
     const repo = `app-${format}-${++n}`
-    const digest = await pushImage(s, `notary/${repo}`, 'v1')
-    const o = { digest, ...opts(digest) }
-    const envelope = format === 'jws' ? jwsEnvelope(o) : coseEnvelope(o)
-    await pushNotationSignature(s, `notary/${repo}`, digest, envelope, format === 'jws' ? JWS : COSE)
-    await s.app.trust.settled()
-    return { digest, status: await status(repo, digest) }
+    return signedImage(s, 'notary', repo, (digest) => {
+      const o = { digest, ...opts(digest) }
+      return pushNotationSignature(s, `notary/${repo}`, digest, format === 'jws' ? jwsEnvelope(o) : coseEnvelope(o), format === 'jws' ? JWS : COSE)
+    })
   }
 
-  const rejected = (st: Status, reason: RegExp) => {
-    assert.deepEqual(st.verified, [])
-    assert.equal(st.signatures.length, 1, JSON.stringify(st.signatures))
-    assert.equal(st.signatures[0]?.type, 'notation')
-    assert.equal(st.signatures[0]?.verified, false)
-    assert.match(st.signatures[0]?.reason ?? '', reason)
-  }
+  const rejected = (st: SignatureStatus, reason: RegExp) => assertRejected(st, { type: 'notation' }, reason)
 
   before(async () => {
     s = await startServer()

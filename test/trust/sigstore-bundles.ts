@@ -1,6 +1,5 @@
 import { createHash, generateKeyPairSync, sign, type KeyObject } from 'node:crypto'
-import { sha256 } from '../helpers/oci.js'
-import { manifestSize, OCI_MANIFEST, pushBlob, putManifest, type Client } from './helpers.js'
+import { pushReferrer, type Client } from './helpers.js'
 import { issue, rootCa, type Issued } from './x509.js'
 
 // Sigstore bundles made here with Node's crypto, as cosign and GitHub attestations write them: a
@@ -119,17 +118,6 @@ function logEntry(sg: TestSigstore, leaf: Issued, statement: Buffer, sig: Buffer
 }
 
 /** Pushes a bundle as cosign does (a referrer of artifactType and layer type the bundle's media type). */
-export async function pushBundle(c: Client, repository: string, subject: string, bundle: Buffer): Promise<string> {
-  const empty = Buffer.from('{}')
-  const manifest = {
-    schemaVersion: 2,
-    mediaType: OCI_MANIFEST,
-    artifactType: BUNDLE_MEDIA_TYPE,
-    config: { mediaType: 'application/vnd.oci.empty.v1+json', digest: await pushBlob(c, repository, empty), size: 2 },
-    layers: [{ mediaType: BUNDLE_MEDIA_TYPE, digest: await pushBlob(c, repository, bundle), size: bundle.length }],
-    subject: { mediaType: OCI_MANIFEST, digest: subject, size: await manifestSize(c, repository, subject) },
-    annotations: { 'dev.sigstore.bundle.content': 'dsse-envelope', 'dev.sigstore.bundle.predicateType': 'https://sigstore.dev/cosign/sign/v1' },
-  }
-  const body = Buffer.from(JSON.stringify(manifest))
-  return putManifest(c, repository, sha256(body), body)
+export function pushBundle(c: Client, repository: string, subject: string, bundle: Buffer): Promise<string> {
+  return pushReferrer(c, repository, subject, BUNDLE_MEDIA_TYPE, { mediaType: BUNDLE_MEDIA_TYPE, data: bundle }, { 'dev.sigstore.bundle.content': 'dsse-envelope', 'dev.sigstore.bundle.predicateType': 'https://sigstore.dev/cosign/sign/v1' })
 }

@@ -2,25 +2,11 @@ import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { api, apiOk } from '../helpers/auth.js'
 import { startServer, type TestServer } from '../helpers/server.js'
-import { OCI_MANIFEST, pushImage } from './helpers.js'
+import { assertRejected, OCI_MANIFEST, pushImage, signedImage, type SignatureStatus } from './helpers.js'
 import { keylessBundle, pushBundle, testSigstore, type BundleOptions, type TestSigstore } from './sigstore-bundles.js'
 
 // Sigstore bundles (cosign keyless: a test Fulcio CA and Rekor log made here) verified offline
 // inside Berth with @sigstore/verify against a trusted root uploaded as registry-wide material.
-
-interface Signature {
-  type: string
-  bundle?: boolean
-  verified: boolean
-  key?: string
-  keyScope?: string
-  identity?: string
-  reason?: string
-}
-interface Status {
-  verified: string[]
-  signatures: Signature[]
-}
 
 const IDENTITY = { issuer: 'https://accounts.berth.test', subject: 'release@berth.test' }
 
@@ -30,20 +16,12 @@ describe('Sigstore bundles verified inside Berth', () => {
   let n = 0
 
   /** A new image of `project` with a bundle made by `opts(digest)`; its status once verified. */
-  async function bundled(project: string, opts: (digest: string) => Partial<BundleOptions>, sigstore = () => sg): Promise<{ digest: string; status: Status }> {
+  const bundled = (project: string, opts: (digest: string) => Partial<BundleOptions>, sigstore = () => sg) => {
     const repo = `app-${++n}`
-    const digest = await pushImage(s, `${project}/${repo}`, 'v1')
-    await pushBundle(s, `${project}/${repo}`, digest, keylessBundle(sigstore(), { digest, ...opts(digest) }))
-    await s.app.trust.settled()
-    return { digest, status: await apiOk<Status>(s, 'GET', `/projects/${project}/repositories/${repo}/artifacts/${digest}/signatures`, undefined) }
+    return signedImage(s, project, repo, (digest) => pushBundle(s, `${project}/${repo}`, digest, keylessBundle(sigstore(), { digest, ...opts(digest) })))
   }
 
-  const rejected = (st: Status, reason: RegExp) => {
-    assert.deepEqual(st.verified, [])
-    assert.equal(st.signatures.length, 1, JSON.stringify(st.signatures))
-    assert.deepEqual(st.signatures[0], { ...st.signatures[0], type: 'cosign', bundle: true, verified: false })
-    assert.match(st.signatures[0]?.reason ?? '', reason)
-  }
+  const rejected = (st: SignatureStatus, reason: RegExp) => assertRejected(st, { type: 'cosign', bundle: true }, reason)
 
   before(async () => {
     s = await startServer()
