@@ -4,8 +4,10 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import { deflateSync, gzipSync } from 'node:zlib'
+import { createHash } from 'node:crypto'
+import { constants, deflateSync, gzipSync } from 'node:zlib'
 import { buildInventory } from '../../src/scan/inventory/index.js'
+import { mayOpenWithBrace } from '../../src/scan/inventory/rust-binary.js'
 import { ADMIN, apiOk, startAuthServer } from '../helpers/auth.js'
 import { pushLayers, tarOf } from '../helpers/layers.js'
 import type { TestServer } from '../helpers/server.js'
@@ -139,5 +141,20 @@ describe('Rust binaries: cargo auditable data', () => {
       'Rust audit data (cargo auditable) in /bin/broken is malformed: a package without name or version',
       'Rust audit data (cargo auditable) in /bin/truncated is malformed: unexpected end of file',
     ])
+  })
+
+  it('tells deflate data that may open with `{` from chance bytes without inflating: stored, fixed and dynamic blocks', () => {
+    const json = Buffer.from(JSON.stringify(AUDIT))
+    for (const options of [{ level: 0 }, { level: 1 }, { level: 6 }, { level: 9 }, { strategy: constants.Z_FIXED }, { strategy: constants.Z_HUFFMAN_ONLY }]) {
+      assert.ok(mayOpenWithBrace(deflateSync(json, options), 2), JSON.stringify(options))
+    }
+    const list = JSON.stringify(Array.from({ length: 100 }, (_, i) => i))
+    assert.equal(mayOpenWithBrace(deflateSync(list, { strategy: constants.Z_FIXED }), 2), false, 'a fixed block opening with another byte')
+    assert.equal(mayOpenWithBrace(deflateSync(list, { level: 0 }), 2), false, 'a stored block opening with another byte')
+    // pseudo-random bytes: few positions pass
+    const noise = Buffer.concat(Array.from({ length: 2048 }, (_, i) => createHash('sha256').update(`noise ${i}`).digest()))
+    let passed = 0
+    for (let at = 0; at + 24 <= noise.length; at++) if (mayOpenWithBrace(noise, at)) passed++
+    assert.ok(passed / noise.length < 0.05, `${passed} of ${noise.length} positions pass`)
   })
 })

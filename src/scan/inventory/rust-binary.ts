@@ -31,6 +31,55 @@ const ZLIB_FLG = new Set([0x01, 0x5e, 0x9c, 0xda])
 const OPENING = /^\{\s*"(packages|format)"\s*:/
 
 /**
+ * Whether the deflate data at `d[at]` can start a stream whose first byte is `{`: a test of a few
+ * bits, so that the zlib headers that are only chance bytes of machine code (thousands in a
+ * large binary) are passed over without inflating them. RFC 1951: a block's 3 header bits
+ * (BFINAL, BTYPE, least significant bit first); a stored block's LEN and NLEN are one's
+ * complements and its first byte is the data's; a fixed-Huffman block's first literal `{` is
+ * the 8-bit code 0x30 + 0x7b, most significant bit first; a dynamic block's code-length code
+ * (HCLEN + 4 lengths of 3 bits) is complete, as inflate requires (HLIT and HDIST ≤ 29).
+ */
+export function mayOpenWithBrace(d: Buffer, at: number): boolean {
+  if (at + 24 > d.length) return true
+  let pos = at
+  let bit = 0
+  const bits = (n: number) => {
+    let v = 0
+    for (let i = 0; i < n; i++) {
+      v |= (((d[pos] as number) >> bit) & 1) << i
+      if (++bit === 8) {
+        bit = 0
+        pos++
+      }
+    }
+    return v
+  }
+  bits(1)
+  const type = bits(2)
+  if (type === 3) return false
+  if (type === 0) {
+    const start = bit === 0 ? pos : pos + 1
+    const len = d.readUInt16LE(start)
+    return len > 0 && len === (~d.readUInt16LE(start + 2) & 0xffff) && d[start + 4] === 0x7b
+  }
+  if (type === 1) {
+    let code = 0
+    for (let i = 0; i < 8; i++) code = (code << 1) | bits(1)
+    return code === 0x30 + 0x7b
+  }
+  const hlit = bits(5)
+  const hdist = bits(5)
+  const hclen = bits(4) + 4
+  if (hlit > 29 || hdist > 29) return false
+  let kraft = 0
+  for (let i = 0; i < hclen; i++) {
+    const len = bits(3)
+    if (len > 0) kraft += 1 << (7 - len)
+  }
+  return kraft === 128
+}
+
+/**
  * Whether the zlib stream starting at `window[0]` opens a cargo-auditable document. A stream
  * that inflates to more than 64 KiB from its first bytes (a bomb, or highly repetitive data)
  * is tried again on fewer of them, so a bomb of audit data is still found (and refused later).
@@ -102,7 +151,7 @@ export function rustBinarySink(path: string): FileSink {
     const limit = final ? pending.length - 1 : pending.length - TRIAL
     let at = pending.indexOf(0x78)
     while (at !== -1 && at < limit) {
-      if (ZLIB_FLG.has(pending[at + 1] as number) && opensAuditData(pending.subarray(at, at + TRIAL))) {
+      if (ZLIB_FLG.has(pending[at + 1] as number) && mayOpenWithBrace(pending, at + 2) && opensAuditData(pending.subarray(at, at + TRIAL))) {
         state = 'capture'
         captured = [Buffer.from(pending.subarray(at, at + MAX_CAPTURE))]
         capturedBytes = captured[0]?.length ?? 0
