@@ -7,7 +7,7 @@ import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { gunzipSync, gzipSync } from 'node:zlib'
 import { ADMIN, ADMIN_PASSWORD, apiOk, startAuthServer } from '../helpers/auth.js'
-import { DOCKER_CANDIDATES, dockerSkip, startContainerd, startDockerd, type Containerd, type Dockerd } from '../helpers/e2e-daemons.js'
+import { dockerSkip, startLoggedInDocker, type Dockerd } from '../helpers/e2e-daemons.js'
 import { findBinary, makeTempDir, needBinary, removeTempDir, requireClients, run } from '../helpers/e2e-process.js'
 import { containersEnv } from '../helpers/e2e-registry.js'
 import { pushBlobAs, tarOf } from '../helpers/layers.js'
@@ -82,18 +82,14 @@ describe('the scan policy against real clients', { skip: skopeoSkip }, () => {
   })
 
   describe('docker', { skip: dockerSkipped }, () => {
-    let containerd: Containerd
+    let docker: Awaited<ReturnType<typeof startLoggedInDocker>> | undefined
     let dockerd: Dockerd
 
     before(async () => {
-      containerd = await startContainerd(join(work, 'containerd'), { containerd: findBinary('containerd'), ctr: findBinary('ctr') })
-      dockerd = await startDockerd(join(work, 'docker'), containerd.address, { dockerd: findBinary('dockerd'), docker: findBinary('docker', DOCKER_CANDIDATES) })
-      await dockerd.docker('login', '-u', 'admin', '-p', ADMIN_PASSWORD, s.host)
+      docker = await startLoggedInDocker(work, s.host, 'admin', ADMIN_PASSWORD)
+      dockerd = docker.dockerd
     })
-    after(async () => {
-      await dockerd?.stop()
-      await containerd?.stop()
-    })
+    after(() => docker?.stop())
 
     it('docker pull: refused naming the worst finding; allowlisted by the system allowlist, pulled', async () => {
       await fails(dockerd.docker('pull', `${s.host}/prod/api:1.0`), BLOCKED)

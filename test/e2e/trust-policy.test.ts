@@ -11,7 +11,7 @@ import { after, before, describe, it } from 'node:test'
 import { ADMIN, addUser, apiOk, startAuthServer } from '../helpers/auth.js'
 import { cosignSign, cosignSigner, cosignVerify, type CosignCli } from '../helpers/e2e-cosign.js'
 import { ensureCrane } from '../helpers/e2e-crane.js'
-import { DOCKER_CANDIDATES, dockerPrintedDigest, dockerSkip, startContainerd, startDockerd, type Containerd, type Dockerd } from '../helpers/e2e-daemons.js'
+import { dockerPrintedDigest, dockerSkip, startLoggedInDocker, type Dockerd } from '../helpers/e2e-daemons.js'
 import { OciLayout, sampleFiles } from '../helpers/e2e-layout.js'
 import { findBinary, makeTempDir, needBinary, removeTempDir, requireClients, run } from '../helpers/e2e-process.js'
 import { containersEnv, pushFromLayout } from '../helpers/e2e-registry.js'
@@ -129,18 +129,14 @@ describe('the trust policy against real clients', { skip }, () => {
   })
 
   describe('docker', { skip: dockerSkipped }, () => {
-    let containerd: Containerd
+    let docker: Awaited<ReturnType<typeof startLoggedInDocker>> | undefined
     let dockerd: Dockerd
 
     before(async () => {
-      containerd = await startContainerd(join(work, 'containerd'), { containerd: findBinary('containerd'), ctr: findBinary('ctr') })
-      dockerd = await startDockerd(join(work, 'docker'), containerd.address, { dockerd: findBinary('dockerd'), docker: findBinary('docker', DOCKER_CANDIDATES) })
-      await dockerd.docker('login', '-u', 'dev', '-p', DEV_PASSWORD, s.host)
+      docker = await startLoggedInDocker(work, s.host, 'dev', DEV_PASSWORD)
+      dockerd = docker.dockerd
     })
-    after(async () => {
-      await dockerd?.stop()
-      await containerd?.stop()
-    })
+    after(() => docker?.stop())
 
     it('docker pull: the unsigned image is refused naming the missing signature; signed and exempt images are pulled', async () => {
       await fails(dockerd.docker('pull', ref('prod/app', 'unsigned')), /denied/i, deniedUnsigned(digests.unsigned))

@@ -4,7 +4,7 @@
 
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { freePort, isStaticElf, needBinary, needRoot, requireClients, run, startDaemon, waitFor, waitForPort, waitForSocket, type Daemon } from './e2e-process.js'
+import { findBinary, freePort, isStaticElf, needBinary, needRoot, requireClients, run, startDaemon, waitFor, waitForPort, waitForSocket, type Daemon } from './e2e-process.js'
 
 // ---------------------------------------------------------------------------------------------
 // Docker Distribution 2.8 (Debian's docker-registry)
@@ -284,6 +284,24 @@ export function dockerSkip(suite: string, busybox: string): string | false {
     needRoot('dockerd'),
     isStaticElf(busybox) ? undefined : `${busybox} is not a static binary (Debian package busybox-static)`,
   ])
+}
+
+/** containerd and dockerd under `dir`, docker logged in to `registry` (host:port); stop() ends both. */
+export async function startLoggedInDocker(dir: string, registry: string, username: string, password: string): Promise<{ dockerd: Dockerd; stop(): Promise<void> }> {
+  const containerd = await startContainerd(join(dir, 'containerd'), { containerd: findBinary('containerd'), ctr: findBinary('ctr') })
+  let dockerd: Dockerd | undefined
+  const stop = async () => {
+    await dockerd?.stop()
+    await containerd.stop()
+  }
+  try {
+    dockerd = await startDockerd(join(dir, 'docker'), containerd.address, { dockerd: findBinary('dockerd'), docker: findBinary('docker', DOCKER_CANDIDATES) })
+    await dockerd.docker('login', '-u', username, '-p', password, registry)
+    return { dockerd, stop }
+  } catch (err) {
+    await stop()
+    throw err
+  }
 }
 
 /** The digest docker prints after `push` ("TAG: digest: sha256:… size: N") or `pull` ("Digest: sha256:…"). */
