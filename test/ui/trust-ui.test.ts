@@ -6,13 +6,14 @@ import { browserSkip, launchBrowser, noSeriousViolations, screenshot, signedInPa
 import type { TestServer } from '../helpers/server.js'
 import { ensureUiBuilt } from '../helpers/ui.js'
 import { cosignSignImage, keyPair, pushImage, type KeyPair } from '../trust/helpers.js'
-import { testSigstore } from '../trust/sigstore-bundles.js'
+import { keylessBundle, pushBundle, testSigstore } from '../trust/sigstore-bundles.js'
 
 // Signatures in a real browser: an image signed the way cosign signs (a referrer), its badges
 // before and after a project administrator trusts the key in the project's settings, the
 // signature policy (require cosign, an exempt pattern) and what it does to an unsigned image,
-// deleting the key, the registry-wide keys of the administration, and a guest who sees the
-// badges but no settings.
+// deleting the key, the registry-wide keys of the administration (a cosign key, and a Sigstore
+// trusted root under which a keyless bundle verifies), and a guest who sees the badges but no
+// settings.
 
 const skip = browserSkip()
 const short = (d: string) => d.replace(/^sha256:/, '').slice(0, 12)
@@ -129,16 +130,39 @@ describe('signatures in the web UI', { skip }, () => {
       listed.map((k) => [k.name, k.scope]),
       [['release', 'system']],
     )
-    // a Sigstore trusted root (added through the API) is listed with the keyless signers it trusts
-    const identity = { issuer: 'https://token.actions.example', subject: 'https://example.com/ci.yml@refs/heads/main' }
-    await apiOk(s, 'POST', '/trust/keys', ADMIN, { name: 'keyless', type: 'sigstore', trustedRoot: testSigstore().trustedRoot, identities: [identity] }, 201)
-    await page.reload()
+    // a Sigstore trusted root, added with the form, is listed with the keyless signers it trusts
+    const sg = testSigstore()
+    const identity = { issuer: 'https://accounts.berth.test', subject: 'release@berth.test' }
+    await form.getByLabel('Kind').selectOption('sigstore')
+    await form.getByLabel('Key name').fill('keyless')
+    await form.getByLabel('Trusted root (trusted_root.json)').fill('{"certificateAuthorities": []}')
+    await form.getByLabel('Keyless signers').fill(`${identity.issuer} ${identity.subject}`)
+    assert.ok(await form.getByLabel('Require a transparency log (Rekor) entry').isChecked(), 'a log entry is required by default')
+    await noSeriousViolations(page, 'sigstore trusted root form')
+    await form.getByRole('button', { name: 'Add key' }).click()
+    // a root without a CA: the server's words, nothing added
+    await form.getByRole('alert').filter({ hasText: /certificateAuthorities lists no CA/i }).waitFor()
+    await form.getByLabel('Trusted root (trusted_root.json)').fill(JSON.stringify(sg.trustedRoot, null, 2))
+    await form.getByRole('button', { name: 'Add key' }).click()
     await keys
       .getByRole('row')
       .filter({ hasText: 'keyless' })
       .getByRole('cell', { name: `keyless signers ${identity.subject} (${identity.issuer}) · transparency log required` })
       .waitFor()
+    const roots = await apiOk<{ name: string; type: string; scope: string; identities: unknown; requireTlog: boolean }[]>(s, 'GET', '/trust/keys', ADMIN)
+    assert.deepEqual(
+      roots.filter((k) => k.type === 'sigstore').map((k) => [k.name, k.scope, k.identities, k.requireTlog]),
+      [['keyless', 'system', [identity], true]],
+    )
     await noSeriousViolations(page, 'system trust keys')
+    // a keyless bundle of that signer now verifies under the root
+    const keylessImage = await pushImage({ url: s.url, auth: ADMIN }, 'team/app', 'v3')
+    await pushBundle({ url: s.url, auth: ADMIN }, 'team/app', keylessImage, keylessBundle(sg, { digest: keylessImage }))
+    await s.app.trust.settled()
+    await page.goto(`${s.url}/repositories/team/app/artifacts/${keylessImage}`)
+    const keylessRow = page.getByRole('region', { name: 'Signatures' }).getByRole('row').filter({ hasText: 'yes' })
+    await keylessRow.waitFor()
+    assert.match((await keylessRow.getByRole('cell').last().textContent()) ?? '', /^keyless \(system\)/)
     await page.goto(`${s.url}/repositories/team/app/artifacts/${signed}`)
     const section = page.getByRole('region', { name: 'Signatures' })
     await section.getByTestId('signature-badges').filter({ hasText: 'cosign signature verified' }).waitFor()

@@ -95,10 +95,13 @@ export function Empty({ children }: { children: ReactNode }) {
   return <p className="empty">{children}</p>
 }
 
-/** A table with its column heads; `children` are its rows. */
-export function Table({ head, children }: { head: ReactNode[]; children: ReactNode }) {
+/**
+ * A table with its column heads; `children` are its rows. A `label` makes its box a named region
+ * that takes the keyboard focus: wide tables scroll sideways, and the keyboard must reach that too.
+ */
+export function Table({ head, label, children }: { head: ReactNode[]; label?: string; children: ReactNode }) {
   return (
-    <div className="table-wrap">
+    <div className="table-wrap" {...(label ? { role: 'region', 'aria-label': label, tabIndex: 0 } : {})}>
       <table>
         <thead>
           <tr>

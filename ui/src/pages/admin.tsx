@@ -11,11 +11,12 @@ import { runtime } from '../runtime'
 import { useIsAdmin } from '../session'
 import { Registries } from './registries'
 import { Replication } from './replication'
-import { VulnDb } from './scan'
+import { SystemAllowlist, VulnDb } from './scan'
 import { TrustKeys } from './trust'
 
 const Webhooks = lazy(() => import('./webhooks'))
 const JsonView = lazy(() => import('../json-view'))
+const Scanners = lazy(() => import('./scanners'))
 
 interface UserView {
   username: string
@@ -72,6 +73,7 @@ export default function Admin() {
         <NavLink to="/admin/webhooks">Webhooks</NavLink>
         <NavLink to="/admin/storage">Storage</NavLink>
         <NavLink to="/admin/vulnerability-database">Vulnerability database</NavLink>
+        <NavLink to="/admin/scanners">Scanners</NavLink>
         <NavLink to="/admin/trust">Trusted keys</NavLink>
         <NavLink to="/admin/config">Configuration</NavLink>
         {runtime.authEnabled && <NavLink to="/admin/audit">Audit log</NavLink>}
@@ -85,7 +87,16 @@ export default function Admin() {
         <Route path="replication" element={<Replication />} />
         <Route path="webhooks" element={<Lazy page={<Webhooks />} />} />
         <Route path="storage" element={<Storage />} />
-        <Route path="vulnerability-database" element={<VulnDb />} />
+        <Route
+          path="vulnerability-database"
+          element={
+            <>
+              <VulnDb />
+              <SystemAllowlist />
+            </>
+          }
+        />
+        <Route path="scanners" element={<Lazy page={<Scanners />} />} />
         <Route path="trust" element={<TrustKeys />} />
         <Route path="config" element={<Configuration />} />
         <Route path="audit" element={<AuditTable />} />

@@ -4,7 +4,7 @@ import { api, ApiError, get, seg } from '../api'
 import { Empty, ErrorMessage, Loading, Table } from '../components'
 import { CheckField, Form, SelectField, TextField } from '../form'
 import { ago, shortDigest } from '../format'
-import { can } from '../session'
+import { can, useIsAdmin } from '../session'
 import type { AllowlistEntry, Artifact, Project, ScanPolicy, ScanReport, Severity, VulnDbStatus } from '../types'
 
 // Vulnerability scanning in the UI: an artifact's scan (badge, findings, "Scan now"), a
@@ -98,7 +98,7 @@ function Findings({ artifact: a, report: r }: { artifact: Artifact; report: Scan
     return l ? `layer ${l.index + 1}` : shortDigest(digest)
   }
   return (
-    <Table head={['Vulnerability', 'Package', 'Version', 'Fixed in', 'Severity', 'Layer', ...(platforms ? ['Platform'] : []), ...(vex ? ['VEX'] : [])]}>
+    <Table label="Findings" head={['Vulnerability', 'Package', 'Version', 'Fixed in', 'Severity', 'Layer', ...(platforms ? ['Platform'] : []), ...(vex ? ['VEX'] : [])]}>
       {r.findings.map((f) => (
         <tr key={`${f.id}|${f.package}|${f.version}|${f.platform ?? ''}|${f.layer}`}>
           <td>
@@ -193,6 +193,81 @@ export function Allowlist({ entries, onChange }: { entries: AllowlistEntry[]; on
         </button>
       </div>
     </fieldset>
+  )
+}
+
+interface ProjectScanner {
+  name: string
+  source: 'project' | 'default' | 'builtin'
+}
+
+const SCANNER_SOURCE: Record<ProjectScanner['source'], string> = {
+  project: "the project's choice",
+  default: 'the system default',
+  builtin: "Berth's built-in scanner: no external scanner is the default",
+}
+
+/** The scanner the project scans with, and its choice (a registered adapter, berth, or the default). */
+export function ProjectScannerSettings({ project }: { project: Project }) {
+  const path = `/projects/${seg(project.name)}/scanner`
+  const current = useQuery({ queryKey: ['project-scanner', project.name], queryFn: () => get<ProjectScanner>(path) })
+  if (current.isPending) return <Loading />
+  if (current.isError) return <ErrorMessage error={current.error} />
+  return <ProjectScannerEditor project={project.name} path={path} saved={current.data} />
+}
+
+function ProjectScannerEditor({ project, path, saved }: { project: string; path: string; saved: ProjectScanner }) {
+  const client = useQueryClient()
+  const [name, setName] = useState(saved.source === 'project' ? saved.name : '')
+  // Only system administrators may list the adapters; others type the name they were given.
+  const admin = useIsAdmin()
+  const registered = useQuery({ queryKey: ['scanners'], queryFn: () => get<{ name: string }[]>('/scanners'), enabled: admin })
+  const save = useMutation({
+    mutationFn: () => api<ProjectScanner>('PUT', path, { name: name.trim() || null }),
+    onSuccess: (p) => client.setQueryData(['project-scanner', project], p),
+  })
+  const shown = save.data ?? saved
+  return (
+    <Form title="Scanner" label="Project scanner" action={save} submit="Save scanner" saved="Scanner saved.">
+      <p data-testid="project-scanner">
+        Scans with <strong>{shown.name}</strong> ({SCANNER_SOURCE[shown.source]}).
+      </p>
+      <TextField
+        label="Scanner name"
+        hint="A scanner adapter registered by an administrator, berth for the built-in scanner, or empty for the system default."
+        list="registered-scanners"
+        maxLength={64}
+        value={name}
+        onChange={setName}
+      />
+      <datalist id="registered-scanners">
+        <option value="berth" />
+        {registered.data?.map((x) => <option key={x.name} value={x.name} />)}
+      </datalist>
+    </Form>
+  )
+}
+
+/** The system allowlist (administration): vulnerability ids that no project's pull gate refuses. */
+export function SystemAllowlist() {
+  const saved = useQuery({ queryKey: ['scan-policy', '(system)'], queryFn: () => get<{ allowlist: AllowlistEntry[] }>('/scan-policy') })
+  if (saved.isPending) return <Loading />
+  if (saved.isError) return <ErrorMessage error={saved.error} />
+  return <SystemAllowlistEditor saved={saved.data.allowlist} />
+}
+
+function SystemAllowlistEditor({ saved }: { saved: AllowlistEntry[] }) {
+  const client = useQueryClient()
+  const [entries, setEntries] = useState(saved)
+  const save = useMutation({
+    mutationFn: () => api<{ allowlist: AllowlistEntry[] }>('PUT', '/scan-policy', { allowlist: entries }),
+    onSuccess: (p) => client.setQueryData(['scan-policy', '(system)'], p),
+  })
+  return (
+    <Form title="System allowlist" label="System allowlist" action={save} submit="Save system allowlist" saved="System allowlist saved.">
+      <p className="muted">Allowed in every project, besides each project&apos;s own allowlist: no pull is refused for these vulnerabilities, whatever the project&apos;s scan policy.</p>
+      <Allowlist entries={entries} onChange={setEntries} />
+    </Form>
   )
 }
 

@@ -3,7 +3,7 @@ import { useState } from 'react'
 import { Link } from 'react-router'
 import { api, get, seg } from '../api'
 import { Empty, ErrorMessage, Field, Loading, Table } from '../components'
-import { Form, SelectField, TextField, useValues } from '../form'
+import { CheckField, Form, SelectField, TextField, useValues } from '../form'
 import { shortDigest } from '../format'
 
 // Signatures in the UI: an artifact's verification status (badges and each signature found),
@@ -113,6 +113,28 @@ function SignatureView({ status: st, repoLink }: { status: SignatureStatus; repo
   )
 }
 
+const MATERIAL_LABEL: Record<string, string> = { cosign: 'Public key (PEM)', notation: 'CA certificates (PEM)', sigstore: 'Trusted root (trusted_root.json)' }
+const MATERIAL_HINT: Record<string, string> = {
+  cosign: 'The contents of cosign.pub.',
+  sigstore: "Its JSON: the Fulcio CAs keyless certificates chain to, and the Rekor logs' keys (Sigstore's public root, or your own instance's).",
+}
+
+/** The POST …/trust/keys body of the form's values. */
+function materialOf(v: { name: string; type: string; pem: string; identities: string; signers: string; requireTlog: boolean }): object {
+  if (v.type === 'cosign') return { name: v.name, type: 'cosign', publicKey: v.pem }
+  if (v.type === 'notation') return { name: v.name, type: 'notation', certificates: v.pem, identities: v.identities.split(',').map((s) => s.trim()).filter(Boolean) }
+  // "issuer subject" per line; a line without a space is sent as it is, for the API to say what is wrong.
+  const identities = v.signers
+    .split('\n')
+    .map((line) => line.trim())
+    .filter(Boolean)
+    .map((line) => {
+      const at = line.search(/\s/)
+      return at < 0 ? { issuer: line, subject: '' } : { issuer: line.slice(0, at), subject: line.slice(at).trim() }
+    })
+  return { name: v.name, type: 'sigstore', trustedRoot: v.pem, identities, requireTlog: v.requireTlog }
+}
+
 /** Trust material of a project, or of the whole registry when `project` is unset (system administrators). */
 export function TrustKeys({ project }: { project?: string }) {
   const client = useQueryClient()
@@ -120,16 +142,9 @@ export function TrustKeys({ project }: { project?: string }) {
   const key = ['trust-keys', project ?? '(system)']
   const keys = useQuery({ queryKey: key, queryFn: () => get<TrustKey[]>(base) })
   const refresh = () => client.invalidateQueries({ queryKey: key })
-  const { values, text, set, reset } = useValues({ name: '', type: 'cosign', pem: '', identities: '*' })
+  const { values, text, check, set, reset } = useValues({ name: '', type: 'cosign', pem: '', identities: '*', signers: '', requireTlog: true })
   const add = useMutation({
-    mutationFn: () =>
-      api<TrustKey>(
-        'POST',
-        base,
-        values.type === 'cosign'
-          ? { name: values.name, type: 'cosign', publicKey: values.pem }
-          : { name: values.name, type: 'notation', certificates: values.pem, identities: values.identities.split(',').map((s) => s.trim()).filter(Boolean) },
-      ),
+    mutationFn: () => api<TrustKey>('POST', base, materialOf(values)),
     onSuccess: async () => {
       reset()
       await refresh()
@@ -140,8 +155,7 @@ export function TrustKeys({ project }: { project?: string }) {
     <section aria-label={project ? 'Trust keys' : 'System trust keys'}>
       <h2>{project ? 'Trusted keys' : 'Keys trusted in every project'}</h2>
       <p className="muted">
-        Signatures made with these cosign keys, under these notation certificates or by these Sigstore keyless signers verify{project ? ' in this project' : ' in every project'}. Sigstore trusted
-        roots are added through the API (<code>POST …/trust/keys</code> with <code>type: sigstore</code>).
+        Signatures made with these cosign keys, under these notation certificates or by these Sigstore keyless signers verify{project ? ' in this project' : ' in every project'}.
       </p>
       {keys.isPending && <Loading />}
       <ErrorMessage error={keys.error ?? remove.error} />
@@ -171,12 +185,21 @@ export function TrustKeys({ project }: { project?: string }) {
           options={[
             ['cosign', 'cosign public key'],
             ['notation', 'notation trust store (CA certificates)'],
+            ['sigstore', 'Sigstore trusted root (keyless signers)'],
           ]}
         />
-        <Field label={values.type === 'cosign' ? 'Public key (PEM)' : 'CA certificates (PEM)'} hint={values.type === 'cosign' ? 'The contents of cosign.pub.' : undefined}>
+        <Field label={MATERIAL_LABEL[values.type] ?? 'Public key (PEM)'} hint={MATERIAL_HINT[values.type]}>
           {(id) => <textarea id={id} rows={6} cols={64} required className="mono" value={values.pem} onChange={(e) => set('pem', e.target.value)} />}
         </Field>
         {values.type === 'notation' && <TextField label="Trusted identities" hint="Comma-separated, e.g. x509.subject: CN=ci, O=Example; * for any." {...text('identities')} />}
+        {values.type === 'sigstore' && (
+          <>
+            <Field label="Keyless signers" hint="One per line: the OIDC issuer URL, a space, then the certificate's subject (an email or URI), e.g. https://token.actions.githubusercontent.com https://github.com/org/repo/.github/workflows/release.yml@refs/heads/main">
+              {(id) => <textarea id={id} rows={3} cols={64} required className="mono" value={values.signers} onChange={(e) => set('signers', e.target.value)} />}
+            </Field>
+            <CheckField label="Require a transparency log (Rekor) entry" {...check('requireTlog')} />
+          </>
+        )}
       </Form>
     </section>
   )
