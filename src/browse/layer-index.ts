@@ -1,15 +1,15 @@
-import { Transform, type Readable, type TransformCallback } from 'node:stream'
+import { Transform, type Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { createGunzip } from 'node:zlib'
-import { Decompress } from 'fzstd'
 import { extract, type Extract, type Headers } from 'tar-stream'
 import { RegistryError } from '../errors/registry-error.js'
+import { ZstdDataError, zstdThread } from './zstd-thread.js'
 
 // Reading a layer's tar without unpacking it: the stream goes through the decompressor (gzip
-// with node:zlib, zstd with fzstd: Node 20's zlib has no zstd) into tar-stream, whose entries
-// are drained unread. What a hostile layer can make this do is bounded: entries, decompressed
-// bytes, path length and depth, tar metadata records, and time. Past a bound the layer is
-// refused with a 422 naming it; nothing is written to disk.
+// with node:zlib, zstd with fzstd on a worker thread: Node 20's zlib has no zstd) into
+// tar-stream, whose entries are drained unread. What a hostile layer can make this do is
+// bounded: entries, decompressed bytes, path length and depth, tar metadata records, and time.
+// Past a bound the layer is refused with a 422 naming it; nothing is written to disk.
 
 export type EntryType = 'file' | 'directory' | 'symlink' | 'hardlink' | 'char-device' | 'block-device' | 'fifo' | 'whiteout' | 'other'
 
@@ -70,36 +70,9 @@ export function compressionOf(head: Buffer): 'gzip' | 'zstd' | 'none' {
   return 'none'
 }
 
-/** A zstd decompressor stream (fzstd's streaming Decompress). */
+/** A zstd decompressor stream: fzstd's streaming Decompress, run on the zstd thread (./zstd-thread.ts). */
 export function zstdStream(): Transform {
-  const out: Buffer[] = []
-  const decoder = new Decompress((data) => {
-    // copied: the decoder may reuse its window for the next block
-    out.push(Buffer.from(data))
-  })
-  const emit = (t: Transform) => {
-    for (const chunk of out.splice(0)) t.push(chunk)
-  }
-  return new Transform({
-    transform(chunk: Buffer, _enc, cb: TransformCallback) {
-      try {
-        decoder.push(chunk)
-        emit(this)
-        cb()
-      } catch (err) {
-        cb(new Refusal(`zstd data is corrupt (${(err as Error).message})`))
-      }
-    },
-    flush(cb: TransformCallback) {
-      try {
-        decoder.push(new Uint8Array(0), true)
-        emit(this)
-        cb()
-      } catch (err) {
-        cb(new Refusal(`zstd data is truncated or corrupt (${(err as Error).message})`))
-      }
-    },
-  })
+  return zstdThread().stream()
 }
 
 function decompressor(kind: 'gzip' | 'zstd' | 'none'): Transform | undefined {
@@ -212,6 +185,7 @@ export async function walkLayer(
 function asLayerProblem(digest: string, err: unknown, limits: IndexLimits): RegistryError {
   if (err instanceof RegistryError) return err
   if (err instanceof Refusal) return layerProblem(digest, err.message)
+  if (err instanceof ZstdDataError) return layerProblem(digest, `the zstd data is truncated or corrupt (${err.message})`)
   const e = err as { name?: string; code?: string; message?: string }
   if (e.name === 'AbortError' || e.name === 'TimeoutError') return layerProblem(digest, `reading it took longer than ${limits.timeoutMs / 1000} s`)
   if (e.code === 'Z_BUF_ERROR' || e.code === 'Z_DATA_ERROR' || /unexpected end/i.test(e.message ?? '')) return layerProblem(digest, `the data is truncated or corrupt (${e.message})`)
