@@ -122,20 +122,28 @@ export function createGcRepository(db: Db, changes: ChangeFeed) {
   }
 
   /**
-   * Blobs that nothing keeps: no manifest (other than those the run deletes) references them,
-   * and neither the blob nor any of its repository links is younger than the cutoff.
+   * Blobs that nothing keeps, among `rows` (blobs older than the cutoff): no manifest (other than
+   * those the run deletes) references them, and none of their repository links is younger than
+   * the cutoff. Two keyed lookups of the rows' digests, checked here: as NOT EXISTS conditions
+   * PostgreSQL hashed every blob reference of the registry for each window (a sequential scan
+   * of manifest_references per 100 blobs), which a registry of a million blobs cannot afford.
    */
-  function blobCandidates(runId: string, cutoff: number, trx: GcDb = g) {
-    return trx
-      .selectFrom('blobs as b')
-      .select(['b.digest', 'b.size'])
-      .where('b.created_at', '<', cutoff)
-      .where(sql<boolean>`not exists (select 1 from repository_blobs rb where rb.digest = b.digest and rb.created_at >= ${cutoff})`)
-      .where(
-        sql<boolean>`not exists (select 1 from manifest_references mr where mr.digest = b.digest and mr.kind = 'blob'
-          and not exists (select 1 from gc_run_items i where i.run_id = ${runId} and i.manifest_id = mr.manifest_id))`,
-      )
+  async function unkeptBlobs<T extends { digest: string }>(runId: string, cutoff: number, rows: T[], trx: GcDb = g): Promise<T[]> {
+    if (rows.length === 0) return []
+    const digests = rows.map((r) => r.digest)
+    const young = trx.selectFrom('repository_blobs').select('digest').where('digest', 'in', digests).where('created_at', '>=', cutoff)
+    const referenced = trx
+      .selectFrom('manifest_references as mr')
+      .select('mr.digest')
+      .where('mr.digest', 'in', digests)
+      .where('mr.kind', '=', 'blob')
+      .where(sql<boolean>`not exists (select 1 from gc_run_items i where i.run_id = ${runId} and i.manifest_id = mr.manifest_id)`)
+    const kept = new Set((await young.union(referenced).execute()).map((r) => r.digest))
+    return rows.filter((r) => !kept.has(r.digest))
   }
+
+  /** Blob rows older than the cutoff, in digest order (the window or names the caller adds). */
+  const oldBlobs = (cutoff: number, trx: GcDb = g) => trx.selectFrom('blobs as b').select(['b.digest', 'b.size']).where('b.created_at', '<', cutoff)
 
   return {
     db: g,
@@ -162,9 +170,9 @@ export function createGcRepository(db: Db, changes: ChangeFeed) {
 
     /** Candidates among the blobs with after < digest <= upTo (no upper bound when undefined). */
     async blobPage(runId: string, cutoff: number, after: string, upTo: string | undefined): Promise<BlobCandidate[]> {
-      let q = blobCandidates(runId, cutoff).where('b.digest', '>', after)
+      let q = oldBlobs(cutoff).where('b.digest', '>', after)
       if (upTo !== undefined) q = q.where('b.digest', '<=', upTo)
-      const rows = await q.orderBy('b.digest').execute()
+      const rows = await unkeptBlobs(runId, cutoff, await q.orderBy('b.digest').execute())
       return rows.map((r) => ({ digest: r.digest, size: Number(r.size) }))
     },
 
@@ -217,7 +225,7 @@ export function createGcRepository(db: Db, changes: ChangeFeed) {
           await trx.selectFrom('blobs').select('digest').where('digest', 'in', digests).forUpdate().execute()
           await trx.selectFrom('repository_blobs').select('digest').where('digest', 'in', digests).forUpdate().execute()
         }
-        const still = new Map((await blobCandidates(runId, cutoff, trx).where('b.digest', 'in', digests).execute()).map((r) => [r.digest, Number(r.size)]))
+        const still = new Map((await unkeptBlobs(runId, cutoff, await oldBlobs(cutoff, trx).where('b.digest', 'in', digests).execute(), trx)).map((r) => [r.digest, Number(r.size)]))
         const kept = digests.filter((d) => !still.has(d))
         if (kept.length > 0) await trx.deleteFrom('gc_blob_deletions').where('digest', 'in', kept).execute()
         const gone = cs.filter((c) => still.has(c.digest)).map((c) => ({ digest: c.digest, size: still.get(c.digest)! }))

@@ -71,9 +71,19 @@ export function createManifestRepository(db: Db, changes: ChangeFeed) {
     /** With its content (cached). */
     async findByTag(repository: string, tag: string): Promise<ManifestRow | undefined> {
       return cache.get(`t\0${repository}\0${tag}`, async () => {
+        // The tag's digest, then the manifest by its unique (repository, digest): each a lookup
+        // by key. Written as a join, PostgreSQL's planner walks every manifest of the repository
+        // (it estimates a repository's manifests by the average, a few, which is far off for a
+        // repository of 100,000 tags: 0.6 s per pull).
         const row = await base(repository)
-          .innerJoin('tags as t', (j) => j.onRef('t.repository_id', '=', 'm.repository_id').onRef('t.manifest_digest', '=', 'm.digest'))
-          .where('t.name', '=', tag)
+          .where('m.digest', '=', (eb) =>
+            eb
+              .selectFrom('tags as t')
+              .innerJoin('repositories as tr', 'tr.id', 't.repository_id')
+              .select('t.manifest_digest')
+              .where('tr.name', '=', repository)
+              .where('t.name', '=', tag),
+          )
           .select('m.content')
           .executeTakeFirst()
         return row && verified(toRow(row))

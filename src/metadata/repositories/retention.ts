@@ -21,15 +21,29 @@ export interface ArtifactRow {
 
 export function createRetentionRepository(db: Db, changes: ChangeFeed) {
   function manifestRows(repositoryId: number, before: number) {
-    // An index of the repository lists it: such manifests follow their index. Looked up from the
-    // references to this digest (their index), each parent by its id: never the repository's manifests.
-    const child = sql<number>`case when exists (select 1 from manifest_references mr
-      where mr.digest = m.digest and mr.kind = 'manifest' and (select p.repository_id from manifests p where p.id = mr.manifest_id) = m.repository_id) then 1 else 0 end`
     return db
       .selectFrom('manifests as m')
-      .select(['m.digest', 'm.created_at', 'm.subject_digest', child.as('child')])
+      .select(['m.digest', 'm.created_at', 'm.subject_digest'])
       .where('m.repository_id', '=', repositoryId)
       .where('m.created_at', '<=', before)
+  }
+
+  /**
+   * Which of the page's manifests an index of the repository lists (such manifests follow their
+   * index): found from the references to these digests (manifest_references_digest), each
+   * parent by its id. A correlated EXISTS per manifest let PostgreSQL hash every reference of the
+   * registry for every page instead (a sequential scan of the table per page).
+   */
+  async function childrenAmong(repositoryId: number, digests: string[]): Promise<Set<string>> {
+    const rows = await db
+      .selectFrom('manifest_references as mr')
+      .select('mr.digest')
+      .where('mr.digest', 'in', digests)
+      .where('mr.kind', '=', 'manifest')
+      // The parent by its id (a join let SQLite walk the repository's manifests instead).
+      .where((eb) => eb.selectFrom('manifests as p').select('p.repository_id').whereRef('p.id', '=', 'mr.manifest_id'), '=', repositoryId)
+      .execute()
+    return new Set(rows.map((r) => r.digest))
   }
 
   /** Manifests chosen by `pick` (a bounded number), with their tags and pull statistics. */
@@ -48,13 +62,14 @@ export function createRetentionRepository(db: Db, changes: ChangeFeed) {
       tagsOf.set(t.manifest_digest, list)
     }
     const pullsOf = new Map(pulls.map((p) => [p.digest, p]))
+    const children = await childrenAmong(repositoryId, digests)
     return manifests.map((m) => {
       const p = pullsOf.get(m.digest)
       return {
         digest: m.digest,
         createdAt: Number(m.created_at),
         subjectDigest: m.subject_digest,
-        child: Number(m.child) === 1,
+        child: children.has(m.digest),
         tags: tagsOf.get(m.digest) ?? [],
         pullCount: p ? Number(p.pull_count) : 0,
         lastPulledAt: p ? Number(p.last_pulled_at) : null,
