@@ -35,6 +35,7 @@ import { FileService } from './browse/file-service.js'
 import { SbomService } from './scan/sbom/sbom-service.js'
 import { ImageTarService } from './transfer/image-tar.js'
 import { ChartService } from './charts/chart-service.js'
+import { ChartMirror, type MirrorSource } from './helm/chart-mirror.js'
 import { RetentionService } from './policy/retention-service.js'
 import { RegistryEndpoints } from './replication/registries.js'
 import { keyFromConfig, keyFromFile, SecretBox } from './replication/secrets.js'
@@ -42,8 +43,9 @@ import { ReplicationExecutions } from './replication/executions.js'
 import { ReplicationPolicies } from './replication/policies.js'
 import { ReplicationTriggers } from './replication/triggers.js'
 import { ProxyService } from './replication/proxy.js'
+import { readSettings } from './replication/proxy-settings.js'
 import { PullGates } from './policy/pull-gate.js'
-import { openEvents, type Events } from './events/index.js'
+import { openEvents, type Events, type ScanOutcome } from './events/index.js'
 import type { UpstreamEndpoints } from './replication/proxy-upstream.js'
 import { TRUST_KINDS } from './metadata/changes.js'
 import { TrustService } from './trust/trust-service.js'
@@ -54,9 +56,10 @@ import { ScanPolicies } from './scan/policy.js'
 import { ScanQueries } from './scan/queries.js'
 import { ScanGate } from './scan/scan-gate.js'
 import { createScanQueue, DatabaseWatch, scanOnPush } from './scan/scan-jobs.js'
-import { ScanService } from './scan/scan-service.js'
+import { ScanService, type FinishedScan } from './scan/scan-service.js'
 import { Scanners, type SecretSealer } from './scan/adapters/scanners.js'
 import { VexService } from './scan/vex-service.js'
+import { suppresses } from './scan/vex.js'
 import { compareVersions } from './scan/versions/index.js'
 import { openTracing, type Tracing } from './tracing/index.js'
 
@@ -230,7 +233,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
     oci.onTrust(trust)
     const replication = await openReplication(core, { registry: oci.registry, jobs, onManifestChanges: oci.onManifestChanges, trust }, opened)
     const proxy = openProxy(core, { registry: oci.registry, jobs, scheduler, auth: login.auth, metrics, endpoints: replication.endpoints, trust })
-    const events = openEvents({ config, log, now: core.now, repo: meta.events, box: replication.box }, metrics && {
+    const events = openEvents({ config, log, now: core.now, repo: meta.events, box: replication.box, artifact: (repository, digest) => artifactFacts(meta, oci.registry, repository, digest) }, metrics && {
       onFanOut: (n) => metrics.eventsEmitted.inc(n),
       onAttempt: (sink, result, lagMs) => {
         metrics.eventDeliveries.inc({ sink, result: result.error === undefined ? 'delivered' : 'failed' })
@@ -240,11 +243,12 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
     opened.add(() => events.close())
     oci.onEvents(events)
     const pullGates = new PullGates()
+    pullGates.onRefused((refusal) => events.blocked(refusal))
     pullGates.add(new TrustPullGate(trust))
     const vulndb = new VulnDb(metadata, { now: core.now })
     // The HTTP server exists after scanning (whose adapters are told the address it listens on).
     const listening: { http?: FastifyInstance } = {}
-    const scan = openScan(core, { registry: oci.registry, jobs, vulndb, box: replication.box, auth: login.auth, server: () => listening.http }, opened)
+    const scan = openScan(core, { registry: oci.registry, jobs, vulndb, box: replication.box, auth: login.auth, events, server: () => listening.http }, opened)
     oci.onScanPush(scan.onPush)
     pullGates.add(scan.gate)
     const limits = await openLimits(core, opened)
@@ -565,7 +569,7 @@ async function openLimits({ config, log, metadata, sharedByProcesses }: Core, op
 
 /** The HTTP server (routes of every surface, metrics, readiness); it does not listen yet. */
 function openHttp(
-  { config, log, storage, metadata, meta, tracing }: Core,
+  { config, log, now, storage, metadata, meta, tracing }: Core,
   s: {
     login: Awaited<ReturnType<typeof openAuth>>
     registry: Registry
@@ -588,6 +592,9 @@ function openHttp(
   opened: Opened,
 ): FastifyInstance {
   const { metrics, runtime, policySchedules } = s
+  const charts = new ChartService({ meta, registry: s.registry, log, maxUploadSize: config.charts.maxUploadSize })
+  const chartMirror = new ChartMirror({ charts, source: (project) => chartRepositoryOf(s.login.auth, project), log: log.child({ module: 'helm' }), now })
+  opened.add(() => chartMirror.close())
   const http = buildHttpServer({
     logger: log,
     registry: s.registry,
@@ -656,11 +663,18 @@ function openHttp(
     onResponse: () => runtime.responded(),
     proxy: s.proxy,
     pullGates: s.pullGates,
-    charts: new ChartService({ meta, registry: s.registry, log, maxUploadSize: config.charts.maxUploadSize }),
+    charts,
+    chartMirror,
     tracing: tracing?.requests,
   })
   opened.add(() => http.close())
   return http
+}
+
+/** The classic chart repository a proxy project mirrors (proxy.chartRepository), with the project's ttl. */
+async function chartRepositoryOf(auth: AuthService, project: string): Promise<MirrorSource | undefined> {
+  const settings = readSettings((await auth.policy.project(project))?.proxy ?? null)
+  return settings?.chartRepository ? { url: settings.chartRepository, ttlMs: settings.ttlMs } : undefined
 }
 
 /**
@@ -725,7 +739,7 @@ export interface Scan {
  */
 function openScan(
   { config, log, now, meta }: Core,
-  s: { registry: Registry; jobs: JobQueue; vulndb: VulnDb; box: SecretSealer; auth: AuthService; server: () => FastifyInstance | undefined },
+  s: { registry: Registry; jobs: JobQueue; vulndb: VulnDb; box: SecretSealer; auth: AuthService; events: Events; server: () => FastifyInstance | undefined },
   opened: Opened,
 ): Scan {
   const scanLog = log.child({ module: 'scan' })
@@ -744,7 +758,8 @@ function openScan(
     },
   }
   const vex = new VexService({ registry: s.registry, repo: meta.scanners, log: scanLog, now })
-  const service = new ScanService({ registry: s.registry, scans: meta.scans, inventory: (registry, repository, digest) => buildInventory(registry, repository, digest), vulndb, queue, log: scanLog, now, adapters, vex })
+  const service = new ScanService({ registry: s.registry, scans: meta.scans, inventory: (registry, repository, digest) => buildInventory(registry, repository, digest), vulndb, queue, log: scanLog, now, adapters, vex,
+    onFinished: (finished) => s.events.scanned(scanOutcome(finished)) })
   const generation = meta.changes.generation(SCAN_KINDS)
   const policies = new ScanPolicies({ scans: meta.scans, generation, now })
   const gate = new ScanGate({ registry: s.registry, scans: meta.scans, policies, generation, decisionGeneration: meta.changes.generation([...SCAN_KINDS, 'manifest']), vex, now })
@@ -755,6 +770,28 @@ function openScan(
   })
   scanLog.info({ concurrency: config.scan.concurrency, rematchInterval: config.scan.rematchInterval }, 'vulnerability scanning enabled (scan on push and pull blocking per project scan policy)')
   return { service, policies, scanners, vex, queries: new ScanQueries({ scans: meta.scans, compare: compareVersions }), gate, queue, watch, onPush: scanOnPush({ scans: service, policies, log: scanLog }) }
+}
+
+/** A finished scan as its event tells it: counts without the findings VEX statements suppress. */
+function scanOutcome({ report, ...job }: FinishedScan): ScanOutcome {
+  const counted = report.findings.filter((f) => !suppresses(f.vex?.status))
+  return {
+    ...job,
+    status: report.status === 'done' ? 'done' : 'failed',
+    summary: report.summary,
+    fixable: counted.filter((f) => f.fixedVersion).length,
+    database: report.database,
+    ...(report.scanner ? { scanner: report.scanner } : {}),
+    ...(report.error ? { error: report.error } : {}),
+  }
+}
+
+/** The media type, size and first tag of an artifact (the scan events). */
+async function artifactFacts(meta: MetadataRepositories, registry: Registry, repository: string, digest: string): Promise<{ mediaType: string; size: number; tag?: string }> {
+  const m = await registry.manifests.get(repository, digest)
+  const id = await meta.repositories.findId(repository)
+  const tag = id === undefined ? undefined : (await meta.tags.ofManifest(id, digest))[0]
+  return { mediaType: m.mediaType, size: m.size, ...(tag !== undefined ? { tag } : {}) }
 }
 
 /** The address the HTTP server listens on, as a URL (a wildcard address is reached on loopback). */

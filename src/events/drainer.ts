@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import type { Logger } from 'pino'
 import type { BerthEvent, DeliveryRow, EventRepository } from '../metadata/repositories/events.js'
-import { post, type PostResult } from './deliver.js'
+import type { Deliverer, PostResult } from './deliver.js'
 import type { Sink } from './sinks.js'
 
 export interface DrainerOptions {
@@ -42,6 +42,7 @@ export class EventDrainer {
   constructor(
     private readonly repo: EventRepository,
     private readonly sinks: () => Promise<Sink[]>,
+    private readonly deliverer: Deliverer,
     private readonly log: Logger,
     private readonly opts: DrainerOptions,
   ) {
@@ -118,7 +119,7 @@ export class EventDrainer {
   private async attempt(sink: Sink, d: DeliveryRow): Promise<void> {
     const event = JSON.parse(d.event) as BerthEvent
     const { body, headers } = sink.render(event, this.now())
-    const result = await post(sink.url, body, headers, sink.timeoutMs, sink.lookup)
+    const result = await this.deliverer.post(sink.url, body, headers, sink.timeoutMs, sink.guard)
     const now = this.now()
     const attempts = d.attempts + 1
     this.opts.onAttempt?.(sink.key, result, now - event.time)

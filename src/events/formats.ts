@@ -1,5 +1,6 @@
 import type { BerthEvent } from '../metadata/repositories/events.js'
 import { projectOf } from '../auth/permissions.js'
+import { harborScanOverview } from './scans.js'
 
 // How an event is written for each kind of receiver: Distribution's notification envelope,
 // Harbor's webhook payload, CloudEvents 1.0 (structured JSON), and a Slack/Teams chat message.
@@ -71,18 +72,26 @@ const HARBOR_TYPES: Partial<Record<BerthEvent['type'], string>> = {
   'retention.finished': 'TAG_RETENTION',
   'replication.succeeded': 'REPLICATION',
   'replication.failed': 'REPLICATION',
+  'scan.completed': 'SCANNING_COMPLETED',
+  'scan.failed': 'SCANNING_FAILED',
+  // Harbor has no event for a refused pull: named the way its others are
+  'pull.blocked': 'PULL_BLOCKED',
 }
 
-/** Harbor's webhook payload (type, occur_at, operator, event_data{resources, repository}). */
+/**
+ * Harbor's webhook payload (type, occur_at, operator, event_data{resources, repository}); a
+ * scan event's resource carries Harbor's scan_overview.
+ */
 export function harborPayload(e: BerthEvent, baseUrl: string | undefined): Rendered {
   const repo = e.repository
   const project = e.project ?? (repo ? projectOf(repo) : undefined)
+  const overview = harborScanOverview(e)
   const body = {
     type: HARBOR_TYPES[e.type] ?? e.type.toUpperCase().replace('.', '_'),
     occur_at: Math.floor(e.time / 1000),
     operator: e.actor?.name ?? 'system',
     event_data: {
-      ...(e.digest || e.tag ? { resources: [{ digest: e.digest, tag: e.tag, resource_url: artifactUrl(e, baseUrl) }] } : {}),
+      ...(e.digest || e.tag ? { resources: [{ digest: e.digest, tag: e.tag, resource_url: artifactUrl(e, baseUrl), ...(overview ? { scan_overview: overview } : {}) }] } : {}),
       ...(repo ? { repository: { date_created: Math.floor(e.time / 1000), name: repo.slice(repo.indexOf('/') + 1), namespace: project, repo_full_name: repo, repo_type: 'private' } } : {}),
       ...(e.detail ? { custom_attributes: e.detail } : {}),
     },
@@ -115,7 +124,7 @@ export function chatMessage(e: BerthEvent, template?: string, baseUrl?: string):
 function defaultChatText(e: BerthEvent): string {
   const what = e.repository ? `${e.repository}${e.tag ? `:${e.tag}` : ''}${e.digest ? ` (${e.digest.slice(0, 19)})` : ''}` : ''
   const who = e.actor ? ` by ${e.actor.name}` : ''
-  const count = e.type === 'artifact.pulled' && e.count && e.count > 1 ? ` ×${e.count}` : ''
+  const count = (e.type === 'artifact.pulled' || e.type === 'pull.blocked') && e.count && e.count > 1 ? ` ×${e.count}` : ''
   return `Berth: ${e.type}${count} ${what}${who}`.trim()
 }
 

@@ -1,4 +1,4 @@
-import type { LookupFunction } from 'node:net'
+import type { NetworkGuard } from './ssrf.js'
 import type { Config } from '../config/schema.js'
 import type { BerthEvent } from '../metadata/repositories/events.js'
 import { distributionAction, distributionEnvelope } from './formats.js'
@@ -14,7 +14,7 @@ export interface Sink {
   threshold: number
   backoffMs: number
   /** connects only to addresses the SSRF guard allows (webhooks set by non-administrators) */
-  lookup?: LookupFunction
+  guard?: NetworkGuard
   accepts(e: BerthEvent): boolean
   /** the request body and headers of one delivery, `at` its time (ms) */
   render(e: BerthEvent, at: number): { body: string; headers: Record<string, string> }

@@ -5,7 +5,7 @@ import type { SecretBox } from '../replication/secrets.js'
 import { projectOf } from '../auth/permissions.js'
 import { compilePattern, pathInProject } from '../policy/patterns.js'
 import { chatMessage, cloudEvent, harborPayload, MAX_CHAT_TEMPLATE, type Rendered } from './formats.js'
-import { post, type PostResult } from './deliver.js'
+import type { Deliverer, PostResult } from './deliver.js'
 import { isWebhookSecret, newWebhookSecret, signatureHeaders } from './signing.js'
 import type { NetworkGuard } from './ssrf.js'
 import type { Sink } from './sinks.js'
@@ -13,6 +13,7 @@ import type { Sink } from './sinks.js'
 export const WEBHOOK_EVENT_TYPES: EventType[] = [
   'artifact.pushed', 'artifact.pulled', 'artifact.deleted', 'tag.created', 'tag.moved', 'tag.deleted',
   'repository.created', 'repository.deleted', 'quota.warning', 'gc.finished', 'retention.finished', 'replication.succeeded', 'replication.failed',
+  'scan.completed', 'scan.failed', 'pull.blocked',
 ]
 const FORMATS = ['default', 'cloudevents', 'slack'] as const
 type Format = (typeof FORMATS)[number]
@@ -79,7 +80,7 @@ export class WebhookPolicies {
   private cached: { at: number; sinks: Sink[] } | undefined
 
   constructor(
-    private readonly deps: { repo: EventRepository; box: SecretBox; guard: NetworkGuard; now: () => number; timeoutMs: number; baseUrl?: string; onChange?: () => void },
+    private readonly deps: { repo: EventRepository; box: SecretBox; guard: NetworkGuard; deliverer: Deliverer; now: () => number; timeoutMs: number; baseUrl?: string; onChange?: () => void },
   ) {}
 
   async list(scope: string): Promise<WebhookView[]> {
@@ -122,7 +123,7 @@ export class WebhookPolicies {
     const sink = this.sink(scope, await this.stored(scope, name))
     const e: BerthEvent = { id: randomUUID(), type: 'test', time: this.deps.now(), ...(scope === SYSTEM_SCOPE ? {} : { project: scope }) }
     const { body, headers } = sink.render(e, this.deps.now())
-    return post(sink.url, body, headers, sink.timeoutMs, sink.lookup)
+    return this.deps.deliverer.post(sink.url, body, headers, sink.timeoutMs, sink.guard)
   }
 
   async deliveries(scope: string, name: string, limit: number): Promise<DeliveryView[]> {
@@ -218,7 +219,7 @@ export class WebhookPolicies {
       timeoutMs: this.deps.timeoutMs,
       threshold: 3,
       backoffMs: 1000,
-      ...(w.restricted ? { lookup: this.deps.guard.lookup() } : {}),
+      ...(w.restricted ? { guard: this.deps.guard } : {}),
       accepts: (e) => types.has(e.type) && inScope(e) && inRepositories(e),
       render: (e, at) => {
         const r = render(e)

@@ -4,6 +4,7 @@ import type { ProjectAction } from '../auth/permissions.js'
 import type { ChartService, ChartVersion } from '../charts/chart-service.js'
 import { tooLarge } from '../charts/chart-service.js'
 import { RegistryError } from '../errors/registry-error.js'
+import type { ChartMirror } from '../helm/chart-mirror.js'
 import { identify } from './auth/credentials.js'
 import type { CallerLimiter } from './rate-limits.js'
 import './api/context.js'
@@ -15,6 +16,8 @@ export interface ChartRepoOptions {
   authEnabled: boolean
   /** rate limits of the identified caller and the project (rate-limits.ts) */
   limit?: CallerLimiter
+  /** proxy projects mirroring a classic chart repository (proxy.chartRepository) */
+  mirror?: ChartMirror
 }
 
 /** Room for the multipart framing around the chart and its provenance file. */
@@ -74,13 +77,13 @@ export async function chartRepoRoutes(app: FastifyInstance, opts: ChartRepoOptio
   type P = { project: string }
   app.get<{ Params: P }>('/:project/index.yaml', async (req, reply) => {
     await requireProject(req, req.params.project, 'pull')
-    const text = await charts.indexYaml(req.params.project)
+    const text = (await opts.mirror?.indexYaml(req.params.project)) ?? (await charts.indexYaml(req.params.project))
     return reply.header('content-type', 'application/x-yaml').send(text)
   })
 
   app.get<{ Params: P & { file: string } }>('/:project/charts/:file', async (req, reply) => {
     await requireProject(req, req.params.project, 'pull')
-    const { stream, size, digest } = await charts.chartFile(req.params.project, req.params.file)
+    const { stream, size, digest } = (await opts.mirror?.chartFile(req.params.project, req.params.file)) ?? (await charts.chartFile(req.params.project, req.params.file))
     return reply.header('content-type', 'application/gzip').header('content-length', String(size)).header('etag', `"${digest}"`).send(stream)
   })
 

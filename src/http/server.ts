@@ -23,6 +23,7 @@ import { listenMetrics } from './metrics-listener.js'
 import { serveUi, type UiOptions } from './ui.js'
 import { chartRepoRoutes } from './chartrepo.js'
 import type { ChartService } from '../charts/chart-service.js'
+import type { ChartMirror } from '../helm/chart-mirror.js'
 import { clientCertificateOptions, readTlsFiles, watchCertificates, type TlsOptions } from './tls.js'
 import { boundedBody, capConnectionsPerAddress, declaredTooLarge, type ConnectionLimits } from './limits.js'
 import type { Limits } from '../limits/limits.js'
@@ -88,6 +89,8 @@ export interface HttpOptions {
   pullGates?: PullGates
   /** the classic Helm chart repository of each project, under /chartrepo */
   charts?: ChartService
+  /** proxy projects mirroring a classic chart repository */
+  chartMirror?: ChartMirror
   /** rate limits (limits.* and each project's): hooked in once any is set */
   rateLimits?: Limits
   /** OpenTelemetry spans of requests (tracing.enabled); unset: none, and no cost */
@@ -242,7 +245,7 @@ export function buildHttpServer(opts: HttpOptions): FastifyInstance {
     limit: rateLimits && v2Limiter(rateLimits, opts.authEnabled),
   })
 
-  if (opts.charts) app.register(chartRepoRoutes, { prefix: '/chartrepo', auth, charts: opts.charts, authEnabled: opts.authEnabled, limit: rateLimits && callerLimiter(rateLimits, opts.authEnabled) })
+  if (opts.charts) app.register(chartRepoRoutes, { prefix: '/chartrepo', auth, charts: opts.charts, mirror: opts.chartMirror, authEnabled: opts.authEnabled, limit: rateLimits && callerLimiter(rateLimits, opts.authEnabled) })
   if (opts.ui) serveUi(app, opts.ui)
 
   let closing = false

@@ -19,12 +19,28 @@ export interface PullGate {
 
 export type GateAnswer = RegistryError | undefined | Promise<RegistryError | undefined>
 
+/** A pull a gate refused (told to the listeners of PullGates.onRefused). */
+export interface Refusal {
+  /** the gate's name */
+  gate: string
+  repository: string
+  digest: string
+  mediaType: string
+  error: RegistryError
+}
+
 /** Every pull gate of the server; a pull goes through when each of them allows it. */
 export class PullGates {
   private readonly gates: PullGate[] = []
+  private readonly listeners: ((r: Refusal) => void)[] = []
 
   add(gate: PullGate): void {
     this.gates.push(gate)
+  }
+
+  /** `listener` is told of every refusal (the pull.blocked events); it must not throw. */
+  onRefused(listener: (r: Refusal) => void): void {
+    this.listeners.push(listener)
   }
 
   get empty(): boolean {
@@ -36,10 +52,15 @@ export class PullGates {
     let pending: Promise<RegistryError | undefined>[] | undefined
     for (const gate of this.gates) {
       const answer = gate.check(repository, digest, mediaType)
-      if (answer instanceof Promise) (pending ??= []).push(answer)
-      else if (answer) return answer
+      if (answer instanceof Promise) (pending ??= []).push(answer.then((a) => a && this.refused({ gate: gate.name, repository, digest, mediaType, error: a })))
+      else if (answer) return this.refused({ gate: gate.name, repository, digest, mediaType, error: answer })
     }
     if (!pending) return undefined
     return Promise.all(pending).then((answers) => answers.find((a) => a !== undefined))
+  }
+
+  private refused(r: Refusal): RegistryError {
+    for (const listener of this.listeners) listener(r)
+    return r.error
   }
 }

@@ -1,4 +1,5 @@
 import { RegistryError } from '../errors/registry-error.js'
+import { parseHttpUrl } from '../errors/url-field.js'
 import { formatDuration, parseDuration } from '../config/duration.js'
 
 /** The proxy cache settings of a project (the `proxy` field of the projects API). */
@@ -13,6 +14,8 @@ export interface ProxySettings {
   default: boolean
   /** an index pulled through the proxy has all its platforms fetched in the background */
   prefetchPlatforms: boolean
+  /** a classic Helm chart repository (its URL) the project mirrors under /chartrepo/{project} (src/helm) */
+  chartRepository?: string
 }
 
 export const DEFAULT_TTL_MS = 5 * 60_000
@@ -20,7 +23,7 @@ export const DEFAULT_TTL_MS = 5 * 60_000
 const MAX_TTL_MS = 365 * 86_400_000
 /** A host name or address with an optional port, as containerd sends in `ns`. */
 const NAMESPACE = /^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*|\[[0-9a-f:.]+\])(?::\d{1,5})?$/
-const FIELDS = new Set(['registry', 'ttl', 'namespaces', 'default', 'prefetchPlatforms'])
+const FIELDS = new Set(['registry', 'ttl', 'namespaces', 'default', 'prefetchPlatforms', 'chartRepository'])
 
 /** The settings as stored (projects.proxy); undefined when unreadable. */
 export function readSettings(stored: string | null): ProxySettings | undefined {
@@ -34,6 +37,7 @@ export function readSettings(stored: string | null): ProxySettings | undefined {
       namespaces: Array.isArray(v.namespaces) ? v.namespaces.filter((n): n is string => typeof n === 'string') : [],
       default: v.default === true,
       prefetchPlatforms: v.prefetchPlatforms === true,
+      ...(typeof v.chartRepository === 'string' ? { chartRepository: v.chartRepository } : {}),
     }
   } catch {
     return undefined
@@ -42,7 +46,7 @@ export function readSettings(stored: string | null): ProxySettings | undefined {
 
 /** The settings as the API shows them. */
 export function settingsView(s: ProxySettings): Record<string, unknown> {
-  return { registry: s.registry, ttl: formatDuration(s.ttlMs), namespaces: s.namespaces, default: s.default, prefetchPlatforms: s.prefetchPlatforms }
+  return { registry: s.registry, ttl: formatDuration(s.ttlMs), namespaces: s.namespaces, default: s.default, prefetchPlatforms: s.prefetchPlatforms, ...(s.chartRepository ? { chartRepository: s.chartRepository } : {}) }
 }
 
 /**
@@ -56,12 +60,15 @@ export function parseSettings(input: unknown, current: ProxySettings | undefined
   for (const key of Object.keys(body)) if (!FIELDS.has(key)) throw RegistryError.invalidField(`proxy.${key}`, `unknown setting (known: ${[...FIELDS].join(', ')})`)
   const registry = body.registry ?? current?.registry
   if (typeof registry !== 'string' || registry === '') throw RegistryError.invalidField('proxy.registry', 'the name of a registry endpoint (POST /api/v1/registries)')
+  // null clears the chart repository
+  const chartRepository = body.chartRepository === undefined ? current?.chartRepository : body.chartRepository === null ? undefined : parseHttpUrl(body.chartRepository, 'proxy.chartRepository', { path: 'base', credentials: 'a public chart repository (credentials are not supported)' })
   return {
     registry,
     ttlMs: body.ttl === undefined ? (current?.ttlMs ?? DEFAULT_TTL_MS) : parseTtl(body.ttl),
     namespaces: body.namespaces === undefined ? (current?.namespaces ?? []) : parseNamespaces(body.namespaces),
     default: body.default === undefined ? (current?.default ?? false) : bool(body.default, 'proxy.default'),
     prefetchPlatforms: body.prefetchPlatforms === undefined ? (current?.prefetchPlatforms ?? false) : bool(body.prefetchPlatforms, 'proxy.prefetchPlatforms'),
+    ...(chartRepository ? { chartRepository } : {}),
   }
 }
 

@@ -75,6 +75,18 @@ export interface ScanServiceDeps {
   adapters?: { scanners: Scanners; options: ExternalScanOptions }
   /** VEX statements applied to reports (referrers of the artifact, the project's documents) */
   vex?: VexService
+  /** told when a scan job ends, done or failed for good (the scan events); awaited by the job */
+  onFinished?: (scan: FinishedScan) => Promise<void>
+}
+
+/** A scan job that ended: the artifact, the job and its report (VEX applied). */
+export interface FinishedScan {
+  repository: string
+  digest: string
+  jobId: string
+  startedAt: number
+  finishedAt: number
+  report: VulnerabilityReport
 }
 
 export class ScanService {
@@ -160,6 +172,7 @@ export class ScanService {
 
   private async runJob(payload: ScanJobPayload, ctx: JobContext): Promise<void> {
     const { repository, digest } = payload
+    const startedAt = this.deps.now()
     try {
       await this.scan(repository, digest, ctx.id, ctx.signal)
     } catch (err) {
@@ -171,6 +184,8 @@ export class ScanService {
       ctx.log.warn({ err, repository, digest }, 'scan failed')
       await this.deps.scans.markFailed(digest, reason, this.deps.now())
     }
+    // Inside the job: a node dying before the event is written leaves the job to run again.
+    if (this.deps.onFinished) await this.deps.onFinished({ repository, digest, jobId: ctx.id, startedAt, finishedAt: this.deps.now(), report: await this.report(digest, repository) })
   }
 
   private async scan(repository: string, digest: string, jobId: string, signal?: AbortSignal): Promise<void> {

@@ -19,6 +19,8 @@ export class Receiver {
   mode: 'ok' | 'hang' | 'fail' | 'huge' = 'ok'
   /** in mode ok: how long the answer waits after the request was recorded (a slow receiver) */
   delayMs = 0
+  /** TCP connections accepted so far (keep-alive reuses one) */
+  connections = 0
   private server: Server | undefined
   private port = 0
   private readonly open = new Set<ServerResponse>()
@@ -53,6 +55,9 @@ export class Receiver {
         }, this.delayMs)
       })
     })
+    server.on('connection', () => this.connections++)
+    // idle connections stay open long enough for a slow machine's next delivery
+    server.keepAliveTimeout = 30_000
     await new Promise<void>((resolve) => server.listen(this.port, this.host, resolve))
     this.port = (server.address() as AddressInfo).port
     this.server = server

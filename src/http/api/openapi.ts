@@ -146,7 +146,7 @@ export const OPENAPI = {
         properties: {
           name: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$', description: 'cannot change after creation' },
           url: { type: 'string', description: 'http(s) URL; for non-administrators not a loopback, link-local, private or reserved address unless events.allowedNetworks allows it' },
-          eventTypes: { type: 'array', items: { enum: ['artifact.pushed', 'artifact.pulled', 'artifact.deleted', 'tag.created', 'tag.moved', 'tag.deleted', 'repository.created', 'repository.deleted', 'quota.warning', 'gc.finished', 'retention.finished', 'replication.succeeded', 'replication.failed'] } },
+          eventTypes: { type: 'array', items: { enum: ['artifact.pushed', 'artifact.pulled', 'artifact.deleted', 'tag.created', 'tag.moved', 'tag.deleted', 'repository.created', 'repository.deleted', 'quota.warning', 'gc.finished', 'retention.finished', 'replication.succeeded', 'replication.failed', 'scan.completed', 'scan.failed', 'pull.blocked'] } },
           format: { enum: ['default', 'cloudevents', 'slack'], default: 'default', description: "default: Harbor's payload; cloudevents: CloudEvents 1.0 structured JSON; slack: {text} for Slack/Teams" },
           secret: { type: 'string', writeOnly: true, description: 'Standard Webhooks secret whsec_<base64>; generated when omitted and answered once by the POST; stored encrypted, never answered again' },
           authHeader: { type: 'string', writeOnly: true, description: 'sent as Authorization; stored encrypted, never answered' },

@@ -16,6 +16,9 @@ export type EventType =
   | 'retention.finished'
   | 'replication.succeeded'
   | 'replication.failed'
+  | 'scan.completed'
+  | 'scan.failed'
+  | 'pull.blocked'
   | 'test'
 
 /** Who caused an event, and the request that carried it (absent for background work). */

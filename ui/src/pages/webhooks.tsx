@@ -56,6 +56,9 @@ const EVENT_TYPES = [
   'retention.finished',
   'replication.succeeded',
   'replication.failed',
+  'scan.completed',
+  'scan.failed',
+  'pull.blocked',
 ]
 const FORMATS = [
   ['default', 'JSON (Harbor fields)'],
