@@ -26,6 +26,7 @@ module.exports = {
     lower('charts', ['browse', 'registry', 'metadata', 'oci', 'errors', 'observability']),
     lower('replication', ['registry', 'auth', 'policy', 'gc', 'jobs', 'metadata', 'storage', 'oci', 'errors', 'observability', 'config']),
     lower('transfer', ['registry', 'replication', 'oci', 'errors', 'observability']),
+    lower('layout', ['transfer', 'metadata', 'oci', 'errors', 'observability']),
     lower('backup', ['gc', 'registry', 'metadata', 'storage', 'oci', 'errors', 'observability', 'config']),
     lower('trust', ['browse', 'policy', 'registry', 'metadata', 'oci', 'errors', 'observability']),
     lower('adopt', ['auth', 'registry', 'metadata', 'storage', 'oci', 'errors', 'observability', 'config']),
@@ -41,7 +42,7 @@ module.exports = {
     {
       name: 'services-never-import-http',
       severity: 'error',
-      from: { path: '^src/(registry|storage|metadata|oci|errors|jobs|config|gc|policy|runtime|replication|browse|charts|events|scan|transfer|backup|trust|adopt|limits|tracing)/' },
+      from: { path: '^src/(registry|storage|metadata|oci|errors|jobs|config|gc|policy|runtime|replication|browse|charts|events|scan|transfer|layout|backup|trust|adopt|limits|tracing)/' },
       to: { path: '^src/(http|cli)/' },
     },
     { name: 'no-circular', severity: 'error', from: {}, to: { circular: true } },

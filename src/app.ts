@@ -44,6 +44,7 @@ import { ReplicationPolicies } from './replication/policies.js'
 import { ReplicationTriggers } from './replication/triggers.js'
 import { ProxyService } from './replication/proxy.js'
 import { readSettings } from './replication/proxy-settings.js'
+import { LayoutService } from './layout/layouts.js'
 import { PullGates } from './policy/pull-gate.js'
 import { openEvents, type Events, type ScanOutcome } from './events/index.js'
 import type { UpstreamEndpoints } from './replication/proxy-upstream.js'
@@ -233,6 +234,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
     oci.onTrust(trust)
     const replication = await openReplication(core, { registry: oci.registry, jobs, onManifestChanges: oci.onManifestChanges, trust }, opened)
     const proxy = openProxy(core, { registry: oci.registry, jobs, scheduler, auth: login.auth, metrics, endpoints: replication.endpoints, trust })
+    const layout = openLayouts(core, login.auth)
     const events = openEvents({ config, log, now: core.now, repo: meta.events, box: replication.box, artifact: (repository, digest) => artifactFacts(meta, oci.registry, repository, digest) }, metrics && {
       onFanOut: (n) => metrics.eventsEmitted.inc(n),
       onAttempt: (sink, result, lagMs) => {
@@ -253,7 +255,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
     pullGates.add(scan.gate)
     const limits = await openLimits(core, opened)
     const http = openHttp(core, {
-      limits, login, registry: oci.registry, metrics, runtime, jobs, immutability: oci.immutability, replication, proxy, events, pullGates, trust, vulndb, scan, ...policies }, opened)
+      limits, login, registry: oci.registry, metrics, runtime, jobs, immutability: oci.immutability, replication, proxy, layout, events, pullGates, trust, vulndb, scan, ...policies }, opened)
     listening.http = http
     // Every handler is registered by now (scheduled tasks, cron schedules): start claiming.
     jobs.start()
@@ -583,6 +585,7 @@ function openHttp(
     replication: Replication
     vulndb: VulnDb
     proxy?: ProxyService
+    layout?: LayoutService
     events: Events
     pullGates: PullGates
     trust: TrustService
@@ -662,6 +665,7 @@ function openHttp(
     onBytesOut: (n) => runtime.sent(n),
     onResponse: () => runtime.responded(),
     proxy: s.proxy,
+    layout: s.layout,
     pullGates: s.pullGates,
     charts,
     chartMirror,
@@ -675,6 +679,20 @@ function openHttp(
 async function chartRepositoryOf(auth: AuthService, project: string): Promise<MirrorSource | undefined> {
   const settings = readSettings((await auth.policy.project(project))?.proxy ?? null)
   return settings?.chartRepository ? { url: settings.chartRepository, ttlMs: settings.ttlMs } : undefined
+}
+
+/** Layout-backed projects: the `layout` field of projects, and pulls from their directories under /v2. */
+function openLayouts({ config, log, now, meta }: Core, auth: AuthService): LayoutService {
+  const layouts = new LayoutService({
+    projects: meta.projects,
+    generation: meta.changes.generation(['project']),
+    allowedRoots: config.layouts.allowedRoots,
+    maxManifestSize: config.manifests.maxSize,
+    log: log.child({ module: 'layout' }),
+    now,
+  })
+  auth.projects.useLayoutSettings({ parse: (input, project) => layouts.parseSettings(input, project), view: (stored) => layouts.settingsView(stored) })
+  return layouts
 }
 
 /**

@@ -12,6 +12,8 @@ export interface ProjectView {
   createdAt: string
   /** a proxy cache project's settings (absent for ordinary projects) */
   proxy?: Record<string, unknown>
+  /** a layout-backed project's settings (absent for ordinary projects) */
+  layout?: Record<string, unknown>
 }
 
 /**
@@ -26,6 +28,13 @@ export interface ProxySettingsHooks {
   view(stored: string, project: string): Record<string, unknown>
 }
 
+/** The `layout` field of projects (projects served from an OCI image layout, src/layout), given by the app. */
+export interface LayoutSettingsHooks {
+  /** Checks a create's `layout` field (RegistryError naming the field): the JSON to store. */
+  parse(input: unknown, project: string): Promise<string>
+  view(stored: string): Record<string, unknown>
+}
+
 export interface MemberView {
   username?: string
   group?: string
@@ -35,6 +44,7 @@ export interface MemberView {
 /** Projects (the first path component of repository names) and their members. */
 export class ProjectService {
   private proxyHooks: ProxySettingsHooks | undefined
+  private layoutHooks: LayoutSettingsHooks | undefined
 
   constructor(
     private readonly meta: MetadataRepositories,
@@ -46,15 +56,22 @@ export class ProjectService {
     this.proxyHooks = hooks
   }
 
-  async create(input: { name?: unknown; public?: unknown; quotaBytes?: unknown; proxy?: unknown }, creator?: string): Promise<ProjectView> {
+  /** Enables the `layout` field (projects served from an OCI image layout). */
+  useLayoutSettings(hooks: LayoutSettingsHooks): void {
+    this.layoutHooks = hooks
+  }
+
+  async create(input: { name?: unknown; public?: unknown; quotaBytes?: unknown; proxy?: unknown; layout?: unknown }, creator?: string): Promise<ProjectView> {
     if (typeof input.name !== 'string' || input.name.length > 64 || !PROJECT_NAME.test(input.name)) {
       throw RegistryError.invalidField('name', 'lowercase letters, digits and separators . _ - (up to 64 characters)')
     }
     const isPublic = optionalBool(input.public, 'public') ?? false
     const quota = optionalQuota(input.quotaBytes)
     const proxy = input.proxy === undefined || input.proxy === null ? null : await this.parseProxy(input.proxy, input.name, null)
+    const layout = input.layout === undefined || input.layout === null ? null : await this.parseLayout(input.layout, input.name, proxy)
     if (!(await this.meta.projects.insert(input.name, isPublic, quota ?? null, this.now()))) throw RegistryError.conflict(`project ${input.name} already exists`)
     if (proxy !== null) await this.meta.projects.setProxy(input.name, proxy)
+    if (layout !== null) await this.meta.projects.setLayout(input.name, layout)
     if (creator) await this.addMember(input.name, { username: creator, role: 'projectAdmin' })
     return this.get(input.name)
   }
@@ -80,7 +97,10 @@ export class ProjectService {
     return out
   }
 
-  async update(name: string, patch: { public?: unknown; quotaBytes?: unknown; proxy?: unknown }): Promise<ProjectView> {
+  async update(name: string, patch: { public?: unknown; quotaBytes?: unknown; proxy?: unknown; layout?: unknown }): Promise<ProjectView> {
+    // The layout decides what the project holds: it is given when the project is created.
+    if (patch.layout !== undefined) throw RegistryError.invalidField('layout', 'set when the project is created (delete the project and create it again to serve another layout)')
+    if (patch.proxy !== undefined && patch.proxy !== null && (await this.row(name)).layout) throw RegistryError.invalidField('proxy', `project ${name} is served from an OCI image layout: it cannot be a proxy cache`)
     const isPublic = optionalBool(patch.public, 'public')
     const quotaBytes = optionalQuota(patch.quotaBytes)
     // `proxy`: settings to merge into the current ones; null makes it an ordinary project.
@@ -89,6 +109,12 @@ export class ProjectService {
     if (!ok) throw RegistryError.notFound(`project ${name}`)
     if (proxy !== undefined) await this.meta.projects.setProxy(name, proxy)
     return this.get(name)
+  }
+
+  private async parseLayout(input: unknown, project: string, proxy: string | null): Promise<string> {
+    if (!this.layoutHooks) throw RegistryError.invalidField('layout', 'layout-backed projects are not available on this server')
+    if (proxy !== null) throw RegistryError.invalidField('layout', 'a project is either a proxy cache or served from an OCI image layout, not both')
+    return this.layoutHooks.parse(input, project)
   }
 
   private async parseProxy(input: unknown, project: string, current: string | null): Promise<string | null> {
@@ -149,6 +175,7 @@ export class ProjectService {
       repositoryCount: await this.meta.projects.repositoryCount(p.name),
       createdAt: new Date(Number(p.created_at)).toISOString(),
       ...(p.proxy && this.proxyHooks ? { proxy: this.proxyHooks.view(p.proxy, p.name) } : {}),
+      ...(p.layout && this.layoutHooks ? { layout: this.layoutHooks.view(p.layout) } : {}),
     }
   }
 }

@@ -232,6 +232,21 @@ export function buildConfigSchema(z: typeof Zod) {
       charts: z.object({ maxUploadSize: size.default(20 * 1024 * 1024) }).strict().prefault({}),
       /** Image tars through the API (POST …/repositories/{repository}/import): the largest upload, kept in <dataDir>/tmp while it is checked. */
       transfer: z.object({ maxImportSize: size.default(10 * 1024 * 1024 * 1024) }).strict().prefault({}),
+      /** Projects served read-only from an OCI image layout directory on the server (POST /api/v1/projects with `layout`). */
+      layouts: z
+        .object({
+          /**
+           * The directories a layout project may be served from (each, or below it; symlinks
+           * resolved). Empty: no layout project can be created. A list, or one string separated
+           * by commas (BERTH_LAYOUTS_ALLOWED_ROOTS).
+           */
+          allowedRoots: z.preprocess(
+            (v) => (typeof v === 'string' ? v.split(',').map((s) => s.trim()).filter((s) => s !== '') : v),
+            z.array(z.string().refine((p) => p.startsWith('/'), 'an absolute path')).default([]),
+          ),
+        })
+        .strict()
+        .prefault({}),
       log: z
         .object({
           level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

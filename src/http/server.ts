@@ -17,6 +17,7 @@ import type { MatchedRoute } from './v2/route.js'
 import { fastPull } from './v2/fast-pull.js'
 import { hasBody } from './v2/body.js'
 import type { V2Proxy } from './v2/proxy.js'
+import type { V2Layout } from './v2/layout.js'
 import type { PullGates } from '../policy/pull-gate.js'
 import { Guards, REQUEST_HOOKS } from './guards.js'
 import { listenMetrics } from './metrics-listener.js'
@@ -85,6 +86,8 @@ export interface HttpOptions {
   ui?: UiOptions
   /** proxy cache projects (pulls through them under /v2) */
   proxy?: V2Proxy
+  /** projects served read-only from an OCI image layout directory */
+  layout?: V2Layout
   /** policies that may refuse a manifest GET (signatures required, vulnerabilities blocked) */
   pullGates?: PullGates
   /** the classic Helm chart repository of each project, under /chartrepo */
@@ -241,6 +244,7 @@ export function buildHttpServer(opts: HttpOptions): FastifyInstance {
     minChunkSize: opts.minChunkSize,
     countOut,
     proxy: opts.proxy,
+    layout: opts.layout,
     pullGates: opts.pullGates,
     limit: rateLimits && v2Limiter(rateLimits, opts.authEnabled),
   })
@@ -288,6 +292,7 @@ export function buildHttpServer(opts: HttpOptions): FastifyInstance {
           admit: rateLimits && fastPathLimiter(rateLimits, opts.authEnabled),
           logger: opts.logger,
           proxy: opts.proxy,
+          layout: opts.layout,
           pullGates: opts.pullGates,
         },
         listeners[0],

@@ -82,6 +82,8 @@ export interface ProjectsTable {
   created_at: number
   /** proxy cache settings (JSON, see src/replication/proxy-settings.ts); null: an ordinary project */
   proxy: string | null
+  /** settings of a project served from an OCI image layout directory (JSON, see src/layout); null: an ordinary project */
+  layout: string | null
 }
 
 export interface ProjectMembersTable {

@@ -134,7 +134,7 @@ async function cachedView(c: Caches) {
     unverified: (await meta.blobs.linked('team/app', DIGEST_B))?.unverified ?? null,
     user: (await auth.authenticator.user('ann'))?.disabled ?? null,
     robot: robotView(await auth.authenticator.robot('robot$team+ci')),
-    project: await auth.policy.project('team').then((p) => (p ? { public: p.public, proxy: p.proxy } : null)),
+    project: await auth.policy.project('team').then((p) => (p ? { public: p.public, proxy: p.proxy, layout: p.layout } : null)),
     actions: [...(await auth.policy.repositoryActions(member, 'team/app'))].sort().join(','),
     scanPolicy: (await c.scanPolicies.project('team')).blockSeverity,
   }
@@ -202,6 +202,7 @@ function writes(c: Caches, metadata: MetadataDb): [string, () => Promise<unknown
     ['robots.delete', () => meta.robots.delete('robot$team+ci')],
     ['users.delete', () => meta.users.delete('ann')],
     ['projects.setProxy', () => meta.projects.setProxy('team', '{"registry":"up"}')],
+    ['projects.setLayout', () => meta.projects.setLayout('team', '{"path":"/srv/layout","repository":"images"}')],
     ['scans.setPolicy', () => meta.scans.setPolicy('team', JSON.stringify({ blockSeverity: 'high' }), now)],
     ['projects.delete', () => meta.projects.delete('team')],
   ]

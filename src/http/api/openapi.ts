@@ -40,7 +40,16 @@ export const OPENAPI = {
           disabled: { type: 'boolean' },
         },
       },
-      Project: { type: 'object', required: ['name'], properties: { name: { type: 'string' }, public: { type: 'boolean' }, quotaBytes: { type: ['integer', 'null'] }, usedBytes: { type: 'integer', readOnly: true }, actions: { type: 'array', readOnly: true, items: { enum: ['pull', 'push', 'delete', 'manageMembers', 'managePolicies', 'readLogs', 'readMembers'] }, description: "the caller's actions in the project (GET /projects/{project} only): what the UI offers" }, proxy: { $ref: '#/components/schemas/ProxySettings' } } },
+      Project: { type: 'object', required: ['name'], properties: { name: { type: 'string' }, public: { type: 'boolean' }, quotaBytes: { type: ['integer', 'null'] }, usedBytes: { type: 'integer', readOnly: true }, actions: { type: 'array', readOnly: true, items: { enum: ['pull', 'push', 'delete', 'manageMembers', 'managePolicies', 'readLogs', 'readMembers'] }, description: "the caller's actions in the project (GET /projects/{project} only): what the UI offers" }, proxy: { $ref: '#/components/schemas/ProxySettings' }, layout: { $ref: '#/components/schemas/LayoutSettings' } } },
+      LayoutSettings: {
+        type: 'object',
+        description: 'a project served read-only from an OCI image layout directory on the server (docs/airgap.md). System administrators only, at creation; the path must lie under layouts.allowedRoots.',
+        required: ['path'],
+        properties: {
+          path: { type: 'string', description: 'absolute path of the layout directory (oci-layout, index.json, blobs/)' },
+          repository: { type: 'string', description: 'repository (below the project) of the images index.json does not name (default: the directory name)' },
+        },
+      },
       ProxySettings: {
         type: ['object', 'null'],
         description: 'a proxy cache project (read-only, filled from a registry endpoint; docs/proxy-cache.md). System administrators only. PATCH merges the fields given; null makes an ordinary project.',

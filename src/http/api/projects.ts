@@ -15,8 +15,10 @@ export async function projectRoutes(app: FastifyInstance, ctx: ApiContext): Prom
     if (!me.admin && body.quotaBytes !== undefined) throw RegistryError.denied('only system administrators set quotas')
     // A proxy cache project makes Berth call another registry with the endpoint's credentials.
     if (!me.admin && body.proxy !== undefined) throw RegistryError.denied('only system administrators create proxy cache projects')
+    // A layout project makes Berth serve files of the server's disk.
+    if (!me.admin && body.layout !== undefined) throw RegistryError.denied('only system administrators create projects served from an OCI image layout')
     const project = await projects.create(body, me.admin ? undefined : me.name)
-    audit(ctx, req, 'project.create', { project: project.name, detail: { public: project.public, quotaBytes: project.quotaBytes, proxy: project.proxy } })
+    audit(ctx, req, 'project.create', { project: project.name, detail: { public: project.public, quotaBytes: project.quotaBytes, proxy: project.proxy, layout: project.layout } })
     return created(reply, project)
   })
 

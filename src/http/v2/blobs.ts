@@ -1,5 +1,5 @@
 import type { OutgoingHttpHeaders } from 'node:http'
-import type { FastifyReply } from 'fastify'
+import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Readable } from 'node:stream'
 import { isDirectSource, type DirectSource } from '../../registry/blob-service.js'
 import type { Registry } from '../../registry/registry.js'
@@ -21,20 +21,7 @@ export function blobHandlers(registry: Registry, countOut: (n: number) => void) 
       // A first read may end in BLOB_UNKNOWN (the bytes did not match): no cache keeps its answer.
       if (unverified) reply.header('cache-control', 'no-store')
       if (location) return reply.code(307).removeHeader('cache-control').header('location', location).header('content-length', 0).send()
-      const range = parseRangeHeader(req.headers.range, size)
-      if (range === 'unsatisfiable') {
-        // No spec code names a download range; UNSUPPORTED is "an invalid set of parameters".
-        throw new RegistryError('UNSUPPORTED', 'requested range is not satisfiable', { headers: { 'content-range': `bytes */${size}` }, detail: { size }, status: 416 })
-      }
-      if (range) {
-        const length = range.end - range.start + 1
-        const stream = await registry.blobs.open(digest, size, range.start, length, { verify: unverified })
-        countOut(length)
-        return send(reply.code(206).header('content-range', `bytes ${range.start}-${range.end}/${size}`).header('content-length', length), stream)
-      }
-      const stream = await registry.blobs.open(digest, size, 0, undefined, { verify: unverified })
-      countOut(size)
-      return send(reply.code(200).header('content-length', size), stream)
+      return sendBlobBytes(req, reply, size, (start, length) => registry.blobs.open(digest, size, start, length, { verify: unverified }), countOut)
     },
 
     async DELETE({ reply, name, ref }: V2Request) {
@@ -42,6 +29,30 @@ export function blobHandlers(registry: Registry, countOut: (n: number) => void) 
       return reply.code(202).header('content-length', 0).send()
     },
   }
+}
+
+/** The bytes of a blob GET: all of them (200), or the one range the client asked for (206). */
+export async function sendBlobBytes(
+  req: FastifyRequest,
+  reply: FastifyReply,
+  size: number,
+  open: (start: number, length: number | undefined) => Promise<Readable>,
+  countOut: (n: number) => void,
+): Promise<unknown> {
+  const range = parseRangeHeader(req.headers.range, size)
+  if (range === 'unsatisfiable') {
+    // No spec code names a download range; UNSUPPORTED is "an invalid set of parameters".
+    throw new RegistryError('UNSUPPORTED', 'requested range is not satisfiable', { headers: { 'content-range': `bytes */${size}` }, detail: { size }, status: 416 })
+  }
+  if (range) {
+    const length = range.end - range.start + 1
+    const stream = await open(range.start, length)
+    countOut(length)
+    return send(reply.code(206).header('content-range', `bytes ${range.start}-${range.end}/${size}`).header('content-length', length), stream)
+  }
+  const stream = await open(0, undefined)
+  countOut(size)
+  return send(reply.code(200).header('content-length', size), stream)
 }
 
 /** The headers of a blob GET or HEAD but its length (shared with the pull fast path). */

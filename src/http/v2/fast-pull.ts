@@ -40,6 +40,8 @@ export interface FastPullOptions {
    * while a default proxy project may serve it.
    */
   proxy?: { mayProxy(repository: string): boolean; mayFallThrough(): boolean }
+  /** layout-backed projects (from memory): their repositories take the full path, which reads the layout */
+  layout?: { mayServe(repository: string): boolean }
   /** policies that may refuse a manifest GET: answered here when they decide from memory */
   pullGates?: PullGates
 }
@@ -57,7 +59,7 @@ export interface FastPullOptions {
 export function fastPull(opts: FastPullOptions, full: RequestListener): RequestListener {
   return (req, res) => {
     const found = opts.bypass() ? undefined : pullRoute(req)
-    const route = found && opts.proxy?.mayProxy(found.name) ? undefined : found
+    const route = found && (opts.proxy?.mayProxy(found.name) || opts.layout?.mayServe(found.name)) ? undefined : found
     const caller = route && opts.knownCaller(req.method ?? '', route, req.headers.authorization)
     const address = caller !== null && route ? opts.address(req) : undefined
     // A scanner adapter's pulls skip the pull gates: the full path knows it.

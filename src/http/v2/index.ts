@@ -13,6 +13,7 @@ import { renderV2Error } from './errors.js'
 import type { PullGates } from '../../policy/pull-gate.js'
 import { proxiedBlob, proxiedManifest, proxiedReferrers, proxiedTags, type V2Proxy } from './proxy.js'
 import type { V2Limiter } from '../rate-limits.js'
+import { layoutHandler, type V2Layout } from './layout.js'
 
 export interface V2Options {
   registry: Registry
@@ -34,6 +35,8 @@ export interface V2Options {
   pullGates?: PullGates
   /** rate limits of the identified caller (rate-limits.ts) */
   limit?: V2Limiter
+  /** projects served read-only from an OCI image layout directory (src/layout) */
+  layout?: V2Layout
 }
 
 type Handler = (r: V2Request) => Promise<unknown>
@@ -47,7 +50,9 @@ export async function v2Routes(app: FastifyInstance, opts: V2Options): Promise<v
   const manifests = manifestHandlers(opts.registry, urls, opts.maxManifestSize, opts.countOut, opts.pullGates)
   const blobs = blobHandlers(opts.registry, opts.countOut)
   const uploads = uploadHandlers(opts.registry, urls, opts.minChunkSize)
-  const lists = listHandlers(opts.registry, urls, opts.canList)
+  const layout = opts.layout
+  const lists = listHandlers(opts.registry, urls, opts.canList, layout && (() => layout.repositories()))
+  const fromLayout = layout && layoutHandler(layout, urls, opts.countOut, opts.pullGates)
   const base: Handler = async ({ reply }) => reply.code(200).send({})
   const proxy = opts.proxy
   const referrers = proxy ? proxiedReferrers(proxy, referrersHandler(opts.registry)) : referrersHandler(opts.registry)
@@ -88,15 +93,22 @@ export async function v2Routes(app: FastifyInstance, opts: V2Options): Promise<v
     if (!handler) notAllowed(req.method)
     if (route.op !== 'base' && route.op !== 'catalog') requireName(route.name)
     const query = new URLSearchParams(q === -1 ? '' : url.slice(q + 1))
+    // A repository of a layout project is served from its layout directory, whatever the operation.
+    const layoutProject = layout && route.name !== '' && layout.mayServe(route.name) ? await layout.serves(route.name) : undefined
     // A pull may be served by a proxy cache project (`?ns=`, the default proxy): the caller's
     // rights are checked on that repository, the one served.
-    const name = proxy && route.name !== '' ? await proxy.resolve(route.name, route.op, req.method, query.get('ns')) : route.name
+    const name = proxy && route.name !== '' && layoutProject === undefined ? await proxy.resolve(route.name, route.op, req.method, query.get('ns')) : route.name
     const caller = opts.authorize ? await opts.authorize(req, route, name) : undefined
     // No limit set: undefined, and no promise is awaited.
     const limited = opts.limit?.(req, reply, caller, name, route.op)
     if (limited) await limited
     if (proxy && name !== '' && proxy.projectOf(name) && (route.op === 'upload' || (route.op === 'manifest' && req.method === 'PUT'))) {
       throw RegistryError.denied(`project ${name.slice(0, name.indexOf('/'))} is a proxy cache, filled from its upstream registry only (pushes are refused)`)
+    }
+    if (fromLayout && layoutProject !== undefined) {
+      const result = await fromLayout({ req, reply, name, ref: route.ref, query, caller }, route.op, layoutProject)
+      opts.audit?.(req.method, req.ip, caller, route)
+      return result
     }
     const from = query.get('from')
     if (caller && from !== null && opts.canPull && !(await opts.canPull(caller, from))) {

@@ -15,12 +15,18 @@ function pageSize(query: URLSearchParams): number {
   return Math.min(Number(n), MAX_PAGE)
 }
 
-export function listHandlers(registry: Registry, urls: UrlBuilder, canList?: (caller: Caller, repository: string) => Promise<boolean>) {
+/**
+ * `extra`: repositories listed beside the stored ones (those of layout projects), sorted; the
+ * catalog merges them in name order.
+ */
+export function listHandlers(registry: Registry, urls: UrlBuilder, canList?: (caller: Caller, repository: string) => Promise<boolean>, extra?: () => Promise<string[]>) {
+  const stored = (limit: number, after: string | undefined) => registry.repositories.catalog(limit, after)
+  const read = extra ? merged(stored, extra) : stored
   return {
     async catalog({ reply, query, caller }: V2Request) {
       const n = pageSize(query)
       const keep = caller && canList ? (name: string) => canList(caller, name) : undefined
-      const repositories = n === 0 ? [] : await visiblePage((limit, after) => registry.repositories.catalog(limit, after), n, query.get('last') ?? undefined, keep)
+      const repositories = n === 0 ? [] : await visiblePage(read, n, query.get('last') ?? undefined, keep)
       // The Link names the last repository of this page, which the caller may see.
       const last = repositories.at(-1)
       if (last !== undefined && repositories.length === n) reply.header('link', urls.next('/v2/_catalog', n, last))
@@ -36,6 +42,27 @@ export function listHandlers(registry: Registry, urls: UrlBuilder, canList?: (ca
       return reply.code(200).send({ name, tags })
     },
   }
+}
+
+/** A page of the stored names and the extra ones together, in name order. */
+function merged(read: (limit: number, after: string | undefined) => Promise<string[]>, extra: () => Promise<string[]>) {
+  return async (limit: number, after: string | undefined): Promise<string[]> => {
+    const [page, more] = await Promise.all([read(limit, after), extra()])
+    const names = new Set(page)
+    for (const name of more) if (after === undefined || name > after) names.add(name)
+    return [...names].sort().slice(0, limit)
+  }
+}
+
+/** One page (`n`, `last`) of a repository's tags held in memory (a proxied upstream's, a layout's). */
+export function sendTagPage(r: V2Request, all: string[], next: (n: number, last: string) => string): unknown {
+  const n = pageSize(r.query)
+  const last = r.query.get('last')
+  const after = last === null ? all : all.filter((t) => t > last)
+  const tags = after.slice(0, n)
+  const end = tags.at(-1)
+  if (end !== undefined && tags.length === n && after.length > n) r.reply.header('link', next(n, end))
+  return r.reply.code(200).send({ name: r.name, tags })
 }
 
 /** Batches read at a time when filtering: enough to fill a small page past hidden names. */

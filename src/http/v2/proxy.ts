@@ -1,7 +1,6 @@
 import type { Readable } from 'node:stream'
-import { RegistryError } from '../../errors/registry-error.js'
 import { blobHeaders } from './blobs.js'
-import { MAX_PAGE } from './lists.js'
+import { sendTagPage } from './lists.js'
 import type { V2Request } from './route.js'
 
 /**
@@ -68,14 +67,6 @@ export function proxiedTags(proxy: V2Proxy, local: Handler, next: (name: string,
     const answer = await proxy.tags(r.name)
     r.reply.headers(answer.headers)
     if (!answer.tags) return local(r)
-    const nText = r.query.get('n')
-    if (nText !== null && nText !== '' && !/^\d+$/.test(nText)) throw new RegistryError('UNSUPPORTED', 'n must be a non-negative integer', { status: 400 })
-    const n = nText === null || nText === '' ? MAX_PAGE : Math.min(Number(nText), MAX_PAGE)
-    const last = r.query.get('last')
-    const after = last === null ? answer.tags : answer.tags.filter((t) => t > last)
-    const tags = after.slice(0, n)
-    const end = tags.at(-1)
-    if (end !== undefined && tags.length === n && after.length > n) r.reply.header('link', next(r.name, n, end))
-    return r.reply.code(200).send({ name: r.name, tags })
+    return sendTagPage(r, answer.tags, (n, last) => next(r.name, n, last))
   }
 }

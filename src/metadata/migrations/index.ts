@@ -22,6 +22,7 @@ import * as m0021 from './0021-upload-slots.js'
 import * as m0019 from './0019-scanners.js'
 import * as m0022 from './0022-adoption-marks.js'
 import * as m0028 from './0028-reference-children.js'
+import * as m0023 from './0023-layouts.js'
 
 export interface MigrationStep {
   up(db: Kysely<unknown>, caps: Capabilities): Promise<void>
@@ -51,4 +52,5 @@ export const MIGRATIONS: Record<string, MigrationStep> = {
   '0019-scanners': m0019,
   '0022-adoption-marks': m0022,
   '0028-reference-children': m0028,
+  '0023-layouts': m0023,
 }

@@ -53,6 +53,13 @@ export function createProjectRepository(db: Db, changes: ChangeFeed) {
       return Number(res.numUpdatedRows) > 0
     },
 
+    /** Sets the layout settings of a project (JSON; see src/layout). */
+    async setLayout(name: string, layout: string): Promise<boolean> {
+      const res = await db.updateTable('projects').set({ layout }).where('name', '=', name).executeTakeFirst()
+      changes.changed('project')
+      return Number(res.numUpdatedRows) > 0
+    },
+
     async delete(name: string): Promise<boolean> {
       const res = await db.deleteFrom('projects').where('name', '=', name).executeTakeFirst()
       changes.changed('project', 'member')
