@@ -8,14 +8,26 @@ import { requireBerthData } from './data.js'
 export interface SettingsFlags {
   config?: string
   dataDir?: string
+  /** a running Berth, reached over its management API */
+  url?: string
+  user?: string
+  password?: string
   json?: boolean
 }
 
 /**
  * Runs `work` on the services of the deployment (its config file or data directory), built as
- * `berth serve` builds them but without listening; works beside a running server.
+ * `berth serve` builds them but without listening; works beside a running server. With `url`,
+ * on a running Berth's management API instead.
  */
 export async function withSettingsServices<T>(flags: SettingsFlags, work: (s: SettingsServices, config: unknown) => Promise<T>): Promise<T> {
+  if (flags.url !== undefined) {
+    if (flags.dataDir !== undefined || flags.config !== undefined) throw new Error('give either --url or --data-dir/--config, not both')
+    const { remoteSettingsServices } = await import('../settings/remote.js')
+    const remote = remoteSettingsServices({ url: flags.url, user: flags.user, password: flags.password })
+    return work(remote.services, await remote.config())
+  }
+  if (flags.user !== undefined || flags.password !== undefined) throw new Error('--user and --password go with --url')
   const { config } = await loadConfig({ file: flags.config, env: process.env, flags: { dataDir: flags.dataDir } })
   requireBerthData(config)
   const logger = pino({ level: 'warn' }, pino.destination(2))

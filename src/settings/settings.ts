@@ -1,5 +1,7 @@
 import { randomBytes } from 'node:crypto'
-import type { AuthService } from '../auth/service.js'
+import type { ProjectService } from '../auth/projects.js'
+import type { RobotService } from '../auth/robots.js'
+import type { UserService } from '../auth/users.js'
 import { RegistryError } from '../errors/registry-error.js'
 import { SYSTEM_SCOPE, type WebhookPolicies } from '../events/index.js'
 import type { ImmutabilityService } from '../policy/immutability.js'
@@ -11,7 +13,7 @@ import type { RetentionService } from '../policy/retention-service.js'
 import type { ReplicationPolicies } from '../replication/policies.js'
 import type { RegistryEndpoints } from '../replication/registries.js'
 import { compilePattern } from '../policy/patterns.js'
-import { DEFAULT_POLICY as DEFAULT_SCAN_POLICY, parsePolicy as parseScanPolicy, type ScanPolicies } from '../scan/policy.js'
+import { DEFAULT_POLICY as DEFAULT_SCAN_POLICY, parseAllowlist, parsePolicy as parseScanPolicy, type AllowlistEntry, type ScanPolicies } from '../scan/policy.js'
 import { REQUIREMENTS, type TrustService } from '../trust/trust-service.js'
 import { materialView, parseMaterial } from '../trust/material.js'
 
@@ -21,17 +23,21 @@ import { materialView, parseMaterial } from '../trust/material.js'
 // same validation applies. Secrets (passwords, robot and webhook secrets) are never exported:
 // objects created by an apply get fresh ones, reported once.
 
-/** The services an export or apply works with (buildApp's). */
+/** The services an export or apply works with (buildApp's, or a remote Berth's API: remote.ts). */
 export interface SettingsServices {
-  auth: Pick<AuthService, 'users' | 'projects' | 'robots'>
+  auth: {
+    users: Pick<UserService, 'list' | 'create' | 'update' | 'delete'>
+    projects: Pick<ProjectService, 'list' | 'create' | 'update' | 'delete' | 'members' | 'addMember' | 'updateMember' | 'removeMember'>
+    robots: Pick<RobotService, 'list' | 'create' | 'delete' | 'setDisabled'>
+  }
   immutability: Pick<ImmutabilityService, 'list' | 'create' | 'delete'>
   retention: Pick<RetentionService, 'policy' | 'setPolicy'>
   replication: { endpoints: Pick<RegistryEndpoints, 'list' | 'create' | 'update' | 'delete'>; policies: Pick<ReplicationPolicies, 'list' | 'create' | 'update' | 'delete'> }
   events: { webhooks: Pick<WebhookPolicies, 'list' | 'create' | 'update' | 'delete'> }
   /** signature requirements of projects (absent: not exported nor applied) */
   trust?: Pick<TrustService, 'policy' | 'setPolicy' | 'listMaterial' | 'addMaterial' | 'deleteMaterial'>
-  /** scan policies of projects */
-  scan?: { policies: Pick<ScanPolicies, 'project' | 'setProject'> }
+  /** scan policies of projects, and the system allowlist */
+  scan?: { policies: Pick<ScanPolicies, 'project' | 'setProject' | 'systemAllowlist' | 'setSystemAllowlist'> }
 }
 
 export type Entry = Record<string, unknown>
@@ -66,6 +72,8 @@ export interface SettingsDocument {
   replication: Entry[]
   /** registry-wide trust material */
   trustKeys: Entry[]
+  /** the system-wide scan allowlist (PUT /api/v1/scan-policy); undefined: left as it is (emptied with prune) */
+  scanAllowlist?: AllowlistEntry[]
 }
 
 export interface Change {
@@ -78,8 +86,8 @@ export interface Change {
   run: () => Promise<string | undefined>
 }
 
-const TOP_LEVEL = new Set(['kind', 'version', 'config', 'users', 'registries', 'projects', 'robots', 'webhooks', 'replication', 'trustKeys'])
-const PROJECT_KEYS = new Set(['name', 'public', 'quotaBytes', 'proxy', 'members', 'robots', 'immutability', 'retention', 'webhooks', 'trust', 'trustKeys', 'scan'])
+const TOP_LEVEL = new Set(['kind', 'version', 'config', 'users', 'registries', 'projects', 'robots', 'webhooks', 'replication', 'trustKeys', 'scanAllowlist'])
+const PROJECT_KEYS = new Set(['name', 'public', 'quotaBytes', 'proxy', 'layout', 'members', 'robots', 'immutability', 'retention', 'webhooks', 'trust', 'trustKeys', 'scan'])
 const TRUST_KEYS = new Set(['require', 'exemptRepositories'])
 const DEFAULT_TRUST = { require: 'none' }
 const ROBOT_KEYS = new Set(['name', 'permissions', 'description', 'disabled'])
@@ -102,10 +110,11 @@ export async function exportSettings(s: SettingsServices, config?: unknown): Pro
   const webhooks = (await s.events.webhooks.list(SYSTEM_SCOPE)).map(webhookEntry)
   const replication = (await s.replication.policies.list()).map(({ createdAt: _c, updatedAt: _u, ...p }) => p as Entry)
   const trustKeys = s.trust ? (await s.trust.listMaterial(undefined)).map(materialEntry) : []
-  return { kind: 'BerthSettings', version: 1, ...(config === undefined ? {} : { config }), users, registries, projects, robots, webhooks, replication, trustKeys }
+  const scanAllowlist = s.scan ? await s.scan.policies.systemAllowlist() : undefined
+  return { kind: 'BerthSettings', version: 1, ...(config === undefined ? {} : { config }), users, registries, projects, robots, webhooks, replication, trustKeys, ...(scanAllowlist ? { scanAllowlist } : {}) }
 }
 
-async function exportProject(s: SettingsServices, name: string, p: { public: boolean; quotaBytes: number | null; proxy?: Record<string, unknown> }): Promise<ProjectEntry> {
+async function exportProject(s: SettingsServices, name: string, p: { public: boolean; quotaBytes: number | null; proxy?: Record<string, unknown>; layout?: Record<string, unknown> }): Promise<ProjectEntry> {
   const members = await s.auth.projects.members(name)
   const robots = (await s.auth.robots.list(name)).map(robotEntry)
   const immutability = (await s.immutability.list(name)).map(({ id: _i, createdAt: _c, ...r }) => clean(r))
@@ -120,6 +129,7 @@ async function exportProject(s: SettingsServices, name: string, p: { public: boo
     quotaBytes: p.quotaBytes,
     // the settable fields only (the API's view adds runtime state such as the rate-limit budget)
     proxy: p.proxy && Object.fromEntries(PROXY_FIELDS.filter((k) => p.proxy?.[k] !== undefined).map((k) => [k, p.proxy?.[k]])),
+    layout: p.layout,
     members: members.length ? members.map((m) => clean({ ...m })) : undefined,
     robots: robots.length ? robots : undefined,
     immutability: immutability.length ? immutability : undefined,
@@ -210,7 +220,21 @@ export function parseSettingsDocument(input: unknown): SettingsDocument {
     }
   }
   const trustKeys = checkTrustKeys(doc.trustKeys, 'trustKeys')
-  return { kind: 'BerthSettings', version: 1, config: doc.config, users, registries, projects, robots, webhooks, replication, trustKeys }
+  const scanAllowlist = doc.scanAllowlist === undefined || doc.scanAllowlist === null ? undefined : systemAllowlist(doc.scanAllowlist)
+  return { kind: 'BerthSettings', version: 1, config: doc.config, users, registries, projects, robots, webhooks, replication, trustKeys, ...(scanAllowlist ? { scanAllowlist } : {}) }
+}
+
+/** The system allowlist as PUT /api/v1/scan-policy parses it; a problem names `scanAllowlist[i]…`. */
+function systemAllowlist(v: unknown): AllowlistEntry[] {
+  try {
+    return parseAllowlist(v)
+  } catch (err) {
+    if (err instanceof RegistryError && err.code === 'INVALID_FIELD') {
+      const field = fieldOf(err).replace(/^allowlist/, 'scanAllowlist')
+      throw RegistryError.invalidField(field, err.message.replace(/^[^:]*:\s*/, ''))
+    }
+    throw err
+  }
 }
 
 /** A project's trust policy as TrustService.setPolicy takes it, checked without writing. */
@@ -314,6 +338,7 @@ export async function planSettings(s: SettingsServices, doc: SettingsDocument, o
   planRobots(s, undefined, doc.robots, current.robots, changes, deletions)
   planTrustKeys(s, undefined, doc.trustKeys, current.trustKeys, changes, deletions)
   planWebhooks(s, SYSTEM_SCOPE, doc.webhooks, current.webhooks, changes, deletions)
+  planSystemAllowlist(s, doc.scanAllowlist, current.scanAllowlist, changes, opts.prune)
   for (const want of doc.replication) {
     const name = want.name as string
     const have = current.replication.find((r) => r.name === name)
@@ -385,14 +410,17 @@ async function planProject(s: SettingsServices, want: ProjectEntry, have: Projec
   const name = want.name
   const fields = { public: want.public === true, quotaBytes: want.quotaBytes ?? null, proxy: want.proxy ?? null }
   if (!have) {
-    changes.push({ op: 'create', target: `project ${name}`, details: [], run: async () => (await s.auth.projects.create({ name, ...fields, proxy: want.proxy }), undefined) })
+    changes.push({ op: 'create', target: `project ${name}`, details: [], run: async () => (await s.auth.projects.create({ name, ...fields, proxy: want.proxy, layout: want.layout }), undefined) })
   } else {
     // proxy settings the document leaves out keep their values: compare those it gives
     const haveProxy = have.proxy as Entry | undefined
     const proxyBefore = haveProxy && want.proxy ? Object.fromEntries(Object.keys(want.proxy as Entry).map((k) => [k, haveProxy[k]])) : (haveProxy ?? null)
     const before = { public: have.public === true, quotaBytes: have.quotaBytes ?? null, proxy: proxyBefore }
     const details = diff(before, fields, ['public', 'quotaBytes', 'proxy'])
-    if (details.length) changes.push({ op: 'update', target: `project ${name}`, details, run: async () => (await s.auth.projects.update(name, fields), undefined) })
+    // a layout is given when a project is created: the update is sent, and refused, naming the field
+    const layout = diff({ layout: have.layout ?? null }, { layout: want.layout ?? null }, ['layout'])
+    const patch = layout.length ? { ...fields, layout: want.layout ?? null } : fields
+    if (details.length || layout.length) changes.push({ op: 'update', target: `project ${name}`, details: [...details, ...layout], run: async () => (await s.auth.projects.update(name, patch), undefined) })
   }
   const deletions: Change[] = []
   planMembers(s, name, want.members ?? [], have?.members ?? [], changes, deletions)
@@ -433,6 +461,16 @@ function planProjectPolicies(s: SettingsServices, want: ProjectEntry, have: Proj
       changes.push({ op: 'update', target: `scan policy of ${name}`, details: diff(before as unknown as Entry, target as unknown as Entry, ['scanOnPush', 'blockSeverity', 'blockUnscanned', 'allowlist']), run: async () => (await scan.policies.setProject(name, target), undefined) })
     }
   }
+}
+
+/** The system scan allowlist: set when the document gives another; with prune, a document without one empties it. */
+function planSystemAllowlist(s: SettingsServices, want: AllowlistEntry[] | undefined, have: AllowlistEntry[] | undefined, changes: Change[], prune: boolean): void {
+  const scan = s.scan
+  if (!scan || (want === undefined && !prune)) return
+  const target = want ?? []
+  const before = have ?? []
+  if (stable(target) === stable(before)) return
+  changes.push({ op: 'update', target: 'system scan allowlist', details: diff({ allowlist: before }, { allowlist: target }, ['allowlist']), run: async () => (await scan.policies.setSystemAllowlist(target), undefined) })
 }
 
 /** Trust material: added when missing, replaced when it differs (material is never edited in place). */
