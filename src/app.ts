@@ -1,5 +1,6 @@
 import cluster from 'node:cluster'
-import { join, resolve } from 'node:path'
+import { extname, join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import type { Logger } from 'pino'
 import type { FastifyInstance } from 'fastify'
 import type { Config } from './config/schema.js'
@@ -12,6 +13,7 @@ import { openMetadata, type MetadataDb } from './metadata/db.js'
 import { createMetadataRepositories, type MetadataRepositories } from './metadata/repositories/index.js'
 import { projectOf } from './auth/permissions.js'
 import { ACCESS_KINDS } from './metadata/changes.js'
+import { readCacheCounts } from './metadata/read-cache.js'
 import { createLogger } from './observability/logger.js'
 import { Metrics } from './observability/metrics.js'
 import { createRuntimeTuning, type RuntimeTuning } from './runtime/tuning.js'
@@ -21,8 +23,9 @@ import { AuthService } from './auth/service.js'
 import type { OidcLogin } from './auth/oidc.js'
 import type { LdapDirectory } from './auth/ldap.js'
 import type { StorageDriver } from './storage/driver.js'
-import { FsDriver } from './storage/fs/driver.js'
-import { GcService } from './gc/gc-service.js'
+import { createStorage, databaseUrl } from './deployment.js'
+import { GcService, gcOptionsOf } from './gc/gc-service.js'
+import { GcThread, type GcThreadOptions } from './gc/gc-thread.js'
 import { ScrubService } from './gc/scrub-service.js'
 import { schedule } from './gc/schedule.js'
 import { GcTrigger } from './gc/gc-trigger.js'
@@ -101,6 +104,8 @@ export interface App {
   close(): Promise<void>
 }
 
+export { createStorage, databaseUrl } from './deployment.js'
+
 export interface AppDeps {
   logger?: Logger
   now?: () => number
@@ -112,46 +117,6 @@ export interface AppDeps {
   wrapStorage?: (driver: StorageDriver) => StorageDriver
   /** Other processes serve the same SQLite database (workers of `berth serve --workers`; set in them by default). */
   sharedDatabase?: boolean
-}
-
-export function databaseUrl(config: Config): string {
-  return config.database.url ?? `sqlite:${join(resolve(config.dataDir), 'berth.db')}`
-}
-
-/**
- * The configured blob store. Optional drivers and identity providers are imported only when
- * configured: the AWS SDK alone would add tens of MiB to every idle filesystem deployment.
- */
-export async function createStorage(config: Config): Promise<StorageDriver> {
-  switch (config.storage.driver) {
-    case 'filesystem':
-      return new FsDriver(config.storage.filesystem.rootDirectory ?? config.dataDir, { inlineMetadata: config.storage.filesystem.inlineMetadata })
-    case 's3': {
-      const s3 = config.storage.s3
-      const { S3Driver } = await import('./storage/s3/driver.js')
-      const { CachingDriver } = await import('./storage/read-cache.js')
-      const driver = new S3Driver({
-        ...s3,
-        bucket: s3.bucket ?? '',
-        requestTimeoutMs: s3.requestTimeout || undefined,
-        redirectExpiresIn: s3.redirect ? Math.round(s3.redirectExpiry / 1000) : undefined,
-      })
-      return s3.cache.directory ? new CachingDriver(driver, s3.cache.directory, s3.cache.maxBytes) : driver
-    }
-    case 'azure': {
-      const azure = config.storage.azure
-      const { AzureDriver, defaultAzureCredential } = await import('./storage/azure/driver.js')
-      const { CachingDriver } = await import('./storage/read-cache.js')
-      const driver = new AzureDriver({
-        ...azure,
-        tokenCredential: azure.credential === 'default' ? await defaultAzureCredential() : undefined,
-        container: azure.container ?? '',
-        requestTimeoutMs: azure.requestTimeout || undefined,
-        redirectExpiresIn: azure.redirect ? Math.round(azure.redirectExpiry / 1000) : undefined,
-      })
-      return azure.cache.directory ? new CachingDriver(driver, azure.cache.directory, azure.cache.maxBytes) : driver
-    }
-  }
 }
 
 /** The readiness warning of a store whose free space is below `storage.minFreeBytes` (writes will fail soon). */
@@ -219,6 +184,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
           projectBytes: () => projectBytes(meta),
           jobs: () => meta.jobs.countByStatus(),
           databasePool: () => metadata.poolStats?.(),
+          readCaches: readCacheCounts,
         })
       : undefined
     if (metrics) storage.onRequest?.((operation, result, seconds) => metrics.storageLatency.observe({ operation, result }, seconds))
@@ -497,7 +463,9 @@ async function openGcAndPolicies(
     metrics.gcFreedBytes.inc(bytesFreed)
   })
   // The GC schedule is kept by PolicySchedules (the API's setting wins over gc.schedule).
-  const { gc, scrub, stopSchedules } = gcServices(config, { meta, storage, uploads, log, now, onRunEnded }, { scheduleGc: false, queue: jobs })
+  const runner = gcThread(config, deps, { log, uploads, onRunEnded })
+  if (runner) opened.add(() => runner.close())
+  const { gc, scrub, stopSchedules } = gcServices(config, { meta, storage, uploads, log, now, onRunEnded, runner }, { scheduleGc: false, queue: jobs })
   const trigger = new GcTrigger(gc, log, { debounceMs: deps.gcAfterDeleteDelayMs ?? 2_000 })
   log.info({ reason: config.gc.afterDelete ? undefined : 'gc.afterDelete is false' }, config.gc.afterDelete ? 'GC after deletes enabled' : 'GC after deletes disabled')
   let onPolicyChange = () => {}
@@ -511,6 +479,17 @@ async function openGcAndPolicies(
   })
   await policySchedules.start()
   return { gc, scrub, trigger, retention, policySchedules }
+}
+
+/**
+ * GC runs on a thread of its own (src/gc/gc-thread.ts), off the event loop that answers
+ * requests; in this process only where the thread could not see what this process sees: a
+ * database in this process's memory, or a clock or storage a test injected.
+ */
+function gcThread(config: Config, deps: AppDeps, opts: Pick<GcThreadOptions, 'log' | 'uploads' | 'onRunEnded'>): GcThread | undefined {
+  if (deps.now || deps.wrapStorage || databaseUrl(config) === 'sqlite::memory:') return undefined
+  const entry = new URL(`./gc-thread-main${extname(fileURLToPath(import.meta.url))}`, import.meta.url)
+  return new GcThread({ ...opts, entry, workerData: { config, level: opts.log.level } })
 }
 
 /** What src/replication provides to the rest of the app. */
@@ -822,12 +801,7 @@ function listeningUrl(server: FastifyInstance | undefined, tls: boolean): string
 
 /** GC and scrub services from config (gc.*, scrub.*, uploads.expiry), with their cron schedules. */
 export function gcServices(config: Config, deps: ConstructorParameters<typeof GcService>[0], opts: { scheduleGc?: boolean; queue?: JobQueue } = {}) {
-  const gc = new GcService(deps, {
-    gracePeriodMs: config.gc.gracePeriod,
-    untagged: config.gc.untagged,
-    untaggedAfterMs: config.gc.untaggedAfter,
-    uploadExpiryMs: config.uploads.expiry,
-  })
+  const gc = new GcService(deps, gcOptionsOf(config))
   const scrub = new ScrubService(deps)
   const runs = [
     ...(opts.scheduleGc === false ? [] : [schedule('gc', config.gc.schedule, () => gc.run({ trigger: 'schedule' }), deps.log, opts.queue)]),

@@ -7,6 +7,7 @@ import type { StorageDriver } from '../storage/driver.js'
 import type { MetadataRepositories } from '../metadata/repositories/index.js'
 import { createGcRepository, GC_LEASE, type GcRepository, type GcRunsTable, type ManifestRules } from '../metadata/repositories/gc.js'
 import type { UploadService } from '../registry/upload-service.js'
+import type { Config } from '../config/schema.js'
 import { unlessMissing } from '../registry/storage-errors.js'
 
 // Online mark-and-sweep garbage collection. What is garbage is decided in SQL over the metadata
@@ -38,14 +39,32 @@ export interface GcOptions {
   leaseMs?: number
 }
 
+/** gc.* and uploads.expiry as the options of a GcService. */
+export function gcOptionsOf(config: Config): GcOptions {
+  return {
+    gracePeriodMs: config.gc.gracePeriod,
+    untagged: config.gc.untagged,
+    untaggedAfterMs: config.gc.untaggedAfter,
+    uploadExpiryMs: config.uploads.expiry,
+  }
+}
+
 export interface GcDeps {
   meta: MetadataRepositories
   storage: StorageDriver
-  uploads: UploadService
+  /** idle upload sessions are purged by the upload service (its in-process session locks apply) */
+  uploads: Pick<UploadService, 'purge'>
   log: Logger
   now?: () => number
   /** told when a run ends: its result and the bytes it freed (metrics) */
   onRunEnded?: (result: 'succeeded' | 'failed' | 'dry-run', bytesFreed: number) => void
+  /** runs elsewhere (a thread of its own, see gc-thread.ts): start() hands every run to it */
+  runner?: GcRunner
+}
+
+/** What starts GC runs: a GcService itself, or the thread that runs one. */
+export interface GcRunner {
+  start(opts: StartOptions): Promise<{ id: string; done: Promise<GcRunRecord> }>
 }
 
 export interface GcProgress {
@@ -95,7 +114,7 @@ export class GcRunning extends RegistryError {
   }
 }
 
-export class GcService {
+export class GcService implements GcRunner {
   readonly repo: GcRepository
   private readonly now: () => number
   private readonly batch: number
@@ -115,6 +134,7 @@ export class GcService {
 
   /** Starts a run (refused with GcRunning while another holds the lease); `done` settles with its record. */
   async start(opts: StartOptions): Promise<{ id: string; done: Promise<GcRunRecord> }> {
+    if (this.deps.runner) return this.deps.runner.start(opts)
     const id = randomUUID()
     const startedAt = this.now()
     if (!(await this.repo.acquireLease(GC_LEASE, id, this.now(), this.now() + this.leaseMs))) throw new GcRunning()

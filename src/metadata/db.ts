@@ -5,7 +5,7 @@ import { CompiledQuery, Kysely, SqliteDialect, type Driver } from 'kysely'
 import type { Database } from './schema.js'
 import { CAPABILITIES } from './capabilities.js'
 import { migrate } from './migrate.js'
-import { CHANGE_KINDS, ChangeFeed } from './changes.js'
+import { CHANGE_KINDS, ChangeFeed, isChangeKind, type ChangeKind } from './changes.js'
 import { trackTransactions, TransactionWatch } from './tracked-dialect.js'
 import type { PostgresOptions } from './postgres.js'
 import type { MetadataDb } from './metadata-db.js'
@@ -55,11 +55,14 @@ async function openSqlite(path: string, synchronous: 'normal' | 'full', migratin
   sqlite.exec('pragma busy_timeout = 5000')
   sqlite.exec('pragma foreign_keys = ON')
   // data_version moves when another connection (the `berth gc` CLI, another process on the same
-  // file) commits; what it changed is unknown, so every cache starts over. It is read at most
-  // every dataVersionTtl; this process's own writes are announced by the code that writes.
+  // file) commits. It is read at most every dataVersionTtl; this process's own writes are
+  // announced by the code that writes. What another process changed is read from the change
+  // counters (migration 0027): only the caches of the kinds that moved start over, so commits
+  // of statistics and bookkeeping (pull counts, jobs, leases) leave them alone.
   const dataVersion = sqlite.prepare('pragma data_version').pluck()
   let version = dataVersion.get() as number
   let checkedAt = 0
+  let counters: ChangeCounters | undefined = undefined
   const changes: ChangeFeed = new ChangeFeed({
     live: () => true,
     poll: () => {
@@ -69,13 +72,17 @@ async function openSqlite(path: string, synchronous: 'normal' | 'full', migratin
       const seen = dataVersion.get() as number
       if (seen === version) return
       version = seen
-      changes.everything()
+      const moved = counters?.moved()
+      if (moved) changes.received(moved)
+      else changes.everything()
     },
   })
   const watch = new TransactionWatch()
-  const db = new Kysely<Database>({ dialect: trackTransactions(new RollbackSafeSqliteDialect(sqlite, withStatementCache(sqlite)), changes, watch) })
+  const statements = withStatementCache(sqlite)
+  const db = new Kysely<Database>({ dialect: trackTransactions(new RollbackSafeSqliteDialect(sqlite, statements), changes, watch) })
   const caps = CAPABILITIES.sqlite
   if (migrating) await migrate(db, caps)
+  counters = ChangeCounters.open(statements)
   const probe = sqlite.prepare('select 1')
   const everything = changes.generation(CHANGE_KINDS)
   return {
@@ -90,6 +97,42 @@ async function openSqlite(path: string, synchronous: 'normal' | 'full', migratin
       probe.get()
     },
     close: () => db.destroy(),
+  }
+}
+
+/**
+ * The per-kind change counters of a SQLite file (metadata_changes, kept by triggers in the
+ * writers' transactions): which kinds other processes changed since the last look. Counts this
+ * process's own commits too, whose caches were already told: those kinds start over once more,
+ * which costs a reload, never a stale read.
+ */
+class ChangeCounters {
+  private constructor(
+    private readonly read: SQLite.Statement,
+    private seen: Map<string, number>,
+  ) {}
+
+  /** undefined on a database without the counters (one not migrated yet). `sqlite` keeps the statements it prepares. */
+  static open(sqlite: SQLite.Database): ChangeCounters | undefined {
+    const exists = sqlite.prepare("select 1 from sqlite_master where type = 'table' and name = 'metadata_changes'").get()
+    if (!exists) return undefined
+    const read = sqlite.prepare('select kind, changes from metadata_changes')
+    const counters = new ChangeCounters(read, new Map())
+    counters.seen = counters.current()
+    return counters
+  }
+
+  /** The kinds whose counter moved since the last call. */
+  moved(): ChangeKind[] {
+    const now = this.current()
+    const kinds: ChangeKind[] = []
+    for (const [kind, n] of now) if (this.seen.get(kind) !== n && isChangeKind(kind)) kinds.push(kind)
+    this.seen = now
+    return kinds
+  }
+
+  private current(): Map<string, number> {
+    return new Map((this.read.all() as { kind: string; changes: number }[]).map((r) => [r.kind, r.changes]))
   }
 }
 

@@ -479,6 +479,12 @@ export interface AdoptedTagsTable {
   digest: string
 }
 
+/** SQLite only: per change kind, how many committed changes of a cached table (see migration 0027) */
+export interface MetadataChangesTable {
+  kind: string
+  changes: number
+}
+
 export interface Database {
   users: UsersTable
   projects: ProjectsTable
@@ -532,4 +538,5 @@ export interface Database {
   scan_vex: ScanVexTable
   unverified_blobs: UnverifiedBlobsTable
   adopted_tags: AdoptedTagsTable
+  metadata_changes: MetadataChangesTable
 }

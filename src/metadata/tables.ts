@@ -5,8 +5,11 @@ import { capabilitiesOf } from './capabilities.js'
 // they can be filled (parents before children), their columns and primary keys. Used by the
 // commands that copy whole databases (migrate-metadata, backup, restore).
 
-/** Tables Kysely's migrator owns (and SQLite's own); each database keeps its own. */
-const INTERNAL = /^(sqlite_|schema_migrations)/
+/**
+ * Tables Kysely's migrator owns, SQLite's own, and SQLite's change counters (migration 0027,
+ * counts of this file's commits); each database keeps its own.
+ */
+const INTERNAL = /^(sqlite_|schema_migrations|metadata_changes$)/
 
 type AnyDb = Kysely<unknown>
 

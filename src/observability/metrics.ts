@@ -13,6 +13,8 @@ export interface StoreStats {
   jobs?(): Promise<{ status: string; count: number }[]>
   /** PostgreSQL: the metadata connection pool (open and idle connections, queries waiting for one); undefined on SQLite */
   databasePool?(): { total: number; idle: number; waiting: number } | undefined
+  /** reads of the metadata read caches since start, by cache: answered from memory or loaded */
+  readCaches?(): ReadonlyMap<string, { hits: number; misses: number }>
 }
 
 /**
@@ -119,6 +121,22 @@ export class Metrics {
         async collect() {
           this.reset()
           for (const r of await jobs()) this.set({ status: r.status }, r.count)
+        },
+      })
+    }
+    const readCaches = stats.readCaches
+    if (readCaches) {
+      new Counter({
+        name: 'berth_metadata_cache_reads_total',
+        help: 'Reads of the metadata read caches (manifests, blob_links) by result: hit (answered from memory) or miss (loaded from the database)',
+        labelNames: ['cache', 'result'],
+        registers,
+        collect() {
+          this.reset()
+          for (const [cache, c] of readCaches()) {
+            this.inc({ cache, result: 'hit' }, c.hits)
+            this.inc({ cache, result: 'miss' }, c.misses)
+          }
         },
       })
     }

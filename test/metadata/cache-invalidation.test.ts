@@ -208,9 +208,10 @@ function writes(c: Caches, metadata: MetadataDb): [string, () => Promise<unknown
   ]
 }
 
-async function writeThroughEveryMethod(metadata: MetadataDb): Promise<void> {
+/** Writes through `writer` (another connection to the same database, or the reader itself); `reader`'s caches must follow. */
+async function writeThroughEveryMethod(metadata: MetadataDb, writer: MetadataDb = metadata): Promise<void> {
   const caches = await openCaches(metadata.db, metadata.changes)
-  const steps = writes(caches, metadata)
+  const steps = writes(writer === metadata ? caches : await openCaches(writer.db, writer.changes), writer)
   const covered = new Set([...steps.map(([name]) => name)])
   for (const [group, repo] of Object.entries(caches.meta)) {
     if (group === 'db' || group === 'changes') continue
@@ -255,6 +256,46 @@ describe('every write reaches every cache', () => {
     } finally {
       await metadata.close()
       await dropTestDatabase(url)
+    }
+  })
+
+  it('on SQLite, written by another process (the change counters say which kinds moved)', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'berth-cache-'))
+    dirs.push(dir)
+    const reader = await openMetadata(`sqlite:${join(dir, 'berth.db')}`, { sharedByProcesses: true })
+    const writer = await openMetadata(`sqlite:${join(dir, 'berth.db')}`, { sharedByProcesses: true })
+    try {
+      await writeThroughEveryMethod(reader, writer)
+    } finally {
+      await writer.close()
+      await reader.close()
+    }
+  })
+})
+
+describe('processes sharing a SQLite file', () => {
+  it("keep their caches when another one writes statistics and bookkeeping (pull counts, jobs), and drop only the changed kinds' otherwise", async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'berth-cache-'))
+    const reader = await openMetadata(`sqlite:${join(dir, 'berth.db')}`, { sharedByProcesses: true })
+    const writer = await openMetadata(`sqlite:${join(dir, 'berth.db')}`, { sharedByProcesses: true })
+    try {
+      const meta = createMetadataRepositories(writer.db, writer.changes)
+      const repo = await meta.repositories.ensure('team/app', Date.now())
+      await meta.manifests.insert(repo, manifest(CONTENT.a), Date.now())
+      const manifests = reader.changes.generation(MANIFEST_KINDS)
+      const access = reader.changes.generation(ACCESS_KINDS)
+      const before = { manifests: manifests(), access: access() }
+      await meta.pulls.addPulls([{ repository: 'team/app', digest: DIGEST_A, count: 3, last: Date.now() }])
+      await meta.jobs.insert({ id: 'job-1', kind: 'test', payload: '{}', runAt: Date.now(), maxAttempts: 1, dedupeKey: null, now: Date.now() })
+      assert.equal(Number((await reader.db.selectFrom('manifest_pulls').select('pull_count').executeTakeFirstOrThrow()).pull_count), 3, 'the other process committed')
+      assert.deepEqual({ manifests: manifests(), access: access() }, before, 'no cache generation moved')
+      await meta.tags.upsert(repo, 'v1', DIGEST_A, Date.now())
+      assert.notEqual(manifests(), before.manifests, 'a tag written elsewhere moves the manifest caches')
+      assert.equal(access(), before.access, 'and leaves the access caches alone')
+    } finally {
+      await writer.close()
+      await reader.close()
+      await rm(dir, { recursive: true, force: true })
     }
   })
 })

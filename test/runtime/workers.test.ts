@@ -12,6 +12,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { startWorkers, testConfig, type WorkersProcess } from '../helpers/server.js'
 import { waitFor } from '../helpers/e2e-process.js'
 import { openMetadata } from '../../src/metadata/db.js'
+import { buildImage, putManifest } from '../helpers/oci.js'
 
 interface Reply {
   status: number
@@ -291,6 +292,51 @@ describe('berth serve --workers 2', { skip: process.platform !== 'linux' && 'rea
     } finally {
       await metadata.close()
     }
+    a.destroy()
+    b.destroy()
+  })
+
+  it('keeps the manifests another worker cached when pulls are counted (statistics, not content)', async () => {
+    const base = `http://127.0.0.1:${served.port}`
+    const image = await buildImage(base, 'team/cached', 'cached')
+    assert.equal((await putManifest(base, 'team/cached', 'v1', image.manifest)).status, 201)
+    const get = async (agent: Agent) => {
+      const r = await call(agent, served.port, 'GET', '/v2/team/cached/manifests/v1', undefined, { accept: 'application/vnd.oci.image.manifest.v1+json' })
+      assert.equal(r.status, 200)
+      return r
+    }
+    const a = connection()
+    const first = await get(a)
+    const { agent: b } = await connectionAwayFrom(await ownerOf(served.port, first.localPort, await workerPids(primary)))
+    // B reads the manifest once from the database; from then on it answers from its cache.
+    await get(b)
+    await get(b)
+    // A's pulls are counted and written (every 5 s): commits to the shared database that
+    // change statistics only.
+    for (let i = 0; i < 5; i++) await get(a)
+    const metadata = await openMetadata(`sqlite:${dataDir}/berth.db`, { sharedByProcesses: true })
+    try {
+      await waitFor(
+        'both workers wrote their pull counts',
+        async () => {
+          const row = await metadata.db.selectFrom('manifest_pulls').select('pull_count').where('digest', '=', image.digest).executeTakeFirst()
+          return Number(row?.pull_count ?? 0) === 8
+        },
+        { timeoutMs: 30_000 },
+      )
+    } finally {
+      await metadata.close()
+    }
+    const reads = async () => {
+      const text = (await call(b, served.port, 'GET', '/metrics')).body.toString()
+      const value = (result: string) => Number(text.split('\n').find((l) => l.startsWith('berth_metadata_cache_reads_total{') && l.includes('cache="manifests"') && l.includes(`result="${result}"`))?.split(' ').pop() ?? NaN)
+      return { hits: value('hit'), misses: value('miss') }
+    }
+    const before = await reads()
+    assert.equal((await get(b)).body.toString(), image.manifest.toString())
+    const after = await reads()
+    assert.equal(after.misses - before.misses, 0, 'B answered from its cache: no reload after the other worker counted pulls')
+    assert.ok(after.hits - before.hits >= 1, 'the GET was a cache hit')
     a.destroy()
     b.destroy()
   })

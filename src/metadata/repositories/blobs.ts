@@ -38,7 +38,7 @@ const insertLink = prepared((db, repositoryId: number, digest: string, now: numb
 )
 
 export function createBlobRepository(db: Db, changes: ChangeFeed) {
-  const links = new ReadCache<LinkedBlob>(changes.generation(BLOB_LINK_KINDS), 50_000)
+  const links = new ReadCache<LinkedBlob>(changes.generation(BLOB_LINK_KINDS), 50_000, undefined, 'blob_links')
   const { rowLocks } = capabilitiesOf(db)
   async function linkedUncached(repository: string, digest: string): Promise<LinkedBlob | undefined> {
     const row = (await selectLinkedSize(db, repository, digest)).rows[0]

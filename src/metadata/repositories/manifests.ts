@@ -36,7 +36,7 @@ export interface ReferrerRow {
 
 export function createManifestRepository(db: Db, changes: ChangeFeed) {
   // Manifest bytes by tag or digest: the hot path of every pull. Up to 32 MiB of manifests.
-  const cache = new ReadCache<ManifestRow>(changes.generation(MANIFEST_KINDS), 32 * 1024 * 1024, (m) => 256 + (m.content?.length ?? 0))
+  const cache = new ReadCache<ManifestRow>(changes.generation(MANIFEST_KINDS), 32 * 1024 * 1024, (m) => 256 + (m.content?.length ?? 0), 'manifests')
   const { rowLocks } = capabilitiesOf(db)
 
   const base = (repository: string) =>
