@@ -1,6 +1,7 @@
 import { createRequire } from 'node:module'
 import { Transform, type TransformCallback } from 'node:stream'
 import { Worker } from 'node:worker_threads'
+import { ThreadLife } from '../runtime/thread-life.js'
 
 // zstd decompression on a worker thread. Node 20's zlib has no zstd, and fzstd is JavaScript:
 // decompressing a layer of hundreds of MiB on the event loop would hold every request behind it
@@ -54,7 +55,11 @@ export class ZstdThread {
   private readonly waiting = new Map<number, (reply: Reply | Error) => void>()
   private nextId = 0
   private open = 0
-  private idleTimer: NodeJS.Timeout | undefined
+  private readonly life = new ThreadLife(IDLE_MS, () => this.open, () => {
+    const worker = this.worker
+    this.worker = undefined
+    void worker?.terminate()
+  })
   /** compressed bytes the thread has decompressed since this object was made */
   decompressedInput = 0
 
@@ -67,10 +72,10 @@ export class ZstdThread {
       closed = true
       this.waiting.delete(id)
       this.open--
-      this.idleSoon()
+      this.life.idleSoon(this.worker)
     }
     this.open++
-    this.busy()
+    this.life.busy(this.worker)
     const request = (message: object, transfer: ArrayBuffer[] = []) => this.request(id, message, transfer)
     const count = (n: number) => (this.decompressedInput += n)
     return new Transform({
@@ -114,7 +119,7 @@ export class ZstdThread {
 
   /** Ends the thread now (streams still running fail). */
   async close(): Promise<void> {
-    clearTimeout(this.idleTimer)
+    this.life.stop()
     const worker = this.worker
     this.worker = undefined
     this.failAll(new Error('the zstd thread was closed'))
@@ -149,25 +154,6 @@ export class ZstdThread {
     this.worker = worker
     if (this.open === 0) worker.unref()
     return worker
-  }
-
-  /** While streams run the thread keeps the process alive; idle, it does not. */
-  private busy(): void {
-    clearTimeout(this.idleTimer)
-    this.idleTimer = undefined
-    this.worker?.ref()
-  }
-
-  private idleSoon(): void {
-    if (this.open > 0) return
-    this.worker?.unref()
-    clearTimeout(this.idleTimer)
-    this.idleTimer = setTimeout(() => {
-      if (this.open > 0) return
-      const worker = this.worker
-      this.worker = undefined
-      void worker?.terminate()
-    }, IDLE_MS).unref()
   }
 
   private failAll(err: Error): void {

@@ -1,6 +1,7 @@
 import { Worker } from 'node:worker_threads'
 import type { Logger } from 'pino'
 import type { UploadService } from '../registry/upload-service.js'
+import { ThreadLife } from '../runtime/thread-life.js'
 import { GcRunning, type GcDeps, type GcProgress, type GcRunner, type GcRunRecord, type StartOptions } from './gc-service.js'
 
 // GC runs on a worker thread of its own, so the event loop that answers requests never runs its
@@ -55,20 +56,26 @@ export class GcThread implements GcRunner {
   private ready: Promise<Worker> | undefined
   private readonly calls = new Map<number, Call>()
   private next = 0
-  private idleTimer: NodeJS.Timeout | undefined
+  private readonly life: ThreadLife
   private closed = false
 
-  constructor(private readonly opts: GcThreadOptions) {}
+  constructor(private readonly opts: GcThreadOptions) {
+    this.life = new ThreadLife(opts.idleMs ?? IDLE_MS, () => this.calls.size, () => {
+      const worker = this.worker
+      this.lost(worker, new Error('the garbage collection thread ended'))
+      void worker?.terminate()
+    })
+  }
 
   /** Hands a run to the thread: resolves once it holds the lease (GcRunning when another run does). */
   async start(opts: StartOptions): Promise<{ id: string; done: Promise<GcRunRecord> }> {
     if (this.closed) throw new Error('garbage collection is closed')
-    this.busy()
+    this.life.busy(this.worker)
     let worker: Worker
     try {
       worker = await this.thread()
     } catch (err) {
-      this.idleSoon()
+      this.life.idleSoon(this.worker)
       throw err
     }
     const call = this.next++
@@ -83,7 +90,7 @@ export class GcThread implements GcRunner {
     return new Promise((resolve, reject) => {
       const settled = () => {
         this.calls.delete(call)
-        this.idleSoon()
+        this.life.idleSoon(this.worker)
       }
       this.calls.set(call, {
         started: (id) => resolve({ id, done }),
@@ -106,7 +113,7 @@ export class GcThread implements GcRunner {
   /** Ends the thread (a run in progress fails; its lease lapses and the next run finishes its deletions). */
   async close(): Promise<void> {
     this.closed = true
-    clearTimeout(this.idleTimer)
+    this.life.stop()
     const worker = this.worker
     this.lost(worker, new Error('garbage collection was closed'))
     await worker?.terminate()
@@ -167,25 +174,6 @@ export class GcThread implements GcRunner {
     this.calls.clear()
   }
 
-  /** While runs go on the thread keeps the process alive; idle, it does not, and it ends after IDLE_MS. */
-  private busy(): void {
-    clearTimeout(this.idleTimer)
-    this.idleTimer = undefined
-    this.worker?.ref()
-  }
-
-  private idleSoon(): void {
-    if (this.calls.size > 0) return
-    this.worker?.unref()
-    clearTimeout(this.idleTimer)
-    this.idleTimer = setTimeout(() => {
-      if (this.calls.size > 0) return
-      const worker = this.worker
-      this.lost(worker, new Error('the garbage collection thread ended'))
-      void worker?.terminate()
-    }, this.opts.idleMs ?? IDLE_MS)
-    this.idleTimer.unref()
-  }
 }
 
 /**

@@ -1,5 +1,6 @@
 import { Worker } from 'node:worker_threads'
 import type { Algorithm } from '../oci/digest.js'
+import { ThreadLife } from '../runtime/thread-life.js'
 
 // Hashing on a worker thread, for background work that re-reads whole blobs (scrub): SHA-256
 // of a large blob is seconds of CPU, which on the event loop that answers requests would hold
@@ -53,7 +54,11 @@ export class HashThread {
   private worker: Worker | undefined
   private readonly jobs = new Map<number, Job>()
   private nextId = 0
-  private idleTimer: NodeJS.Timeout | undefined
+  private readonly life = new ThreadLife(IDLE_MS, () => this.jobs.size, () => {
+    const worker = this.worker
+    this.worker = undefined
+    void worker?.terminate()
+  })
   /** bytes hashed by the thread since this object was made */
   hashedBytes = 0
 
@@ -66,7 +71,7 @@ export class HashThread {
     failed.catch(() => undefined)
     const job: Job = { inFlight: 0, fail }
     this.jobs.set(id, job)
-    this.busy()
+    this.life.busy(this.worker)
     let bytes = 0
     try {
       worker.postMessage({ op: 'start', id, algorithm })
@@ -88,13 +93,13 @@ export class HashThread {
       throw err
     } finally {
       this.jobs.delete(id)
-      this.idleSoon()
+      this.life.idleSoon(this.worker)
     }
   }
 
   /** Ends the thread now (jobs still running fail). */
   async close(): Promise<void> {
-    clearTimeout(this.idleTimer)
+    this.life.stop()
     const worker = this.worker
     this.worker = undefined
     this.failAll(new Error('the hashing thread was closed'))
@@ -126,25 +131,6 @@ export class HashThread {
     worker.on('exit', (code) => lost(new Error(`the hashing thread exited (code ${code})`)))
     this.worker = worker
     return worker
-  }
-
-  /** While digests run the thread keeps the process alive; idle, it does not. */
-  private busy(): void {
-    clearTimeout(this.idleTimer)
-    this.idleTimer = undefined
-    this.worker?.ref()
-  }
-
-  private idleSoon(): void {
-    if (this.jobs.size > 0) return
-    this.worker?.unref()
-    clearTimeout(this.idleTimer)
-    this.idleTimer = setTimeout(() => {
-      if (this.jobs.size > 0) return
-      const worker = this.worker
-      this.worker = undefined
-      void worker?.terminate()
-    }, IDLE_MS).unref()
   }
 
   private failAll(err: Error): void {
