@@ -3,7 +3,7 @@ import type { Logger } from 'pino'
 import type * as UndiciModule from 'undici'
 import type { Agent, Dispatcher } from 'undici'
 import { parse, stringify } from 'yaml'
-import type { ChartService } from '../charts/chart-service.js'
+import type { ChartService } from './chart-service.js'
 import { RegistryError } from '../errors/registry-error.js'
 import { digestOf } from '../oci/digest.js'
 
