@@ -18,6 +18,9 @@
 #   names it yet, that one package is taken from it (its dependencies come from bookworm), and crane
 #   is built from it with Debian's golang-go in GOPATH mode into .cache/crane/crane, where
 #   test/helpers/e2e-crane.ts looks (keep CRANE_IMPORT_PATH in sync with that file).
+# - rustc + binutils: test/scan/rust-binary.test.ts compiles a real Rust executable carrying
+#   cargo auditable's `.dep-v0` section (rustc alone, no cargo, no crates) and checks the section
+#   with objcopy. Debian's rustc (1.63) is enough; a rustup toolchain on PATH (or RUSTC) wins.
 # - mmdebstrap: makes the base image of .ci/deploy-check.sh's image build from Debian's mirror.
 # - docker compose (test/deploy/compose.test.ts runs `docker compose config`): bookworm has only
 #   the old Python docker-compose 1.29; trixie's docker-compose package is Compose v2 (the docker
@@ -42,7 +45,7 @@ fi
 PACKAGES=(
   skopeo podman buildah umoci containerd runc docker.io docker-registry
   apache2-utils jq golang-go wrk busybox-static unzip tar ca-certificates openssl
-  postgresql-15 slapd ldap-utils chromium mmdebstrap
+  postgresql-15 slapd ldap-utils chromium mmdebstrap rustc binutils
 )
 
 missing=()
