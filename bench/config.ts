@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url'
 
 const MiB = 1024 * 1024
 
-export type BenchMode = 'default' | 'auth' | 'scaleout' | 'proxy' | 'replication' | 'events' | 'scale' | 'adopt'
+export type BenchMode = 'default' | 'auth' | 'scaleout' | 'proxy' | 'replication' | 'events' | 'scale' | 'adopt' | 'trust'
 
 export interface BenchConfig {
   quick: boolean
@@ -124,7 +124,7 @@ export function loadConfig(): BenchConfig {
   if (downloadTool !== 'curl' && downloadTool !== 'undici') throw new Error(`BENCH_DOWNLOAD_TOOL=${downloadTool}: expected curl or undici`)
   if (downloadTool === 'curl' && !findBinary('curl')) throw new Error('BENCH_DOWNLOAD_TOOL=curl but curl is not installed')
   const mode = (process.env.BENCH_MODE ?? 'default').toLowerCase() || 'default'
-  if (!['default', 'auth', 'scaleout', 'proxy', 'replication', 'events', 'scale', 'adopt'].includes(mode)) throw new Error(`BENCH_MODE=${mode}: expected default, auth, scaleout, proxy, replication, events, scale or adopt`)
+  if (!['default', 'auth', 'scaleout', 'proxy', 'replication', 'events', 'scale', 'adopt', 'trust'].includes(mode)) throw new Error(`BENCH_MODE=${mode}: expected default, auth, scaleout, proxy, replication, events, scale, adopt or trust`)
   const cfg: BenchConfig = {
     quick,
     mode: mode as BenchMode,

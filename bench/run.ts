@@ -17,6 +17,7 @@ import { replicationMode } from './replication.js'
 import { eventsMode } from './events.js'
 import { scaleMode } from './scale.js'
 import { adoptMode } from './adopt.js'
+import { trustMode } from './trust-policy.js'
 import { blobBytes, blobDigest, sha256 } from './data.js'
 import { MANIFEST_ACCEPT, makeImage, pushImage, RegistryClient, type Image } from './client.js'
 import { curlDownload, runAutocannon, runWrk, type LoadResult } from './load.js'
@@ -301,11 +302,12 @@ async function main(): Promise<void> {
 
   if (cfg.mode !== 'default') {
     // BENCH_MODE=auth (bench/auth.ts), scaleout (bench/scaleout.ts), proxy (bench/proxy.ts),
-    // replication (bench/replication.ts), events (bench/events.ts), scale (bench/scale.ts) or adopt (bench/adopt.ts).
+    // replication (bench/replication.ts), events (bench/events.ts), scale (bench/scale.ts), adopt (bench/adopt.ts)
+    // or trust (bench/trust-policy.ts).
     const stale = ensureBuilt(cfg.berthDir)
     if (stale) log(`warning: ${stale}`)
     try {
-      const modes = { auth: authMode, scaleout: scaleOutMode, proxy: proxyMode, replication: replicationMode, events: eventsMode, scale: scaleMode, adopt: adoptMode }
+      const modes = { auth: authMode, scaleout: scaleOutMode, proxy: proxyMode, replication: replicationMode, events: eventsMode, scale: scaleMode, adopt: adoptMode, trust: trustMode }
       await modes[cfg.mode](cfg)
     } finally {
       await cleanupAll()

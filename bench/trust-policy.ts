@@ -1,8 +1,8 @@
-// What a project's trust policy costs on the pull path: `node --import tsx bench/trust-policy.ts`.
+// What a project's trust policy costs on the pull path: `npm run bench:trust` (BENCH_MODE=trust).
 // Issue target: manifest GET of a signed image with the policy on ≥ 0.9× the rate without it.
 //
-// Berth is the built `berth serve` of the checkout (dist/, built when missing; as `npm run bench`
-// starts it: auth off, log level warn, access log off, SQLite + filesystem), in a process of its
+// Berth is the built `berth serve` of the checkout (dist/, built when missing; as the other modes
+// start it: auth off, log level warn, access log off, SQLite + filesystem), in a process of its
 // own so that the load generator (autocannon, in this process) does not share its event loop. One
 // image is pushed and signed as cosign does (an ECDSA P-256 key made here, the simple-signing
 // payload under the legacy `sha256-<hex>.sig` tag), and the public key is registered with the
@@ -15,9 +15,9 @@ import { createHash, generateKeyPairSync, randomBytes, sign } from 'node:crypto'
 import { mkdir, mkdtemp } from 'node:fs/promises'
 import { join } from 'node:path'
 import { berthRevision, fmt, load, log, machine, median, times } from './common.js'
-import { loadConfig } from './config.js'
+import type { BenchConfig } from './config.js'
 import { runAutocannon, type LoadResult } from './load.js'
-import { cleanupAll, ensureBuilt, startBerth, trackDir } from './servers.js'
+import { startBerth, trackDir } from './servers.js'
 
 const ROUNDS = Number(process.env.TRUST_BENCH_ROUNDS ?? 3)
 const SECONDS = Number(process.env.TRUST_BENCH_SECONDS ?? 10)
@@ -65,42 +65,35 @@ async function pushSignedImage(base: string, repository: string): Promise<string
   return publicKey.export({ type: 'spki', format: 'pem' }).toString()
 }
 
-async function main(): Promise<void> {
-  const cfg = loadConfig()
-  const stale = ensureBuilt(cfg.berthDir)
+/** BENCH_MODE=trust (bench/run.ts builds dist/ first and stops the servers after). */
+export async function trustMode(cfg: BenchConfig): Promise<void> {
   await mkdir(cfg.tmpRoot, { recursive: true })
   const root = await mkdtemp(join(cfg.tmpRoot, 'berth-bench-trust-'))
   trackDir(root)
   const load0 = load()
-  try {
-    const berth = await startBerth(cfg.berthDir, root)
-    const base = berth.url
-    const publicKey = await pushSignedImage(base, 'prod/app')
-    await api(base, 'POST', '/projects/prod/trust/keys', { name: 'release', type: 'cosign', publicKey }, 201)
-    const url = `${base}/v2/prod/app/manifests/v1`
-    const headers = { accept: MANIFEST }
-    const measured: Record<'off' | 'on', LoadResult[]> = { off: [], on: [] }
-    for (let round = 1; round <= ROUNDS; round++) {
-      for (const side of ['off', 'on'] as const) {
-        await api(base, 'PUT', '/projects/prod/trust/policy', { require: side === 'on' ? 'cosign' : 'none' }, 200)
-        const check = await fetch(url, { headers })
-        if (check.status !== 200) throw new Error(`policy ${side}: the signed image answers ${check.status} ${await check.text()}`)
-        await runAutocannon(url, 'GET', CONNECTIONS, 1, headers)
-        log(`round ${round}: manifest GET, policy ${side}, c=${CONNECTIONS}, ${SECONDS} s`)
-        measured[side].push(await runAutocannon(url, 'GET', CONNECTIONS, SECONDS, headers))
-      }
+  const berth = await startBerth(cfg.berthDir, root)
+  const base = berth.url
+  const publicKey = await pushSignedImage(base, 'prod/app')
+  await api(base, 'POST', '/projects/prod/trust/keys', { name: 'release', type: 'cosign', publicKey }, 201)
+  const url = `${base}/v2/prod/app/manifests/v1`
+  const headers = { accept: MANIFEST }
+  const measured: Record<'off' | 'on', LoadResult[]> = { off: [], on: [] }
+  for (let round = 1; round <= ROUNDS; round++) {
+    for (const side of ['off', 'on'] as const) {
+      await api(base, 'PUT', '/projects/prod/trust/policy', { require: side === 'on' ? 'cosign' : 'none' }, 200)
+      const check = await fetch(url, { headers })
+      if (check.status !== 200) throw new Error(`policy ${side}: the signed image answers ${check.status} ${await check.text()}`)
+      await runAutocannon(url, 'GET', CONNECTIONS, 1, headers)
+      log(`round ${round}: manifest GET, policy ${side}, c=${CONNECTIONS}, ${SECONDS} s`)
+      measured[side].push(await runAutocannon(url, 'GET', CONNECTIONS, SECONDS, headers))
     }
-    const m = (side: 'off' | 'on', f: (r: LoadResult) => number) => median(measured[side].map(f))
-    console.log(`\n## Manifest GET of a signed image, trust policy off and on\n`)
-    console.log(`Berth ${berthRevision(cfg.berthDir)}${stale ? ` (${stale})` : ''}, ${machine()}; load before ${load0}, after ${load()}; ${ROUNDS} rounds of ${SECONDS} s each, c=${CONNECTIONS}, medians\n`)
-    console.log('| measure | policy off | policy on (require cosign) | on / off |')
-    console.log('| --- | --- | --- | --- |')
-    console.log(`| manifest GET req/s | ${fmt(m('off', (r) => r.rps))} | ${fmt(m('on', (r) => r.rps))} | ${times(m('on', (r) => r.rps) / m('off', (r) => r.rps))} (target ≥ 0.9×) |`)
-    console.log(`| manifest GET p99 (ms) | ${fmt(m('off', (r) => r.p99Ms), 2)} | ${fmt(m('on', (r) => r.p99Ms), 2)} | ${times(m('on', (r) => r.p99Ms) / m('off', (r) => r.p99Ms))} |`)
-    console.log(`| errors | ${measured.off.reduce((a, r) => a + r.errors, 0)} | ${measured.on.reduce((a, r) => a + r.errors, 0)} | |`)
-  } finally {
-    await cleanupAll()
   }
+  const m = (side: 'off' | 'on', f: (r: LoadResult) => number) => median(measured[side].map(f))
+  console.log(`\n## Manifest GET of a signed image, trust policy off and on\n`)
+  console.log(`Berth ${berthRevision(cfg.berthDir)}, ${machine()}; load before ${load0}, after ${load()}; ${ROUNDS} rounds of ${SECONDS} s each, c=${CONNECTIONS}, medians\n`)
+  console.log('| measure | policy off | policy on (require cosign) | on / off |')
+  console.log('| --- | --- | --- | --- |')
+  console.log(`| manifest GET req/s | ${fmt(m('off', (r) => r.rps))} | ${fmt(m('on', (r) => r.rps))} | ${times(m('on', (r) => r.rps) / m('off', (r) => r.rps))} (target ≥ 0.9×) |`)
+  console.log(`| manifest GET p99 (ms) | ${fmt(m('off', (r) => r.p99Ms), 2)} | ${fmt(m('on', (r) => r.p99Ms), 2)} | ${times(m('on', (r) => r.p99Ms) / m('off', (r) => r.p99Ms))} |`)
+  console.log(`| errors | ${measured.off.reduce((a, r) => a + r.errors, 0)} | ${measured.on.reduce((a, r) => a + r.errors, 0)} | |`)
 }
-
-await main()
