@@ -14,7 +14,7 @@ export interface ProxySettings {
   default: boolean
   /** an index pulled through the proxy has all its platforms fetched in the background */
   prefetchPlatforms: boolean
-  /** a classic Helm chart repository (its URL) the project mirrors under /chartrepo/{project} (src/helm) */
+  /** a classic Helm chart repository (its URL) the project mirrors under /chartrepo/{project} (src/charts/chart-mirror.ts) */
   chartRepository?: string
 }
 
