@@ -21,6 +21,8 @@
 # - rustc + binutils: test/scan/rust-binary.test.ts compiles a real Rust executable carrying
 #   cargo auditable's `.dep-v0` section (rustc alone, no cargo, no crates) and checks the section
 #   with objcopy. Debian's rustc (1.63) is enough; a rustup toolchain on PATH (or RUSTC) wins.
+# - zstd: the zstd tests (src/browse/zstd-thread.test.ts, the file browser's zstd layers) compress
+#   their fixtures with the zstd command and skip without it.
 # - mmdebstrap: makes the base image of .ci/deploy-check.sh's image build from Debian's mirror.
 # - docker compose (test/deploy/compose.test.ts runs `docker compose config`): bookworm has only
 #   the old Python docker-compose 1.29; trixie's docker-compose package is Compose v2 (the docker
@@ -45,7 +47,7 @@ fi
 PACKAGES=(
   skopeo podman buildah umoci containerd runc docker.io docker-registry
   apache2-utils jq golang-go wrk busybox-static unzip tar ca-certificates openssl
-  postgresql-15 slapd ldap-utils chromium mmdebstrap rustc binutils
+  postgresql-15 slapd ldap-utils chromium mmdebstrap rustc binutils zstd
 )
 
 missing=()
