@@ -2,6 +2,7 @@ import { createRequire } from 'node:module'
 import { Transform, type TransformCallback } from 'node:stream'
 import { Worker } from 'node:worker_threads'
 import { ThreadLife } from '../runtime/thread-life.js'
+import { LOWER_THREAD_PRIORITY_SOURCE } from '../runtime/thread-priority.js'
 
 // zstd decompression on a worker thread. Node 20's zlib has no zstd, and fzstd is JavaScript:
 // decompressing a layer of hundreds of MiB on the event loop would hold every request behind it
@@ -142,7 +143,7 @@ export class ZstdThread {
   private thread(): Worker {
     if (this.worker) return this.worker
     const fzstd = createRequire(import.meta.url).resolve('fzstd')
-    const worker = new Worker(threadSource(fzstd), { eval: true, execArgv: [], name: 'berth-zstd' })
+    const worker = new Worker(LOWER_THREAD_PRIORITY_SOURCE + threadSource(fzstd), { eval: true, execArgv: [], name: 'berth-zstd' })
     worker.on('message', (reply: Reply) => this.waiting.get(reply.id)?.(reply))
     const lost = (err: Error) => {
       if (this.worker !== worker) return

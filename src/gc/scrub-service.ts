@@ -1,14 +1,14 @@
 import { randomUUID } from 'node:crypto'
 import type { Logger } from 'pino'
 import { RegistryError } from '../errors/registry-error.js'
-import { digestOf, isAlgorithm, parseDigest } from '../oci/digest.js'
+import { digestOf, isAlgorithm, parseDigest, type Algorithm } from '../oci/digest.js'
 import { parseManifest } from '../oci/manifest.js'
 import { PathNotFound, type StorageDriver } from '../storage/driver.js'
 import { blobPath } from '../storage/paths.js'
 import { quarantineBlob } from '../registry/quarantine.js'
 import type { MetadataRepositories } from '../metadata/repositories/index.js'
 import { createGcRepository, SCRUB_LEASE, type GcRepository } from '../metadata/repositories/gc.js'
-import { hashThread, type HashThread } from '../registry/hash-thread.js'
+import { hashThread, type HashThread, type ThreadDigest } from '../registry/hash-thread.js'
 
 // Integrity scrub: re-hashes every blob (streaming) against its digest and size, parses every
 // manifest, checks its digest and that what it references exists. A blob that is corrupt or
@@ -125,9 +125,7 @@ export class ScrubService {
     const path = blobPath(d.algorithm, d.hex)
     let kind: 'corrupt' | 'missing' | undefined
     try {
-      // Hashed on a worker thread: the event loop keeps answering requests while scrub reads.
-      const source = (await this.deps.storage.reader(path)) as AsyncIterable<Buffer>
-      const { hex, bytes } = await this.hasher.digest(d.algorithm, source)
+      const { hex, bytes } = await this.hash(d.algorithm, path)
       record.bytesRead += bytes
       if (bytes !== size || hex !== d.hex) kind = 'corrupt'
     } catch (err) {
@@ -140,6 +138,21 @@ export class ScrubService {
     const breaks = await this.repo.dependents(digest)
     const repositories = await quarantineBlob({ storage: this.deps.storage, gc: this.repo, now: this.now }, d, size, kind)
     return { kind, digest, repositories, breaks }
+  }
+
+  /**
+   * Hashed on a worker thread, so the event loop keeps answering requests while scrub reads: a
+   * local file is read by the thread too; an object store's stream is read here and handed over.
+   */
+  private async hash(algorithm: Algorithm, path: string): Promise<ThreadDigest> {
+    const file = this.deps.storage.localFile?.(path)
+    if (file === undefined) return this.hasher.digest(algorithm, (await this.deps.storage.reader(path)) as AsyncIterable<Buffer>)
+    try {
+      return await this.hasher.digestFile(algorithm, file)
+    } catch (err) {
+      if ((err as { code?: string }).code === 'ENOENT') throw new PathNotFound(path)
+      throw err
+    }
   }
 
   /** Why a stored manifest is broken, or undefined when it is sound. */

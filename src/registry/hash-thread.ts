@@ -1,6 +1,7 @@
 import { Worker } from 'node:worker_threads'
 import type { Algorithm } from '../oci/digest.js'
 import { ThreadLife } from '../runtime/thread-life.js'
+import { LOWER_THREAD_PRIORITY_SOURCE } from '../runtime/thread-priority.js'
 
 // Hashing on a worker thread, for background work that re-reads whole blobs (scrub): SHA-256
 // of a large blob is seconds of CPU, which on the event loop that answers requests would hold
@@ -17,7 +18,28 @@ const IDLE_MS = 30_000
 const THREAD_SOURCE = `
 const { parentPort } = require('node:worker_threads')
 const { createHash } = require('node:crypto')
+const fs = require('node:fs')
 const hashes = new Map()
+// A whole local file, read and hashed here (blocking this thread only).
+function hashFile(m) {
+  let fd
+  try {
+    fd = fs.openSync(m.path, 'r')
+    const hash = createHash(m.algorithm)
+    const buf = Buffer.allocUnsafe(1024 * 1024)
+    let bytes = 0
+    let n
+    while ((n = fs.readSync(fd, buf, 0, buf.length, null)) > 0) {
+      hash.update(buf.subarray(0, n))
+      bytes += n
+    }
+    parentPort.postMessage({ id: m.id, hex: hash.digest('hex'), bytes })
+  } catch (err) {
+    parentPort.postMessage({ id: m.id, error: err.message, code: err.code })
+  } finally {
+    if (fd !== undefined) fs.closeSync(fd)
+  }
+}
 parentPort.on('message', (m) => {
   if (m.op === 'start') hashes.set(m.id, createHash(m.algorithm))
   else if (m.op === 'update') {
@@ -28,16 +50,17 @@ parentPort.on('message', (m) => {
     hashes.delete(m.id)
     parentPort.postMessage({ id: m.id, hex: hash ? hash.digest('hex') : undefined })
   } else if (m.op === 'abort') hashes.delete(m.id)
+  else if (m.op === 'file') hashFile(m)
 })
 `
 
-type Reply = { id: number; hashed: number } | { id: number; hex: string | undefined }
+type Reply = { id: number; hashed: number } | { id: number; hex: string | undefined; bytes?: number } | { id: number; error: string; code?: string }
 
 interface Job {
   inFlight: number
   /** resolves when the thread has caught up (in-flight bytes fell below the bound) */
   caughtUp?: () => void
-  done?: (hex: string) => void
+  done?: (hex: string, bytes?: number) => void
   fail: (err: Error) => void
 }
 
@@ -97,6 +120,31 @@ export class HashThread {
     }
   }
 
+  /**
+   * The digest of a file on local disk, opened, read and hashed by the thread itself, so the
+   * event loop does no work for it at all. An absent file fails with an error whose `code` is
+   * ENOENT.
+   */
+  async digestFile(algorithm: Algorithm, file: string): Promise<ThreadDigest> {
+    const worker = this.thread()
+    const id = this.nextId++
+    const result = new Promise<ThreadDigest>((resolve, reject) => {
+      this.jobs.set(id, { inFlight: 0, fail: reject, done: (hex, bytes = 0) => {
+          this.hashedBytes += bytes
+          resolve({ hex, bytes })
+        },
+      })
+    })
+    this.life.busy(this.worker)
+    try {
+      worker.postMessage({ op: 'file', id, algorithm, path: file })
+      return await result
+    } finally {
+      this.jobs.delete(id)
+      this.life.idleSoon(this.worker)
+    }
+  }
+
   /** Ends the thread now (jobs still running fail). */
   async close(): Promise<void> {
     this.life.stop()
@@ -108,7 +156,7 @@ export class HashThread {
 
   private thread(): Worker {
     if (this.worker) return this.worker
-    const worker = new Worker(THREAD_SOURCE, { eval: true, execArgv: [], name: 'berth-hash' })
+    const worker = new Worker(LOWER_THREAD_PRIORITY_SOURCE + THREAD_SOURCE, { eval: true, execArgv: [], name: 'berth-hash' })
     worker.on('message', (reply: Reply) => {
       const job = this.jobs.get(reply.id)
       if (!job) return
@@ -119,8 +167,9 @@ export class HashThread {
           job.caughtUp()
           job.caughtUp = undefined
         }
-      } else if (reply.hex === undefined) job.fail(new Error('the hashing thread lost a digest'))
-      else job.done?.(reply.hex)
+      } else if ('error' in reply) job.fail(Object.assign(new Error(reply.error), { code: reply.code }))
+      else if (reply.hex === undefined) job.fail(new Error('the hashing thread lost a digest'))
+      else job.done?.(reply.hex, reply.bytes)
     })
     const lost = (err: Error) => {
       if (this.worker !== worker) return

@@ -83,6 +83,11 @@ export interface StorageDriver {
    * GetObject), result (ok, error) and seconds; absent for the filesystem.
    */
   onRequest?(observe: (operation: string, result: 'ok' | 'error', seconds: number) => void): void
+  /**
+   * The file's path on this machine's filesystem, for work that reads whole files off the event
+   * loop (scrub hashes them on a thread); absent for object stores.
+   */
+  localFile?(path: string): string
   /** Closes connections and handles. */
   close?(): Promise<void>
 }

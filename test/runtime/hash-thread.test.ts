@@ -2,8 +2,10 @@
 // worker thread; the event loop only reads and hands chunks over.
 
 import assert from 'node:assert/strict'
+import { readFileSync } from 'node:fs'
 import { createHash, randomBytes } from 'node:crypto'
-import { writeFile } from 'node:fs/promises'
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { getPriority, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { after, describe, it } from 'node:test'
@@ -80,6 +82,55 @@ describe('the hashing thread', () => {
     console.log(`# event loop utilization ${busy.utilization.toFixed(2)} while hashing for ${ms.toFixed(0)} ms, ${ticks} timer ticks`)
     assert.ok(ticks >= 3, `${ticks} timer ticks in ${ms.toFixed(0)} ms: the loop never waited for the thread`)
     assert.equal(threadId, 0, 'the test itself runs on the main thread')
+  })
+})
+
+describe('hashing a local file on the thread', () => {
+  const thread = new HashThread()
+  let dir = ''
+  after(async () => {
+    await thread.close()
+    if (dir) await rm(dir, { recursive: true, force: true })
+  })
+
+  it('reads and hashes the file itself: the digest createHash gives, any size, and ENOENT for a missing file', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'berth-hash-file-'))
+    for (const length of [0, 1, 1024 * 1024, 3 * 1024 * 1024 + 5]) {
+      const data = randomBytes(length)
+      const file = join(dir, `f${length}`)
+      await writeFile(file, data)
+      const before = thread.hashedBytes
+      for (const algorithm of ['sha256', 'sha512'] as const) {
+        assert.deepEqual(await thread.digestFile(algorithm, file), { hex: createHash(algorithm).update(data).digest('hex'), bytes: length })
+      }
+      assert.equal(thread.hashedBytes - before, 2 * length)
+    }
+    await assert.rejects(thread.digestFile('sha256', join(dir, 'absent')), (err: NodeJS.ErrnoException) => err.code === 'ENOENT')
+    // and the thread goes on after a failure
+    assert.equal((await thread.digestFile('sha256', join(dir, 'f1'))).bytes, 1)
+  })
+
+  it('runs at the lowest CPU priority (nice 19), the process at its own', { skip: process.platform !== 'linux' && 'per-thread nice values are Linux' }, async () => {
+    // /proc/self/task/<tid>/stat: the 19th field is the nice value (after the parenthesised name).
+    const nices = async () => {
+      const out: number[] = []
+      for (const tid of await readdir('/proc/self/task')) {
+        const stat = await readFile(`/proc/self/task/${tid}/stat`, 'utf8').catch(() => '')
+        const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+        if (fields.length > 17) out.push(Number(fields[16]))
+      }
+      return out
+    }
+    const fresh = new HashThread()
+    try {
+      const before = await nices()
+      await fresh.digest('sha256', chunks(Buffer.alloc(10), 10))
+      const during = await nices()
+      assert.equal(during.filter((n) => n === 19).length, before.filter((n) => n === 19).length + 1, 'one more thread at nice 19')
+      assert.equal(Number(readFileSync('/proc/self/stat', 'utf8').split(') ')[1]!.split(' ')[16]), getPriority(), "the main thread keeps the process's nice value")
+    } finally {
+      await fresh.close()
+    }
   })
 })
 

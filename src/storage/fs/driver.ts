@@ -44,6 +44,10 @@ export class FsDriver implements StorageDriver {
     return join(this.root, path)
   }
 
+  localFile(path: string): string {
+    return this.full(path)
+  }
+
   async stat(path: string): Promise<FileInfo> {
     try {
       const s = await this.calls.stat(this.full(path))
