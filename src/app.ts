@@ -46,7 +46,7 @@ import { ReplicationExecutions } from './replication/executions.js'
 import { ReplicationPolicies } from './replication/policies.js'
 import { ReplicationTriggers } from './replication/triggers.js'
 import { ProxyService } from './replication/proxy.js'
-import { readSettings } from './replication/proxy-settings.js'
+import { chartSecretContext, readSettings } from './replication/proxy-settings.js'
 import { LayoutService } from './layout/layouts.js'
 import { PullGates } from './policy/pull-gate.js'
 import { openEvents, type Events, type ScanOutcome } from './events/index.js'
@@ -199,7 +199,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
     const trust = openTrust(core, oci.registry, opened)
     oci.onTrust(trust)
     const replication = await openReplication(core, { registry: oci.registry, jobs, onManifestChanges: oci.onManifestChanges, trust }, opened)
-    const proxy = openProxy(core, { registry: oci.registry, jobs, scheduler, auth: login.auth, metrics, endpoints: replication.endpoints, trust })
+    const proxy = openProxy(core, { registry: oci.registry, jobs, scheduler, auth: login.auth, metrics, endpoints: replication.endpoints, trust, box: replication.box })
     const layout = openLayouts(core, login.auth)
     const events = openEvents({ config, log, now: core.now, repo: meta.events, box: replication.box, artifact: (repository, digest) => artifactFacts(meta, oci.registry, repository, digest) }, metrics && {
       onFanOut: (n) => metrics.eventsEmitted.inc(n),
@@ -575,7 +575,7 @@ function openHttp(
 ): FastifyInstance {
   const { metrics, runtime, policySchedules } = s
   const charts = new ChartService({ meta, registry: s.registry, log, maxUploadSize: config.charts.maxUploadSize })
-  const chartMirror = new ChartMirror({ charts, source: (project) => chartRepositoryOf(s.login.auth, project), log: log.child({ module: 'helm' }), now })
+  const chartMirror = new ChartMirror({ charts, source: (project) => chartRepositoryOf(s.login.auth, s.replication.box, project), log: log.child({ module: 'helm' }), now })
   opened.add(() => chartMirror.close())
   const http = buildHttpServer({
     logger: log,
@@ -654,10 +654,17 @@ function openHttp(
   return http
 }
 
-/** The classic chart repository a proxy project mirrors (proxy.chartRepository), with the project's ttl. */
-async function chartRepositoryOf(auth: AuthService, project: string): Promise<MirrorSource | undefined> {
+/** The classic chart repository a proxy project mirrors (proxy.chartRepository), with the project's ttl and credentials. */
+async function chartRepositoryOf(auth: AuthService, box: SecretBox, project: string): Promise<MirrorSource | undefined> {
   const settings = readSettings((await auth.policy.project(project))?.proxy ?? null)
-  return settings?.chartRepository ? { url: settings.chartRepository, ttlMs: settings.ttlMs } : undefined
+  if (!settings?.chartRepository) return undefined
+  const { chartRepositoryUsername: username, chartRepositoryPasswordSealed: sealed } = settings
+  return {
+    url: settings.chartRepository,
+    ttlMs: settings.ttlMs,
+    ...(username !== undefined ? { username } : {}),
+    ...(sealed !== undefined ? { password: box.decrypt(sealed, chartSecretContext(project)) } : {}),
+  }
 }
 
 /** Layout-backed projects: the `layout` field of projects, and pulls from their directories under /v2. */
@@ -680,7 +687,7 @@ function openLayouts({ config, log, now, meta }: Core, auth: AuthService): Layou
  */
 function openProxy(
   { config, log, now, meta }: Core,
-  s: { registry: Registry; jobs: JobQueue; scheduler: Scheduler; auth: AuthService; metrics: Metrics | undefined; endpoints: UpstreamEndpoints; trust: TrustService },
+  s: { registry: Registry; jobs: JobQueue; scheduler: Scheduler; auth: AuthService; metrics: Metrics | undefined; endpoints: UpstreamEndpoints; trust: TrustService; box: SecretBox },
 ): ProxyService {
   const { metrics } = s
   const proxy = new ProxyService({
@@ -688,6 +695,7 @@ function openProxy(
     registry: s.registry,
     endpoints: s.endpoints,
     signatures: s.trust,
+    box: s.box,
     jobs: s.jobs,
     log: log.child({ module: 'proxy' }),
     now,

@@ -13,7 +13,7 @@ import type { Registry } from '../registry/registry.js'
 import { requireDigest } from '../registry/registry.js'
 import { UpstreamBudget } from './proxy-budget.js'
 import { FetchCoalescer } from './proxy-fetch.js'
-import { isDockerHub, parseSettings, readSettings, settingsView, upstreamName, type ProxySettings } from './proxy-settings.js'
+import { chartSecretContext, isDockerHub, parseSettings, readSettings, settingsView, upstreamName, type ProxySettings } from './proxy-settings.js'
 import { teeBlob } from './proxy-tee.js'
 import { referrersOf, type Manifest, type Side } from './sides.js'
 import { retryAfterOf, upstreamKind, type UpstreamClient, type UpstreamEndpoints, type UpstreamErrorKind } from './proxy-upstream.js'
@@ -52,6 +52,8 @@ export interface ProxyDeps {
   staleAfterMs?: number
   /** the trust policies: an artifact whose pull needs signatures gets the upstream's with it */
   signatures?: ProxySignatures
+  /** seals the chart repository passwords of proxy settings (secrets.ts); absent: such passwords are refused */
+  box?: { encrypt(plaintext: string, context: string): string }
 }
 
 /** Response headers that say how the proxy answered (documented in docs/proxy-cache.md). */
@@ -70,9 +72,10 @@ export interface BlobAnswer extends ProxyAnswer {
   size?: number
 }
 
+/** A project that mirrors a registry endpoint (chart-only mirrors are none of the proxy's business). */
 interface ProxyProject {
   name: string
-  settings: ProxySettings
+  settings: ProxySettings & { registry: string }
 }
 
 /** The upstream failures after which a cached tag is served as it is. */
@@ -123,12 +126,15 @@ export class ProxyService {
   /** Checks and normalises a project's `proxy` field; the JSON to store, or null to clear it. */
   async parseSettings(input: unknown, project: string, current: string | null): Promise<string | null> {
     if (input === null) return null
-    const settings = parseSettings(input, readSettings(current))
-    try {
-      await this.deps.endpoints.get(settings.registry)
-    } catch (err) {
-      if (err instanceof RegistryError && err.statusCode === 404) throw RegistryError.invalidField('proxy.registry', `no registry endpoint ${settings.registry} (create it with POST /api/v1/registries)`)
-      throw err
+    const { box } = this.deps
+    const settings = parseSettings(input, readSettings(current), box && ((password) => box.encrypt(password, chartSecretContext(project))))
+    if (settings.registry !== undefined) {
+      try {
+        await this.deps.endpoints.get(settings.registry)
+      } catch (err) {
+        if (err instanceof RegistryError && err.statusCode === 404) throw RegistryError.invalidField('proxy.registry', `no registry endpoint ${settings.registry} (create it with POST /api/v1/registries)`)
+        throw err
+      }
     }
     const projects = await this.projects(true)
     if (settings.default) {
@@ -148,7 +154,7 @@ export class ProxyService {
   settingsView(stored: string): Record<string, unknown> {
     const settings = readSettings(stored)
     if (!settings) return { invalid: true }
-    return { ...settingsView(settings), rateLimit: this.budget.view(settings.registry) }
+    return { ...settingsView(settings), ...(settings.registry !== undefined ? { rateLimit: this.budget.view(settings.registry) } : {}) }
   }
 
   // ---- routing ----
@@ -168,7 +174,8 @@ export class ProxyService {
     const next = new Map<string, ProxyProject>()
     for (const row of await this.deps.meta.projects.list()) {
       const settings = readSettings(row.proxy)
-      if (settings) next.set(row.name, { name: row.name, settings })
+      // A chart-only mirror (no registry endpoint) serves its images as an ordinary project would.
+      if (settings?.registry !== undefined) next.set(row.name, { name: row.name, settings: { ...settings, registry: settings.registry } })
     }
     this.snapshot = next
     this.loaded = generation

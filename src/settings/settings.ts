@@ -96,7 +96,8 @@ const ENDPOINT_KEYS = new Set(['name', 'url', 'username', 'password', 'insecure'
 const WEBHOOK_KEYS = new Set(['name', 'url', 'eventTypes', 'format', 'enabled', 'repositories', 'template', 'secret', 'authHeader'])
 /** the compared fields of a webhook (its secret and authorization header are write-only) */
 const WEBHOOK_FIELDS = ['url', 'eventTypes', 'format', 'enabled', 'repositories', 'template'] as const
-const PROXY_FIELDS = ['registry', 'ttl', 'namespaces', 'default', 'prefetchPlatforms'] as const
+// the chart repository's password is never exported (the view shows chartRepositoryHasPassword only)
+const PROXY_FIELDS = ['registry', 'ttl', 'namespaces', 'default', 'prefetchPlatforms', 'chartRepository', 'chartRepositoryUsername'] as const
 const ENDPOINT_FIELDS = ['url', 'username', 'insecure', 'caCertificate'] as const
 
 // ---------------------------------------------------------------- export
@@ -128,7 +129,7 @@ async function exportProject(s: SettingsServices, name: string, p: { public: boo
     public: p.public,
     quotaBytes: p.quotaBytes,
     // the settable fields only (the API's view adds runtime state such as the rate-limit budget)
-    proxy: p.proxy && Object.fromEntries(PROXY_FIELDS.filter((k) => p.proxy?.[k] !== undefined).map((k) => [k, p.proxy?.[k]])),
+    proxy: p.proxy && Object.fromEntries(PROXY_FIELDS.filter((k) => p.proxy?.[k] !== undefined && p.proxy?.[k] !== null).map((k) => [k, p.proxy?.[k]])),
     layout: p.layout,
     members: members.length ? members.map((m) => clean({ ...m })) : undefined,
     robots: robots.length ? robots : undefined,
@@ -416,7 +417,10 @@ async function planProject(s: SettingsServices, want: ProjectEntry, have: Projec
     const haveProxy = have.proxy as Entry | undefined
     const proxyBefore = haveProxy && want.proxy ? Object.fromEntries(Object.keys(want.proxy as Entry).map((k) => [k, haveProxy[k]])) : (haveProxy ?? null)
     const before = { public: have.public === true, quotaBytes: have.quotaBytes ?? null, proxy: proxyBefore }
-    const details = diff(before, fields, ['public', 'quotaBytes', 'proxy'])
+    // a chart repository password given in the document is written on every apply and never printed
+    const wantProxy = want.proxy as Entry | undefined
+    const shown = wantProxy?.chartRepositoryPassword !== undefined ? { ...fields, proxy: { ...wantProxy, chartRepositoryPassword: '(set)' } } : fields
+    const details = diff(before, shown, ['public', 'quotaBytes', 'proxy'])
     // a layout is given when a project is created: the update is sent, and refused, naming the field
     const layout = diff({ layout: have.layout ?? null }, { layout: want.layout ?? null }, ['layout'])
     const patch = layout.length ? { ...fields, layout: want.layout ?? null } : fields

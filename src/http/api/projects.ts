@@ -40,7 +40,7 @@ export async function projectRoutes(app: FastifyInstance, ctx: ApiContext): Prom
     if (body.quotaBytes !== undefined && !requireUser(req).admin) throw RegistryError.denied('only system administrators set quotas')
     if (body.proxy !== undefined && !requireUser(req).admin) throw RegistryError.denied('only system administrators change proxy cache settings')
     const project = await projects.update(req.params.project, body)
-    audit(ctx, req, 'policy.change', { project: project.name, detail: { public: body.public, quotaBytes: body.quotaBytes, proxy: body.proxy } })
+    audit(ctx, req, 'policy.change', { project: project.name, detail: { public: body.public, quotaBytes: body.quotaBytes, proxy: withoutSecrets(body.proxy) } })
     return project
   })
 
@@ -76,4 +76,11 @@ export async function projectRoutes(app: FastifyInstance, ctx: ApiContext): Prom
     audit(ctx, req, 'member.remove', { project: req.params.project, resource: req.params.member })
     return reply.code(204).send()
   })
+}
+
+/** A `proxy` field as the audit log keeps it: a chart repository password given only as "(set)" or null. */
+function withoutSecrets(proxy: unknown): unknown {
+  if (typeof proxy !== 'object' || proxy === null || !('chartRepositoryPassword' in proxy)) return proxy
+  const { chartRepositoryPassword, ...rest } = proxy as Record<string, unknown>
+  return { ...rest, chartRepositoryPassword: chartRepositoryPassword === null || chartRepositoryPassword === '' ? null : '(set)' }
 }
