@@ -25,13 +25,18 @@ export interface Project {
 }
 
 export interface ProxyView {
-  registry: string
+  /** absent: a chart-only mirror */
+  registry?: string
   ttl: string
   namespaces: string[]
   default: boolean
   prefetchPlatforms: boolean
   /** the upstream's pull budget as its RateLimit headers said last; null before any request */
-  rateLimit: { limit: number | null; remaining: number | null; windowSeconds: number | null; observedAt: string | null; pausedUntil: string | null } | null
+  rateLimit?: { limit: number | null; remaining: number | null; windowSeconds: number | null; observedAt: string | null; pausedUntil: string | null } | null
+  /** the classic Helm chart repository mirrored under /chartrepo/{project} */
+  chartRepository?: string
+  chartRepositoryUsername?: string | null
+  chartRepositoryHasPassword?: boolean
 }
 
 export interface Member {

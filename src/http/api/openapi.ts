@@ -52,15 +52,19 @@ export const OPENAPI = {
       },
       ProxySettings: {
         type: ['object', 'null'],
-        description: 'a proxy cache project (read-only, filled from a registry endpoint; docs/proxy-cache.md). System administrators only. PATCH merges the fields given; null makes an ordinary project.',
-        required: ['registry'],
+        description:
+          'a proxy cache project (read-only, filled from a registry endpoint, a classic Helm chart repository, or both; docs/proxy-cache.md). System administrators only. PATCH merges the fields given; null makes an ordinary project. registry or chartRepository is required.',
         properties: {
-          registry: { type: 'string', description: 'the registry endpoint mirrored (POST /registries)' },
+          registry: { type: ['string', 'null'], description: 'the registry endpoint mirrored (POST /registries); absent or null: a chart-only mirror (its /v2 answers as an ordinary project)' },
           ttl: { type: 'string', description: 'how long a cached tag is served before it is checked upstream again (default 5m)' },
           namespaces: { type: 'array', items: { type: 'string' }, description: 'upstream hosts served for ?ns= (containerd hosts.toml), e.g. docker.io' },
           default: { type: 'boolean', description: 'pulls of names no local repository holds fall through to this project (dockerd registry-mirrors); at most one' },
           prefetchPlatforms: { type: 'boolean', description: 'an index fetched upstream has all its platforms fetched in the background' },
-          rateLimit: { type: ['object', 'null'], readOnly: true, description: "the upstream's pull budget as last seen: limit, remaining, windowSeconds, observedAt, pausedUntil" },
+          chartRepository: { type: ['string', 'null'], description: 'the URL of a classic Helm chart repository mirrored under /chartrepo/{project} (index.yaml kept for ttl, charts fetched on first use); null clears it' },
+          chartRepositoryUsername: { type: ['string', 'null'], description: "Basic username for the chart repository, sent to its URL's origin only; null removes it" },
+          chartRepositoryPassword: { type: ['string', 'null'], writeOnly: true, description: 'Basic password for the chart repository, encrypted at rest and never returned; omitted: kept (refused when chartRepository moves to another origin), null removes it' },
+          chartRepositoryHasPassword: { type: 'boolean', readOnly: true, description: 'whether a chart repository password is set' },
+          rateLimit: { type: ['object', 'null'], readOnly: true, description: "the upstream's pull budget as last seen: limit, remaining, windowSeconds, observedAt, pausedUntil (absent for a chart-only mirror)" },
         },
       },
       Member: { type: 'object', required: ['role'], properties: { username: { type: 'string' }, group: { type: 'string' }, role: { enum: ['projectAdmin', 'maintainer', 'developer', 'guest', 'limitedGuest'] } } },

@@ -23,7 +23,8 @@ function ProxyFacts({ proxy }: { proxy: ProxyView }) {
   return (
     <dl className="facts">
       <dt>Upstream endpoint</dt>
-      <dd>{proxy.registry}</dd>
+      <dd>{proxy.registry ?? 'none (chart repository only)'}</dd>
+      <ChartRepositoryFacts proxy={proxy} />
       <dt>Tags rechecked after</dt>
       <dd>{proxy.ttl}</dd>
       <dt>Namespaces</dt>
@@ -36,7 +37,21 @@ function ProxyFacts({ proxy }: { proxy: ProxyView }) {
   )
 }
 
+function ChartRepositoryFacts({ proxy }: { proxy: ProxyView }) {
+  if (!proxy.chartRepository) return null
+  return (
+    <>
+      <dt>Chart repository</dt>
+      <dd>
+        {proxy.chartRepository}
+        {proxy.chartRepositoryUsername ? ` (as ${proxy.chartRepositoryUsername}${proxy.chartRepositoryHasPassword ? ', password set' : ''})` : ''}
+      </dd>
+    </>
+  )
+}
+
 function Budget({ proxy }: { proxy: ProxyView }) {
+  if (!proxy.registry) return null
   const rl = proxy.rateLimit
   if (!rl || rl.remaining === null) return <p className="muted">Upstream pull budget: not reported yet.</p>
   return (
@@ -51,12 +66,13 @@ function Budget({ proxy }: { proxy: ProxyView }) {
 
 function ProxyForm({ project, proxy }: { project: string; proxy: ProxyView }) {
   const client = useQueryClient()
-  const { values: form, text, check } = useValues({ registry: proxy.registry, ttl: proxy.ttl, namespaces: proxy.namespaces.join(', '), default: proxy.default, prefetchPlatforms: proxy.prefetchPlatforms })
+  const { values: form, text, check } = useValues({ registry: proxy.registry ?? '', ttl: proxy.ttl, namespaces: proxy.namespaces.join(', '), default: proxy.default, prefetchPlatforms: proxy.prefetchPlatforms })
   const save = useMutation({
     mutationFn: () =>
       api('PATCH', `/projects/${seg(project)}`, {
         proxy: {
-          registry: form.registry,
+          // empty: a chart-only mirror (the API refuses it without a chart repository)
+          registry: form.registry === '' ? null : form.registry,
           ttl: form.ttl,
           namespaces: form.namespaces
             .split(',')
@@ -70,7 +86,12 @@ function ProxyForm({ project, proxy }: { project: string; proxy: ProxyView }) {
   })
   return (
     <Form label="Proxy cache settings" action={save} submit="Save proxy settings" saved="Saved.">
-      <TextField label="Upstream endpoint" required {...text('registry')} />
+      {proxy.chartRepository ? (
+        <dl className="facts">
+          <ChartRepositoryFacts proxy={proxy} />
+        </dl>
+      ) : null}
+      <TextField label="Upstream endpoint" hint={proxy.chartRepository ? `Empty: mirror the chart repository ${proxy.chartRepository} only.` : undefined} {...text('registry')} />
       <TextField label="Tags rechecked after" hint="e.g. 5m, 1h" required {...text('ttl')} />
       <TextField label="Namespaces" hint="Comma-separated registry hosts this project answers for." {...text('namespaces')} />
       <CheckField label="Default proxy" {...check('default')} />
