@@ -126,6 +126,8 @@ export function parseSettings(input: unknown, current: ProxySettings | undefined
  */
 function chartCredentials(body: Record<string, unknown>, current: ProxySettings | undefined, url: string, seal: SealPassword | undefined): Pick<ProxySettings, 'chartRepositoryUsername' | 'chartRepositoryPasswordSealed'> {
   const username = body.chartRepositoryUsername === undefined ? current?.chartRepositoryUsername : optionalString(body.chartRepositoryUsername, 'proxy.chartRepositoryUsername', 255)
+  // Basic credentials are user:password (RFC 7617): a colon cannot be part of the user
+  if (username?.includes(':')) throw RegistryError.invalidField('proxy.chartRepositoryUsername', 'a user name without ":" (Basic authentication)')
   let sealed: string | undefined
   if (body.chartRepositoryPassword === undefined) {
     sealed = current?.chartRepositoryPasswordSealed

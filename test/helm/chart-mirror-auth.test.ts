@@ -95,7 +95,7 @@ describe('a chart-only proxy project mirroring a private chart repository, with 
     await apiOk(upstream, 'POST', '/projects', ADMIN, { name: 'private', public: false }, 201)
     await apiOk(upstream, 'POST', '/users', ADMIN, { username: 'reader', password: UPSTREAM_PASSWORD }, 201)
     await apiOk(upstream, 'POST', '/projects/private/members', ADMIN, { username: 'reader', role: 'guest' }, 201)
-    const uploaded = await fetch(`${upstream.url}/chartrepo/private/charts`, { method: 'POST', headers: { authorization: ADMIN }, body: await readFile(join(work, 'up', 'demo-0.1.0.tgz')) })
+    const uploaded = await fetch(`${upstream.url}/chartrepo/private/charts`, { method: 'POST', headers: { authorization: ADMIN, 'content-type': 'application/gzip' }, body: await readFile(join(work, 'up', 'demo-0.1.0.tgz')) })
     assert.equal(uploaded.status, 201, await uploaded.text())
     const anonymous = await fetch(`${upstream.url}/chartrepo/private/index.yaml`)
     assert.equal(anonymous.status, 401, 'the upstream repository is private')
@@ -119,6 +119,8 @@ describe('a chart-only proxy project mirroring a private chart repository, with 
       [{ chartRepository: 'https://charts.example/x', default: true }, 'proxy.default'],
       [{ chartRepository: 'https://user:pw@charts.example/x' }, 'proxy.chartRepository'],
       [{ chartRepository: 'https://charts.example/x', chartRepositoryPassword: 42 }, 'proxy.chartRepositoryPassword'],
+      [{ chartRepository: 'https://charts.example/x', chartRepositoryUsername: 'a:b', chartRepositoryPassword: 'x' }, 'proxy.chartRepositoryUsername'],
+      [{ registry: 'none', chartRepositoryUsername: 'a' }, 'proxy.chartRepositoryUsername'],
     ]
     for (const [proxy, field] of refused) {
       const res = await api(server, 'POST', '/projects', ADMIN, { name: 'bad', proxy })
