@@ -189,7 +189,10 @@ async function main(): Promise<void> {
       `| full backup, big blobs (16 MiB) | ${bigImages} | ${bigFull.manifest.blobs.count} | ${rows(bigFull.manifest)} | ${gib(bigFull.manifest.blobs.bytes)} GiB | ${bigFull.seconds.toFixed(1)} s | ${rate(bigFull.manifest.blobs.bytes, bigFull.seconds)} |`,
       `| restore of it | ${bigImages} | ${bigRestored.result.blobs} | | ${gib(bigRestored.result.bytes)} GiB | ${bigRestored.seconds.toFixed(1)} s | ${rate(bigRestored.result.bytes, bigRestored.seconds)} |`,
       '',
-      `Extrapolated to 10 GiB / 10,000 manifests (the many-manifests run × ${scale.toFixed(1)}, plus ${extraGiB.toFixed(1)} GiB more at the big-blob rate): backup ≈ ${estBackup.toFixed(0)} s, restore ≈ ${estRestore.toFixed(0)} s. The 100 pushes themselves took ${pushSeconds.toFixed(1)} s.`,
+      // At the issue's size (the defaults) the first rows are the figure; smaller runs are scaled up.
+      scale === 1 && extraGiB <= 0
+        ? `The 100 pushes themselves took ${pushSeconds.toFixed(1)} s.`
+        : `Extrapolated to 10 GiB / 10,000 manifests (the many-manifests run × ${scale.toFixed(1)}, plus ${extraGiB.toFixed(1)} GiB more at the big-blob rate): backup ≈ ${estBackup.toFixed(0)} s, restore ≈ ${estRestore.toFixed(0)} s. The 100 pushes themselves took ${pushSeconds.toFixed(1)} s.`,
     ]
     console.log(out.join('\n'))
   } finally {
