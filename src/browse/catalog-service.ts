@@ -8,58 +8,16 @@ import { looksLikeDigest } from '../oci/digest.js'
 import type { Registry } from '../registry/registry.js'
 import { requireDigest } from '../registry/validate.js'
 import { ConfigCache } from './blob-reader.js'
-import { describe, IMAGE_CONFIG_TYPES, platformOf, type Described, type Platform } from './describe.js'
+import { LayoutCatalog, layoutRefusal, type LayoutSource } from './layout-catalog.js'
+import { describe, history, IMAGE_CONFIG_TYPES, platformOf, totalSize, where, type Described, type Platform } from './describe.js'
+import type { Page, PageQuery, RepositorySummary, TagSort, TagSummary, Visibility } from './catalog-types.js'
 import { semverSlice, sortBySemver } from './semver-order.js'
 
 // The web UI's read side of the registry: repositories of a project with their figures, tag
 // pages (100,000 tags stay fast: SQL paging, and the semantic-version order cached until a tag
 // changes), artifacts with their config, search, and storage accounting.
 
-export type TagSort = 'name' | 'semver' | 'pushed' | 'pulled'
-export interface PageQuery<S> {
-  q: string
-  sort: S
-  desc: boolean
-  limit: number
-  offset: number
-}
-
-export interface RepositorySummary {
-  /** the full name, as clients pull it */
-  name: string
-  project: string
-  /** the path inside the project */
-  repository: string
-  tagCount: number
-  artifactCount: number
-  sizeBytes: number
-  pullCount: number
-  lastPushedAt: string | null
-  lastPulledAt: string | null
-}
-
-export interface TagSummary {
-  name: string
-  digest: string
-  mediaType: string | null
-  artifactType: string | null
-  /** the manifest, its children and every blob they reference, each digest once */
-  sizeBytes: number
-  platforms: Platform[]
-  pushedAt: string
-  pullCount: number
-  lastPulledAt: string | null
-}
-
-export interface Page<T> {
-  total: number
-  limit: number
-  offset: number
-  items: T[]
-}
-
-/** Which repositories a caller may see: every one (undefined), or those of these projects. */
-export type Visibility = string[] | undefined
+export type { Page, PageQuery, RepositorySummary, TagSort, TagSummary, Visibility } from './catalog-types.js'
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString())
 
@@ -67,14 +25,20 @@ export class CatalogService {
   private readonly configs: ConfigCache
   private readonly semverOrders: ReadCache<{ versions: string[]; others: string[] }>
 
-  constructor(private readonly deps: { meta: MetadataRepositories; registry: Registry; log: Logger }) {
+  /** the repositories of layout-backed projects, read from their directories */
+  private readonly layouts: LayoutCatalog | undefined
+
+  constructor(private readonly deps: { meta: MetadataRepositories; registry: Registry; log: Logger; layouts?: LayoutSource }) {
     this.configs = new ConfigCache(deps.registry)
+    this.layouts = deps.layouts && new LayoutCatalog(deps.layouts, deps.log)
     // Sorted tag names per repository and filter, dropped when any tag changes.
     this.semverOrders = new ReadCache(deps.meta.changes.generation(['repository', 'tag']), 2_000_000, (o) => o.versions.length + o.others.length + 1)
   }
 
   /** Repositories of a project, a page at a time. */
   async repositories(project: string, query: PageQuery<RepositorySort>): Promise<Page<RepositorySummary>> {
+    const layout = await this.layoutOf(project)
+    if (layout) return layout.repositories(project, query)
     const { total, items } = await this.deps.meta.catalog.repositories(projectScope(project), query.q, query.sort, query.desc, query.limit, query.offset)
     return { total, limit: query.limit, offset: query.offset, items: items.map((r) => summary(r)) }
   }
@@ -92,7 +56,20 @@ export class CatalogService {
     throw RegistryError.notFound(`repository ${path} in project ${project}`)
   }
 
+  /** Whether the project is served read-only from an OCI image layout directory. */
+  async isLayoutProject(project: string): Promise<boolean> {
+    return (await this.layoutOf(project)) !== undefined
+  }
+
+  /** The full name of a repository of any project (stored or served from a layout); NOT_FOUND when it does not exist. */
+  async repositoryName(project: string, path: string): Promise<string> {
+    const layout = await this.layoutOf(project)
+    return layout ? layout.name(project, path) : (await this.resolve(project, path)).name
+  }
+
   async repository(project: string, path: string): Promise<RepositorySummary> {
+    const layout = await this.layoutOf(project)
+    if (layout) return layout.repository(project, path)
     const { name } = await this.resolve(project, path)
     const row = await this.deps.meta.catalog.repository(name)
     if (!row) throw RegistryError.notFound(`repository ${path} in project ${project}`)
@@ -104,6 +81,7 @@ export class CatalogService {
    * GC is told), then the repository itself with its blob links; the bytes go at the next GC.
    */
   async deleteRepository(project: string, path: string): Promise<{ name: string; manifests: number }> {
+    await this.refuseOnLayout(project, 'delete')
     const { name, id } = await this.resolve(project, path)
     const digests = await this.deps.meta.catalog.manifestDigests(id)
     for (const digest of digests) {
@@ -120,6 +98,8 @@ export class CatalogService {
 
   /** Tags of a repository, a page at a time, with sizes and platforms. */
   async tags(project: string, path: string, query: PageQuery<TagSort>): Promise<Page<TagSummary>> {
+    const layout = await this.layoutOf(project)
+    if (layout) return layout.tags(project, path, query)
     const { id, name } = await this.resolve(project, path)
     const { catalog } = this.deps.meta
     let rows: TagRow[]
@@ -139,6 +119,7 @@ export class CatalogService {
 
   /** Removes one tag (the manifest stays, untagged) through the registry's rules. */
   async deleteTag(project: string, path: string, tag: string): Promise<void> {
+    await this.refuseOnLayout(project, 'delete')
     const { name } = await this.resolve(project, path)
     if (!isValidTag(tag)) throw RegistryError.notFound(`tag ${tag}`)
     try {
@@ -151,6 +132,7 @@ export class CatalogService {
 
   /** Deletes a manifest by digest, with its tags (as DELETE /v2/…/manifests/{digest}); the repository's name. */
   async deleteArtifact(project: string, path: string, digest: string): Promise<string> {
+    await this.refuseOnLayout(project, 'delete')
     const { name } = await this.resolve(project, path)
     if (!looksLikeDigest(digest)) throw RegistryError.invalidField('digest', 'a digest (delete a tag through …/tags/{tag})')
     requireDigest(digest)
@@ -168,6 +150,7 @@ export class CatalogService {
    * under the tag, as a client re-pushing it would: immutability rules, events and audit apply.
    */
   async addTag(project: string, path: string, reference: string, tag: string): Promise<{ name: string; digest: string }> {
+    await this.refuseOnLayout(project, 'push')
     const { name } = await this.resolve(project, path)
     if (typeof tag !== 'string' || !isValidTag(tag)) throw RegistryError.invalidField('name', 'a tag: up to 128 letters, digits, _ . and -, not starting with . or -')
     if (looksLikeDigest(reference)) requireDigest(reference)
@@ -231,6 +214,8 @@ export class CatalogService {
 
   /** A manifest (by digest or tag) with its config, platforms, layers, history and referrers. */
   async artifact(project: string, path: string, reference: string): Promise<Record<string, unknown>> {
+    const layout = await this.layoutOf(project)
+    if (layout) return layout.artifact(project, path, reference)
     const { name, id } = await this.resolve(project, path)
     if (looksLikeDigest(reference)) requireDigest(reference)
     else if (!isValidTag(reference)) throw RegistryError.notFound(`artifact ${reference}`)
@@ -292,12 +277,8 @@ export class CatalogService {
    * them. Candidates are the visible manifests sharing the first layer (at most 1000 examined).
    */
   async relations(visible: Visibility, project: string, path: string, reference: string) {
-    const { name } = await this.resolve(project, path)
-    const row = await this.deps.registry.manifests.get(name, reference).catch((err: unknown) => {
-      if (err instanceof RegistryError && err.code === 'MANIFEST_UNKNOWN') throw RegistryError.notFound(`artifact ${reference}`)
-      throw err
-    })
-    const layers = describe(row.content ?? Buffer.alloc(0), row.mediaType).layers.map((l) => l.digest)
+    const row = await this.layersOf(project, path, reference)
+    const layers = row.layers
     const base: Related[] = []
     const dependents: Related[] = []
     const first = layers[0]
@@ -323,12 +304,13 @@ export class CatalogService {
   async search(visible: Visibility, q: string, limit = 20) {
     const scope = scopeOf(visible)
     const found = await this.deps.meta.catalog.search(scope, q, limit)
-    const where = (name: string) => ({ name, ...split(name) })
+    // The layout projects' repositories are searched in their index.json files.
+    const fromLayouts = this.layouts ? await this.layouts.search(visible, q, limit) : { repositories: [], tags: [], digests: [] }
     const needle = q.toLowerCase()
     return {
-      repositories: found.repositories.map(where),
-      tags: found.tags.map((t) => ({ ...where(t.repository), tag: t.tag, digest: t.digest })),
-      digests: found.digests.map((m) => ({ ...where(m.repository), digest: m.digest, mediaType: m.media_type })),
+      repositories: [...found.repositories.map(where), ...fromLayouts.repositories].slice(0, limit),
+      tags: [...found.tags.map((t) => ({ ...where(t.repository), tag: t.tag, digest: t.digest })), ...fromLayouts.tags].slice(0, limit),
+      digests: [...found.digests.map((m) => ({ ...where(m.repository), digest: m.digest, mediaType: m.media_type })), ...fromLayouts.digests].slice(0, limit),
       annotations: found.annotations.flatMap((m) => {
         const annotations = JSON.parse(m.annotations ?? '{}') as Record<string, string>
         const hits = Object.entries(annotations).filter(([k, v]) => k.toLowerCase().includes(needle) || String(v).toLowerCase().includes(needle))
@@ -369,6 +351,7 @@ export class CatalogService {
 
   /** What deleting a repository would free: the bytes no other repository holds. */
   async storageOfRepository(project: string, path: string) {
+    await this.refuseStorageOnLayout(project)
     const { name, id } = await this.resolve(project, path)
     const row = await this.deps.meta.catalog.repository(name)
     return { ...where(name), sizeBytes: row?.sizeBytes ?? 0, freedBytes: await this.deps.meta.catalog.exclusiveBytes(id) }
@@ -380,6 +363,7 @@ export class CatalogService {
    * another tag points at the same manifest). Freed by the next GC after the delete.
    */
   async storageOfTag(project: string, path: string, reference: string) {
+    await this.refuseStorageOnLayout(project)
     const { name, id } = await this.resolve(project, path)
     const row = await this.deps.registry.manifests.get(name, reference).catch((err: unknown) => {
       if (err instanceof RegistryError && (err.code === 'MANIFEST_UNKNOWN' || err.code === 'NAME_UNKNOWN')) throw RegistryError.notFound(`tag ${reference}`)
@@ -411,6 +395,32 @@ export class CatalogService {
     }
     return { ...where(name), ...(tag ? { tag } : {}), digest: row.digest, sizeBytes: total, freedBytes: freed }
   }
+
+  /** The layout catalog when `project` is served from an OCI image layout. */
+  private async layoutOf(project: string): Promise<LayoutCatalog | undefined> {
+    return this.layouts && (await this.layouts.isLayoutProject(project)) ? this.layouts : undefined
+  }
+
+  /** Writes on a layout project are answered as /v2 answers them: 405 UNSUPPORTED for deletes, 403 DENIED for pushes. */
+  private async refuseOnLayout(project: string, kind: 'delete' | 'push'): Promise<void> {
+    if (await this.layoutOf(project)) throw layoutRefusal(project, kind)
+  }
+
+  private async refuseStorageOnLayout(project: string): Promise<void> {
+    if (await this.layoutOf(project)) throw new RegistryError('UNSUPPORTED', `project ${project} is served read-only from an OCI image layout: it takes no registry storage and nothing of it can be deleted`)
+  }
+
+  /** The layer digests of a manifest of any project's repository. */
+  private async layersOf(project: string, path: string, reference: string): Promise<{ name: string; digest: string; layers: string[] }> {
+    const layout = await this.layoutOf(project)
+    if (layout) return layout.layers(project, path, reference)
+    const { name } = await this.resolve(project, path)
+    const row = await this.deps.registry.manifests.get(name, reference).catch((err: unknown) => {
+      if (err instanceof RegistryError && err.code === 'MANIFEST_UNKNOWN') throw RegistryError.notFound(`artifact ${reference}`)
+      throw err
+    })
+    return { name, digest: row.digest, layers: describe(row.content ?? Buffer.alloc(0), row.mediaType).layers.map((l) => l.digest) }
+  }
 }
 
 interface Related {
@@ -426,16 +436,6 @@ function commonPrefix(a: string[], b: string[]): number {
   let n = 0
   while (n < a.length && n < b.length && a[n] === b[n]) n++
   return n
-}
-
-function where(name: string) {
-  return { name, ...split(name) }
-}
-
-/** project and path of a full repository name (one-part names are the library project's). */
-function split(name: string): { project: string; repository: string } {
-  const slash = name.indexOf('/')
-  return slash === -1 ? { project: 'library', repository: name } : { project: name.slice(0, slash), repository: name.slice(slash + 1) }
 }
 
 function projectScope(project: string): Scope {
@@ -460,42 +460,4 @@ function summary(r: { name: string; tagCount: number; artifactCount: number; siz
 
 function blobDigests(d: Described): string[] {
   return [...(d.config ? [d.config.digest] : []), ...d.layers.map((l) => l.digest)]
-}
-
-/** Bytes of a manifest, its children present in the repository and their blobs, each digest once. */
-function totalSize(digest: string, manifestSizes: Map<string, number>, described: Map<string, Described>): number {
-  const seen = new Set<string>()
-  let total = 0
-  const add = (d: string, size: number) => {
-    if (seen.has(d)) return
-    seen.add(d)
-    total += size
-  }
-  const visit = (m: string) => {
-    const d = described.get(m)
-    add(m, manifestSizes.get(m) ?? 0)
-    if (!d) return
-    if (d.config) add(d.config.digest, d.config.size)
-    for (const l of d.layers) add(l.digest, l.size)
-    for (const c of d.manifests) if (described.has(c.digest) && !seen.has(c.digest)) visit(c.digest)
-  }
-  visit(digest)
-  return total
-}
-
-/** The config's history, each step with the index of the layer it made (null for empty layers). */
-function history(config: Record<string, unknown> | undefined, layerCount: number) {
-  const steps = Array.isArray(config?.history) ? (config.history as Record<string, unknown>[]) : []
-  let layer = 0
-  return steps.map((h) => {
-    const empty = h.empty_layer === true
-    const index = empty || layer >= layerCount ? null : layer++
-    return {
-      created: typeof h.created === 'string' ? h.created : null,
-      createdBy: typeof h.created_by === 'string' ? h.created_by : null,
-      comment: typeof h.comment === 'string' ? h.comment : null,
-      emptyLayer: empty,
-      layerIndex: index,
-    }
-  })
 }

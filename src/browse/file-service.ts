@@ -3,8 +3,11 @@ import type { Logger } from 'pino'
 import { RegistryError } from '../errors/registry-error.js'
 import type { Registry } from '../registry/registry.js'
 import { requireDigest } from '../registry/validate.js'
+import { looksLikeDigest } from '../oci/digest.js'
+import { isValidTag } from '../oci/reference.js'
 import { blobHead, openBlob, tooLarge } from './blob-reader.js'
 import { describe, type Descriptor } from './describe.js'
+import type { LayoutSource } from './layout-catalog.js'
 import { DEFAULT_LIMITS, indexLayer, normalizePath, walkLayer, type FileEntry, type IndexLimits, type LayerIndex } from './layer-index.js'
 
 // The layer file browser: directory listings of one layer or of the whole image (layers in
@@ -31,7 +34,17 @@ interface Tree {
   children: Map<string, string[]>
 }
 
-type Source = { layers: Descriptor[]; repository: string; digest: string }
+/** Where an image's layer blobs are read: the registry's storage, or the layout directory serving its repository. */
+interface LayerReader {
+  /** prefixes the cache keys of its layers: a layout's files are not the registry's verified blobs */
+  key: string
+  /** BLOB_UNKNOWN when the repository does not hold the blob */
+  check(digest: string): Promise<void>
+  open(digest: string): Promise<Readable>
+  head(digest: string): Promise<Buffer>
+}
+
+type Source = { layers: Descriptor[]; repository: string; digest: string; reader: LayerReader }
 
 export class FileService {
   private readonly limits: IndexLimits
@@ -41,7 +54,7 @@ export class FileService {
   private readonly budget: number
   readonly maxFileBytes: number
 
-  constructor(private readonly deps: { registry: Registry; log: Logger }, opts: FileServiceOptions = {}) {
+  constructor(private readonly deps: { registry: Registry; log: Logger; layouts?: LayoutSource }, opts: FileServiceOptions = {}) {
     this.limits = { ...DEFAULT_LIMITS, ...opts.limits }
     this.budget = opts.cacheEntries ?? 1_000_000
     this.maxFileBytes = opts.maxFileBytes ?? 1024 * 1024
@@ -88,7 +101,7 @@ export class FileService {
     const chunks: Buffer[] = []
     let read = 0
     let found = false
-    await walkLayer(desc.digest, () => this.open(src.repository, desc.digest), await this.head(src.repository, desc.digest), this.limits, (_h, p) => {
+    await walkLayer(desc.digest, () => src.reader.open(desc.digest), await src.reader.head(desc.digest), this.limits, (_h, p) => {
       if (found) return 'stop'
       if (p !== wanted) return 'skip'
       found = true
@@ -140,13 +153,41 @@ export class FileService {
 
   /** An image manifest's layers; an index has no files (choose one of its manifests). */
   private async image(repository: string, reference: string): Promise<Source> {
-    const row = await this.deps.registry.manifests.get(repository, reference).catch((err: unknown) => {
+    const layouts = this.deps.layouts
+    const project = layouts && (await layouts.serves(repository))
+    const row = layouts && project !== undefined ? await this.layoutManifest(layouts, repository, reference) : await this.deps.registry.manifests.get(repository, reference).catch((err: unknown) => {
       if (err instanceof RegistryError && err.code === 'MANIFEST_UNKNOWN') throw RegistryError.notFound(`artifact ${reference}`)
       throw err
     })
     const d = describe(row.content ?? Buffer.alloc(0), row.mediaType)
     if (d.kind === 'index') throw RegistryError.invalidField('digest', `${row.digest} is an index: browse the files of one of its manifests`)
-    return { layers: d.layers, repository, digest: row.digest }
+    const reader = layouts && project !== undefined ? layoutReader(layouts, project, repository) : this.registryReader(repository)
+    return { layers: d.layers, repository, digest: row.digest, reader }
+  }
+
+  private async layoutManifest(layouts: LayoutSource, repository: string, reference: string): Promise<{ content: Buffer; mediaType: string; digest: string }> {
+    if (looksLikeDigest(reference)) requireDigest(reference)
+    else if (!isValidTag(reference)) throw RegistryError.notFound(`artifact ${reference}`)
+    try {
+      const m = await layouts.manifest(repository, reference)
+      return { content: m.bytes, mediaType: m.mediaType, digest: m.digest }
+    } catch (err) {
+      if (err instanceof RegistryError && (err.code === 'MANIFEST_UNKNOWN' || err.code === 'NAME_UNKNOWN')) throw RegistryError.notFound(`artifact ${reference}`)
+      throw err
+    }
+  }
+
+  /** The registry's blobs; the caller may read the repository: its link to each blob is checked before any read. */
+  private registryReader(repository: string): LayerReader {
+    const { registry } = this.deps
+    return {
+      key: '',
+      check: async (digest) => {
+        await registry.blobs.stat(repository, requireDigest(digest))
+      },
+      open: (digest) => openBlob(registry, repository, digest),
+      head: (digest) => blobHead(registry, repository, digest),
+    }
   }
 
   private async layerNumber(src: Source, layer: string | undefined): Promise<number> {
@@ -161,12 +202,12 @@ export class FileService {
     if (layer !== undefined) {
       const n = await this.layerNumber(src, layer)
       const digest = (src.layers[n] as Descriptor).digest
-      const hit = this.cached(`l\0${digest}`)
+      const hit = this.cached(`l\0${src.reader.key}${digest}`)
       if (hit) return { tree: hit.tree, layerIndex: n }
       const index = await this.layerIndex(src, n)
-      return { tree: this.cached(`l\0${digest}`)?.tree ?? layerTree(index), layerIndex: n }
+      return { tree: this.cached(`l\0${src.reader.key}${digest}`)?.tree ?? layerTree(index), layerIndex: n }
     }
-    const key = `m\0${src.layers.map((l) => l.digest).join(',')}`
+    const key = `m\0${src.reader.key}${src.layers.map((l) => l.digest).join(',')}`
     const hit = this.cached(key)
     if (hit) return { tree: hit.tree }
     const indexes: LayerIndex[] = []
@@ -179,32 +220,23 @@ export class FileService {
   /** A layer's index: from the cache, or read once however many requests want it. */
   private async layerIndex(src: Source, n: number): Promise<LayerIndex> {
     const desc = src.layers[n] as Descriptor
-    const key = `l\0${desc.digest}`
+    const key = `l\0${src.reader.key}${desc.digest}`
     const hit = this.cached(key)
     if (hit?.layer) return hit.layer
-    // The caller may read the repository: its link to the blob is checked before any read.
     requireDigest(desc.digest)
-    await this.deps.registry.blobs.stat(src.repository, requireDigest(desc.digest))
-    let pending = this.inflight.get(desc.digest)
+    await src.reader.check(desc.digest)
+    let pending = this.inflight.get(key)
     if (!pending) {
       pending = (async () => {
         const started = Date.now()
-        const index = await indexLayer(desc.digest, () => this.open(src.repository, desc.digest), await this.head(src.repository, desc.digest), this.limits)
+        const index = await indexLayer(desc.digest, () => src.reader.open(desc.digest), await src.reader.head(desc.digest), this.limits)
         this.deps.log.info({ digest: desc.digest, entries: index.entries.size, ms: Date.now() - started }, 'layer indexed')
         this.remember(key, { tree: layerTree(index), layer: index, weight: index.entries.size * 2 })
         return index
-      })().finally(() => this.inflight.delete(desc.digest))
-      this.inflight.set(desc.digest, pending)
+      })().finally(() => this.inflight.delete(key))
+      this.inflight.set(key, pending)
     }
     return pending
-  }
-
-  private open(repository: string, digest: string): Promise<Readable> {
-    return openBlob(this.deps.registry, repository, digest)
-  }
-
-  private head(repository: string, digest: string): Promise<Buffer> {
-    return blobHead(this.deps.registry, repository, digest)
   }
 
   private cached(key: string) {
@@ -277,4 +309,25 @@ function childrenOf(entries: Map<string, FileEntry>): Map<string, string[]> {
   }
   for (const list of children.values()) list.sort()
   return children
+}
+
+/**
+ * The blob files of a layout project's directory. They were not verified against their digests
+ * when written there, so their indexes are cached apart from the registry's (by project).
+ */
+function layoutReader(layouts: LayoutSource, project: string, repository: string): LayerReader {
+  return {
+    key: `layout:${project}\0`,
+    check: async (digest) => {
+      await layouts.blob(repository, digest)
+    },
+    open: async (digest) => (await layouts.blob(repository, digest)).open(0, undefined),
+    head: async (digest) => {
+      const blob = await layouts.blob(repository, digest)
+      if (blob.size === 0) return Buffer.alloc(0)
+      const chunks: Buffer[] = []
+      for await (const c of blob.open(0, Math.min(4, blob.size)) as AsyncIterable<Buffer>) chunks.push(c)
+      return Buffer.concat(chunks)
+    },
+  }
 }

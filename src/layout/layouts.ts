@@ -141,6 +141,20 @@ export class LayoutService {
     const generation = this.deps.generation()
     return generation === undefined ? this.deps.now() - this.loadedAt >= 1000 : generation !== this.loaded
   }
+
+  // ---- reads for the web UI's browser (src/browse) ----
+
+  /** The names of the layout projects, sorted. */
+  async projectNames(): Promise<string[]> {
+    return [...(await this.projects()).keys()].sort()
+  }
+
+  /** The tags of `repository` with the index.json entry each names (digest, media type, size). */
+  async tagDescriptors(repository: string): Promise<Map<string, Descriptor>> {
+    const tags = (await (await this.dir(repository)).current()).repositories.get(repository)
+    if (!tags) throw RegistryError.nameUnknown(repository)
+    return new Map(tags)
+  }
 }
 
 function projectOf(repository: string): string {

@@ -16,6 +16,7 @@ import { exportImages } from './export.js'
 import { importLayout, type ImportResult } from './import.js'
 import { entryTag, IMAGE_NAME, REF_NAME } from './layout-side.js'
 import { LayoutProblem, listTar, TarLayoutReader, TarLayoutWriter, type LayoutIndex, type LayoutReader } from './layout-store.js'
+import { ServedLayoutSide, type ServedLayout } from './served-layout-side.js'
 
 // One image as a tar, for the web UI and scripts (GET …/artifacts/{digest}/export, POST
 // …/repositories/{repository}/import): an OCI image layout tar (skopeo's oci-archive:) or a
@@ -41,6 +42,8 @@ export interface ImageTarDeps {
   /** transfer.maxImportSize: the largest upload */
   maxImportSize: number
   checkPull?: PullCheck
+  /** the layout-backed projects: their images are read from the layout directory, imports into them refused */
+  layouts?: ServedLayout
   log: Logger
 }
 
@@ -76,7 +79,8 @@ export class ImageTarService {
    * truncated download.
    */
   async exportTar(req: ExportRequest): Promise<PreparedExport> {
-    const side = this.gated(new LocalSide(this.deps.registry))
+    const project = await this.deps.layouts?.serves(req.repository)
+    const side = this.gated(this.deps.layouts && project !== undefined ? new ServedLayoutSide(this.deps.layouts, project) : new LocalSide(this.deps.registry))
     const top = await side.manifest(req.repository, req.digest)
     if (!top) throw RegistryError.notFound(`artifact ${req.digest}`)
     const base = `${req.repository.split('/').pop() ?? 'image'}_${top.digest.slice(7, 19)}`
@@ -97,6 +101,8 @@ export class ImageTarService {
    * image of the archive; without it, the archive's own tags (ref names, RepoTags) are used.
    */
   async importTar(body: Readable, repository: string, opts: { tag?: string } = {}): Promise<ImportResult> {
+    const layoutProject = await this.deps.layouts?.serves(repository)
+    if (layoutProject !== undefined) throw RegistryError.denied(`project ${layoutProject} is served read-only from an OCI image layout: pushes, new tags and imports are refused (change the layout directory instead)`)
     await mkdir(this.deps.tempDir, { recursive: true })
     await this.removeStale()
     const dir = await mkdtemp(join(this.deps.tempDir, 'import-'))

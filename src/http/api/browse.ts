@@ -107,7 +107,7 @@ export async function browseRoutes(app: FastifyInstance, opts: BrowseRoutesOptio
   app.get<FileRoute>('/projects/:project/repositories/:repository/artifacts/:reference/files', async (req) => {
     const { project, repository, reference } = req.params
     await may(req, project, 'pull')
-    const { name } = await catalog.resolve(project, repository)
+    const name = await catalog.repositoryName(project, repository)
     const limit = req.query.limit === undefined ? 1000 : Number(req.query.limit)
     if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw RegistryError.invalidField('limit', 'an integer from 1 to 10000')
     const offset = req.query.offset === undefined ? 0 : Number(req.query.offset)
@@ -118,7 +118,7 @@ export async function browseRoutes(app: FastifyInstance, opts: BrowseRoutesOptio
   app.get<FileRoute>('/projects/:project/repositories/:repository/artifacts/:reference/files/content', async (req, reply) => {
     const { project, repository, reference } = req.params
     await may(req, project, 'pull')
-    const { name } = await catalog.resolve(project, repository)
+    const name = await catalog.repositoryName(project, repository)
     if (!req.query.path) throw RegistryError.invalidField('path', 'required')
     const file = await opts.files.content(name, reference, req.query.path, req.query.layer)
     return reply
@@ -135,7 +135,7 @@ export async function browseRoutes(app: FastifyInstance, opts: BrowseRoutesOptio
     const { from, to } = req.query
     if (!from) throw RegistryError.invalidField('from', 'a tag or digest')
     if (!to) throw RegistryError.invalidField('to', 'a tag or digest')
-    const { name } = await catalog.resolve(project, repository)
+    const name = await catalog.repositoryName(project, repository)
     const limit = req.query.limit === undefined ? 1000 : Number(req.query.limit)
     if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw RegistryError.invalidField('limit', 'an integer from 1 to 10000')
     return opts.files.diff(name, from, to, limit)

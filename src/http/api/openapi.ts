@@ -217,10 +217,11 @@ export const OPENAPI = {
           ...where,
           tagCount: { type: 'integer' },
           artifactCount: { type: 'integer', description: 'manifests and indexes' },
-          sizeBytes: { type: 'integer', description: 'linked blobs and manifests' },
-          pullCount: { type: 'integer' },
-          lastPushedAt: time,
+          sizeBytes: { type: 'integer', description: 'linked blobs and manifests (of a layout project: the blobs and manifests its tags reach)' },
+          pullCount: { type: ['integer', 'null'], description: 'null for a layout project (no pulls are counted for it)' },
+          lastPushedAt: { ...time, description: 'null for a layout project (nothing was pushed)' },
           lastPulledAt: time,
+          readOnly: { type: 'boolean', enum: [true], description: 'present (true) for a repository of a layout project, served read-only from an OCI image layout directory' },
         },
       },
       Tag: {
@@ -232,8 +233,8 @@ export const OPENAPI = {
           artifactType: { type: ['string', 'null'] },
           sizeBytes: { type: 'integer', description: 'the manifest, its children and their blobs, each digest once' },
           platforms: { type: 'array', items: platform },
-          pushedAt: { type: 'string', format: 'date-time' },
-          pullCount: { type: 'integer' },
+          pushedAt: { type: ['string', 'null'], format: 'date-time', description: 'null for a tag of a layout project (it was never pushed here)' },
+          pullCount: { type: ['integer', 'null'], description: 'null for a layout project' },
           lastPulledAt: time,
         },
       },
@@ -256,8 +257,9 @@ export const OPENAPI = {
           history: { type: 'array', items: { type: 'object', properties: { created: time, createdBy: { type: ['string', 'null'] }, comment: { type: ['string', 'null'] }, emptyLayer: { type: 'boolean' }, layerIndex: { type: ['integer', 'null'] } } } },
           referrers: { type: 'array', items: { type: 'object', properties: { digest: { type: 'string' }, mediaType: { type: 'string' }, artifactType: { type: ['string', 'null'] }, size: { type: 'integer' }, annotations: { type: 'object' } } } },
           tags: { type: 'array', items: { type: 'string' }, description: 'tags naming this manifest (first 100 by name)' },
-          pullCount: { type: 'integer' },
+          pullCount: { type: ['integer', 'null'], description: 'null for a layout project' },
           lastPulledAt: time,
+          readOnly: { type: 'boolean', enum: [true], description: 'present (true) for an artifact of a layout project' },
         },
       },
       SearchResult: {
@@ -522,7 +524,7 @@ export const OPENAPI = {
       }),
     },
     '/projects/{project}/repositories': {
-      get: op('Repositories of the project with their figures, a page at a time (pull on the project)', {
+      get: op('Repositories of the project with their figures, a page at a time (pull on the project). A layout project (LayoutSettings) is browsable like any other: its repositories, tags, artifacts, files and image tars are read from the layout directory as it is now (nothing is copied into the database); pull counts and push times, which do not exist for it, are null, and sort=pushed or pulled order by name. Writes on it answer as /v2 does: deletes 405 UNSUPPORTED, new tags and imports 403 DENIED', {
         parameters: [query('q', 'string', 'the path contains this (case-insensitive)'), query('sort', ['name', 'pushed', 'pulled', 'size'], 'default name'), ORDER, ...PAGING],
         responses: { '200': { description: 'a page', ...json(pageOf('Repository')) }, ...errors },
       }),
@@ -531,7 +533,7 @@ export const OPENAPI = {
       parameters: [REPOSITORY],
       get: op('One repository with its figures', { responses: { '200': { description: 'the repository', ...json({ $ref: '#/components/schemas/Repository' }) }, ...errors } }),
       delete: {
-        summary: 'Delete the repository: every manifest and tag (refused, 403, while an immutability rule protects one of its tags) and its blob links; the bytes go at the next GC (delete on the project: project admins, maintainers, system admins)',
+        summary: 'Delete the repository: every manifest and tag (refused, 403, while an immutability rule protects one of its tags) and its blob links; the bytes go at the next GC (delete on the project: project admins, maintainers, system admins). 405 UNSUPPORTED on a layout project',
         responses: { '204': { description: 'deleted' }, ...errors },
       },
     },
@@ -544,20 +546,20 @@ export const OPENAPI = {
     },
     '/projects/{project}/repositories/{repository}/tags/{tag}': {
       parameters: [REPOSITORY, { name: 'tag', in: 'path', required: true, schema: { type: 'string' } }],
-      delete: { summary: 'Delete the tag (its manifest stays, untagged); 403 for an immutable tag (delete on the project)', responses: { '204': { description: 'deleted' }, ...errors } },
+      delete: { summary: 'Delete the tag (its manifest stays, untagged); 403 for an immutable tag (delete on the project); 405 UNSUPPORTED on a layout project', responses: { '204': { description: 'deleted' }, ...errors } },
     },
     '/projects/{project}/repositories/{repository}/artifacts/{reference}': {
       parameters: [REPOSITORY, { name: 'reference', in: 'path', required: true, description: 'a digest (or a tag)', schema: { type: 'string' } }],
       get: op('A manifest or index with its config, platforms, layers, history, referrers and sizes', { responses: { '200': { description: 'the artifact', ...json({ $ref: '#/components/schemas/Artifact' }) }, ...errors } }),
       delete: {
-        summary: 'Delete the manifest (reference: a digest) and every tag pointing at it, as DELETE /v2/{name}/manifests/{digest}; 403 while an immutability rule protects one of its tags (delete on the project)',
+        summary: 'Delete the manifest (reference: a digest) and every tag pointing at it, as DELETE /v2/{name}/manifests/{digest}; 403 while an immutability rule protects one of its tags (delete on the project); 405 UNSUPPORTED on a layout project',
         responses: { '204': { description: 'deleted' }, ...errors },
       },
     },
     '/projects/{project}/repositories/{repository}/artifacts/{reference}/tags': {
       parameters: [REPOSITORY, { name: 'reference', in: 'path', required: true, description: 'a digest (or a tag)', schema: { type: 'string' } }],
       post: {
-        summary: 'Add a tag to the artifact (moves the tag when it names another one; 403 for an immutable tag). A push: push on the project (project admins, maintainers, developers, system admins)',
+        summary: 'Add a tag to the artifact (moves the tag when it names another one; 403 for an immutable tag). A push: push on the project (project admins, maintainers, developers, system admins); 403 DENIED on a layout project',
         requestBody: { required: true, ...json({ type: 'object', required: ['name'], properties: { name: { type: 'string', description: 'the tag' } } }) },
         responses: { '201': { description: '{name, digest}' }, ...errors },
       },
@@ -590,7 +592,7 @@ export const OPENAPI = {
     '/projects/{project}/repositories/{repository}/artifacts/{digest}/export': {
       parameters: [REPOSITORY, { name: 'digest', in: 'path', required: true, description: 'a manifest digest (or tag)', schema: { type: 'string' } }],
       get: {
-        summary: "The image as a tar, streamed as it is read (docs/airgap.md). format=oci: an OCI image layout tar (skopeo's oci-archive:), the whole index or, with platform, the index rewritten to that platform; referrers=true adds signatures and SBOMs. format=docker: a docker-archive (docker load, skopeo's docker-archive:) of one image, which is an OCI layout as well; an index needs platform. index.json names the image by its first tag, manifest.json's RepoTags are host/repository:tag of every tag. Docker-Content-Digest gives the manifest the tar names. Needs pull; pull policies (signatures, vulnerabilities) apply as on /v2",
+        summary: "The image as a tar, streamed as it is read (docs/airgap.md). format=oci: an OCI image layout tar (skopeo's oci-archive:), the whole index or, with platform, the index rewritten to that platform; referrers=true adds signatures and SBOMs. format=docker: a docker-archive (docker load, skopeo's docker-archive:) of one image, which is an OCI layout as well; an index needs platform. index.json names the image by its first tag, manifest.json's RepoTags are host/repository:tag of every tag. Docker-Content-Digest gives the manifest the tar names. Needs pull; pull policies (signatures, vulnerabilities) apply as on /v2. An image of a layout project is read from its layout directory",
         parameters: [query('format', ['oci', 'docker'], 'oci (default) or docker'), query('platform', 'string', 'os/arch[/variant] of an index: the image to export (required for docker)'), query('referrers', ['true', 'false'], 'oci only: with the referrers of the image')],
         responses: { '200': { description: 'the tar', content: { 'application/x-tar': { schema: { type: 'string', format: 'binary' } } } }, '422': { description: 'not a container image (docker format)', ...json(problem) }, ...errors },
       },
@@ -598,7 +600,7 @@ export const OPENAPI = {
     '/projects/{project}/repositories/{repository}/import': {
       parameters: [REPOSITORY],
       post: {
-        summary: 'Loads an OCI image layout tar (oci-archive) or a docker-archive (docker save) sent as the body (any content type), into this repository. The body is kept in a temporary file up to transfer.maxImportSize (413 past it), then every manifest and blob the archive lists is read and hashed (a docker-archive\'s layers against the config\'s diff_ids) before anything is stored: a truncated tar, a damaged header or a digest mismatch answers 400 naming the object, and no tag is created. Then blobs, manifests, and each tag last. Without tag the archive\'s own tags are used (ref names, RepoTags). Needs push',
+        summary: 'Loads an OCI image layout tar (oci-archive) or a docker-archive (docker save) sent as the body (any content type), into this repository. The body is kept in a temporary file up to transfer.maxImportSize (413 past it), then every manifest and blob the archive lists is read and hashed (a docker-archive\'s layers against the config\'s diff_ids) before anything is stored: a truncated tar, a damaged header or a digest mismatch answers 400 naming the object, and no tag is created. Then blobs, manifests, and each tag last. Without tag the archive\'s own tags are used (ref names, RepoTags). Needs push; 403 DENIED into a layout project',
         parameters: [query('tag', 'string', 'tags the one image of the archive (400 when it holds several)')],
         requestBody: { required: true, content: { 'application/x-tar': { schema: { type: 'string', format: 'binary' } } } },
         responses: {
@@ -680,7 +682,7 @@ export const OPENAPI = {
     },
     '/storage': {
       get: op(
-        'Storage accounting. Without parameters (system admins): physical and logical bytes, the dedupe ratio (logical/physical), bytes per project, the largest repositories. With project (pull on it): the project\'s bytes and its repositories by size (limit, offset). With project and repository: the repository\'s bytes and freedBytes, what deleting it would free (bytes no other repository holds). With project, repository and tag (a tag or digest): the artifact\'s bytes and freedBytes, the bytes of its manifests and blobs that no other manifest references, no other repository holds and no other tag keeps (0 when another tag names the same manifest); the bytes go at the GC after the delete',
+        'Storage accounting. Without parameters (system admins): physical and logical bytes, the dedupe ratio (logical/physical), bytes per project, the largest repositories. With project (pull on it): the project\'s bytes and its repositories by size (limit, offset). With project and repository: the repository\'s bytes and freedBytes, what deleting it would free (bytes no other repository holds). With project, repository and tag (a tag or digest): the artifact\'s bytes and freedBytes, the bytes of its manifests and blobs that no other manifest references, no other repository holds and no other tag keeps (0 when another tag names the same manifest); the bytes go at the GC after the delete. A layout project takes no registry storage: with repository it answers 405 UNSUPPORTED',
         {
           parameters: [query('project', 'string'), query('repository', 'string', 'path inside the project'), query('tag', 'string', 'a tag or a digest'), ...PAGING],
           responses: { '200': { description: 'StorageOverview, StorageOfProject or StorageFreed', ...json({ oneOf: ['StorageOverview', 'StorageOfProject', 'StorageFreed'].map((n) => ({ $ref: `#/components/schemas/${n}` })) }) }, ...errors },
