@@ -22,6 +22,8 @@ export interface Project {
   actions?: ProjectAction[]
   /** proxy cache settings (GET /projects/{p}); null or absent: an ordinary project */
   proxy?: ProxyView | null
+  /** set: a project served read-only from an OCI image layout directory on the server */
+  layout?: { path?: string; repository?: string } | null
 }
 
 export interface ProxyView {
@@ -70,9 +72,12 @@ export interface RepositorySummary {
   tagCount: number
   artifactCount: number
   sizeBytes: number
-  pullCount: number
+  /** null: no count is kept (a layout project) */
+  pullCount: number | null
   lastPushedAt: string | null
   lastPulledAt: string | null
+  /** served read-only from an OCI image layout directory */
+  readOnly?: boolean
 }
 
 export interface TagSummary {
@@ -82,8 +87,9 @@ export interface TagSummary {
   artifactType: string | null
   sizeBytes: number
   platforms: Platform[]
-  pushedAt: string
-  pullCount: number
+  /** null: never pushed here (a tag of a layout project) */
+  pushedAt: string | null
+  pullCount: number | null
   lastPulledAt: string | null
 }
 
@@ -114,8 +120,10 @@ export interface Artifact {
   history: { created?: string; createdBy?: string; created_by?: string; comment?: string; emptyLayer?: boolean; empty_layer?: boolean; layer?: number | null }[]
   referrers: { digest: string; mediaType: string; artifactType: string | null; size: number; annotations: Record<string, string> }[]
   tags: string[]
-  pullCount: number
+  pullCount: number | null
   lastPulledAt: string | null
+  /** served read-only from an OCI image layout directory */
+  readOnly?: boolean
 }
 
 export interface FileEntry {

@@ -13,6 +13,7 @@ import { scannable, ScanSection } from './scan'
 import { Signatures } from './trust'
 import { RelationsSection } from './relations'
 import { pathParam } from './repository'
+import { absentWhenNull, countOrAbsent, ReadOnlyBadge } from './read-only'
 
 const JsonView = lazy(() => import('../json-view'))
 const FileBrowser = lazy(() => import('./file-browser'))
@@ -32,14 +33,17 @@ export default function ArtifactPage() {
   const repoLink = `/repositories/${seg(project)}/${seg(path)}`
   return (
     <>
-      <h1>
-        <Link to={`/projects/${seg(project)}`}>{project}</Link> / <Link to={repoLink}>{path}</Link> @ <span className="mono">{shortDigest(a.digest)}</span>
-      </h1>
+      <div className="title-row">
+        <h1>
+          <Link to={`/projects/${seg(project)}`}>{project}</Link> / <Link to={repoLink}>{path}</Link> @ <span className="mono">{shortDigest(a.digest)}</span>
+        </h1>
+        {a.readOnly && <ReadOnlyBadge />}
+      </div>
       <p>
         <code>{byDigest(a.name, a.digest)}</code> <CopyButton text={byDigest(a.name, a.digest)} label="Copy reference" />
       </p>
       <DownloadTar path={`${base}/artifacts/${seg(a.digest)}`} artifact={a} />
-      <AddTag project={project} base={base} digest={a.digest} />
+      {!a.readOnly && <AddTag project={project} base={base} digest={a.digest} />}
       <dl className="facts">
         <dt>Tags</dt>
         <dd>{a.tags.length ? a.tags.join(', ') : 'untagged'}</dd>
@@ -53,9 +57,7 @@ export default function ArtifactPage() {
         <dt>Size</dt>
         <dd>{bytes(a.sizeBytes)}</dd>
         <dt>Pulls</dt>
-        <dd>
-          {a.pullCount} (last {ago(a.lastPulledAt)})
-        </dd>
+        <dd>{a.pullCount === null ? absentWhenNull(a.lastPulledAt, ago) : `${countOrAbsent(a.pullCount)} (last ${ago(a.lastPulledAt)})`}</dd>
         {a.subject && (
           <>
             <dt>Refers to</dt>
@@ -115,7 +117,8 @@ export default function ArtifactPage() {
 function Overview({ artifact: a, base, repoLink, project }: { artifact: Artifact; base: string; repoLink: string; project: string }) {
   return (
     <>
-      {scannable(a) && <ScanSection artifact={a} base={base} project={project} />}
+      {/* Scans and signature checks work on stored images; a layout project's are only read. */}
+      {scannable(a) && !a.readOnly && <ScanSection artifact={a} base={base} project={project} />}
       {a.layers.length > 0 && (
         <section aria-labelledby="layers-title">
           <h2 id="layers-title">Layers</h2>
@@ -148,7 +151,7 @@ function Overview({ artifact: a, base, repoLink, project }: { artifact: Artifact
         </section>
       )}
       {a.kind === 'image' && a.layers.length > 0 && a.subject === null && <RelationsSection base={base} digest={a.digest} />}
-      {a.subject === null && <Signatures base={base} digest={a.digest} repoLink={repoLink} />}
+      {a.subject === null && !a.readOnly && <Signatures base={base} digest={a.digest} repoLink={repoLink} />}
       <section aria-labelledby="referrers-title">
         <h2 id="referrers-title">Referrers</h2>
         <ReferrerTree base={base} repoLink={repoLink} referrers={a.referrers} />

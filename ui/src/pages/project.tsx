@@ -11,6 +11,7 @@ import { pushCommands } from '../snippets'
 import type { Member, Project, RepositorySummary, Robot } from '../types'
 import { NAME_PATTERN, ProjectAccessFields, QuotaBar } from './projects'
 import { Policies } from './project-policies'
+import { absentWhenNull, countOrAbsent, ReadOnlyBadge } from './read-only'
 import { ProxySettings } from './project-proxy'
 
 const Webhooks = lazy(() => import('./webhooks'))
@@ -35,6 +36,7 @@ export default function ProjectPage() {
           <Link to="/projects">Projects</Link> / {p.name}
         </h1>
         <span className={`badge ${p.public ? 'public' : ''}`}>{p.public ? 'public' : 'private'}</span>
+        {p.layout && <ReadOnlyBadge />}
       </div>
       <p>
         <QuotaBar used={p.usedBytes} quota={p.quotaBytes} />
@@ -102,7 +104,7 @@ function Repositories({ project }: { project: Project }) {
         {repos.data && repos.data.total === 0 && !q && (
           <>
             <Empty>No repositories in {project.name} yet.</Empty>
-            {can(project, 'push') && <Snippet title="Push the first image" text={pushCommands(project.name)} />}
+            {can(project, 'push') && !project.layout && <Snippet title="Push the first image" text={pushCommands(project.name)} />}
           </>
         )}
         {repos.data && repos.data.items.length > 0 && (
@@ -114,15 +116,15 @@ function Repositories({ project }: { project: Project }) {
                 </td>
                 <td>{r.tagCount}</td>
                 <td>{bytes(r.sizeBytes)}</td>
-                <td>{r.pullCount}</td>
-                <td>{ago(r.lastPushedAt)}</td>
+                <td>{countOrAbsent(r.pullCount)}</td>
+                <td>{r.readOnly ? absentWhenNull(r.lastPushedAt, ago) : ago(r.lastPushedAt)}</td>
               </tr>
             ))}
           </Table>
         )}
         {repos.data && <Pager offset={offset} size={PAGE} count={repos.data.items.length} total={repos.data.total} onChange={setOffset} />}
       </section>
-      {can(project, 'push') && <Lazy page={<ImageImport project={project.name} />} />}
+      {can(project, 'push') && !project.layout && <Lazy page={<ImageImport project={project.name} />} />}
     </>
   )
 }

@@ -10,6 +10,7 @@ import { ago, bytes, platformName, shortDigest } from '../format'
 import { can } from '../session'
 import { byDigest, podmanPullCommand, pullCommand } from '../snippets'
 import type { Project, RepositorySummary, TagSummary } from '../types'
+import { absentWhenNull, countOrAbsent, ReadOnlyBadge } from './read-only'
 
 const TagDiff = lazy(() => import('./tag-diff'))
 const ImageImport = lazy(() => import('./image-import'))
@@ -29,7 +30,9 @@ export default function RepositoryPage() {
   const base = `/projects/${seg(projectName)}/repositories/${seg(path)}`
   const project = useQuery({ queryKey: ['project', projectName], queryFn: () => get<Project>(`/projects/${seg(projectName)}`) })
   const repo = useQuery({ queryKey: ['repository', projectName, path], queryFn: () => get<RepositorySummary>(base) })
-  const mayDelete = can(project.data, 'delete')
+  // A layout project is read-only: nothing of it is deleted, tagged or imported here.
+  const readOnly = Boolean(project.data?.layout)
+  const mayDelete = can(project.data, 'delete') && !readOnly
   // What deleting the repository would free: bytes no other repository shares.
   const freed = useQuery({
     queryKey: ['storage', projectName, path],
@@ -55,6 +58,7 @@ export default function RepositoryPage() {
         <h1>
           <Link to={`/projects/${seg(projectName)}`}>{projectName}</Link> / {path}
         </h1>
+        {readOnly && <ReadOnlyBadge />}
         {mayDelete && (
           <button type="button" className="danger" onClick={() => setConfirmRepo(true)}>
             Delete repository
@@ -63,12 +67,14 @@ export default function RepositoryPage() {
       </div>
       <p className="muted">
         {r
-          ? `${r.tagCount} tags · ${r.artifactCount} artifacts · ${bytes(r.sizeBytes)} · ${r.pullCount} pulls · last push ${ago(r.lastPushedAt)}`
+          ? r.readOnly
+            ? `${r.tagCount} tags · ${r.artifactCount} artifacts · ${bytes(r.sizeBytes)} in the layout directory`
+            : `${r.tagCount} tags · ${r.artifactCount} artifacts · ${bytes(r.sizeBytes)} · ${countOrAbsent(r.pullCount)} pulls · last push ${ago(r.lastPushedAt)}`
           : '…'}
         {freed.data && ` · deleting it would free ${bytes(freed.data.freedBytes)}`}
       </p>
       <Tags base={base} repository={r?.name ?? `${projectName}/${path}`} project={projectName} path={path} mayDelete={mayDelete} />
-      {can(project.data, 'push') && (
+      {can(project.data, 'push') && !readOnly && (
         <Suspense fallback={<Loading />}>
           <ImageImport project={projectName} repository={path} />
         </Suspense>
@@ -136,9 +142,15 @@ function Tags({ base, repository, project, path, mayDelete }: { base: string; re
       column.accessor('digest', { header: 'Digest', cell: (c) => <span className="mono" title={c.getValue()}>{shortDigest(c.getValue())}</span> }),
       column.accessor('sizeBytes', { header: 'Size', cell: (c) => bytes(c.getValue()) }),
       column.accessor('platforms', { header: 'Platforms', cell: (c) => c.getValue().map(platformName).join(', ') || '—' }),
-      column.accessor('pushedAt', { header: 'Pushed', cell: (c) => <time dateTime={c.getValue()}>{ago(c.getValue())}</time> }),
-      column.accessor('pullCount', { header: 'Pulls' }),
-      column.accessor('lastPulledAt', { header: 'Last pull', cell: (c) => ago(c.getValue()) }),
+      column.accessor('pushedAt', {
+        header: 'Pushed',
+        cell: (c) => {
+          const at = c.getValue()
+          return at ? <time dateTime={at}>{ago(at)}</time> : '—'
+        },
+      }),
+      column.accessor('pullCount', { header: 'Pulls', cell: (c) => countOrAbsent(c.getValue()) }),
+      column.accessor('lastPulledAt', { header: 'Last pull', cell: (c) => (c.row.original.pullCount === null ? absentWhenNull(c.getValue(), ago) : ago(c.getValue())) }),
       column.display({
         id: 'copy',
         header: 'Pull',
