@@ -56,11 +56,6 @@ export class CatalogService {
     throw RegistryError.notFound(`repository ${path} in project ${project}`)
   }
 
-  /** Whether the project is served read-only from an OCI image layout directory. */
-  async isLayoutProject(project: string): Promise<boolean> {
-    return (await this.layoutOf(project)) !== undefined
-  }
-
   /** The full name of a repository of any project (stored or served from a layout); NOT_FOUND when it does not exist. */
   async repositoryName(project: string, path: string): Promise<string> {
     const layout = await this.layoutOf(project)
