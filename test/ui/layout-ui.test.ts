@@ -59,6 +59,8 @@ describe('a layout-backed project in the web UI', { skip }, () => {
     assert.equal(await page.getByRole('button', { name: 'Delete repository' }).count(), 0)
     assert.equal(await page.getByRole('button', { name: /^Delete/ }).count(), 0)
     assert.equal(await tags.getByRole('checkbox').count(), 0, 'no tag can be selected for deletion')
+    // no push or pull times exist for a layout's tags: no such sort is offered
+    assert.deepEqual(await tags.getByLabel('Sort by').locator('option').allTextContents(), ['name', 'semantic version'])
     assert.equal(await page.getByRole('form', { name: 'Import an image tar' }).count(), 0)
     await noSeriousViolations(page, 'layout repository')
     await screenshot(page, 'layout-repository')

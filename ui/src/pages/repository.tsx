@@ -22,6 +22,10 @@ const ROW_HEIGHT = 44
 export const pathParam = (s: string | undefined) => (s && s.includes('%') ? decodeURIComponent(s) : (s ?? ''))
 
 const column = createColumnHelper<TagSummary>()
+const TIME_SORTS: [string, string][] = [
+  ['pushed', 'push time'],
+  ['pulled', 'pull time'],
+]
 
 export default function RepositoryPage() {
   const params = useParams()
@@ -73,7 +77,7 @@ export default function RepositoryPage() {
           : '…'}
         {freed.data && ` · deleting it would free ${bytes(freed.data.freedBytes)}`}
       </p>
-      <Tags base={base} repository={r?.name ?? `${projectName}/${path}`} project={projectName} path={path} mayDelete={mayDelete} />
+      <Tags base={base} repository={r?.name ?? `${projectName}/${path}`} project={projectName} path={path} mayDelete={mayDelete} readOnly={readOnly} />
       {can(project.data, 'push') && !readOnly && (
         <Suspense fallback={<Loading />}>
           <ImageImport project={projectName} repository={path} />
@@ -95,9 +99,11 @@ export default function RepositoryPage() {
   )
 }
 
-function Tags({ base, repository, project, path, mayDelete }: { base: string; repository: string; project: string; path: string; mayDelete: boolean }) {
+function Tags({ base, repository, project, path, mayDelete, readOnly }: { base: string; repository: string; project: string; path: string; mayDelete: boolean; readOnly: boolean }) {
   const [q, setQ] = useState('')
-  const [sort, setSort] = useState('pushed')
+  const [chosenSort, setSort] = useState('pushed')
+  // A layout's tags were never pushed or pulled here: they sort by name or version only.
+  const sort = readOnly && (chosenSort === 'pushed' || chosenSort === 'pulled') ? 'name' : chosenSort
   const [selection, setSelection] = useState<RowSelectionState>({})
   const [confirm, setConfirm] = useState(false)
   const client = useQueryClient()
@@ -195,8 +201,7 @@ function Tags({ base, repository, project, path, mayDelete }: { base: string; re
           value={sort}
           onChange={setSort}
           options={[
-            ['pushed', 'push time'],
-            ['pulled', 'pull time'],
+            ...(readOnly ? [] : TIME_SORTS),
             ['name', 'name'],
             ['semver', 'semantic version'],
           ]}
