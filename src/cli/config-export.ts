@@ -3,15 +3,15 @@ import { stringify } from 'yaml'
 import { buildApp } from '../app.js'
 import { loadConfig, maskSecrets } from '../config/load.js'
 import { exportSettings, type SettingsServices } from '../settings/settings.js'
+import { explainRefusal, urlCredentials, type PasswordFlags } from './credentials.js'
 import { requireBerthData } from './data.js'
 
-export interface SettingsFlags {
+export interface SettingsFlags extends PasswordFlags {
   config?: string
   dataDir?: string
   /** a running Berth, reached over its management API */
   url?: string
   user?: string
-  password?: string
   json?: boolean
 }
 
@@ -24,10 +24,16 @@ export async function withSettingsServices<T>(flags: SettingsFlags, work: (s: Se
   if (flags.url !== undefined) {
     if (flags.dataDir !== undefined || flags.config !== undefined) throw new Error('give either --url or --data-dir/--config, not both')
     const { remoteSettingsServices } = await import('../settings/remote.js')
-    const remote = remoteSettingsServices({ url: flags.url, user: flags.user, password: flags.password })
-    return work(remote.services, await remote.config())
+    const url = flags.url
+    const creds = await urlCredentials({ ...flags, url })
+    const remote = remoteSettingsServices({ url, user: creds.user, password: creds.password })
+    try {
+      return await work(remote.services, await remote.config())
+    } catch (err) {
+      throw explainRefusal(err, url, creds)
+    }
   }
-  if (flags.user !== undefined || flags.password !== undefined) throw new Error('--user and --password go with --url')
+  if (flags.user !== undefined || flags.password !== undefined || flags.passwordStdin) throw new Error('--user, --password and --password-stdin go with --url')
   const { config } = await loadConfig({ file: flags.config, env: process.env, flags: { dataDir: flags.dataDir } })
   requireBerthData(config)
   const logger = pino({ level: 'warn' }, pino.destination(2))

@@ -3,15 +3,15 @@ import { parseDigest } from '../oci/digest.js'
 import { RemoteRegistry } from '../replication/client.js'
 import { LocalSide, RemoteSide, type Side } from '../replication/sides.js'
 import type { ProgressListener, TransferProgress } from '../transfer/progress.js'
+import { explainRefusal, urlCredentials, type PasswordFlags } from './credentials.js'
 import { formatBytes, withDeployment } from './data.js'
 
 /** Where `berth export` reads from and `berth import` writes to: a deployment, or a registry URL. */
-export interface SideFlags {
+export interface SideFlags extends PasswordFlags {
   config?: string
   dataDir?: string
   url?: string
   user?: string
-  password?: string
   json?: boolean
 }
 
@@ -27,7 +27,9 @@ export interface OpenedSide {
 export async function withSide<T>(flags: SideFlags, work: (s: OpenedSide) => Promise<T>): Promise<T> {
   if (flags.url) {
     if (flags.dataDir || flags.config) throw new Error('give either --url or --data-dir/--config, not both')
-    const client = new RemoteRegistry({ url: flags.url, username: flags.user ?? null, password: flags.password ?? null })
+    const url = flags.url
+    const creds = await urlCredentials({ ...flags, url })
+    const client = new RemoteRegistry({ url, username: creds.user ?? null, password: creds.password ?? null })
     // Blobs sent in this run, for cross-repository mounts between the images of one import.
     const known = new Map<string, string>()
     const memory = {
@@ -36,15 +38,17 @@ export async function withSide<T>(flags: SideFlags, work: (s: OpenedSide) => Pro
     }
     try {
       return await work({
-        side: new RemoteSide(new URL(flags.url).host, client, memory, Date.now),
+        side: new RemoteSide(new URL(url).host, client, memory, Date.now),
         hasBlob: async (repository, digest) => (await client.headBlob(repository, digest)) !== null,
         requireProject: async () => undefined,
       })
+    } catch (err) {
+      throw explainRefusal(err, url, creds)
     } finally {
       await client.close()
     }
   }
-  if (flags.user || flags.password) throw new Error('--user and --password go with --url')
+  if (flags.user || flags.password || flags.passwordStdin) throw new Error('--user, --password and --password-stdin go with --url')
   return withDeployment(flags, ({ registry, meta, config }) => {
     const projects = new ProjectService(meta, Date.now)
     return work({

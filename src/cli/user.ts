@@ -3,6 +3,7 @@ import type { Command } from 'commander'
 import { UserService } from '../auth/users.js'
 import { loadConfig } from '../config/load.js'
 import { createMetadataRepositories, type MetadataRepositories } from '../metadata/repositories/index.js'
+import { passwordFromFlags, type PasswordFlags } from './credentials.js'
 import { openDeploymentMetadata } from './data.js'
 
 /** The options every command working on the database takes. */
@@ -32,14 +33,10 @@ export function commonOptions(c: Command): Command {
   return c.option('-c, --config <file>', 'YAML config file').option('--data-dir <dir>', 'data directory (config key dataDir)').option('--json', 'print JSON')
 }
 
-async function readPassword(opts: { password?: string; passwordStdin?: boolean }): Promise<string> {
-  if (opts.passwordStdin) {
-    const chunks: Buffer[] = []
-    for await (const c of process.stdin as AsyncIterable<Buffer>) chunks.push(c)
-    return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '')
-  }
-  if (opts.password !== undefined) return opts.password
-  throw new Error('give the password with --password-stdin (or --password)')
+async function readPassword(opts: PasswordFlags): Promise<string> {
+  const password = await passwordFromFlags(opts)
+  if (password === undefined) throw new Error('give the password with --password-stdin (or --password)')
+  return password
 }
 
 /** `berth user add|passwd|list|import-htpasswd`: local accounts, straight in the metadata database. */

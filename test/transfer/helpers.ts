@@ -8,9 +8,14 @@ import { multiArchLayout, type Image, type Index } from '../helpers/e2e-layout.j
 const run = promisify(execFile)
 const ROOT = join(import.meta.dirname, '..', '..')
 
-/** Runs the `berth` CLI from the sources (as `npm start` would, without a build). */
-export async function berth(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-  return run(process.execPath, ['--import', 'tsx', join(ROOT, 'src', 'cli', 'main.ts'), ...args], { cwd: ROOT, env: { ...process.env, ...env }, maxBuffer: 64 * 1024 * 1024 }).then(
+/**
+ * Runs the `berth` CLI from the sources (as `npm start` would, without a build). `env` is added
+ * to the test's environment (a key set to undefined removes it); `input` is its standard input.
+ */
+export async function berth(args: string[], env: NodeJS.ProcessEnv = {}, input = ''): Promise<{ code: number; stdout: string; stderr: string }> {
+  const running = run(process.execPath, ['--import', 'tsx', join(ROOT, 'src', 'cli', 'main.ts'), ...args], { cwd: ROOT, env: { ...process.env, ...env }, maxBuffer: 64 * 1024 * 1024 })
+  running.child.stdin?.end(input)
+  return running.then(
     (r) => ({ code: 0, ...r }),
     (err: { code: number; stdout: string; stderr: string }) => ({ code: err.code, stdout: err.stdout, stderr: err.stderr }),
   )
@@ -47,9 +52,9 @@ export async function pushMultiArch(base: string, repo: string, tag: string, dir
   return { amd64, arm64, index, referrer: sha256(sig) }
 }
 
-/** The digest a registry gives for repo:ref (null when absent). */
-export async function digestOf(base: string, repo: string, ref: string): Promise<string | null> {
-  const res = await fetch(`${base}/v2/${repo}/manifests/${ref}`, { method: 'HEAD', headers: { accept: 'application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json' } })
+/** The digest a registry gives for repo:ref (null when absent); `authorization` for a registry with auth on. */
+export async function digestOf(base: string, repo: string, ref: string, authorization?: string): Promise<string | null> {
+  const res = await fetch(`${base}/v2/${repo}/manifests/${ref}`, { method: 'HEAD', headers: { accept: 'application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json', ...(authorization ? { authorization } : {}) } })
   return res.status === 200 ? res.headers.get('docker-content-digest') : null
 }
 
