@@ -39,6 +39,18 @@ export interface LayoutManifest {
   annotations: Record<string, string> | undefined
 }
 
+export interface LayoutDirOptions {
+  allowedRoots: readonly string[]
+  maxManifestSize: number
+  log: Pick<Logger, 'warn'>
+  /**
+   * The layout is one repository of a per-repository tree (Zot's storage): every entry of its
+   * index.json belongs to PROJECT/<settings.repository>, whatever name it carries, and the
+   * repository exists even while no entry is tagged.
+   */
+  oneRepository?: boolean
+}
+
 /**
  * One OCI image layout directory backing a project, read-only. The index is read again when
  * index.json changes (another inode, size or mtime: an export renaming a new index.json over
@@ -55,7 +67,7 @@ export class LayoutDir {
   constructor(
     readonly project: string,
     readonly settings: LayoutSettings,
-    private readonly opts: { allowedRoots: readonly string[]; maxManifestSize: number; log: Pick<Logger, 'warn'> },
+    private readonly opts: LayoutDirOptions,
   ) {}
 
   /** The layout as it is now (read again when index.json changed); UNAVAILABLE when it cannot be read. */
@@ -128,11 +140,12 @@ export class LayoutDir {
       throw err
     }
     const state: LayoutState = { dir, repositories: new Map(), referrers: new Map() }
+    if (this.opts.oneRepository) state.repositories.set(this.repositoryOf(''), new Map())
     const untagged: Descriptor[] = []
     const skipped: string[] = []
     for (const d of layout.index().manifests) {
       const tag = entryTag(d)
-      const named = entryRepository(d)
+      const named = this.opts.oneRepository ? '' : entryRepository(d)
       // A referrer (Berth's export, oras) is listed without a name: it is served by its subject.
       if (tag === undefined) untagged.push(d)
       if (tag === undefined && !named) continue

@@ -6,7 +6,8 @@ import type { Generation } from '../metadata/changes.js'
 import type { Descriptor } from '../oci/manifest.js'
 import { isValidName } from '../oci/reference.js'
 import { DirLayout, LayoutProblem } from '../transfer/layout-store.js'
-import { LayoutDir, underAllowedRoot, type LayoutManifest, type LayoutSettings } from './layout-dir.js'
+import { underAllowedRoot, type LayoutDir, type LayoutManifest, type LayoutSettings } from './layout-dir.js'
+import { isTree, LayoutTree, ProjectLayout, TREE_LIMITS } from './layout-tree.js'
 
 export interface LayoutDeps {
   projects: { list(): Promise<{ name: string; layout: string | null }[]> }
@@ -21,16 +22,18 @@ export interface LayoutDeps {
 
 /**
  * Layout-backed projects: a project served read-only from an OCI image layout directory on the
- * server (index.json + blobs/), without copying it into the registry (Zot's way for sites fed
- * by removable media). Which projects are backed so is held in memory and read again when a
- * project changes; each directory's index is read again when its index.json changes.
+ * server (index.json + blobs/), or from a directory holding one such layout per repository
+ * (Zot's storage root), without copying it into the registry (Zot's way for sites fed by
+ * removable media). Which projects are backed so is held in memory and read again when a
+ * project changes; each directory's index is read again when its index.json changes, and a
+ * tree of layouts is scanned again every few seconds (src/layout/layout-tree.ts).
  */
 export class LayoutService {
-  private snapshot = new Map<string, LayoutDir>()
+  private snapshot = new Map<string, ProjectLayout>()
   private stored = new Map<string, string>()
   private loaded: number | undefined
   private loadedAt = -Infinity
-  private loading: Promise<Map<string, LayoutDir>> | undefined
+  private loading: Promise<Map<string, ProjectLayout>> | undefined
 
   constructor(private readonly deps: LayoutDeps) {}
 
@@ -48,13 +51,22 @@ export class LayoutService {
     const real = await realpath(path).catch(() => undefined)
     if (real === undefined || !(await stat(real)).isDirectory()) throw RegistryError.invalidField('layout.path', `${path} is not a directory on the server`)
     if (!(await underAllowedRoot(real, roots))) throw RegistryError.invalidField('layout.path', `${path} is not below a directory of layouts.allowedRoots (${roots.join(', ')})`)
+    const settings: LayoutSettings = { path: resolve(path), repository: defaultRepository(path) }
+    if (await isTree(real)) {
+      // One layout per repository below (Zot's storage root): the directories name the repositories.
+      const tree = new LayoutTree(project, real, { allowedRoots: roots, maxManifestSize: this.deps.maxManifestSize, log: this.deps.log, now: this.deps.now })
+      if ((await tree.count()) === 0) {
+        throw RegistryError.invalidField('layout.path', `${path} is not an OCI image layout: it has no index.json, and no directory below it (up to ${TREE_LIMITS.maxDepth} levels) holds one`)
+      }
+      if (repository !== undefined) throw RegistryError.invalidField('layout.repository', `${path} holds one OCI image layout per repository, named by its directory: no repository to give`)
+      return JSON.stringify(settings)
+    }
     try {
       await DirLayout.open(real)
     } catch (err) {
       if (err instanceof LayoutProblem) throw RegistryError.invalidField('layout.path', err.message)
       throw err
     }
-    const settings: LayoutSettings = { path: resolve(path), repository: defaultRepository(path) }
     if (repository !== undefined) {
       if (typeof repository !== 'string' || !isValidName(`${project}/${repository}`)) throw RegistryError.invalidField('layout.repository', 'a repository name (lowercase letters, digits, separators . _ - and /)')
       settings.repository = repository
@@ -103,14 +115,15 @@ export class LayoutService {
     return out.sort()
   }
 
+  /** The layout directory serving `repository` (of a tree: that repository's own). */
   private async dir(repository: string): Promise<LayoutDir> {
-    const dir = (await this.projects()).get(projectOf(repository))
-    if (!dir) throw RegistryError.nameUnknown(repository)
-    return dir
+    const project = (await this.projects()).get(projectOf(repository))
+    if (!project) throw RegistryError.nameUnknown(repository)
+    return project.dir(repository)
   }
 
   /** The layout projects by name (read again when a project changed, on any node). */
-  private async projects(): Promise<Map<string, LayoutDir>> {
+  private async projects(): Promise<Map<string, ProjectLayout>> {
     if (!this.outdated()) return this.snapshot
     this.loading ??= this.load(this.deps.generation()).finally(() => {
       this.loading = undefined
@@ -118,8 +131,8 @@ export class LayoutService {
     return this.loading
   }
 
-  private async load(generation: number | undefined): Promise<Map<string, LayoutDir>> {
-    const next = new Map<string, LayoutDir>()
+  private async load(generation: number | undefined): Promise<Map<string, ProjectLayout>> {
+    const next = new Map<string, ProjectLayout>()
     const stored = new Map<string, string>()
     for (const row of await this.deps.projects.list()) {
       const settings = row.layout === null ? undefined : readSettings(row.layout)
@@ -127,7 +140,7 @@ export class LayoutService {
       stored.set(row.name, row.layout)
       // An unchanged project keeps its directory and what was read of it.
       const same = this.stored.get(row.name) === row.layout ? this.snapshot.get(row.name) : undefined
-      next.set(row.name, same ?? new LayoutDir(row.name, settings, { allowedRoots: this.deps.allowedRoots, maxManifestSize: this.deps.maxManifestSize, log: this.deps.log }))
+      next.set(row.name, same ?? new ProjectLayout(row.name, settings, { allowedRoots: this.deps.allowedRoots, maxManifestSize: this.deps.maxManifestSize, log: this.deps.log, now: this.deps.now }))
     }
     this.snapshot = next
     this.stored = stored
