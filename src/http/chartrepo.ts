@@ -98,8 +98,18 @@ export async function chartRepoRoutes(app: FastifyInstance, opts: ChartRepoOptio
     auditChart(opts, req, 'push', project, `${parsed.repository}:${parsed.tag}`)
     return reply.code(201).send({ saved: true, name: parsed.metadata.name, version: parsed.metadata.version, digest })
   }
+  /** A layout project (served read-only from an OCI image layout) takes no chart and loses none. */
+  const refuseLayout = async (project: string, what: 'uploads' | 'deletes') => {
+    if (!(await auth.policy.project(project))?.layout) return
+    const why = `project ${project} is served read-only from an OCI image layout: chart ${what} are refused`
+    throw what === 'uploads' ? RegistryError.denied(why) : new RegistryError('UNSUPPORTED', why)
+  }
   // Push rights are checked before the body is read: a caller who may not upload sends no 20 MiB first.
-  const mayPush = async (req: FastifyRequest) => requireProject(req, (req.params as P).project, 'push')
+  const mayPush = async (req: FastifyRequest) => {
+    const { project } = req.params as P
+    await requireProject(req, project, 'push')
+    await refuseLayout(project, 'uploads')
+  }
   app.post<Upload>('/:project/charts', { onRequest: mayPush }, upload)
   // helm cm-push (ChartMuseum's client) posts to {repository URL}/api/charts.
   app.post<Upload>('/:project/api/charts', { onRequest: mayPush }, upload)
@@ -108,6 +118,7 @@ export async function chartRepoRoutes(app: FastifyInstance, opts: ChartRepoOptio
     const { project, name, version } = req.params
     await requireProject(req, project, 'pull')
     await requireRepository(req, `${project}/${name}`, 'delete')
+    await refuseLayout(project, 'deletes')
     await charts.delete(project, name, version)
     auditChart(opts, req, 'delete', project, `${project}/${name}:${version}`)
     return reply.send({ deleted: true })

@@ -256,4 +256,21 @@ describe('/api/v1 browsing a layout-backed project', () => {
     const v2 = await fetch(`${s.url}/v2/offline/app/manifests/v1`, { method: 'HEAD', headers: { authorization: ADMIN, accept: 'application/vnd.oci.image.manifest.v1+json' } })
     assert.equal(v2.headers.get('docker-content-digest'), fx.v1.descriptor.digest)
   })
+
+  it("offers even its administrators no push or delete, and its chart repository refuses uploads (403) and deletes (405)", async () => {
+    const project = await apiOk<{ actions: string[]; layout?: unknown }>(s, 'GET', '/projects/offline', ADMIN)
+    assert.ok(project.layout)
+    assert.ok(project.actions.includes('pull') && project.actions.includes('manageMembers'), project.actions.join())
+    assert.equal(project.actions.includes('push') || project.actions.includes('delete'), false, project.actions.join())
+    for (const path of ['charts', 'api/charts']) {
+      const upload = await fetch(`${s.url}/chartrepo/offline/${path}`, { method: 'POST', headers: { authorization: ADMIN, 'content-type': 'application/octet-stream' }, body: Buffer.alloc(512) })
+      assert.equal(upload.status, 403, path)
+      assert.match(await upload.text(), /project offline is served read-only from an OCI image layout: chart uploads are refused/)
+    }
+    const removed = await fetch(`${s.url}/chartrepo/offline/api/charts/app/1.0.0`, { method: 'DELETE', headers: { authorization: ADMIN } })
+    assert.equal(removed.status, 405)
+    assert.match(await removed.text(), /chart deletes are refused/)
+    // Rights come first: a guest may not upload to the project at all.
+    assert.equal((await fetch(`${s.url}/chartrepo/offline/charts`, { method: 'POST', headers: { authorization: guest, 'content-type': 'application/octet-stream' }, body: Buffer.alloc(512) })).status, 403)
+  })
 })

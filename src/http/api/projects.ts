@@ -31,7 +31,10 @@ export async function projectRoutes(app: FastifyInstance, ctx: ApiContext): Prom
     await requireProjectAction(ctx, req, req.params.project, 'pull')
     // What the caller may do here: the UI shows only the buttons the API would accept.
     const actions = await policy.projectActions(callerOf(req), req.params.project)
-    return { ...(await projects.get(req.params.project)), actions: [...actions] }
+    const view = await projects.get(req.params.project)
+    // A layout project is read-only whatever the caller's role: nothing can be pushed or deleted there.
+    if (view.layout) for (const a of ['push', 'delete'] as const) actions.delete(a)
+    return { ...view, actions: [...actions] }
   })
 
   app.patch<P & { Body: Body }>('/projects/:project', async (req) => {
