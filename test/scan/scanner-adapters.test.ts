@@ -3,6 +3,7 @@ import { after, before, describe, it } from 'node:test'
 import { ADMIN, addUser, api, apiOk, startAuthServer } from '../helpers/auth.js'
 import { eventually } from '../helpers/eventually.js'
 import type { TestServer } from '../helpers/server.js'
+import { vexDocument } from '../helpers/vex.js'
 import { artifactPath, pushAppImage, scanned, type Report } from './scan-helpers.js'
 import { REPORT_TYPE, SCAN_REQUEST_TYPE, startAdapter, type TestAdapter } from './scanner-adapter.js'
 
@@ -112,7 +113,7 @@ describe('external scanners (Harbor pluggable scanner API)', () => {
     // so they join package queries and VEX statements by purl
     const hits = await apiOk<{ artifacts: { digest: string }[] }>(s, 'GET', `/packages?purl=${encodeURIComponent('pkg:npm/lodash')}`, ADMIN)
     assert.deepEqual(hits.artifacts.map((a) => a.digest), [image.digest])
-    const vex = await apiOk<{ digest: string }>(s, 'POST', '/projects/team/vex', maintainer, { '@context': 'https://openvex.dev/ns/v0.2.0', '@id': 'https://example.com/vex/2', author: 'Security team', timestamp: '2026-11-20T00:00:00Z', version: 1, statements: [{ vulnerability: { name: 'CVE-2024-0003' }, products: [{ '@id': 'pkg:npm/lodash@4.17.20' }], status: 'not_affected', justification: 'vulnerable_code_not_in_execute_path' }] }, 201)
+    const vex = await apiOk<{ digest: string }>(s, 'POST', '/projects/team/vex', maintainer, vexDocument([{ vulnerability: { name: 'CVE-2024-0003' }, products: [{ '@id': 'pkg:npm/lodash@4.17.20' }], status: 'not_affected', justification: 'vulnerable_code_not_in_execute_path' }], 'https://example.com/vex/2'), 201)
     const marked = await apiOk<Omit<Report, 'findings'> & { findings: { package: string; vex?: { status: string } }[] }>(s, 'GET', `${artifactPath('team', 'app', image.digest)}/vulnerabilities`, maintainer)
     assert.deepEqual(marked.findings.map((f) => [f.package, f.vex?.status]), [['openssl', undefined], ['lodash', 'not_affected'], ['zlib1g', undefined]])
     assert.deepEqual(marked.summary, { critical: 1, high: 0, medium: 0, low: 1, unknown: 0 })

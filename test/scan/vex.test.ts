@@ -1,9 +1,8 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { ADMIN, addUser, api, apiOk, startAuthServer } from '../helpers/auth.js'
-import { pushBlobAs } from '../helpers/layers.js'
-import { asBody, sha256 } from '../helpers/oci.js'
 import type { TestServer } from '../helpers/server.js'
+import { pushReferrer, vexDocument } from '../helpers/vex.js'
 import { artifactPath, cyclonedxValidator, importOsv, OSV_V1, pushAppImage, scanned, type Report } from './scan-helpers.js'
 
 // VEX over real HTTP: an OpenVEX document pushed as a referrer of an image (through the
@@ -18,29 +17,6 @@ async function pull(s: TestServer, repo: string, ref: string) {
   const res = await fetch(`${s.url}/v2/${repo}/manifests/${ref}`, { headers: { authorization: ADMIN, accept: MANIFEST } })
   return { status: res.status, text: await res.text() }
 }
-
-/** Pushes `doc` as an OCI 1.1 referrer of `subject` (artifactType, empty config, the document as its one layer). */
-async function pushReferrer(s: TestServer, repo: string, subject: { digest: string; manifest: Buffer }, doc: object, artifactType: string): Promise<string> {
-  const data = Buffer.from(JSON.stringify(doc))
-  const layer = await pushBlobAs(s, repo, data, ADMIN)
-  const empty = await pushBlobAs(s, repo, Buffer.from('{}'), ADMIN)
-  const manifest = Buffer.from(
-    JSON.stringify({
-      schemaVersion: 2,
-      mediaType: MANIFEST,
-      artifactType,
-      config: { mediaType: 'application/vnd.oci.empty.v1+json', digest: empty, size: 2 },
-      layers: [{ mediaType: artifactType, digest: layer, size: data.length }],
-      subject: { mediaType: MANIFEST, digest: subject.digest, size: subject.manifest.length },
-    }),
-  )
-  const digest = sha256(manifest)
-  const res = await fetch(`${s.url}/v2/${repo}/manifests/${digest}`, { method: 'PUT', body: asBody(manifest), headers: { 'content-type': MANIFEST, authorization: ADMIN } })
-  assert.equal(res.status, 201, await res.text())
-  return digest
-}
-
-const openVex = (statements: object[]) => ({ '@context': 'https://openvex.dev/ns/v0.2.0', '@id': 'https://example.com/vex/1', author: 'Security team', timestamp: '2026-11-20T00:00:00Z', version: 1, statements })
 
 describe('VEX: referrers and project documents mark findings, the pull gate honours them', () => {
   let s: TestServer
@@ -71,12 +47,12 @@ describe('VEX: referrers and project documents mark findings, the pull gate hono
     assert.match(before.text, /DSA-5621-1 \(critical\)/)
     // A statement about another image of the same name applies to nothing here.
     const other = `sha256:${'1'.repeat(64)}`
-    await pushReferrer(s, 'prod/api', image, openVex([{ vulnerability: { name: 'GHSA-35jh-r3h4-6jhm' }, products: [{ '@id': `pkg:oci/api@${encodeURIComponent(other)}` }], status: 'not_affected', justification: 'component_not_present' }]), 'application/openvex+json')
+    await pushReferrer(s, 'prod/api', image, vexDocument([{ vulnerability: { name: 'GHSA-35jh-r3h4-6jhm' }, products: [{ '@id': `pkg:oci/api@${encodeURIComponent(other)}` }], status: 'not_affected', justification: 'component_not_present' }]), 'application/openvex+json')
     const referrer = await pushReferrer(
       s,
       'prod/api',
       image,
-      openVex([
+      vexDocument([
         {
           vulnerability: { name: 'CVE-2024-0727' },
           products: [{ '@id': `pkg:oci/api@${encodeURIComponent(image.digest)}`, subcomponents: [{ '@id': 'pkg:deb/debian/libssl3' }] }],
@@ -128,7 +104,7 @@ describe('VEX: referrers and project documents mark findings, the pull gate hono
       'POST',
       '/projects/prod/vex',
       maintainer,
-      openVex([
+      vexDocument([
         { vulnerability: { name: 'CVE-2021-23337' }, products: [{ '@id': 'pkg:npm/lodash' }], status: 'not_affected', justification: 'vulnerable_code_not_present', timestamp: '2026-11-01T00:00:00Z' },
         { vulnerability: { name: 'CVE-2021-23337' }, products: [{ '@id': 'pkg:npm/lodash@4.17.20' }], status: 'affected', timestamp: '2026-11-02T00:00:00Z' },
       ]),
@@ -139,8 +115,8 @@ describe('VEX: referrers and project documents mark findings, the pull gate hono
     assert.equal((await pull(s, 'prod/api', image.digest)).status, 403)
     await apiOk(s, 'DELETE', `/projects/prod/vex/${later.digest}`, maintainer, undefined, 204)
     for (const [bad, why] of [
-      [openVex([{ vulnerability: { name: 'CVE-1' }, status: 'not_affected' }]), /without a justification/],
-      [openVex([{ vulnerability: { name: 'CVE-1' }, status: 'gone' }]), /status must be one of/],
+      [vexDocument([{ vulnerability: { name: 'CVE-1' }, status: 'not_affected' }]), /without a justification/],
+      [vexDocument([{ vulnerability: { name: 'CVE-1' }, status: 'gone' }]), /status must be one of/],
       [{ hello: 'world' }, /neither OpenVEX .* nor CycloneDX/],
       [{ bomFormat: 'CycloneDX', vulnerabilities: [{ id: 'CVE-1', analysis: { state: 'maybe' } }] }, /analysis\.state must be one of/],
     ] as const) {
@@ -181,7 +157,7 @@ describe('VEX: referrers and project documents mark findings, the pull gate hono
       ],
     )
     await apiOk(s, 'DELETE', `/projects/prod/vex/${added.digest}`, maintainer, undefined, 204)
-    const affected = await apiOk<{ digest: string }>(s, 'POST', '/projects/prod/vex', maintainer, openVex([{ vulnerability: { name: 'GHSA-35jh-r3h4-6jhm' }, products: [{ '@id': 'pkg:npm/lodash' }], status: 'affected', action_statement: 'upgrade' }]), 201)
+    const affected = await apiOk<{ digest: string }>(s, 'POST', '/projects/prod/vex', maintainer, vexDocument([{ vulnerability: { name: 'GHSA-35jh-r3h4-6jhm' }, products: [{ '@id': 'pkg:npm/lodash' }], status: 'affected', action_statement: 'upgrade' }]), 201)
     assert.deepEqual((await exported()).find((v) => v.id === 'GHSA-35jh-r3h4-6jhm')?.analysis, { state: 'exploitable' })
     await apiOk(s, 'DELETE', `/projects/prod/vex/${affected.digest}`, maintainer, undefined, 204)
     const lodash = (await exported()).find((v) => v.id === 'GHSA-35jh-r3h4-6jhm')

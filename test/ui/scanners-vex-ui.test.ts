@@ -3,10 +3,9 @@ import { after, before, describe, test } from 'node:test'
 import type { Browser } from 'playwright-core'
 import { ADMIN, ADMIN_PASSWORD, addUser, apiOk, startAuthServer } from '../helpers/auth.js'
 import { browserSkip, launchBrowser, noSeriousViolations, screenshot, signedInPage } from '../helpers/browser.js'
-import { pushBlobAs } from '../helpers/layers.js'
-import { asBody, sha256 } from '../helpers/oci.js'
 import type { TestServer } from '../helpers/server.js'
 import { ensureUiBuilt } from '../helpers/ui.js'
+import { pushReferrer, vexDocument } from '../helpers/vex.js'
 import { artifactPath, importOsv, OSV_V1, pushAppImage, scanned } from '../scan/scan-helpers.js'
 import { startAdapter, type TestAdapter } from '../scan/scanner-adapter.js'
 
@@ -33,28 +32,6 @@ interface ScannerView {
   auth: string
   hasCredential: boolean
   default: boolean
-}
-
-/** Pushes an OpenVEX document as an OCI 1.1 referrer of `subject`. */
-async function pushVex(s: TestServer, repo: string, subject: { digest: string; manifest: Buffer }, statements: object[]): Promise<string> {
-  const doc = Buffer.from(JSON.stringify({ '@context': 'https://openvex.dev/ns/v0.2.0', '@id': 'https://example.com/vex/ui', author: 'Security team', timestamp: '2026-11-20T00:00:00Z', version: 1, statements }))
-  const artifactType = 'application/openvex+json'
-  const layer = await pushBlobAs(s, repo, doc, ADMIN)
-  const empty = await pushBlobAs(s, repo, Buffer.from('{}'), ADMIN)
-  const manifest = Buffer.from(
-    JSON.stringify({
-      schemaVersion: 2,
-      mediaType: MANIFEST,
-      artifactType,
-      config: { mediaType: 'application/vnd.oci.empty.v1+json', digest: empty, size: 2 },
-      layers: [{ mediaType: artifactType, digest: layer, size: doc.length }],
-      subject: { mediaType: MANIFEST, digest: subject.digest, size: subject.manifest.length },
-    }),
-  )
-  const digest = sha256(manifest)
-  const res = await fetch(`${s.url}/v2/${repo}/manifests/${digest}`, { method: 'PUT', body: asBody(manifest), headers: { 'content-type': MANIFEST, authorization: ADMIN } })
-  assert.equal(res.status, 201, await res.text())
-  return digest
 }
 
 describe('scanners, VEX and the system allowlist in the web UI', { skip }, () => {
@@ -171,15 +148,14 @@ describe('scanners, VEX and the system allowlist in the web UI', { skip }, () =>
     await section.getByRole('cell', { name: 'DSA-5621-1 (CVE-2024-0727)' }).waitFor()
     assert.equal(await section.getByRole('columnheader', { name: 'VEX' }).count(), 0, 'no VEX column without a VEX statement')
 
-    await pushVex(s, 'prod/api', service, [
-      {
-        vulnerability: { name: 'CVE-2024-0727' },
-        products: [{ '@id': `pkg:oci/api@${encodeURIComponent(service.digest)}`, subcomponents: [{ '@id': 'pkg:deb/debian/libssl3' }] }],
-        status: 'not_affected',
-        justification: 'vulnerable_code_not_in_execute_path',
-        impact_statement: 'the PKCS12 parser is never called',
-      },
-    ])
+    const statement = {
+      vulnerability: { name: 'CVE-2024-0727' },
+      products: [{ '@id': `pkg:oci/api@${encodeURIComponent(service.digest)}`, subcomponents: [{ '@id': 'pkg:deb/debian/libssl3' }] }],
+      status: 'not_affected',
+      justification: 'vulnerable_code_not_in_execute_path',
+      impact_statement: 'the PKCS12 parser is never called',
+    }
+    await pushReferrer(s, 'prod/api', service, vexDocument([statement], 'https://example.com/vex/ui'))
     await page.reload()
     await section.getByRole('columnheader', { name: 'VEX' }).waitFor()
     const heads = await section.getByRole('columnheader').allTextContents()
