@@ -190,4 +190,98 @@ describe('external scanners (Harbor pluggable scanner API)', () => {
     assert.equal((await api(s, 'GET', '/scanners/other', ADMIN)).status, 404)
     await eventually(async () => (await api(s, 'GET', '/scanners', ADMIN)).ok, 'the list')
   })
+
+  it('PATCH /scanners/{name}: system admins change the default, the credential, the URL and the authentication, checked as at registration', async () => {
+    type View = { name: string; url: string; auth: string; hasCredential: boolean; default: boolean; createdAt: string; updatedAt: string }
+    const shown = (v: View) => [v.name, v.url, v.auth, v.hasCredential, v.default]
+    const defaults = async () => (await apiOk<View[]>(s, 'GET', '/scanners', ADMIN)).filter((x) => x.default).map((x) => x.name)
+    const projectAdmin = await addUser(s, 'padmin')
+    const guest = await addUser(s, 'guest')
+    await apiOk(s, 'POST', '/projects/team/members', ADMIN, { username: 'padmin', role: 'projectAdmin' }, 201)
+    await apiOk(s, 'POST', '/projects/team/members', ADMIN, { username: 'guest', role: 'guest' }, 201)
+    await apiOk(s, 'POST', '/projects', ADMIN, { name: 'plain', public: false }, 201)
+    await apiOk(s, 'POST', '/scanners', ADMIN, { name: 'first', url: adapter.url('fake'), auth: 'X-ScannerAdapter-API-Key', accessCredential: API_KEY, default: true }, 201)
+    const registered = await apiOk<View>(s, 'POST', '/scanners', ADMIN, { name: 'second', url: adapter.url('gone'), auth: 'None' }, 201)
+    assert.deepEqual(await defaults(), ['first'])
+
+    // Only system administrators: a project administrator, a maintainer and a guest are refused, an anonymous caller asked to sign in.
+    for (const [who, caller, status] of [['project admin', projectAdmin, 403], ['maintainer', maintainer, 403], ['guest', guest, 403], ['anonymous', undefined, 401]] as const) {
+      const res = await api(s, 'PATCH', '/scanners/second', caller, { default: true })
+      assert.equal(res.status, status, `${who}: ${await res.text()}`)
+    }
+    assert.equal((await api(s, 'PATCH', '/scanners/nothere', maintainer, { default: true })).status, 403, 'refused before the scanner is looked up')
+    assert.equal((await api(s, 'PATCH', '/scanners/nothere', ADMIN, { default: true })).status, 404)
+    assert.deepEqual(await defaults(), ['first'], 'nothing changed')
+
+    // default: true takes the default from the previous one; URL, authentication and credential change with it.
+    const second = await apiOk<View>(s, 'PATCH', '/scanners/second', ADMIN, { default: true, url: adapter.url('fake'), auth: 'X-ScannerAdapter-API-Key', accessCredential: API_KEY })
+    assert.deepEqual(shown(second), ['second', adapter.url('fake'), 'X-ScannerAdapter-API-Key', true, true])
+    assert.equal(second.createdAt, registered.createdAt)
+    assert.ok(Date.parse(second.updatedAt) >= Date.parse(registered.updatedAt))
+    assert.ok(!JSON.stringify(second).includes(API_KEY), 'the credential never comes back')
+    assert.deepEqual(shown(await apiOk<View>(s, 'GET', '/scanners/second', ADMIN)), shown(second))
+    assert.deepEqual(await defaults(), ['second'], 'one default at a time')
+    assert.deepEqual(await apiOk(s, 'GET', '/projects/plain/scanner', ADMIN), { name: 'second', source: 'default' })
+    await apiOk(s, 'GET', '/scanners/second/metadata', ADMIN)
+
+    // An omitted credential is kept; a new one is what the adapter gets from then on.
+    await apiOk(s, 'PATCH', '/scanners/second', ADMIN, { url: `${adapter.url('fake')}/` })
+    await apiOk(s, 'GET', '/scanners/second/metadata', ADMIN)
+    await apiOk(s, 'PATCH', '/scanners/second', ADMIN, { accessCredential: 'another-key' })
+    const refused = await api(s, 'GET', '/scanners/second/metadata', ADMIN)
+    assert.equal(refused.status, 422)
+    assert.match(((await refused.json()) as { detail: string }).detail, /scanner second: GET \/api\/v1\/metadata answered 401: invalid api key/)
+    assert.equal(adapter.requests.at(-1)?.apiKey, 'another-key')
+
+    // Bad fields are refused with the field named, and change nothing.
+    const kept = await apiOk<View>(s, 'GET', '/scanners/second', ADMIN)
+    for (const [bad, field] of [
+      [{ url: 'ftp://host' }, 'url'],
+      [{ url: `${adapter.url('fake')}/api/v1` }, 'url'],
+      [{ url: 'http://user:pw@host' }, 'url'],
+      [{ auth: 'Digest' }, 'auth'],
+      [{ auth: 'Bearer', accessCredential: '' }, 'accessCredential'],
+      [{ auth: 'None', accessCredential: 'k' }, 'accessCredential'],
+      [{ accessCredential: 5 }, 'accessCredential'],
+      [{ accessCredential: 'x'.repeat(16 * 1024 + 1) }, 'accessCredential'],
+      [{ default: 'yes' }, 'default'],
+      [{ name: 'renamed' }, 'name'],
+      [{ extra: 1 }, 'extra'],
+      [[], 'body'],
+    ] as const) {
+      const res = await api(s, 'PATCH', '/scanners/second', ADMIN, bad)
+      assert.equal(res.status, 400, JSON.stringify(bad).slice(0, 100))
+      assert.equal(((await res.json()) as { field: string }).field, field)
+    }
+    assert.deepEqual(await apiOk(s, 'GET', '/scanners/second', ADMIN), kept)
+
+    // Authentication None drops the stored credential; another scheme then needs a new one.
+    assert.deepEqual(shown(await apiOk<View>(s, 'PATCH', '/scanners/second', ADMIN, { auth: 'None', name: 'second' })), ['second', adapter.url('fake'), 'None', false, true])
+    const missing = await api(s, 'PATCH', '/scanners/second', ADMIN, { auth: 'Bearer' })
+    assert.equal(missing.status, 400)
+    assert.equal(((await missing.json()) as { field: string }).field, 'accessCredential')
+
+    // default: false leaves no default: projects without a choice scan with the built-in scanner.
+    assert.equal((await apiOk<View>(s, 'PATCH', '/scanners/second', ADMIN, { default: false })).default, false)
+    assert.deepEqual(await defaults(), [])
+    assert.deepEqual(await apiOk(s, 'GET', '/projects/plain/scanner', ADMIN), { name: 'berth', source: 'builtin' })
+    await apiOk(s, 'PATCH', '/scanners/first', ADMIN, { default: true })
+    assert.deepEqual(await defaults(), ['first'])
+
+    // The audit log has each change, never the credential.
+    let rows: { action: string; resource: string; detail: { fields: string[] } }[] = []
+    await eventually(async () => {
+      rows = await apiOk(s, 'GET', '/audit?action=scanner.update', ADMIN)
+      return rows.length >= 6
+    }, 'the scanner.update rows')
+    assert.deepEqual(rows.map((r) => [r.resource, r.detail.fields.join(',')]).reverse(), [
+      ['second', 'default,url,auth,accessCredential'],
+      ['second', 'url'],
+      ['second', 'accessCredential'],
+      ['second', 'auth'],
+      ['second', 'default'],
+      ['first', 'default'],
+    ])
+    assert.ok(!JSON.stringify(rows).includes(API_KEY) && !JSON.stringify(rows).includes('another-key'), 'no credential in the audit log')
+  })
 })

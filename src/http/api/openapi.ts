@@ -334,6 +334,15 @@ export const OPENAPI = {
           hasCredential: { type: 'boolean', readOnly: true },
         },
       },
+      ScannerPatch: {
+        type: 'object',
+        properties: {
+          url: { type: 'string', description: 'the adapter\'s base URL (its API under /api/v1)' },
+          auth: { enum: ['None', 'Basic', 'Bearer', 'X-ScannerAdapter-API-Key'] },
+          accessCredential: { type: ['string', 'null'], writeOnly: true, description: 'omitted: kept (unless auth becomes None); null or "": removed' },
+          default: { type: 'boolean', description: 'true: the system default from now on (the previous default stops being one); false: no longer the default' },
+        },
+      },
       ProjectScanner: { type: 'object', properties: { name: { type: ['string', 'null'], description: 'a registered scanner, berth (built-in), or null (PUT: back to the default)' }, source: { enum: ['project', 'default', 'builtin'], readOnly: true } } },
       FileListing: {
         type: 'object',
@@ -651,7 +660,11 @@ export const OPENAPI = {
       get: op('External scanner adapters (Harbor\'s Pluggable Scanner API), credentials left out (system admins)'),
       post: createdOp('Register a scanner adapter by URL {"name","url","auth","accessCredential","default"} (system admins); a new default replaces the previous one', 'Scanner'),
     },
-    '/scanners/{name}': { get: op('A scanner adapter (system admins)'), delete: { summary: 'Remove a scanner adapter (system admins); 409 while a project chose it', responses: { '204': { description: 'removed' }, '409': { description: 'a project scans with it', ...json(problem) }, ...errors } } },
+    '/scanners/{name}': {
+      get: op('A scanner adapter (system admins)'),
+      patch: op('Change a scanner adapter (system admins): the fields given, checked as at registration; an omitted accessCredential is kept (removed when auth becomes None, null removes it); default true makes it the default in place of the previous one, false leaves no default; the name cannot change', body('ScannerPatch')),
+      delete: { summary: 'Remove a scanner adapter (system admins); 409 while a project chose it', responses: { '204': { description: 'removed' }, '409': { description: 'a project scans with it', ...json(problem) }, ...errors } },
+    },
     '/scanners/{name}/metadata': { get: op('The adapter\'s own GET /api/v1/metadata: scanner name, vendor, version, capabilities (system admins)') },
     '/projects/{project}/scanner': {
       get: op('The scanner the project scans with: its choice, else the system default, else berth (pull)', { responses: { '200': { description: 'the scanner', ...json({ $ref: '#/components/schemas/ProjectScanner' }) }, ...errors } }),

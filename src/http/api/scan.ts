@@ -16,7 +16,7 @@ import { audit, requireAdmin, requireProjectAction, requireUser, type ApiContext
 //   GET|PUT /projects/{p}/scan-policy  (pull | managePolicies)
 //   GET|PUT /scan-policy  the system allowlist (signed in | system admins)
 //   GET /vulnerabilities?id=…, GET /packages?purl=…[&range=…]  (only artifacts the caller may pull; CSV too)
-//   POST|GET /scanners, GET|DELETE /scanners/{name}, GET /scanners/{name}/metadata  external scanner adapters (system admins)
+//   POST|GET /scanners, GET|PATCH|DELETE /scanners/{name}, GET /scanners/{name}/metadata  external scanner adapters (system admins)
 //   GET|PUT /projects/{p}/scanner  the scanner a project scans with (pull | managePolicies)
 //   GET|POST /projects/{p}/vex, DELETE /projects/{p}/vex/{digest}  the project's VEX documents (pull | managePolicies)
 
@@ -116,6 +116,14 @@ export async function scanRoutes(app: FastifyInstance, opts: ScanRoutesOptions):
   app.get<{ Params: { name: string } }>('/scanners/:name', async (req) => {
     admin(req)
     return opts.scanners.get(req.params.name)
+  })
+
+  app.patch<{ Params: { name: string }; Body: unknown }>('/scanners/:name', async (req) => {
+    admin(req)
+    const scanner = await opts.scanners.update(req.params.name, req.body ?? {})
+    const fields = typeof req.body === 'object' && req.body !== null ? Object.keys(req.body).filter((k) => k !== 'name') : []
+    audit(ctx, req, 'scanner.update', { resource: scanner.name, detail: { fields, url: scanner.url, auth: scanner.auth, default: scanner.default, hasCredential: scanner.hasCredential } })
+    return scanner
   })
 
   app.delete<{ Params: { name: string } }>('/scanners/:name', async (req, reply) => {

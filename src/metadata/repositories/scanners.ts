@@ -1,4 +1,5 @@
-import type { Selectable } from 'kysely'
+import { sql, type Selectable } from 'kysely'
+import { capabilitiesOf } from '../capabilities.js'
 import { announced, type ChangeFeed } from '../changes.js'
 import type { ScannersTable } from '../schema.js'
 import type { Db } from './repositories.js'
@@ -25,6 +26,16 @@ export interface VexRow {
   createdAt: number
 }
 
+/**
+ * Makes the transactions that set a default take turns. On PostgreSQL (READ COMMITTED) two nodes
+ * making two scanners the default at once would each clear the defaults they can see, not the
+ * other's uncommitted one, and leave two; with this lock the second waits for the first to commit
+ * and then clears it. SQLite has one writer at a time already.
+ */
+async function lockDefault(trx: Db): Promise<void> {
+  if (capabilitiesOf(trx).advisoryLocks) await sql`select pg_advisory_xact_lock(hashtext('berth.scanners.default'))`.execute(trx)
+}
+
 export function createScannerRepository(db: Db, changes: ChangeFeed) {
   const projectId = async (project: string): Promise<number | undefined> => {
     const row = await db.selectFrom('projects').select('id').where('name', '=', project).executeTakeFirst()
@@ -46,6 +57,7 @@ export function createScannerRepository(db: Db, changes: ChangeFeed) {
     /** false when the name is taken; a new default takes the place of the previous one */
     async insert(name: string, v: ScannerValues, now: number): Promise<boolean> {
       return db.transaction().execute(async (trx) => {
+        if (v.isDefault) await lockDefault(trx)
         const res = await trx
           .insertInto('scanners')
           .values({ name, url: v.url, auth: v.auth, access_credential: v.accessCredential, is_default: v.isDefault ? 1 : 0, created_at: now, updated_at: now })
@@ -54,6 +66,24 @@ export function createScannerRepository(db: Db, changes: ChangeFeed) {
         const inserted = Number(res.numInsertedOrUpdatedRows ?? 0) > 0
         if (inserted && v.isDefault) await trx.updateTable('scanners').set({ is_default: 0, updated_at: now }).where('name', '!=', name).where('is_default', '=', 1).execute()
         return inserted
+      })
+    },
+
+    /**
+     * Replaces a scanner's fields; false when there is no such scanner. Made the default, it
+     * takes the place of the previous one; no longer the default, no scanner is.
+     */
+    async update(name: string, v: ScannerValues, now: number): Promise<boolean> {
+      return db.transaction().execute(async (trx) => {
+        if (v.isDefault) await lockDefault(trx)
+        const res = await trx
+          .updateTable('scanners')
+          .set({ url: v.url, auth: v.auth, access_credential: v.accessCredential, is_default: v.isDefault ? 1 : 0, updated_at: now })
+          .where('name', '=', name)
+          .executeTakeFirst()
+        const updated = Number(res.numUpdatedRows) > 0
+        if (updated && v.isDefault) await trx.updateTable('scanners').set({ is_default: 0, updated_at: now }).where('name', '!=', name).where('is_default', '=', 1).execute()
+        return updated
       })
     },
 

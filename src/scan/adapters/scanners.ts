@@ -50,27 +50,48 @@ export class Scanners {
   ) {}
 
   async create(input: unknown): Promise<ScannerView> {
-    if (typeof input !== 'object' || input === null || Array.isArray(input)) throw RegistryError.invalidField('body', 'a JSON object {"name","url","auth","accessCredential","default"}')
-    const body = input as Record<string, unknown>
-    for (const key of Object.keys(body)) if (!FIELDS.has(key)) throw RegistryError.invalidField(key, `unknown field (allowed: ${[...FIELDS].join(', ')})`)
+    const body = fieldsOf(input)
     const name = body.name
     if (typeof name !== 'string' || name.length > 64 || !NAME.test(name)) throw RegistryError.invalidField('name', 'lowercase letters, digits and . _ - (up to 64 characters, starting and ending with a letter or digit)')
     if (name === BUILTIN_SCANNER) throw RegistryError.invalidField('name', `${BUILTIN_SCANNER} is the built-in scanner's name`)
-    const auth = body.auth ?? 'None'
-    if (typeof auth !== 'string' || !(ADAPTER_AUTH as readonly string[]).includes(auth)) throw RegistryError.invalidField('auth', `one of ${ADAPTER_AUTH.join(', ')}`)
-    const credential = body.accessCredential ?? null
-    if (credential !== null && (typeof credential !== 'string' || credential.length > MAX_CREDENTIAL)) throw RegistryError.invalidField('accessCredential', `a string of at most ${MAX_CREDENTIAL} characters`)
-    if (auth !== 'None' && !credential) throw RegistryError.invalidField('accessCredential', `required with auth ${auth}`)
-    if (auth === 'None' && credential) throw RegistryError.invalidField('accessCredential', 'given with auth None: say how to send it (Basic, Bearer or X-ScannerAdapter-API-Key)')
-    const isDefault = body.default ?? false
-    if (typeof isDefault !== 'boolean') throw RegistryError.invalidField('default', 'true or false')
+    const auth = parseAuth(body.auth ?? 'None')
+    const credential = parseCredential(body.accessCredential ?? null)
+    checkCredential(auth, credential)
     const values = {
       url: parseAdapterUrl(body.url),
       auth,
       accessCredential: credential ? this.deps.box.encrypt(credential, secretContext(name)) : null,
-      isDefault,
+      isDefault: parseDefault(body.default ?? false),
     }
-    if (!(await this.deps.repo.insert(name, values, this.deps.now()))) throw RegistryError.conflict(`scanner ${name} exists (DELETE it first to register it again)`)
+    if (!(await this.deps.repo.insert(name, values, this.deps.now()))) throw RegistryError.conflict(`scanner ${name} exists (change it with PATCH /api/v1/scanners/${name})`)
+    return this.get(name)
+  }
+
+  /**
+   * Changes the fields given (PATCH), checked as at registration: `url`, `auth`,
+   * `accessCredential` (omitted: kept, unless `auth` becomes None; null or "": removed), `default`
+   * (true: the default from now on, the previous default no longer is; false: no default then).
+   * The name stays.
+   */
+  async update(name: string, input: unknown): Promise<ScannerView> {
+    const body = fieldsOf(input)
+    const row = await this.row(name)
+    if (body.name !== undefined && body.name !== name) throw RegistryError.invalidField('name', 'a scanner is not renamed: register the new name, then delete this one')
+    const auth = body.auth === undefined ? (row.auth as AdapterAuth) : parseAuth(body.auth)
+    let stored = auth === 'None' ? null : row.access_credential
+    if (body.accessCredential !== undefined) {
+      const credential = parseCredential(body.accessCredential)
+      checkCredential(auth, credential)
+      stored = credential ? this.deps.box.encrypt(credential, secretContext(name)) : null
+    }
+    if (auth !== 'None' && stored === null) throw RegistryError.invalidField('accessCredential', `required with auth ${auth}`)
+    const values = {
+      url: body.url === undefined ? row.url : parseAdapterUrl(body.url),
+      auth,
+      accessCredential: stored,
+      isDefault: body.default === undefined ? row.is_default === 1 : parseDefault(body.default),
+    }
+    if (!(await this.deps.repo.update(name, values, this.deps.now()))) throw RegistryError.notFound(`scanner ${name}`)
     return this.get(name)
   }
 
@@ -139,6 +160,35 @@ export class Scanners {
     if (!row) throw RegistryError.notFound(`scanner ${name}`)
     return row
   }
+}
+
+/** The body of a registration or a change: a JSON object of known fields only. */
+function fieldsOf(input: unknown): Record<string, unknown> {
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) throw RegistryError.invalidField('body', 'a JSON object {"name","url","auth","accessCredential","default"}')
+  const body = input as Record<string, unknown>
+  for (const key of Object.keys(body)) if (!FIELDS.has(key)) throw RegistryError.invalidField(key, `unknown field (allowed: ${[...FIELDS].join(', ')})`)
+  return body
+}
+
+function parseAuth(value: unknown): AdapterAuth {
+  if (typeof value !== 'string' || !(ADAPTER_AUTH as readonly string[]).includes(value)) throw RegistryError.invalidField('auth', `one of ${ADAPTER_AUTH.join(', ')}`)
+  return value as AdapterAuth
+}
+
+/** The credential in plain text; null or "": none. */
+function parseCredential(value: unknown): string | null {
+  if (value !== null && (typeof value !== 'string' || value.length > MAX_CREDENTIAL)) throw RegistryError.invalidField('accessCredential', `a string of at most ${MAX_CREDENTIAL} characters`)
+  return (value as string | null) || null
+}
+
+function checkCredential(auth: AdapterAuth, credential: string | null): void {
+  if (auth !== 'None' && !credential) throw RegistryError.invalidField('accessCredential', `required with auth ${auth}`)
+  if (auth === 'None' && credential) throw RegistryError.invalidField('accessCredential', 'given with auth None: say how to send it (Basic, Bearer or X-ScannerAdapter-API-Key)')
+}
+
+function parseDefault(value: unknown): boolean {
+  if (typeof value !== 'boolean') throw RegistryError.invalidField('default', 'true or false')
+  return value
 }
 
 /** The associated data of a scanner's credential: a ciphertext only decrypts in its own row. */
