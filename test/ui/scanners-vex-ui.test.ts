@@ -12,7 +12,8 @@ import { startAdapter, type TestAdapter } from '../scan/scanner-adapter.js'
 // External scanners, VEX and the system allowlist in a real browser, against a real adapter of
 // Harbor's Pluggable Scanner API (test/scan/scanner-adapter.ts, a server that pulls the image
 // from Berth with the token it is given): an administrator registers adapters under
-// Administration → Scanners, checks their health and removes one; a developer scans with the
+// Administration → Scanners, checks their health, moves the default to another adapter with
+// "Make default" and back through the edit form, and removes one; a developer scans with the
 // default adapter and reads its findings; another project chooses the built-in scanner in its
 // settings; an OpenVEX document attached to an image as a referrer
 // shows in the findings' VEX column; the system allowlist saved in Administration lets a pull
@@ -61,7 +62,7 @@ describe('scanners, VEX and the system allowlist in the web UI', { skip }, () =>
     await adapter?.close()
   })
 
-  test('an administrator registers scanner adapters, checks their health and removes one', async () => {
+  test('an administrator registers scanner adapters, checks their health, moves the default, edits one and removes one', async () => {
     const { context, page } = await signedInPage(browser, `${s.url}/admin/scanners`, 'admin', ADMIN_PASSWORD)
     const region = page.getByRole('region', { name: 'Scanners' })
     await region.getByText('No scanner adapter').waitFor()
@@ -101,6 +102,35 @@ describe('scanners, VEX and the system allowlist in the web UI', { skip }, () =>
     assert.ok(adapter.requests.some((r) => r.adapter === 'fake' && r.path === '/metadata' && r.apiKey === API_KEY))
     await gone.getByRole('button', { name: 'Check gone' }).click()
     await gone.getByRole('cell').filter({ hasText: /^failing: / }).waitFor()
+
+    // "Make default" moves the default to the second adapter: one default at a time.
+    assert.equal(await fake.getByRole('button', { name: 'Make fake the default scanner' }).count(), 0, 'the default has no "Make default"')
+    await gone.getByRole('button', { name: 'Make gone the default scanner' }).click()
+    await gone.getByText('default', { exact: true }).waitFor()
+    await fake.getByRole('button', { name: 'Make fake the default scanner' }).waitFor()
+    assert.equal(await fake.getByText('default', { exact: true }).count(), 0)
+    const defaults = async () => (await apiOk<ScannerView[]>(s, 'GET', '/scanners', ADMIN)).map((x) => [x.name, x.default])
+    assert.deepEqual(await defaults(), [['fake', false], ['gone', true]])
+    assert.deepEqual(await apiOk(s, 'GET', '/projects/team/scanner', ADMIN), { name: 'gone', source: 'default' })
+
+    // Edit: fake's form starts from its registration, an empty credential keeps the stored one, and it takes the default back.
+    await fake.getByRole('button', { name: 'Edit scanner fake' }).click()
+    const dialog = page.getByRole('dialog', { name: 'Edit scanner fake' })
+    const edit = dialog.getByRole('form', { name: 'Edit scanner fake' })
+    assert.equal(await edit.getByLabel('Adapter URL').inputValue(), adapter.url('fake'))
+    assert.equal(await edit.getByLabel('Authentication').inputValue(), 'X-ScannerAdapter-API-Key')
+    assert.equal(await edit.getByLabel('Access credential').inputValue(), '')
+    await edit.getByText('Empty: keep the stored one.').waitFor()
+    await noSeriousViolations(page, 'edit scanner dialog')
+    await edit.getByRole('checkbox', { name: 'Default (scans every project that chose no scanner)' }).check()
+    await edit.getByRole('button', { name: 'Save scanner' }).click()
+    await dialog.waitFor({ state: 'hidden' })
+    await fake.getByText('default', { exact: true }).waitFor()
+    assert.deepEqual(await defaults(), [['fake', true], ['gone', false]])
+    const kept = await apiOk<ScannerView>(s, 'GET', '/scanners/fake', ADMIN)
+    assert.deepEqual([kept.auth, kept.hasCredential], ['X-ScannerAdapter-API-Key', true])
+    await apiOk(s, 'GET', '/scanners/fake/metadata', ADMIN)
+    assert.equal(adapter.requests.at(-1)?.apiKey, API_KEY, 'the stored credential was kept')
     await noSeriousViolations(page, 'administration scanners')
     await screenshot(page, 'admin-scanners')
 
