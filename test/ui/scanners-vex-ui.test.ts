@@ -104,10 +104,10 @@ describe('scanners, VEX and the system allowlist in the web UI', { skip }, () =>
     await gone.getByRole('cell').filter({ hasText: /^failing: / }).waitFor()
 
     // "Make default" moves the default to the second adapter: one default at a time.
-    assert.equal(await fake.getByRole('button', { name: 'Make fake the default scanner' }).count(), 0, 'the default has no "Make default"')
-    await gone.getByRole('button', { name: 'Make gone the default scanner' }).click()
+    assert.equal(await fake.getByRole('button', { name: 'Make default: fake' }).count(), 0, 'the default has no "Make default"')
+    await gone.getByRole('button', { name: 'Make default: gone' }).click()
     await gone.getByText('default', { exact: true }).waitFor()
-    await fake.getByRole('button', { name: 'Make fake the default scanner' }).waitFor()
+    await fake.getByRole('button', { name: 'Make default: fake' }).waitFor()
     assert.equal(await fake.getByText('default', { exact: true }).count(), 0)
     const defaults = async () => (await apiOk<ScannerView[]>(s, 'GET', '/scanners', ADMIN)).map((x) => [x.name, x.default])
     assert.deepEqual(await defaults(), [['fake', false], ['gone', true]])

@@ -59,27 +59,29 @@ export default function Scanners() {
                 {x.name} {x.default && <span className="badge public">default</span>}
               </td>
               <td className="mono">{x.url}</td>
-              <td>
+              <td className="wrap">
                 {x.auth}
                 {x.hasCredential && <span className="muted"> (credential kept encrypted)</span>}
               </td>
               <td>{ago(x.createdAt)}</td>
-              <td aria-live="polite">{health[x.name]?.text ?? <span className="muted">not checked</span>}</td>
-              <td className="row-actions">
-                <button type="button" aria-label={`Check ${x.name}`} disabled={check.isPending && check.variables === x.name} onClick={() => check.mutate(x.name)}>
-                  Check
-                </button>
-                {!x.default && (
-                  <button type="button" aria-label={`Make ${x.name} the default scanner`} disabled={makeDefault.isPending} onClick={() => makeDefault.mutate(x.name)}>
-                    Make default
+              <td className="wrap" aria-live="polite">{health[x.name]?.text ?? <span className="muted">not checked</span>}</td>
+              <td>
+                <div className="row-actions">
+                  <button type="button" aria-label={`Check ${x.name}`} disabled={check.isPending && check.variables === x.name} onClick={() => check.mutate(x.name)}>
+                    Check
                   </button>
-                )}
-                <button type="button" aria-label={`Edit scanner ${x.name}`} onClick={() => setEditing(x)}>
-                  Edit
-                </button>
-                <button type="button" className="danger" aria-label={`Delete scanner ${x.name}`} onClick={() => window.confirm(`Remove the scanner ${x.name}?`) && remove.mutate(x.name)}>
-                  Delete
-                </button>
+                  {!x.default && (
+                    <button type="button" aria-label={`Make default: ${x.name}`} disabled={makeDefault.isPending} onClick={() => makeDefault.mutate(x.name)}>
+                      Make default
+                    </button>
+                  )}
+                  <button type="button" aria-label={`Edit scanner ${x.name}`} onClick={() => setEditing(x)}>
+                    Edit
+                  </button>
+                  <button type="button" className="danger" aria-label={`Delete scanner ${x.name}`} onClick={() => window.confirm(`Remove the scanner ${x.name}?`) && remove.mutate(x.name)}>
+                    Delete
+                  </button>
+                </div>
               </td>
             </tr>
           ))}
