@@ -255,6 +255,7 @@ describe('web UI in chromium', { skip }, () => {
     await page.getByText('Deduplication ratio').waitFor()
     await page.getByRole('link', { name: 'webteam/app' }).waitFor()
     await noSeriousViolations(page, 'admin storage')
+    await screenshot(page, 'admin-storage')
   })
 
   test('what deleting frees: the repository and each selected tag', async () => {
@@ -288,8 +289,12 @@ describe('web UI in chromium', { skip }, () => {
     assert.ok(overflow <= 1, `the page scrolls sideways by ${overflow}px`)
     await noSeriousViolations(page, 'projects, dark, phone')
     await screenshot(page, 'projects-dark-phone')
-    await page.getByRole('button', { name: /Switch to light theme/ }).click()
     await page.setViewportSize({ width: 1280, height: 900 })
+    await page.goto(url('/repositories/webteam/app'))
+    await page.getByRole('link', { name: 'multi', exact: true }).waitFor()
+    await noSeriousViolations(page, 'repository, dark')
+    await screenshot(page, 'repository-dark')
+    await page.getByRole('button', { name: /Switch to light theme/ }).click()
     await page.goto(url('/projects'))
     await screenshot(page, 'projects')
   })
