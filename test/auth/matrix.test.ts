@@ -102,6 +102,9 @@ describe('permission matrix: every role against every route', () => {
         assert.equal(res.status, role === 'admin' ? 200 : role === 'anonymous' ? 401 : 403)
         const robot = await api(s, 'POST', '/robots', auth[role], { name: `sys-${role.toLowerCase()}`, permissions: ['pull'] })
         assert.equal(robot.status, role === 'admin' ? 201 : role === 'anonymous' ? 401 : 403)
+        // refused before the scanner is looked up: only an administrator learns there is none
+        const scanner = await api(s, 'PATCH', '/scanners/nothere', auth[role], { default: true })
+        assert.equal(scanner.status, role === 'admin' ? 404 : role === 'anonymous' ? 401 : 403)
       })
 
       it('sees the project in listings only with pull', async () => {
@@ -150,6 +153,12 @@ describe('permission matrix: every role against every route', () => {
       ['PATCH', '/registries/upstream', [401]],
       ['DELETE', '/registries/upstream', [401]],
       ['POST', '/registries/upstream/ping', [401]],
+      ['POST', '/scanners', [401]],
+      ['GET', '/scanners', [401]],
+      ['GET', '/scanners/s', [401]],
+      ['PATCH', '/scanners/s', [401]],
+      ['DELETE', '/scanners/s', [401]],
+      ['GET', '/scanners/s/metadata', [401]],
       ['POST', '/webhooks', [401]],
       ['GET', '/webhooks', [401]],
       ['PATCH', '/webhooks/w', [401]],

@@ -19,7 +19,7 @@ export async function launchBrowser(): Promise<Browser> {
   return chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-dev-shm-usage'] })
 }
 
-/** Where the tests write their screenshots (a few are copied by hand into docs/ for the README). */
+/** Where the tests write their screenshots (a few are copied by hand into docs/ui/: docs/ui.md). */
 export const SCREENSHOTS = join(import.meta.dirname, '..', '..', '.cache', 'ui-screenshots')
 
 export async function screenshot(page: Page, name: string): Promise<void> {
