@@ -9,19 +9,17 @@
 import assert from 'node:assert/strict'
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { mkdir, readFile, writeFile } from 'node:fs/promises'
+import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { PassThrough } from 'node:stream'
 import { after, before, describe, it } from 'node:test'
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml'
 import { ADMIN, ADMIN_PASSWORD, api, apiOk, basic, startAuthServer } from '../helpers/auth.js'
 import type { TestServer } from '../helpers/server.js'
-import { ensureHelm } from '../helpers/e2e-helm.js'
-import { makeTempDir, removeTempDir, requireClients, run } from '../helpers/e2e-process.js'
+import { helmForSuite, helmWorkspace, type HelmWorkspace } from '../helpers/e2e-helm.js'
 import { applySettings, exportSettings, parseSettingsDocument } from '../../src/settings/settings.js'
 
-const helmBinary = await ensureHelm().catch((err: unknown) => (err instanceof Error ? err : new Error(String(err))))
-const skip = requireClients('helm chart mirror with credentials', [helmBinary instanceof Error ? `helm is not available: ${helmBinary.message.split('\n')[0]}` : undefined])
+const { helmBinary, skip } = await helmForSuite('helm chart mirror with credentials')
 
 /** The password of the mirrored Berth's user, which must never leave the mirror's upstream requests. */
 const UPSTREAM_PASSWORD = 'chart-reader-secret-9876'
@@ -70,23 +68,15 @@ async function staticServer(dir: string, opts: { auth?: string; redirects?: Map<
 describe('a chart-only proxy project mirroring a private chart repository, with helm', { skip }, () => {
   let upstream: TestServer
   let server: TestServer
+  let ws: HelmWorkspace
   let work: string
-  let env: NodeJS.ProcessEnv
   const logs: string[] = []
-  const helm = (...args: string[]) => run(typeof helmBinary === 'string' ? helmBinary : 'helm', args, { env, cwd: work, timeoutMs: 60_000 })
+  const helm = (...args: string[]) => ws.helm(...args)
   const repoUrl = (project: string) => `${server.url}/chartrepo/${project}`
 
   before(async () => {
-    work = await makeTempDir('berth-helm-mirror-auth-')
-    env = {
-      ...process.env,
-      HOME: join(work, 'home'),
-      HELM_CONFIG_HOME: join(work, 'helm', 'config'),
-      HELM_CACHE_HOME: join(work, 'helm', 'cache'),
-      HELM_DATA_HOME: join(work, 'helm', 'data'),
-      HELM_REPOSITORY_CONFIG: join(work, 'helm', 'repositories.yaml'),
-    }
-    for (const dir of ['home', 'up', 'pulled', 'cross']) await mkdir(join(work, dir), { recursive: true })
+    ws = await helmWorkspace(helmBinary, 'berth-helm-mirror-auth-', ['up', 'pulled', 'cross'])
+    work = ws.dir
     await helm('create', 'demo')
     await helm('package', 'demo', '--destination', 'up')
 
@@ -109,7 +99,7 @@ describe('a chart-only proxy project mirroring a private chart repository, with 
   after(async () => {
     await server?.close()
     await upstream?.close()
-    await removeTempDir(work)
+    await ws?.close()
   })
 
   it('the settings are checked; a chart-only mirror needs no registry endpoint; the password is never shown', async () => {
@@ -151,7 +141,7 @@ describe('a chart-only proxy project mirroring a private chart repository, with 
   })
 
   it('helm repo add, search, pull and template through the mirror; /v2 answers as an ordinary project', async () => {
-    await helm('repo', 'add', 'mirror', repoUrl('mirror'), '--username', 'admin', '--password', ADMIN_PASSWORD)
+    await ws.repoAdd('mirror', repoUrl('mirror'), { username: 'admin', password: ADMIN_PASSWORD })
     const { stdout: found } = await helm('search', 'repo', 'mirror/', '--versions')
     assert.match(found, /mirror\/demo\s+0\.1\.0\s+1\.16\.0/)
     await helm('pull', 'mirror/demo', '--version', '0.1.0', '--destination', join(work, 'pulled'))
@@ -221,7 +211,7 @@ describe('a chart-only proxy project mirroring a private chart repository, with 
       await writeFile(join(work, 'cross', 'index.yaml'), stringifyYaml(index))
 
       await apiOk(server, 'POST', '/projects', ADMIN, { name: 'cross', public: false, proxy: { chartRepository: `${repo.origin}/charts`, chartRepositoryUsername: 'u', chartRepositoryPassword: 'static-secret-5555' } }, 201)
-      await helm('repo', 'add', 'cross', repoUrl('cross'), '--username', 'admin', '--password', ADMIN_PASSWORD)
+      await ws.repoAdd('cross', repoUrl('cross'), { username: 'admin', password: ADMIN_PASSWORD })
       for (const version of ['0.1.0', '0.2.0', '0.3.0']) await helm('pull', 'cross/demo', '--version', version, '--destination', join(work, 'pulled'))
       for (const version of ['0.1.0', '0.2.0', '0.3.0']) {
         assert.deepEqual(await readFile(join(work, 'pulled', `demo-${version}.tgz`)), await readFile(join(work, 'cross', `demo-${version}.tgz`)), version)
