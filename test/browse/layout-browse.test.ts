@@ -12,32 +12,9 @@ import { listTar, readTarEntry } from '../../src/transfer/layout-store.js'
 import { ADMIN, addUser, api, apiOk, startAuthServer } from '../helpers/auth.js'
 import type { TestServer } from '../helpers/server.js'
 import { exportedLayout, MOTD, RUN_SH, type ExportedLayout } from './layout-fixture.js'
+import type { Page, RepositorySummary as Repo, TagSummary as Tag } from '../../src/browse/catalog-types.js'
 
 const sha256 = (b: Buffer | string) => `sha256:${createHash('sha256').update(b).digest('hex')}`
-
-interface Repo {
-  name: string
-  project: string
-  repository: string
-  tagCount: number
-  artifactCount: number
-  sizeBytes: number
-  pullCount: number | null
-  lastPushedAt: string | null
-  readOnly?: boolean
-}
-interface Tag {
-  name: string
-  digest: string
-  sizeBytes: number
-  platforms: { os: string; architecture: string }[]
-  pushedAt: string | null
-  pullCount: number | null
-}
-interface Page<T> {
-  total: number
-  items: T[]
-}
 
 describe('/api/v1 browsing a layout-backed project', () => {
   let s: TestServer
