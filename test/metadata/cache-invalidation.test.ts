@@ -101,7 +101,7 @@ const UNCACHED_WRITES = new Set([
   'scans.saveInventory', 'scans.markPending', 'scans.markRunning', 'scans.markFailed', 'scans.saveResult',
   // Scanner registrations are read by each scan, no cache holds them; project VEX documents
   // announce 'scan' (test/scan/vex.test.ts shows the pull gate follows them).
-  'scanners.insert', 'scanners.delete', 'scanners.setProjectScanner', 'scanners.addVex', 'scanners.deleteVex',
+  'scanners.insert', 'scanners.update', 'scanners.delete', 'scanners.setProjectScanner', 'scanners.addVex', 'scanners.deleteVex',
   // Last login and last use: book-keeping no access decision reads (the 0007 triggers ignore them too).
   'robots.touch', 'users.recordLogin',
 ])
