@@ -183,7 +183,9 @@ describe('replication to a real docker-registry', { skip }, () => {
     // a signature pushed later (by digest, with a subject) follows its subject
     const sig = await pushImage(berth.url, 'live/app', null, { artifactType: 'application/vnd.dev.sigstore.bundle.v0.3+json', subject: { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: image.digest, size: image.bytes.length } })
     await eventually(async () => {
-      const index = await fetchManifest(target.url, 'live/app', image.digest.replace(':', '-'))
+      // Distribution rewrites a tag's link file in place (not atomically): a read that meets it
+      // while replication moves the fallback tag to the next index can get its 500. Not yet.
+      const index = await fetchManifest(target.url, 'live/app', image.digest.replace(':', '-')).catch(() => null)
       return index !== null && JSON.parse(index.bytes.toString()).manifests.some((m: { digest: string }) => m.digest === sig.digest)
     }, 'the signature listed on the target', 10_000)
     assert.equal((await fetchManifest(target.url, 'live/app', sig.digest))?.digest, sig.digest)
