@@ -451,6 +451,8 @@ export function buildConfigSchema(z: typeof Zod) {
           allowedNetworks: z.array(z.string().regex(/^[0-9a-fA-F:.]+(\/\d{1,3})?$/, 'an address or CIDR')).default([]),
           /** a delivery still failing this long after its event is dead-lettered (replay it through the API) */
           deadLetterAfter: duration.prefault('24h'),
+          /** finished deliveries (delivered or dead-lettered) are listed, and replayable, this long; then removed */
+          deliveryHistory: duration.prefault('7d'),
           /** the longest wait between two attempts of a delivery */
           maxBackoff: duration.prefault('5m'),
           /** how often the outbox is looked at (a local change wakes the drainer at once) */

@@ -55,6 +55,7 @@ export function openEvents(
     pollMs: ev.pollInterval,
     leaseMs: ev.leaseTimeout,
     deadLetterMs: ev.deadLetterAfter,
+    historyMs: ev.deliveryHistory,
     maxBackoffMs: ev.maxBackoff,
     now,
     ...hooks,

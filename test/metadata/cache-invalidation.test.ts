@@ -68,7 +68,7 @@ const READS = new Set([
   'registryEndpoints.find', 'registryEndpoints.list',
   ...['policies', 'policy', 'execution', 'executions', 'tasks', 'counts', 'remoteBlobRepository'].map((m) => `replication.${m}`),
   'proxy.tagChecked', 'proxy.heldByOther',
-  ...['pendingSinks', 'head', 'deliveries', 'delivery', 'backlog', 'webhookPolicies'].map((m) => `events.${m}`),
+  ...['pendingSinks', 'withPending', 'pending', 'deliveries', 'delivery', 'backlog', 'webhookPolicies'].map((m) => `events.${m}`),
   ...['material', 'policies', 'status', 'statusKeys', 'parentsOf'].map((m) => `trust.${m}`),
   'vulndb.active', 'vulndb.imports', 'vulndb.lookup',
   'adoption.adoptedTags',
@@ -80,7 +80,7 @@ const UNCACHED_WRITES = new Set([
   'registryEndpoints.insert', 'registryEndpoints.update', 'registryEndpoints.delete',
   ...['insertPolicy', 'updatePolicy', 'deletePolicy', 'insertExecution', 'setExecutionJob', 'startAttempt', 'finishExecution', 'stopExecution', 'deleteExecutionsOf', 'addTasks', 'updateTask', 'rememberRemoteBlob', 'forgetRemoteBlobs'].map((m) => `replication.${m}`),
   'proxy.markTagChecked', 'proxy.acquire', 'proxy.release', 'proxy.pruneLeases', 'proxy.forgetProject',
-  ...['append', 'fanOut', 'finish', 'replay', 'lease', 'release', 'insertWebhook', 'updateWebhook', 'deleteWebhook'].map((m) => `events.${m}`),
+  ...['append', 'fanOut', 'finish', 'prune', 'replay', 'lease', 'release', 'insertWebhook', 'updateWebhook', 'deleteWebhook'].map((m) => `events.${m}`),
   // The vulnerability database: VulnDb reads the active generation each time, no cache holds it.
   'vulndb.begin', 'vulndb.addEntries', 'vulndb.activate', 'vulndb.fail', 'vulndb.purge',
   'uploads.create', 'uploads.setSize', 'uploads.delete', 'uploads.lease', 'uploads.release', 'uploads.pruneLeases',

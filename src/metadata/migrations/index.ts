@@ -24,6 +24,7 @@ import * as m0022 from './0022-adoption-marks.js'
 import * as m0028 from './0028-reference-children.js'
 import * as m0023 from './0023-layouts.js'
 import * as m0027 from './0027-change-counters.js'
+import * as m0029 from './0029-delivery-history.js'
 
 export interface MigrationStep {
   up(db: Kysely<unknown>, caps: Capabilities): Promise<void>
@@ -55,4 +56,5 @@ export const MIGRATIONS: Record<string, MigrationStep> = {
   '0028-reference-children': m0028,
   '0023-layouts': m0023,
   '0027-change-counters': m0027,
+  '0029-delivery-history': m0029,
 }

@@ -1,5 +1,19 @@
 import type { EventDeliveriesTable } from '../schema.js'
 import type { Db } from './repositories.js'
+import { prepared } from './prepared.js'
+
+// The drainer's statements, run for every batch and delivery: compiled once (prepared.ts).
+const selectPending = prepared((db, sink: string, limit: number) =>
+  db.selectFrom('event_deliveries').selectAll().where('sink', '=', sink).where('status', '=', 'pending').orderBy('id').limit(limit),
+)
+const selectAnyPending = prepared((db, sink: string) => db.selectFrom('event_deliveries').select('id').where('sink', '=', sink).where('status', '=', 'pending').limit(1))
+const updateDelivery = prepared(
+  (db, id: number, status: string, attempts: number, nextAt: number, statusCode: number | null, latencyMs: number | null, error: string | null, now: number) =>
+    db
+      .updateTable('event_deliveries')
+      .set({ status: status as 'pending', attempts, next_at: nextAt, status_code: statusCode, latency_ms: latencyMs, last_error: error, updated_at: now })
+      .where('id', '=', id),
+)
 
 /** What an event is about (src/events/ documents each type). */
 export type EventType =
@@ -56,6 +70,17 @@ export interface BerthEvent {
 
 export type DeliveryRow = Omit<EventDeliveriesTable, 'id'> & { id: number }
 
+/** What an attempt left a delivery as. */
+export interface DeliveryOutcome {
+  id: number
+  status: 'pending' | 'delivered' | 'dead'
+  attempts: number
+  nextAt: number
+  statusCode: number | null
+  latencyMs: number | null
+  error: string | null
+}
+
 /** The event outbox, deliveries, webhook policies and the drainer lease (src/events/). */
 export function createEventRepository(db: Db) {
   return {
@@ -88,24 +113,46 @@ export function createEventRepository(db: Db) {
       })
     },
 
-    /** Sinks with pending deliveries. */
+    /** Which of these sinks have pending deliveries (a lookup per sink, however long the backlog). */
+    async withPending(sinks: string[]): Promise<string[]> {
+      const found: string[] = []
+      for (const sink of sinks) if ((await selectAnyPending(db, sink)).rows.length > 0) found.push(sink)
+      return found
+    },
+
+    /** Every sink with pending deliveries, those of sinks removed since included (reads every pending delivery). */
     async pendingSinks(): Promise<string[]> {
       const rows = await db.selectFrom('event_deliveries').select('sink').distinct().where('status', '=', 'pending').execute()
       return rows.map((r) => r.sink)
     },
 
-    /** The oldest pending delivery of a sink (the one that must go first), due or not. */
-    async head(sink: string): Promise<DeliveryRow | undefined> {
-      const row = await db.selectFrom('event_deliveries').selectAll().where('sink', '=', sink).where('status', '=', 'pending').orderBy('id').limit(1).executeTakeFirst()
-      return row && toRow(row)
+    /** A sink's oldest pending deliveries, in the order they must go (the first may not be due yet). */
+    async pending(sink: string, limit: number): Promise<DeliveryRow[]> {
+      return (await selectPending(db, sink, limit)).rows.map(toRow)
     },
 
-    async finish(id: number, outcome: { status: 'pending' | 'delivered' | 'dead'; attempts: number; nextAt: number; statusCode: number | null; latencyMs: number | null; error: string | null }, now: number): Promise<void> {
-      await db
-        .updateTable('event_deliveries')
-        .set({ status: outcome.status, attempts: outcome.attempts, next_at: outcome.nextAt, status_code: outcome.statusCode, latency_ms: outcome.latencyMs, last_error: outcome.error, updated_at: now })
-        .where('id', '=', id)
-        .execute()
+    /** Records the outcomes of attempts, all in one transaction (one commit for a batch). */
+    async finish(outcomes: DeliveryOutcome[], now: number): Promise<void> {
+      if (outcomes.length === 0) return
+      await db.transaction().execute(async (trx) => {
+        for (const o of outcomes) await updateDelivery(trx, o.id, o.status, o.attempts, o.nextAt, o.statusCode, o.latencyMs, o.error, now)
+      })
+    },
+
+    /**
+     * Removes up to `limit` finished deliveries (delivered or dead-lettered) last changed before
+     * `before`, oldest first; answers how many went. Pending ones are never removed.
+     */
+    async prune(before: number, limit: number): Promise<number> {
+      let removed = 0
+      for (const status of ['delivered', 'dead'] as const) {
+        const ids = await db.selectFrom('event_deliveries').select('id').where('status', '=', status).where('updated_at', '<', before).orderBy('updated_at').limit(limit - removed).execute()
+        if (ids.length === 0) continue
+        const r = await db.deleteFrom('event_deliveries').where('id', 'in', ids.map((i) => Number(i.id))).where('status', '=', status).executeTakeFirst()
+        removed += Number(r.numDeletedRows)
+        if (removed >= limit) break
+      }
+      return removed
     },
 
     /** Deliveries of a sink, newest first. */
