@@ -93,6 +93,14 @@ export function remoteSettingsServices(opts: RemoteOptions): { services: Setting
         systemAllowlist: async () => (await api.call<{ allowlist: Awaited<ReturnType<ScanPolicies['systemAllowlist']>> }>('GET', '/scan-policy')).allowlist,
         setSystemAllowlist: async (allowlist) => (await api.call<{ allowlist: Awaited<ReturnType<ScanPolicies['systemAllowlist']>> }>('PUT', '/scan-policy', { allowlist })).allowlist,
       },
+      scanners: {
+        list: () => api.call('GET', '/scanners'),
+        create: (input) => api.call('POST', '/scanners', input),
+        update: (name, input) => api.call('PATCH', `/scanners/${e(name)}`, input),
+        delete: (name) => api.call('DELETE', `/scanners/${e(name)}`),
+        projectScanner: (name) => api.call('GET', `${project(name)}/scanner`),
+        setProjectScanner: (name, input) => api.call('PUT', `${project(name)}/scanner`, input),
+      },
     },
   }
   function webhooks(scope: string): string {

@@ -14,6 +14,9 @@ import type { ReplicationPolicies } from '../replication/policies.js'
 import type { RegistryEndpoints } from '../replication/registries.js'
 import { compilePattern } from '../policy/patterns.js'
 import { DEFAULT_POLICY as DEFAULT_SCAN_POLICY, parseAllowlist, parsePolicy as parseScanPolicy, type AllowlistEntry, type ScanPolicies } from '../scan/policy.js'
+import { ADAPTER_AUTH } from '../scan/adapters/client.js'
+import { BUILTIN_SCANNER, type Scanners } from '../scan/adapters/scanners.js'
+import { parseHttpUrl } from '../errors/url-field.js'
 import { REQUIREMENTS, type TrustService } from '../trust/trust-service.js'
 import { materialView, parseMaterial } from '../trust/material.js'
 
@@ -37,7 +40,11 @@ export interface SettingsServices {
   /** signature requirements of projects (absent: not exported nor applied) */
   trust?: Pick<TrustService, 'policy' | 'setPolicy' | 'listMaterial' | 'addMaterial' | 'deleteMaterial'>
   /** scan policies of projects, and the system allowlist */
-  scan?: { policies: Pick<ScanPolicies, 'project' | 'setProject' | 'systemAllowlist' | 'setSystemAllowlist'> }
+  scan?: {
+    policies: Pick<ScanPolicies, 'project' | 'setProject' | 'systemAllowlist' | 'setSystemAllowlist'>
+    /** external scanner registrations and each project's choice (absent: not exported nor applied) */
+    scanners?: Pick<Scanners, 'list' | 'create' | 'update' | 'delete' | 'projectScanner' | 'setProjectScanner'>
+  }
 }
 
 export type Entry = Record<string, unknown>
@@ -53,7 +60,7 @@ export interface ProjectEntry extends Entry {
   trust?: Entry
   /** the project's trust material (public keys, certificates, trusted roots) */
   trustKeys?: Entry[]
-  /** the scan policy: {scanOnPush, blockSeverity, blockUnscanned, allowlist} */
+  /** the scan policy: {scanOnPush, blockSeverity, blockUnscanned, allowlist}, and `scanner`: the project's chosen scanner */
   scan?: Entry
 }
 
@@ -74,6 +81,8 @@ export interface SettingsDocument {
   trustKeys: Entry[]
   /** the system-wide scan allowlist (PUT /api/v1/scan-policy); undefined: left as it is (emptied with prune) */
   scanAllowlist?: AllowlistEntry[]
+  /** external scanner registrations (/api/v1/scanners; the built-in scanner is none): {name, url, auth, default}, the access credential never exported */
+  scanners?: Entry[]
 }
 
 export interface Change {
@@ -86,7 +95,7 @@ export interface Change {
   run: () => Promise<string | undefined>
 }
 
-const TOP_LEVEL = new Set(['kind', 'version', 'config', 'users', 'registries', 'projects', 'robots', 'webhooks', 'replication', 'trustKeys', 'scanAllowlist'])
+const TOP_LEVEL = new Set(['kind', 'version', 'config', 'users', 'registries', 'projects', 'robots', 'webhooks', 'replication', 'trustKeys', 'scanAllowlist', 'scanners'])
 const PROJECT_KEYS = new Set(['name', 'public', 'quotaBytes', 'proxy', 'layout', 'members', 'robots', 'immutability', 'retention', 'webhooks', 'trust', 'trustKeys', 'scan'])
 const TRUST_KEYS = new Set(['require', 'exemptRepositories'])
 const DEFAULT_TRUST = { require: 'none' }
@@ -99,6 +108,10 @@ const WEBHOOK_FIELDS = ['url', 'eventTypes', 'format', 'enabled', 'repositories'
 // the chart repository's password is never exported (the view shows chartRepositoryHasPassword only)
 const PROXY_FIELDS = ['registry', 'ttl', 'namespaces', 'default', 'prefetchPlatforms', 'chartRepository', 'chartRepositoryUsername'] as const
 const ENDPOINT_FIELDS = ['url', 'username', 'insecure', 'caCertificate'] as const
+// the access credential is write-only, as a registry endpoint's password
+const SCANNER_KEYS = new Set(['name', 'url', 'auth', 'accessCredential', 'default'])
+const SCANNER_FIELDS = ['url', 'auth', 'default'] as const
+const SCANNER_NAME = /^[a-z0-9]+(?:[._-][a-z0-9]+)*$/
 
 // ---------------------------------------------------------------- export
 
@@ -112,7 +125,8 @@ export async function exportSettings(s: SettingsServices, config?: unknown): Pro
   const replication = (await s.replication.policies.list()).map(({ createdAt: _c, updatedAt: _u, ...p }) => p as Entry)
   const trustKeys = s.trust ? (await s.trust.listMaterial(undefined)).map(materialEntry) : []
   const scanAllowlist = s.scan ? await s.scan.policies.systemAllowlist() : undefined
-  return { kind: 'BerthSettings', version: 1, ...(config === undefined ? {} : { config }), users, registries, projects, robots, webhooks, replication, trustKeys, ...(scanAllowlist ? { scanAllowlist } : {}) }
+  const scanners = s.scan?.scanners && (await s.scan.scanners.list()).map((r) => clean({ name: r.name, url: r.url, auth: r.auth, default: r.default || undefined }))
+  return { kind: 'BerthSettings', version: 1, ...(config === undefined ? {} : { config }), users, registries, projects, robots, webhooks, replication, trustKeys, ...(scanAllowlist ? { scanAllowlist } : {}), ...(scanners ? { scanners } : {}) }
 }
 
 async function exportProject(s: SettingsServices, name: string, p: { public: boolean; quotaBytes: number | null; proxy?: Record<string, unknown>; layout?: Record<string, unknown> }): Promise<ProjectEntry> {
@@ -123,7 +137,11 @@ async function exportProject(s: SettingsServices, name: string, p: { public: boo
   const webhooks = (await s.events.webhooks.list(name)).map(webhookEntry)
   const trust = s.trust && clean({ ...(await s.trust.policy(name)) })
   const trustKeys = s.trust ? (await s.trust.listMaterial(name)).map(materialEntry) : []
-  const scan = s.scan && ((await s.scan.policies.project(name)) as unknown as Entry)
+  const policy = s.scan && ((await s.scan.policies.project(name)) as unknown as Entry)
+  // the project's own choice of scanner (the default or the built-in one otherwise)
+  const chosen = s.scan?.scanners && (await s.scan.scanners.projectScanner(name))
+  const scanner = chosen?.source === 'project' ? chosen.name : undefined
+  const scan = policy && (stable(policy) !== stable(DEFAULT_SCAN_POLICY) || scanner !== undefined) ? { ...policy, ...(scanner !== undefined ? { scanner } : {}) } : undefined
   return clean({
     name,
     public: p.public,
@@ -138,7 +156,7 @@ async function exportProject(s: SettingsServices, name: string, p: { public: boo
     webhooks: webhooks.length ? webhooks : undefined,
     trust: trust && stable(trust) !== stable(DEFAULT_TRUST) ? trust : undefined,
     trustKeys: trustKeys.length ? trustKeys : undefined,
-    scan: scan && stable(scan) !== stable(DEFAULT_SCAN_POLICY) ? scan : undefined,
+    scan,
   }) as ProjectEntry
 }
 
@@ -196,8 +214,10 @@ export function parseSettingsDocument(input: unknown): SettingsDocument {
     if (p.trust !== undefined) trustPolicy(p.trust, `${at}.trust`)
     checkTrustKeys(p.trustKeys, `${at}.trustKeys`)
     if (p.scan !== undefined) {
+      const { scanner, ...policy } = object(p.scan, `${at}.scan`)
+      if (scanner !== undefined && (typeof scanner !== 'string' || scanner === '')) throw RegistryError.invalidField(`${at}.scan.scanner`, `a registered scanner or ${BUILTIN_SCANNER} (the built-in scanner); left out: the system default`)
       try {
-        parseScanPolicy(p.scan)
+        parseScanPolicy(policy)
       } catch (err) {
         throw prefixed(err, `${at}.scan`)
       }
@@ -222,7 +242,33 @@ export function parseSettingsDocument(input: unknown): SettingsDocument {
   }
   const trustKeys = checkTrustKeys(doc.trustKeys, 'trustKeys')
   const scanAllowlist = doc.scanAllowlist === undefined || doc.scanAllowlist === null ? undefined : systemAllowlist(doc.scanAllowlist)
-  return { kind: 'BerthSettings', version: 1, config: doc.config, users, registries, projects, robots, webhooks, replication, trustKeys, ...(scanAllowlist ? { scanAllowlist } : {}) }
+  const scanners = checkScanners(list(doc.scanners, 'scanners', SCANNER_KEYS, 'name'))
+  return { kind: 'BerthSettings', version: 1, config: doc.config, users, registries, projects, robots, webhooks, replication, trustKeys, ...(scanAllowlist ? { scanAllowlist } : {}), scanners }
+}
+
+/** Scanner registrations checked as POST /api/v1/scanners checks them, and at most one default. */
+function checkScanners(scanners: Entry[]): Entry[] {
+  for (const [i, r] of scanners.entries()) {
+    const at = `scanners[${i}]`
+    const name = r.name as string
+    if (name.length > 64 || !SCANNER_NAME.test(name)) throw RegistryError.invalidField(`${at}.name`, 'lowercase letters, digits and . _ - (up to 64 characters, starting and ending with a letter or digit)')
+    if (name === BUILTIN_SCANNER) throw RegistryError.invalidField(`${at}.name`, `${BUILTIN_SCANNER} is the built-in scanner's name`)
+    try {
+      parseHttpUrl(r.url, 'url', { path: 'base', credentials: 'auth and accessCredential' })
+    } catch (err) {
+      throw prefixed(err, at)
+    }
+    if (typeof r.url === 'string' && /\/api\/v1\/?$/.test(r.url)) throw RegistryError.invalidField(`${at}.url`, 'the base URL, without /api/v1 (Berth appends it)')
+    const auth = r.auth ?? 'None'
+    if (typeof auth !== 'string' || !(ADAPTER_AUTH as readonly string[]).includes(auth)) throw RegistryError.invalidField(`${at}.auth`, `one of ${ADAPTER_AUTH.join(', ')}`)
+    const credential = r.accessCredential
+    if (credential !== undefined && (typeof credential !== 'string' || credential === '')) throw RegistryError.invalidField(`${at}.accessCredential`, 'a non-empty string')
+    if (auth === 'None' && credential !== undefined) throw RegistryError.invalidField(`${at}.accessCredential`, 'given with auth None: say how to send it (Basic, Bearer or X-ScannerAdapter-API-Key)')
+    if (r.default !== undefined && typeof r.default !== 'boolean') throw RegistryError.invalidField(`${at}.default`, 'true or false')
+  }
+  const defaults = scanners.flatMap((r, i) => (r.default === true ? [i] : []))
+  if (defaults.length > 1) throw RegistryError.invalidField(`scanners[${defaults[1]}].default`, `at most one scanner is the default: ${defaults.map((i) => `scanners[${i}] (${String(scanners[i]?.name)})`).join(', ')} say default: true`)
+  return scanners
 }
 
 /** The system allowlist as PUT /api/v1/scan-policy parses it; a problem names `scanAllowlist[i]…`. */
@@ -332,6 +378,8 @@ export async function planSettings(s: SettingsServices, doc: SettingsDocument, o
   const deletions: Change[] = []
   planUsers(s, doc, current, changes, deletions)
   planEndpoints(s, doc, current, changes, deletions)
+  // scanners before the projects that choose one; deleted after the projects moved off them
+  await planScanners(s, doc, current, changes, deletions, opts.prune)
   for (const p of doc.projects) await planProject(s, p, current.projects.find((c) => c.name === p.name), changes, opts.prune)
   for (const c of current.projects) {
     if (!doc.projects.some((p) => p.name === c.name)) deletions.push({ op: 'delete', target: `project ${c.name}`, details: [], run: async () => (await s.auth.projects.delete(c.name), undefined) })
@@ -407,6 +455,40 @@ function planEndpoints(s: SettingsServices, doc: SettingsDocument, current: Sett
   }
 }
 
+async function planScanners(s: SettingsServices, doc: SettingsDocument, current: SettingsDocument, changes: Change[], deletions: Change[], prune: boolean): Promise<void> {
+  const scanners = s.scan?.scanners
+  if (!scanners) return
+  const want = doc.scanners ?? []
+  const have = current.scanners ?? []
+  // a project the document gives a scanner must find it after the apply
+  for (const [i, p] of doc.projects.entries()) {
+    const chosen = (p.scan as Entry | undefined)?.scanner
+    if (typeof chosen !== 'string' || chosen === BUILTIN_SCANNER || want.some((r) => r.name === chosen)) continue
+    if (!have.some((r) => r.name === chosen)) throw RegistryError.invalidField(`projects[${i}].scan.scanner`, `${chosen} is neither registered nor in the document's scanners (nor ${BUILTIN_SCANNER}, the built-in scanner)`)
+    if (prune) throw RegistryError.invalidField(`projects[${i}].scan.scanner`, `${chosen} is not in the document's scanners: --prune would delete it while the project uses it (list it under scanners, or choose another)`)
+  }
+  for (const [i, r] of want.entries()) {
+    const name = r.name as string
+    const current = have.find((h) => h.name === name)
+    const target = { url: r.url as string, auth: (r.auth as string | undefined) ?? 'None', default: r.default === true }
+    const credential = r.accessCredential !== undefined ? { accessCredential: r.accessCredential } : {}
+    if (!current) {
+      if (target.auth !== 'None' && r.accessCredential === undefined) throw RegistryError.invalidField(`scanners[${i}].accessCredential`, `required with auth ${target.auth} to register ${name} (it is never exported: add it to the document)`)
+      changes.push({ op: 'create', target: `scanner ${name}`, details: [], run: async () => (await scanners.create({ name, ...target, ...credential }), undefined) })
+      continue
+    }
+    const before = { url: current.url, auth: current.auth ?? 'None', default: current.default === true }
+    const details = diff(before, target, [...SCANNER_FIELDS])
+    // an access credential given in the document is written on every apply (it cannot be compared)
+    if (r.accessCredential !== undefined) details.push('accessCredential: (set)')
+    if (details.length) changes.push({ op: 'update', target: `scanner ${name}`, details, run: async () => (await scanners.update(name, { ...target, ...credential }), undefined) })
+  }
+  for (const h of have) {
+    const name = h.name as string
+    if (!want.some((r) => r.name === name)) deletions.push({ op: 'delete', target: `scanner ${name}`, details: [], run: async () => (await scanners.delete(name), undefined) })
+  }
+}
+
 async function planProject(s: SettingsServices, want: ProjectEntry, have: ProjectEntry | undefined, changes: Change[], prune: boolean): Promise<void> {
   const name = want.name
   const fields = { public: want.public === true, quotaBytes: want.quotaBytes ?? null, proxy: want.proxy ?? null }
@@ -458,12 +540,21 @@ function planProjectPolicies(s: SettingsServices, want: ProjectEntry, have: Proj
     }
   }
   const scan = s.scan
+  const { scanner: wantScanner, ...wantPolicy } = (want.scan ?? {}) as Entry
+  const { scanner: haveScanner, ...havePolicy } = (have?.scan ?? {}) as Entry
   if (scan && (want.scan !== undefined || prune)) {
-    const target = parseScanPolicy(want.scan ?? {})
-    const before = (have?.scan as ScanPolicyEntry | undefined) ?? DEFAULT_SCAN_POLICY
+    const target = parseScanPolicy(wantPolicy)
+    const before = have?.scan ? (havePolicy as unknown as ScanPolicyEntry) : DEFAULT_SCAN_POLICY
     if (stable(target as unknown as Entry) !== stable(before as unknown as Entry)) {
       changes.push({ op: 'update', target: `scan policy of ${name}`, details: diff(before as unknown as Entry, target as unknown as Entry, ['scanOnPush', 'blockSeverity', 'blockUnscanned', 'allowlist']), run: async () => (await scan.policies.setProject(name, target), undefined) })
     }
+  }
+  // the project's scanner: left as it is when the document leaves it out, back to the default with prune
+  const scanners = scan?.scanners
+  if (scanners && (wantScanner !== undefined || prune)) {
+    const target = (wantScanner as string | undefined) ?? null
+    const before = (haveScanner as string | undefined) ?? null
+    if (target !== before) changes.push({ op: 'update', target: `scanner of ${name}`, details: diff({ scanner: before }, { scanner: target }, ['scanner']), run: async () => (await scanners.setProjectScanner(name, { name: target }), undefined) })
   }
 }
 
