@@ -32,7 +32,7 @@ module.exports = {
     lower('adopt', ['auth', 'registry', 'metadata', 'storage', 'oci', 'errors', 'observability', 'config']),
     lower('limits', ['config', 'metadata', 'errors', 'observability']),
     lower('tracing', ['config', 'errors', 'storage', 'metadata', 'observability']),
-    lower('events', ['registry', 'auth', 'replication', 'policy', 'jobs', 'metadata', 'oci', 'errors', 'observability', 'config']),
+    lower('events', ['registry', 'auth', 'replication', 'policy', 'jobs', 'metadata', 'oci', 'errors', 'observability', 'config', 'runtime']),
     {
       name: 'http-never-touches-storage-or-metadata',
       severity: 'error',

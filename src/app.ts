@@ -201,11 +201,11 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<App>
     const replication = await openReplication(core, { registry: oci.registry, jobs, onManifestChanges: oci.onManifestChanges, trust }, opened)
     const proxy = openProxy(core, { registry: oci.registry, jobs, scheduler, auth: login.auth, metrics, endpoints: replication.endpoints, trust, box: replication.box })
     const layout = openLayouts(core, login.auth)
-    const events = openEvents({ config, log, now: core.now, repo: meta.events, box: replication.box, artifact: (repository, digest) => artifactFacts(meta, oci.registry, repository, digest) }, metrics && {
+    const events = openEvents({ config, log, now: core.now, repo: meta.events, box: replication.box, artifact: (repository, digest) => artifactFacts(meta, oci.registry, repository, digest), ...deliveryThread(config, deps, log) }, metrics && {
       onFanOut: (n) => metrics.eventsEmitted.inc(n),
-      onAttempt: (sink, result, lagMs) => {
-        metrics.eventDeliveries.inc({ sink, result: result.error === undefined ? 'delivered' : 'failed' })
-        if (result.error === undefined) metrics.eventDeliveryLag.observe({ sink }, lagMs / 1000)
+      onAttempt: (sink, delivered, lagMs) => {
+        metrics.eventDeliveries.inc({ sink, result: delivered ? 'delivered' : 'failed' })
+        if (delivered) metrics.eventDeliveryLag.observe({ sink }, lagMs / 1000)
       },
     })
     opened.add(() => events.close())
@@ -490,6 +490,16 @@ function gcThread(config: Config, deps: AppDeps, opts: Pick<GcThreadOptions, 'lo
   if (deps.now || deps.wrapStorage || databaseUrl(config) === 'sqlite::memory:') return undefined
   const entry = new URL(`./gc-thread-main${extname(fileURLToPath(import.meta.url))}`, import.meta.url)
   return new GcThread({ ...opts, entry, workerData: { config, level: opts.log.level } })
+}
+
+/**
+ * Event delivery moves to a thread of its own once a sink exists (src/events/delivery-thread.ts),
+ * unless `events.deliveryThread` is off or the thread could not see what this process sees (as
+ * for GC's thread).
+ */
+function deliveryThread(config: Config, deps: AppDeps, log: Logger): { thread?: { entry: URL; level: string } } {
+  if (!config.events.deliveryThread || deps.now || databaseUrl(config) === 'sqlite::memory:') return {}
+  return { thread: { entry: new URL(`./events-thread-main${extname(fileURLToPath(import.meta.url))}`, import.meta.url), level: log.level } }
 }
 
 /** What src/replication provides to the rest of the app. */

@@ -451,6 +451,8 @@ export function buildConfigSchema(z: typeof Zod) {
           allowedNetworks: z.array(z.string().regex(/^[0-9a-fA-F:.]+(\/\d{1,3})?$/, 'an address or CIDR')).default([]),
           /** a delivery still failing this long after its event is dead-lettered (replay it through the API) */
           deadLetterAfter: duration.prefault('24h'),
+          /** deliveries are made on a thread of their own (off the event loop that answers requests) once a sink exists */
+          deliveryThread: z.boolean().default(true),
           /** finished deliveries (delivered or dead-lettered) are listed, and replayable, this long; then removed */
           deliveryHistory: duration.prefault('7d'),
           /** the longest wait between two attempts of a delivery */

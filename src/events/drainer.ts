@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import type { Logger } from 'pino'
 import type { BerthEvent, DeliveryOutcome, DeliveryRow, EventRepository } from '../metadata/repositories/events.js'
-import type { Deliverer, PostResult } from './deliver.js'
+import type { Deliverer } from './deliver.js'
 import type { Sink } from './sinks.js'
 
 export interface DrainerOptions {
@@ -14,9 +14,15 @@ export interface DrainerOptions {
   maxBackoffMs: number
   now?: () => number
   /** told of every attempt (metrics) */
-  onAttempt?: (sink: string, result: PostResult, lagMs: number) => void
+  onAttempt?: (sink: string, delivered: boolean, lagMs: number) => void
   /** told how many outbox events were fanned out (metrics) */
   onFanOut?: (events: number) => void
+  /**
+   * Once a sink exists, delivery moves elsewhere (the delivery thread): this drainer stops and
+   * gives up its lease, then calls this. Until then it only empties the outbox of events no
+   * sink wants, which costs little on the event loop.
+   */
+  delegate?: () => void
 }
 
 const LEASE = 'events-drainer'
@@ -122,6 +128,7 @@ export class EventDrainer {
     }
     if (!this.leased) return
     const sinks = await this.sinks()
+    if (sinks.length > 0 && this.opts.delegate) return this.handOver(this.opts.delegate)
     const byKey = new Map(sinks.map((s) => [s.key, s]))
     const route = (e: BerthEvent) => sinks.filter((s) => s.enabled && s.accepts(e)).map((s) => s.key)
     for (;;) {
@@ -136,6 +143,15 @@ export class EventDrainer {
       const work = this.work(key, sink).catch((err: unknown) => this.log.warn({ err, sink: key }, 'event delivery failed'))
       this.workers.set(key, work.finally(() => this.workers.delete(key)))
     }
+  }
+
+  private async handOver(delegate: () => void): Promise<void> {
+    this.stopped = true
+    clearInterval(this.timer)
+    clearTimeout(this.soon)
+    if (this.leased) await this.repo.release(LEASE, this.owner)
+    this.leased = false
+    delegate()
   }
 
   /** Sends the sink's due deliveries in order, until one must wait. */
@@ -170,7 +186,7 @@ export class EventDrainer {
     const result = await this.deliverer.post(sink.url, body, headers, sink.timeoutMs, sink.guard)
     const now = this.now()
     const attempts = d.attempts + 1
-    this.opts.onAttempt?.(sink.key, result, now - event.time)
+    this.opts.onAttempt?.(sink.key, result.error === undefined, now - event.time)
     const base = { id: d.id, attempts, statusCode: result.statusCode, latencyMs: result.latencyMs, error: result.error ?? null }
     if (result.error === undefined) return { ...base, status: 'delivered', nextAt: now }
     if (now - d.created_at >= this.opts.deadLetterMs) {

@@ -152,6 +152,11 @@ export class WebhookPolicies {
     return sinks
   }
 
+  /** Reads the policies again at the next `sinks()` (another thread changed them). */
+  forget(): void {
+    this.cached = undefined
+  }
+
   private changed(): void {
     this.cached = undefined
     this.deps.onChange?.()

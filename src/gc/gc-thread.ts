@@ -1,7 +1,8 @@
-import { Worker } from 'node:worker_threads'
+import type { Worker } from 'node:worker_threads'
 import type { Logger } from 'pino'
 import type { UploadService } from '../registry/upload-service.js'
 import { ThreadLife } from '../runtime/thread-life.js'
+import { relog, spawnThread } from '../runtime/worker-thread.js'
 import { GcRunning, type GcDeps, type GcProgress, type GcRunner, type GcRunRecord, type StartOptions } from './gc-service.js'
 
 // GC runs on a worker thread of its own, so the event loop that answers requests never runs its
@@ -121,7 +122,7 @@ export class GcThread implements GcRunner {
 
   private thread(): Promise<Worker> {
     if (this.ready) return this.ready
-    const worker = spawnThread(this.opts.entry, this.opts.workerData)
+    const worker = spawnThread(this.opts.entry, this.opts.workerData, 'berth-gc')
     this.worker = worker
     this.ready = new Promise<Worker>((resolve, reject) => {
       worker.on('message', (message: FromGcThread) => {
@@ -174,29 +175,4 @@ export class GcThread implements GcRunner {
     this.calls.clear()
   }
 
-}
-
-/**
- * A thread running `entry`. Run from the TypeScript sources (tests, through tsx), the thread
- * imports it through tsx's API: Node 20 does not hand the loader of `--import tsx` down to worker
- * threads. A built server runs the compiled entry directly.
- */
-function spawnThread(entry: URL, workerData: unknown): Worker {
-  if (!entry.pathname.endsWith('.ts')) return new Worker(entry, { workerData, name: 'berth-gc' })
-  const tsx = import.meta.resolve('tsx/esm/api')
-  const source = `import(${JSON.stringify(tsx)}).then((tsx) => tsx.tsImport(${JSON.stringify(entry.href)}, ${JSON.stringify(entry.href)}))`
-  return new Worker(source, { eval: true, execArgv: [], workerData, name: 'berth-gc' })
-}
-
-/** A log line of the thread (pino JSON) written again through this process's logger and its bindings. */
-function relog(log: Logger, line: string): void {
-  let record: Record<string, unknown>
-  try {
-    record = JSON.parse(line) as Record<string, unknown>
-  } catch {
-    return
-  }
-  const { level, time: _time, pid: _pid, hostname: _hostname, msg, ...fields } = record
-  const label = log.levels.labels[Number(level)] as 'info' | undefined
-  log[label ?? 'info'](fields, typeof msg === 'string' ? msg : '')
 }

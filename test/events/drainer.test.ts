@@ -68,7 +68,10 @@ test('batched deliveries keep event order; finished deliveries past their histor
     const late: BerthEvent = { id: randomUUID(), type: 'artifact.pushed', time: clock, repository: 'a/b', tag: 'late' }
     await repo.append([late], clock)
     drainer.wake()
-    await eventually(async () => (await repo.deliveries('notify:up', 300)).length === 1, 'the old delivered deliveries removed', 10_000)
+    await eventually(async () => {
+      const left = await repo.deliveries('notify:up', 300)
+      return left.length === 1 && left[0]?.status === 'delivered'
+    }, 'the old delivered deliveries removed, the new one delivered', 10_000)
     const kept = await repo.deliveries('notify:up', 300)
     assert.equal(kept[0]?.event_id, late.id)
     assert.equal(kept[0]?.status, 'delivered')
