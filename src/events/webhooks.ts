@@ -147,7 +147,7 @@ export class WebhookPolicies {
     const now = this.deps.now()
     if (this.cached && now - this.cached.at < 1000) return this.cached.sinks
     const rows = await this.deps.repo.webhookPolicies()
-    const sinks = rows.map((r) => this.sink(r.scope, parse(r.definition)))
+    const sinks = rows.map((r) => this.sink(r.scope, parse(r.definition), r.created_at))
     this.cached = { at: now, sinks }
     return sinks
   }
@@ -207,7 +207,8 @@ export class WebhookPolicies {
     }
   }
 
-  private sink(scope: string, w: StoredWebhook): Sink {
+  /** `since`: events older than the policy are not its (they may still be in the outbox when it is made) */
+  private sink(scope: string, w: StoredWebhook, since = 0): Sink {
     const { box, baseUrl } = this.deps
     const secret = w.secret && box.decrypt(w.secret, context(scope, w.name, 'secret'))
     const auth = w.authHeader && box.decrypt(w.authHeader, context(scope, w.name, 'authHeader'))
@@ -225,7 +226,7 @@ export class WebhookPolicies {
       threshold: 3,
       backoffMs: 1000,
       ...(w.restricted ? { guard: this.deps.guard } : {}),
-      accepts: (e) => types.has(e.type) && inScope(e) && inRepositories(e),
+      accepts: (e) => e.time >= since && types.has(e.type) && inScope(e) && inRepositories(e),
       render: (e, at) => {
         const r = render(e)
         return {

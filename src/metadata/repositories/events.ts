@@ -203,10 +203,10 @@ export function createEventRepository(db: Db) {
       await db.deleteFrom('event_leases').where('name', '=', name).where('owner', '=', owner).execute()
     },
 
-    async webhookPolicies(scope?: string): Promise<{ scope: string; name: string; definition: string }[]> {
-      let q = db.selectFrom('webhook_policies').select(['scope', 'name', 'definition']).orderBy('scope').orderBy('name')
+    async webhookPolicies(scope?: string): Promise<{ scope: string; name: string; definition: string; created_at: number }[]> {
+      let q = db.selectFrom('webhook_policies').select(['scope', 'name', 'definition', 'created_at']).orderBy('scope').orderBy('name')
       if (scope !== undefined) q = q.where('scope', '=', scope)
-      return q.execute()
+      return (await q.execute()).map((r) => ({ ...r, created_at: Number(r.created_at) }))
     },
 
     /** false when a policy of that name exists in the scope already */
