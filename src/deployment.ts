@@ -1,13 +1,33 @@
 import { join, resolve } from 'node:path'
+import type { Logger } from 'pino'
 import type { Config } from './config/schema.js'
+import { openMetadata, type MetadataDb } from './metadata/db.js'
 import type { StorageDriver } from './storage/driver.js'
 import { FsDriver } from './storage/fs/driver.js'
 
 // Where a deployment keeps its data, from the config: what the server, the CLI and the GC thread
-// (src/gc-thread-main.ts) open. Kept apart from app.ts so the thread loads only this.
+// (src/gc-thread-main.ts) and the event delivery thread (src/events-thread-main.ts) open. Kept apart from app.ts so the thread loads only this.
 
 export function databaseUrl(config: Config): string {
   return config.database.url ?? `sqlite:${join(resolve(config.dataDir), 'berth.db')}`
+}
+
+/**
+ * The deployment's database as a thread of `berth serve` opens it (GC's, event delivery's): a
+ * small pool of its own, never migrating (the server did), and, on SQLite, reading the file's
+ * change counters before each cached read, as another process of the same file would.
+ */
+export function openThreadMetadata(config: Config, log: Logger): Promise<MetadataDb> {
+  return openMetadata(databaseUrl(config), {
+    poolMax: 2,
+    idleTimeoutMs: config.database.pool.idleTimeout,
+    connectTimeoutMs: config.database.connectTimeout,
+    statementTimeoutMs: config.database.statementTimeout,
+    sqliteSynchronous: config.database.sqliteSynchronous,
+    sharedByProcesses: true,
+    migrate: false,
+    log,
+  })
 }
 
 /**

@@ -1,14 +1,13 @@
 import { parentPort, workerData } from 'node:worker_threads'
 import { join, resolve } from 'node:path'
 import pino from 'pino'
-import { databaseUrl } from './deployment.js'
+import { openThreadMetadata } from './deployment.js'
 import type { Config } from './config/schema.js'
 import { Deliverer } from './events/deliver.js'
 import type { DeliveryThreadData, FromDeliveryThread, ToDeliveryThread } from './events/delivery-thread.js'
 import { EventDrainer } from './events/drainer.js'
 import { drainerOptions, sinksOf, WebhookPolicies } from './events/index.js'
 import { NetworkGuard } from './events/ssrf.js'
-import { openMetadata } from './metadata/db.js'
 import { createEventRepository } from './metadata/repositories/events.js'
 import { loggerOptions } from './observability/logger.js'
 import { keyFromConfig, keyFromFile, SecretBox } from './replication/secrets.js'
@@ -26,16 +25,7 @@ const post = (message: FromDeliveryThread) => port.postMessage(message)
 const METRICS_MS = 250
 
 const log = pino(loggerOptions(data.level), { write: (line: string) => post({ type: 'log', line }) }).child({ module: 'events' })
-const metadata = await openMetadata(databaseUrl(config), {
-  poolMax: 2,
-  idleTimeoutMs: config.database.pool.idleTimeout,
-  connectTimeoutMs: config.database.connectTimeout,
-  statementTimeoutMs: config.database.statementTimeout,
-  sqliteSynchronous: config.database.sqliteSynchronous,
-  sharedByProcesses: true,
-  migrate: false,
-  log,
-})
+const metadata = await openThreadMetadata(config, log)
 const repo = createEventRepository(metadata.db)
 // the server made (or read) the key file before starting this thread
 const key = config.secrets.key ? keyFromConfig(config.secrets.key) : (await keyFromFile(join(resolve(config.dataDir), 'secrets.key'))).key

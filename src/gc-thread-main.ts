@@ -1,10 +1,9 @@
 import { parentPort, workerData } from 'node:worker_threads'
 import pino from 'pino'
-import { createStorage, databaseUrl } from './deployment.js'
+import { createStorage, openThreadMetadata } from './deployment.js'
 import type { Config } from './config/schema.js'
 import { GcRunning, GcService, gcOptionsOf, type GcProgress } from './gc/gc-service.js'
 import type { FromGcThread, ToGcThread } from './gc/gc-thread.js'
-import { openMetadata } from './metadata/db.js'
 import { createMetadataRepositories } from './metadata/repositories/index.js'
 import { loggerOptions } from './observability/logger.js'
 
@@ -18,16 +17,7 @@ const post = (message: FromGcThread) => port.postMessage(message)
 
 const log = pino(loggerOptions(level), { write: (line: string) => post({ type: 'log', line }) })
 const storage = await createStorage(config)
-const metadata = await openMetadata(databaseUrl(config), {
-  poolMax: 2,
-  idleTimeoutMs: config.database.pool.idleTimeout,
-  connectTimeoutMs: config.database.connectTimeout,
-  statementTimeoutMs: config.database.statementTimeout,
-  sqliteSynchronous: config.database.sqliteSynchronous,
-  sharedByProcesses: true,
-  migrate: false,
-  log,
-})
+const metadata = await openThreadMetadata(config, log)
 const meta = createMetadataRepositories(metadata.db, metadata.changes)
 
 // Idle upload sessions are purged by the server's upload service (its session locks).

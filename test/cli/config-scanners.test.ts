@@ -15,17 +15,10 @@ import { ADMIN, ADMIN_PASSWORD, api, apiOk, startAuthServer } from '../helpers/a
 import type { TestServer } from '../helpers/server.js'
 import { startAdapter, type TestAdapter } from '../scan/scanner-adapter.js'
 import { berth } from '../transfer/helpers.js'
+import type { ScannerView } from '../../src/scan/adapters/scanners.js'
 
 const API_KEY = 'adapter-key-7f3c9e1d'
 const AUTH = 'X-ScannerAdapter-API-Key'
-
-interface ScannerView {
-  name: string
-  url: string
-  auth: string
-  hasCredential: boolean
-  default: boolean
-}
 
 describe('scanner registrations in berth config export / berth apply', () => {
   let adapter: TestAdapter

@@ -8,6 +8,7 @@ import { ensureUiBuilt } from '../helpers/ui.js'
 import { pushReferrer, vexDocument } from '../helpers/vex.js'
 import { artifactPath, importOsv, OSV_V1, pushAppImage, scanned } from '../scan/scan-helpers.js'
 import { startAdapter, type TestAdapter } from '../scan/scanner-adapter.js'
+import type { ScannerView } from '../../src/scan/adapters/scanners.js'
 
 // External scanners, VEX and the system allowlist in a real browser, against a real adapter of
 // Harbor's Pluggable Scanner API (test/scan/scanner-adapter.ts, a server that pulls the image
@@ -26,14 +27,6 @@ const VULNERABILITIES = [
   { id: 'CVE-2024-0001', package: 'openssl', version: '3.0.11', fix_version: '3.0.13', severity: 'Critical' },
   { id: 'CVE-2024-0003', package: 'lodash', version: '4.17.20', fix_version: '4.17.21', severity: 'Medium' },
 ]
-
-interface ScannerView {
-  name: string
-  url: string
-  auth: string
-  hasCredential: boolean
-  default: boolean
-}
 
 describe('scanners, VEX and the system allowlist in the web UI', { skip }, () => {
   let s: TestServer
