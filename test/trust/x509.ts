@@ -37,8 +37,11 @@ export function oid(dotted: string): Buffer {
   return tlv(0x06, Buffer.from(bytes))
 }
 
+/** A non-negative INTEGER in DER's minimal form (OpenSSL refuses a redundant leading zero byte). */
 function integer(b: Buffer): Buffer {
-  const trimmed = b[0] !== undefined && b[0] & 0x80 ? Buffer.concat([Buffer.from([0]), b]) : b
+  let value = b
+  while (value.length > 1 && value[0] === 0 && !((value[1] as number) & 0x80)) value = value.subarray(1)
+  const trimmed = value[0] !== undefined && value[0] & 0x80 ? Buffer.concat([Buffer.from([0]), value]) : value
   return tlv(0x02, trimmed)
 }
 
